@@ -1,0 +1,119 @@
+# numamalloc — a NUMA-aware memory allocator.  See README.md.
+#
+#   make               build/libnumamalloc.so (replaces malloc), build/libnumamalloc.a, tests
+#   make check         the whole test suite; ends with "N passed, N failed, N skipped"
+#   make check-tsan    the stress tests against a -fsanitize=thread build
+#   make bench         benchmarks against glibc and the installed peers
+#   make deps          install what the tests and benchmarks need (Debian/Ubuntu)
+#   make install PREFIX=/usr/local [DESTDIR=...]
+#
+# CC=clang works as well as gcc.
+
+CC       ?= cc
+CXX      ?= c++
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+BUILD    ?= build
+CFLAGS   ?= -O2 -g
+CXXFLAGS ?= -O2 -g
+
+VERSION   = 0.1.0
+SOVERSION = 0
+WARN      = -Wall -Wextra -Werror
+LIB_FLAGS = -std=gnu11 $(WARN) $(CFLAGS) -fPIC -fvisibility=hidden -ftls-model=initial-exec \
+            -fno-semantic-interposition -fno-plt -Iinclude -Isrc -pthread
+TEST_FLAGS = -std=gnu11 $(WARN) $(CFLAGS) -Iinclude -Isrc -pthread
+
+# Layers, bottom to top (see docs/design.md).  override.c alone defines the
+# libc symbols (malloc, free, ...); everything else is the nm_ API.
+LIB_SRC  = src/options.c src/os.c src/topology.c src/segment.c src/page.c src/heap.c \
+           src/large.c src/stats.c src/alloc.c src/override.c
+LIB_HDR  = $(wildcard src/*.h) include/numamalloc.h
+LIB_OBJ  = $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
+TSAN_OBJ = $(filter-out $(BUILD)/tsan/override.o,$(LIB_SRC:src/%.c=$(BUILD)/tsan/%.o))
+
+SO       = $(BUILD)/libnumamalloc.so
+ARCHIVE  = $(BUILD)/libnumamalloc.a
+TSAN_LIB = $(BUILD)/tsan/libnumamalloc-tsan.a
+
+# Tests: the directory says how a test is built and run (tests/README.md).
+UNIT_SRC    = $(wildcard tests/unit/*.c)
+PRELOAD_SRC = $(wildcard tests/preload/*.c)
+PRELOADXX   = $(wildcard tests/preload/*.cc)
+TSAN_SRC    = $(wildcard tests/tsan/*.c)
+UNIT_BIN    = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
+PRELOAD_BIN = $(PRELOAD_SRC:tests/preload/%.c=$(BUILD)/tests/preload/%) \
+              $(PRELOADXX:tests/preload/%.cc=$(BUILD)/tests/preload/%)
+TSAN_BIN    = $(TSAN_SRC:tests/tsan/%.c=$(BUILD)/tests/tsan/%)
+SCRIPT_TESTS = $(wildcard tests/programs/*.sh)
+
+.PHONY: all lib tests check check-tsan bench bench-deps deps install uninstall clean
+all: lib tests
+lib: $(SO) $(ARCHIVE)
+tests: $(UNIT_BIN) $(PRELOAD_BIN)
+
+$(BUILD)/obj/%.o: src/%.c $(LIB_HDR) | $(BUILD)/obj
+	$(CC) $(LIB_FLAGS) -c $< -o $@
+
+$(SO): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libnumamalloc.so.$(SOVERSION) -Wl,-z,now -Wl,--no-undefined \
+	    -o $@ $(LIB_OBJ) -pthread
+	ln -sf libnumamalloc.so $(BUILD)/libnumamalloc.so.$(SOVERSION)
+
+$(ARCHIVE): $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $(LIB_OBJ)
+
+$(BUILD)/obj $(BUILD)/tsan $(BUILD)/tests/unit $(BUILD)/tests/preload $(BUILD)/tests/tsan:
+	mkdir -p $@
+
+$(BUILD)/tests/unit/%: tests/unit/%.c $(ARCHIVE) tests/testutil.h | $(BUILD)/tests/unit
+	$(CC) $(TEST_FLAGS) $< -o $@ $(ARCHIVE) -pthread
+
+$(BUILD)/tests/preload/%: tests/preload/%.c tests/testutil.h | $(BUILD)/tests/preload
+	$(CC) $(TEST_FLAGS) $< -o $@ -pthread
+
+$(BUILD)/tests/preload/%: tests/preload/%.cc | $(BUILD)/tests/preload
+	$(CXX) -std=gnu++17 $(WARN) $(CXXFLAGS) $< -o $@ -pthread
+
+check: all
+	@tests/run.sh $(UNIT_BIN) $(PRELOAD_BIN) $(SCRIPT_TESTS)
+
+# ThreadSanitizer: the library without its libc symbols (TSan owns malloc),
+# driven through the nm_ API by the stress tests in tests/tsan/.
+$(BUILD)/tsan/%.o: src/%.c $(LIB_HDR) | $(BUILD)/tsan
+	$(CC) $(LIB_FLAGS) -fsanitize=thread -c $< -o $@
+
+$(TSAN_LIB): $(TSAN_OBJ)
+	rm -f $@ && ar rcs $@ $(TSAN_OBJ)
+
+$(BUILD)/tests/tsan/%: tests/tsan/%.c $(TSAN_LIB) tests/testutil.h | $(BUILD)/tests/tsan
+	$(CC) $(TEST_FLAGS) -fsanitize=thread $< -o $@ $(TSAN_LIB) -pthread
+
+check-tsan: $(TSAN_BIN)
+	@TSAN_OPTIONS="halt_on_error=1 exitcode=66" tests/run.sh $(TSAN_BIN)
+
+bench: lib
+	@bench/run.sh
+
+deps:
+	tests/deps.sh
+
+bench-deps:
+	bench/deps.sh
+
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 include/numamalloc.h $(DESTDIR)$(PREFIX)/include/
+	install -m 755 $(SO) $(DESTDIR)$(PREFIX)/lib/libnumamalloc.so.$(VERSION)
+	ln -sf libnumamalloc.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libnumamalloc.so.$(SOVERSION)
+	ln -sf libnumamalloc.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libnumamalloc.so
+	install -m 644 $(ARCHIVE) $(DESTDIR)$(PREFIX)/lib/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' numamalloc.pc.in \
+	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/numamalloc.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/include/numamalloc.h $(DESTDIR)$(PREFIX)/lib/libnumamalloc.so* \
+	      $(DESTDIR)$(PREFIX)/lib/libnumamalloc.a $(DESTDIR)$(PREFIX)/lib/pkgconfig/numamalloc.pc
+
+clean:
+	rm -rf $(BUILD)

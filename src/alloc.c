@@ -1,0 +1,222 @@
+/*
+ * alloc.c — the nm_ allocation API: malloc-family operations on top of the
+ * heap (small and medium blocks) and large spans, with the checks the
+ * public contract promises (sizes that overflow, bad alignments, pointers
+ * we do not own, double frees).
+ *
+ * May call every layer below (heap, large, page, segment, topology, os,
+ * options).  override.c maps the libc names onto these.
+ */
+#define _GNU_SOURCE
+#include "alloc.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "numamalloc.h"
+#include "options.h"
+
+/* ---- errors -------------------------------------------------------------------- */
+
+/* One line naming the call and the pointer, then abort (or carry on, with
+ * NUMAMALLOC_ON_ERROR=warn, leaving the heap untouched). */
+static nm_cold void report(const char *fn, const char *what, const void *p, const char *why)
+{
+    nm_line l = { .len = 0 };
+    nm_line_str(&l, "numamalloc: ");
+    nm_line_str(&l, fn);
+    nm_line_str(&l, "(): ");
+    nm_line_str(&l, what);
+    nm_line_str(&l, " ");
+    nm_line_hex(&l, (uintptr_t)p);
+    nm_line_str(&l, why);
+    nm_line_str(&l, "\n");
+    nm_line_write(&l, 2);
+    if (nm_opt.on_error == NM_ON_ERROR_ABORT) abort();
+}
+
+static nm_cold void report_invalid(const char *fn, const void *p)
+{
+    report(fn, "invalid pointer", p, ": not allocated by numamalloc");
+}
+
+static nm_cold void report_double_free(const char *fn, const void *p)
+{
+    report(fn, "double free of", p, "");
+}
+
+/* The node large blocks of this thread go to: where it runs now. */
+static int current_node(void)
+{
+    nm_heap_init();
+    return nm_topology_current_node();
+}
+
+/* ---- finding a block ------------------------------------------------------------- */
+
+enum block_status { BLOCK_LIVE, BLOCK_FREE, BLOCK_NOT_OURS };
+
+struct block_ref {
+    struct nm_segment *segment;
+    struct nm_page *page;       /* NULL for large blocks */
+    size_t usable;
+};
+
+static enum block_status block_lookup(const void *p, struct block_ref *ref)
+{
+    struct nm_segment *s = nm_segment_find(p);
+    if (!s) return BLOCK_NOT_OURS;
+    ref->segment = s;
+    if (s->kind == NM_SEGMENT_LARGE) {
+        if (p != nm_large_block(s)) return BLOCK_NOT_OURS;
+        ref->page = NULL;
+        ref->usable = s->block_size;
+        return atomic_load_explicit(&s->large_state, memory_order_relaxed) == NM_LARGE_LIVE
+               ? BLOCK_LIVE : BLOCK_FREE;
+    }
+    struct nm_page *pg = nm_page_of(s, p);
+    if (!nm_page_is_block(pg, p)) return BLOCK_NOT_OURS;
+    ref->page = pg;
+    ref->usable = pg->block_size;
+    const struct nm_block *b = p;
+    return b->freed == nm_block_cookie(b) ? BLOCK_FREE : BLOCK_LIVE;
+}
+
+/* ---- allocation ---------------------------------------------------------------------- */
+
+nm_noinline void *nm_alloc_slow(size_t size, bool zero)
+{
+    if (size > PTRDIFF_MAX) { errno = ENOMEM; return NULL; }
+    int saved = errno;
+    void *p = nm_large_alloc(size, 0, current_node(), zero);
+    if (p) errno = saved;
+    return p;
+}
+
+nm_export void *nm_malloc(size_t size)
+{
+    return nm_alloc_inline(size);
+}
+
+nm_export void *nm_calloc(size_t count, size_t size)
+{
+    size_t bytes;
+    if (__builtin_mul_overflow(count, size, &bytes)) { errno = ENOMEM; return NULL; }
+    if (bytes > NM_MEDIUM_MAX) return nm_alloc_slow(bytes, true);
+    void *p = nm_alloc_inline(bytes);
+    if (p) memset(p, 0, bytes);
+    return p;
+}
+
+nm_export void *nm_aligned_alloc(size_t alignment, size_t size)
+{
+    if (!nm_is_pow2(alignment)) { errno = EINVAL; return NULL; }
+    if (alignment <= 16) return nm_alloc_inline(size);
+    if (size > PTRDIFF_MAX) { errno = ENOMEM; return NULL; }
+    if (alignment <= NM_MEDIUM_MAX && size <= NM_MEDIUM_MAX) {
+        /* The first class at least as big whose size is a multiple of the
+         * alignment: its blocks are naturally aligned (page.h). */
+        unsigned cls = nm_size_class(size > alignment ? size : alignment);
+        while (nm_class_size[cls] & (alignment - 1)) cls++;
+        return nm_heap_alloc_class(nm_tls_heap, cls);
+    }
+    int saved = errno;
+    void *p = nm_large_alloc(size, alignment, current_node(), false);
+    if (p) errno = saved;
+    return p;
+}
+
+/* ---- free ------------------------------------------------------------------------------ */
+
+nm_noinline void nm_free_slow(void *p, const char *fn)
+{
+    int saved = errno;
+    struct block_ref ref;
+    switch (block_lookup(p, &ref)) {
+    case BLOCK_NOT_OURS:
+        report_invalid(fn, p);
+        break;
+    case BLOCK_FREE:
+        report_double_free(fn, p);
+        break;
+    case BLOCK_LIVE:
+        if (!ref.page) {
+            if (!nm_large_free(ref.segment)) report_double_free(fn, p);
+        } else {
+            nm_heap_free(ref.segment, ref.page, p);
+        }
+        break;
+    }
+    errno = saved;
+}
+
+nm_export void nm_free(void *p)
+{
+    nm_free_inline(p);
+}
+
+nm_export size_t nm_usable_size(const void *p)
+{
+    struct block_ref ref;
+    if (!p || block_lookup(p, &ref) == BLOCK_NOT_OURS) return 0;
+    return ref.usable;
+}
+
+/* ---- realloc ------------------------------------------------------------------------------ */
+
+void *nm_realloc_named(void *p, size_t size, const char *fn)
+{
+    if (!p) return nm_alloc_inline(size);
+    if (size == 0) {          /* as glibc: free and return NULL */
+        nm_free_inline(p);
+        return NULL;
+    }
+    struct block_ref ref;
+    switch (block_lookup(p, &ref)) {
+    case BLOCK_NOT_OURS: report_invalid(fn, p); errno = EINVAL; return NULL;
+    case BLOCK_FREE: report_double_free(fn, p); errno = EINVAL; return NULL;
+    case BLOCK_LIVE: break;
+    }
+    if (size > PTRDIFF_MAX) { errno = ENOMEM; return NULL; }
+
+    /* Keep the block when the new size still fits and wastes under half. */
+    if (size <= ref.usable && size >= ref.usable / 2) return p;
+    if (!ref.page && size > NM_MEDIUM_MAX) {
+        int saved = errno;
+        void *q = nm_large_resize(ref.segment, size);
+        errno = saved;
+        if (q) return q;
+    }
+    void *q = nm_alloc_inline(size);
+    if (!q) return NULL;
+    memcpy(q, p, size < ref.usable ? size : ref.usable);
+    nm_free_inline(p);
+    return q;
+}
+
+nm_export void *nm_realloc(void *p, size_t size)
+{
+    return nm_realloc_named(p, size, "realloc");
+}
+
+/* ---- threads and trimming ------------------------------------------------------------------- */
+
+nm_export int nm_thread_rebind(void)
+{
+    return nm_heap_rebind();
+}
+
+nm_export void nm_trim(void)
+{
+    nm_heap_init();
+    int saved = errno;
+    nm_heap_trim();
+    uint64_t now = nm_os_now_ms();
+    for (int node = 0; node < nm_topo.node_count; node++) {
+        nm_large_cache_purge(node, now, true);
+        nm_segment_cache_purge(node, now, true);
+    }
+    errno = saved;
+}

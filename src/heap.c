@@ -1,0 +1,574 @@
+/*
+ * heap.c — thread heaps: page queues, the allocation slow path, remote-free
+ * collection, thread start and exit, node moves, and purging free pages.
+ *
+ * Invariants (owner thread only touches its heap):
+ *   - queue[c].first is the page small allocations of class c come from;
+ *     direct[] always points at it (or at the empty page when there is none).
+ *   - a page is in exactly one list: its class queue (QUEUED), the full list
+ *     (FULL), or none (FREE, counted in its segment's free_pages).
+ *   - page->used counts blocks not on page->free, so blocks on page->remote
+ *     still count until collected; a page is free only when used == 0.
+ *   - a segment with no page in use leaves the heap (node cache).
+ *
+ * May call the page, segment, topology and os layers and the options.
+ */
+#define _GNU_SOURCE
+#include "heap.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "options.h"
+
+/* The page every empty slot points at: it never has a free block. */
+static struct nm_page empty_page;
+struct nm_heap nm_heap_empty = { .direct = { [0 ... NM_DIRECT_SLOTS - 1] = &empty_page } };
+__thread struct nm_heap *nm_tls_heap __attribute__((tls_model("initial-exec"))) = &nm_heap_empty;
+
+_Atomic(struct nm_heap *) nm_heap_list;
+_Atomic uint64_t nm_class_pages[NM_CLASS_COUNT];
+_Atomic uint64_t nm_orphan_frees[NM_CLASS_COUNT];
+
+static pthread_key_t heap_key;
+static void heap_thread_exit(void *arg);
+
+/* A move to another node is noticed at the latest this often (ms), besides
+ * on every refill; see docs/design.md. */
+#define NM_MAINTENANCE_MIN_MS 10
+
+/* Set up this layer and the ones below, once per process.  Runs inside
+ * the first malloc (maybe before libc finished its own start-up), so it
+ * must not allocate; a thread that comes while another one is at it waits
+ * for it (start-up is short and takes no lock that could be held forever). */
+static _Atomic int init_state;   /* 0: not yet, 1: running, 2: done */
+
+void nm_heap_init(void)
+{
+    if (nm_likely(atomic_load_explicit(&init_state, memory_order_acquire) == 2)) return;
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&init_state, &expected, 1)) {
+        while (atomic_load_explicit(&init_state, memory_order_acquire) != 2) sched_yield();
+        return;
+    }
+    nm_options_init();
+    nm_topology_init(nm_opt.sysfs_root);
+    nm_page_classes_init();
+    nm_segment_init();
+    (void)pthread_key_create(&heap_key, heap_thread_exit);
+    atomic_store_explicit(&init_state, 2, memory_order_release);
+}
+
+/* ---- heap structs ---------------------------------------------------------------- */
+
+static void heap_reset(struct nm_heap *h, int node)
+{
+    for (size_t i = 0; i < NM_DIRECT_SLOTS; i++) h->direct[i] = &empty_page;
+    memset(h->queue, 0, sizeof h->queue);
+    memset(&h->full, 0, sizeof h->full);
+    h->segments[0] = h->segments[1] = NULL;
+    h->node = node;
+    atomic_store_explicit(&h->remote_pending, 0, memory_order_relaxed);
+    h->next_maintenance_ms = 0;
+}
+
+/* Heap structs are never freed: an exited thread's struct is claimed by
+ * the next new thread (so remote frees may always touch heap->remote_pending
+ * of a heap they read from a segment, even a stale one). */
+static struct nm_heap *heap_claim(int node)
+{
+    struct nm_heap *h;
+    for (h = atomic_load_explicit(&nm_heap_list, memory_order_acquire); h; h = h->all_next) {
+        bool expected = false;
+        if (!atomic_load_explicit(&h->claimed, memory_order_relaxed) &&
+            atomic_compare_exchange_strong(&h->claimed, &expected, true))
+            break;
+    }
+    if (!h) {
+        h = nm_os_reserve(sizeof *h, NM_OS_PAGE, false);
+        if (!h) return NULL;
+        atomic_store_explicit(&h->claimed, true, memory_order_relaxed);
+        struct nm_heap *head = atomic_load_explicit(&nm_heap_list, memory_order_relaxed);
+        do {
+            h->all_next = head;
+        } while (!atomic_compare_exchange_weak_explicit(&nm_heap_list, &head, h,
+                                                        memory_order_release,
+                                                        memory_order_relaxed));
+    }
+    heap_reset(h, node);
+    return h;
+}
+
+/* ---- queues ---------------------------------------------------------------------- */
+
+/* Keep direct[] pointing at the first page of class `cls`. */
+static void direct_update(struct nm_heap *h, unsigned cls)
+{
+    if (nm_class_size[cls] > NM_DIRECT_MAX) return;
+    struct nm_page *pg = h->queue[cls].first ? h->queue[cls].first : &empty_page;
+    size_t lo = cls == 0 ? 0 : (nm_class_size[cls - 1] + 16) >> 4;
+    size_t hi = nm_class_size[cls] >> 4;
+    for (size_t i = lo; i <= hi; i++) h->direct[i] = pg;
+}
+
+static void list_remove(struct nm_page_queue *q, struct nm_page *pg)
+{
+    if (pg->prev) pg->prev->next = pg->next; else q->first = pg->next;
+    if (pg->next) pg->next->prev = pg->prev; else q->last = pg->prev;
+    pg->next = pg->prev = NULL;
+}
+
+static void list_push_front(struct nm_page_queue *q, struct nm_page *pg)
+{
+    pg->prev = NULL;
+    pg->next = q->first;
+    if (q->first) q->first->prev = pg; else q->last = pg;
+    q->first = pg;
+}
+
+static void list_push_back(struct nm_page_queue *q, struct nm_page *pg)
+{
+    pg->next = NULL;
+    pg->prev = q->last;
+    if (q->last) q->last->next = pg; else q->first = pg;
+    q->last = pg;
+}
+
+static struct nm_page_queue *page_list(struct nm_heap *h, struct nm_page *pg)
+{
+    return pg->state == NM_PAGE_FULL ? &h->full : &h->queue[pg->size_class];
+}
+
+static void page_unlink(struct nm_heap *h, struct nm_page *pg)
+{
+    bool was_first = h->queue[pg->size_class].first == pg;
+    list_remove(page_list(h, pg), pg);
+    if (was_first) direct_update(h, pg->size_class);
+}
+
+static void page_enqueue_front(struct nm_heap *h, struct nm_page *pg)
+{
+    pg->state = NM_PAGE_QUEUED;
+    list_push_front(&h->queue[pg->size_class], pg);
+    direct_update(h, pg->size_class);
+}
+
+static void page_enqueue_back(struct nm_heap *h, struct nm_page *pg)
+{
+    pg->state = NM_PAGE_QUEUED;
+    bool empty = h->queue[pg->size_class].first == NULL;
+    list_push_back(&h->queue[pg->size_class], pg);
+    if (empty) direct_update(h, pg->size_class);
+}
+
+static void page_to_full(struct nm_heap *h, struct nm_page *pg)
+{
+    page_unlink(h, pg);
+    pg->state = NM_PAGE_FULL;
+    list_push_back(&h->full, pg);
+}
+
+/* ---- segments of a heap -------------------------------------------------------------- */
+
+static void segment_link(struct nm_heap *h, struct nm_segment *s, bool front)
+{
+    struct nm_segment **head = &h->segments[s->kind];
+    s->heap_prev = NULL;
+    if (front || !*head) {
+        s->heap_next = *head;
+        if (*head) (*head)->heap_prev = s;
+        *head = s;
+        return;
+    }
+    struct nm_segment *tail = *head;
+    while (tail->heap_next) tail = tail->heap_next;
+    tail->heap_next = s;
+    s->heap_prev = tail;
+    s->heap_next = NULL;
+}
+
+static void segment_unlink(struct nm_heap *h, struct nm_segment *s)
+{
+    if (s->heap_prev) s->heap_prev->heap_next = s->heap_next;
+    else h->segments[s->kind] = s->heap_next;
+    if (s->heap_next) s->heap_next->heap_prev = s->heap_prev;
+    s->heap_next = s->heap_prev = NULL;
+}
+
+/* Move a segment to the front of its list when it has a free page, to the
+ * back when it has none, so the front segment answers "any free page?". */
+static void segment_reorder(struct nm_heap *h, struct nm_segment *s)
+{
+    bool has_free = s->free_pages != 0;
+    if (has_free && h->segments[s->kind] != s) {
+        segment_unlink(h, s);
+        segment_link(h, s, true);
+    } else if (!has_free && s->heap_next) {
+        segment_unlink(h, s);
+        segment_link(h, s, false);
+    }
+}
+
+/* Page `pg` (used == 0, unlinked) goes back to its segment; the segment
+ * goes to the node cache when it has no page in use.  Returns true then. */
+static bool page_release(struct nm_heap *h, struct nm_segment *s, struct nm_page *pg,
+                         uint64_t now_ms)
+{
+    size_t index = (size_t)(pg - s->pages);
+    atomic_fetch_sub_explicit(&nm_class_pages[pg->size_class], 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&nm_nodes[s->node].in_use, (size_t)1 << s->page_shift,
+                              memory_order_relaxed);
+    pg->state = NM_PAGE_FREE;
+    pg->free = NULL;
+    pg->block_size = 0;
+    pg->capacity = pg->reserved = 0;
+    pg->retired_ms = (uint32_t)now_ms;
+    s->free_pages |= 1ull << index;
+    if (--s->pages_used == 0) {
+        segment_unlink(h, s);
+        nm_segment_free(s);
+        return true;
+    }
+    segment_reorder(h, s);
+    return false;
+}
+
+/* A page with no block in use: keep it when it is the only page of its
+ * class (so a malloc/free loop does not cycle pages), else release it. */
+static void page_retire(struct nm_heap *h, struct nm_page *pg)
+{
+    struct nm_page_queue *q = &h->queue[pg->size_class];
+    if (pg->state == NM_PAGE_QUEUED && q->first == pg && q->last == pg) return;
+    page_unlink(h, pg);
+    page_release(h, nm_segment_of(pg->start), pg, nm_os_now_ms());
+}
+
+/* Take a free page of segment `s` for class `cls` and queue it first. */
+static struct nm_page *page_take(struct nm_heap *h, struct nm_segment *s, unsigned cls)
+{
+    size_t index = (size_t)__builtin_ctzll(s->free_pages);
+    struct nm_page *pg = &s->pages[index];
+    s->free_pages &= ~(1ull << index);
+    s->pages_used++;
+    if (!pg->committed) {
+        pg->committed = 1;
+        uint8_t *start; size_t len;
+        nm_page_area(s, index, &start, &len);
+        atomic_fetch_sub_explicit(&nm_nodes[s->node].decommitted, len, memory_order_relaxed);
+    }
+    nm_page_format(s, index, cls);
+    atomic_fetch_add_explicit(&nm_class_pages[cls], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&nm_nodes[s->node].in_use, (size_t)1 << s->page_shift,
+                              memory_order_relaxed);
+    segment_reorder(h, s);
+    page_enqueue_front(h, pg);
+    return pg;
+}
+
+/* Take over an abandoned segment: collect its remote frees, release empty
+ * pages, queue the others.  Returns false if the segment turned out empty
+ * and went to the cache. */
+static bool heap_adopt(struct nm_heap *h, struct nm_segment *s)
+{
+    atomic_store_explicit(&s->heap, h, memory_order_release);
+    atomic_store_explicit(&s->remote_pending, 0, memory_order_relaxed);
+    segment_link(h, s, s->free_pages != 0);
+    uint64_t now = nm_os_now_ms();
+    for (size_t i = 0; i < s->page_count; i++) {
+        struct nm_page *pg = &s->pages[i];
+        if (pg->state == NM_PAGE_FREE) continue;
+        nm_count(&h->remote_frees, nm_page_collect(pg));
+        pg->next = pg->prev = NULL;
+        if (pg->used == 0) {
+            pg->state = NM_PAGE_QUEUED;   /* not linked: page_release only counts */
+            if (page_release(h, s, pg, now)) return false;
+        } else if (pg->free || pg->capacity < pg->reserved) {
+            page_enqueue_back(h, pg);
+        } else {
+            pg->state = NM_PAGE_FULL;
+            list_push_back(&h->full, pg);
+        }
+    }
+    return true;
+}
+
+/* A segment with a free page of `kind`: our own, an abandoned one from our
+ * node, or a fresh one. */
+static struct nm_segment *heap_segment_with_free_page(struct nm_heap *h, enum nm_segment_kind kind)
+{
+    struct nm_segment *s = h->segments[kind];
+    if (s && s->free_pages) return s;
+    for (int tries = 0; tries < 4; tries++) {
+        s = nm_segment_take_abandoned(h->node);
+        if (!s) break;
+        if (heap_adopt(h, s) && s->kind == kind && s->free_pages) return s;
+    }
+    s = nm_segment_alloc(h->node, kind);
+    if (!s) return NULL;
+    atomic_store_explicit(&s->heap, h, memory_order_release);
+    segment_link(h, s, true);
+    return s;
+}
+
+/* ---- remote frees ---------------------------------------------------------------------- */
+
+void nm_heap_free_remote(struct nm_segment *s, struct nm_page *pg, struct nm_block *b)
+{
+    struct nm_block *head = atomic_load_explicit(&pg->remote, memory_order_relaxed);
+    do {
+        b->next = head;
+    } while (!atomic_compare_exchange_weak_explicit(&pg->remote, &head, b, memory_order_release,
+                                                    memory_order_relaxed));
+    /* Tell the owner; read first so a busy page does not bounce the line. */
+    if (!atomic_load_explicit(&s->remote_pending, memory_order_relaxed))
+        atomic_store_explicit(&s->remote_pending, 1, memory_order_release);
+    struct nm_heap *owner = atomic_load_explicit(&s->heap, memory_order_acquire);
+    if (owner && !atomic_load_explicit(&owner->remote_pending, memory_order_relaxed))
+        atomic_store_explicit(&owner->remote_pending, 1, memory_order_release);
+
+    struct nm_heap *self = nm_tls_heap;
+    if (self != &nm_heap_empty) nm_count(&self->frees[pg->size_class], 1);
+    else atomic_fetch_add_explicit(&nm_orphan_frees[pg->size_class], 1, memory_order_relaxed);
+}
+
+/* Collect remote frees on every segment that got some: full pages that now
+ * have blocks go back to their queue, empty pages are released. */
+static void heap_collect_remote(struct nm_heap *h, bool all)
+{
+    if (!all && !atomic_load_explicit(&h->remote_pending, memory_order_relaxed)) return;
+    atomic_store_explicit(&h->remote_pending, 0, memory_order_relaxed);
+    uint64_t now = nm_os_now_ms();
+    for (int kind = 0; kind < 2; kind++) {
+        for (struct nm_segment *s = h->segments[kind], *next; s; s = next) {
+            next = s->heap_next;
+            if (!all && !atomic_load_explicit(&s->remote_pending, memory_order_relaxed)) continue;
+            atomic_exchange_explicit(&s->remote_pending, 0, memory_order_acquire);
+            for (size_t i = 0; i < s->page_count; i++) {
+                struct nm_page *pg = &s->pages[i];
+                if (pg->state == NM_PAGE_FREE || !nm_page_has_remote(pg)) continue;
+                nm_count(&h->remote_frees, nm_page_collect(pg));
+                if (pg->used == 0 && h->queue[pg->size_class].first != pg) {
+                    page_unlink(h, pg);
+                    if (page_release(h, s, pg, now)) break;
+                } else if (pg->state == NM_PAGE_FULL) {
+                    list_remove(&h->full, pg);
+                    page_enqueue_front(h, pg);
+                }
+            }
+        }
+    }
+}
+
+/* ---- purging ------------------------------------------------------------------------------ */
+
+/* Return the memory of pages that have been free for the purge delay
+ * (force: all free pages), merging neighbours into one madvise. */
+static void heap_decommit_free_pages(struct nm_heap *h, uint64_t now_ms, bool force)
+{
+    for (int kind = 0; kind < 2; kind++) {
+        for (struct nm_segment *s = h->segments[kind]; s && s->free_pages; s = s->heap_next) {
+            uint8_t *run = NULL;
+            size_t run_len = 0;
+            for (size_t i = 0; i <= s->page_count; i++) {
+                struct nm_page *pg = i < s->page_count ? &s->pages[i] : NULL;
+                bool take = pg && pg->state == NM_PAGE_FREE && pg->committed &&
+                            (force || (uint32_t)now_ms - pg->retired_ms >= nm_opt.purge_delay_ms);
+                if (take) {
+                    uint8_t *start; size_t len;
+                    nm_page_area(s, i, &start, &len);
+                    if (!run) run = start;
+                    run_len = (size_t)(start + len - run);
+                    pg->committed = 0;
+                    continue;
+                }
+                if (run && nm_os_decommit(run, run_len) == 0) {
+                    atomic_fetch_add_explicit(&nm_nodes[s->node].decommitted, run_len,
+                                              memory_order_relaxed);
+                    atomic_fetch_add_explicit(&nm_counters.purges, 1, memory_order_relaxed);
+                    atomic_fetch_add_explicit(&nm_counters.purged_bytes, run_len,
+                                              memory_order_relaxed);
+                }
+                run = NULL;
+            }
+        }
+    }
+}
+
+/* Pages kept as the last of their class that have been empty all along. */
+static void heap_release_idle_pages(struct nm_heap *h)
+{
+    for (unsigned c = 0; c < NM_CLASS_COUNT; c++) {
+        struct nm_page *pg = h->queue[c].first;
+        if (pg && pg->used == 0 && pg == h->queue[c].last && !nm_page_has_remote(pg)) {
+            page_unlink(h, pg);
+            page_release(h, nm_segment_of(pg->start), pg, nm_os_now_ms());
+        }
+    }
+}
+
+static void heap_maintenance(struct nm_heap *h, uint64_t now_ms)
+{
+    h->next_maintenance_ms = now_ms + (nm_opt.purge_delay_ms > 2 * NM_MAINTENANCE_MIN_MS
+                                       ? nm_opt.purge_delay_ms / 2 : NM_MAINTENANCE_MIN_MS);
+    heap_collect_remote(h, true);
+    heap_decommit_free_pages(h, now_ms, false);
+    nm_segment_maybe_purge(h->node, now_ms);
+}
+
+/* ---- threads and nodes ------------------------------------------------------------------ */
+
+/* Hand everything the heap owns to its node: empty pages and segments go
+ * back, segments with live blocks wait for adoption by another heap. */
+static void heap_abandon(struct nm_heap *h)
+{
+    heap_collect_remote(h, true);
+    heap_release_idle_pages(h);
+    for (int kind = 0; kind < 2; kind++) {
+        for (struct nm_segment *s = h->segments[kind], *next; s; s = next) {
+            next = s->heap_next;
+            segment_unlink(h, s);
+            nm_segment_abandon(s);
+        }
+    }
+    heap_reset(h, h->node);
+    atomic_store_explicit(&h->claimed, false, memory_order_release);
+}
+
+static void heap_thread_exit(void *arg)
+{
+    struct nm_heap *h = arg;
+    if (!h || h == &nm_heap_empty) return;
+    nm_tls_heap = &nm_heap_empty;
+    heap_abandon(h);
+}
+
+struct nm_heap *nm_heap_get(void)
+{
+    struct nm_heap *h = nm_tls_heap;
+    if (h != &nm_heap_empty) return h;
+    nm_heap_init();
+    h = heap_claim(nm_topology_current_node());
+    if (!h) { errno = ENOMEM; return NULL; }
+    atomic_fetch_add_explicit(&nm_counters.threads, 1, memory_order_relaxed);
+    nm_tls_heap = h;
+    (void)pthread_setspecific(heap_key, h);
+    return h;
+}
+
+/* The thread now runs on `node`: give the old heap's segments to their
+ * node and continue with a fresh heap on the new one. */
+static struct nm_heap *heap_move(struct nm_heap *h, int node)
+{
+    struct nm_heap *moved = heap_claim(node);
+    if (!moved) return h;   /* keep serving from the old node rather than fail */
+    nm_tls_heap = moved;
+    (void)pthread_setspecific(heap_key, moved);
+    heap_abandon(h);
+    return moved;
+}
+
+static struct nm_heap *heap_check_node(struct nm_heap *h)
+{
+    if (nm_topo.node_count < 2) return h;
+    int node = nm_topology_current_node();
+    return node == h->node ? h : heap_move(h, node);
+}
+
+int nm_heap_rebind(void)
+{
+    struct nm_heap *h = nm_heap_get();
+    if (!h) return nm_topo.node_id[nm_topology_current_node()];
+    return nm_topo.node_id[heap_check_node(h)->node];
+}
+
+void nm_heap_after_fork(void)
+{
+    /* Heaps of threads that do not exist in the child stay claimed; their
+     * blocks can still be freed (as remote frees) but are not reused. */
+}
+
+void nm_heap_trim(void)
+{
+    struct nm_heap *h = nm_tls_heap;
+    if (h == &nm_heap_empty) return;
+    heap_collect_remote(h, true);
+    heap_release_idle_pages(h);
+    /* Adopt abandoned segments of our node: their empty pages go back too. */
+    for (int i = 0; i < 64; i++) {
+        struct nm_segment *s = nm_segment_take_abandoned(h->node);
+        if (!s) break;
+        heap_adopt(h, s);
+    }
+    heap_decommit_free_pages(h, nm_os_now_ms(), true);
+}
+
+/* ---- the slow path -------------------------------------------------------------------------- */
+
+/* A page of class `cls` with a free block, first in its queue; NULL + ENOMEM. */
+static struct nm_page *heap_find_page(struct nm_heap *h, unsigned cls)
+{
+    struct nm_page_queue *q = &h->queue[cls];
+    for (struct nm_page *pg = q->first, *next; pg; pg = next) {
+        next = pg->next;
+        nm_count(&h->remote_frees, nm_page_collect(pg));
+        if (pg->free || nm_page_extend(pg)) {
+            if (q->first != pg) {
+                page_unlink(h, pg);
+                page_enqueue_front(h, pg);
+            }
+            return pg;
+        }
+        page_to_full(h, pg);
+    }
+    /* Nothing queued: remote frees may have refilled full pages. */
+    heap_collect_remote(h, false);
+    if (q->first && (q->first->free || nm_page_extend(q->first))) return q->first;
+
+    struct nm_segment *s = heap_segment_with_free_page(h, nm_class_kind(cls));
+    if (!s) { errno = ENOMEM; return NULL; }
+    struct nm_page *pg = page_take(h, s, cls);
+    nm_page_extend(pg);
+    return pg;
+}
+
+void *nm_heap_alloc_class(struct nm_heap *h, unsigned cls)
+{
+    int saved_errno = errno;   /* a successful malloc leaves errno alone */
+    if (h == &nm_heap_empty) {
+        h = nm_heap_get();
+        if (!h) return NULL;
+    }
+    uint64_t now = nm_os_now_ms();
+    if (now >= h->next_maintenance_ms) heap_maintenance(h, now);
+    h = heap_check_node(h);
+
+    struct nm_page *pg = h->queue[cls].first;
+    if (!pg || !pg->free) {
+        pg = heap_find_page(h, cls);
+        if (!pg) return NULL;
+    }
+    struct nm_block *b = pg->free;
+    pg->free = b->next;
+    pg->used++;
+    b->freed = 0;
+    nm_count(&h->allocs[cls], 1);
+    errno = saved_errno;
+    return b;
+}
+
+void *nm_heap_alloc_generic(struct nm_heap *h, size_t size)
+{
+    return nm_heap_alloc_class(h, nm_size_class(size));
+}
+
+void nm_heap_page_freed(struct nm_heap *h, struct nm_page *pg)
+{
+    if (pg->state == NM_PAGE_FULL) {
+        list_remove(&h->full, pg);
+        page_enqueue_back(h, pg);
+    }
+    if (pg->used == 0) page_retire(h, pg);
+}

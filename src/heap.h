@@ -1,0 +1,134 @@
+/*
+ * heap.h — thread heaps: the per-thread cache that serves small and medium
+ * blocks (up to 256 KiB) without locks or atomic instructions.
+ *
+ * Each thread has one heap, tied to the node the thread runs on.  For every
+ * size class the heap keeps a queue of pages; the first page of a queue is
+ * the one blocks come from.  `direct` maps a small size straight to that
+ * page, so the fast path is: load the page, pop its free list.
+ *
+ *   malloc fast path:  page = heap->direct[(size + 15) / 16];
+ *                      block = page->free; page->free = block->next
+ *   free, same thread: push onto page->free
+ *   free, other thread: atomic push onto page->remote (heap.c collects)
+ *
+ * When a page runs dry the slow path (nm_heap_alloc_generic) collects remote
+ * frees, carves more blocks, moves to the next page, or takes a new page
+ * from a segment of the heap's node; it also notices when the thread moved
+ * to another node, returns long-free pages to the OS and adopts segments
+ * that exiting threads of the same node abandoned.
+ *
+ * May call the page, segment, topology, os layers and the options.
+ */
+#ifndef NM_HEAP_H
+#define NM_HEAP_H
+
+#include "page.h"
+
+struct nm_page_queue {
+    struct nm_page *first, *last;
+};
+
+struct nm_heap {
+    struct nm_page *direct[NM_DIRECT_SLOTS];   /* (size+15)/16 -> first page of its class */
+    struct nm_page_queue queue[NM_CLASS_COUNT];/* pages that may have free blocks */
+    struct nm_page_queue full;                 /* pages with none, revisited on frees */
+    struct nm_segment *segments[2];            /* owned small / medium segments,
+                                                  those with free pages first */
+    int node;                                  /* dense node index */
+    _Atomic uint32_t remote_pending;           /* a remote free hit one of our segments */
+    uint64_t next_maintenance_ms;              /* no purge pass before this time */
+
+    /* Statistics: written by the owner only (no lock, no atomic add), read
+     * by anyone through relaxed loads. */
+    _Atomic uint64_t allocs[NM_CLASS_COUNT];
+    _Atomic uint64_t frees[NM_CLASS_COUNT];
+    _Atomic uint64_t remote_frees;             /* blocks collected from remote lists */
+
+    _Atomic bool claimed;                      /* in use by a thread */
+    struct nm_heap *all_next;                  /* every heap ever made (never freed) */
+};
+
+/* Counters that only their owner writes: a plain add, visible to readers. */
+static inline void nm_count(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+/* A heap with no pages: every thread starts with it, so its first malloc
+ * takes the slow path, which sets up the thread's real heap. */
+extern struct nm_heap nm_heap_empty;
+extern __thread struct nm_heap *nm_tls_heap __attribute__((tls_model("initial-exec")));
+
+/* Every heap struct ever made, for statistics. */
+extern _Atomic(struct nm_heap *) nm_heap_list;
+/* Pages now assigned to each class, over all heaps. */
+extern _Atomic uint64_t nm_class_pages[NM_CLASS_COUNT];
+/* Remote frees by threads that have no heap. */
+extern _Atomic uint64_t nm_orphan_frees[NM_CLASS_COUNT];
+
+/* Start-up of this layer and all below it (options, topology, classes,
+ * segments); idempotent and cheap after the first call. */
+void nm_heap_init(void);
+void nm_heap_after_fork(void);
+
+void *nm_heap_alloc_generic(struct nm_heap *h, size_t size);
+/* Allocate from class `cls` (used for aligned requests). */
+void *nm_heap_alloc_class(struct nm_heap *h, unsigned cls);
+/* The free path's slow part: the page became empty or was full. */
+void nm_heap_page_freed(struct nm_heap *h, struct nm_page *pg);
+/* Free from a thread that does not own the segment. */
+void nm_heap_free_remote(struct nm_segment *s, struct nm_page *pg, struct nm_block *b);
+
+/* The calling thread's heap, set up if needed (NULL + ENOMEM if impossible). */
+struct nm_heap *nm_heap_get(void);
+/* Check the calling thread's node now; move its heap if it changed. */
+int nm_heap_rebind(void);
+/* Return the calling thread's free pages and cached memory now, and adopt
+ * abandoned segments whose blocks were all freed. */
+void nm_heap_trim(void);
+
+static inline void *nm_heap_alloc_small(size_t size)
+{
+    struct nm_heap *h = nm_tls_heap;
+    struct nm_page *pg = h->direct[(size + 15) >> 4];
+    struct nm_block *b = pg->free;
+    if (nm_unlikely(b == NULL)) return nm_heap_alloc_generic(h, size);
+    pg->free = b->next;
+    pg->used++;
+    b->freed = 0;
+    nm_count(&h->allocs[pg->size_class], 1);
+    return b;
+}
+
+static inline void *nm_heap_alloc_medium(size_t size)
+{
+    struct nm_heap *h = nm_tls_heap;
+    unsigned cls = nm_size_class(size);
+    struct nm_page *pg = h->queue[cls].first;
+    struct nm_block *b = pg ? pg->free : NULL;
+    if (nm_unlikely(b == NULL)) return nm_heap_alloc_generic(h, size);
+    pg->free = b->next;
+    pg->used++;
+    b->freed = 0;
+    nm_count(&h->allocs[cls], 1);
+    return b;
+}
+
+/* Free block `b` of page `pg` in segment `s` (already validated). */
+static inline void nm_heap_free(struct nm_segment *s, struct nm_page *pg, struct nm_block *b)
+{
+    struct nm_heap *h = nm_tls_heap;
+    b->freed = nm_block_cookie(b);
+    if (nm_likely(atomic_load_explicit(&s->heap, memory_order_relaxed) == h)) {
+        b->next = pg->free;
+        pg->free = b;
+        nm_count(&h->frees[pg->size_class], 1);
+        if (nm_unlikely(--pg->used == 0 || pg->state == NM_PAGE_FULL)) nm_heap_page_freed(h, pg);
+    } else {
+        nm_heap_free_remote(s, pg, b);
+    }
+}
+
+#endif

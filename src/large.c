@@ -1,0 +1,211 @@
+/*
+ * large.c — large and huge blocks, each in its own node-bound span, and the
+ * per-node cache of freed spans.
+ *
+ * The cache is a small array of slots per node.  A slot is claimed with a
+ * compare-and-swap to NULL, so a span is only ever touched by the one thread
+ * that claimed it, and can be unmapped safely: no lock, no ABA.
+ *
+ * May call the segment, topology and os layers and the options.
+ */
+#define _GNU_SOURCE
+#include "large.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "options.h"
+
+#define NM_LARGE_CACHE_SLOTS 16
+#define NM_LARGE_CACHE_MAX_SPAN (256 * NM_MiB)   /* larger spans are never cached */
+
+struct large_cache {
+    _Atomic(struct nm_segment *) slot[NM_LARGE_CACHE_SLOTS];
+    _Atomic size_t slot_size[NM_LARGE_CACHE_SLOTS];  /* hint: the span's size */
+};
+static struct large_cache caches[NM_MAX_NODES];
+
+/* ---- layout ----------------------------------------------------------------------- */
+
+struct span_layout {
+    size_t offset;      /* block offset in the span */
+    size_t usable;      /* block bytes */
+    size_t size;        /* span bytes (multiple of 4 MiB) */
+    size_t align;       /* alignment of the span's start */
+};
+
+static bool span_layout(size_t size, size_t alignment, struct span_layout *l)
+{
+    bool huge = size >= NM_HUGE_MIN;
+    l->usable = nm_align_up(size, huge && nm_opt.hugepages == NM_HUGEPAGES_HUGETLB
+                                      ? NM_HUGE_PAGE : NM_OS_PAGE);
+    l->align = NM_SEGMENT_SIZE;
+    l->offset = huge ? NM_HUGE_MIN : NM_OS_PAGE;
+    if (alignment > l->offset) l->offset = alignment;
+    if (alignment > NM_SEGMENT_SIZE) l->align = alignment;   /* block = start + alignment */
+    if (l->usable < size || l->offset + l->usable < l->usable) return false;
+    l->size = nm_align_up(l->offset + l->usable, NM_SEGMENT_SIZE);
+    return l->size >= l->offset + l->usable;
+}
+
+/* ---- the cache ---------------------------------------------------------------------- */
+
+static struct nm_segment *cache_take(int node, const struct span_layout *l)
+{
+    struct large_cache *c = &caches[node];
+    for (int i = 0; i < NM_LARGE_CACHE_SLOTS; i++) {
+        size_t have = atomic_load_explicit(&c->slot_size[i], memory_order_relaxed);
+        if (have < l->size || have > 2 * l->size) continue;
+        struct nm_segment *s = atomic_load_explicit(&c->slot[i], memory_order_acquire);
+        if (!s || !atomic_compare_exchange_strong(&c->slot[i], &s, NULL)) continue;
+        /* Ours now.  The hint may have been stale: check the real span. */
+        if (s->size >= l->size && s->block_offset == l->offset && s->size <= 2 * l->size) {
+            atomic_fetch_sub_explicit(&nm_nodes[node].cached, s->size, memory_order_relaxed);
+            return s;
+        }
+        atomic_store_explicit(&c->slot[i], s, memory_order_release);   /* put it back */
+    }
+    return NULL;
+}
+
+static void span_unmap(struct nm_segment *s)
+{
+    atomic_fetch_add_explicit(&nm_counters.purges, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&nm_counters.purged_bytes, s->size, memory_order_relaxed);
+    nm_segment_unmap_memory(s, s->size, s->node);
+}
+
+static bool cache_put(struct nm_segment *s, uint64_t now_ms)
+{
+    if (s->alignment || s->size > NM_LARGE_CACHE_MAX_SPAN || nm_opt.cache_bytes == 0) return false;
+    struct large_cache *c = &caches[s->node];
+    s->cached_ms = now_ms;
+    for (int i = 0; i < NM_LARGE_CACHE_SLOTS; i++) {
+        struct nm_segment *empty = NULL;
+        if (atomic_load_explicit(&c->slot[i], memory_order_relaxed)) continue;
+        atomic_fetch_add_explicit(&nm_nodes[s->node].cached, s->size, memory_order_relaxed);
+        if (atomic_compare_exchange_strong(&c->slot[i], &empty, s)) {
+            atomic_store_explicit(&c->slot_size[i], s->size, memory_order_relaxed);
+            return true;
+        }
+        atomic_fetch_sub_explicit(&nm_nodes[s->node].cached, s->size, memory_order_relaxed);
+    }
+    return false;
+}
+
+void nm_large_cache_purge(int node, uint64_t now_ms, bool force)
+{
+    struct large_cache *c = &caches[node];
+    for (int i = 0; i < NM_LARGE_CACHE_SLOTS; i++) {
+        struct nm_segment *s = atomic_load_explicit(&c->slot[i], memory_order_acquire);
+        if (!s) continue;
+        if (!atomic_compare_exchange_strong(&c->slot[i], &s, NULL)) continue;
+        bool waited = now_ms - s->cached_ms >= nm_opt.purge_delay_ms;
+        bool over = atomic_load_explicit(&nm_nodes[node].cached, memory_order_relaxed) >
+                    nm_opt.cache_bytes;
+        if (force || (waited && over)) {
+            atomic_fetch_sub_explicit(&nm_nodes[node].cached, s->size, memory_order_relaxed);
+            span_unmap(s);
+        } else {
+            atomic_store_explicit(&c->slot[i], s, memory_order_release);
+        }
+    }
+}
+
+/* ---- allocation ------------------------------------------------------------------------- */
+
+void *nm_large_alloc(size_t size, size_t alignment, int node, bool zero)
+{
+    struct span_layout l;
+    if (alignment <= (size >= NM_HUGE_MIN ? NM_HUGE_MIN : NM_OS_PAGE)) alignment = 0;
+    if (!span_layout(size, alignment, &l)) { errno = ENOMEM; return NULL; }
+    uint64_t now = nm_os_now_ms();
+    nm_large_cache_purge(node, now, false);
+
+    struct nm_segment *s = alignment ? NULL : cache_take(node, &l);
+    if (!s) {
+        bool hugetlb = nm_opt.hugepages == NM_HUGEPAGES_HUGETLB && size >= NM_HUGE_MIN;
+        s = nm_segment_map_memory(l.size, l.align, node, hugetlb);
+        if (!s) return NULL;
+        memset(s, 0, sizeof *s);
+        s->size = l.size;
+        s->zeroed = true;
+        s->hugetlb = hugetlb;
+        if (size >= NM_HUGE_MIN && nm_opt.hugepages == NM_HUGEPAGES_THP)
+            nm_os_use_thp((char *)s + l.offset, l.size - l.offset);
+    }
+    s->cookie = nm_segment_cookie(s);
+    s->kind = NM_SEGMENT_LARGE;
+    s->node = (uint16_t)node;
+    s->block_offset = l.offset;
+    s->block_size = l.usable;
+    s->alignment = alignment;
+    atomic_store_explicit(&s->large_state, NM_LARGE_LIVE, memory_order_relaxed);
+    atomic_fetch_add_explicit(&nm_nodes[node].in_use, l.usable, memory_order_relaxed);
+    atomic_fetch_add_explicit(&nm_nodes[node].large_blocks, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&nm_counters.large_allocs, 1, memory_order_relaxed);
+
+    void *block = nm_large_block(s);
+    if (zero && !s->zeroed) memset(block, 0, l.usable);
+    s->zeroed = false;
+    return block;
+}
+
+bool nm_large_free(struct nm_segment *s)
+{
+    if (atomic_exchange_explicit(&s->large_state, NM_LARGE_FREE, memory_order_acq_rel) !=
+        NM_LARGE_LIVE)
+        return false;
+    int node = s->node;
+    atomic_fetch_sub_explicit(&nm_nodes[node].in_use, s->block_size, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&nm_nodes[node].large_blocks, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&nm_counters.large_frees, 1, memory_order_relaxed);
+    uint64_t now = nm_os_now_ms();
+    if (!cache_put(s, now)) span_unmap(s);
+    nm_large_cache_purge(node, now, false);
+    nm_segment_maybe_purge(node, now);
+    return true;
+}
+
+/* ---- resizing ------------------------------------------------------------------------------ */
+
+static void span_set_usable(struct nm_segment *s, size_t usable)
+{
+    atomic_fetch_add_explicit(&nm_nodes[s->node].in_use, usable - s->block_size,
+                              memory_order_relaxed);   /* wraps correctly when shrinking */
+    s->block_size = usable;
+}
+
+void *nm_large_resize(struct nm_segment *s, size_t size)
+{
+    struct span_layout l;
+    if (!span_layout(size, s->alignment, &l) || l.offset != s->block_offset) return NULL;
+    char *block = nm_large_block(s);
+
+    if (s->block_offset + l.usable <= s->size) {           /* fits the span: in place */
+        if (l.usable + NM_MiB <= s->block_size)            /* shrunk a lot: drop the tail */
+            nm_os_decommit(block + l.usable, s->block_size - l.usable);
+        span_set_usable(s, l.usable);
+        return block;
+    }
+    if (s->alignment > NM_SEGMENT_SIZE || s->hugetlb) return NULL;
+
+    /* Grow the mapping where it is, else move its pages to a new range. */
+    size_t old_size = s->size;
+    void *start = s;
+    void *moved = nm_os_remap(start, old_size, l.size, NULL);
+    if (!moved) {
+        void *target = nm_os_reserve(l.size, NM_SEGMENT_SIZE, false);
+        if (!target) return NULL;
+        moved = nm_os_remap(start, old_size, l.size, target);
+        if (!moved) { nm_os_release(target, l.size); return NULL; }
+    }
+    if (moved != start) nm_map_remove(start, old_size);
+    nm_map_add(moved, l.size);
+    s = moved;
+    s->cookie = nm_segment_cookie(s);
+    s->size = l.size;
+    atomic_fetch_add_explicit(&nm_nodes[s->node].mapped, l.size - old_size, memory_order_relaxed);
+    span_set_usable(s, l.usable);
+    return nm_large_block(s);
+}

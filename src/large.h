@@ -1,0 +1,44 @@
+/*
+ * large.h — blocks above 256 KiB: one span each, bound to a node.
+ *
+ * A span is a 4 MiB-aligned range holding a one-page header and one block.
+ * Blocks of 2 MiB and more start 2 MiB into the span, so they are 2 MiB
+ * aligned and transparent huge pages can back them; smaller ones start
+ * 4 KiB in.  A span reserves address space up to the next 4 MiB boundary,
+ * so realloc grows in place within it, and beyond it with mremap (the pages
+ * move, nothing is copied).  Freed spans wait in a small per-node cache for
+ * reuse, then go back to the OS after the purge delay.  Any thread may
+ * allocate or free a large block: spans have no owner.
+ *
+ * May call the segment, topology and os layers and the options.
+ */
+#ifndef NM_LARGE_H
+#define NM_LARGE_H
+
+#include "segment.h"
+
+#define NM_HUGE_MIN (2 * NM_MiB)            /* blocks from here on are 2 MiB aligned */
+
+/* A block of at least `size` bytes aligned to `alignment` (0: default) on
+ * `node`, zeroed if `zero`.  NULL + ENOMEM on failure. */
+void *nm_large_alloc(size_t size, size_t alignment, int node, bool zero);
+
+/* Free the block of span `s`.  Returns false if it was already free (the
+ * caller reports the double free). */
+bool nm_large_free(struct nm_segment *s);
+
+/* Resize the block of span `s` in place or by moving its pages with
+ * mremap.  Returns the (possibly moved) block, or NULL when that is not
+ * possible (the caller then copies). */
+void *nm_large_resize(struct nm_segment *s, size_t size);
+
+static inline void *nm_large_block(const struct nm_segment *s)
+{
+    return (char *)s + s->block_offset;
+}
+
+/* Give back cached spans of `node` that waited the purge delay while the
+ * node caches more than its limit (force: all, now). */
+void nm_large_cache_purge(int node, uint64_t now_ms, bool force);
+
+#endif

@@ -1,0 +1,153 @@
+/*
+ * options.c — environment options, parsed from a table.
+ *
+ * Each option names its variable, its kind and where the value goes.  A value
+ * that does not parse gets one warning line naming the variable and what it
+ * accepts, and the default stays.  May call the os layer (for the warning)
+ * and libc; never allocates, so it runs inside the very first malloc.
+ */
+#include "options.h"
+
+#include <string.h>
+
+#include "os.h"
+
+extern char **environ;
+
+struct nm_options nm_opt = {
+    .verbose = false,
+    .stats_at_exit = false,
+    .purge_delay_ms = 100,
+    .cache_bytes = 32 * NM_MiB,
+    .hugepages = NM_HUGEPAGES_THP,
+    .on_error = NM_ON_ERROR_ABORT,
+    .sysfs_root = "/sys",
+};
+
+/* ---- finding a variable without malloc ----------------------------------- */
+
+/* Fallback when the first malloc comes before libc set `environ`. */
+static char proc_environ[64 * 1024];
+static size_t proc_environ_len;
+static bool proc_environ_read;
+
+static const char *match(const char *entry, const char *name)
+{
+    size_t n = strlen(name);
+    return strncmp(entry, name, n) == 0 && entry[n] == '=' ? entry + n + 1 : NULL;
+}
+
+const char *nm_getenv(const char *name)
+{
+    if (environ) {
+        for (char **e = environ; *e; e++) {
+            const char *v = match(*e, name);
+            if (v) return v;
+        }
+        return NULL;
+    }
+    if (!proc_environ_read) {
+        ssize_t n = nm_os_read_file("/proc/self/environ", proc_environ, sizeof proc_environ);
+        proc_environ_len = n > 0 ? (size_t)n : 0;
+        proc_environ_read = true;
+    }
+    for (size_t i = 0; i < proc_environ_len; i += strlen(proc_environ + i) + 1) {
+        const char *v = match(proc_environ + i, name);
+        if (v) return v;
+    }
+    return NULL;
+}
+
+/* ---- the table ------------------------------------------------------------- */
+
+enum option_kind { OPT_BOOL, OPT_UINT, OPT_CHOICE, OPT_TEXT };
+
+struct option_choice { const char *text; int value; };
+
+struct option_desc {
+    const char *name;
+    enum option_kind kind;
+    void *target;                         /* bool*, uint64_t*, int-sized enum*, const char** */
+    uint64_t scale;                       /* OPT_UINT: multiply the number by this */
+    const struct option_choice *choices;  /* OPT_CHOICE: NULL-terminated */
+    const char *accepted;                 /* for the warning */
+};
+
+static const struct option_choice hugepage_choices[] = {
+    { "off", NM_HUGEPAGES_OFF }, { "0", NM_HUGEPAGES_OFF }, { "thp", NM_HUGEPAGES_THP },
+    { "hugetlb", NM_HUGEPAGES_HUGETLB }, { NULL, 0 },
+};
+static const struct option_choice on_error_choices[] = {
+    { "abort", NM_ON_ERROR_ABORT }, { "warn", NM_ON_ERROR_WARN }, { NULL, 0 },
+};
+
+static const struct option_desc options[] = {
+    { "NUMAMALLOC_VERBOSE", OPT_BOOL, &nm_opt.verbose, 0, NULL, "0 or 1" },
+    { "NUMAMALLOC_STATS", OPT_BOOL, &nm_opt.stats_at_exit, 0, NULL, "0 or 1" },
+    { "NUMAMALLOC_PURGE_DELAY_MS", OPT_UINT, &nm_opt.purge_delay_ms, 1, NULL,
+      "a number of milliseconds (0 = return memory at once)" },
+    { "NUMAMALLOC_CACHE_MB", OPT_UINT, &nm_opt.cache_bytes, NM_MiB, NULL,
+      "a number of MiB kept per node" },
+    { "NUMAMALLOC_HUGEPAGES", OPT_CHOICE, &nm_opt.hugepages, 0, hugepage_choices,
+      "off, thp or hugetlb" },
+    { "NUMAMALLOC_ON_ERROR", OPT_CHOICE, &nm_opt.on_error, 0, on_error_choices, "abort or warn" },
+    { "NUMAMALLOC_SYSFS_ROOT", OPT_TEXT, &nm_opt.sysfs_root, 0, NULL, "a directory" },
+};
+
+static bool parse_uint(const char *s, uint64_t scale, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (!*s) return false;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9') return false;
+        if (v > (UINT64_MAX - 9) / 10) return false;
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    if (scale && v > UINT64_MAX / scale) return false;
+    *out = v * scale;
+    return true;
+}
+
+static bool apply(const struct option_desc *o, const char *value)
+{
+    switch (o->kind) {
+    case OPT_BOOL: {
+        bool *b = o->target;
+        if (!strcmp(value, "1") || !strcmp(value, "yes") || !strcmp(value, "on")) { *b = true; return true; }
+        if (!strcmp(value, "0") || !strcmp(value, "no") || !strcmp(value, "off")) { *b = false; return true; }
+        return false;
+    }
+    case OPT_UINT:
+        return parse_uint(value, o->scale, o->target);
+    case OPT_CHOICE:
+        for (const struct option_choice *c = o->choices; c->text; c++) {
+            if (!strcmp(value, c->text)) { *(int *)o->target = c->value; return true; }
+        }
+        return false;
+    case OPT_TEXT:
+        if (!*value) return false;
+        *(const char **)o->target = value;
+        return true;
+    }
+    return false;
+}
+
+void nm_options_init(void)
+{
+    static bool done;
+    if (done) return;
+    done = true;
+    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+        const char *value = nm_getenv(options[i].name);
+        if (!value || apply(&options[i], value)) continue;
+        nm_line l = { .len = 0 };
+        nm_line_str(&l, "numamalloc: ignoring ");
+        nm_line_str(&l, options[i].name);
+        nm_line_str(&l, "='");
+        nm_line_str(&l, value);
+        nm_line_str(&l, "': expected ");
+        nm_line_str(&l, options[i].accepted);
+        nm_line_str(&l, "\n");
+        nm_line_write(&l, 2);
+    }
+}

@@ -1,0 +1,241 @@
+/*
+ * os.c — the operating-system layer.
+ *
+ * Everything numamalloc asks of the kernel goes through here: anonymous
+ * mappings (reserve, decommit, release, remap), the NUMA policy syscalls
+ * (mbind, get/set_mempolicy, move_pages, called raw so that no libnuma is
+ * needed), transparent and hugetlb huge pages, a coarse clock, small file
+ * reads and unbuffered output.  This layer calls libc and the kernel only,
+ * never malloc, never stdio.  Failures are returned (NULL or -1 with errno),
+ * never fatal.
+ */
+#define _GNU_SOURCE
+#include "os.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MAP_HUGE_2MB
+#define MAP_HUGE_2MB (21 << 26)
+#endif
+#ifndef PR_SET_VMA
+#define PR_SET_VMA 0x53564d41
+#define PR_SET_VMA_ANON_NAME 0
+#endif
+
+/* ---- mappings ---------------------------------------------------------- */
+
+static void *map_anon(void *hint, size_t size, bool hugetlb)
+{
+    int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+    if (hugetlb) flags |= MAP_HUGETLB | MAP_HUGE_2MB;
+    void *p = mmap(hint, size, PROT_READ | PROT_WRITE, flags, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/* Where the next aligned reservation is tried first.  Asking the kernel for
+ * an address that is already aligned makes the common case one mmap; when
+ * the hint is taken we fall back to over-reserving and trimming. */
+static _Atomic uintptr_t next_hint = (uintptr_t)8 << 40; /* 8 TiB */
+
+void *nm_os_reserve(size_t size, size_t align, bool hugetlb)
+{
+    if (align < NM_OS_PAGE) align = NM_OS_PAGE;
+    if (hugetlb && align < NM_HUGE_PAGE) align = NM_HUGE_PAGE;
+    size = nm_align_up(size, hugetlb ? NM_HUGE_PAGE : NM_OS_PAGE);
+    if (size == 0 || size > ((size_t)1 << 46) || align > ((size_t)1 << 40)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+
+    uintptr_t hint = atomic_fetch_add(&next_hint, nm_align_up(size, align) + align);
+    hint = nm_align_up(hint, align);
+    if (hint < ((uintptr_t)1 << 46)) {
+        void *p = map_anon((void *)hint, size, hugetlb);
+        if (p && ((uintptr_t)p & (align - 1)) == 0) return p;
+        if (p) munmap(p, size);
+        if (!p && hugetlb) return NULL;
+    }
+
+    /* Over-reserve by the alignment and trim both ends. */
+    size_t span = size + align;
+    if (span < size) { errno = ENOMEM; return NULL; }
+    char *raw = map_anon(NULL, span, hugetlb);
+    if (!raw) { errno = ENOMEM; return NULL; }
+    char *start = (char *)nm_align_up((uintptr_t)raw, align);
+    size_t head = (size_t)(start - raw);
+    size_t tail = span - head - size;
+    if (head) munmap(raw, head);
+    if (tail) munmap(start + size, tail);
+    return start;
+}
+
+void nm_os_release(void *p, size_t size)
+{
+    if (p) munmap(p, size);
+}
+
+int nm_os_decommit(void *p, size_t size)
+{
+    return madvise(p, size, MADV_DONTNEED);
+}
+
+void nm_os_use_thp(void *p, size_t size)
+{
+    (void)madvise(p, size, MADV_HUGEPAGE);
+}
+
+void nm_os_name_range(void *p, size_t size, const char *name)
+{
+    int saved = errno;
+    (void)prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)p, size, (unsigned long)name);
+    errno = saved;
+}
+
+void *nm_os_remap(void *old, size_t old_size, size_t new_size, void *new_addr)
+{
+    void *p = new_addr
+        ? mremap(old, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, new_addr)
+        : mremap(old, old_size, new_size, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/* ---- NUMA policy syscalls ---------------------------------------------- */
+
+long nm_os_mbind(void *p, size_t len, int mode, const nm_nodemask *mask, unsigned flags)
+{
+    return syscall(SYS_mbind, p, len, mode, mask ? mask->bits : NULL,
+                   mask ? (unsigned long)NM_MASK_BITS + 1 : 0, flags);
+}
+
+long nm_os_get_mempolicy(int *mode, nm_nodemask *mask, void *addr, unsigned flags)
+{
+    return syscall(SYS_get_mempolicy, mode, mask ? mask->bits : NULL,
+                   mask ? (unsigned long)NM_MASK_BITS + 1 : 0, addr, flags);
+}
+
+long nm_os_set_mempolicy(int mode, const nm_nodemask *mask)
+{
+    return syscall(SYS_set_mempolicy, mode, mask ? mask->bits : NULL,
+                   mask ? (unsigned long)NM_MASK_BITS + 1 : 0);
+}
+
+long nm_os_move_pages(size_t count, void **pages, const int *nodes, int *status, int flags)
+{
+    return syscall(SYS_move_pages, 0, count, pages, nodes, status, flags);
+}
+
+int nm_os_bind_node(void *p, size_t len, int node_id, int mode)
+{
+    nm_nodemask mask;
+    memset(&mask, 0, sizeof mask);
+    if (node_id < 0 || node_id >= NM_MASK_BITS) { errno = EINVAL; return -1; }
+    nm_mask_set(&mask, node_id);
+    return nm_os_mbind(p, len, mode, &mask, 0) == 0 ? 0 : -1;
+}
+
+/* ---- time and files ------------------------------------------------------ */
+
+uint64_t nm_os_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+ssize_t nm_os_read_file(const char *path, char *buf, size_t cap)
+{
+    if (cap == 0) return -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    size_t len = 0;
+    while (len + 1 < cap) {
+        ssize_t n = read(fd, buf + len, cap - 1 - len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        len += (size_t)n;
+    }
+    close(fd);
+    buf[len] = '\0';
+    return (ssize_t)len;
+}
+
+/* ---- output -------------------------------------------------------------- */
+
+void nm_line_str(nm_line *l, const char *s)
+{
+    while (*s && l->len < sizeof l->data) l->data[l->len++] = *s++;
+}
+
+void nm_line_u64(nm_line *l, uint64_t v)
+{
+    char tmp[24];
+    int n = 0;
+    do { tmp[n++] = (char)('0' + v % 10); v /= 10; } while (v);
+    while (n > 0 && l->len < sizeof l->data) l->data[l->len++] = tmp[--n];
+}
+
+void nm_line_i64(nm_line *l, int64_t v)
+{
+    if (v < 0) { nm_line_str(l, "-"); nm_line_u64(l, (uint64_t)0 - (uint64_t)v); }
+    else nm_line_u64(l, (uint64_t)v);
+}
+
+void nm_line_hex(nm_line *l, uintptr_t v)
+{
+    static const char digits[] = "0123456789abcdef";
+    char tmp[20];
+    int n = 0;
+    do { tmp[n++] = digits[v & 15]; v >>= 4; } while (v);
+    nm_line_str(l, "0x");
+    while (n > 0 && l->len < sizeof l->data) l->data[l->len++] = tmp[--n];
+}
+
+void nm_line_pad(nm_line *l, size_t column)
+{
+    while (l->len < column && l->len < sizeof l->data) l->data[l->len++] = ' ';
+}
+
+void nm_line_size(nm_line *l, uint64_t bytes)
+{
+    static const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+    int u = 0;
+    uint64_t scaled10 = bytes * 10;          /* one decimal */
+    while (bytes >= 1024 * 10 && u < 4) { bytes /= 1024; scaled10 /= 1024; u++; }
+    if (u == 0) { nm_line_u64(l, bytes); nm_line_str(l, " B"); return; }
+    nm_line_u64(l, scaled10 / 10);
+    nm_line_str(l, ".");
+    nm_line_u64(l, scaled10 % 10);
+    nm_line_str(l, " ");
+    nm_line_str(l, units[u]);
+}
+
+void nm_line_write(nm_line *l, int fd)
+{
+    int saved = errno;
+    size_t off = 0;
+    while (off < l->len) {
+        ssize_t n = write(fd, l->data + off, l->len - off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        off += (size_t)n;
+    }
+    l->len = 0;
+    errno = saved;
+}
+
+void nm_os_warn(const char *msg)
+{
+    nm_line l = { .len = 0 };
+    nm_line_str(&l, "numamalloc: ");
+    nm_line_str(&l, msg);
+    nm_line_str(&l, "\n");
+    nm_line_write(&l, 2);
+}

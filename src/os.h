@@ -1,0 +1,116 @@
+/*
+ * os.h — the operating-system layer: memory mappings, NUMA policy syscalls,
+ * huge pages, clocks, files and error output.  Calls libc and the kernel only.
+ */
+#ifndef NM_OS_H
+#define NM_OS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define NM_KiB ((size_t)1024)
+#define NM_MiB (1024 * NM_KiB)
+#define NM_GiB (1024 * NM_MiB)
+
+#define NM_OS_PAGE ((size_t)4096)
+#define NM_HUGE_PAGE (2 * NM_MiB)
+
+#if defined(__GNUC__)
+#define nm_likely(x) __builtin_expect(!!(x), 1)
+#define nm_unlikely(x) __builtin_expect(!!(x), 0)
+#define nm_noinline __attribute__((noinline))
+#define nm_cold __attribute__((cold, noinline))
+#define nm_export __attribute__((visibility("default")))
+#else
+#define nm_likely(x) (x)
+#define nm_unlikely(x) (x)
+#define nm_noinline
+#define nm_cold
+#define nm_export
+#endif
+
+static inline size_t nm_align_up(size_t x, size_t a) { return (x + a - 1) & ~(a - 1); }
+static inline size_t nm_align_down(size_t x, size_t a) { return x & ~(a - 1); }
+static inline bool nm_is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+/* Kernel memory-policy modes (linux/mempolicy.h), defined here so the
+ * library needs no kernel headers beyond libc's. */
+enum {
+    NM_MPOL_DEFAULT = 0,
+    NM_MPOL_PREFERRED = 1,
+    NM_MPOL_BIND = 2,
+    NM_MPOL_INTERLEAVE = 3,
+    NM_MPOL_LOCAL = 4,
+    NM_MPOL_PREFERRED_MANY = 5,
+    NM_MPOL_WEIGHTED_INTERLEAVE = 6,
+};
+#define NM_MPOL_MF_STRICT (1u << 0)
+#define NM_MPOL_MF_MOVE (1u << 1)
+
+/* Node masks: one bit per kernel node id, up to NM_MASK_BITS ids. */
+#define NM_MASK_BITS 1024
+#define NM_MASK_WORDS (NM_MASK_BITS / 64)
+typedef struct { unsigned long bits[NM_MASK_WORDS]; } nm_nodemask;
+
+/* Memory.  Reserve returns `size` bytes of zeroed, readable and writable
+ * anonymous memory aligned to `align` (a power of two, at least a page), or
+ * NULL with errno ENOMEM.  Nothing is touched, so no physical page exists
+ * until first use: callers bind the range to a node before touching it. */
+void *nm_os_reserve(size_t size, size_t align, bool hugetlb);
+void nm_os_release(void *p, size_t size);
+/* Give the physical pages of a range back; the range stays mapped and reads
+ * as zero afterwards.  Returns 0 or -1 (errno set). */
+int nm_os_decommit(void *p, size_t size);
+/* Ask for transparent huge pages on a 2 MiB-aligned range (no error if the
+ * kernel has none). */
+void nm_os_use_thp(void *p, size_t size);
+/* Name an anonymous range so it shows as [anon:NAME] in /proc/PID/maps
+ * (Linux 5.17+, silently ignored before). */
+void nm_os_name_range(void *p, size_t size, const char *name);
+/* Grow or shrink a mapping: in place only when `new_addr` is NULL and
+ * `may_move` is false, else moved.  Returns the new address or NULL. */
+void *nm_os_remap(void *old, size_t old_size, size_t new_size, void *new_addr);
+
+/* NUMA policy syscalls (raw, no libnuma).  `maxnode` follows the kernel
+ * convention: the number of bits in the mask plus one. */
+long nm_os_mbind(void *p, size_t len, int mode, const nm_nodemask *mask, unsigned flags);
+long nm_os_get_mempolicy(int *mode, nm_nodemask *mask, void *addr, unsigned flags);
+long nm_os_set_mempolicy(int mode, const nm_nodemask *mask);
+long nm_os_move_pages(size_t count, void **pages, const int *nodes, int *status, int flags);
+/* Bind a range to one kernel node id with `mode` (NM_MPOL_PREFERRED or
+ * NM_MPOL_BIND).  Returns 0 or -1 (errno set). */
+int nm_os_bind_node(void *p, size_t len, int node_id, int mode);
+
+static inline void nm_mask_set(nm_nodemask *m, int id) { m->bits[id / 64] |= 1ul << (id % 64); }
+static inline bool nm_mask_test(const nm_nodemask *m, int id)
+{
+    return id >= 0 && id < NM_MASK_BITS && (m->bits[id / 64] >> (id % 64)) & 1;
+}
+
+/* Time in milliseconds from a coarse monotonic clock (vDSO, no syscall). */
+uint64_t nm_os_now_ms(void);
+
+/* Read a whole small file into `buf` (NUL-terminated).  Returns the number
+ * of bytes read or -1.  Uses open/read only (no stdio, no malloc). */
+ssize_t nm_os_read_file(const char *path, char *buf, size_t cap);
+
+/* Output without stdio or malloc: build a line in a fixed buffer, then
+ * write it with one write(2).  Text beyond the buffer is cut. */
+typedef struct {
+    char data[512];
+    size_t len;
+} nm_line;
+void nm_line_str(nm_line *l, const char *s);
+void nm_line_u64(nm_line *l, uint64_t v);
+void nm_line_i64(nm_line *l, int64_t v);
+void nm_line_hex(nm_line *l, uintptr_t v);            /* 0x-prefixed */
+void nm_line_pad(nm_line *l, size_t column);          /* spaces up to column */
+void nm_line_size(nm_line *l, uint64_t bytes);        /* "12.3 MiB" */
+void nm_line_write(nm_line *l, int fd);               /* write and reset */
+
+/* Write a one-line message "numamalloc: <msg>\n" to stderr. */
+void nm_os_warn(const char *msg);
+
+#endif

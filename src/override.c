@@ -1,0 +1,190 @@
+/*
+ * override.c — the libc allocation symbols, so that LD_PRELOAD (or linking)
+ * makes numamalloc the process's malloc: malloc, free, calloc, realloc,
+ * reallocarray, posix_memalign, aligned_alloc, memalign, valloc, pvalloc,
+ * malloc_usable_size, the glibc extensions malloc_trim, malloc_stats,
+ * mallinfo and mallinfo2, and glibc's internal __libc_* names.  C++
+ * new/delete reach us through libstdc++, which calls malloc and free, so
+ * the new-handler and std::bad_alloc behave exactly as with glibc.
+ *
+ * Also the process hooks: a constructor that registers the fork handler and
+ * the statistics printed at exit.
+ *
+ * Top layer: may call alloc.h and everything below it.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "numamalloc.h"
+#include "options.h"
+
+#define nm_libc_export __attribute__((visibility("default"), used))
+
+nm_libc_export void *malloc(size_t size)
+{
+    return nm_alloc_inline(size);
+}
+
+nm_libc_export void free(void *p)
+{
+    nm_free_inline(p);
+}
+
+nm_libc_export void *calloc(size_t count, size_t size)
+{
+    return nm_calloc(count, size);
+}
+
+nm_libc_export void *realloc(void *p, size_t size)
+{
+    return nm_realloc_named(p, size, "realloc");
+}
+
+nm_libc_export void *reallocarray(void *p, size_t count, size_t size)
+{
+    size_t bytes;
+    if (__builtin_mul_overflow(count, size, &bytes)) { errno = ENOMEM; return NULL; }
+    return nm_realloc_named(p, bytes, "reallocarray");
+}
+
+nm_libc_export int posix_memalign(void **out, size_t alignment, size_t size)
+{
+    if (alignment < sizeof(void *) || !nm_is_pow2(alignment)) return EINVAL;
+    int saved = errno;
+    void *p = nm_aligned_alloc(alignment, size);
+    int err = p ? 0 : errno;
+    errno = saved;
+    if (!p) return err;
+    *out = p;
+    return 0;
+}
+
+nm_libc_export void *aligned_alloc(size_t alignment, size_t size)
+{
+    return nm_aligned_alloc(alignment, size);
+}
+
+/* memalign accepts any alignment, as glibc's does: it rounds it up to a
+ * power of two. */
+nm_libc_export void *memalign(size_t alignment, size_t size)
+{
+    if (alignment > ((size_t)1 << 62)) { errno = EINVAL; return NULL; }
+    size_t pow2 = 1;
+    while (pow2 < alignment) pow2 <<= 1;
+    return nm_aligned_alloc(pow2, size);
+}
+
+nm_libc_export void *valloc(size_t size)
+{
+    return nm_aligned_alloc((size_t)sysconf(_SC_PAGESIZE), size);
+}
+
+nm_libc_export void *pvalloc(size_t size)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t rounded = nm_align_up(size ? size : 1, page);
+    if (rounded < size) { errno = ENOMEM; return NULL; }
+    return nm_aligned_alloc(page, rounded);
+}
+
+nm_libc_export size_t malloc_usable_size(void *p)
+{
+    return nm_usable_size(p);
+}
+
+nm_libc_export int malloc_trim(size_t pad)
+{
+    (void)pad;
+    nm_trim();
+    return 1;
+}
+
+nm_libc_export void malloc_stats(void)
+{
+    nm_stats_print(2);
+}
+
+nm_libc_export struct mallinfo2 mallinfo2(void)
+{
+    struct nm_stats st;
+    nm_stats_get(&st);
+    struct mallinfo2 mi;
+    memset(&mi, 0, sizeof mi);
+    size_t large = 0;
+    for (int i = 0; i < st.node_count; i++) {
+        mi.arena += st.node[i].mapped;
+        mi.uordblks += st.node[i].in_use;
+        mi.fordblks += st.node[i].committed - (st.node[i].in_use < st.node[i].committed
+                                               ? st.node[i].in_use : st.node[i].committed);
+        mi.fsmblks += st.node[i].cached;
+        large += st.node[i].large_blocks;
+    }
+    mi.hblks = large;
+    mi.keepcost = 0;
+    return mi;
+}
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+nm_libc_export struct mallinfo mallinfo(void)
+{
+    struct mallinfo2 m2 = mallinfo2();
+    struct mallinfo mi;
+    memset(&mi, 0, sizeof mi);
+    mi.arena = (int)m2.arena;
+    mi.uordblks = (int)m2.uordblks;
+    mi.fordblks = (int)m2.fordblks;
+    mi.fsmblks = (int)m2.fsmblks;
+    mi.hblks = (int)m2.hblks;
+    return mi;
+}
+#pragma GCC diagnostic pop
+
+/* glibc's internal names: programs and libraries that call them directly
+ * must not mix two allocators. */
+nm_libc_export void *__libc_malloc(size_t size) { return nm_alloc_inline(size); }
+nm_libc_export void __libc_free(void *p) { nm_free_inline(p); }
+nm_libc_export void *__libc_calloc(size_t n, size_t size) { return nm_calloc(n, size); }
+nm_libc_export void *__libc_realloc(void *p, size_t size) { return nm_realloc_named(p, size, "realloc"); }
+nm_libc_export void *__libc_memalign(size_t alignment, size_t size) { return memalign(alignment, size); }
+
+/* ---- process hooks ---------------------------------------------------------------------- */
+
+static void after_fork_in_child(void)
+{
+    nm_segment_after_fork();
+    nm_heap_after_fork();
+}
+
+static void print_stats_at_exit(void)
+{
+    nm_stats_print(2);
+}
+
+__attribute__((constructor)) static void numamalloc_start(void)
+{
+    nm_heap_init();
+    (void)pthread_atfork(NULL, NULL, after_fork_in_child);
+    if (nm_opt.stats_at_exit) atexit(print_stats_at_exit);
+    if (nm_opt.verbose) {
+        nm_line l = { .len = 0 };
+        nm_line_str(&l, "numamalloc: ");
+        nm_line_u64(&l, (uint64_t)nm_topo.node_count);
+        nm_line_str(&l, nm_topo.node_count == 1 ? " node" : " nodes");
+        nm_line_str(&l, nm_topo.fallback ? " (sysfs unreadable: single-node fallback)" : "");
+        nm_line_str(&l, nm_bind_segments ? ", segments bound to their node"
+                                         : ", segments not bound (one node or process policy)");
+        nm_line_str(&l, ", purge delay ");
+        nm_line_u64(&l, nm_opt.purge_delay_ms);
+        nm_line_str(&l, " ms, cache ");
+        nm_line_size(&l, nm_opt.cache_bytes);
+        nm_line_str(&l, " per node\n");
+        nm_line_write(&l, 2);
+    }
+}

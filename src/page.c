@@ -1,0 +1,95 @@
+/*
+ * page.c — size classes, and carving and collecting the blocks of a page.
+ * May call the segment layer (for layout).  Only a page's owner calls these.
+ */
+#include "page.h"
+
+#include <string.h>
+
+uint32_t nm_class_size[NM_CLASS_COUNT];
+uint8_t nm_direct_class[NM_DIRECT_SLOTS];
+
+void nm_page_classes_init(void)
+{
+    for (unsigned c = 0; c < 8; c++) nm_class_size[c] = 16 * (c + 1);
+    for (unsigned c = 8; c < NM_CLASS_COUNT; c++) {
+        unsigned k = 7 + (c - 8) / 8, step = (c - 8) % 8;
+        nm_class_size[c] = (1u << k) + (step + 1) * (1u << (k - 3));
+    }
+    for (unsigned i = 0; i < NM_DIRECT_SLOTS; i++) nm_direct_class[i] = (uint8_t)nm_size_class(i * 16);
+}
+
+/* The header occupies the start of page 0. */
+static size_t header_size(const struct nm_segment *s)
+{
+    return sizeof *s + s->page_count * sizeof(struct nm_page);
+}
+
+void nm_page_format(struct nm_segment *s, size_t index, unsigned cls)
+{
+    struct nm_page *pg = &s->pages[index];
+    size_t page_size = (size_t)1 << s->page_shift;
+    size_t block = nm_class_size[cls];
+    size_t offset = 0;
+    if (index == 0) {
+        size_t natural = block & (~block + 1);   /* largest power of two dividing it */
+        if (natural > page_size) natural = page_size;
+        offset = nm_align_up(header_size(s), natural < 16 ? 16 : natural);
+    }
+    pg->free = NULL;
+    pg->used = 0;
+    pg->block_size = (uint32_t)block;
+    pg->block_recip = (((uint64_t)1 << 40) + block - 1) / block;
+    pg->start = nm_page_base(s, index) + offset;
+    pg->capacity = 0;
+    pg->reserved = (uint32_t)((page_size - offset) / block);
+    pg->size_class = (uint8_t)cls;
+    atomic_store_explicit(&pg->remote, NULL, memory_order_relaxed);
+    pg->next = pg->prev = NULL;
+}
+
+bool nm_page_extend(struct nm_page *pg)
+{
+    uint32_t left = pg->reserved - pg->capacity;
+    if (left == 0) return false;
+    uint32_t count = (uint32_t)(NM_EXTEND_BYTES / pg->block_size);
+    if (count == 0) count = 1;
+    if (count > left) count = left;
+
+    size_t size = pg->block_size;
+    uint8_t *first = pg->start + (size_t)pg->capacity * size;
+    struct nm_block *block = (struct nm_block *)first;
+    for (uint32_t i = 1; i < count; i++) {
+        struct nm_block *next = (struct nm_block *)(first + i * size);
+        block->next = next;
+        block->freed = nm_block_cookie(block);
+        block = next;
+    }
+    block->next = pg->free;
+    block->freed = nm_block_cookie(block);
+    pg->free = (struct nm_block *)first;
+    pg->capacity += count;
+    return true;
+}
+
+uint32_t nm_page_collect(struct nm_page *pg)
+{
+    if (!nm_page_has_remote(pg)) return 0;
+    struct nm_block *list = atomic_exchange_explicit(&pg->remote, NULL, memory_order_acquire);
+    if (!list) return 0;
+    uint32_t count = 1;
+    struct nm_block *tail = list;
+    while (tail->next) { tail = tail->next; count++; }
+    tail->next = pg->free;
+    pg->free = list;
+    pg->used -= count;
+    return count;
+}
+
+void nm_page_area(struct nm_segment *s, size_t index, uint8_t **start, size_t *len)
+{
+    size_t page_size = (size_t)1 << s->page_shift;
+    size_t skip = index == 0 ? nm_align_up(header_size(s), NM_OS_PAGE) : 0;
+    *start = nm_page_base(s, index) + skip;
+    *len = page_size - skip;
+}

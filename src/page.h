@@ -1,0 +1,72 @@
+/*
+ * page.h — size classes and the blocks of one page.
+ *
+ * 96 size classes cover 16 B .. 256 KiB: 16-byte steps up to 128 B, then 8
+ * classes per power of two, so a class is at most 12.5% larger than the
+ * previous one (below 128 B the 16-byte granule, which keeps every block
+ * 16-byte aligned, dominates).  Classes up to 8 KiB live in 64 KiB pages,
+ * larger ones in 1 MiB pages.  Blocks are laid out from an address aligned
+ * to the largest power of two dividing the block size (capped at the page
+ * size), so a 4096-byte block is 4096-aligned.
+ *
+ * A page's blocks are carved lazily, NM_EXTEND_BYTES at a time, onto its free
+ * list; remote frees wait on `remote` until the owner collects them.  May
+ * call the segment layer.
+ */
+#ifndef NM_PAGE_H
+#define NM_PAGE_H
+
+#include "segment.h"
+
+#define NM_CLASS_COUNT 96
+#define NM_SMALL_CLASSES 56              /* classes 0..55 are <= 8 KiB */
+#define NM_DIRECT_MAX 1024               /* sizes served by the direct table */
+#define NM_DIRECT_SLOTS (NM_DIRECT_MAX / 16 + 1)
+#define NM_EXTEND_BYTES (4 * NM_KiB)     /* carve at most this much at a time */
+
+extern uint32_t nm_class_size[NM_CLASS_COUNT];
+extern uint8_t nm_direct_class[NM_DIRECT_SLOTS];   /* (size + 15) / 16 -> class */
+
+void nm_page_classes_init(void);
+
+/* The class serving `size` (1 .. NM_MEDIUM_MAX; 0 is served as 16). */
+static inline unsigned nm_size_class(size_t size)
+{
+    if (size <= 128) return size <= 16 ? 0 : (unsigned)((size - 1) >> 4);
+    unsigned k = 63u - (unsigned)__builtin_clzll(size - 1);      /* size in (2^k, 2^(k+1)] */
+    unsigned step = (unsigned)((size - 1 - ((size_t)1 << k)) >> (k - 3));  /* 0..7 */
+    return 8 + (k - 7) * 8 + step;
+}
+
+static inline enum nm_segment_kind nm_class_kind(unsigned cls)
+{
+    return cls < NM_SMALL_CLASSES ? NM_SEGMENT_SMALL : NM_SEGMENT_MEDIUM;
+}
+
+/* Set up free page `index` of `s` for class `cls` (nothing carved yet). */
+void nm_page_format(struct nm_segment *s, size_t index, unsigned cls);
+
+/* Carve the next blocks onto the free list.  False when the page is full. */
+bool nm_page_extend(struct nm_page *pg);
+
+/* Move remote frees onto the free list.  Returns how many. */
+uint32_t nm_page_collect(struct nm_page *pg);
+
+static inline bool nm_page_has_remote(const struct nm_page *pg)
+{
+    return atomic_load_explicit(&pg->remote, memory_order_relaxed) != NULL;
+}
+
+/* Whether `p` is the start of a block carved from this page. */
+static inline bool nm_page_is_block(const struct nm_page *pg, const void *p)
+{
+    uintptr_t off = (uintptr_t)p - (uintptr_t)pg->start;
+    if (off >= (uintptr_t)pg->capacity * pg->block_size) return false;
+    uint64_t index = ((uint64_t)off * pg->block_recip) >> 40;
+    return index * pg->block_size == off;
+}
+
+/* Bytes of page `index` that may be decommitted (all but the header). */
+void nm_page_area(struct nm_segment *s, size_t index, uint8_t **start, size_t *len);
+
+#endif

@@ -1,0 +1,272 @@
+/*
+ * segment.c — node-bound memory: the segment map, segment allocation and
+ * release, the per-node cache and abandoned stacks, and purging.
+ *
+ * Memory comes from the OS in 4 MiB-aligned ranges, bound with mbind to one
+ * node before first touch (unless the process runs under its own memory
+ * policy, e.g. numactl --membind, which we then respect by not binding).
+ * Empty segments wait in their node's cache for reuse, and go back to the OS
+ * once they have waited the purge delay while the node caches more than the
+ * cache limit.  Nothing here takes a lock: the node stacks are lock-free and
+ * a purge that finds another purge running simply returns.
+ *
+ * May call the os and topology layers and the options.
+ */
+#define _GNU_SOURCE
+#include "segment.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/auxv.h>
+
+#include "options.h"
+
+uintptr_t nm_cookie_key;
+bool nm_bind_segments = true;
+_Atomic uint64_t nm_segment_map[NM_MAP_UNITS / 32];
+struct nm_node_state nm_nodes[NM_MAX_NODES];
+struct nm_global_counters nm_counters;
+
+/* ---- start-up ---------------------------------------------------------------- */
+
+void nm_segment_init(void)
+{
+    /* AT_RANDOM: 16 random bytes the kernel gives every process; no syscall. */
+    const uint64_t *random = (const uint64_t *)getauxval(AT_RANDOM);
+    uint64_t key = random ? random[0] ^ (random[1] << 1) : 0;
+    if (key == 0) key = (uintptr_t)&key ^ 0x5bd1e9955bd1e995ull;
+    nm_cookie_key = (uintptr_t)key | 1;
+
+    /* Respect a policy the process already has (numactl --membind/--interleave
+     * /--preferred): binding our segments would override it. */
+    int mode = NM_MPOL_DEFAULT;
+    if (nm_os_get_mempolicy(&mode, NULL, NULL, 0) == 0 && mode != NM_MPOL_DEFAULT)
+        nm_bind_segments = false;
+    /* One node: binding changes nothing, save the syscall. */
+    if (nm_topo.node_count < 2) nm_bind_segments = false;
+}
+
+void nm_segment_after_fork(void)
+{
+    for (int i = 0; i < NM_MAX_NODES; i++) {
+        atomic_store(&nm_nodes[i].cache.popping, false);
+        atomic_store(&nm_nodes[i].abandoned.popping, false);
+    }
+}
+
+/* ---- the segment map ------------------------------------------------------------ */
+
+static void map_set(size_t unit, enum nm_map_kind kind)
+{
+    if (unit >= NM_MAP_UNITS) return;
+    uint64_t shift = (unit % 32) * 2;
+    atomic_fetch_and(&nm_segment_map[unit / 32], ~((uint64_t)3 << shift));
+    if (kind != NM_MAP_NONE) atomic_fetch_or(&nm_segment_map[unit / 32], (uint64_t)kind << shift);
+}
+
+void nm_map_add(void *start, size_t size)
+{
+    size_t first = (uintptr_t)start >> NM_SEGMENT_SHIFT;
+    size_t last = ((uintptr_t)start + size - 1) >> NM_SEGMENT_SHIFT;
+    for (size_t unit = last; unit > first; unit--) map_set(unit, NM_MAP_CONT);
+    map_set(first, NM_MAP_START);
+}
+
+void nm_map_remove(void *start, size_t size)
+{
+    size_t first = (uintptr_t)start >> NM_SEGMENT_SHIFT;
+    size_t last = ((uintptr_t)start + size - 1) >> NM_SEGMENT_SHIFT;
+    for (size_t unit = first; unit <= last; unit++) map_set(unit, NM_MAP_NONE);
+}
+
+struct nm_segment *nm_segment_find(const void *p)
+{
+    uintptr_t addr = (uintptr_t)p;
+    for (;;) {
+        switch (nm_map_lookup(addr)) {
+        case NM_MAP_START: {
+            struct nm_segment *s = nm_segment_of((void *)addr);
+            if (s->cookie != nm_segment_cookie(s)) return NULL;
+            return (uintptr_t)p - (uintptr_t)s < s->size ? s : NULL;
+        }
+        case NM_MAP_CONT:
+            addr = (addr & ~(NM_SEGMENT_SIZE - 1)) - NM_SEGMENT_SIZE;
+            continue;
+        default:
+            return NULL;
+        }
+    }
+}
+
+/* ---- lock-free node stacks ------------------------------------------------------- */
+
+void nm_stack_push(struct nm_stack *st, struct nm_segment *s)
+{
+    struct nm_segment *top = atomic_load_explicit(&st->top, memory_order_relaxed);
+    do {
+        s->stack_next = top;
+    } while (!atomic_compare_exchange_weak_explicit(&st->top, &top, s, memory_order_release,
+                                                    memory_order_relaxed));
+    atomic_fetch_add_explicit(&st->count, 1, memory_order_relaxed);
+}
+
+static bool stack_try_enter(struct nm_stack *st)
+{
+    if (atomic_load_explicit(&st->top, memory_order_relaxed) == NULL) return false;
+    return !atomic_exchange_explicit(&st->popping, true, memory_order_acquire);
+}
+
+static void stack_leave(struct nm_stack *st)
+{
+    atomic_store_explicit(&st->popping, false, memory_order_release);
+}
+
+struct nm_segment *nm_stack_pop(struct nm_stack *st)
+{
+    if (!stack_try_enter(st)) return NULL;
+    /* Only pushes race with us, and they never remove `top`, so reading
+     * top->stack_next is safe and the CAS cannot suffer ABA. */
+    struct nm_segment *top = atomic_load_explicit(&st->top, memory_order_acquire);
+    while (top && !atomic_compare_exchange_weak_explicit(&st->top, &top, top->stack_next,
+                                                         memory_order_acquire,
+                                                         memory_order_acquire)) {
+    }
+    stack_leave(st);
+    if (top) atomic_fetch_sub_explicit(&st->count, 1, memory_order_relaxed);
+    return top;
+}
+
+struct nm_segment *nm_stack_take_all(struct nm_stack *st)
+{
+    if (!stack_try_enter(st)) return NULL;
+    struct nm_segment *all = atomic_exchange_explicit(&st->top, NULL, memory_order_acquire);
+    stack_leave(st);
+    for (struct nm_segment *s = all; s; s = s->stack_next)
+        atomic_fetch_sub_explicit(&st->count, 1, memory_order_relaxed);
+    return all;
+}
+
+/* ---- mapping memory for a node ---------------------------------------------------- */
+
+void *nm_segment_map_memory(size_t size, size_t align, int node, bool hugetlb)
+{
+    void *p = nm_os_reserve(size, align, hugetlb);
+    if (!p && hugetlb) p = nm_os_reserve(size, align, false);  /* no huge pages: fall back */
+    if (!p) { errno = ENOMEM; return NULL; }
+    if (nm_bind_segments)
+        (void)nm_os_bind_node(p, size, nm_topo.node_id[node], NM_MPOL_PREFERRED);
+    nm_os_name_range(p, size, "numamalloc");
+    nm_map_add(p, size);
+    atomic_fetch_add_explicit(&nm_nodes[node].mapped, size, memory_order_relaxed);
+    return p;
+}
+
+void nm_segment_unmap_memory(void *start, size_t size, int node)
+{
+    nm_map_remove(start, size);
+    nm_os_release(start, size);
+    atomic_fetch_sub_explicit(&nm_nodes[node].mapped, size, memory_order_relaxed);
+}
+
+/* ---- segments ------------------------------------------------------------------------ */
+
+static const struct { uint8_t page_shift; } kind_layout[] = {
+    [NM_SEGMENT_SMALL] = { NM_SMALL_PAGE_SHIFT },
+    [NM_SEGMENT_MEDIUM] = { NM_MEDIUM_PAGE_SHIFT },
+};
+
+static void segment_format(struct nm_segment *s, int node, enum nm_segment_kind kind)
+{
+    uint32_t pages = (uint32_t)(NM_SEGMENT_SIZE >> kind_layout[kind].page_shift);
+    memset(s, 0, sizeof *s + pages * sizeof(struct nm_page));
+    s->cookie = nm_segment_cookie(s);
+    s->kind = (uint8_t)kind;
+    s->page_shift = kind_layout[kind].page_shift;
+    s->node = (uint16_t)node;
+    s->page_count = pages;
+    s->size = NM_SEGMENT_SIZE;
+    s->free_pages = pages == 64 ? ~0ull : (1ull << pages) - 1;
+    for (uint32_t i = 0; i < pages; i++) s->pages[i].committed = 1;
+}
+
+struct nm_segment *nm_segment_alloc(int node, enum nm_segment_kind kind)
+{
+    struct nm_node_state *ns = &nm_nodes[node];
+    struct nm_segment *s = nm_stack_pop(&ns->cache);
+    if (s) {
+        atomic_fetch_sub_explicit(&ns->cached, NM_SEGMENT_SIZE, memory_order_relaxed);
+    } else {
+        s = nm_segment_map_memory(NM_SEGMENT_SIZE, NM_SEGMENT_SIZE, node, false);
+        if (!s) return NULL;
+    }
+    segment_format(s, node, kind);
+    atomic_fetch_add_explicit(&ns->segments, 1, memory_order_relaxed);
+    return s;
+}
+
+void nm_segment_free(struct nm_segment *s)
+{
+    struct nm_node_state *ns = &nm_nodes[s->node];
+    uint64_t now = nm_os_now_ms();
+    atomic_store_explicit(&s->heap, NULL, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&ns->segments, 1, memory_order_relaxed);
+    if (nm_opt.purge_delay_ms == 0 && nm_opt.cache_bytes == 0) {
+        nm_segment_unmap_memory(s, s->size, s->node);
+        atomic_fetch_add_explicit(&nm_counters.purges, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&nm_counters.purged_bytes, NM_SEGMENT_SIZE, memory_order_relaxed);
+        return;
+    }
+    /* Purged pages of the segment were counted as decommitted; in the cache
+     * the segment counts as cached as a whole. */
+    for (uint32_t i = 0; i < s->page_count; i++) {
+        if (!s->pages[i].committed) {
+            atomic_fetch_sub_explicit(&ns->decommitted, (size_t)1 << s->page_shift,
+                                      memory_order_relaxed);
+        }
+    }
+    s->cached_ms = now;
+    atomic_fetch_add_explicit(&ns->cached, NM_SEGMENT_SIZE, memory_order_relaxed);
+    nm_stack_push(&ns->cache, s);
+    nm_segment_maybe_purge(s->node, now);
+}
+
+void nm_segment_abandon(struct nm_segment *s)
+{
+    atomic_store_explicit(&s->heap, NULL, memory_order_release);
+    s->heap_next = s->heap_prev = NULL;
+    atomic_fetch_add_explicit(&nm_counters.abandoned, 1, memory_order_relaxed);
+    nm_stack_push(&nm_nodes[s->node].abandoned, s);
+}
+
+struct nm_segment *nm_segment_take_abandoned(int node)
+{
+    struct nm_segment *s = nm_stack_pop(&nm_nodes[node].abandoned);
+    if (s) atomic_fetch_add_explicit(&nm_counters.reclaimed, 1, memory_order_relaxed);
+    return s;
+}
+
+/* ---- purging the node cache ---------------------------------------------------------- */
+
+void nm_segment_cache_purge(int node, uint64_t now_ms, bool force)
+{
+    struct nm_node_state *ns = &nm_nodes[node];
+    atomic_store_explicit(&ns->next_purge_ms, now_ms + (nm_opt.purge_delay_ms / 2) + 1,
+                          memory_order_relaxed);
+    struct nm_segment *all = nm_stack_take_all(&ns->cache);
+    /* The stack is newest first: keep the young ones, then older ones while
+     * the node caches no more than the limit; give back the rest. */
+    for (struct nm_segment *s = all, *next; s; s = next) {
+        next = s->stack_next;
+        bool waited = now_ms - s->cached_ms >= nm_opt.purge_delay_ms;
+        bool over = atomic_load_explicit(&ns->cached, memory_order_relaxed) > nm_opt.cache_bytes;
+        if (force || (waited && over)) {
+            atomic_fetch_sub_explicit(&ns->cached, NM_SEGMENT_SIZE, memory_order_relaxed);
+            nm_segment_unmap_memory(s, NM_SEGMENT_SIZE, node);
+            atomic_fetch_add_explicit(&nm_counters.purges, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&nm_counters.purged_bytes, NM_SEGMENT_SIZE,
+                                      memory_order_relaxed);
+        } else {
+            nm_stack_push(&ns->cache, s);
+        }
+    }
+}

@@ -1,0 +1,244 @@
+/*
+ * segment.h — node-bound memory: segments, pages, blocks, and the map that
+ * finds a block's segment from its address.
+ *
+ * The allocator takes memory from the OS in segments: 4 MiB-aligned ranges,
+ * each bound (mbind) to one NUMA node before anything touches it.  A segment
+ * header at the start of the range records the node and the owning heap.
+ *
+ *   small segment   4 MiB = 64 pages of 64 KiB, blocks of 16 B .. 8 KiB
+ *   medium segment  4 MiB =  4 pages of 1 MiB,  blocks of 8 KiB .. 256 KiB
+ *   large span      one block above 256 KiB, its own 4 MiB-aligned range
+ *
+ * A page serves one size class.  Its blocks are carved lazily (a few KiB at
+ * a time, so untouched memory is never faulted in) and kept on free lists.
+ *
+ *   segment_of(p) = p rounded down to 4 MiB        O(1), no lock
+ *   page_of(p)    = &segment->pages[(p - segment) >> page_shift]
+ *
+ * The segment map (2 bits per 4 MiB of address space) says whether an
+ * address range starts one of our segments, continues a large span, or is
+ * not ours; free() consults it before reading any header, so a pointer we do
+ * not own is reported instead of followed.
+ *
+ * Ownership.  A small or medium segment belongs to at most one thread heap
+ * (`heap`).  Only that thread pops blocks, pushes its own frees onto
+ * `page->free` and changes page lists.  Any other thread frees by pushing
+ * onto the page's atomic `remote` list; the owner collects those in batches.
+ * A segment whose owner exits (or moves to another node) is abandoned to its
+ * node and adopted by the next heap on the same node that needs memory, so a
+ * block is only ever reused on the node its memory lives on.
+ *
+ * This layer may call the os and topology layers.
+ */
+#ifndef NM_SEGMENT_H
+#define NM_SEGMENT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "os.h"
+#include "topology.h"
+
+#define NM_SEGMENT_SHIFT 22
+#define NM_SEGMENT_SIZE ((size_t)1 << NM_SEGMENT_SHIFT)      /* 4 MiB */
+#define NM_SMALL_PAGE_SHIFT 16                                /* 64 KiB */
+#define NM_MEDIUM_PAGE_SHIFT 20                               /* 1 MiB */
+#define NM_SMALL_MAX (8 * NM_KiB)          /* largest block in a small page */
+#define NM_MEDIUM_MAX (256 * NM_KiB)       /* largest block in a medium page */
+#define NM_MAX_PAGES (NM_SEGMENT_SIZE >> NM_SMALL_PAGE_SHIFT) /* 64 */
+
+struct nm_heap;
+
+/* A free block.  `freed` holds nm_block_cookie(block) while the block is
+ * free and 0 once it is handed out: free() of a block whose cookie is set is
+ * a double free.  Blocks are at least 16 bytes, so both words fit. */
+struct nm_block {
+    struct nm_block *next;
+    uintptr_t freed;
+};
+
+enum nm_page_state { NM_PAGE_FREE, NM_PAGE_QUEUED, NM_PAGE_FULL };
+
+/* Page metadata lives in the segment header, not in the page.  Fields above
+ * `remote` are the owner's alone. */
+struct nm_page {
+    struct nm_block *free;          /* blocks the owner hands out next */
+    uint32_t used;                  /* blocks out, counting uncollected remote frees */
+    uint32_t block_size;            /* bytes per block; 0 while the page is free */
+    uint8_t *start;                 /* first block */
+    uint64_t block_recip;           /* ceil(2^40 / block_size): block index by multiply */
+    uint32_t capacity;              /* blocks carved so far */
+    uint32_t reserved;              /* blocks that fit in the page */
+    uint8_t size_class;
+    uint8_t state;                  /* enum nm_page_state */
+    uint8_t committed;              /* 0 once its memory went back to the OS */
+    uint8_t reserved_pad;
+    uint32_t retired_ms;            /* when it became free (ms clock, low bits) */
+    _Atomic(struct nm_block *) remote;   /* pushed by other threads, collected by owner */
+    struct nm_page *next, *prev;    /* in the owning heap's class queue or full list */
+};
+
+enum nm_segment_kind { NM_SEGMENT_SMALL, NM_SEGMENT_MEDIUM, NM_SEGMENT_LARGE };
+
+struct nm_segment {
+    uintptr_t cookie;               /* nm_segment_cookie(self): proves the header is ours */
+    uint8_t kind;                   /* enum nm_segment_kind */
+    uint8_t page_shift;             /* small: 16, medium: 20 */
+    uint16_t node;                  /* dense node index (topology.h) */
+    uint32_t page_count;            /* 64 or 4 */
+    size_t size;                    /* bytes mapped from `self` */
+    _Atomic(struct nm_heap *) heap; /* owner; NULL when abandoned or cached */
+    _Atomic uint32_t remote_pending;/* set by remote frees, cleared by the owner */
+    uint32_t pages_used;            /* pages serving a size class (owner's) */
+    uint64_t free_pages;            /* bit i: page i is free (owner's) */
+    struct nm_segment *heap_next, *heap_prev; /* in the owner's segment list */
+    struct nm_segment *stack_next;  /* in a node stack (cache or abandoned) */
+    uint64_t cached_ms;             /* when it entered the node cache */
+
+    /* Large spans only (kind == NM_SEGMENT_LARGE). */
+    size_t block_offset;            /* block = (char *)segment + block_offset */
+    size_t block_size;              /* usable bytes */
+    size_t alignment;               /* alignment asked for (0: default layout) */
+    _Atomic uint32_t large_state;   /* NM_LARGE_LIVE or NM_LARGE_FREE */
+    bool zeroed;                    /* block memory known to be all zero */
+    bool hugetlb;                   /* backed by MAP_HUGETLB pages */
+
+    struct nm_page pages[];         /* small and medium only */
+};
+
+enum { NM_LARGE_FREE = 0, NM_LARGE_LIVE = 1 };
+
+/* ---- process-wide secrets and settings (set by nm_segment_init) ----------- */
+
+extern uintptr_t nm_cookie_key;     /* random per process */
+extern bool nm_bind_segments;       /* false when the process has its own policy */
+
+static inline uintptr_t nm_block_cookie(const void *block)
+{
+    return (uintptr_t)block ^ nm_cookie_key;
+}
+static inline uintptr_t nm_segment_cookie(const struct nm_segment *s)
+{
+    return ((uintptr_t)s * 0x9E3779B97F4A7C15ull) ^ nm_cookie_key;
+}
+
+/* ---- the segment map ------------------------------------------------------ */
+
+enum nm_map_kind { NM_MAP_NONE = 0, NM_MAP_START = 1, NM_MAP_CONT = 2 };
+
+#define NM_MAP_ADDRESS_BITS 47
+#define NM_MAP_UNITS ((size_t)1 << (NM_MAP_ADDRESS_BITS - NM_SEGMENT_SHIFT))
+extern _Atomic uint64_t nm_segment_map[NM_MAP_UNITS / 32];
+
+static inline enum nm_map_kind nm_map_lookup(uintptr_t addr)
+{
+    size_t unit = addr >> NM_SEGMENT_SHIFT;
+    if (nm_unlikely(unit >= NM_MAP_UNITS)) return NM_MAP_NONE;
+    uint64_t word = atomic_load_explicit(&nm_segment_map[unit / 32], memory_order_relaxed);
+    return (enum nm_map_kind)((word >> ((unit % 32) * 2)) & 3);
+}
+
+/* The segment whose range holds `p`, or NULL when p is not ours. */
+struct nm_segment *nm_segment_find(const void *p);
+
+static inline struct nm_segment *nm_segment_of(const void *p)
+{
+    return (struct nm_segment *)((uintptr_t)p & ~(NM_SEGMENT_SIZE - 1));
+}
+
+static inline struct nm_page *nm_page_of(struct nm_segment *s, const void *p)
+{
+    return &s->pages[((uintptr_t)p - (uintptr_t)s) >> s->page_shift];
+}
+
+static inline uint8_t *nm_page_base(struct nm_segment *s, size_t index)
+{
+    return (uint8_t *)s + (index << s->page_shift);
+}
+
+/* Mark [start, start + size) as one of ours (START then CONT units). */
+void nm_map_add(void *start, size_t size);
+void nm_map_remove(void *start, size_t size);
+
+/* ---- per-node state --------------------------------------------------------- */
+
+/* A lock-free stack of segments.  Anyone pushes; a pop first wins the
+ * `popping` flag with a try (never waits), so only one thread pops at a time
+ * and a popped segment cannot be unmapped under another popper.  A fork or
+ * signal cannot leave a waiter stuck: nobody waits.  The child of a fork
+ * clears the flags (nm_segment_after_fork). */
+struct nm_stack {
+    _Atomic(struct nm_segment *) top;
+    _Atomic bool popping;
+    _Atomic uint32_t count;
+};
+
+void nm_stack_push(struct nm_stack *st, struct nm_segment *s);
+/* Pop one, or NULL when empty or another thread is popping. */
+struct nm_segment *nm_stack_pop(struct nm_stack *st);
+/* Take the whole stack (NULL if empty or busy); walk it through stack_next. */
+struct nm_segment *nm_stack_take_all(struct nm_stack *st);
+
+struct nm_node_state {
+    struct nm_stack cache;              /* empty segments, still mapped and bound */
+    struct nm_stack abandoned;          /* segments with live blocks and no owner */
+    _Atomic uint64_t next_purge_ms;     /* no cache purge before this time */
+    /* Counters, in bytes unless named otherwise. */
+    _Atomic uint64_t mapped;            /* address space reserved (segments and spans) */
+    _Atomic uint64_t decommitted;       /* of that, given back with MADV_DONTNEED */
+    _Atomic uint64_t cached;            /* in cached segments and spans */
+    _Atomic uint64_t in_use;            /* pages serving a class + live large blocks */
+    _Atomic uint64_t segments;          /* live small/medium segments (count) */
+    _Atomic uint64_t large_blocks;      /* live large blocks (count) */
+} __attribute__((aligned(64)));
+
+extern struct nm_node_state nm_nodes[NM_MAX_NODES];
+
+/* Process-wide event counters. */
+struct nm_global_counters {
+    _Atomic uint64_t purges;
+    _Atomic uint64_t purged_bytes;
+    _Atomic uint64_t abandoned;
+    _Atomic uint64_t reclaimed;
+    _Atomic uint64_t threads;         /* thread heaps set up */
+    _Atomic uint64_t large_allocs;
+    _Atomic uint64_t large_frees;
+};
+extern struct nm_global_counters nm_counters;
+
+/* ---- operations --------------------------------------------------------------- */
+
+/* Once, at start-up: secrets, and whether segments are bound to nodes. */
+void nm_segment_init(void);
+void nm_segment_after_fork(void);
+
+/* Map `size` bytes aligned to `align` for node `node` (dense index),
+ * bound to it unless the process has its own memory policy.  Registered in
+ * the segment map.  NULL + ENOMEM on failure. */
+void *nm_segment_map_memory(size_t size, size_t align, int node, bool hugetlb);
+void nm_segment_unmap_memory(void *start, size_t size, int node);
+
+/* A fresh segment of `kind` for `node`: from the node cache, else the OS.
+ * All pages free, no owner.  NULL + ENOMEM on failure. */
+struct nm_segment *nm_segment_alloc(int node, enum nm_segment_kind kind);
+/* An empty segment goes to its node's cache (or back to the OS). */
+void nm_segment_free(struct nm_segment *s);
+/* Give an owned segment with live blocks to its node for adoption. */
+void nm_segment_abandon(struct nm_segment *s);
+/* Take one abandoned segment of `node`, or NULL. */
+struct nm_segment *nm_segment_take_abandoned(int node);
+
+/* Give back cached segments of `node` that have waited the purge delay,
+ * while the node caches more than the cache limit (force: every cached
+ * segment, now).  Never blocks: if another thread is at it, returns. */
+void nm_segment_cache_purge(int node, uint64_t now_ms, bool force);
+static inline void nm_segment_maybe_purge(int node, uint64_t now_ms)
+{
+    if (now_ms >= atomic_load_explicit(&nm_nodes[node].next_purge_ms, memory_order_relaxed))
+        nm_segment_cache_purge(node, now_ms, false);
+}
+
+#endif

@@ -1,0 +1,64 @@
+/*
+ * topology.h — the machine's NUMA nodes, their CPUs, distances and memory,
+ * read from sysfs; and the node the calling thread runs on.  May call the
+ * os layer only.
+ *
+ * Nodes have two names: the kernel's node id (sparse: 0, 2, 5 ...) used in
+ * syscalls and shown to users, and a dense index 0..node_count-1 used for
+ * the allocator's per-node arrays.  Index order is ascending id order.
+ */
+#ifndef NM_TOPOLOGY_H
+#define NM_TOPOLOGY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define NM_MAX_NODES 64      /* nodes the allocator keeps state for */
+#define NM_MAX_NODE_ID 1024  /* kernel node ids must be below this */
+#define NM_MAX_CPUS 4096     /* CPU numbers must be below this */
+
+struct nm_topology {
+    int node_count;                         /* >= 1 */
+    int node_id[NM_MAX_NODES];              /* index -> kernel id, ascending */
+    int16_t index_of_id[NM_MAX_NODE_ID];    /* kernel id -> index, -1 if none */
+    int cpu_limit;                          /* highest CPU number seen + 1 */
+    int16_t node_of_cpu[NM_MAX_CPUS];       /* CPU -> node index, -1 if unknown */
+    uint16_t cpu_count[NM_MAX_NODES];       /* CPUs per node (0: memory-only) */
+    bool has_memory[NM_MAX_NODES];          /* node has memory (MemTotal > 0) */
+    uint8_t distance[NM_MAX_NODES][NM_MAX_NODES]; /* by index; 10 = local */
+    uint64_t mem_total[NM_MAX_NODES];       /* bytes, from nodeN/meminfo */
+    uint64_t mem_free[NM_MAX_NODES];        /* bytes, at load time */
+    bool fallback;                          /* sysfs unusable: one node 0 */
+};
+
+/* Fill `t` from `<sysfs_root>/devices/system/node` (sysfs_root is "/sys"
+ * for the running machine).  Never fails: when the tree is absent,
+ * unreadable or inconsistent, `t` describes one node 0 holding every CPU
+ * (t->fallback is set).  Nodes beyond NM_MAX_NODES or with ids of
+ * NM_MAX_NODE_ID and more are ignored.  Does not allocate. */
+void nm_topology_load(struct nm_topology *t, const char *sysfs_root);
+
+/* Re-read only the free memory of each node of `t` (for nm_node_memory). */
+void nm_topology_refresh_free(struct nm_topology *t, const char *sysfs_root);
+
+/* The process's topology, loaded once by nm_topology_init(). */
+extern struct nm_topology nm_topo;
+void nm_topology_init(const char *sysfs_root);
+
+/* Dense index of the node the calling thread runs on now.  Reads the
+ * kernel's rseq node_id when the kernel provides it (Linux 6.3+, a few
+ * loads), else asks getcpu (vDSO).  Cheap enough for every slow path. */
+int nm_topology_current_node(void);
+
+/* Whether nm_topology_current_node reads the rseq node id (decided by
+ * nm_topology_init; for tests and verbose output). */
+bool nm_topology_uses_rseq(void);
+
+/* Dense index of a kernel node id, or -1. */
+static inline int nm_topology_index(const struct nm_topology *t, int node_id)
+{
+    if (node_id < 0 || node_id >= NM_MAX_NODE_ID) return -1;
+    return t->index_of_id[node_id];
+}
+
+#endif

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install what `make check` and `make bench` use beyond gcc and make, on
+# Debian or Ubuntu.  Safe to run again: only missing packages are installed.
+set -euo pipefail
+pkgs=(
+  g++ clang make                    # compilers (clang: the build is checked with both)
+  python3 git sqlite3 coreutils     # real programs run under LD_PRELOAD in tests/programs
+  libnuma-dev numactl               # independent placement checks (tests only, never the library)
+  libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 libtbbmalloc2   # peers for make bench
+)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "installing: ${missing[*]}"
+sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,70 @@
+/* testutil.h — tiny helpers shared by the C tests: CHECK() that names the
+ * failing line, skip with a reason, and reading this process's RSS. */
+#ifndef NM_TESTUTIL_H
+#define NM_TESTUTIL_H
+
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int nm_test_failures;
+
+#define CHECK(cond, ...)                                                        \
+    do {                                                                        \
+        if (!(cond)) {                                                          \
+            nm_test_failures++;                                                 \
+            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, "" __VA_ARGS__);                                    \
+            fputc('\n', stderr);                                                \
+        }                                                                       \
+    } while (0)
+
+/* Stop the test right away. */
+#define REQUIRE(cond, ...)                                                      \
+    do {                                                                        \
+        CHECK(cond, __VA_ARGS__);                                               \
+        if (!(cond)) exit(1);                                                   \
+    } while (0)
+
+/* Exit status 77 with the reason as the last line: reported as skipped. */
+static inline void nm_test_skip(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+    fflush(stdout);
+    exit(77);
+}
+
+static inline int nm_test_done(void)
+{
+    if (nm_test_failures) fprintf(stderr, "%d check(s) failed\n", nm_test_failures);
+    return nm_test_failures ? 1 : 0;
+}
+
+/* Fail unless numamalloc is this process's allocator (LD_PRELOAD or linked). */
+static inline void nm_test_require_numamalloc(void)
+{
+    if (!dlsym(RTLD_DEFAULT, "nm_malloc")) {
+        fprintf(stderr, "numamalloc is not loaded (run through tests/run.sh)\n");
+        exit(2);
+    }
+}
+
+/* Resident set size in bytes, from /proc/self/statm. */
+static inline size_t nm_test_rss(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long size = 0, resident = 0;
+    if (f) {
+        if (fscanf(f, "%lu %lu", &size, &resident) != 2) resident = 0;
+        fclose(f);
+    }
+    return (size_t)resident * 4096;
+}
+
+#endif
