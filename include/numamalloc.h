@@ -107,9 +107,9 @@ struct nm_node_stats {
 
 struct nm_class_stats {
     uint64_t block_size;        /* bytes per block in this class */
-    uint64_t allocs;            /* blocks handed out so far */
-    uint64_t frees;             /* blocks given back so far */
-    uint64_t pages;             /* pages now assigned to the class */
+    uint64_t allocs;            /* blocks handed out so far (all threads) */
+    uint64_t pages;             /* pages now serving the class (64 KiB up to
+                                   8 KiB blocks, 1 MiB above) */
 };
 
 struct nm_stats {

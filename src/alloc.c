@@ -81,7 +81,7 @@ static enum block_status block_lookup(const void *p, struct block_ref *ref)
     ref->page = pg;
     ref->usable = pg->block_size;
     const struct nm_block *b = p;
-    return b->freed == nm_block_cookie(b) ? BLOCK_FREE : BLOCK_LIVE;
+    return b->freed == nm_free_mark ? BLOCK_FREE : BLOCK_LIVE;
 }
 
 /* ---- allocation ---------------------------------------------------------------------- */

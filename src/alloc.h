@@ -31,11 +31,11 @@ static inline void *nm_alloc_inline(size_t size)
  * which reports errors. */
 static inline void nm_free_inline(void *p)
 {
-    struct nm_segment *s = nm_segment_of(p);
-    if (nm_likely(nm_map_lookup((uintptr_t)p) == NM_MAP_START && s->kind != NM_SEGMENT_LARGE)) {
+    if (nm_likely(nm_map_lookup((uintptr_t)p) == NM_MAP_SEGMENT)) {
+        struct nm_segment *s = nm_segment_of(p);
         struct nm_page *pg = nm_page_of(s, p);
         struct nm_block *b = p;
-        if (nm_likely(nm_page_is_block(pg, p) && b->freed != nm_block_cookie(b))) {
+        if (nm_likely(nm_page_is_block(pg, p) && b->freed != nm_free_mark)) {
             nm_heap_free(s, pg, b);
             return;
         }

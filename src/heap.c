@@ -31,7 +31,6 @@ __thread struct nm_heap *nm_tls_heap __attribute__((tls_model("initial-exec"))) 
 
 _Atomic(struct nm_heap *) nm_heap_list;
 _Atomic uint64_t nm_class_pages[NM_CLASS_COUNT];
-_Atomic uint64_t nm_orphan_frees[NM_CLASS_COUNT];
 
 static pthread_key_t heap_key;
 static void heap_thread_exit(void *arg);
@@ -224,8 +223,9 @@ static bool page_release(struct nm_heap *h, struct nm_segment *s, struct nm_page
     pg->state = NM_PAGE_FREE;
     pg->free = NULL;
     pg->block_size = 0;
-    pg->capacity = pg->reserved = 0;
-    pg->retired_ms = (uint32_t)now_ms;
+    atomic_store_explicit(&pg->carved, 0, memory_order_relaxed);
+    pg->reserved = 0;
+    s->retired_ms[index] = (uint32_t)now_ms;
     s->free_pages |= 1ull << index;
     if (--s->pages_used == 0) {
         segment_unlink(h, s);
@@ -253,8 +253,8 @@ static struct nm_page *page_take(struct nm_heap *h, struct nm_segment *s, unsign
     struct nm_page *pg = &s->pages[index];
     s->free_pages &= ~(1ull << index);
     s->pages_used++;
-    if (!pg->committed) {
-        pg->committed = 1;
+    if (s->decommitted_pages & (1ull << index)) {
+        s->decommitted_pages &= ~(1ull << index);
         uint8_t *start; size_t len;
         nm_page_area(s, index, &start, &len);
         atomic_fetch_sub_explicit(&nm_nodes[s->node].decommitted, len, memory_order_relaxed);
@@ -285,7 +285,7 @@ static bool heap_adopt(struct nm_heap *h, struct nm_segment *s)
         if (pg->used == 0) {
             pg->state = NM_PAGE_QUEUED;   /* not linked: page_release only counts */
             if (page_release(h, s, pg, now)) return false;
-        } else if (pg->free || pg->capacity < pg->reserved) {
+        } else if (pg->free || nm_page_capacity(pg) < pg->reserved) {
             page_enqueue_back(h, pg);
         } else {
             pg->state = NM_PAGE_FULL;
@@ -317,21 +317,23 @@ static struct nm_segment *heap_segment_with_free_page(struct nm_heap *h, enum nm
 
 void nm_heap_free_remote(struct nm_segment *s, struct nm_page *pg, struct nm_block *b)
 {
-    struct nm_block *head = atomic_load_explicit(&pg->remote, memory_order_relaxed);
-    do {
-        b->next = head;
-    } while (!atomic_compare_exchange_weak_explicit(&pg->remote, &head, b, memory_order_release,
-                                                    memory_order_relaxed));
-    /* Tell the owner; read first so a busy page does not bounce the line. */
+    /* Everything that reads the segment comes before the push: once the
+     * block is on the remote list the owner may collect it, release the page
+     * and the segment, and the segment may be reused or unmapped. */
+    /* Tell the owner; read first so a busy page does not bounce the line.
+     * An owner that scans between these flags and the push misses the
+     * block until its next maintenance pass, which scans every page. */
     if (!atomic_load_explicit(&s->remote_pending, memory_order_relaxed))
         atomic_store_explicit(&s->remote_pending, 1, memory_order_release);
     struct nm_heap *owner = atomic_load_explicit(&s->heap, memory_order_acquire);
     if (owner && !atomic_load_explicit(&owner->remote_pending, memory_order_relaxed))
         atomic_store_explicit(&owner->remote_pending, 1, memory_order_release);
 
-    struct nm_heap *self = nm_tls_heap;
-    if (self != &nm_heap_empty) nm_count(&self->frees[pg->size_class], 1);
-    else atomic_fetch_add_explicit(&nm_orphan_frees[pg->size_class], 1, memory_order_relaxed);
+    struct nm_block *head = atomic_load_explicit(&pg->remote, memory_order_relaxed);
+    do {
+        b->next = head;
+    } while (!atomic_compare_exchange_weak_explicit(&pg->remote, &head, b, memory_order_release,
+                                                    memory_order_relaxed));
 }
 
 /* Collect remote frees on every segment that got some: full pages that now
@@ -374,14 +376,15 @@ static void heap_decommit_free_pages(struct nm_heap *h, uint64_t now_ms, bool fo
             size_t run_len = 0;
             for (size_t i = 0; i <= s->page_count; i++) {
                 struct nm_page *pg = i < s->page_count ? &s->pages[i] : NULL;
-                bool take = pg && pg->state == NM_PAGE_FREE && pg->committed &&
-                            (force || (uint32_t)now_ms - pg->retired_ms >= nm_opt.purge_delay_ms);
+                uint64_t bit = 1ull << (i & 63);
+                bool take = pg && pg->state == NM_PAGE_FREE && !(s->decommitted_pages & bit) &&
+                            (force || (uint32_t)now_ms - s->retired_ms[i] >= nm_opt.purge_delay_ms);
                 if (take) {
                     uint8_t *start; size_t len;
                     nm_page_area(s, i, &start, &len);
                     if (!run) run = start;
                     run_len = (size_t)(start + len - run);
-                    pg->committed = 0;
+                    s->decommitted_pages |= bit;
                     continue;
                 }
                 if (run && nm_os_decommit(run, run_len) == 0) {

@@ -41,8 +41,7 @@ struct nm_heap {
 
     /* Statistics: written by the owner only (no lock, no atomic add), read
      * by anyone through relaxed loads. */
-    _Atomic uint64_t allocs[NM_CLASS_COUNT];
-    _Atomic uint64_t frees[NM_CLASS_COUNT];
+    _Atomic uint64_t allocs[NM_CLASS_COUNT];   /* blocks handed out, per class */
     _Atomic uint64_t remote_frees;             /* blocks collected from remote lists */
 
     _Atomic bool claimed;                      /* in use by a thread */
@@ -65,8 +64,6 @@ extern __thread struct nm_heap *nm_tls_heap __attribute__((tls_model("initial-ex
 extern _Atomic(struct nm_heap *) nm_heap_list;
 /* Pages now assigned to each class, over all heaps. */
 extern _Atomic uint64_t nm_class_pages[NM_CLASS_COUNT];
-/* Remote frees by threads that have no heap. */
-extern _Atomic uint64_t nm_orphan_frees[NM_CLASS_COUNT];
 
 /* Start-up of this layer and all below it (options, topology, classes,
  * segments); idempotent and cheap after the first call. */
@@ -120,11 +117,10 @@ static inline void *nm_heap_alloc_medium(size_t size)
 static inline void nm_heap_free(struct nm_segment *s, struct nm_page *pg, struct nm_block *b)
 {
     struct nm_heap *h = nm_tls_heap;
-    b->freed = nm_block_cookie(b);
+    b->freed = nm_free_mark;
     if (nm_likely(atomic_load_explicit(&s->heap, memory_order_relaxed) == h)) {
         b->next = pg->free;
         pg->free = b;
-        nm_count(&h->frees[pg->size_class], 1);
         if (nm_unlikely(--pg->used == 0 || pg->state == NM_PAGE_FULL)) nm_heap_page_freed(h, pg);
     } else {
         nm_heap_free_remote(s, pg, b);

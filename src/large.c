@@ -125,7 +125,7 @@ void *nm_large_alloc(size_t size, size_t alignment, int node, bool zero)
     struct nm_segment *s = alignment ? NULL : cache_take(node, &l);
     if (!s) {
         bool hugetlb = nm_opt.hugepages == NM_HUGEPAGES_HUGETLB && size >= NM_HUGE_MIN;
-        s = nm_segment_map_memory(l.size, l.align, node, hugetlb);
+        s = nm_segment_map_memory(l.size, l.align, node, hugetlb, NM_MAP_SPAN);
         if (!s) return NULL;
         memset(s, 0, sizeof *s);
         s->size = l.size;
@@ -201,7 +201,7 @@ void *nm_large_resize(struct nm_segment *s, size_t size)
         if (!moved) { nm_os_release(target, l.size); return NULL; }
     }
     if (moved != start) nm_map_remove(start, old_size);
-    nm_map_add(moved, l.size);
+    nm_map_add(moved, l.size, NM_MAP_SPAN);
     s = moved;
     s->cookie = nm_segment_cookie(s);
     s->size = l.size;

@@ -41,8 +41,8 @@ void nm_page_format(struct nm_segment *s, size_t index, unsigned cls)
     pg->block_size = (uint32_t)block;
     pg->block_recip = (((uint64_t)1 << 40) + block - 1) / block;
     pg->start = nm_page_base(s, index) + offset;
-    pg->capacity = 0;
-    pg->reserved = (uint32_t)((page_size - offset) / block);
+    atomic_store_explicit(&pg->carved, 0, memory_order_relaxed);
+    pg->reserved = (uint16_t)((page_size - offset) / block);
     pg->size_class = (uint8_t)cls;
     atomic_store_explicit(&pg->remote, NULL, memory_order_relaxed);
     pg->next = pg->prev = NULL;
@@ -50,25 +50,26 @@ void nm_page_format(struct nm_segment *s, size_t index, unsigned cls)
 
 bool nm_page_extend(struct nm_page *pg)
 {
-    uint32_t left = pg->reserved - pg->capacity;
+    uint32_t capacity = nm_page_capacity(pg);
+    uint32_t left = pg->reserved - capacity;
     if (left == 0) return false;
     uint32_t count = (uint32_t)(NM_EXTEND_BYTES / pg->block_size);
     if (count == 0) count = 1;
     if (count > left) count = left;
 
     size_t size = pg->block_size;
-    uint8_t *first = pg->start + (size_t)pg->capacity * size;
+    uint8_t *first = pg->start + (size_t)capacity * size;
     struct nm_block *block = (struct nm_block *)first;
     for (uint32_t i = 1; i < count; i++) {
         struct nm_block *next = (struct nm_block *)(first + i * size);
         block->next = next;
-        block->freed = nm_block_cookie(block);
+        block->freed = nm_free_mark;
         block = next;
     }
     block->next = pg->free;
-    block->freed = nm_block_cookie(block);
+    block->freed = nm_free_mark;
     pg->free = (struct nm_block *)first;
-    pg->capacity += count;
+    atomic_store_explicit(&pg->carved, (uint32_t)((capacity + count) * size), memory_order_relaxed);
     return true;
 }
 

@@ -57,11 +57,18 @@ static inline bool nm_page_has_remote(const struct nm_page *pg)
     return atomic_load_explicit(&pg->remote, memory_order_relaxed) != NULL;
 }
 
-/* Whether `p` is the start of a block carved from this page. */
+/* Blocks carved so far (owner only). */
+static inline uint32_t nm_page_capacity(const struct nm_page *pg)
+{
+    return atomic_load_explicit(&pg->carved, memory_order_relaxed) / pg->block_size;
+}
+
+/* Whether `p` is the start of a block carved from this page.  Any thread
+ * may ask (`carved` is atomic because the owner may be carving). */
 static inline bool nm_page_is_block(const struct nm_page *pg, const void *p)
 {
     uintptr_t off = (uintptr_t)p - (uintptr_t)pg->start;
-    if (off >= (uintptr_t)pg->capacity * pg->block_size) return false;
+    if (off >= atomic_load_explicit(&pg->carved, memory_order_relaxed)) return false;
     uint64_t index = ((uint64_t)off * pg->block_recip) >> 40;
     return index * pg->block_size == off;
 }

@@ -22,8 +22,9 @@
 #include "options.h"
 
 uintptr_t nm_cookie_key;
+uintptr_t nm_free_mark;
 bool nm_bind_segments = true;
-_Atomic uint64_t nm_segment_map[NM_MAP_UNITS / 32];
+_Atomic uint8_t nm_segment_map[NM_MAP_UNITS];
 struct nm_node_state nm_nodes[NM_MAX_NODES];
 struct nm_global_counters nm_counters;
 
@@ -36,6 +37,7 @@ void nm_segment_init(void)
     uint64_t key = random ? random[0] ^ (random[1] << 1) : 0;
     if (key == 0) key = (uintptr_t)&key ^ 0x5bd1e9955bd1e995ull;
     nm_cookie_key = (uintptr_t)key | 1;
+    nm_free_mark = (nm_cookie_key * 0xff51afd7ed558ccdull) | 1;
 
     /* Respect a policy the process already has (numactl --membind/--interleave
      * /--preferred): binding our segments would override it. */
@@ -58,18 +60,16 @@ void nm_segment_after_fork(void)
 
 static void map_set(size_t unit, enum nm_map_kind kind)
 {
-    if (unit >= NM_MAP_UNITS) return;
-    uint64_t shift = (unit % 32) * 2;
-    atomic_fetch_and(&nm_segment_map[unit / 32], ~((uint64_t)3 << shift));
-    if (kind != NM_MAP_NONE) atomic_fetch_or(&nm_segment_map[unit / 32], (uint64_t)kind << shift);
+    if (unit < NM_MAP_UNITS)
+        atomic_store_explicit(&nm_segment_map[unit], (uint8_t)kind, memory_order_release);
 }
 
-void nm_map_add(void *start, size_t size)
+void nm_map_add(void *start, size_t size, enum nm_map_kind kind)
 {
     size_t first = (uintptr_t)start >> NM_SEGMENT_SHIFT;
     size_t last = ((uintptr_t)start + size - 1) >> NM_SEGMENT_SHIFT;
     for (size_t unit = last; unit > first; unit--) map_set(unit, NM_MAP_CONT);
-    map_set(first, NM_MAP_START);
+    map_set(first, kind);
 }
 
 void nm_map_remove(void *start, size_t size)
@@ -84,7 +84,8 @@ struct nm_segment *nm_segment_find(const void *p)
     uintptr_t addr = (uintptr_t)p;
     for (;;) {
         switch (nm_map_lookup(addr)) {
-        case NM_MAP_START: {
+        case NM_MAP_SEGMENT:
+        case NM_MAP_SPAN: {
             struct nm_segment *s = nm_segment_of((void *)addr);
             if (s->cookie != nm_segment_cookie(s)) return NULL;
             return (uintptr_t)p - (uintptr_t)s < s->size ? s : NULL;
@@ -148,7 +149,8 @@ struct nm_segment *nm_stack_take_all(struct nm_stack *st)
 
 /* ---- mapping memory for a node ---------------------------------------------------- */
 
-void *nm_segment_map_memory(size_t size, size_t align, int node, bool hugetlb)
+void *nm_segment_map_memory(size_t size, size_t align, int node, bool hugetlb,
+                            enum nm_map_kind kind)
 {
     void *p = nm_os_reserve(size, align, hugetlb);
     if (!p && hugetlb) p = nm_os_reserve(size, align, false);  /* no huge pages: fall back */
@@ -156,7 +158,7 @@ void *nm_segment_map_memory(size_t size, size_t align, int node, bool hugetlb)
     if (nm_bind_segments)
         (void)nm_os_bind_node(p, size, nm_topo.node_id[node], NM_MPOL_PREFERRED);
     nm_os_name_range(p, size, "numamalloc");
-    nm_map_add(p, size);
+    nm_map_add(p, size, kind);
     atomic_fetch_add_explicit(&nm_nodes[node].mapped, size, memory_order_relaxed);
     return p;
 }
@@ -186,7 +188,6 @@ static void segment_format(struct nm_segment *s, int node, enum nm_segment_kind 
     s->page_count = pages;
     s->size = NM_SEGMENT_SIZE;
     s->free_pages = pages == 64 ? ~0ull : (1ull << pages) - 1;
-    for (uint32_t i = 0; i < pages; i++) s->pages[i].committed = 1;
 }
 
 struct nm_segment *nm_segment_alloc(int node, enum nm_segment_kind kind)
@@ -196,7 +197,7 @@ struct nm_segment *nm_segment_alloc(int node, enum nm_segment_kind kind)
     if (s) {
         atomic_fetch_sub_explicit(&ns->cached, NM_SEGMENT_SIZE, memory_order_relaxed);
     } else {
-        s = nm_segment_map_memory(NM_SEGMENT_SIZE, NM_SEGMENT_SIZE, node, false);
+        s = nm_segment_map_memory(NM_SEGMENT_SIZE, NM_SEGMENT_SIZE, node, false, NM_MAP_SEGMENT);
         if (!s) return NULL;
     }
     segment_format(s, node, kind);
@@ -218,12 +219,9 @@ void nm_segment_free(struct nm_segment *s)
     }
     /* Purged pages of the segment were counted as decommitted; in the cache
      * the segment counts as cached as a whole. */
-    for (uint32_t i = 0; i < s->page_count; i++) {
-        if (!s->pages[i].committed) {
-            atomic_fetch_sub_explicit(&ns->decommitted, (size_t)1 << s->page_shift,
-                                      memory_order_relaxed);
-        }
-    }
+    atomic_fetch_sub_explicit(&ns->decommitted,
+                              (size_t)__builtin_popcountll(s->decommitted_pages) << s->page_shift,
+                              memory_order_relaxed);
     s->cached_ms = now;
     atomic_fetch_add_explicit(&ns->cached, NM_SEGMENT_SIZE, memory_order_relaxed);
     nm_stack_push(&ns->cache, s);

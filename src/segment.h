@@ -52,9 +52,10 @@
 
 struct nm_heap;
 
-/* A free block.  `freed` holds nm_block_cookie(block) while the block is
- * free and 0 once it is handed out: free() of a block whose cookie is set is
- * a double free.  Blocks are at least 16 bytes, so both words fit. */
+/* A free block.  `freed` holds nm_free_mark (a random per-process value)
+ * while the block is free and 0 once it is handed out: free() of a block
+ * that carries the mark is a double free.  Blocks are at least 16 bytes, so
+ * both words fit. */
 struct nm_block {
     struct nm_block *next;
     uintptr_t freed;
@@ -62,24 +63,23 @@ struct nm_block {
 
 enum nm_page_state { NM_PAGE_FREE, NM_PAGE_QUEUED, NM_PAGE_FULL };
 
-/* Page metadata lives in the segment header, not in the page.  Fields above
- * `remote` are the owner's alone. */
+/* Page metadata lives in the segment header, not in the page: 64 bytes, one
+ * cache line.  All fields but `remote` and `carved` are the owner's alone. */
 struct nm_page {
     struct nm_block *free;          /* blocks the owner hands out next */
     uint32_t used;                  /* blocks out, counting uncollected remote frees */
     uint32_t block_size;            /* bytes per block; 0 while the page is free */
     uint8_t *start;                 /* first block */
     uint64_t block_recip;           /* ceil(2^40 / block_size): block index by multiply */
-    uint32_t capacity;              /* blocks carved so far */
-    uint32_t reserved;              /* blocks that fit in the page */
+    _Atomic uint32_t carved;        /* bytes of blocks carved so far (read by remote frees) */
+    uint16_t reserved;              /* blocks that fit in the page (at most 4096) */
     uint8_t size_class;
     uint8_t state;                  /* enum nm_page_state */
-    uint8_t committed;              /* 0 once its memory went back to the OS */
-    uint8_t reserved_pad;
-    uint32_t retired_ms;            /* when it became free (ms clock, low bits) */
     _Atomic(struct nm_block *) remote;   /* pushed by other threads, collected by owner */
     struct nm_page *next, *prev;    /* in the owning heap's class queue or full list */
 };
+
+_Static_assert(sizeof(struct nm_page) == 64, "page metadata is one cache line");
 
 enum nm_segment_kind { NM_SEGMENT_SMALL, NM_SEGMENT_MEDIUM, NM_SEGMENT_LARGE };
 
@@ -94,6 +94,8 @@ struct nm_segment {
     _Atomic uint32_t remote_pending;/* set by remote frees, cleared by the owner */
     uint32_t pages_used;            /* pages serving a size class (owner's) */
     uint64_t free_pages;            /* bit i: page i is free (owner's) */
+    uint64_t decommitted_pages;     /* bit i: page i's memory went back to the OS */
+    uint32_t retired_ms[NM_MAX_PAGES];  /* when page i became free (ms clock, low bits) */
     struct nm_segment *heap_next, *heap_prev; /* in the owner's segment list */
     struct nm_segment *stack_next;  /* in a node stack (cache or abandoned) */
     uint64_t cached_ms;             /* when it entered the node cache */
@@ -114,12 +116,9 @@ enum { NM_LARGE_FREE = 0, NM_LARGE_LIVE = 1 };
 /* ---- process-wide secrets and settings (set by nm_segment_init) ----------- */
 
 extern uintptr_t nm_cookie_key;     /* random per process */
+extern uintptr_t nm_free_mark;      /* marks free blocks (derived from the key) */
 extern bool nm_bind_segments;       /* false when the process has its own policy */
 
-static inline uintptr_t nm_block_cookie(const void *block)
-{
-    return (uintptr_t)block ^ nm_cookie_key;
-}
 static inline uintptr_t nm_segment_cookie(const struct nm_segment *s)
 {
     return ((uintptr_t)s * 0x9E3779B97F4A7C15ull) ^ nm_cookie_key;
@@ -127,18 +126,24 @@ static inline uintptr_t nm_segment_cookie(const struct nm_segment *s)
 
 /* ---- the segment map ------------------------------------------------------ */
 
-enum nm_map_kind { NM_MAP_NONE = 0, NM_MAP_START = 1, NM_MAP_CONT = 2 };
+/* One byte per 4 MiB of the 47-bit address space (32 MiB of bss, of which
+ * only the few pages covering our ranges are ever touched). */
+enum nm_map_kind {
+    NM_MAP_NONE = 0,        /* not ours */
+    NM_MAP_SEGMENT = 1,     /* starts a small or medium segment */
+    NM_MAP_SPAN = 2,        /* starts a large span */
+    NM_MAP_CONT = 3,        /* continues the span that starts before it */
+};
 
 #define NM_MAP_ADDRESS_BITS 47
 #define NM_MAP_UNITS ((size_t)1 << (NM_MAP_ADDRESS_BITS - NM_SEGMENT_SHIFT))
-extern _Atomic uint64_t nm_segment_map[NM_MAP_UNITS / 32];
+extern _Atomic uint8_t nm_segment_map[NM_MAP_UNITS];
 
 static inline enum nm_map_kind nm_map_lookup(uintptr_t addr)
 {
     size_t unit = addr >> NM_SEGMENT_SHIFT;
     if (nm_unlikely(unit >= NM_MAP_UNITS)) return NM_MAP_NONE;
-    uint64_t word = atomic_load_explicit(&nm_segment_map[unit / 32], memory_order_relaxed);
-    return (enum nm_map_kind)((word >> ((unit % 32) * 2)) & 3);
+    return (enum nm_map_kind)atomic_load_explicit(&nm_segment_map[unit], memory_order_relaxed);
 }
 
 /* The segment whose range holds `p`, or NULL when p is not ours. */
@@ -159,8 +164,9 @@ static inline uint8_t *nm_page_base(struct nm_segment *s, size_t index)
     return (uint8_t *)s + (index << s->page_shift);
 }
 
-/* Mark [start, start + size) as one of ours (START then CONT units). */
-void nm_map_add(void *start, size_t size);
+/* Mark [start, start + size) as one of ours: `kind` for its first unit,
+ * NM_MAP_CONT for the others. */
+void nm_map_add(void *start, size_t size, enum nm_map_kind kind);
 void nm_map_remove(void *start, size_t size);
 
 /* ---- per-node state --------------------------------------------------------- */
@@ -218,7 +224,8 @@ void nm_segment_after_fork(void);
 /* Map `size` bytes aligned to `align` for node `node` (dense index),
  * bound to it unless the process has its own memory policy.  Registered in
  * the segment map.  NULL + ENOMEM on failure. */
-void *nm_segment_map_memory(size_t size, size_t align, int node, bool hugetlb);
+void *nm_segment_map_memory(size_t size, size_t align, int node, bool hugetlb,
+                            enum nm_map_kind kind);
 void nm_segment_unmap_memory(void *start, size_t size, int node);
 
 /* A fresh segment of `kind` for `node`: from the node cache, else the OS.

@@ -43,13 +43,11 @@ nm_export void nm_stats_get(struct nm_stats *out)
     for (int c = 0; c < out->class_count; c++) {
         out->size_class[c].block_size = nm_class_size[c];
         out->size_class[c].pages = load(&nm_class_pages[c]);
-        out->size_class[c].frees = load(&nm_orphan_frees[c]);
     }
     for (struct nm_heap *h = atomic_load_explicit(&nm_heap_list, memory_order_acquire); h;
          h = h->all_next) {
         for (int c = 0; c < out->class_count; c++) {
             out->size_class[c].allocs += load(&h->allocs[c]);
-            out->size_class[c].frees += load(&h->frees[c]);
         }
         out->remote_frees += load(&h->remote_frees);
     }
@@ -126,7 +124,7 @@ nm_export void nm_stats_print(int fd)
     }
 
     static const struct column class_cols[] = {
-        { "  block size", 14 }, { "allocs", 14 }, { "frees", 14 }, { "live", 12 }, { "pages", 8 },
+        { "  block size", 14 }, { "allocs", 16 }, { "pages", 10 }, { "page bytes", 12 },
     };
     print_header(fd, class_cols, sizeof class_cols / sizeof class_cols[0]);
     for (int c = 0; c < st.class_count; c++) {
@@ -137,9 +135,9 @@ nm_export void nm_stats_print(int fd)
         nm_line_u64(&l, k->block_size);
         nm_line_pad(&l, at += class_cols[0].width);
         nm_line_u64(&l, k->allocs);     nm_line_pad(&l, at += class_cols[1].width);
-        nm_line_u64(&l, k->frees);      nm_line_pad(&l, at += class_cols[2].width);
-        nm_line_i64(&l, (int64_t)(k->allocs - k->frees)); nm_line_pad(&l, at += class_cols[3].width);
-        nm_line_u64(&l, k->pages);
+        nm_line_u64(&l, k->pages);      nm_line_pad(&l, at += class_cols[2].width);
+        nm_line_size(&l, k->pages << (k->block_size <= NM_SMALL_MAX ? NM_SMALL_PAGE_SHIFT
+                                                                    : NM_MEDIUM_PAGE_SHIFT));
         nm_line_str(&l, "\n");
         nm_line_write(&l, fd);
     }

@@ -170,15 +170,18 @@ static bool sys_path(struct path *p, const char *root, const char *dir, int id, 
     return !p->too_long;
 }
 
-/* Read a sysfs file into buf (cap bytes).  With `whole`, a file that fills
- * the buffer counts as unreadable: a cut list would be silently wrong. */
-static bool read_sys(char *buf, size_t cap, bool whole, const char *root, const char *dir,
-                     int id, const char *leaf)
+/* Read a sysfs file into buf (cap bytes, NUL-terminated).  A file that
+ * fills the buffer is FILE_CUT: what was read may end anywhere. */
+enum file_state { FILE_MISSING, FILE_CUT, FILE_OK };
+
+static enum file_state read_sys(char *buf, size_t cap, const char *root, const char *dir, int id,
+                                const char *leaf)
 {
     struct path p;
-    if (!sys_path(&p, root, dir, id, leaf)) return false;
+    if (!sys_path(&p, root, dir, id, leaf)) return FILE_MISSING;
     ssize_t n = nm_os_read_file(p.text, buf, cap);
-    return n >= 0 && (!whole || (size_t)n + 1 < cap);
+    if (n < 0) return FILE_MISSING;
+    return (size_t)n + 1 < cap ? FILE_OK : FILE_CUT;
 }
 
 /* ---- loading --------------------------------------------------------------- */
@@ -195,7 +198,9 @@ static void topology_clear(struct nm_topology *t)
  * False when there is no list or it is garbage. */
 static bool read_node_ids(char *buf, const char *root, uint64_t *ids, int64_t *listed)
 {
-    if (read_sys(buf, READ_CAP, true, root, "node", -1, "online")) {
+    enum file_state online = read_sys(buf, READ_CAP, root, "node", -1, "online");
+    if (online == FILE_CUT) return false;
+    if (online == FILE_OK) {
         *listed = parse_list(buf, ids, NM_MAX_NODE_ID);
         return *listed > 0;
     }
@@ -205,7 +210,7 @@ static bool read_node_ids(char *buf, const char *root, uint64_t *ids, int64_t *l
     if (!sys_path(&p, root, "node", -1, NULL) || access(p.text, F_OK) != 0) return false;
     *listed = 0;
     for (int id = 0; id < NM_MAX_NODE_ID; id++) {
-        if (!read_sys(buf, READ_CAP, true, root, "node", id, "cpulist")) continue;
+        if (read_sys(buf, READ_CAP, root, "node", id, "cpulist") == FILE_MISSING) continue;
         bit_set(ids, id);
         ++*listed;
     }
@@ -239,8 +244,10 @@ static bool load_memory(struct nm_topology *t, char *buf, const char *root)
     bool any = false;
     for (int i = 0; i < t->node_count; i++) {
         uint64_t total = 0, free = 0;
-        bool known = read_sys(buf, MEMINFO_CAP, false, root, "node", t->node_id[i], "meminfo") &&
-                     meminfo_bytes(buf, "MemTotal:", &total);
+        int id = t->node_id[i];
+        /* A cut meminfo is fine: MemTotal and MemFree come first. */
+        enum file_state meminfo = read_sys(buf, MEMINFO_CAP, root, "node", id, "meminfo");
+        bool known = meminfo != FILE_MISSING && meminfo_bytes(buf, "MemTotal:", &total);
         if (known && !meminfo_bytes(buf, "MemFree:", &free)) free = 0;
         t->mem_total[i] = total;
         t->mem_free[i] = free < total ? free : total;
@@ -283,10 +290,12 @@ static bool load_distances(struct nm_topology *t, char *buf, const char *root,
                            const int *column, int64_t columns)
 {
     for (int i = 0; i < t->node_count; i++) {
-        if (!read_sys(buf, READ_CAP, true, root, "node", t->node_id[i], "distance")) {
+        enum file_state row = read_sys(buf, READ_CAP, root, "node", t->node_id[i], "distance");
+        if (row == FILE_MISSING) {
             default_distances(t);
             return true;
         }
+        if (row == FILE_CUT) return false;
         if (!parse_distance_row(buf, columns, column, t->node_count, t->distance[i])) return false;
     }
     return true;
@@ -305,9 +314,10 @@ static bool load_nodes(struct nm_topology *t, char *buf, const char *root)
     for (int id = 0; id < NM_MAX_NODE_ID && t->node_count < NM_MAX_NODES; id++) {
         if (!bit_test(ids, id)) continue;
         int position = rank++;
-        if (!read_sys(buf, READ_CAP, true, root, "node", id, "cpulist")) continue;
+        enum file_state cpulist = read_sys(buf, READ_CAP, root, "node", id, "cpulist");
+        if (cpulist == FILE_MISSING) continue;  /* listed, but no such node */
         nm_cpuset cpus = {0};
-        if (parse_list(buf, cpus, NM_MAX_CPUS) < 0) return false;
+        if (cpulist == FILE_CUT || parse_list(buf, cpus, NM_MAX_CPUS) < 0) return false;
         column[t->node_count] = position;
         if (!add_node(t, id, cpus)) return false;
     }
@@ -320,7 +330,7 @@ static bool load_nodes(struct nm_topology *t, char *buf, const char *root)
  * those this thread may run on, else CPU 0. */
 static void fallback_cpus(char *buf, const char *root, uint64_t *cpus)
 {
-    if (read_sys(buf, READ_CAP, true, root, "cpu", -1, "online") &&
+    if (read_sys(buf, READ_CAP, root, "cpu", -1, "online") == FILE_OK &&
         parse_list(buf, cpus, NM_MAX_CPUS) > 0 && cpus_any(cpus))
         return;
     memset(cpus, 0, sizeof(nm_cpuset));
@@ -371,9 +381,9 @@ void nm_topology_refresh_free(struct nm_topology *t, const char *sysfs_root)
     } else {
         for (int i = 0; i < t->node_count; i++) {
             uint64_t free;
-            if (read_sys(buf, sizeof buf, false, root, "node", t->node_id[i], "meminfo") &&
+            if (read_sys(buf, sizeof buf, root, "node", t->node_id[i], "meminfo") != FILE_MISSING &&
                 meminfo_bytes(buf, "MemFree:", &free))
-                t->mem_free[i] = free;
+                t->mem_free[i] = free < t->mem_total[i] ? free : t->mem_total[i];
         }
     }
     errno = saved_errno;
