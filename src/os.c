@@ -159,7 +159,8 @@ ssize_t nm_os_read_file(const char *path, char *buf, size_t cap)
     while (len + 1 < cap) {
         ssize_t n = read(fd, buf + len, cap - 1 - len);
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
+        if (n < 0) { close(fd); return -1; }
+        if (n == 0) break;
         len += (size_t)n;
     }
     close(fd);

@@ -11,21 +11,35 @@
 
 static int nm_test_failures;
 
+/* Report a failed check: file, line, the condition, and an optional
+ * printf-style message. */
+static inline void nm_test_fail(const char *file, int line, const char *cond, const char *fmt, ...)
+{
+    va_list ap;
+    nm_test_failures++;
+    fprintf(stderr, "%s:%d: CHECK(%s) failed", file, line, cond);
+    if (fmt[0]) {
+        fprintf(stderr, ": ");
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+    }
+    fputc('\n', stderr);
+}
+
+/* The condition is evaluated once. */
 #define CHECK(cond, ...)                                                        \
     do {                                                                        \
-        if (!(cond)) {                                                          \
-            nm_test_failures++;                                                 \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, "" __VA_ARGS__);                                    \
-            fputc('\n', stderr);                                                \
-        }                                                                       \
+        if (!(cond)) nm_test_fail(__FILE__, __LINE__, #cond, "" __VA_ARGS__);   \
     } while (0)
 
 /* Stop the test right away. */
 #define REQUIRE(cond, ...)                                                      \
     do {                                                                        \
-        CHECK(cond, __VA_ARGS__);                                               \
-        if (!(cond)) exit(1);                                                   \
+        if (!(cond)) {                                                          \
+            nm_test_fail(__FILE__, __LINE__, #cond, "" __VA_ARGS__);            \
+            exit(1);                                                            \
+        }                                                                       \
     } while (0)
 
 /* Exit status 77 with the reason as the last line: reported as skipped. */
