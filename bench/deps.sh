@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# bench/deps.sh (`make bench-deps`): installs what `make bench` compares and
+# draws with, on Debian or Ubuntu: the peer allocators (each preloaded by
+# bench/run.sh) and gnuplot for the plots.  Only missing packages are
+# installed; safe to run again.
+set -euo pipefail
+pkgs=(
+  libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 libtbbmalloc2   # peers
+  gnuplot-nox                                                      # PNG plots
+)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "bench-deps: all installed: ${pkgs[*]}"
+    exit 0
+fi
+echo "bench-deps: installing: ${missing[*]}"
+sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"

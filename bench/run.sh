@@ -1,0 +1,435 @@
+#!/usr/bin/env bash
+# bench/run.sh (`make bench`): runs the benchmark programs in bench/ against
+# glibc, numamalloc and every peer allocator installed, and writes
+# bench/results/results.md (tables), runs.csv (every run) and PNG plots.
+#
+# Each workload is one program, built once; every allocator runs that same
+# binary, through LD_PRELOAD (glibc: no preload).  Runs interleave the
+# allocators (A B C A B C ...) and repeat; a run counts only if it exits 0,
+# prints its RESULT line with check=ok, and its malloc really came from the
+# allocator's library.  Anything else is shown as FAIL, never as a number.
+#
+# Environment:
+#   BENCH=quick|full|tiny     size of the runs (default quick; tiny = seconds, for the harness test)
+#   BENCH_REPEATS=3           runs per allocator and configuration
+#   BENCH_THREADS="1 2 4"     thread counts (default: powers of two up to twice the CPUs)
+#   BENCH_ALLOCATORS="glibc numamalloc jemalloc mimalloc tcmalloc tbbmalloc"
+#   BENCH_WORKLOADS="..."     a subset of the workloads below (default all)
+#   BENCH_OUT=bench/results   where results go (logs in BENCH_OUT/tmp)
+#   BENCH_EXTRA_ALLOCATORS="name=/path/lib.so ..."   more allocators to preload
+#   NM_LIB=build/libnumamalloc.so, CC=cc, BENCH_CFLAGS="-O2 -g"
+#
+#   bench/run.sh --list        the workloads: name and whether it takes threads
+#   bench/run.sh --allocators  the allocators: name, found|missing, library or apt package
+#
+# Exit status: 0 when every run passed, 1 when a run failed or the build did
+# (the report is written either way), 2 for a bad setting.
+set -u
+unset LD_PRELOAD   # the harness itself runs on the system malloc
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+bench_dir="$root/bench"
+
+# ---- the workloads ---------------------------------------------------------
+# Adding a workload: one C file in bench/ (it prints one RESULT line, see
+# bench/bench.h) and one line here.
+#   name | program | arguments (- for none) | takes threads= (yes/no) |
+#   metrics shown, key:better:unit (comma-separated) | what it measures
+workload_table=(
+  "alloc_batch | alloc_pairs | pattern=batch | yes | ns_per_pair:lower:ns | malloc+free pairs, 16 B - 2 KiB, each thread allocating a window of 256 blocks, then freeing it shuffled"
+  "alloc_pair  | alloc_pairs | pattern=pair  | yes | ns_per_pair:lower:ns | malloc+free pairs, 16 B - 2 KiB, one block at a time (the fast path alone)"
+  "prodcons    | prodcons    | -             | yes | mops_per_s:higher:Mops/s | blocks of 16 B - 1 KiB allocated by a producer thread, freed by a consumer thread (threads = pairs)"
+  "rss         | rss         | -             | no  | rss_peak_mib:lower:MiB,rss_after_free_mib:lower:MiB,rss_after_pause_mib:lower:MiB | RSS at a 256 MiB peak (quick) of mixed 16 B - 64 KiB and 1 MiB blocks, after freeing 90% scattered, and after a 0.5 s pause"
+)
+
+# ---- the allocators ----------------------------------------------------------
+#   name | library to preload (- for none; a soname is looked up) | Debian package
+nm_lib="${NM_LIB:-$root/build/libnumamalloc.so}"
+allocator_table=(
+  "glibc      | -                        | libc6"
+  "numamalloc | $nm_lib                  | -"
+  "jemalloc   | libjemalloc.so.2         | libjemalloc2"
+  "mimalloc   | libmimalloc.so.2         | libmimalloc2.0"
+  "tcmalloc   | libtcmalloc_minimal.so.4 | libtcmalloc-minimal4"
+  "tbbmalloc  | libtbbmalloc_proxy.so.2  | libtbbmalloc2"
+)
+
+trim() { local s="$1"; s="${s#"${s%%[![:space:]]*}"}"; printf '%s' "${s%"${s##*[![:space:]]}"}"; }
+
+die() { echo "bench: $*" >&2; exit 2; }
+
+# ---- settings ----------------------------------------------------------------
+mode="${BENCH:-quick}"
+case "$mode" in tiny|quick|full) ;; *) die "BENCH must be tiny, quick or full, not '$mode'" ;; esac
+repeats="${BENCH_REPEATS:-3}"
+[[ "$repeats" =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPEATS must be a positive number, not '$repeats'"
+cpus=$(nproc 2>/dev/null || echo 1)
+if [ -n "${BENCH_THREADS:-}" ]; then
+    thread_counts="$BENCH_THREADS"
+    for t in $thread_counts; do
+        [[ "$t" =~ ^[1-9][0-9]*$ ]] || die "BENCH_THREADS must list positive numbers, not '$t'"
+    done
+else
+    thread_counts=""
+    for ((t = 1; t <= 2 * cpus; t *= 2)); do thread_counts+="$t "; done
+    thread_counts="${thread_counts% }"
+fi
+out="${BENCH_OUT:-$bench_dir/results}"
+case "$out" in /*) ;; *) out="$PWD/$out" ;; esac
+tmp="$out/tmp"
+bench_build="${BENCH_BUILD:-$root/build/bench}"
+cc="${CC:-cc}"
+cflags="${BENCH_CFLAGS:--O2 -g}"
+case "$mode" in tiny) run_limit=60 ;; quick) run_limit=180 ;; full) run_limit=600 ;; esac
+
+# ---- workload table -> arrays --------------------------------------------------
+declare -A w_program w_args w_threaded w_metrics w_about
+workloads=()
+for line in "${workload_table[@]}"; do
+    IFS='|' read -r name program wargs threaded metrics about <<<"$line"
+    name=$(trim "$name")
+    workloads+=("$name")
+    w_program[$name]=$(trim "$program")
+    w_args[$name]=$(trim "$wargs")
+    w_threaded[$name]=$(trim "$threaded")
+    w_metrics[$name]=$(trim "$metrics")
+    w_about[$name]=$(trim "$about")
+done
+if [ -n "${BENCH_WORKLOADS:-}" ]; then
+    for w in $BENCH_WORKLOADS; do
+        [ -n "${w_program[$w]:-}" ] || die "unknown workload '$w' (known: ${workloads[*]})"
+    done
+    read -r -a workloads <<<"$BENCH_WORKLOADS"
+fi
+
+if [ "${1:-}" = "--list" ]; then
+    for w in "${workloads[@]}"; do echo "$w ${w_threaded[$w]}"; done
+    exit 0
+fi
+
+# ---- allocator table -> what is installed ----------------------------------------
+ldconfig_cache=$( (ldconfig -p || /sbin/ldconfig -p) 2>/dev/null)
+multiarch=$(gcc -print-multiarch 2>/dev/null || true)
+
+# The path of a library given by soname (or a path), or nothing.
+find_library() {
+    local lib="$1" dir path
+    case "$lib" in
+        */*) [ -f "$lib" ] && echo "$lib"; return ;;
+    esac
+    path=$(awk -v so="$lib" '$1 == so { print $NF; exit }' <<<"$ldconfig_cache")
+    if [ -n "$path" ] && [ -f "$path" ]; then echo "$path"; return; fi
+    for dir in ${multiarch:+/usr/lib/$multiarch /lib/$multiarch} /usr/lib64 /usr/lib /usr/local/lib; do
+        [ -f "$dir/$lib" ] && { echo "$dir/$lib"; return; }
+    done
+}
+
+declare -A a_lib a_package a_status
+known_allocators=()
+for line in "${allocator_table[@]}"; do
+    IFS='|' read -r name lib package <<<"$line"
+    name=$(trim "$name"); lib=$(trim "$lib"); package=$(trim "$package")
+    known_allocators+=("$name")
+    a_package[$name]="$package"
+    if [ "$lib" = "-" ]; then
+        a_lib[$name]="-"; a_status[$name]=found
+    else
+        a_lib[$name]=$(find_library "$lib")
+        [ -n "${a_lib[$name]}" ] && a_status[$name]=found || a_status[$name]=missing
+    fi
+done
+for spec in ${BENCH_EXTRA_ALLOCATORS:-}; do
+    name="${spec%%=*}"; lib="${spec#*=}"
+    [[ "$name" =~ ^[a-z0-9_]+$ && "$lib" != "$spec" ]] || die "BENCH_EXTRA_ALLOCATORS: use name=/path/lib.so, not '$spec'"
+    known_allocators+=("$name")
+    a_package[$name]="-"
+    a_lib[$name]=$(find_library "$lib")
+    [ -n "${a_lib[$name]}" ] && a_status[$name]=found || a_status[$name]=missing
+done
+
+requested_allocators="${BENCH_ALLOCATORS:-${known_allocators[*]}}"
+allocators=() missing=()
+for a in $requested_allocators; do
+    [ -n "${a_status[$a]:-}" ] || die "unknown allocator '$a' (known: ${known_allocators[*]})"
+    if [ "${a_status[$a]}" = found ]; then allocators+=("$a"); else missing+=("$a"); fi
+done
+
+# How to get a missing allocator.
+how_to_add() {
+    if [ "$1" = numamalloc ]; then echo "not built: run \`make\` (looked for $nm_lib)"
+    elif [ "${a_package[$1]}" = "-" ]; then echo "library not found"
+    else echo "not installed: \`sudo apt-get install ${a_package[$1]}\` (or \`make bench-deps\`)"
+    fi
+}
+
+if [ "${1:-}" = "--allocators" ]; then
+    for a in $requested_allocators; do
+        if [ "${a_status[$a]}" = found ]; then echo "$a found ${a_lib[$a]}"
+        else echo "$a missing ${a_package[$a]}"; fi
+    done
+    exit 0
+fi
+[ $# -eq 0 ] || die "usage: bench/run.sh [--list | --allocators] (settings come from the environment)"
+
+# ---- build the programs (once; every allocator runs the same binary) --------------
+mkdir -p "$bench_build" || exit 1
+build_flags="-std=gnu11 -Wall -Wextra -Werror $cflags -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc -pthread"
+build_stamp="$bench_build/.flags"
+flags_now="$cc $build_flags"
+[ "$(cat "$build_stamp" 2>/dev/null)" = "$flags_now" ] || rm -f "$bench_build"/*
+programs=()
+for w in "${workloads[@]}"; do
+    p="${w_program[$w]}"
+    [[ " ${programs[*]} " == *" $p "* ]] || programs+=("$p")
+done
+for p in "${programs[@]}"; do
+    src="$bench_dir/$p.c" bin="$bench_build/$p"
+    [ -f "$src" ] || { echo "bench: no source $src for program $p" >&2; exit 1; }
+    if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ] || [ "$bench_dir/bench.h" -nt "$bin" ]; then
+        echo "build  $p"
+        # shellcheck disable=SC2086
+        $cc $build_flags "$src" -o "$bin" -ldl || { echo "bench: building $p failed" >&2; exit 1; }
+    fi
+done
+echo "$flags_now" >"$build_stamp"
+
+# ---- one run ---------------------------------------------------------------------
+signal_name() { local n; n=$(kill -l "$1" 2>/dev/null) && echo "SIG$n" || echo "signal $1"; }
+
+# run_one WORKLOAD THREADS ALLOCATOR MODE LOGBASE: runs the program and sets
+# run_status ("ok" or "FAIL: why"), run_result (the RESULT line), run_wall.
+run_one() {
+    local w="$1" t="$2" a="$3" m="$4" log="$5" lib="${a_lib[$3]}" rc start extra line field
+    local args=(mode="$m")
+    [ "${w_args[$w]}" != "-" ] && read -r -a extra <<<"${w_args[$w]}" && args+=("${extra[@]}")
+    [ "${w_threaded[$w]}" = yes ] && args+=(threads="$t")
+    local cmd=("$bench_build/${w_program[$w]}" "${args[@]}")
+    [ "$lib" != "-" ] && cmd=(env LD_PRELOAD="$lib" "${cmd[@]}")
+    echo "${cmd[*]}" >"$log.cmd"
+    start=$EPOCHREALTIME
+    timeout -k 5 "$run_limit" "${cmd[@]}" >"$log.out" 2>"$log.err" </dev/null
+    rc=$?
+    run_wall=$(( ${EPOCHREALTIME//[!0-9]/} - ${start//[!0-9]/} ))
+    printf -v run_wall '%d.%03d' $((run_wall / 1000000)) $((run_wall / 1000 % 1000))
+    run_result=""
+    while IFS= read -r line; do
+        [[ "$line" == "RESULT "* ]] && run_result="$line"
+    done <"$log.out"
+    result=()
+    for field in $run_result; do
+        [[ "$field" == [a-z_]*=* ]] && result[${field%%=*}]="${field#*=}"
+    done
+    local check="${result[check]:-}" from="${result[malloc_from]:-}" expected=libc.so.6
+    [ "$lib" != "-" ] && expected="${lib##*/}"
+    if [ "$check" = fail ]; then run_status="FAIL: self-check failed"
+    elif [ $rc -eq 124 ] || [ $rc -eq 137 ]; then run_status="FAIL: timed out after ${run_limit}s"
+    elif [ $rc -gt 128 ]; then run_status="FAIL: killed by $(signal_name $((rc - 128)))"
+    elif [ $rc -ne 0 ]; then run_status="FAIL: exit status $rc"
+    elif [ -z "$run_result" ]; then run_status="FAIL: no RESULT line"
+    elif [ "$check" != ok ]; then run_status="FAIL: no check=ok"
+    elif [ "$from" != "$expected" ]; then run_status="FAIL: malloc came from $from instead of $expected (preload failed?)"
+    else run_status=ok
+    fi
+}
+declare -A result   # the fields of the last RESULT line, by key
+
+# ---- the runs ----------------------------------------------------------------------
+mkdir -p "$tmp" || exit 1
+rm -rf "$tmp/logs"
+rm -f "$tmp"/*.scaling.* "$tmp"/*.trace.* "$tmp/scaling.list" "$tmp/gnuplot.log"
+mkdir -p "$tmp/logs" || exit 1
+csv="$tmp/runs.csv"
+echo "workload,threads,allocator,run,status,metric,value,unit,better,peak_rss_kb,wall_s" >"$csv"
+: >"$tmp/workloads.txt"
+for w in "${workloads[@]}"; do echo "$w|${w_about[$w]}" >>"$tmp/workloads.txt"; done
+
+echo "bench: mode $mode, $repeats runs each, threads: $thread_counts"
+echo "bench: allocators: ${allocators[*]:-none}"
+for a in "${missing[@]}"; do echo "bench: missing $a: $(how_to_add "$a")"; done
+[ ${#allocators[@]} -gt 0 ] || { echo "bench: no allocator to run" >&2; exit 1; }
+
+suite_start=$(date +%s)
+failed_runs=0 total_runs=0
+declare -A last_ok_log
+for w in "${workloads[@]}"; do
+    w_threads="$thread_counts"
+    [ "${w_threaded[$w]}" = yes ] || w_threads=1
+    if [ "$mode" != tiny ]; then
+        # warm-up: one short run per allocator (page cache, binaries), not counted
+        echo "[$w] warm-up"
+        for a in "${allocators[@]}"; do
+            run_one "$w" "${w_threads%% *}" "$a" tiny "$tmp/logs/${w}_warmup_$a"
+        done
+    fi
+    for t in $w_threads; do
+        for ((r = 1; r <= repeats; r++)); do
+            for a in "${allocators[@]}"; do
+                label="[$w"; [ "${w_threaded[$w]}" = yes ] && label+=" t=$t"; label+="]"
+                log="$tmp/logs/${w}_t${t}_${a}_$r"
+                run_one "$w" "$t" "$a" "$mode" "$log"
+                total_runs=$((total_runs + 1))
+                IFS=',' read -r -a metric_specs <<<"${w_metrics[$w]}"
+                peak_kb="${result[peak_rss_kb]:-}"
+                shown=""
+                for spec in "${metric_specs[@]}"; do
+                    IFS=':' read -r metric better unit <<<"$spec"
+                    value="${result[$metric]:-}"
+                    if [ "$run_status" = ok ] && ! [[ "$value" =~ ^[0-9]+(\.[0-9]+)?$ ]]; then
+                        run_status="FAIL: no number for $metric in the RESULT line"
+                    fi
+                done
+                for spec in "${metric_specs[@]}"; do
+                    IFS=':' read -r metric better unit <<<"$spec"
+                    value="${result[$metric]:-}"
+                    status="${run_status//,/;}"
+                    if [ "$run_status" = ok ]; then
+                        [ -z "$shown" ] && shown="$value $unit"
+                    else
+                        value="" peak_kb=""
+                    fi
+                    echo "$w,$t,$a,$r,$status,$metric,$value,$unit,$better,$peak_kb,$run_wall" >>"$csv"
+                done
+                if [ "$run_status" = ok ]; then
+                    last_ok_log[$w|$a]="$log.out"
+                    printf '%-22s %-11s run %d/%d  %s\n' "$label" "$a" "$r" "$repeats" "$shown"
+                else
+                    failed_runs=$((failed_runs + 1))
+                    printf '%-22s %-11s run %d/%d  %s (log: %s.*)\n' "$label" "$a" "$r" "$repeats" "$run_status" "$log"
+                    tail -n 3 "$log.err" | sed 's/^/      | /'
+                fi
+            done
+        done
+    done
+done
+suite_seconds=$(( $(date +%s) - suite_start ))
+
+# ---- plots ---------------------------------------------------------------------------
+plots=()
+plot_note=""
+draw_plots() {
+    local term="png size 800,500"
+    gnuplot -e 'set terminal pngcairo' >/dev/null 2>&1 && term="pngcairo size 800,500"
+    # thread scaling of each threaded workload's first metric
+    if [ -f "$tmp/scaling.list" ]; then
+        while IFS='|' read -r w metric unit better allocs; do
+            local png="$out/${w}_scaling.png" series="" a
+            for a in $allocs; do
+                local width=2; [ "$a" = numamalloc ] && width=4
+                series+="${series:+, }'$tmp/$w.scaling.$a' using 1:2 with linespoints lw $width title '$a'"
+            done
+            gnuplot >"$tmp/gnuplot.log" 2>&1 <<EOF && plots+=("$png")
+set terminal $term noenhanced
+set output '$png'
+set title "$w: $metric by thread count ($better is better)"
+set xlabel 'threads'
+set ylabel '$metric ($unit)'
+set logscale x 2
+set key outside right
+set grid
+set yrange [0:*]
+plot $series
+EOF
+        done <"$tmp/scaling.list"
+    fi
+    # RSS over time for workloads that print TRACE lines (last good run of each allocator)
+    local w a series
+    for w in "${workloads[@]}"; do
+        series=""
+        for a in "${allocators[@]}"; do
+            local log="${last_ok_log[$w|$a]:-}"
+            if [ -z "$log" ] || ! grep -q '^TRACE ' "$log"; then continue; fi
+            awk '/^TRACE / { split($2, t, "="); split($3, r, "="); print t[2], r[2] }' "$log" >"$tmp/$w.trace.$a"
+            series+="${series:+, }'$tmp/$w.trace.$a' using 1:2 with lines lw 2 title '$a'"
+        done
+        [ -n "$series" ] || continue
+        local png="$out/${w}_trace.png"
+        gnuplot >"$tmp/gnuplot.log" 2>&1 <<EOF && plots+=("$png")
+set terminal $term noenhanced
+set output '$png'
+set title "$w: resident memory over time (last run of each allocator)"
+set xlabel 'time (ms)'
+set ylabel 'RSS (MiB)'
+set key outside right
+set grid
+set yrange [0:*]
+plot $series
+EOF
+    done
+}
+
+# ---- the report ------------------------------------------------------------------------
+awk -F, -v plot_dir="$tmp" -f "$bench_dir/report.awk" "$tmp/workloads.txt" "$csv" >"$tmp/tables.md"
+rm -f "$out"/*_scaling.png "$out"/*_trace.png
+if command -v gnuplot >/dev/null 2>&1; then
+    draw_plots
+    [ ${#plots[@]} -gt 0 ] || plot_note="gnuplot failed: see $tmp/gnuplot.log"
+else
+    plot_note="no plots: gnuplot is not installed (\`sudo apt-get install gnuplot-nox\`, or \`make bench-deps\`)"
+fi
+
+machine_line() {
+    local model mem nodes node kernel glibc
+    model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)
+    mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo 2>/dev/null)
+    nodes=0
+    for node in /sys/devices/system/node/node[0-9]*; do [ -d "$node" ] && nodes=$((nodes + 1)); done
+    [ "$nodes" -gt 0 ] || nodes=1
+    kernel=$(uname -r)
+    glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null)
+    echo "${model:-unknown CPU}, $cpus CPUs, $mem RAM, $nodes NUMA node(s); Linux $kernel; $glibc"
+}
+
+allocator_line() {
+    local a="$1" version=""
+    if [ "$a" = glibc ]; then echo "glibc (no preload)"; return; fi
+    [ "${a_package[$a]}" != "-" ] && version=$(dpkg-query -W -f='${Version}' "${a_package[$a]}" 2>/dev/null)
+    echo "$a${version:+ $version} (\`${a_lib[$a]#"$root/"}\`)"
+}
+
+reproduce="make bench BENCH=$mode"
+[ -n "${BENCH_REPEATS:-}" ] && reproduce+=" BENCH_REPEATS=$repeats"
+[ -n "${BENCH_THREADS:-}" ] && reproduce+=" BENCH_THREADS=\"$thread_counts\""
+[ -n "${BENCH_ALLOCATORS:-}" ] && reproduce+=" BENCH_ALLOCATORS=\"$BENCH_ALLOCATORS\""
+[ -n "${BENCH_WORKLOADS:-}" ] && reproduce+=" BENCH_WORKLOADS=\"$BENCH_WORKLOADS\""
+
+{
+    echo "# numamalloc benchmark results"
+    echo
+    echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- Machine: $(machine_line)"
+    echo "- Command: \`$reproduce\` ($repeats runs per allocator and configuration, allocators interleaved; suite took ${suite_seconds}s)"
+    echo "- Allocators:"
+    for a in "${allocators[@]}"; do echo "  - $(allocator_line "$a")"; done
+    for a in "${missing[@]}"; do echo "  - $a: $(how_to_add "$a")"; done
+    echo "- Runs: $total_runs, failed: $failed_runs"
+    echo
+    echo "How to read: each row is the median of the runs, with the lowest and highest run."
+    echo "\"vs glibc\" and \"vs best peer\" compare costs (time per operation, 1/throughput,"
+    echo "or memory): below 1.00 is better than the reference, above 1.00 worse.  The best"
+    echo "peer is the best allocator other than numamalloc at that thread count.  Peak RSS"
+    echo "is the process's VmHWM (median).  FAIL means a run crashed, timed out, failed its"
+    echo "self-check or did not run the allocator it should have; its numbers are not shown."
+    echo "Thread counts above the number of CPUs ($cpus) include time spent waiting for a CPU."
+    echo
+    cat "$tmp/tables.md"
+    if [ ${#plots[@]} -gt 0 ]; then
+        echo "### Plots"
+        echo
+        for png in "${plots[@]}"; do echo "![$(basename "$png" .png)]($(basename "$png"))"; echo; done
+    else
+        echo "$plot_note"
+    fi
+} >"$tmp/results.md"
+
+mv "$tmp/results.md" "$out/results.md"
+cp "$csv" "$out/runs.csv"
+echo
+cat "$out/results.md"
+echo
+echo "bench: wrote $out/results.md, $out/runs.csv${plots[*]:+ and ${#plots[@]} plots}; logs in $tmp/logs"
+[ -n "$plot_note" ] && echo "bench: $plot_note"
+if [ $failed_runs -gt 0 ]; then
+    echo "bench: $failed_runs of $total_runs runs FAILED"
+    exit 1
+fi
+exit 0
