@@ -91,6 +91,7 @@ nm_noinline void *nm_alloc_slow(size_t size, bool zero)
     if (size > PTRDIFF_MAX) { errno = ENOMEM; return NULL; }
     int saved = errno;
     void *p = nm_large_alloc(size, 0, current_node(), zero);
+    nm_heap_tick();
     if (p) errno = saved;
     return p;
 }
@@ -144,6 +145,7 @@ nm_noinline void nm_free_slow(void *p, const char *fn)
     case BLOCK_LIVE:
         if (!ref.page) {
             if (!nm_large_free(ref.segment)) report_double_free(fn, p);
+            nm_heap_tick();
         } else {
             nm_heap_free(ref.segment, ref.page, p);
         }

@@ -211,6 +211,8 @@ static void segment_reorder(struct nm_heap *h, struct nm_segment *s)
     }
 }
 
+static void heap_maintenance(struct nm_heap *h, uint64_t now_ms);
+
 /* Page `pg` (used == 0, unlinked) goes back to its segment; the segment
  * goes to the node cache when it has no page in use.  Returns true then. */
 static bool page_release(struct nm_heap *h, struct nm_segment *s, struct nm_page *pg,
@@ -227,13 +229,17 @@ static bool page_release(struct nm_heap *h, struct nm_segment *s, struct nm_page
     pg->reserved = 0;
     s->retired_ms[index] = (uint32_t)now_ms;
     s->free_pages |= 1ull << index;
-    if (--s->pages_used == 0) {
+    bool segment_freed = --s->pages_used == 0;
+    if (segment_freed) {
         segment_unlink(h, s);
         nm_segment_free(s);
-        return true;
+    } else {
+        segment_reorder(h, s);
     }
-    segment_reorder(h, s);
-    return false;
+    /* A program that is freeing is a program that may have memory to give
+     * back: look at the clock here too, not only when allocating. */
+    if (now_ms >= h->next_maintenance_ms) heap_maintenance(h, now_ms);
+    return segment_freed;
 }
 
 /* A page with no block in use: keep it when it is the only page of its
@@ -412,11 +418,17 @@ static void heap_release_idle_pages(struct nm_heap *h)
     }
 }
 
+/* Sets the next time first, so that the releases it causes do not run it
+ * again from inside. */
 static void heap_maintenance(struct nm_heap *h, uint64_t now_ms)
 {
     h->next_maintenance_ms = now_ms + (nm_opt.purge_delay_ms > 2 * NM_MAINTENANCE_MIN_MS
                                        ? nm_opt.purge_delay_ms / 2 : NM_MAINTENANCE_MIN_MS);
     heap_collect_remote(h, true);
+    /* Pages kept as the last of their class go back to their segment (their
+     * memory stays for the purge delay, so a busy class takes it back
+     * without faults), so a program that stops using a class returns it. */
+    heap_release_idle_pages(h);
     heap_decommit_free_pages(h, now_ms, false);
     nm_segment_maybe_purge(h->node, now_ms);
 }
@@ -485,6 +497,14 @@ int nm_heap_rebind(void)
     struct nm_heap *h = nm_heap_get();
     if (!h) return nm_topo.node_id[nm_topology_current_node()];
     return nm_topo.node_id[heap_check_node(h)->node];
+}
+
+void nm_heap_tick(void)
+{
+    struct nm_heap *h = nm_tls_heap;
+    if (h == &nm_heap_empty) return;
+    uint64_t now = nm_os_now_ms();
+    if (now >= h->next_maintenance_ms) heap_maintenance(h, now);
 }
 
 void nm_heap_after_fork(void)

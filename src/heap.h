@@ -80,6 +80,9 @@ void nm_heap_free_remote(struct nm_segment *s, struct nm_page *pg, struct nm_blo
 
 /* The calling thread's heap, set up if needed (NULL + ENOMEM if impossible). */
 struct nm_heap *nm_heap_get(void);
+/* Run the calling thread's heap maintenance if it is due (purge free pages
+ * and the node cache).  For slow paths outside the heap (large blocks). */
+void nm_heap_tick(void);
 /* Check the calling thread's node now; move its heap if it changed. */
 int nm_heap_rebind(void);
 /* Return the calling thread's free pages and cached memory now, and adopt
