@@ -119,7 +119,8 @@ struct nm_stats {
     struct nm_class_stats size_class[NM_STATS_MAX_CLASSES];
     uint64_t large_allocs;      /* large blocks handed out so far */
     uint64_t large_frees;       /* large blocks given back so far */
-    uint64_t remote_frees;      /* blocks freed by a thread other than their owner */
+    uint64_t remote_frees;      /* blocks freed by a thread other than their owner,
+                                   counted when the owner collects them */
     uint64_t purges;            /* times memory was returned to the OS */
     uint64_t purged_bytes;      /* bytes returned to the OS */
     uint64_t threads;           /* thread heaps created so far */

@@ -301,17 +301,21 @@ static bool heap_adopt(struct nm_heap *h, struct nm_segment *s)
     return true;
 }
 
-/* A segment with a free page of `kind`: our own, an abandoned one from our
- * node, or a fresh one. */
+/* Adopt up to `count` abandoned segments of our node. */
+static void heap_adopt_abandoned(struct nm_heap *h, int count)
+{
+    for (int i = 0; i < count; i++) {
+        struct nm_segment *s = nm_segment_take_abandoned(h->node);
+        if (!s) break;
+        heap_adopt(h, s);
+    }
+}
+
+/* A segment with a free page of `kind`: our own, or a fresh one. */
 static struct nm_segment *heap_segment_with_free_page(struct nm_heap *h, enum nm_segment_kind kind)
 {
     struct nm_segment *s = h->segments[kind];
     if (s && s->free_pages) return s;
-    for (int tries = 0; tries < 4; tries++) {
-        s = nm_segment_take_abandoned(h->node);
-        if (!s) break;
-        if (heap_adopt(h, s) && s->kind == kind && s->free_pages) return s;
-    }
     s = nm_segment_alloc(h->node, kind);
     if (!s) return NULL;
     atomic_store_explicit(&s->heap, h, memory_order_release);
@@ -425,6 +429,9 @@ static void heap_maintenance(struct nm_heap *h, uint64_t now_ms)
     h->next_maintenance_ms = now_ms + (nm_opt.purge_delay_ms > 2 * NM_MAINTENANCE_MIN_MS
                                        ? nm_opt.purge_delay_ms / 2 : NM_MAINTENANCE_MIN_MS);
     heap_collect_remote(h, true);
+    /* Take over a few segments that exited threads of our node left, so
+     * their free pages are reused or purged instead of waiting. */
+    heap_adopt_abandoned(h, 4);
     /* Pages kept as the last of their class go back to their segment (their
      * memory stays for the purge delay, so a busy class takes it back
      * without faults), so a program that stops using a class returns it. */
@@ -520,15 +527,16 @@ void nm_heap_trim(void)
     heap_collect_remote(h, true);
     heap_release_idle_pages(h);
     /* Adopt abandoned segments of our node: their empty pages go back too. */
-    for (int i = 0; i < 64; i++) {
-        struct nm_segment *s = nm_segment_take_abandoned(h->node);
-        if (!s) break;
-        heap_adopt(h, s);
-    }
+    heap_adopt_abandoned(h, 64);
     heap_decommit_free_pages(h, nm_os_now_ms(), true);
 }
 
 /* ---- the slow path -------------------------------------------------------------------------- */
+
+static bool page_usable(struct nm_page *pg)
+{
+    return pg && (pg->free || nm_page_extend(pg));
+}
 
 /* A page of class `cls` with a free block, first in its queue; NULL + ENOMEM. */
 static struct nm_page *heap_find_page(struct nm_heap *h, unsigned cls)
@@ -546,9 +554,16 @@ static struct nm_page *heap_find_page(struct nm_heap *h, unsigned cls)
         }
         page_to_full(h, pg);
     }
-    /* Nothing queued: remote frees may have refilled full pages. */
+    /* Nothing queued: remote frees may have refilled full pages, and
+     * segments abandoned on our node may hold pages of this class. */
     heap_collect_remote(h, false);
-    if (q->first && (q->first->free || nm_page_extend(q->first))) return q->first;
+    if (page_usable(q->first)) return q->first;
+    for (int i = 0; i < 4; i++) {
+        struct nm_segment *s = nm_segment_take_abandoned(h->node);
+        if (!s) break;
+        heap_adopt(h, s);
+        if (page_usable(q->first)) return q->first;
+    }
 
     struct nm_segment *s = heap_segment_with_free_page(h, nm_class_kind(cls));
     if (!s) { errno = ENOMEM; return NULL; }

@@ -50,6 +50,18 @@ static bool span_layout(size_t size, size_t alignment, struct span_layout *l)
 
 /* ---- the cache ---------------------------------------------------------------------- */
 
+static void span_unmap(struct nm_segment *s);
+
+/* Put a claimed span back into the slot it came from; if another span took
+ * the slot meanwhile, give this one back to the OS. */
+static void slot_return(struct large_cache *c, int i, struct nm_segment *s)
+{
+    struct nm_segment *empty = NULL;
+    if (atomic_compare_exchange_strong(&c->slot[i], &empty, s)) return;
+    atomic_fetch_sub_explicit(&nm_nodes[s->node].cached, s->size, memory_order_relaxed);
+    span_unmap(s);
+}
+
 static struct nm_segment *cache_take(int node, const struct span_layout *l)
 {
     struct large_cache *c = &caches[node];
@@ -63,7 +75,7 @@ static struct nm_segment *cache_take(int node, const struct span_layout *l)
             atomic_fetch_sub_explicit(&nm_nodes[node].cached, s->size, memory_order_relaxed);
             return s;
         }
-        atomic_store_explicit(&c->slot[i], s, memory_order_release);   /* put it back */
+        slot_return(c, i, s);
     }
     return NULL;
 }
@@ -78,17 +90,18 @@ static void span_unmap(struct nm_segment *s)
 static bool cache_put(struct nm_segment *s, uint64_t now_ms)
 {
     if (s->alignment || s->size > NM_LARGE_CACHE_MAX_SPAN || nm_opt.cache_bytes == 0) return false;
-    struct large_cache *c = &caches[s->node];
+    /* Once in a slot the span is anyone's: read what we need first. */
+    int node = s->node;
+    size_t size = s->size;
+    struct large_cache *c = &caches[node];
     s->cached_ms = now_ms;
     for (int i = 0; i < NM_LARGE_CACHE_SLOTS; i++) {
         struct nm_segment *empty = NULL;
         if (atomic_load_explicit(&c->slot[i], memory_order_relaxed)) continue;
-        atomic_fetch_add_explicit(&nm_nodes[s->node].cached, s->size, memory_order_relaxed);
-        if (atomic_compare_exchange_strong(&c->slot[i], &empty, s)) {
-            atomic_store_explicit(&c->slot_size[i], s->size, memory_order_relaxed);
-            return true;
-        }
-        atomic_fetch_sub_explicit(&nm_nodes[s->node].cached, s->size, memory_order_relaxed);
+        atomic_fetch_add_explicit(&nm_nodes[node].cached, size, memory_order_relaxed);
+        atomic_store_explicit(&c->slot_size[i], size, memory_order_relaxed);
+        if (atomic_compare_exchange_strong(&c->slot[i], &empty, s)) return true;
+        atomic_fetch_sub_explicit(&nm_nodes[node].cached, size, memory_order_relaxed);
     }
     return false;
 }
@@ -107,7 +120,7 @@ void nm_large_cache_purge(int node, uint64_t now_ms, bool force)
             atomic_fetch_sub_explicit(&nm_nodes[node].cached, s->size, memory_order_relaxed);
             span_unmap(s);
         } else {
-            atomic_store_explicit(&c->slot[i], s, memory_order_release);
+            slot_return(c, i, s);
         }
     }
 }

@@ -207,7 +207,8 @@ struct nm_segment *nm_segment_alloc(int node, enum nm_segment_kind kind)
 
 void nm_segment_free(struct nm_segment *s)
 {
-    struct nm_node_state *ns = &nm_nodes[s->node];
+    int node = s->node;   /* once pushed, the segment is another thread's */
+    struct nm_node_state *ns = &nm_nodes[node];
     uint64_t now = nm_os_now_ms();
     atomic_store_explicit(&s->heap, NULL, memory_order_relaxed);
     atomic_fetch_sub_explicit(&ns->segments, 1, memory_order_relaxed);
@@ -225,7 +226,7 @@ void nm_segment_free(struct nm_segment *s)
     s->cached_ms = now;
     atomic_fetch_add_explicit(&ns->cached, NM_SEGMENT_SIZE, memory_order_relaxed);
     nm_stack_push(&ns->cache, s);
-    nm_segment_maybe_purge(s->node, now);
+    nm_segment_maybe_purge(node, now);
 }
 
 void nm_segment_abandon(struct nm_segment *s)
