@@ -1,0 +1,421 @@
+/* bad_free.c — freeing what was not allocated (stack, global, interior and
+ * foreign mmap pointers) or freeing twice (small, medium, large, huge) is
+ * reported on stderr in exactly one line naming the pointer, then the
+ * process dies by SIGABRT.  With NUMAMALLOC_ON_ERROR=warn the same line is
+ * printed and the program goes on with an intact heap.  Each case runs in a
+ * child (this program re-executed with --case NAME), whose stdout carries
+ * the pointer and whose stderr is checked. */
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../testutil.h"
+
+#define KiB ((size_t)1024)
+#define MiB (1024 * KiB)
+
+/* The same pointer, hidden from the compiler, which would otherwise warn
+ * about (and might drop) a free it can see is invalid. */
+static void *opaque(void *p)
+{
+    __asm__ volatile("" : "+r"(p));
+    return p;
+}
+
+/* Tell the parent which pointer the error is about. */
+static void announce(const void *p)
+{
+    char line[64];
+    int n = snprintf(line, sizeof line, "%#lx\n", (unsigned long)(uintptr_t)p);
+    if (write(1, line, (size_t)n) != n) _exit(120);
+}
+
+static char global_buf[256];
+
+/* ---- what the child does after an error in warn mode ---- */
+
+static uint64_t next_random(uint64_t *s)
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 2685821657736338717ull;
+}
+
+struct block { uint64_t *p; size_t size; };
+
+static int by_address(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)((const struct block *)a)->p;
+    uintptr_t y = (uintptr_t)((const struct block *)b)->p;
+    return x < y ? -1 : x > y;
+}
+
+/* Allocate many blocks (many of `hot_size`, the size of the block the error
+ * was about), fill each with its own address, and check that no block was
+ * handed out twice or overlaps another and that every block kept its
+ * contents. */
+static void heap_still_works(size_t hot_size)
+{
+    enum { COUNT = 20000 };
+    static struct block b[COUNT];
+    uint64_t rng = 777;
+    /* A quarter of the blocks are of the hot size, up to 64 MiB of them. */
+    size_t hot_max = 64 * MiB / hot_size;
+    for (int round = 0; round < 3; round++) {
+        size_t hot = 0;
+        for (int i = 0; i < COUNT; i++) {
+            size_t size = 16 + (size_t)(next_random(&rng) % 2000);
+            if (i % 4 == 0 && hot < hot_max) { size = hot_size; hot++; }
+            if (i % 1000 == 1) size = 300 * KiB;
+            b[i].size = size;
+            b[i].p = malloc(size);
+            REQUIRE(b[i].p != NULL, "malloc(%zu) after the error", size);
+            size_t words = size / 8;
+            size_t step = words > 512 ? 509 : 1;
+            for (size_t w = 0; w < words; w += step) b[i].p[w] = (uintptr_t)b[i].p ^ w;
+        }
+        for (int i = 0; i < COUNT; i++) {
+            size_t words = b[i].size / 8;
+            size_t step = words > 512 ? 509 : 1;
+            for (size_t w = 0; w < words; w += step)
+                if (b[i].p[w] != ((uintptr_t)b[i].p ^ w)) {
+                    CHECK(0, "block %p (%zu bytes) overwritten at word %zu", (void *)b[i].p,
+                          b[i].size, w);
+                    break;
+                }
+        }
+        qsort(b, COUNT, sizeof b[0], by_address);
+        for (int i = 1; i < COUNT; i++)
+            CHECK((uintptr_t)b[i - 1].p + b[i - 1].size <= (uintptr_t)b[i].p,
+                  "blocks %p (%zu bytes) and %p overlap: the heap was damaged", (void *)b[i - 1].p,
+                  b[i - 1].size, (void *)b[i].p);
+        for (int i = 0; i < COUNT; i++) free(b[i].p);
+    }
+}
+
+/* ---- the cases (run in the child) ---- */
+
+/* Each case makes one bad call and returns the size of the block involved
+ * (for heap_still_works), or 0. */
+typedef size_t case_fn(void);
+
+static size_t free_stack(void)
+{
+    char buf[64];
+    memset(buf, 1, sizeof buf);
+    void *bad = opaque(buf + 16);
+    announce(bad);
+    free(bad);
+    return 64;
+}
+
+static size_t free_global(void)
+{
+    void *bad = opaque(global_buf + 32);
+    announce(bad);
+    free(bad);
+    return 64;
+}
+
+static size_t free_interior(size_t size, size_t offset)
+{
+    unsigned char *p = malloc(size);
+    REQUIRE(p != NULL, "malloc(%zu)", size);
+    memset(p, 1, size < 4096 ? size : 4096);
+    void *bad = opaque(p + offset);
+    announce(bad);
+    free(bad);
+    free(p); /* warn mode: the real block is still live and can be freed */
+    return size;
+}
+
+static size_t free_interior_small_8(void) { return free_interior(64, 8); }
+static size_t free_interior_small_16(void) { return free_interior(64, 16); }
+static size_t free_interior_medium(void) { return free_interior(100000, 4096); }
+static size_t free_interior_large(void) { return free_interior(1 * MiB, 4096); }
+static size_t free_interior_huge(void) { return free_interior(8 * MiB, 2 * MiB); }
+
+static size_t free_mmap_page(void)
+{
+    void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(page != MAP_FAILED, "mmap: %s", strerror(errno));
+    announce(page);
+    free(page);
+    return 64;
+}
+
+/* One page left mapped in the middle of an otherwise unmapped 8 MiB range,
+ * so nothing around it (say, a 4 MiB-aligned segment header) is readable:
+ * the check must not fault. */
+static size_t free_mmap_isolated(void)
+{
+    unsigned char *range = mmap(NULL, 8 * MiB, PROT_READ | PROT_WRITE,
+                                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(range != MAP_FAILED, "mmap: %s", strerror(errno));
+    uintptr_t base = ((uintptr_t)range + 4 * MiB - 1) & ~(uintptr_t)(4 * MiB - 1);
+    unsigned char *page = (unsigned char *)base + 1 * MiB + 4096 * 3;
+    munmap(range, (size_t)(page - range));
+    munmap(page + 4096, (size_t)(range + 8 * MiB - (page + 4096)));
+    page[0] = 1;
+    announce(page + 64);
+    free(page + 64);
+    return 64;
+}
+
+/* A 2 MiB-aligned foreign mapping, like the start of a huge block. */
+static size_t free_mmap_2mib_aligned(void)
+{
+    unsigned char *range = mmap(NULL, 6 * MiB, PROT_READ | PROT_WRITE,
+                                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(range != MAP_FAILED, "mmap: %s", strerror(errno));
+    uintptr_t aligned = ((uintptr_t)range + 2 * MiB - 1) & ~(uintptr_t)(2 * MiB - 1);
+    announce((void *)aligned);
+    free((void *)aligned);
+    return 64;
+}
+
+static size_t double_free(size_t size)
+{
+    unsigned char *p = malloc(size);
+    REQUIRE(p != NULL, "malloc(%zu)", size);
+    memset(p, 1, size < 4096 ? size : 4096);
+    void *again = opaque(p);
+    announce(p);
+    free(p);
+    free(again);
+    return size;
+}
+
+static size_t double_free_small(void) { return double_free(64); }
+static size_t double_free_medium(void) { return double_free(100000); }
+static size_t double_free_large(void) { return double_free(1 * MiB); }
+static size_t double_free_huge(void) { return double_free(8 * MiB); }
+
+/* The second free comes after other blocks of the same size were allocated
+ * and freed, so the block is no longer first in line. */
+static size_t double_free_small_later(void)
+{
+    unsigned char *p = malloc(48);
+    REQUIRE(p != NULL, "malloc(48)");
+    void *again = opaque(p);
+    announce(p);
+    free(p);
+    void *others[100];
+    for (int i = 0; i < 100; i++) others[i] = malloc(48);
+    for (int i = 0; i < 100; i += 2) free(others[i]);
+    free(again);
+    for (int i = 1; i < 100; i += 2) free(others[i]);
+    return 48;
+}
+
+static size_t realloc_stack(void)
+{
+    char buf[64];
+    memset(buf, 1, sizeof buf);
+    void *bad = opaque(buf + 16);
+    announce(bad);
+    void *q = realloc(bad, 200);
+    CHECK(q == NULL, "realloc of an invalid pointer returned %p", q);
+    return 200;
+}
+
+static size_t realloc_interior(void)
+{
+    unsigned char *p = malloc(64);
+    REQUIRE(p != NULL, "malloc(64)");
+    void *bad = opaque(p + 16);
+    announce(bad);
+    void *q = realloc(bad, 100);
+    CHECK(q == NULL, "realloc of an invalid pointer returned %p", q);
+    free(p);
+    return 64;
+}
+
+enum error_kind { INVALID, DOUBLE, INVALID_OR_DOUBLE };
+
+static const struct bad_case {
+    const char *name;
+    case_fn *run;
+    const char *call;     /* "free" or "realloc" */
+    enum error_kind kind;
+} cases[] = {
+    {"free_stack", free_stack, "free", INVALID},
+    {"free_global", free_global, "free", INVALID},
+    {"free_interior_small_8", free_interior_small_8, "free", INVALID},
+    {"free_interior_small_16", free_interior_small_16, "free", INVALID},
+    {"free_interior_medium", free_interior_medium, "free", INVALID},
+    {"free_interior_large", free_interior_large, "free", INVALID},
+    {"free_interior_huge", free_interior_huge, "free", INVALID},
+    {"free_mmap_page", free_mmap_page, "free", INVALID},
+    {"free_mmap_isolated", free_mmap_isolated, "free", INVALID},
+    {"free_mmap_2mib_aligned", free_mmap_2mib_aligned, "free", INVALID},
+    {"double_free_small", double_free_small, "free", DOUBLE},
+    {"double_free_small_later", double_free_small_later, "free", DOUBLE},
+    {"double_free_medium", double_free_medium, "free", DOUBLE},
+    {"double_free_large", double_free_large, "free", DOUBLE},
+    /* A freed huge block may already be unmapped: then it is no longer the
+     * allocator's, and "invalid pointer" is as right as "double free". */
+    {"double_free_huge", double_free_huge, "free", INVALID_OR_DOUBLE},
+    {"realloc_stack", realloc_stack, "realloc", INVALID},
+    {"realloc_interior", realloc_interior, "realloc", INVALID},
+};
+#define CASE_COUNT (sizeof cases / sizeof cases[0])
+
+static int run_case(const char *name)
+{
+    for (size_t i = 0; i < CASE_COUNT; i++) {
+        if (strcmp(cases[i].name, name) != 0) continue;
+        size_t size = cases[i].run();
+        /* Only reached when the allocator did not abort (warn mode). */
+        heap_still_works(size ? size : 64);
+        return nm_test_done();
+    }
+    fprintf(stderr, "no case %s\n", name);
+    return 2;
+}
+
+/* ---- the parent: run each case in a child and judge what it did ---- */
+
+struct child_result {
+    int status;
+    char out[256], err[4096];
+    size_t err_len;
+    int timed_out;
+};
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void run_child(const char *name, int warn, struct child_result *r)
+{
+    int out[2], err[2];
+    REQUIRE(pipe(out) == 0 && pipe(err) == 0, "pipe: %s", strerror(errno));
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        dup2(out[1], 1);
+        dup2(err[1], 2);
+        close(out[0]); close(out[1]); close(err[0]); close(err[1]);
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core);
+        if (warn) setenv("NUMAMALLOC_ON_ERROR", "warn", 1);
+        else unsetenv("NUMAMALLOC_ON_ERROR");
+        unsetenv("NUMAMALLOC_VERBOSE");
+        unsetenv("NUMAMALLOC_STATS");
+        execl("/proc/self/exe", "bad_free", "--case", name, (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    close(err[1]);
+    memset(r, 0, sizeof *r);
+    size_t out_len = 0;
+    struct pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+    int open_fds = 2;
+    double give_up = now() + 30;
+    while (open_fds > 0 && now() < give_up) {
+        if (poll(fds, 2, 100) <= 0) continue;
+        for (int i = 0; i < 2; i++) {
+            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP))) continue;
+            char tmp[1024];
+            ssize_t n = read(fds[i].fd, tmp, sizeof tmp);
+            if (n <= 0) { close(fds[i].fd); fds[i].fd = -1; open_fds--; continue; }
+            char *dst = i == 0 ? r->out : r->err;
+            size_t *len = i == 0 ? &out_len : &r->err_len;
+            size_t cap = (i == 0 ? sizeof r->out : sizeof r->err) - 1;
+            size_t take = (size_t)n < cap - *len ? (size_t)n : cap - *len;
+            memcpy(dst + *len, tmp, take);
+            *len += take;
+        }
+    }
+    if (open_fds > 0) {
+        r->timed_out = 1;
+        kill(pid, SIGKILL);
+        for (int i = 0; i < 2; i++) if (fds[i].fd >= 0) close(fds[i].fd);
+    }
+    waitpid(pid, &r->status, 0);
+}
+
+static int is_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* stderr must be exactly one line "numamalloc: CALL(): KIND 0xPTR..." where
+ * PTR is the pointer the child announced. */
+static void check_message(const struct bad_case *c, const struct child_result *r,
+                          const char *mode)
+{
+    const char *err = r->err;
+    const char *newline = strchr(err, '\n');
+    CHECK(r->err_len > 0 && newline == err + r->err_len - 1,
+          "%s (%s): stderr is not exactly one line: \"%s\"", c->name, mode, err);
+    unsigned long expected = strtoul(r->out, NULL, 16);
+    CHECK(expected != 0, "%s (%s): the child did not announce its pointer (stdout \"%s\")",
+          c->name, mode, r->out);
+
+    char invalid[64], twice[64];
+    snprintf(invalid, sizeof invalid, "numamalloc: %s(): invalid pointer 0x", c->call);
+    snprintf(twice, sizeof twice, "numamalloc: %s(): double free of 0x", c->call);
+    const char *hex = NULL;
+    if ((c->kind == INVALID || c->kind == INVALID_OR_DOUBLE) &&
+        strncmp(err, invalid, strlen(invalid)) == 0)
+        hex = err + strlen(invalid);
+    if ((c->kind == DOUBLE || c->kind == INVALID_OR_DOUBLE) &&
+        strncmp(err, twice, strlen(twice)) == 0)
+        hex = err + strlen(twice);
+    CHECK(hex != NULL, "%s (%s): stderr \"%s\" does not start with \"%s\"", c->name, mode, err,
+          c->kind == DOUBLE ? twice : invalid);
+    if (!hex) return;
+    char *end;
+    unsigned long got = strtoul(hex, &end, 16);
+    CHECK(end > hex && !is_hex(*end), "%s (%s): no pointer after \"0x\" in \"%s\"", c->name, mode,
+          err);
+    CHECK(got == expected, "%s (%s): message names %#lx, the pointer was %#lx", c->name, mode, got,
+          expected);
+}
+
+int main(int argc, char **argv)
+{
+    nm_test_require_numamalloc();
+    if (argc > 2 && strcmp(argv[1], "--case") == 0) return run_case(argv[2]);
+
+    for (size_t i = 0; i < CASE_COUNT; i++) {
+        const struct bad_case *c = &cases[i];
+        struct child_result r;
+
+        run_child(c->name, 0, &r);
+        CHECK(!r.timed_out, "%s: child hung", c->name);
+        CHECK(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGABRT,
+              "%s: child ended with %s %d, expected SIGABRT", c->name,
+              WIFSIGNALED(r.status) ? "signal" : "exit status",
+              WIFSIGNALED(r.status) ? WTERMSIG(r.status) : WEXITSTATUS(r.status));
+        check_message(c, &r, "abort");
+
+        run_child(c->name, 1, &r);
+        CHECK(!r.timed_out, "%s (warn): child hung", c->name);
+        CHECK(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0,
+              "%s (warn): child ended with %s %d, expected exit status 0; stderr: %s", c->name,
+              WIFSIGNALED(r.status) ? "signal" : "exit status",
+              WIFSIGNALED(r.status) ? WTERMSIG(r.status) : WEXITSTATUS(r.status), r.err);
+        check_message(c, &r, "warn");
+    }
+    return nm_test_done();
+}
