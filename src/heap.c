@@ -211,8 +211,6 @@ static void segment_reorder(struct nm_heap *h, struct nm_segment *s)
     }
 }
 
-static void heap_maintenance(struct nm_heap *h, uint64_t now_ms);
-
 /* Page `pg` (used == 0, unlinked) goes back to its segment; the segment
  * goes to the node cache when it has no page in use.  Returns true then. */
 static bool page_release(struct nm_heap *h, struct nm_segment *s, struct nm_page *pg,
@@ -236,9 +234,6 @@ static bool page_release(struct nm_heap *h, struct nm_segment *s, struct nm_page
     } else {
         segment_reorder(h, s);
     }
-    /* A program that is freeing is a program that may have memory to give
-     * back: look at the clock here too, not only when allocating. */
-    if (now_ms >= h->next_maintenance_ms) heap_maintenance(h, now_ms);
     return segment_freed;
 }
 
@@ -422,8 +417,9 @@ static void heap_release_idle_pages(struct nm_heap *h)
     }
 }
 
-/* Sets the next time first, so that the releases it causes do not run it
- * again from inside. */
+/* Runs only from the entry points of this layer (allocation slow path,
+ * nm_heap_page_freed, nm_heap_tick), never from inside a walk over the
+ * heap's lists, which it changes. */
 static void heap_maintenance(struct nm_heap *h, uint64_t now_ms)
 {
     h->next_maintenance_ms = now_ms + (nm_opt.purge_delay_ms > 2 * NM_MAINTENANCE_MIN_MS
@@ -608,5 +604,10 @@ void nm_heap_page_freed(struct nm_heap *h, struct nm_page *pg)
         list_remove(&h->full, pg);
         page_enqueue_back(h, pg);
     }
-    if (pg->used == 0) page_retire(h, pg);
+    if (pg->used == 0) {
+        page_retire(h, pg);
+        /* A program that is freeing may have memory to give back: look at
+         * the clock here too, not only when allocating. */
+        nm_heap_tick();
+    }
 }
