@@ -203,22 +203,32 @@ void *nm_large_resize(struct nm_segment *s, size_t size)
     }
     if (s->alignment > NM_SEGMENT_SIZE || s->hugetlb) return NULL;
 
-    /* Grow the mapping where it is, else move its pages to a new range. */
-    size_t old_size = s->size;
-    void *start = s;
-    void *moved = nm_os_remap(start, old_size, l.size, NULL);
-    if (!moved) {
-        void *target = nm_os_reserve(l.size, NM_SEGMENT_SIZE, false);
+    /* The header and the block are separate mappings (the block alone is
+     * marked for huge pages), and mremap moves one mapping at a time: grow
+     * the block's mapping where it is, else move its pages behind a new
+     * header page in a fresh range.  The kernel carries the block's node
+     * binding and huge-page advice along; nothing is copied but the header. */
+    size_t old_size = s->size, offset = s->block_offset;
+    int node = s->node;
+    if (!nm_os_remap(block, old_size - offset, l.size - offset, NULL)) {
+        char *target = nm_os_reserve(l.size, NM_SEGMENT_SIZE, false);
         if (!target) return NULL;
-        moved = nm_os_remap(start, old_size, l.size, target);
-        if (!moved) { nm_os_release(target, l.size); return NULL; }
+        if (nm_bind_segments)
+            (void)nm_os_bind_node(target, offset, nm_topo.node_id[node], NM_MPOL_PREFERRED);
+        if (!nm_os_remap(block, old_size - offset, l.size - offset, target + offset)) {
+            nm_os_release(target, l.size);
+            return NULL;
+        }
+        memcpy(target, s, sizeof *s);
+        nm_map_remove(s, old_size);
+        nm_os_release(s, offset);
+        s = (struct nm_segment *)target;
+        s->cookie = nm_segment_cookie(s);
+        nm_os_name_range(s, l.size, "numamalloc");
     }
-    if (moved != start) nm_map_remove(start, old_size);
-    nm_map_add(moved, l.size, NM_MAP_SPAN);
-    s = moved;
-    s->cookie = nm_segment_cookie(s);
+    nm_map_add(s, l.size, NM_MAP_SPAN);
     s->size = l.size;
-    atomic_fetch_add_explicit(&nm_nodes[s->node].mapped, l.size - old_size, memory_order_relaxed);
+    atomic_fetch_add_explicit(&nm_nodes[node].mapped, l.size - old_size, memory_order_relaxed);
     span_set_usable(s, l.usable);
     return nm_large_block(s);
 }

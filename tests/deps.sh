@@ -8,6 +8,10 @@ pkgs=(
   libnuma-dev numactl               # independent placement checks (tests only, never the library)
   libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 libtbbmalloc2   # peers for make bench
 )
+# CPython's regression tests for Debian's python3 (tests/programs/python_alloc.sh).
+if [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c 'import test.libregrtest' 2>/dev/null; then
+    pkgs+=("libpython$(/usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')-testsuite")
+fi
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,0 +1,125 @@
+/* large.c — large and huge blocks: layout, in-place growth inside the span,
+ * growth by mremap that moves pages instead of copying them (checked with
+ * the physical frame numbers in /proc/self/pagemap when we may read them),
+ * the per-node span cache, and shrinking. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "numamalloc.h"
+#include "../testutil.h"
+
+#define MiB ((size_t)1 << 20)
+
+/* Physical frame of the page holding `p`, or 0 when the kernel hides it
+ * (not root) or the page is not present. */
+static uint64_t frame_of(const void *p)
+{
+    int fd = open("/proc/self/pagemap", O_RDONLY);
+    if (fd < 0) return 0;
+    uint64_t entry = 0;
+    off_t off = (off_t)((uintptr_t)p / 4096 * sizeof entry);
+    if (pread(fd, &entry, sizeof entry, off) != (ssize_t)sizeof entry) entry = 0;
+    close(fd);
+    return (entry >> 63) & 1 ? entry & ((1ull << 55) - 1) : 0;
+}
+
+static void fill(unsigned char *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i += 4096) p[i] = (unsigned char)(seed + i / 4096);
+    p[n - 1] = (unsigned char)seed;
+}
+
+/* Whether the first byte of every page of the first `n` bytes is as fill() left it. */
+static int same(const unsigned char *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i += 4096)
+        if (p[i] != (unsigned char)(seed + i / 4096)) return 0;
+    return 1;
+}
+
+int main(void)
+{
+    /* Layout: large blocks are page aligned, huge ones 2 MiB aligned. */
+    unsigned char *large = nm_malloc(300 * 1024);
+    REQUIRE(large != NULL);
+    CHECK(((uintptr_t)large & 4095) == 0, "large block %p not page aligned", (void *)large);
+    CHECK(nm_usable_size(large) >= 300 * 1024 && nm_usable_size(large) < 300 * 1024 + 4096);
+    nm_free(large);
+
+    unsigned char *huge = nm_malloc(8 * MiB);
+    REQUIRE(huge != NULL);
+    CHECK(((uintptr_t)huge & (2 * MiB - 1)) == 0, "huge block %p not 2 MiB aligned", (void *)huge);
+    fill(huge, 8 * MiB, 1);
+
+    /* Growth inside the span's reservation (up to its 4 MiB boundary): the
+     * block stays where it is. */
+    unsigned char *grown = nm_realloc(huge, 9 * MiB);
+    REQUIRE(grown != NULL);
+    CHECK(grown == huge, "8 -> 9 MiB moved the block (%p -> %p)", (void *)huge, (void *)grown);
+    CHECK(same(grown, 8 * MiB, 1) && grown[8 * MiB - 1] == 1, "contents lost growing in place");
+
+    /* Growth far beyond it, with the address space right after the span
+     * taken (so it cannot grow where it is): mremap moves the pages to a new
+     * range; nothing is copied, so the first page keeps its physical frame.
+     * The span of an 8 MiB block is 12 MiB from 2 MiB before the block. */
+    fill(grown, 9 * MiB, 2);
+    void *blocker = mmap(grown + 10 * MiB, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS |
+                         MAP_FIXED_NOREPLACE, -1, 0);
+    CHECK(blocker == grown + 10 * MiB, "could not place a mapping after the span");
+    uint64_t frame_before = frame_of(grown);
+    unsigned char *moved = nm_realloc(grown, 200 * MiB);
+    REQUIRE(moved != NULL);
+    CHECK(moved != grown, "the block grew in place past a mapping");
+    munmap(blocker, 4096);
+    CHECK(same(moved, 9 * MiB, 2) && moved[9 * MiB - 1] == 2, "contents lost growing to 200 MiB");
+    CHECK(((uintptr_t)moved & (2 * MiB - 1)) == 0);
+    CHECK(nm_usable_size(moved) >= 200 * MiB);
+    uint64_t frame_after = frame_of(moved);
+    if (frame_before && frame_after)
+        CHECK(frame_before == frame_after, "the data was copied (frame %#llx -> %#llx)",
+              (unsigned long long)frame_before, (unsigned long long)frame_after);
+    else
+        printf("physical frames not readable (not root): the no-copy check is left out\n");
+    fill(moved, 200 * MiB, 3);
+
+    /* Shrinking a large block keeps it in place and its contents. */
+    unsigned char *shrunk = nm_realloc(moved, 120 * MiB);
+    CHECK(shrunk == moved, "shrinking moved the block");
+    CHECK(same(shrunk, 120 * MiB, 3), "contents lost shrinking");
+    nm_free(shrunk);
+
+    /* A freed span is reused from the node cache for the next block of a
+     * similar size (no new mapping). */
+    struct nm_stats before, after;
+    void *a = nm_malloc(5 * MiB);
+    REQUIRE(a != NULL);
+    nm_free(a);
+    nm_stats_get(&before);
+    void *b = nm_malloc(5 * MiB);
+    REQUIRE(b != NULL);
+    nm_stats_get(&after);
+    CHECK(b == a, "a 5 MiB block was not served from the cached span");
+    CHECK(after.node[0].mapped == before.node[0].mapped, "reuse mapped new memory");
+    CHECK(after.large_allocs == before.large_allocs + 1);
+    /* calloc on a reused (dirty) span is zeroed. */
+    memset(b, 0x5a, 5 * MiB);
+    nm_free(b);
+    unsigned char *z = nm_calloc(1, 5 * MiB);
+    REQUIRE(z != NULL);
+    CHECK(z == b, "calloc did not reuse the cached span");
+    size_t nonzero = 0;
+    for (size_t i = 0; i < 5 * MiB; i++) nonzero += z[i] != 0;
+    CHECK(nonzero == 0, "%zu bytes not zeroed by calloc", nonzero);
+    nm_free(z);
+
+    /* nm_trim returns the cached spans: mapped memory falls. */
+    nm_trim();
+    nm_stats_get(&after);
+    CHECK(after.node[0].cached == 0, "cache still holds %llu bytes after nm_trim",
+          (unsigned long long)after.node[0].cached);
+    return nm_test_done();
+}
