@@ -237,14 +237,15 @@ static bool page_release(struct nm_heap *h, struct nm_segment *s, struct nm_page
     return segment_freed;
 }
 
-/* A page with no block in use: keep it when it is the only page of its
- * class (so a malloc/free loop does not cycle pages), else release it. */
-static void page_retire(struct nm_heap *h, struct nm_page *pg)
+/* A page with no block in use: keep it when its class allocates from it
+ * (so a malloc/free loop does not cycle pages), else release it.  Returns
+ * whether it was released. */
+static bool page_retire(struct nm_heap *h, struct nm_page *pg)
 {
-    struct nm_page_queue *q = &h->queue[pg->size_class];
-    if (pg->state == NM_PAGE_QUEUED && q->first == pg && q->last == pg) return;
+    if (pg->state == NM_PAGE_QUEUED && h->queue[pg->size_class].first == pg) return false;
     page_unlink(h, pg);
     page_release(h, nm_segment_of(pg->start), pg, nm_os_now_ms());
+    return true;
 }
 
 /* Take a free page of segment `s` for class `cls` and queue it first. */
@@ -405,14 +406,15 @@ static void heap_decommit_free_pages(struct nm_heap *h, uint64_t now_ms, bool fo
     }
 }
 
-/* Pages kept as the last of their class that have been empty all along. */
+/* Pages kept empty as the first of their class (see page_retire). */
 static void heap_release_idle_pages(struct nm_heap *h)
 {
+    uint64_t now = nm_os_now_ms();
     for (unsigned c = 0; c < NM_CLASS_COUNT; c++) {
         struct nm_page *pg = h->queue[c].first;
-        if (pg && pg->used == 0 && pg == h->queue[c].last && !nm_page_has_remote(pg)) {
+        if (pg && pg->used == 0 && !nm_page_has_remote(pg)) {
             page_unlink(h, pg);
-            page_release(h, nm_segment_of(pg->start), pg, nm_os_now_ms());
+            page_release(h, nm_segment_of(pg->start), pg, now);
         }
     }
 }
@@ -428,7 +430,7 @@ static void heap_maintenance(struct nm_heap *h, uint64_t now_ms)
     /* Take over a few segments that exited threads of our node left, so
      * their free pages are reused or purged instead of waiting. */
     heap_adopt_abandoned(h, 4);
-    /* Pages kept as the last of their class go back to their segment (their
+    /* Empty pages kept as the first of their class go back to their segment (their
      * memory stays for the purge delay, so a busy class takes it back
      * without faults), so a program that stops using a class returns it. */
     heap_release_idle_pages(h);
@@ -604,10 +606,7 @@ void nm_heap_page_freed(struct nm_heap *h, struct nm_page *pg)
         list_remove(&h->full, pg);
         page_enqueue_back(h, pg);
     }
-    if (pg->used == 0) {
-        page_retire(h, pg);
-        /* A program that is freeing may have memory to give back: look at
-         * the clock here too, not only when allocating. */
-        nm_heap_tick();
-    }
+    /* A program that releases pages may have memory to give back: look at
+     * the clock here too, not only when allocating. */
+    if (pg->used == 0 && page_retire(h, pg)) nm_heap_tick();
 }

@@ -124,7 +124,14 @@ static inline void nm_heap_free(struct nm_segment *s, struct nm_page *pg, struct
     if (nm_likely(atomic_load_explicit(&s->heap, memory_order_relaxed) == h)) {
         b->next = pg->free;
         pg->free = b;
-        if (nm_unlikely(--pg->used == 0 || pg->state == NM_PAGE_FULL)) nm_heap_page_freed(h, pg);
+        /* The slow part: a page that was full, or that is now empty and not
+         * the one its class allocates from (that one stays: a malloc/free
+         * loop must not cycle pages; maintenance releases it if it idles). */
+        if (--pg->used == 0) {
+            if (nm_unlikely(pg != h->queue[pg->size_class].first)) nm_heap_page_freed(h, pg);
+        } else if (nm_unlikely(pg->state == NM_PAGE_FULL)) {
+            nm_heap_page_freed(h, pg);
+        }
     } else {
         nm_heap_free_remote(s, pg, b);
     }
