@@ -46,9 +46,12 @@ extern "C" {
 
 /* Allocate `size` bytes on the calling thread's NUMA node.  The block is
  * aligned to at least 16 bytes, and to the largest power of two dividing its
- * size class (so a 4096-byte request is 4096-aligned).  nm_malloc(0) returns
- * a unique pointer.  Returns NULL and sets errno to ENOMEM when the request
- * cannot be met (including sizes near SIZE_MAX). */
+ * usable size up to 4096 (so a 4096-byte request is 4096-aligned); blocks of
+ * 2 MiB and more are 2 MiB aligned (and backed by transparent huge pages
+ * where the system allows).  Usable size is at most 12.5% (or 16 bytes)
+ * above the request.  nm_malloc(0) returns a unique pointer.  Returns NULL
+ * and sets errno to ENOMEM when the request cannot be met (including sizes
+ * near SIZE_MAX). */
 NM_ATTR_MALLOC NM_ATTR_ALLOC_SIZE(1) void *nm_malloc(size_t size);
 
 /* Allocate an array of `count` elements of `size` bytes, zeroed.  Returns
