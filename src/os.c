@@ -208,9 +208,10 @@ void nm_line_size(nm_line *l, uint64_t bytes)
 {
     static const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
     int u = 0;
-    uint64_t scaled10 = bytes * 10;          /* one decimal */
-    while (bytes >= 1024 * 10 && u < 4) { bytes /= 1024; scaled10 /= 1024; u++; }
+    uint64_t unit = 1;
+    while (bytes / unit >= 1024 && u < 4) { unit *= 1024; u++; }
     if (u == 0) { nm_line_u64(l, bytes); nm_line_str(l, " B"); return; }
+    uint64_t scaled10 = bytes / (unit / 1024) * 10 / 1024;   /* tenths of a unit */
     nm_line_u64(l, scaled10 / 10);
     nm_line_str(l, ".");
     nm_line_u64(l, scaled10 % 10);

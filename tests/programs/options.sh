@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Environment options: a value that does not parse gives exactly one warning
+# line naming the variable and what it accepts, and the program runs on;
+# valid values give no output; NUMAMALLOC_VERBOSE prints the configuration,
+# NUMAMALLOC_STATS the statistics at exit; NUMAMALLOC_HUGEPAGES=off keeps
+# huge blocks out of transparent huge pages.
+set -u
+root=${NM_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+lib=${NM_LIB:-$root/build/libnumamalloc.so}
+fail=0
+prog=(/bin/true)
+
+expect_warning() {   # VAR VALUE ACCEPTED-TEXT
+    local out lines
+    out=$(env "$1=$2" LD_PRELOAD="$lib" "${prog[@]}" 2>&1) || { echo "$1=$2: program failed"; fail=1; return; }
+    lines=$(printf '%s\n' "$out" | grep -c .)
+    if [ "$lines" != 1 ] || [[ "$out" != "numamalloc: ignoring $1='$2': expected $3" ]]; then
+        echo "$1=$2: expected one warning line naming the variable, got:"; printf '%s\n' "$out"; fail=1
+    fi
+}
+expect_silent() {    # VAR VALUE
+    local out
+    out=$(env "$1=$2" LD_PRELOAD="$lib" "${prog[@]}" 2>&1) || { echo "$1=$2: program failed"; fail=1; return; }
+    [ -z "$out" ] || { echo "$1=$2: expected no output, got: $out"; fail=1; }
+}
+
+expect_warning NUMAMALLOC_VERBOSE maybe "0 or 1"
+expect_warning NUMAMALLOC_STATS 2 "0 or 1"
+expect_warning NUMAMALLOC_PURGE_DELAY_MS 10ms "a number of milliseconds (0 = return memory at once)"
+expect_warning NUMAMALLOC_PURGE_DELAY_MS -5 "a number of milliseconds (0 = return memory at once)"
+expect_warning NUMAMALLOC_CACHE_MB 99999999999999999999 "a number of MiB kept per node"
+expect_warning NUMAMALLOC_HUGEPAGES always "off, thp or hugetlb"
+expect_warning NUMAMALLOC_ON_ERROR ignore "abort or warn"
+expect_silent NUMAMALLOC_VERBOSE 0
+expect_silent NUMAMALLOC_PURGE_DELAY_MS 0
+expect_silent NUMAMALLOC_CACHE_MB 0
+for v in off thp hugetlb; do expect_silent NUMAMALLOC_HUGEPAGES $v; done
+for v in abort warn; do expect_silent NUMAMALLOC_ON_ERROR $v; done
+
+# Two bad values: two lines, one per variable.
+out=$(NUMAMALLOC_STATS=x NUMAMALLOC_ON_ERROR=y LD_PRELOAD="$lib" "${prog[@]}" 2>&1)
+[ "$(printf '%s\n' "$out" | grep -c '^numamalloc: ignoring')" = 2 ] || { echo "two bad values: $out"; fail=1; }
+
+out=$(NUMAMALLOC_VERBOSE=1 LD_PRELOAD="$lib" "${prog[@]}" 2>&1)
+[[ "$out" == "numamalloc: "*node*"purge delay 100 ms, cache 32.0 MiB per node" ]] ||
+    { echo "NUMAMALLOC_VERBOSE=1 printed: $out"; fail=1; }
+out=$(NUMAMALLOC_VERBOSE=1 NUMAMALLOC_PURGE_DELAY_MS=7 NUMAMALLOC_CACHE_MB=5 LD_PRELOAD="$lib" "${prog[@]}" 2>&1)
+[[ "$out" == *"purge delay 7 ms, cache 5.0 MiB per node" ]] || { echo "options not applied: $out"; fail=1; }
+
+out=$(NUMAMALLOC_STATS=1 LD_PRELOAD="$lib" "${prog[@]}" 2>&1)
+for want in "numamalloc statistics" "  node" "block size" "thread heaps"; do
+    [[ "$out" == *"$want"* ]] || { echo "NUMAMALLOC_STATS=1 output lacks '$want':"; printf '%s\n' "$out"; fail=1; }
+done
+
+# Huge pages off: a 64 MiB block gets no THP advice (smaps shows no "hg" flag
+# on its range); with thp it does.
+hg_flags() {
+    env NUMAMALLOC_HUGEPAGES="$1" LD_PRELOAD="$lib" python3 -c '
+import ctypes, re
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+p = libc.malloc(64 << 20)
+text = open("/proc/self/smaps").read()
+entries = re.split(r"\n(?=[0-9a-f]+-[0-9a-f]+ )", text)
+for e in entries:
+    lo, hi = (int(x, 16) for x in e.split()[0].split("-"))
+    if lo <= p < hi:
+        flags = re.search(r"VmFlags:(.*)", e).group(1).split()
+        print("hg" if "hg" in flags else "nohg")
+'
+}
+if command -v python3 >/dev/null && [ -r /proc/self/smaps ]; then
+    [ "$(hg_flags off)" = nohg ] || { echo "NUMAMALLOC_HUGEPAGES=off: block advised for THP"; fail=1; }
+    [ "$(hg_flags thp)" = hg ] || { echo "NUMAMALLOC_HUGEPAGES=thp: block not advised for THP"; fail=1; }
+fi
+[ $fail = 0 ] && echo "options parsed, reported and applied as documented"
+exit $fail
