@@ -512,12 +512,6 @@ void nm_heap_tick(void)
     if (now >= h->next_maintenance_ms) heap_maintenance(h, now);
 }
 
-void nm_heap_after_fork(void)
-{
-    /* Heaps of threads that do not exist in the child stay claimed; their
-     * blocks can still be freed (as remote frees) but are not reused. */
-}
-
 void nm_heap_trim(void)
 {
     struct nm_heap *h = nm_tls_heap;

@@ -68,7 +68,6 @@ extern _Atomic uint64_t nm_class_pages[NM_CLASS_COUNT];
 /* Start-up of this layer and all below it (options, topology, classes,
  * segments); idempotent and cheap after the first call. */
 void nm_heap_init(void);
-void nm_heap_after_fork(void);
 
 void *nm_heap_alloc_generic(struct nm_heap *h, size_t size);
 /* Allocate from class `cls` (used for aligned requests). */

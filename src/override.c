@@ -156,10 +156,13 @@ nm_libc_export void *__libc_memalign(size_t alignment, size_t size) { return mem
 
 /* ---- process hooks ---------------------------------------------------------------------- */
 
+/* Nothing is locked, so the child can allocate at once.  Only the pop
+ * flags of the node stacks are cleared, in case a thread that does not exist
+ * in the child held one.  Heaps of such threads stay claimed: their blocks
+ * can still be freed (as remote frees) but are not reused. */
 static void after_fork_in_child(void)
 {
     nm_segment_after_fork();
-    nm_heap_after_fork();
 }
 
 static void print_stats_at_exit(void)
