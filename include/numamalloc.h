@@ -92,6 +92,118 @@ int nm_thread_rebind(void);
 void nm_trim(void);
 
 /* ------------------------------------------------------------------------
+ * Topology
+ *
+ * Nodes are named by the kernel's node ids, which may be sparse (0, 2, 4).
+ * A node may have memory but no CPUs (CXL or HBM memory tiers).  Functions
+ * taking a node return -1 with errno EINVAL for an id that is not a node.
+ * ------------------------------------------------------------------------ */
+
+#define NM_NODE_ID_LIMIT 1024   /* node ids are below this */
+
+/* Number of NUMA nodes (1 on a machine without NUMA, or when sysfs cannot be
+ * read, e.g. in some containers). */
+int nm_node_count(void);
+
+/* Write up to `max` node ids in ascending order to `ids`; return how many
+ * nodes there are (which may exceed `max`). */
+int nm_node_ids(int *ids, int max);
+
+/* The node of CPU `cpu`, or -1 (errno EINVAL) for an unknown CPU. */
+int nm_node_of_cpu(int cpu);
+
+/* The node the calling thread runs on now (rseq or getcpu; no syscall on
+ * Linux 6.3+). */
+int nm_current_node(void);
+
+/* The kernel's distance between two nodes (10 = local; larger is slower). */
+int nm_node_distance(int from, int to);
+
+/* Write up to `max` CPU numbers of `node` to `cpus`; return how many CPUs it
+ * has (0 for a memory-only node). */
+int nm_node_cpus(int node, int *cpus, int max);
+
+/* Total and free memory of `node` in bytes (free is read now).  Returns 0. */
+int nm_node_memory(int node, uint64_t *total, uint64_t *free_bytes);
+
+/* 1 if `node` has CPUs, 0 if it is a memory-only node. */
+int nm_node_has_cpus(int node);
+
+/* Write up to `max` node ids to `ids`, nearest to `node` first (`node`
+ * itself, then by distance, ties by id); return the number of nodes. */
+int nm_nodes_by_distance(int node, int *ids, int max);
+
+/* ------------------------------------------------------------------------
+ * Node sets and policies
+ *
+ * A policy says where memory goes: on the node of the thread that touches
+ * it first (local), only on a set of nodes (bind, strict: the kernel never
+ * uses other nodes), on one node when it has room and elsewhere when not
+ * (preferred, soft), on the nearest node of a set with room (preferred-many,
+ * Linux 5.15+), or spread page by page over a set (interleave; weighted
+ * interleave, Linux 6.9+, spreads by the weights in
+ * /sys/kernel/mm/mempolicy/weighted_interleave).  A policy is a plain value:
+ * copy it, compare it, keep it on the stack.
+ * ------------------------------------------------------------------------ */
+
+#define NM_NODESET_WORDS (NM_NODE_ID_LIMIT / 64)
+typedef struct {
+    uint64_t bits[NM_NODESET_WORDS];   /* bit i: node id i */
+} nm_nodeset;
+
+enum nm_policy_mode {
+    NM_POLICY_LOCAL,
+    NM_POLICY_BIND,
+    NM_POLICY_PREFERRED,
+    NM_POLICY_PREFERRED_MANY,
+    NM_POLICY_INTERLEAVE,
+    NM_POLICY_WEIGHTED_INTERLEAVE,
+};
+
+typedef struct {
+    enum nm_policy_mode mode;
+    nm_nodeset nodes;       /* empty for local; one node for preferred */
+} nm_policy;
+
+void nm_nodeset_clear(nm_nodeset *set);
+void nm_nodeset_add(nm_nodeset *set, int node);
+int nm_nodeset_has(const nm_nodeset *set, int node);
+int nm_nodeset_count(const nm_nodeset *set);
+/* Every node of the machine (memory-only nodes and nodes without memory
+ * included). */
+nm_nodeset nm_nodeset_all(void);
+
+/* Build policies.  The node set is taken as given; nm_policy_check says
+ * whether the machine can honour it. */
+nm_policy nm_policy_local(void);
+nm_policy nm_policy_bind(const nm_nodeset *nodes);
+nm_policy nm_policy_preferred(int node);
+nm_policy nm_policy_preferred_many(const nm_nodeset *nodes);
+nm_policy nm_policy_interleave(const nm_nodeset *nodes);
+nm_policy nm_policy_weighted_interleave(const nm_nodeset *nodes);
+
+/* Parse a policy from text, as NUMAMALLOC_POLICY and the numamalloc command
+ * take it:
+ *     local | bind:NODES | preferred:NODE | preferred-many:NODES
+ *           | interleave:NODES | weighted-interleave:NODES
+ * where NODES is "all" (every node that has memory) or a list of ids and
+ * ranges ("0-3", "0,2", "1,4-6").
+ * The nodes must exist on this machine and have memory.  Returns 0, or -1
+ * with errno EINVAL and a one-line reason in `err` (if not NULL), e.g.
+ * "node 7 does not exist (nodes: 0-3)". */
+int nm_policy_parse(const char *text, nm_policy *out, char *err, size_t err_len);
+
+/* Whether this machine and kernel can honour `p`: nodes exist and have
+ * memory, the set is not empty, the mode is supported by the kernel.
+ * Returns 0, or -1 with errno (EINVAL, ENOSYS for a mode the kernel lacks)
+ * and a one-line reason in `err`. */
+int nm_policy_check(const nm_policy *p, char *err, size_t err_len);
+
+/* Write `p` as text that nm_policy_parse reads back ("interleave:0-3").
+ * Returns the length it needs (like snprintf). */
+int nm_policy_format(const nm_policy *p, char *buf, size_t len);
+
+/* ------------------------------------------------------------------------
  * Statistics
  * ------------------------------------------------------------------------ */
 

@@ -92,7 +92,7 @@ static const char *skip_blanks(const char *s)
  * Members at or above `limit` are counted but not stored.  Returns the
  * number of members, or -1 when the text is not a list: a stray character,
  * a range that runs backwards, a number above LIST_VALUE_MAX. */
-static int64_t parse_list(const char *text, uint64_t *set, int limit)
+int64_t nm_topology_parse_list(const char *text, uint64_t *set, int limit)
 {
     const char *s = skip_blanks(text);
     int64_t count = 0;
@@ -201,7 +201,7 @@ static bool read_node_ids(char *buf, const char *root, uint64_t *ids, int64_t *l
     enum file_state online = read_sys(buf, READ_CAP, root, "node", -1, "online");
     if (online == FILE_CUT) return false;
     if (online == FILE_OK) {
-        *listed = parse_list(buf, ids, NM_MAX_NODE_ID);
+        *listed = nm_topology_parse_list(buf, ids, NM_MAX_NODE_ID);
         return *listed > 0;
     }
     /* No online file: probe the node directories, if there is a node
@@ -317,7 +317,7 @@ static bool load_nodes(struct nm_topology *t, char *buf, const char *root)
         enum file_state cpulist = read_sys(buf, READ_CAP, root, "node", id, "cpulist");
         if (cpulist == FILE_MISSING) continue;  /* listed, but no such node */
         nm_cpuset cpus = {0};
-        if (cpulist == FILE_CUT || parse_list(buf, cpus, NM_MAX_CPUS) < 0) return false;
+        if (cpulist == FILE_CUT || nm_topology_parse_list(buf, cpus, NM_MAX_CPUS) < 0) return false;
         column[t->node_count] = position;
         if (!add_node(t, id, cpus)) return false;
     }
@@ -331,7 +331,7 @@ static bool load_nodes(struct nm_topology *t, char *buf, const char *root)
 static void fallback_cpus(char *buf, const char *root, uint64_t *cpus)
 {
     if (read_sys(buf, READ_CAP, root, "cpu", -1, "online") == FILE_OK &&
-        parse_list(buf, cpus, NM_MAX_CPUS) > 0 && cpus_any(cpus))
+        nm_topology_parse_list(buf, cpus, NM_MAX_CPUS) > 0 && cpus_any(cpus))
         return;
     memset(cpus, 0, sizeof(nm_cpuset));
     cpu_set_t allowed[NM_MAX_CPUS / CPU_SETSIZE];
@@ -371,22 +371,25 @@ void nm_topology_load(struct nm_topology *t, const char *sysfs_root)
     errno = saved_errno;
 }
 
-void nm_topology_refresh_free(struct nm_topology *t, const char *sysfs_root)
+uint64_t nm_topology_free_now(const struct nm_topology *t, int index, const char *sysfs_root)
 {
     char buf[MEMINFO_CAP];
     const char *root = sysfs_root ? sysfs_root : "/sys";
     int saved_errno = errno;
+    uint64_t free = t->mem_free[index];
     if (t->fallback) {
-        t->mem_free[0] = pages_bytes(_SC_AVPHYS_PAGES);
-    } else {
-        for (int i = 0; i < t->node_count; i++) {
-            uint64_t free;
-            if (read_sys(buf, sizeof buf, root, "node", t->node_id[i], "meminfo") != FILE_MISSING &&
-                meminfo_bytes(buf, "MemFree:", &free))
-                t->mem_free[i] = free < t->mem_total[i] ? free : t->mem_total[i];
-        }
+        free = pages_bytes(_SC_AVPHYS_PAGES);
+    } else if (read_sys(buf, sizeof buf, root, "node", t->node_id[index], "meminfo") != FILE_MISSING &&
+               meminfo_bytes(buf, "MemFree:", &free)) {
+        free = free < t->mem_total[index] ? free : t->mem_total[index];
     }
     errno = saved_errno;
+    return free;
+}
+
+void nm_topology_refresh_free(struct nm_topology *t, const char *sysfs_root)
+{
+    for (int i = 0; i < t->node_count; i++) t->mem_free[i] = nm_topology_free_now(t, i, sysfs_root);
 }
 
 /* ---- the current node -------------------------------------------------------

@@ -38,8 +38,15 @@ struct nm_topology {
  * NM_MAX_NODE_ID and more are ignored.  Does not allocate. */
 void nm_topology_load(struct nm_topology *t, const char *sysfs_root);
 
-/* Re-read only the free memory of each node of `t` (for nm_node_memory). */
+/* Re-read only the free memory of each node of `t`. */
 void nm_topology_refresh_free(struct nm_topology *t, const char *sysfs_root);
+/* The free memory of node `index` of `t` now, in bytes, without changing `t`. */
+uint64_t nm_topology_free_now(const struct nm_topology *t, int index, const char *sysfs_root);
+
+/* Parse a Linux list ("0-3,8,10-11") into the bit set `set` (bits below
+ * `limit` are set, higher values are counted but not stored).  Returns the
+ * number of values listed, or -1 when the text is not a list. */
+int64_t nm_topology_parse_list(const char *text, uint64_t *set, int limit);
 
 /* The process's topology, loaded once by nm_topology_init(). */
 extern struct nm_topology nm_topo;

@@ -1,0 +1,18 @@
+/*
+ * policy.h — memory policies inside the library (the public half is in
+ * numamalloc.h: nm_policy, parsing, checking, formatting).
+ *
+ * May call the heap layer and everything below it.
+ */
+#ifndef NM_POLICY_H
+#define NM_POLICY_H
+
+#include <stddef.h>
+
+#include "numamalloc.h"
+
+/* Bind [start, start + len) with `p` (mbind; `flags`: NM_MPOL_MF_*).
+ * Returns 0 or -1 with errno. */
+int nm_policy_apply(void *start, size_t len, const nm_policy *p, unsigned flags);
+
+#endif
