@@ -100,6 +100,8 @@ void nm_trim(void);
  * ------------------------------------------------------------------------ */
 
 #define NM_NODE_ID_LIMIT 1024   /* node ids are below this */
+#define NM_STATS_MAX_NODES 64   /* nodes reported per node (nm_stats, nm_enforcement) */
+#define NM_STATS_MAX_CLASSES 96 /* size classes reported in nm_stats.size_class[] */
 
 /* Number of NUMA nodes (1 on a machine without NUMA, or when sysfs cannot be
  * read, e.g. in some containers). */
@@ -204,11 +206,143 @@ int nm_policy_check(const nm_policy *p, char *err, size_t err_len);
 int nm_policy_format(const nm_policy *p, char *buf, size_t len);
 
 /* ------------------------------------------------------------------------
+ * Allocation on a given node
+ * ------------------------------------------------------------------------ */
+
+/* Allocate `size` bytes on node `node` (bound: the kernel puts the pages
+ * there or the allocation fails), from a per-thread cache for that node:
+ * no syscall per call, about the cost of malloc.  The block may be freed
+ * with nm_free (or free) from any thread; it is only ever reused for
+ * allocations on the same node.  Returns NULL with errno EINVAL for a node
+ * that does not exist or has no memory, ENOMEM when memory is short. */
+NM_ATTR_MALLOC NM_ATTR_ALLOC_SIZE(1) void *nm_malloc_onnode(size_t size, int node);
+NM_ATTR_MALLOC NM_ATTR_ALLOC_SIZE(1, 2) void *nm_calloc_onnode(size_t count, size_t size, int node);
+
+/* Fault in `bytes` (rounded up to 4 MiB) of memory on `node` now and keep
+ * it for the small and medium blocks (up to 256 KiB) of threads running on
+ * that node, so that they take no page faults later (seed 000's
+ * numa_allocator_init).  The memory is never returned to the OS by the
+ * purge (nm_trim does return it).  For big arrays use nm_region_map with
+ * NM_PREFAULT_POPULATE.  Returns 0, or -1 with errno EINVAL (no such node,
+ * or a node without memory) or ENOMEM. */
+int nm_reserve(int node, size_t bytes);
+
+/* ------------------------------------------------------------------------
+ * Memory tiers
+ *
+ * Linux groups nodes into memory tiers by performance (DRAM, then slower
+ * CXL or PMEM tiers; /sys/devices/virtual/memory_tiering), and firmware
+ * (ACPI HMAT) may describe each node's bandwidth and latency as seen from
+ * its nearest CPUs (/sys/devices/system/node/nodeN/access0/initiators).
+ * ------------------------------------------------------------------------ */
+
+/* The memory tier of `node`: the kernel's tier number (memory_tierN, lower
+ * is faster), or -1 with errno ENOENT when the kernel exposes no tiers or
+ * no tier lists the node (a node without memory), EINVAL for an unknown
+ * node. */
+int nm_node_tier(int node);
+
+struct nm_node_perf {
+    uint64_t read_bandwidth;    /* MB/s, 0 if unknown */
+    uint64_t write_bandwidth;   /* MB/s, 0 if unknown */
+    uint64_t read_latency;      /* ns, 0 if unknown */
+    uint64_t write_latency;     /* ns, 0 if unknown */
+};
+
+/* HMAT access data of `node`.  Returns 0, or -1 with errno ENOENT when the
+ * firmware describes none, EINVAL for an unknown node. */
+int nm_node_perf(int node, struct nm_node_perf *out);
+
+/* ------------------------------------------------------------------------
+ * Regions: big arrays with a policy (mmap + mbind), prefaulted as asked
+ * ------------------------------------------------------------------------ */
+
+enum nm_prefault {
+    NM_PREFAULT_NONE,       /* pages appear on first touch, placed by the policy */
+    NM_PREFAULT_TOUCH,      /* touch every page now, from threads running on the
+                               policy's nodes (one share of the range per node;
+                               a memory-only node's share from the nearest node
+                               with CPUs; local: the calling thread), so first
+                               touch agrees with it */
+    NM_PREFAULT_POPULATE,   /* let the kernel fault everything in now, from the
+                               calling thread, after the policy is set
+                               (MADV_POPULATE_WRITE; Linux < 5.14: a write
+                               to every page) */
+};
+
+#define NM_REGION_HUGEPAGES   (1u << 0)  /* ask for transparent huge pages */
+#define NM_REGION_NOHUGEPAGES (1u << 1)  /* 4 KiB pages only (interleave page by page) */
+#define NM_REGION_HUGETLB     (1u << 2)  /* 2 MiB hugetlb pages, taken from the pool at
+                                            map time whatever the prefault; ENOMEM if
+                                            the pool has too few free on the policy's
+                                            nodes.  At most one of the three flags. */
+
+typedef struct nm_region nm_region;
+
+/* Map `size` bytes (rounded up to the page size, 2 MiB with
+ * NM_REGION_HUGETLB; 2 MiB aligned with NM_REGION_HUGEPAGES or HUGETLB)
+ * with policy `policy` (NULL: local, which the region then has even when
+ * the process runs under another policy, e.g. numactl --interleave).  The
+ * policy is set before any page is touched.  Returns the region, or NULL
+ * with errno, and nothing mapped: EINVAL for a size of 0, a bad policy, a
+ * bad prefault or conflicting flags, ENOMEM when memory is short, ENOSYS
+ * when the kernel lacks the policy. */
+nm_region *nm_region_map(size_t size, const nm_policy *policy, enum nm_prefault prefault,
+                         unsigned flags);
+void *nm_region_addr(const nm_region *r);
+size_t nm_region_size(const nm_region *r);
+/* Unmap the region and free its descriptor.  Returns 0 or -1 (NULL: 0). */
+int nm_region_unmap(nm_region *r);
+/* Give the region a new policy (NULL: local, the calling thread's node) and
+ * move the pages it already has to where that policy wants them (mbind with
+ * MPOL_MF_MOVE: pages on nodes outside the policy's set move; for
+ * interleave, pages on a node of the set but not on their turn move too,
+ * with move_pages, so the region ends up spread evenly; weighted
+ * interleave leaves pages that are on a node of its set where they are).
+ * Returns 0, or -1 with errno: EINVAL or ENOSYS for a policy that
+ * nm_policy_check rejects (nothing changes), EIO when some pages could not
+ * be moved (the new policy is set all the same). */
+int nm_region_migrate(nm_region *r, const nm_policy *policy);
+
+/* ------------------------------------------------------------------------
+ * Verification: ask the kernel where pages are
+ * ------------------------------------------------------------------------ */
+
+/* Count where the resident pages of [ptr, ptr + len) are: counts[id] is
+ * increased by the number of 4 KiB pages on node id, for ids below
+ * `max_nodes` (NM_NODE_ID_LIMIT covers every id; counts may be NULL when
+ * max_nodes is 0).  Pages not yet faulted in are not counted and not faulted
+ * in (move_pages with no target); nor are pages only ever read, which map
+ * the kernel's shared zero page.  Returns the number of resident pages, or
+ * -1 with errno: EFAULT when part of the range is not mapped, EINVAL for a
+ * negative max_nodes or NULL counts. */
+long nm_where(const void *ptr, size_t len, uint64_t *counts, int max_nodes);
+
+enum nm_enforcement_level {
+    NM_ENFORCEMENT_HARD,    /* every page resident and on a node the policy allows
+                               (its node set; preferred: its one node; local:
+                               any node) */
+    NM_ENFORCEMENT_SOFT,    /* the policy is set, but not every page is confirmed:
+                               some are not faulted in yet, or sit elsewhere
+                               (a preferred policy that fell back) */
+};
+
+struct nm_enforcement {
+    enum nm_enforcement_level level;
+    uint64_t pages;             /* pages in the region */
+    uint64_t resident;          /* of those, faulted in */
+    uint64_t on_allowed;        /* of those, on a node the policy allows */
+    uint64_t per_node[NM_STATS_MAX_NODES]; /* resident pages by node index:
+                                   per_node[i] is node nm_node_ids()[i] */
+};
+
+/* Check the region's pages against its policy.  Returns 0 or -1. */
+int nm_region_enforcement(const nm_region *r, struct nm_enforcement *out);
+
+/* ------------------------------------------------------------------------
  * Statistics
  * ------------------------------------------------------------------------ */
 
-#define NM_STATS_MAX_NODES 64   /* nodes reported in nm_stats.node[] */
-#define NM_STATS_MAX_CLASSES 96 /* size classes reported in nm_stats.size_class[] */
 
 struct nm_node_stats {
     int node;                   /* kernel node id */

@@ -47,11 +47,16 @@ static nm_cold void report_double_free(const char *fn, const void *p)
     report(fn, "double free of", p, "");
 }
 
-/* The node large blocks of this thread go to: where it runs now. */
-static int current_node(void)
+/* The arena a large block of `size` bytes comes from: the process-wide
+ * interleave arena for big ones when NUMAMALLOC_INTERLEAVE_ABOVE says so,
+ * the NUMAMALLOC_POLICY arena, else the local arena of the node the thread
+ * runs on now. */
+static struct nm_arena *large_arena(size_t size)
 {
     nm_heap_init();
-    return nm_topology_current_node();
+    if (nm_interleave_arena && size >= nm_opt.interleave_above) return nm_interleave_arena;
+    if (nm_process_arena) return nm_process_arena;
+    return nm_local_arena(nm_topology_current_node());
 }
 
 /* ---- finding a block ------------------------------------------------------------- */
@@ -90,7 +95,7 @@ nm_noinline void *nm_alloc_slow(size_t size, bool zero)
 {
     if (size > PTRDIFF_MAX) { errno = ENOMEM; return NULL; }
     int saved = errno;
-    void *p = nm_large_alloc(size, 0, current_node(), zero);
+    void *p = nm_large_alloc(size, 0, large_arena(size), zero);
     nm_heap_tick();
     if (p) errno = saved;
     return p;
@@ -124,7 +129,7 @@ nm_export void *nm_aligned_alloc(size_t alignment, size_t size)
         return nm_heap_alloc_class(nm_tls_heap, cls);
     }
     int saved = errno;
-    void *p = nm_large_alloc(size, alignment, current_node(), false);
+    void *p = nm_large_alloc(size, alignment, large_arena(size), false);
     if (p) errno = saved;
     return p;
 }
@@ -203,6 +208,78 @@ nm_export void *nm_realloc(void *p, size_t size)
     return nm_realloc_named(p, size, "realloc");
 }
 
+/* ---- allocation on a given node ----------------------------------------------------------- */
+
+/* The calling thread's heap for kernel node id `node`, or NULL + EINVAL for
+ * a node that does not exist or has no memory. */
+static nm_noinline struct nm_heap *node_heap_lookup(int node, int *index)
+{
+    nm_heap_init();
+    *index = nm_topology_index(&nm_topo, node);
+    if (*index < 0 || !nm_topo.has_memory[*index]) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct nm_heap *h = nm_tls_node_heap[*index];
+    if (!h) h = nm_heap_for_node(*index);
+    if (h) {
+        nm_tls_last_node_id = node;
+        nm_tls_last_node_heap = h;
+    }
+    return h;
+}
+
+static inline struct nm_heap *node_heap(int node, int *index)
+{
+    /* The node asked for last: one compare (its checks were made then). */
+    if (nm_likely(node == nm_tls_last_node_id)) {
+        *index = nm_tls_last_node_heap->node;
+        return nm_tls_last_node_heap;
+    }
+    return node_heap_lookup(node, index);
+}
+
+nm_export void *nm_malloc_onnode(size_t size, int node)
+{
+    int index;
+    struct nm_heap *h = node_heap(node, &index);
+    if (nm_unlikely(!h)) return NULL;
+    if (nm_likely(size <= NM_DIRECT_MAX)) return nm_heap_alloc_small(h, size);
+    if (nm_likely(size <= NM_MEDIUM_MAX)) return nm_heap_alloc_medium(h, size);
+    if (size > PTRDIFF_MAX) { errno = ENOMEM; return NULL; }
+    return nm_large_alloc(size, 0, nm_bound_arena(index), false);
+}
+
+nm_export void *nm_calloc_onnode(size_t count, size_t size, int node)
+{
+    size_t bytes;
+    if (__builtin_mul_overflow(count, size, &bytes)) { errno = ENOMEM; return NULL; }
+    if (bytes > NM_MEDIUM_MAX) {
+        int index;
+        if (!node_heap(node, &index)) return NULL;
+        if (bytes > PTRDIFF_MAX) { errno = ENOMEM; return NULL; }
+        return nm_large_alloc(bytes, 0, nm_bound_arena(index), true);
+    }
+    void *p = nm_malloc_onnode(bytes, node);
+    if (p) memset(p, 0, bytes);
+    return p;
+}
+
+nm_export int nm_reserve(int node, size_t bytes)
+{
+    nm_heap_init();
+    int index = nm_topology_index(&nm_topo, node);
+    if (index < 0 || !nm_topo.has_memory[index]) { errno = EINVAL; return -1; }
+    if (bytes > PTRDIFF_MAX) { errno = ENOMEM; return -1; }
+    struct nm_arena *a = nm_process_arena ? nm_process_arena : nm_local_arena(index);
+    if (nm_segment_reserve(a, bytes) != 0) return -1;
+    /* The calling thread's heap takes the free pages of its own segments
+     * before any reserved one: fault those in too. */
+    struct nm_heap *h = nm_tls_heap;
+    if (h != &nm_heap_empty && h->arena == a) nm_heap_populate(h);
+    return 0;
+}
+
 /* ---- threads and trimming ------------------------------------------------------------------- */
 
 nm_export int nm_thread_rebind(void)
@@ -218,7 +295,10 @@ nm_export void nm_trim(void)
     uint64_t now = nm_os_now_ms();
     for (int node = 0; node < nm_topo.node_count; node++) {
         nm_large_cache_purge(node, now, true);
-        nm_segment_cache_purge(node, now, true);
+        nm_segment_cache_purge(nm_local_arena(node), now, true);
+        nm_segment_cache_purge(nm_bound_arena(node), now, true);
     }
+    if (nm_process_arena) nm_segment_cache_purge(nm_process_arena, now, true);
+    if (nm_interleave_arena) nm_segment_cache_purge(nm_interleave_arena, now, true);
     errno = saved;
 }

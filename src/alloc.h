@@ -21,8 +21,8 @@ void *nm_realloc_named(void *p, size_t size, const char *fn);
 
 static inline void *nm_alloc_inline(size_t size)
 {
-    if (nm_likely(size <= NM_DIRECT_MAX)) return nm_heap_alloc_small(size);
-    if (nm_likely(size <= NM_MEDIUM_MAX)) return nm_heap_alloc_medium(size);
+    if (nm_likely(size <= NM_DIRECT_MAX)) return nm_heap_alloc_small(nm_tls_heap, size);
+    if (nm_likely(size <= NM_MEDIUM_MAX)) return nm_heap_alloc_medium(nm_tls_heap, size);
     return nm_alloc_slow(size, false);
 }
 

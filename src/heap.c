@@ -23,11 +23,15 @@
 #include <sys/mman.h>
 
 #include "options.h"
+#include "policy.h"
 
 /* The page every empty slot points at: it never has a free block. */
 static struct nm_page empty_page;
 struct nm_heap nm_heap_empty = { .direct = { [0 ... NM_DIRECT_SLOTS - 1] = &empty_page } };
 __thread struct nm_heap *nm_tls_heap __attribute__((tls_model("initial-exec"))) = &nm_heap_empty;
+__thread struct nm_heap *nm_tls_node_heap[NM_MAX_NODES] __attribute__((tls_model("initial-exec")));
+__thread int nm_tls_last_node_id __attribute__((tls_model("initial-exec"))) = -1;
+__thread struct nm_heap *nm_tls_last_node_heap __attribute__((tls_model("initial-exec")));
 
 _Atomic(struct nm_heap *) nm_heap_list;
 _Atomic uint64_t nm_class_pages[NM_CLASS_COUNT];
@@ -38,6 +42,52 @@ static void heap_thread_exit(void *arg);
 /* A move to another node is noticed at the latest this often (ms), besides
  * on every refill; see docs/design.md. */
 #define NM_MAINTENANCE_MIN_MS 10
+
+/* NUMAMALLOC_POLICY and NUMAMALLOC_INTERLEAVE_ABOVE: arenas bound as they
+ * say.  A policy that does not parse or that the machine cannot honour is
+ * reported in one line and the default (node-local) is kept. */
+static struct nm_arena process_arena, interleave_arena;
+
+static void arena_from_policy(struct nm_arena *a, const nm_policy *p)
+{
+    nm_nodemask mask;
+    nm_policy_kernel_mask(p, &mask);
+    int first = 0;
+    while (first < NM_MASK_BITS - 1 && !nm_mask_test(&mask, first)) first++;
+    int index = nm_topology_index(&nm_topo, first);
+    nm_arena_init(a, index < 0 ? 0 : index, nm_policy_kernel_mode(p), &mask);
+}
+
+static void process_placement_init(void)
+{
+    if (nm_opt.policy) {
+        nm_policy p;
+        char err[200];
+        if (nm_policy_parse(nm_opt.policy, &p, err, sizeof err) != 0) {
+            nm_line l = { .len = 0 };
+            nm_line_str(&l, "numamalloc: ignoring NUMAMALLOC_POLICY='");
+            nm_line_str(&l, nm_opt.policy);
+            nm_line_str(&l, "': ");
+            nm_line_str(&l, err);
+            nm_line_str(&l, "\n");
+            nm_line_write(&l, 2);
+        } else if (p.mode != NM_POLICY_LOCAL) {
+            arena_from_policy(&process_arena, &p);
+            nm_process_arena = &process_arena;
+        }
+    }
+    if (nm_opt.interleave_above > 0 && nm_topo.node_count > 1) {
+        /* The nodes that run threads: memory-only nodes are used only when a
+         * policy names them. */
+        nm_policy p;
+        memset(&p, 0, sizeof p);
+        p.mode = NM_POLICY_INTERLEAVE;
+        for (int i = 0; i < nm_topo.node_count; i++)
+            if (nm_topo.cpu_count[i] > 0 && nm_topo.has_memory[i]) nm_nodeset_add(&p.nodes, nm_topo.node_id[i]);
+        arena_from_policy(&interleave_arena, &p);
+        nm_interleave_arena = &interleave_arena;
+    }
+}
 
 /* Set up this layer and the ones below, once per process.  Runs inside
  * the first malloc (maybe before libc finished its own start-up), so it
@@ -53,23 +103,25 @@ void nm_heap_init(void)
         while (atomic_load_explicit(&init_state, memory_order_acquire) != 2) sched_yield();
         return;
     }
-    nm_options_init();
-    nm_topology_init(nm_opt.sysfs_root);
+    nm_topology_ensure();
     nm_page_classes_init();
     nm_segment_init();
+    process_placement_init();
     (void)pthread_key_create(&heap_key, heap_thread_exit);
     atomic_store_explicit(&init_state, 2, memory_order_release);
 }
 
 /* ---- heap structs ---------------------------------------------------------------- */
 
-static void heap_reset(struct nm_heap *h, int node)
+static void heap_reset(struct nm_heap *h, struct nm_arena *arena)
 {
     for (size_t i = 0; i < NM_DIRECT_SLOTS; i++) h->direct[i] = &empty_page;
     memset(h->queue, 0, sizeof h->queue);
     memset(&h->full, 0, sizeof h->full);
     h->segments[0] = h->segments[1] = NULL;
-    h->node = node;
+    h->arena = arena;
+    h->node = arena->node;
+    h->thread = nm_thread_self();
     atomic_store_explicit(&h->remote_pending, 0, memory_order_relaxed);
     h->next_maintenance_ms = 0;
 }
@@ -77,7 +129,7 @@ static void heap_reset(struct nm_heap *h, int node)
 /* Heap structs are never freed: an exited thread's struct is claimed by
  * the next new thread (so remote frees may always touch heap->remote_pending
  * of a heap they read from a segment, even a stale one). */
-static struct nm_heap *heap_claim(int node)
+static struct nm_heap *heap_claim(struct nm_arena *arena)
 {
     struct nm_heap *h;
     for (h = atomic_load_explicit(&nm_heap_list, memory_order_acquire); h; h = h->all_next) {
@@ -97,7 +149,7 @@ static struct nm_heap *heap_claim(int node)
                                                         memory_order_release,
                                                         memory_order_relaxed));
     }
-    heap_reset(h, node);
+    heap_reset(h, arena);
     return h;
 }
 
@@ -273,9 +325,15 @@ static struct nm_page *page_take(struct nm_heap *h, struct nm_segment *s, unsign
 /* Take over an abandoned segment: collect its remote frees, release empty
  * pages, queue the others.  Returns false if the segment turned out empty
  * and went to the cache. */
-static bool heap_adopt(struct nm_heap *h, struct nm_segment *s)
+static void segment_own(struct nm_heap *h, struct nm_segment *s)
 {
     atomic_store_explicit(&s->heap, h, memory_order_release);
+    atomic_store_explicit(&s->thread, h->thread, memory_order_release);
+}
+
+static bool heap_adopt(struct nm_heap *h, struct nm_segment *s)
+{
+    segment_own(h, s);
     atomic_store_explicit(&s->remote_pending, 0, memory_order_relaxed);
     segment_link(h, s, s->free_pages != 0);
     uint64_t now = nm_os_now_ms();
@@ -301,7 +359,7 @@ static bool heap_adopt(struct nm_heap *h, struct nm_segment *s)
 static void heap_adopt_abandoned(struct nm_heap *h, int count)
 {
     for (int i = 0; i < count; i++) {
-        struct nm_segment *s = nm_segment_take_abandoned(h->node);
+        struct nm_segment *s = nm_segment_take_abandoned(h->arena);
         if (!s) break;
         heap_adopt(h, s);
     }
@@ -312,9 +370,9 @@ static struct nm_segment *heap_segment_with_free_page(struct nm_heap *h, enum nm
 {
     struct nm_segment *s = h->segments[kind];
     if (s && s->free_pages) return s;
-    s = nm_segment_alloc(h->node, kind);
+    s = nm_segment_alloc(h->arena, kind);
     if (!s) return NULL;
-    atomic_store_explicit(&s->heap, h, memory_order_release);
+    segment_own(h, s);
     segment_link(h, s, true);
     return s;
 }
@@ -378,6 +436,7 @@ static void heap_decommit_free_pages(struct nm_heap *h, uint64_t now_ms, bool fo
 {
     for (int kind = 0; kind < 2; kind++) {
         for (struct nm_segment *s = h->segments[kind]; s && s->free_pages; s = s->heap_next) {
+            if (s->reserved && !force) continue;
             uint8_t *run = NULL;
             size_t run_len = 0;
             for (size_t i = 0; i <= s->page_count; i++) {
@@ -435,7 +494,7 @@ static void heap_maintenance(struct nm_heap *h, uint64_t now_ms)
      * without faults), so a program that stops using a class returns it. */
     heap_release_idle_pages(h);
     heap_decommit_free_pages(h, now_ms, false);
-    nm_segment_maybe_purge(h->node, now_ms);
+    nm_segment_maybe_purge(h->arena, now_ms);
 }
 
 /* ---- threads and nodes ------------------------------------------------------------------ */
@@ -453,16 +512,36 @@ static void heap_abandon(struct nm_heap *h)
             nm_segment_abandon(s);
         }
     }
-    heap_reset(h, h->node);
+    heap_reset(h, h->arena);
     atomic_store_explicit(&h->claimed, false, memory_order_release);
 }
 
+/* Thread exit (the pthread key's destructor, set when the thread's first
+ * heap was set up): every heap of the thread goes back. */
 static void heap_thread_exit(void *arg)
 {
-    struct nm_heap *h = arg;
-    if (!h || h == &nm_heap_empty) return;
+    (void)arg;
+    struct nm_heap *h = nm_tls_heap;
     nm_tls_heap = &nm_heap_empty;
-    heap_abandon(h);
+    if (h != &nm_heap_empty) heap_abandon(h);
+    for (int i = 0; i < NM_MAX_NODES; i++) {
+        h = nm_tls_node_heap[i];
+        nm_tls_node_heap[i] = NULL;
+        if (h) heap_abandon(h);
+    }
+    nm_tls_last_node_id = -1;
+    nm_tls_last_node_heap = NULL;
+}
+
+/* A new heap of the calling thread, from `arena`. */
+static struct nm_heap *heap_new(struct nm_arena *arena)
+{
+    nm_heap_init();
+    struct nm_heap *h = heap_claim(arena);
+    if (!h) { errno = ENOMEM; return NULL; }
+    atomic_fetch_add_explicit(&nm_counters.threads, 1, memory_order_relaxed);
+    (void)pthread_setspecific(heap_key, &nm_heap_empty);   /* any non-NULL value */
+    return h;
 }
 
 struct nm_heap *nm_heap_get(void)
@@ -470,11 +549,17 @@ struct nm_heap *nm_heap_get(void)
     struct nm_heap *h = nm_tls_heap;
     if (h != &nm_heap_empty) return h;
     nm_heap_init();
-    h = heap_claim(nm_topology_current_node());
-    if (!h) { errno = ENOMEM; return NULL; }
-    atomic_fetch_add_explicit(&nm_counters.threads, 1, memory_order_relaxed);
-    nm_tls_heap = h;
-    (void)pthread_setspecific(heap_key, h);
+    h = heap_new(nm_process_arena ? nm_process_arena : nm_local_arena(nm_topology_current_node()));
+    if (h) nm_tls_heap = h;
+    return h;
+}
+
+struct nm_heap *nm_heap_for_node(int index)
+{
+    struct nm_heap *h = nm_tls_node_heap[index];
+    if (h) return h;
+    h = heap_new(nm_bound_arena(index));
+    if (h) nm_tls_node_heap[index] = h;
     return h;
 }
 
@@ -482,17 +567,17 @@ struct nm_heap *nm_heap_get(void)
  * node and continue with a fresh heap on the new one. */
 static struct nm_heap *heap_move(struct nm_heap *h, int node)
 {
-    struct nm_heap *moved = heap_claim(node);
+    struct nm_heap *moved = heap_claim(nm_local_arena(node));
     if (!moved) return h;   /* keep serving from the old node rather than fail */
     nm_tls_heap = moved;
-    (void)pthread_setspecific(heap_key, moved);
     heap_abandon(h);
     return moved;
 }
 
+/* Local heaps follow their thread; node heaps stay where they were asked. */
 static struct nm_heap *heap_check_node(struct nm_heap *h)
 {
-    if (nm_topo.node_count < 2) return h;
+    if (nm_topo.node_count < 2 || !nm_arena_is_local(h->arena)) return h;
     int node = nm_topology_current_node();
     return node == h->node ? h : heap_move(h, node);
 }
@@ -510,6 +595,27 @@ void nm_heap_tick(void)
     if (h == &nm_heap_empty) return;
     uint64_t now = nm_os_now_ms();
     if (now >= h->next_maintenance_ms) heap_maintenance(h, now);
+}
+
+void nm_heap_populate(struct nm_heap *h)
+{
+    for (int kind = 0; kind < 2; kind++) {
+        for (struct nm_segment *s = h->segments[kind]; s && s->free_pages; s = s->heap_next) {
+            s->reserved = true;
+            for (uint64_t bits = s->free_pages; bits; bits &= bits - 1) {
+                size_t index = (size_t)__builtin_ctzll(bits);
+                uint8_t *start;
+                size_t len;
+                nm_page_area(s, index, &start, &len);
+                nm_segment_populate(start, len);
+                if (s->decommitted_pages & (1ull << index)) {
+                    s->decommitted_pages &= ~(1ull << index);
+                    atomic_fetch_sub_explicit(&nm_nodes[s->node].decommitted, len,
+                                              memory_order_relaxed);
+                }
+            }
+        }
+    }
 }
 
 void nm_heap_trim(void)
@@ -551,7 +657,7 @@ static struct nm_page *heap_find_page(struct nm_heap *h, unsigned cls)
     heap_collect_remote(h, false);
     if (page_usable(q->first)) return q->first;
     for (int i = 0; i < 4; i++) {
-        struct nm_segment *s = nm_segment_take_abandoned(h->node);
+        struct nm_segment *s = nm_segment_take_abandoned(h->arena);
         if (!s) break;
         heap_adopt(h, s);
         if (page_usable(q->first)) return q->first;

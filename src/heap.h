@@ -2,8 +2,10 @@
  * heap.h — thread heaps: the per-thread cache that serves small and medium
  * blocks (up to 256 KiB) without locks or atomic instructions.
  *
- * Each thread has one heap, tied to the node the thread runs on.  For every
- * size class the heap keeps a queue of pages; the first page of a queue is
+ * Each thread has one local heap, tied to the node the thread runs on (its
+ * arena is that node's local arena), and, once it calls nm_malloc_onnode, a
+ * heap per node it asked for (arena: the node's bound arena).  For every
+ * size class a heap keeps a queue of pages; the first page of a queue is
  * the one blocks come from.  `direct` maps a small size straight to that
  * page, so the fast path is: load the page, pop its free list.
  *
@@ -35,7 +37,9 @@ struct nm_heap {
     struct nm_page_queue full;                 /* pages with none, revisited on frees */
     struct nm_segment *segments[2];            /* owned small / medium segments,
                                                   those with free pages first */
-    int node;                                  /* dense node index */
+    struct nm_arena *arena;                    /* where its segments come from */
+    int node;                                  /* dense node index (arena->node) */
+    uintptr_t thread;                          /* nm_thread_self() of its thread */
     _Atomic uint32_t remote_pending;           /* a remote free hit one of our segments */
     uint64_t next_maintenance_ms;              /* no purge pass before this time */
 
@@ -59,6 +63,12 @@ static inline void nm_count(_Atomic uint64_t *c, uint64_t n)
  * takes the slow path, which sets up the thread's real heap. */
 extern struct nm_heap nm_heap_empty;
 extern __thread struct nm_heap *nm_tls_heap __attribute__((tls_model("initial-exec")));
+/* The thread's heaps for nm_malloc_onnode, by dense node index (NULL until
+ * used), and the kernel node id asked for last with its heap (-1: none). */
+extern __thread struct nm_heap *nm_tls_node_heap[NM_MAX_NODES]
+    __attribute__((tls_model("initial-exec")));
+extern __thread int nm_tls_last_node_id __attribute__((tls_model("initial-exec")));
+extern __thread struct nm_heap *nm_tls_last_node_heap __attribute__((tls_model("initial-exec")));
 
 /* Every heap struct ever made, for statistics. */
 extern _Atomic(struct nm_heap *) nm_heap_list;
@@ -79,18 +89,22 @@ void nm_heap_free_remote(struct nm_segment *s, struct nm_page *pg, struct nm_blo
 
 /* The calling thread's heap, set up if needed (NULL + ENOMEM if impossible). */
 struct nm_heap *nm_heap_get(void);
+/* The calling thread's heap for node `index` (bound arena), set up if needed. */
+struct nm_heap *nm_heap_for_node(int index);
 /* Run the calling thread's heap maintenance if it is due (purge free pages
  * and the node cache).  For slow paths outside the heap (large blocks). */
 void nm_heap_tick(void);
 /* Check the calling thread's node now; move its heap if it changed. */
 int nm_heap_rebind(void);
+/* Fault in the free pages of the segments heap `h` owns (nm_reserve: the
+ * heap takes those pages before any reserved segment). */
+void nm_heap_populate(struct nm_heap *h);
 /* Return the calling thread's free pages and cached memory now, and adopt
  * abandoned segments whose blocks were all freed. */
 void nm_heap_trim(void);
 
-static inline void *nm_heap_alloc_small(size_t size)
+static inline void *nm_heap_alloc_small(struct nm_heap *h, size_t size)
 {
-    struct nm_heap *h = nm_tls_heap;
     struct nm_page *pg = h->direct[(size + 15) >> 4];
     struct nm_block *b = pg->free;
     if (nm_unlikely(b == NULL)) return nm_heap_alloc_generic(h, size);
@@ -101,9 +115,8 @@ static inline void *nm_heap_alloc_small(size_t size)
     return b;
 }
 
-static inline void *nm_heap_alloc_medium(size_t size)
+static inline void *nm_heap_alloc_medium(struct nm_heap *h, size_t size)
 {
-    struct nm_heap *h = nm_tls_heap;
     unsigned cls = nm_size_class(size);
     struct nm_page *pg = h->queue[cls].first;
     struct nm_block *b = pg ? pg->free : NULL;
@@ -115,12 +128,13 @@ static inline void *nm_heap_alloc_medium(size_t size)
     return b;
 }
 
-/* Free block `b` of page `pg` in segment `s` (already validated). */
+/* Free block `b` of page `pg` in segment `s` (already validated).  Local
+ * when the segment belongs to one of the calling thread's heaps. */
 static inline void nm_heap_free(struct nm_segment *s, struct nm_page *pg, struct nm_block *b)
 {
-    struct nm_heap *h = nm_tls_heap;
     b->freed = nm_free_mark;
-    if (nm_likely(atomic_load_explicit(&s->heap, memory_order_relaxed) == h)) {
+    if (nm_likely(atomic_load_explicit(&s->thread, memory_order_relaxed) == nm_thread_self())) {
+        struct nm_heap *h = atomic_load_explicit(&s->heap, memory_order_relaxed);
         b->next = pg->free;
         pg->free = b;
         /* The slow part: a page that was full, or that is now empty and not

@@ -89,7 +89,9 @@ static void span_unmap(struct nm_segment *s)
 
 static bool cache_put(struct nm_segment *s, uint64_t now_ms)
 {
-    if (s->alignment || s->size > NM_LARGE_CACHE_MAX_SPAN || nm_opt.cache_bytes == 0) return false;
+    if (s->alignment || s->size > NM_LARGE_CACHE_MAX_SPAN || nm_opt.cache_bytes == 0 ||
+        !nm_arena_is_local(s->arena))
+        return false;
     /* Once in a slot the span is anyone's: read what we need first. */
     int node = s->node;
     size_t size = s->size;
@@ -127,18 +129,19 @@ void nm_large_cache_purge(int node, uint64_t now_ms, bool force)
 
 /* ---- allocation ------------------------------------------------------------------------- */
 
-void *nm_large_alloc(size_t size, size_t alignment, int node, bool zero)
+void *nm_large_alloc(size_t size, size_t alignment, struct nm_arena *a, bool zero)
 {
     struct span_layout l;
+    int node = a->node;
     if (alignment <= (size >= NM_HUGE_MIN ? NM_HUGE_MIN : NM_OS_PAGE)) alignment = 0;
     if (!span_layout(size, alignment, &l)) { errno = ENOMEM; return NULL; }
     uint64_t now = nm_os_now_ms();
     nm_large_cache_purge(node, now, false);
 
-    struct nm_segment *s = alignment ? NULL : cache_take(node, &l);
+    struct nm_segment *s = alignment || !nm_arena_is_local(a) ? NULL : cache_take(node, &l);
     if (!s) {
         bool hugetlb = nm_opt.hugepages == NM_HUGEPAGES_HUGETLB && size >= NM_HUGE_MIN;
-        s = nm_segment_map_memory(l.size, l.align, node, hugetlb, NM_MAP_SPAN);
+        s = nm_segment_map_memory(l.size, l.align, a, hugetlb, NM_MAP_SPAN);
         if (!s) return NULL;
         memset(s, 0, sizeof *s);
         s->size = l.size;
@@ -150,6 +153,7 @@ void *nm_large_alloc(size_t size, size_t alignment, int node, bool zero)
     s->cookie = nm_segment_cookie(s);
     s->kind = NM_SEGMENT_LARGE;
     s->node = (uint16_t)node;
+    s->arena = a;
     s->block_offset = l.offset;
     s->block_size = l.usable;
     s->alignment = alignment;
@@ -176,7 +180,7 @@ bool nm_large_free(struct nm_segment *s)
     uint64_t now = nm_os_now_ms();
     if (!cache_put(s, now)) span_unmap(s);
     nm_large_cache_purge(node, now, false);
-    nm_segment_maybe_purge(node, now);
+    nm_segment_maybe_purge(nm_local_arena(node), now);
     return true;
 }
 
@@ -213,8 +217,8 @@ void *nm_large_resize(struct nm_segment *s, size_t size)
     if (!nm_os_remap(block, old_size - offset, l.size - offset, NULL)) {
         char *target = nm_os_reserve(l.size, NM_SEGMENT_SIZE, false);
         if (!target) return NULL;
-        if (nm_bind_segments)
-            (void)nm_os_bind_node(target, offset, nm_topo.node_id[node], NM_MPOL_PREFERRED);
+        struct nm_arena *a = s->arena;
+        if (a->bind_mode >= 0) (void)nm_os_mbind(target, offset, a->bind_mode, &a->nodes, 0);
         if (!nm_os_remap(block, old_size - offset, l.size - offset, target + offset)) {
             nm_os_release(target, l.size);
             return NULL;

@@ -19,9 +19,10 @@
 
 #define NM_HUGE_MIN (2 * NM_MiB)            /* blocks from here on are 2 MiB aligned */
 
-/* A block of at least `size` bytes aligned to `alignment` (0: default) on
- * `node`, zeroed if `zero`.  NULL + ENOMEM on failure. */
-void *nm_large_alloc(size_t size, size_t alignment, int node, bool zero);
+/* A block of at least `size` bytes aligned to `alignment` (0: default)
+ * from arena `a`, zeroed if `zero`.  NULL + ENOMEM on failure.  Spans of a
+ * node's local arena are cached for reuse; others go back when freed. */
+void *nm_large_alloc(size_t size, size_t alignment, struct nm_arena *a, bool zero);
 
 /* Free the block of span `s`.  Returns false if it was already free (the
  * caller reports the double free). */

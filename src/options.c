@@ -22,6 +22,8 @@ struct nm_options nm_opt = {
     .hugepages = NM_HUGEPAGES_THP,
     .on_error = NM_ON_ERROR_ABORT,
     .sysfs_root = "/sys",
+    .policy = NULL,
+    .interleave_above = 0,
 };
 
 /* ---- finding a variable without malloc ----------------------------------- */
@@ -60,7 +62,7 @@ const char *nm_getenv(const char *name)
 
 /* ---- the table ------------------------------------------------------------- */
 
-enum option_kind { OPT_BOOL, OPT_UINT, OPT_CHOICE, OPT_TEXT };
+enum option_kind { OPT_BOOL, OPT_UINT, OPT_SIZE, OPT_CHOICE, OPT_TEXT };
 
 struct option_choice { const char *text; int value; };
 
@@ -92,6 +94,11 @@ static const struct option_desc options[] = {
       "off, thp or hugetlb" },
     { "NUMAMALLOC_ON_ERROR", OPT_CHOICE, &nm_opt.on_error, 0, on_error_choices, "abort or warn" },
     { "NUMAMALLOC_SYSFS_ROOT", OPT_TEXT, &nm_opt.sysfs_root, 0, NULL, "a directory" },
+    { "NUMAMALLOC_POLICY", OPT_TEXT, &nm_opt.policy, 0, NULL,
+      "local, bind:NODES, preferred:NODE, preferred-many:NODES, interleave:NODES or "
+      "weighted-interleave:NODES" },
+    { "NUMAMALLOC_INTERLEAVE_ABOVE", OPT_SIZE, &nm_opt.interleave_above, 1, NULL,
+      "a size in bytes, with an optional K, M or G (0 = off)" },
 };
 
 static bool parse_uint(const char *s, uint64_t scale, uint64_t *out)
@@ -119,6 +126,22 @@ static bool apply(const struct option_desc *o, const char *value)
     }
     case OPT_UINT:
         return parse_uint(value, o->scale, o->target);
+    case OPT_SIZE: {
+        /* digits, then an optional K, M or G (powers of 1024) */
+        static const struct { char suffix; uint64_t scale; } units[] = {
+            { 'K', NM_KiB }, { 'k', NM_KiB }, { 'M', NM_MiB }, { 'm', NM_MiB },
+            { 'G', NM_GiB }, { 'g', NM_GiB },
+        };
+        char digits[24];
+        size_t n = strlen(value);
+        uint64_t scale = 1;
+        for (size_t i = 0; n > 0 && i < sizeof units / sizeof units[0]; i++)
+            if (value[n - 1] == units[i].suffix) { scale = units[i].scale; n--; break; }
+        if (n == 0 || n >= sizeof digits) return false;
+        memcpy(digits, value, n);
+        digits[n] = '\0';
+        return parse_uint(digits, scale, o->target);
+    }
     case OPT_CHOICE:
         for (const struct option_choice *c = o->choices; c->text; c++) {
             if (!strcmp(value, c->text)) { *(int *)o->target = c->value; return true; }

@@ -21,6 +21,8 @@ struct nm_options {
     enum nm_hugepages hugepages;    /* NUMAMALLOC_HUGEPAGES: off | thp | hugetlb */
     enum nm_on_error on_error;      /* NUMAMALLOC_ON_ERROR: abort | warn */
     const char *sysfs_root;         /* NUMAMALLOC_SYSFS_ROOT: topology source (tests) */
+    const char *policy;             /* NUMAMALLOC_POLICY: policy text for all allocations */
+    uint64_t interleave_above;      /* NUMAMALLOC_INTERLEAVE_ABOVE: bytes; 0 = off */
 };
 
 extern struct nm_options nm_opt;

@@ -19,12 +19,6 @@ void nm_page_classes_init(void)
     for (unsigned i = 0; i < NM_DIRECT_SLOTS; i++) nm_direct_class[i] = (uint8_t)nm_size_class(i * 16);
 }
 
-/* The header occupies the start of page 0. */
-static size_t header_size(const struct nm_segment *s)
-{
-    return sizeof *s + s->page_count * sizeof(struct nm_page);
-}
-
 void nm_page_format(struct nm_segment *s, size_t index, unsigned cls)
 {
     struct nm_page *pg = &s->pages[index];
@@ -34,7 +28,7 @@ void nm_page_format(struct nm_segment *s, size_t index, unsigned cls)
     if (index == 0) {
         size_t natural = block & (~block + 1);   /* largest power of two dividing it */
         if (natural > page_size) natural = page_size;
-        offset = nm_align_up(header_size(s), natural < 16 ? 16 : natural);
+        offset = nm_align_up(nm_segment_header_size(s), natural < 16 ? 16 : natural);
     }
     pg->free = NULL;
     pg->used = 0;
@@ -85,12 +79,4 @@ uint32_t nm_page_collect(struct nm_page *pg)
     pg->free = list;
     pg->used -= count;
     return count;
-}
-
-void nm_page_area(struct nm_segment *s, size_t index, uint8_t **start, size_t *len)
-{
-    size_t page_size = (size_t)1 << s->page_shift;
-    size_t skip = index == 0 ? nm_align_up(header_size(s), NM_OS_PAGE) : 0;
-    *start = nm_page_base(s, index) + skip;
-    *len = page_size - skip;
 }

@@ -73,7 +73,4 @@ static inline bool nm_page_is_block(const struct nm_page *pg, const void *p)
     return index * pg->block_size == off;
 }
 
-/* Bytes of page `index` that may be decommitted (all but the header). */
-void nm_page_area(struct nm_segment *s, size_t index, uint8_t **start, size_t *len);
-
 #endif

@@ -7,25 +7,28 @@
  * nodes densely (topology.h).  Nothing here allocates or uses stdio: policy
  * text is parsed inside the first malloc (NUMAMALLOC_POLICY).
  *
- * May call the heap layer (for process start-up) and everything below it.
+ * May call the topology, os and options layers: it sits below the segment
+ * layer, so that the heap layer can parse NUMAMALLOC_POLICY at start-up.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
 
-#include "heap.h"
 #include "numamalloc.h"
 #include "options.h"
+#include "os.h"
 #include "policy.h"
+#include "topology.h"
 
 /* ---- topology ------------------------------------------------------------------ */
 
 /* Dense index of node id `node`, or -1 with errno EINVAL. */
 static int node_index(int node)
 {
-    nm_heap_init();
+    nm_topology_ensure();
     int index = nm_topology_index(&nm_topo, node);
     if (index < 0) errno = EINVAL;
     return index;
@@ -33,20 +36,20 @@ static int node_index(int node)
 
 nm_export int nm_node_count(void)
 {
-    nm_heap_init();
+    nm_topology_ensure();
     return nm_topo.node_count;
 }
 
 nm_export int nm_node_ids(int *ids, int max)
 {
-    nm_heap_init();
+    nm_topology_ensure();
     for (int i = 0; i < nm_topo.node_count && i < max; i++) ids[i] = nm_topo.node_id[i];
     return nm_topo.node_count;
 }
 
 nm_export int nm_node_of_cpu(int cpu)
 {
-    nm_heap_init();
+    nm_topology_ensure();
     if (cpu < 0 || cpu >= nm_topo.cpu_limit || nm_topo.node_of_cpu[cpu] < 0) {
         errno = EINVAL;
         return -1;
@@ -56,7 +59,7 @@ nm_export int nm_node_of_cpu(int cpu)
 
 nm_export int nm_current_node(void)
 {
-    nm_heap_init();
+    nm_topology_ensure();
     return nm_topo.node_id[nm_topology_current_node()];
 }
 
@@ -149,7 +152,7 @@ nm_export nm_nodeset nm_nodeset_all(void)
 {
     nm_nodeset set;
     nm_nodeset_clear(&set);
-    nm_heap_init();
+    nm_topology_ensure();
     for (int i = 0; i < nm_topo.node_count; i++) nm_nodeset_add(&set, nm_topo.node_id[i]);
     return set;
 }
@@ -307,7 +310,7 @@ static bool kernel_has_mode(int kernel_mode)
 
 nm_export int nm_policy_check(const nm_policy *p, char *err, size_t err_len)
 {
-    nm_heap_init();
+    nm_topology_ensure();
     if ((unsigned)p->mode >= MODE_COUNT)
         return fail(err, err_len, EINVAL, "unknown policy mode ", "%d", (int)p->mode, NULL);
     const struct mode_desc *m = &modes[p->mode];
@@ -339,7 +342,7 @@ nm_export int nm_policy_check(const nm_policy *p, char *err, size_t err_len)
 
 nm_export int nm_policy_parse(const char *text, nm_policy *out, char *err, size_t err_len)
 {
-    nm_heap_init();
+    nm_topology_ensure();
     if (!text) return fail(err, err_len, EINVAL, "no policy given", NULL);
     const char *colon = strchr(text, ':');
     size_t name_len = colon ? (size_t)(colon - text) : strlen(text);
@@ -403,11 +406,21 @@ nm_export int nm_policy_format(const nm_policy *p, char *buf, size_t len)
 
 /* ---- applying a policy ------------------------------------------------------------------- */
 
+int nm_policy_kernel_mode(const nm_policy *p)
+{
+    return modes[p->mode].kernel_mode;
+}
+
+void nm_policy_kernel_mask(const nm_policy *p, nm_nodemask *mask)
+{
+    memset(mask, 0, sizeof *mask);
+    for (int w = 0; w < NM_NODESET_WORDS && w < NM_MASK_WORDS; w++) mask->bits[w] = p->nodes.bits[w];
+}
+
 int nm_policy_apply(void *start, size_t len, const nm_policy *p, unsigned flags)
 {
     nm_nodemask mask;
-    memset(&mask, 0, sizeof mask);
-    for (int w = 0; w < NM_NODESET_WORDS && w < NM_MASK_WORDS; w++) mask.bits[w] = p->nodes.bits[w];
+    nm_policy_kernel_mask(p, &mask);
     const struct mode_desc *m = &modes[p->mode];
     long r = nm_os_mbind(start, len, m->kernel_mode, m->nodes == NODES_NONE ? NULL : &mask, flags);
     return r == 0 ? 0 : -1;

@@ -2,13 +2,14 @@
  * segment.c — node-bound memory: the segment map, segment allocation and
  * release, the per-node cache and abandoned stacks, and purging.
  *
- * Memory comes from the OS in 4 MiB-aligned ranges, bound with mbind to one
- * node before first touch (unless the process runs under its own memory
- * policy, e.g. numactl --membind, which we then respect by not binding).
- * Empty segments wait in their node's cache for reuse, and go back to the OS
- * once they have waited the purge delay while the node caches more than the
- * cache limit.  Nothing here takes a lock: the node stacks are lock-free and
- * a purge that finds another purge running simply returns.
+ * Memory comes from the OS in 4 MiB-aligned ranges, bound with mbind as
+ * their arena says before first touch (a local arena does not bind when the
+ * process runs under its own memory policy, e.g. numactl --membind, which we
+ * then respect).  Empty segments wait in their arena's cache for reuse, and
+ * go back to the OS once they have waited the purge delay while the node
+ * caches more than the cache limit.  Nothing here takes a lock: the arena
+ * stacks are lock-free and a purge that finds another purge running simply
+ * returns.
  *
  * May call the os and topology layers and the options.
  */
@@ -18,6 +19,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/mman.h>
 
 #include "options.h"
 
@@ -26,6 +28,8 @@ uintptr_t nm_free_mark;
 bool nm_bind_segments = true;
 _Atomic uint8_t nm_segment_map[NM_MAP_UNITS];
 struct nm_node_state nm_nodes[NM_MAX_NODES];
+struct nm_arena *nm_process_arena;
+struct nm_arena *nm_interleave_arena;
 struct nm_global_counters nm_counters;
 
 /* ---- start-up ---------------------------------------------------------------- */
@@ -46,14 +50,38 @@ void nm_segment_init(void)
         nm_bind_segments = false;
     /* One node: binding changes nothing, save the syscall. */
     if (nm_topo.node_count < 2) nm_bind_segments = false;
+
+    for (int i = 0; i < nm_topo.node_count; i++) {
+        nm_nodemask one;
+        memset(&one, 0, sizeof one);
+        nm_mask_set(&one, nm_topo.node_id[i]);
+        nm_arena_init(&nm_nodes[i].local, i, nm_bind_segments ? NM_MPOL_PREFERRED : -1, &one);
+        nm_arena_init(&nm_nodes[i].bound, i, NM_MPOL_BIND, &one);
+    }
+}
+
+void nm_arena_init(struct nm_arena *a, int node, int bind_mode, const nm_nodemask *nodes)
+{
+    memset(a, 0, sizeof *a);
+    a->node = node;
+    a->bind_mode = bind_mode;
+    if (nodes) a->nodes = *nodes;
+}
+
+static void arena_after_fork(struct nm_arena *a)
+{
+    atomic_store(&a->cache.popping, false);
+    atomic_store(&a->abandoned.popping, false);
 }
 
 void nm_segment_after_fork(void)
 {
     for (int i = 0; i < NM_MAX_NODES; i++) {
-        atomic_store(&nm_nodes[i].cache.popping, false);
-        atomic_store(&nm_nodes[i].abandoned.popping, false);
+        arena_after_fork(&nm_nodes[i].local);
+        arena_after_fork(&nm_nodes[i].bound);
     }
+    if (nm_process_arena) arena_after_fork(nm_process_arena);
+    if (nm_interleave_arena) arena_after_fork(nm_interleave_arena);
 }
 
 /* ---- the segment map ------------------------------------------------------------ */
@@ -149,17 +177,23 @@ struct nm_segment *nm_stack_take_all(struct nm_stack *st)
 
 /* ---- mapping memory for a node ---------------------------------------------------- */
 
-void *nm_segment_map_memory(size_t size, size_t align, int node, bool hugetlb,
+void *nm_segment_map_memory(size_t size, size_t align, struct nm_arena *a, bool hugetlb,
                             enum nm_map_kind kind)
 {
     void *p = nm_os_reserve(size, align, hugetlb);
     if (!p && hugetlb) p = nm_os_reserve(size, align, false);  /* no huge pages: fall back */
     if (!p) { errno = ENOMEM; return NULL; }
-    if (nm_bind_segments)
-        (void)nm_os_bind_node(p, size, nm_topo.node_id[node], NM_MPOL_PREFERRED);
+    if (a->bind_mode >= 0 && nm_os_mbind(p, size, a->bind_mode, &a->nodes, 0) != 0 &&
+        a->bind_mode == NM_MPOL_BIND) {
+        /* A strict binding that the kernel refuses is not something to
+         * serve memory without. */
+        nm_os_release(p, size);
+        errno = ENOMEM;
+        return NULL;
+    }
     nm_os_name_range(p, size, "numamalloc");
     nm_map_add(p, size, kind);
-    atomic_fetch_add_explicit(&nm_nodes[node].mapped, size, memory_order_relaxed);
+    atomic_fetch_add_explicit(&nm_nodes[a->node].mapped, size, memory_order_relaxed);
     return p;
 }
 
@@ -177,87 +211,130 @@ static const struct { uint8_t page_shift; } kind_layout[] = {
     [NM_SEGMENT_MEDIUM] = { NM_MEDIUM_PAGE_SHIFT },
 };
 
-static void segment_format(struct nm_segment *s, int node, enum nm_segment_kind kind)
+static void segment_format(struct nm_segment *s, struct nm_arena *a, enum nm_segment_kind kind)
 {
     uint32_t pages = (uint32_t)(NM_SEGMENT_SIZE >> kind_layout[kind].page_shift);
+    bool reserved = s->reserved;   /* a reserved segment stays reserved for life */
     memset(s, 0, sizeof *s + pages * sizeof(struct nm_page));
+    s->reserved = reserved;
     s->cookie = nm_segment_cookie(s);
     s->kind = (uint8_t)kind;
     s->page_shift = kind_layout[kind].page_shift;
-    s->node = (uint16_t)node;
+    s->node = (uint16_t)a->node;
+    s->arena = a;
     s->page_count = pages;
     s->size = NM_SEGMENT_SIZE;
     s->free_pages = pages == 64 ? ~0ull : (1ull << pages) - 1;
 }
 
-struct nm_segment *nm_segment_alloc(int node, enum nm_segment_kind kind)
+struct nm_segment *nm_segment_alloc(struct nm_arena *a, enum nm_segment_kind kind)
 {
-    struct nm_node_state *ns = &nm_nodes[node];
-    struct nm_segment *s = nm_stack_pop(&ns->cache);
+    struct nm_node_state *ns = &nm_nodes[a->node];
+    struct nm_segment *s = nm_stack_pop(&a->cache);
     if (s) {
         atomic_fetch_sub_explicit(&ns->cached, NM_SEGMENT_SIZE, memory_order_relaxed);
     } else {
-        s = nm_segment_map_memory(NM_SEGMENT_SIZE, NM_SEGMENT_SIZE, node, false, NM_MAP_SEGMENT);
+        s = nm_segment_map_memory(NM_SEGMENT_SIZE, NM_SEGMENT_SIZE, a, false, NM_MAP_SEGMENT);
         if (!s) return NULL;
     }
-    segment_format(s, node, kind);
+    segment_format(s, a, kind);
     atomic_fetch_add_explicit(&ns->segments, 1, memory_order_relaxed);
     return s;
 }
 
 void nm_segment_free(struct nm_segment *s)
 {
-    int node = s->node;   /* once pushed, the segment is another thread's */
-    struct nm_node_state *ns = &nm_nodes[node];
+    struct nm_arena *a = s->arena;   /* once pushed, the segment is another thread's */
+    struct nm_node_state *ns = &nm_nodes[a->node];
     uint64_t now = nm_os_now_ms();
+    atomic_store_explicit(&s->thread, 0, memory_order_relaxed);
     atomic_store_explicit(&s->heap, NULL, memory_order_relaxed);
     atomic_fetch_sub_explicit(&ns->segments, 1, memory_order_relaxed);
+    /* Purged pages of the segment were counted as decommitted; from here on
+     * the segment counts as a whole (cached, or gone). */
+    size_t purged = 0;
+    for (uint64_t bits = s->decommitted_pages; bits; bits &= bits - 1) {
+        uint8_t *start;
+        size_t len;
+        nm_page_area(s, (size_t)__builtin_ctzll(bits), &start, &len);
+        purged += len;
+    }
+    atomic_fetch_sub_explicit(&ns->decommitted, purged, memory_order_relaxed);
     if (nm_opt.purge_delay_ms == 0 && nm_opt.cache_bytes == 0) {
         nm_segment_unmap_memory(s, s->size, s->node);
         atomic_fetch_add_explicit(&nm_counters.purges, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&nm_counters.purged_bytes, NM_SEGMENT_SIZE, memory_order_relaxed);
         return;
     }
-    /* Purged pages of the segment were counted as decommitted; in the cache
-     * the segment counts as cached as a whole. */
-    atomic_fetch_sub_explicit(&ns->decommitted,
-                              (size_t)__builtin_popcountll(s->decommitted_pages) << s->page_shift,
-                              memory_order_relaxed);
     s->cached_ms = now;
     atomic_fetch_add_explicit(&ns->cached, NM_SEGMENT_SIZE, memory_order_relaxed);
-    nm_stack_push(&ns->cache, s);
-    nm_segment_maybe_purge(node, now);
+    nm_stack_push(&a->cache, s);
+    nm_segment_maybe_purge(a, now);
 }
 
 void nm_segment_abandon(struct nm_segment *s)
 {
+    atomic_store_explicit(&s->thread, 0, memory_order_relaxed);
     atomic_store_explicit(&s->heap, NULL, memory_order_release);
     s->heap_next = s->heap_prev = NULL;
     atomic_fetch_add_explicit(&nm_counters.abandoned, 1, memory_order_relaxed);
-    nm_stack_push(&nm_nodes[s->node].abandoned, s);
+    nm_stack_push(&s->arena->abandoned, s);
 }
 
-struct nm_segment *nm_segment_take_abandoned(int node)
+struct nm_segment *nm_segment_take_abandoned(struct nm_arena *a)
 {
-    struct nm_segment *s = nm_stack_pop(&nm_nodes[node].abandoned);
+    struct nm_segment *s = nm_stack_pop(&a->abandoned);
     if (s) atomic_fetch_add_explicit(&nm_counters.reclaimed, 1, memory_order_relaxed);
     return s;
 }
 
+/* ---- reserving ------------------------------------------------------------------------ */
+
+/* Fault in every page of [p, p + len) now: MADV_POPULATE_WRITE (Linux
+ * 5.14+), else a write to each page. */
+void nm_segment_populate(void *p, size_t len)
+{
+    if (madvise(p, len, 23 /* MADV_POPULATE_WRITE */) == 0) return;
+    for (size_t off = 0; off < len; off += NM_OS_PAGE) ((volatile char *)p)[off] = 0;
+}
+
+int nm_segment_reserve(struct nm_arena *a, size_t bytes)
+{
+    struct nm_node_state *ns = &nm_nodes[a->node];
+    uint64_t now = nm_os_now_ms();
+    for (size_t done = 0; done < bytes; done += NM_SEGMENT_SIZE) {
+        struct nm_segment *s =
+            nm_segment_map_memory(NM_SEGMENT_SIZE, NM_SEGMENT_SIZE, a, false, NM_MAP_SEGMENT);
+        if (!s) return -1;
+        nm_segment_populate(s, NM_SEGMENT_SIZE);
+        s->arena = a;
+        s->reserved = true;
+        s->cached_ms = now;
+        atomic_fetch_add_explicit(&ns->reserved, NM_SEGMENT_SIZE, memory_order_relaxed);
+        atomic_fetch_add_explicit(&ns->cached, NM_SEGMENT_SIZE, memory_order_relaxed);
+        nm_stack_push(&a->cache, s);
+    }
+    return 0;
+}
+
 /* ---- purging the node cache ---------------------------------------------------------- */
 
-void nm_segment_cache_purge(int node, uint64_t now_ms, bool force)
+void nm_segment_cache_purge(struct nm_arena *a, uint64_t now_ms, bool force)
 {
+    int node = a->node;
     struct nm_node_state *ns = &nm_nodes[node];
-    atomic_store_explicit(&ns->next_purge_ms, now_ms + (nm_opt.purge_delay_ms / 2) + 1,
+    atomic_store_explicit(&a->next_purge_ms, now_ms + (nm_opt.purge_delay_ms / 2) + 1,
                           memory_order_relaxed);
-    struct nm_segment *all = nm_stack_take_all(&ns->cache);
+    struct nm_segment *all = nm_stack_take_all(&a->cache);
+    if (force) atomic_store_explicit(&ns->reserved, 0, memory_order_relaxed);
     /* The stack is newest first: keep the young ones, then older ones while
      * the node caches no more than the limit; give back the rest. */
     for (struct nm_segment *s = all, *next; s; s = next) {
         next = s->stack_next;
         bool waited = now_ms - s->cached_ms >= nm_opt.purge_delay_ms;
-        bool over = atomic_load_explicit(&ns->cached, memory_order_relaxed) > nm_opt.cache_bytes;
+        uint64_t keep = atomic_load_explicit(&ns->reserved, memory_order_relaxed);
+        if (keep < nm_opt.cache_bytes) keep = nm_opt.cache_bytes;
+        bool over = atomic_load_explicit(&ns->cached, memory_order_relaxed) > keep;
         if (force || (waited && over)) {
             atomic_fetch_sub_explicit(&ns->cached, NM_SEGMENT_SIZE, memory_order_relaxed);
             nm_segment_unmap_memory(s, NM_SEGMENT_SIZE, node);
@@ -265,7 +342,7 @@ void nm_segment_cache_purge(int node, uint64_t now_ms, bool force)
             atomic_fetch_add_explicit(&nm_counters.purged_bytes, NM_SEGMENT_SIZE,
                                       memory_order_relaxed);
         } else {
-            nm_stack_push(&ns->cache, s);
+            nm_stack_push(&a->cache, s);
         }
     }
 }

@@ -26,8 +26,15 @@
  * `page->free` and changes page lists.  Any other thread frees by pushing
  * onto the page's atomic `remote` list; the owner collects those in batches.
  * A segment whose owner exits (or moves to another node) is abandoned to its
- * node and adopted by the next heap on the same node that needs memory, so a
- * block is only ever reused on the node its memory lives on.
+ * arena and adopted by the next heap of the same arena that needs memory, so
+ * a block is only ever reused on the node its memory lives on.
+ *
+ * Arenas.  An arena says how new segments are bound (mbind mode and nodes)
+ * and keeps the segments that no heap owns: empty ones (its cache) and ones
+ * with live blocks whose owner left (abandoned).  A segment only ever goes
+ * back to its own arena.  Each node has two: `local` (preferred on the node,
+ * for the thread heaps of threads running there) and `bound` (bound to the
+ * node, for nm_malloc_onnode).
  *
  * This layer may call the os and topology layers.
  */
@@ -51,6 +58,7 @@
 #define NM_MAX_PAGES (NM_SEGMENT_SIZE >> NM_SMALL_PAGE_SHIFT) /* 64 */
 
 struct nm_heap;
+struct nm_arena;
 
 /* A free block.  `freed` holds nm_free_mark (a random per-process value)
  * while the block is free and 0 once it is handed out: free() of a block
@@ -87,9 +95,10 @@ struct nm_segment {
     uintptr_t cookie;               /* nm_segment_cookie(self): proves the header is ours */
     uint8_t kind;                   /* enum nm_segment_kind */
     uint8_t page_shift;             /* small: 16, medium: 20 */
-    uint16_t node;                  /* dense node index (topology.h) */
+    uint16_t node;                  /* dense node index (topology.h) its memory is charged to */
     uint32_t page_count;            /* 64 or 4 */
     size_t size;                    /* bytes mapped from `self` */
+    _Atomic uintptr_t thread;       /* nm_thread_self() of the owner's thread, or 0 */
     _Atomic(struct nm_heap *) heap; /* owner; NULL when abandoned or cached */
     _Atomic uint32_t remote_pending;/* set by remote frees, cleared by the owner */
     uint32_t pages_used;            /* pages serving a size class (owner's) */
@@ -97,7 +106,8 @@ struct nm_segment {
     uint64_t decommitted_pages;     /* bit i: page i's memory went back to the OS */
     uint32_t retired_ms[NM_MAX_PAGES];  /* when page i became free (ms clock, low bits) */
     struct nm_segment *heap_next, *heap_prev; /* in the owner's segment list */
-    struct nm_segment *stack_next;  /* in a node stack (cache or abandoned) */
+    struct nm_arena *arena;         /* where it came from and goes back to */
+    struct nm_segment *stack_next;  /* in an arena stack (cache or abandoned) */
     uint64_t cached_ms;             /* when it entered the node cache */
 
     /* Large spans only (kind == NM_SEGMENT_LARGE). */
@@ -107,11 +117,25 @@ struct nm_segment {
     _Atomic uint32_t large_state;   /* NM_LARGE_LIVE or NM_LARGE_FREE */
     bool zeroed;                    /* block memory known to be all zero */
     bool hugetlb;                   /* backed by MAP_HUGETLB pages */
+    bool reserved;                  /* nm_reserve: free pages are never decommitted */
 
     struct nm_page pages[];         /* small and medium only */
 };
 
 enum { NM_LARGE_FREE = 0, NM_LARGE_LIVE = 1 };
+
+/* A number unique to the calling thread among live threads, read without a
+ * TLS lookup: the thread pointer. */
+static inline uintptr_t nm_thread_self(void)
+{
+    uintptr_t t;
+#if defined(__x86_64__)
+    __asm__("mov %%fs:0, %0" : "=r"(t));
+#else
+    t = (uintptr_t)__builtin_thread_pointer();
+#endif
+    return t;
+}
 
 /* ---- process-wide secrets and settings (set by nm_segment_init) ----------- */
 
@@ -164,6 +188,20 @@ static inline uint8_t *nm_page_base(struct nm_segment *s, size_t index)
     return (uint8_t *)s + (index << s->page_shift);
 }
 
+/* The header (segment fields and page descriptors) starts page 0. */
+static inline size_t nm_segment_header_size(const struct nm_segment *s)
+{
+    return sizeof *s + s->page_count * sizeof(struct nm_page);
+}
+
+/* The part of page `index` that may be decommitted: all but the header. */
+static inline void nm_page_area(struct nm_segment *s, size_t index, uint8_t **start, size_t *len)
+{
+    size_t skip = index == 0 ? nm_align_up(nm_segment_header_size(s), NM_OS_PAGE) : 0;
+    *start = nm_page_base(s, index) + skip;
+    *len = ((size_t)1 << s->page_shift) - skip;
+}
+
 /* Mark [start, start + size) as one of ours: `kind` for its first unit,
  * NM_MAP_CONT for the others. */
 void nm_map_add(void *start, size_t size, enum nm_map_kind kind);
@@ -188,20 +226,36 @@ struct nm_segment *nm_stack_pop(struct nm_stack *st);
 /* Take the whole stack (NULL if empty or busy); walk it through stack_next. */
 struct nm_segment *nm_stack_take_all(struct nm_stack *st);
 
-struct nm_node_state {
+struct nm_arena {
     struct nm_stack cache;              /* empty segments, still mapped and bound */
     struct nm_stack abandoned;          /* segments with live blocks and no owner */
     _Atomic uint64_t next_purge_ms;     /* no cache purge before this time */
+    int node;                           /* dense node index its memory is charged to */
+    int bind_mode;                      /* NM_MPOL_* for new memory, or -1: no mbind */
+    nm_nodemask nodes;                  /* the nodes for mbind */
+};
+
+struct nm_node_state {
+    struct nm_arena local;              /* thread heaps of threads on this node */
+    struct nm_arena bound;              /* nm_malloc_onnode: bound to this node */
     /* Counters, in bytes unless named otherwise. */
     _Atomic uint64_t mapped;            /* address space reserved (segments and spans) */
     _Atomic uint64_t decommitted;       /* of that, given back with MADV_DONTNEED */
     _Atomic uint64_t cached;            /* in cached segments and spans */
+    _Atomic uint64_t reserved;          /* nm_reserve: cached memory kept regardless */
     _Atomic uint64_t in_use;            /* pages serving a class + live large blocks */
     _Atomic uint64_t segments;          /* live small/medium segments (count) */
     _Atomic uint64_t large_blocks;      /* live large blocks (count) */
 } __attribute__((aligned(64)));
 
 extern struct nm_node_state nm_nodes[NM_MAX_NODES];
+
+/* Process-wide placement (NUMAMALLOC_POLICY, NUMAMALLOC_INTERLEAVE_ABOVE),
+ * set once at start-up: the arena every thread heap and large block comes
+ * from instead of the node-local ones (NULL: node-local), and the arena for
+ * large blocks of at least nm_opt.interleave_above bytes (NULL: none). */
+extern struct nm_arena *nm_process_arena;
+extern struct nm_arena *nm_interleave_arena;
 
 /* Process-wide event counters. */
 struct nm_global_counters {
@@ -221,31 +275,49 @@ extern struct nm_global_counters nm_counters;
 void nm_segment_init(void);
 void nm_segment_after_fork(void);
 
-/* Map `size` bytes aligned to `align` for node `node` (dense index),
- * bound to it unless the process has its own memory policy.  Registered in
- * the segment map.  NULL + ENOMEM on failure. */
-void *nm_segment_map_memory(size_t size, size_t align, int node, bool hugetlb,
+/* Set up an arena charged to `node` whose new memory is bound with
+ * `bind_mode` (NM_MPOL_*; -1: not bound) to `nodes`. */
+void nm_arena_init(struct nm_arena *a, int node, int bind_mode, const nm_nodemask *nodes);
+static inline struct nm_arena *nm_local_arena(int node) { return &nm_nodes[node].local; }
+static inline struct nm_arena *nm_bound_arena(int node) { return &nm_nodes[node].bound; }
+static inline bool nm_arena_is_local(const struct nm_arena *a)
+{
+    return a == &nm_nodes[a->node].local;
+}
+
+/* Map `size` bytes aligned to `align` for arena `a`, bound as the arena
+ * says.  Registered in the segment map as `kind`.  NULL + ENOMEM. */
+void *nm_segment_map_memory(size_t size, size_t align, struct nm_arena *a, bool hugetlb,
                             enum nm_map_kind kind);
 void nm_segment_unmap_memory(void *start, size_t size, int node);
 
-/* A fresh segment of `kind` for `node`: from the node cache, else the OS.
- * All pages free, no owner.  NULL + ENOMEM on failure. */
-struct nm_segment *nm_segment_alloc(int node, enum nm_segment_kind kind);
-/* An empty segment goes to its node's cache (or back to the OS). */
+/* A fresh segment of `kind` from arena `a`: its cache, else the OS.  All
+ * pages free, no owner.  NULL + ENOMEM on failure. */
+struct nm_segment *nm_segment_alloc(struct nm_arena *a, enum nm_segment_kind kind);
+/* An empty segment goes to its arena's cache (or back to the OS). */
 void nm_segment_free(struct nm_segment *s);
-/* Give an owned segment with live blocks to its node for adoption. */
+/* Give an owned segment with live blocks to its arena for adoption. */
 void nm_segment_abandon(struct nm_segment *s);
-/* Take one abandoned segment of `node`, or NULL. */
-struct nm_segment *nm_segment_take_abandoned(int node);
+/* Take one abandoned segment of arena `a`, or NULL. */
+struct nm_segment *nm_segment_take_abandoned(struct nm_arena *a);
 
-/* Give back cached segments of `node` that have waited the purge delay,
- * while the node caches more than the cache limit (force: every cached
+/* Fault in every page of [p, p + len) now (MADV_POPULATE_WRITE, or a write
+ * to each page on kernels before 5.14). */
+void nm_segment_populate(void *p, size_t len);
+
+/* Map segments for `bytes` of arena `a`, fault their pages in now, and keep
+ * them in the arena's cache (never purged below that amount), for heaps to
+ * take without page faults.  Returns 0 or -1 with errno ENOMEM. */
+int nm_segment_reserve(struct nm_arena *a, size_t bytes);
+
+/* Give back cached segments of arena `a` that have waited the purge delay,
+ * while its node caches more than the cache limit (force: every cached
  * segment, now).  Never blocks: if another thread is at it, returns. */
-void nm_segment_cache_purge(int node, uint64_t now_ms, bool force);
-static inline void nm_segment_maybe_purge(int node, uint64_t now_ms)
+void nm_segment_cache_purge(struct nm_arena *a, uint64_t now_ms, bool force);
+static inline void nm_segment_maybe_purge(struct nm_arena *a, uint64_t now_ms)
 {
-    if (now_ms >= atomic_load_explicit(&nm_nodes[node].next_purge_ms, memory_order_relaxed))
-        nm_segment_cache_purge(node, now_ms, false);
+    if (now_ms >= atomic_load_explicit(&a->next_purge_ms, memory_order_relaxed))
+        nm_segment_cache_purge(a, now_ms, false);
 }
 
 #endif

@@ -29,10 +29,12 @@
 #define _GNU_SOURCE
 #include "topology.h"
 
+#include "options.h"
 #include "os.h"
 
 #include <errno.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -459,6 +461,22 @@ void nm_topology_init(const char *sysfs_root)
 }
 
 bool nm_topology_uses_rseq(void) { return rseq_has_node; }
+
+/* Once per process; a thread that comes while another one is at it waits
+ * (reading a few sysfs files), nobody else takes a lock. */
+void nm_topology_ensure(void)
+{
+    static _Atomic int state;   /* 0: not yet, 1: running, 2: done */
+    if (nm_likely(atomic_load_explicit(&state, memory_order_acquire) == 2)) return;
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&state, &expected, 1)) {
+        while (atomic_load_explicit(&state, memory_order_acquire) != 2) sched_yield();
+        return;
+    }
+    nm_options_init();
+    nm_topology_init(nm_opt.sysfs_root);
+    atomic_store_explicit(&state, 2, memory_order_release);
+}
 
 /* The kernel id of the node this thread runs on. */
 static unsigned current_node_id(void)

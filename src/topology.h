@@ -51,6 +51,10 @@ int64_t nm_topology_parse_list(const char *text, uint64_t *set, int limit);
 /* The process's topology, loaded once by nm_topology_init(). */
 extern struct nm_topology nm_topo;
 void nm_topology_init(const char *sysfs_root);
+/* Read the options and load nm_topo from their sysfs root, once per
+ * process (later calls return at once).  Every public entry point that
+ * needs the topology calls this first. */
+void nm_topology_ensure(void);
 
 /* Dense index of the node the calling thread runs on now.  Reads the
  * kernel's rseq node_id when the kernel provides it (Linux 6.3+, a few

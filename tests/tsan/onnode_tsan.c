@@ -1,0 +1,56 @@
+/* onnode_tsan.c — under ThreadSanitizer: threads allocate from their local
+ * heaps and their node heaps (nm_malloc_onnode), hand blocks to each other
+ * through a shared array of slots, and free what they take; short-lived
+ * threads join in.  Every block carries its size and is checked on free. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "../testutil.h"
+#include "numamalloc.h"
+
+#define SLOTS 1024
+static _Atomic(uint64_t *) slots[SLOTS];
+static int node;
+
+static void check_and_free(uint64_t *b)
+{
+    if (!b) return;
+    uint64_t size = b[0];
+    CHECK(b[size / 8 - 1] == (size ^ 0x5a5a), "block %p of %llu bytes corrupted", (void *)b,
+          (unsigned long long)size);
+    nm_free(b);
+}
+
+static void *worker(void *arg)
+{
+    uint64_t x = (uintptr_t)arg * 2654435761u + 1;
+    int rounds = (uintptr_t)arg < 4 ? 40000 : 500;
+    for (int i = 0; i < rounds; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        size_t size = 16 + ((x >> 20) % 4000) / 8 * 8;
+        if ((x >> 40) % 97 == 0) size = 300 * 1024;
+        uint64_t *b = (x >> 33) & 1 ? nm_malloc_onnode(size, node) : nm_malloc(size);
+        REQUIRE(b != NULL);
+        b[0] = size;
+        b[size / 8 - 1] = size ^ 0x5a5a;
+        check_and_free(atomic_exchange(&slots[(x >> 8) % SLOTS], b));
+    }
+    return NULL;
+}
+
+int main(void)
+{
+    node = nm_current_node();
+    pthread_t t[4];
+    for (uintptr_t i = 0; i < 4; i++) REQUIRE(pthread_create(&t[i], NULL, worker, (void *)i) == 0);
+    for (uintptr_t i = 4; i < 100; i++) {
+        pthread_t c;
+        REQUIRE(pthread_create(&c, NULL, worker, (void *)i) == 0);
+        pthread_join(c, NULL);
+    }
+    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < SLOTS; i++) check_and_free(atomic_exchange(&slots[i], NULL));
+    return nm_test_done();
+}
