@@ -607,7 +607,7 @@ void nm_heap_populate(struct nm_heap *h)
                 uint8_t *start;
                 size_t len;
                 nm_page_area(s, index, &start, &len);
-                nm_segment_populate(start, len);
+                (void)nm_os_populate(start, len);
                 if (s->decommitted_pages & (1ull << index)) {
                     s->decommitted_pages &= ~(1ull << index);
                     atomic_fetch_sub_explicit(&nm_nodes[s->node].decommitted, len,

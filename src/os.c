@@ -87,6 +87,21 @@ int nm_os_decommit(void *p, size_t size)
     return madvise(p, size, MADV_DONTNEED);
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+int nm_os_populate(void *p, size_t len)
+{
+    if (len == 0) return 0;
+    if (madvise(p, len, MADV_POPULATE_WRITE) == 0) return 0;
+    /* A hugetlb pool without pages: EFAULT ("would SIGBUS"). */
+    if (errno == ENOMEM || errno == EFAULT) return ENOMEM;
+    if (errno != EINVAL) return errno;
+    for (size_t off = 0; off < len; off += NM_OS_PAGE) ((volatile char *)p)[off] = 0;
+    return 0;
+}
+
 void nm_os_use_thp(void *p, size_t size)
 {
     (void)madvise(p, size, MADV_HUGEPAGE);

@@ -63,6 +63,11 @@ void nm_os_release(void *p, size_t size);
 /* Give the physical pages of a range back; the range stays mapped and reads
  * as zero afterwards.  Returns 0 or -1 (errno set). */
 int nm_os_decommit(void *p, size_t size);
+/* Fault in [p, p + len) for writing from the calling thread, as the range's
+ * policy says.  Returns 0 or an errno value (ENOMEM when a hugetlb pool has
+ * too few pages).  MADV_POPULATE_WRITE (Linux 5.14+); before that a write
+ * of zero to each page (the range must be new, so it reads as zero). */
+int nm_os_populate(void *p, size_t len);
 /* Ask for transparent huge pages on a 2 MiB-aligned range (no error if the
  * kernel has none). */
 void nm_os_use_thp(void *p, size_t size);

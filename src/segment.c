@@ -290,14 +290,6 @@ struct nm_segment *nm_segment_take_abandoned(struct nm_arena *a)
 
 /* ---- reserving ------------------------------------------------------------------------ */
 
-/* Fault in every page of [p, p + len) now: MADV_POPULATE_WRITE (Linux
- * 5.14+), else a write to each page. */
-void nm_segment_populate(void *p, size_t len)
-{
-    if (madvise(p, len, 23 /* MADV_POPULATE_WRITE */) == 0) return;
-    for (size_t off = 0; off < len; off += NM_OS_PAGE) ((volatile char *)p)[off] = 0;
-}
-
 int nm_segment_reserve(struct nm_arena *a, size_t bytes)
 {
     struct nm_node_state *ns = &nm_nodes[a->node];
@@ -306,7 +298,7 @@ int nm_segment_reserve(struct nm_arena *a, size_t bytes)
         struct nm_segment *s =
             nm_segment_map_memory(NM_SEGMENT_SIZE, NM_SEGMENT_SIZE, a, false, NM_MAP_SEGMENT);
         if (!s) return -1;
-        nm_segment_populate(s, NM_SEGMENT_SIZE);
+        (void)nm_os_populate(s, NM_SEGMENT_SIZE);
         s->arena = a;
         s->reserved = true;
         s->cached_ms = now;

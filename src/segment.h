@@ -301,10 +301,6 @@ void nm_segment_abandon(struct nm_segment *s);
 /* Take one abandoned segment of arena `a`, or NULL. */
 struct nm_segment *nm_segment_take_abandoned(struct nm_arena *a);
 
-/* Fault in every page of [p, p + len) now (MADV_POPULATE_WRITE, or a write
- * to each page on kernels before 5.14). */
-void nm_segment_populate(void *p, size_t len);
-
 /* Map segments for `bytes` of arena `a`, fault their pages in now, and keep
  * them in the arena's cache (never purged below that amount), for heaps to
  * take without page faults.  Returns 0 or -1 with errno ENOMEM. */

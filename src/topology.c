@@ -45,7 +45,6 @@ struct nm_topology nm_topo;
 enum {
     READ_CAP = 16384,        /* longest list file read whole (interleaved cpulists) */
     MEMINFO_CAP = 4096,      /* MemTotal and MemFree are the first lines */
-    PATH_CAP = 1024,
     LOCAL_DISTANCE = 10,     /* the kernel's defaults, used when rows are missing */
     REMOTE_DISTANCE = 20,
     LIST_VALUE_MAX = 1 << 20 /* a larger number in a list makes it garbage */
@@ -132,14 +131,9 @@ static bool meminfo_bytes(const char *text, const char *key, uint64_t *bytes)
 
 /* ---- files ----------------------------------------------------------------- */
 
-/* A path built piece by piece in a fixed buffer (no snprintf here). */
-struct path {
-    char text[PATH_CAP];
-    size_t len;
-    bool too_long;
-};
-
-static void path_add(struct path *p, const char *s)
+/* "<root>/devices/system/<dir>", then "/node<id>" when id >= 0, then
+ * "/<leaf>" when leaf is not NULL. */
+void nm_path_add(struct nm_path *p, const char *s)
 {
     for (; *s; s++) {
         if (p->len + 1 >= sizeof p->text) { p->too_long = true; return; }
@@ -148,27 +142,25 @@ static void path_add(struct path *p, const char *s)
     p->text[p->len] = '\0';
 }
 
-static void path_add_uint(struct path *p, unsigned value)
+void nm_path_add_uint(struct nm_path *p, unsigned value)
 {
     char digits[12];
     int n = 0;
     do { digits[n++] = (char)('0' + value % 10); value /= 10; } while (value);
     char one[2] = {0, 0};
-    while (n > 0) { one[0] = digits[--n]; path_add(p, one); }
+    while (n > 0) { one[0] = digits[--n]; nm_path_add(p, one); }
 }
 
-/* "<root>/devices/system/<dir>", then "/node<id>" when id >= 0, then
- * "/<leaf>" when leaf is not NULL. */
-static bool sys_path(struct path *p, const char *root, const char *dir, int id, const char *leaf)
+static bool sys_path(struct nm_path *p, const char *root, const char *dir, int id, const char *leaf)
 {
     p->len = 0;
     p->too_long = false;
     p->text[0] = '\0';
-    path_add(p, root);
-    path_add(p, "/devices/system/");
-    path_add(p, dir);
-    if (id >= 0) { path_add(p, "/node"); path_add_uint(p, (unsigned)id); }
-    if (leaf) { path_add(p, "/"); path_add(p, leaf); }
+    nm_path_add(p, root);
+    nm_path_add(p, "/devices/system/");
+    nm_path_add(p, dir);
+    if (id >= 0) { nm_path_add(p, "/node"); nm_path_add_uint(p, (unsigned)id); }
+    if (leaf) { nm_path_add(p, "/"); nm_path_add(p, leaf); }
     return !p->too_long;
 }
 
@@ -179,7 +171,7 @@ enum file_state { FILE_MISSING, FILE_CUT, FILE_OK };
 static enum file_state read_sys(char *buf, size_t cap, const char *root, const char *dir, int id,
                                 const char *leaf)
 {
-    struct path p;
+    struct nm_path p;
     if (!sys_path(&p, root, dir, id, leaf)) return FILE_MISSING;
     ssize_t n = nm_os_read_file(p.text, buf, cap);
     if (n < 0) return FILE_MISSING;
@@ -208,7 +200,7 @@ static bool read_node_ids(char *buf, const char *root, uint64_t *ids, int64_t *l
     }
     /* No online file: probe the node directories, if there is a node
      * directory at all (kernels built without NUMA have none). */
-    struct path p;
+    struct nm_path p;
     if (!sys_path(&p, root, "node", -1, NULL) || access(p.text, F_OK) != 0) return false;
     *listed = 0;
     for (int id = 0; id < NM_MAX_NODE_ID; id++) {

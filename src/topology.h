@@ -11,6 +11,7 @@
 #define NM_TOPOLOGY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define NM_MAX_NODES 64      /* nodes the allocator keeps state for */
@@ -42,6 +43,16 @@ void nm_topology_load(struct nm_topology *t, const char *sysfs_root);
 void nm_topology_refresh_free(struct nm_topology *t, const char *sysfs_root);
 /* The free memory of node `index` of `t` now, in bytes, without changing `t`. */
 uint64_t nm_topology_free_now(const struct nm_topology *t, int index, const char *sysfs_root);
+
+/* A path built piece by piece in a fixed buffer (no snprintf, no malloc);
+ * `too_long` is set when a piece did not fit. */
+struct nm_path {
+    char text[1024];
+    size_t len;
+    bool too_long;
+};
+void nm_path_add(struct nm_path *p, const char *s);
+void nm_path_add_uint(struct nm_path *p, unsigned value);
 
 /* Parse a Linux list ("0-3,8,10-11") into the bit set `set` (bits below
  * `limit` are set, higher values are counted but not stored).  Returns the
