@@ -45,7 +45,7 @@ UNIT_BIN    = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 PRELOAD_BIN = $(PRELOAD_SRC:tests/preload/%.c=$(BUILD)/tests/preload/%) \
               $(PRELOADXX:tests/preload/%.cc=$(BUILD)/tests/preload/%)
 TSAN_BIN    = $(TSAN_SRC:tests/tsan/%.c=$(BUILD)/tests/tsan/%)
-SCRIPT_TESTS = $(wildcard tests/programs/*.sh) bench/selftest.sh
+SCRIPT_TESTS = $(wildcard tests/programs/*.sh) bench/selftest.sh $(filter-out tests/vm/vm.sh,$(wildcard tests/vm/*.sh))
 
 .PHONY: all lib tests check check-tsan bench bench-deps deps install uninstall clean
 all: lib tests

@@ -228,6 +228,39 @@ NM_ATTR_MALLOC NM_ATTR_ALLOC_SIZE(1, 2) void *nm_calloc_onnode(size_t count, siz
 int nm_reserve(int node, size_t bytes);
 
 /* ------------------------------------------------------------------------
+ * Heaps with a policy
+ *
+ * A heap places all its blocks by one policy: an interleaved heap for data
+ * every thread shares, a heap bound to an HBM or CXL node, a heap per node
+ * for a buffer pool.  Any thread may allocate from a heap (each thread gets
+ * its own lock-free cache for it) and any thread may free its blocks with
+ * nm_free or free.  nm_heap_destroy releases everything the heap holds at
+ * once.
+ * ------------------------------------------------------------------------ */
+
+typedef struct nm_user_heap nm_heap_t;
+
+/* A new heap whose memory is placed by `policy` (NULL: local).  Returns
+ * NULL with errno EINVAL (bad policy: see nm_policy_check), ENOSYS (policy
+ * the kernel lacks) or ENOMEM. */
+nm_heap_t *nm_heap_new(const nm_policy *policy);
+
+NM_ATTR_MALLOC NM_ATTR_ALLOC_SIZE(2) void *nm_heap_malloc(nm_heap_t *heap, size_t size);
+NM_ATTR_MALLOC NM_ATTR_ALLOC_SIZE(2, 3) void *nm_heap_calloc(nm_heap_t *heap, size_t count, size_t size);
+/* Resize a block (of any heap, or of malloc); a block that must move is
+ * moved into `heap`. */
+NM_ATTR_ALLOC_SIZE(3) void *nm_heap_realloc(nm_heap_t *heap, void *ptr, size_t size);
+NM_ATTR_MALLOC NM_ATTR_ALLOC_SIZE(3) void *nm_heap_aligned_alloc(nm_heap_t *heap, size_t alignment, size_t size);
+
+/* The policy the heap was made with. */
+nm_policy nm_heap_policy(const nm_heap_t *heap);
+
+/* Release every block of the heap and all its memory at once.  No thread may
+ * use the heap or any of its blocks during or after the call (freeing one
+ * afterwards is reported as an invalid pointer). */
+void nm_heap_destroy(nm_heap_t *heap);
+
+/* ------------------------------------------------------------------------
  * Memory tiers
  *
  * Linux groups nodes into memory tiers by performance (DRAM, then slower

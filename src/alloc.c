@@ -17,6 +17,7 @@
 
 #include "numamalloc.h"
 #include "options.h"
+#include "policy.h"
 
 /* ---- errors -------------------------------------------------------------------- */
 
@@ -278,6 +279,111 @@ nm_export int nm_reserve(int node, size_t bytes)
     struct nm_heap *h = nm_tls_heap;
     if (h != &nm_heap_empty && h->arena == a) nm_heap_populate(h);
     return 0;
+}
+
+/* ---- heaps with a policy ---------------------------------------------------------------------- */
+
+/* A heap made by nm_heap_new: an owned arena bound by the policy, and an id
+ * that names it in every thread's table of heaps (heap.h). */
+struct nm_user_heap {
+    struct nm_arena arena;
+    uint64_t id;
+    nm_policy policy;
+};
+
+static _Atomic uint64_t next_user_heap_id = 1;
+
+nm_export nm_heap_t *nm_heap_new(const nm_policy *policy)
+{
+    nm_heap_init();
+    nm_policy p = policy ? *policy : nm_policy_local();
+    if (nm_policy_check(&p, NULL, 0) != 0) return NULL;
+    struct nm_user_heap *uh = nm_os_reserve(sizeof *uh, NM_OS_PAGE, false);
+    if (!uh) { errno = ENOMEM; return NULL; }
+    nm_nodemask mask;
+    nm_policy_kernel_mask(&p, &mask);
+    int first = 0;
+    while (first < NM_MASK_BITS - 1 && !nm_mask_test(&mask, first)) first++;
+    int index = p.mode == NM_POLICY_LOCAL ? nm_topology_current_node()
+                                          : nm_topology_index(&nm_topo, first);
+    nm_arena_init(&uh->arena, index < 0 ? 0 : index, nm_policy_kernel_mode(&p), &mask);
+    uh->arena.owned = true;
+    uh->policy = p;
+    uh->id = atomic_fetch_add_explicit(&next_user_heap_id, 1, memory_order_relaxed);
+    return uh;
+}
+
+nm_export nm_policy nm_heap_policy(const nm_heap_t *uh)
+{
+    return uh->policy;
+}
+
+nm_export void *nm_heap_malloc(nm_heap_t *uh, size_t size)
+{
+    struct nm_heap *h = nm_heap_user(&uh->arena, uh->id);
+    if (nm_unlikely(!h)) return NULL;
+    if (nm_likely(size <= NM_DIRECT_MAX)) return nm_heap_alloc_small(h, size);
+    if (nm_likely(size <= NM_MEDIUM_MAX)) return nm_heap_alloc_medium(h, size);
+    if (size > PTRDIFF_MAX) { errno = ENOMEM; return NULL; }
+    return nm_large_alloc(size, 0, &uh->arena, false);
+}
+
+nm_export void *nm_heap_calloc(nm_heap_t *uh, size_t count, size_t size)
+{
+    size_t bytes;
+    if (__builtin_mul_overflow(count, size, &bytes) || bytes > PTRDIFF_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (bytes > NM_MEDIUM_MAX) return nm_large_alloc(bytes, 0, &uh->arena, true);
+    void *p = nm_heap_malloc(uh, bytes);
+    if (p) memset(p, 0, bytes);
+    return p;
+}
+
+nm_export void *nm_heap_aligned_alloc(nm_heap_t *uh, size_t alignment, size_t size)
+{
+    if (!nm_is_pow2(alignment)) { errno = EINVAL; return NULL; }
+    if (size > PTRDIFF_MAX) { errno = ENOMEM; return NULL; }
+    if (alignment <= 16) return nm_heap_malloc(uh, size);
+    if (alignment <= NM_MEDIUM_MAX && size <= NM_MEDIUM_MAX) {
+        struct nm_heap *h = nm_heap_user(&uh->arena, uh->id);
+        if (!h) return NULL;
+        unsigned cls = nm_size_class(size > alignment ? size : alignment);
+        while (nm_class_size[cls] & (alignment - 1)) cls++;
+        return nm_heap_alloc_class(h, cls);
+    }
+    return nm_large_alloc(size, alignment, &uh->arena, false);
+}
+
+nm_export void *nm_heap_realloc(nm_heap_t *uh, void *p, size_t size)
+{
+    if (!p) return nm_heap_malloc(uh, size);
+    if (size == 0) {
+        nm_free_inline(p);
+        return NULL;
+    }
+    struct block_ref ref;
+    switch (block_lookup(p, &ref)) {
+    case BLOCK_NOT_OURS: report_invalid("nm_heap_realloc", p); errno = EINVAL; return NULL;
+    case BLOCK_FREE: report_double_free("nm_heap_realloc", p); errno = EINVAL; return NULL;
+    case BLOCK_LIVE: break;
+    }
+    if (size <= ref.usable && size >= ref.usable / 2 && ref.segment->arena == &uh->arena) return p;
+    void *q = nm_heap_malloc(uh, size);
+    if (!q) return NULL;
+    memcpy(q, p, size < ref.usable ? size : ref.usable);
+    nm_free_inline(p);
+    return q;
+}
+
+nm_export void nm_heap_destroy(nm_heap_t *uh)
+{
+    if (!uh) return;
+    int saved = errno;
+    nm_heap_release_arena(&uh->arena);
+    nm_os_release(uh, sizeof *uh);
+    errno = saved;
 }
 
 /* ---- threads and trimming ------------------------------------------------------------------- */

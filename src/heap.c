@@ -31,10 +31,10 @@ struct nm_heap nm_heap_empty = { .direct = { [0 ... NM_DIRECT_SLOTS - 1] = &empt
 __thread struct nm_heap *nm_tls_heap __attribute__((tls_model("initial-exec"))) = &nm_heap_empty;
 __thread struct nm_heap *nm_tls_node_heap[NM_MAX_NODES] __attribute__((tls_model("initial-exec")));
 __thread int nm_tls_last_node_id __attribute__((tls_model("initial-exec"))) = -1;
+__thread struct nm_user_slot nm_tls_user[NM_USER_SLOTS] __attribute__((tls_model("initial-exec")));
 __thread struct nm_heap *nm_tls_last_node_heap __attribute__((tls_model("initial-exec")));
 
 _Atomic(struct nm_heap *) nm_heap_list;
-_Atomic uint64_t nm_class_pages[NM_CLASS_COUNT];
 
 static pthread_key_t heap_key;
 static void heap_thread_exit(void *arg);
@@ -113,6 +113,12 @@ void nm_heap_init(void)
 
 /* ---- heap structs ---------------------------------------------------------------- */
 
+/* Only a local heap on a machine with several nodes needs the node check. */
+static uint32_t countdown_start(void)
+{
+    return nm_topo.node_count > 1 ? NM_NODE_CHECK_EVERY : UINT32_MAX;
+}
+
 static void heap_reset(struct nm_heap *h, struct nm_arena *arena)
 {
     for (size_t i = 0; i < NM_DIRECT_SLOTS; i++) h->direct[i] = &empty_page;
@@ -122,6 +128,8 @@ static void heap_reset(struct nm_heap *h, struct nm_arena *arena)
     h->arena = arena;
     h->node = arena->node;
     h->thread = nm_thread_self();
+    h->user_id = 0;
+    h->countdown = countdown_start();
     atomic_store_explicit(&h->remote_pending, 0, memory_order_relaxed);
     h->next_maintenance_ms = 0;
 }
@@ -516,6 +524,18 @@ static void heap_abandon(struct nm_heap *h)
     atomic_store_explicit(&h->claimed, false, memory_order_release);
 }
 
+/* Hand the heap of a user slot back, if it is still this thread's heap for
+ * that id (nm_heap_destroy may have taken it away meanwhile). */
+static void user_slot_clear(struct nm_user_slot *slot)
+{
+    struct nm_heap *h = slot->heap;
+    if (h && h->user_id == slot->id && h->thread == nm_thread_self() &&
+        atomic_load_explicit(&h->claimed, memory_order_acquire))
+        heap_abandon(h);
+    slot->id = 0;
+    slot->heap = NULL;
+}
+
 /* Thread exit (the pthread key's destructor, set when the thread's first
  * heap was set up): every heap of the thread goes back. */
 static void heap_thread_exit(void *arg)
@@ -531,6 +551,7 @@ static void heap_thread_exit(void *arg)
     }
     nm_tls_last_node_id = -1;
     nm_tls_last_node_heap = NULL;
+    for (int i = 0; i < NM_USER_SLOTS; i++) user_slot_clear(&nm_tls_user[i]);
 }
 
 /* A new heap of the calling thread, from `arena`. */
@@ -563,6 +584,29 @@ struct nm_heap *nm_heap_for_node(int index)
     return h;
 }
 
+struct nm_heap *nm_heap_for_user(struct nm_arena *a, uint64_t id)
+{
+    struct nm_user_slot *slot = &nm_tls_user[id % NM_USER_SLOTS];
+    user_slot_clear(slot);
+    struct nm_heap *h = heap_new(a);
+    if (!h) return NULL;
+    h->user_id = id;
+    slot->heap = h;
+    slot->id = id;
+    return h;
+}
+
+void nm_heap_release_arena(struct nm_arena *a)
+{
+    for (struct nm_heap *h = atomic_load_explicit(&nm_heap_list, memory_order_acquire); h;
+         h = h->all_next) {
+        if (h->arena != a || !atomic_load_explicit(&h->claimed, memory_order_acquire)) continue;
+        heap_reset(h, a);      /* its segments are about to go: forget them */
+        atomic_store_explicit(&h->claimed, false, memory_order_release);
+    }
+    nm_arena_release(a);
+}
+
 /* The thread now runs on `node`: give the old heap's segments to their
  * node and continue with a fresh heap on the new one. */
 static struct nm_heap *heap_move(struct nm_heap *h, int node)
@@ -580,6 +624,12 @@ static struct nm_heap *heap_check_node(struct nm_heap *h)
     if (nm_topo.node_count < 2 || !nm_arena_is_local(h->arena)) return h;
     int node = nm_topology_current_node();
     return node == h->node ? h : heap_move(h, node);
+}
+
+void nm_heap_countdown_expired(struct nm_heap *h)
+{
+    h->countdown = countdown_start();
+    if (h == nm_tls_heap) heap_check_node(h);
 }
 
 int nm_heap_rebind(void)

@@ -32,6 +32,7 @@ struct nm_page_queue {
 };
 
 struct nm_heap {
+    uint32_t countdown;                        /* allocations until the next node check */
     struct nm_page *direct[NM_DIRECT_SLOTS];   /* (size+15)/16 -> first page of its class */
     struct nm_page_queue queue[NM_CLASS_COUNT];/* pages that may have free blocks */
     struct nm_page_queue full;                 /* pages with none, revisited on frees */
@@ -40,6 +41,7 @@ struct nm_heap {
     struct nm_arena *arena;                    /* where its segments come from */
     int node;                                  /* dense node index (arena->node) */
     uintptr_t thread;                          /* nm_thread_self() of its thread */
+    uint64_t user_id;                          /* the nm_heap_new heap it serves, or 0 */
     _Atomic uint32_t remote_pending;           /* a remote free hit one of our segments */
     uint64_t next_maintenance_ms;              /* no purge pass before this time */
 
@@ -70,16 +72,30 @@ extern __thread struct nm_heap *nm_tls_node_heap[NM_MAX_NODES]
 extern __thread int nm_tls_last_node_id __attribute__((tls_model("initial-exec")));
 extern __thread struct nm_heap *nm_tls_last_node_heap __attribute__((tls_model("initial-exec")));
 
+/* The thread's heaps for heaps made with nm_heap_new, in a small table
+ * indexed by the heap's id (unique, never reused).  A slot whose id does not
+ * match is taken over: its heap is handed to its arena. */
+#define NM_USER_SLOTS 8
+struct nm_user_slot {
+    uint64_t id;
+    struct nm_heap *heap;
+};
+extern __thread struct nm_user_slot nm_tls_user[NM_USER_SLOTS]
+    __attribute__((tls_model("initial-exec")));
+
 /* Every heap struct ever made, for statistics. */
 extern _Atomic(struct nm_heap *) nm_heap_list;
-/* Pages now assigned to each class, over all heaps. */
-extern _Atomic uint64_t nm_class_pages[NM_CLASS_COUNT];
 
 /* Start-up of this layer and all below it (options, topology, classes,
  * segments); idempotent and cheap after the first call. */
 void nm_heap_init(void);
 
 void *nm_heap_alloc_generic(struct nm_heap *h, size_t size);
+/* Every NM_NODE_CHECK_EVERY allocations the fast path looks whether the
+ * thread moved to another node (a moved thread would otherwise keep using
+ * the free lists of its old node's pages). */
+#define NM_NODE_CHECK_EVERY 64
+void nm_heap_countdown_expired(struct nm_heap *h);
 /* Allocate from class `cls` (used for aligned requests). */
 void *nm_heap_alloc_class(struct nm_heap *h, unsigned cls);
 /* The free path's slow part: the page became empty or was full. */
@@ -91,6 +107,15 @@ void nm_heap_free_remote(struct nm_segment *s, struct nm_page *pg, struct nm_blo
 struct nm_heap *nm_heap_get(void);
 /* The calling thread's heap for node `index` (bound arena), set up if needed. */
 struct nm_heap *nm_heap_for_node(int index);
+/* The calling thread's heap for the nm_heap_new heap `id` with arena `a`. */
+struct nm_heap *nm_heap_for_user(struct nm_arena *a, uint64_t id);
+static inline struct nm_heap *nm_heap_user(struct nm_arena *a, uint64_t id)
+{
+    struct nm_user_slot *slot = &nm_tls_user[id % NM_USER_SLOTS];
+    return nm_likely(slot->id == id) ? slot->heap : nm_heap_for_user(a, id);
+}
+/* Reset every heap of owned arena `a` and release all its memory. */
+void nm_heap_release_arena(struct nm_arena *a);
 /* Run the calling thread's heap maintenance if it is due (purge free pages
  * and the node cache).  For slow paths outside the heap (large blocks). */
 void nm_heap_tick(void);
@@ -112,6 +137,7 @@ static inline void *nm_heap_alloc_small(struct nm_heap *h, size_t size)
     pg->used++;
     b->freed = 0;
     nm_count(&h->allocs[pg->size_class], 1);
+    if (nm_unlikely(--h->countdown == 0)) nm_heap_countdown_expired(h);
     return b;
 }
 
@@ -125,6 +151,7 @@ static inline void *nm_heap_alloc_medium(struct nm_heap *h, size_t size)
     pg->used++;
     b->freed = 0;
     nm_count(&h->allocs[cls], 1);
+    if (nm_unlikely(--h->countdown == 0)) nm_heap_countdown_expired(h);
     return b;
 }
 

@@ -127,6 +127,32 @@ void nm_large_cache_purge(int node, uint64_t now_ms, bool force)
     }
 }
 
+/* ---- spans of owned arenas -------------------------------------------------------------
+ *
+ * An owned arena (nm_heap_new) keeps its spans mapped until it is released:
+ * a freed span is decommitted and waits in the arena's member list for the
+ * next large block of a similar size. */
+
+static struct nm_segment *owned_take(struct nm_arena *a, const struct span_layout *l)
+{
+    for (struct nm_segment *s = atomic_load_explicit(&a->members, memory_order_acquire); s;
+         s = s->member_next) {
+        if (s->kind != NM_SEGMENT_LARGE || s->alignment || s->block_offset != l->offset ||
+            s->size < l->size || s->size > 2 * l->size)
+            continue;
+        uint32_t expected = NM_LARGE_FREE;
+        if (atomic_compare_exchange_strong(&s->large_state, &expected, NM_LARGE_LIVE)) return s;
+    }
+    return NULL;
+}
+
+static void owned_release(struct nm_segment *s)
+{
+    nm_os_decommit(nm_large_block(s), s->size - s->block_offset);
+    s->zeroed = true;
+    atomic_store_explicit(&s->large_state, NM_LARGE_FREE, memory_order_release);
+}
+
 /* ---- allocation ------------------------------------------------------------------------- */
 
 void *nm_large_alloc(size_t size, size_t alignment, struct nm_arena *a, bool zero)
@@ -138,17 +164,25 @@ void *nm_large_alloc(size_t size, size_t alignment, struct nm_arena *a, bool zer
     uint64_t now = nm_os_now_ms();
     nm_large_cache_purge(node, now, false);
 
-    struct nm_segment *s = alignment || !nm_arena_is_local(a) ? NULL : cache_take(node, &l);
+    struct nm_segment *s = NULL;
+    if (!alignment && nm_arena_is_local(a)) s = cache_take(node, &l);
+    if (!alignment && a->owned) s = owned_take(a, &l);
     if (!s) {
         bool hugetlb = nm_opt.hugepages == NM_HUGEPAGES_HUGETLB && size >= NM_HUGE_MIN;
         s = nm_segment_map_memory(l.size, l.align, a, hugetlb, NM_MAP_SPAN);
         if (!s) return NULL;
+        /* Huge pages for the block of a huge span when asked; never for the
+         * header's range or a smaller block (with THP "always", the first
+         * write there would fault in 2 MiB). */
+        bool thp = size >= NM_HUGE_MIN && nm_opt.hugepages == NM_HUGEPAGES_THP;
+        if (!hugetlb) nm_os_no_thp(s, thp ? l.offset : l.size);
+        if (thp) nm_os_use_thp((char *)s + l.offset, l.size - l.offset);
+        struct nm_segment *member_next = s->member_next;   /* set by the mapping */
         memset(s, 0, sizeof *s);
+        s->member_next = member_next;
         s->size = l.size;
         s->zeroed = true;
         s->hugetlb = hugetlb;
-        if (size >= NM_HUGE_MIN && nm_opt.hugepages == NM_HUGEPAGES_THP)
-            nm_os_use_thp((char *)s + l.offset, l.size - l.offset);
     }
     s->cookie = nm_segment_cookie(s);
     s->kind = NM_SEGMENT_LARGE;
@@ -170,15 +204,17 @@ void *nm_large_alloc(size_t size, size_t alignment, struct nm_arena *a, bool zer
 
 bool nm_large_free(struct nm_segment *s)
 {
-    if (atomic_exchange_explicit(&s->large_state, NM_LARGE_FREE, memory_order_acq_rel) !=
-        NM_LARGE_LIVE)
+    bool owned = s->arena->owned;
+    if (atomic_exchange_explicit(&s->large_state, owned ? NM_LARGE_FREEING : NM_LARGE_FREE,
+                                 memory_order_acq_rel) != NM_LARGE_LIVE)
         return false;
     int node = s->node;
     atomic_fetch_sub_explicit(&nm_nodes[node].in_use, s->block_size, memory_order_relaxed);
     atomic_fetch_sub_explicit(&nm_nodes[node].large_blocks, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&nm_counters.large_frees, 1, memory_order_relaxed);
     uint64_t now = nm_os_now_ms();
-    if (!cache_put(s, now)) span_unmap(s);
+    if (owned) owned_release(s);
+    else if (!cache_put(s, now)) span_unmap(s);
     nm_large_cache_purge(node, now, false);
     nm_segment_maybe_purge(nm_local_arena(node), now);
     return true;
@@ -205,7 +241,8 @@ void *nm_large_resize(struct nm_segment *s, size_t size)
         span_set_usable(s, l.usable);
         return block;
     }
-    if (s->alignment > NM_SEGMENT_SIZE || s->hugetlb) return NULL;
+    /* An owned arena lists its spans by address: they do not move. */
+    if (s->alignment > NM_SEGMENT_SIZE || s->hugetlb || s->arena->owned) return NULL;
 
     /* The header and the block are separate mappings (the block alone is
      * marked for huge pages), and mremap moves one mapping at a time: grow
@@ -219,6 +256,7 @@ void *nm_large_resize(struct nm_segment *s, size_t size)
         if (!target) return NULL;
         struct nm_arena *a = s->arena;
         if (a->bind_mode >= 0) (void)nm_os_mbind(target, offset, a->bind_mode, &a->nodes, 0);
+        nm_os_no_thp(target, offset);
         if (!nm_os_remap(block, old_size - offset, l.size - offset, target + offset)) {
             nm_os_release(target, l.size);
             return NULL;

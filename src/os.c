@@ -107,6 +107,11 @@ void nm_os_use_thp(void *p, size_t size)
     (void)madvise(p, size, MADV_HUGEPAGE);
 }
 
+void nm_os_no_thp(void *p, size_t size)
+{
+    (void)madvise(p, size, MADV_NOHUGEPAGE);
+}
+
 void nm_os_name_range(void *p, size_t size, const char *name)
 {
     int saved = errno;

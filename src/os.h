@@ -68,9 +68,10 @@ int nm_os_decommit(void *p, size_t size);
  * too few pages).  MADV_POPULATE_WRITE (Linux 5.14+); before that a write
  * of zero to each page (the range must be new, so it reads as zero). */
 int nm_os_populate(void *p, size_t len);
-/* Ask for transparent huge pages on a 2 MiB-aligned range (no error if the
- * kernel has none). */
+/* Ask for transparent huge pages on a 2 MiB-aligned range, or ask for none
+ * (no error if the kernel has none). */
 void nm_os_use_thp(void *p, size_t size);
+void nm_os_no_thp(void *p, size_t size);
 /* Name an anonymous range so it shows as [anon:NAME] in /proc/PID/maps
  * (Linux 5.17+, silently ignored before). */
 void nm_os_name_range(void *p, size_t size, const char *name);

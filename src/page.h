@@ -18,7 +18,7 @@
 
 #include "segment.h"
 
-#define NM_CLASS_COUNT 96
+#define NM_CLASS_COUNT NM_CLASS_SLOTS   /* 96 */
 #define NM_SMALL_CLASSES 56              /* classes 0..55 are <= 8 KiB */
 #define NM_DIRECT_MAX 1024               /* sizes served by the direct table */
 #define NM_DIRECT_SLOTS (NM_DIRECT_MAX / 16 + 1)

@@ -31,6 +31,7 @@ struct nm_node_state nm_nodes[NM_MAX_NODES];
 struct nm_arena *nm_process_arena;
 struct nm_arena *nm_interleave_arena;
 struct nm_global_counters nm_counters;
+_Atomic uint64_t nm_class_pages[NM_CLASS_SLOTS];
 
 /* ---- start-up ---------------------------------------------------------------- */
 
@@ -194,6 +195,14 @@ void *nm_segment_map_memory(size_t size, size_t align, struct nm_arena *a, bool 
     nm_os_name_range(p, size, "numamalloc");
     nm_map_add(p, size, kind);
     atomic_fetch_add_explicit(&nm_nodes[a->node].mapped, size, memory_order_relaxed);
+    if (a->owned) {
+        struct nm_segment *s = p, *head = atomic_load_explicit(&a->members, memory_order_relaxed);
+        do {
+            s->member_next = head;
+        } while (!atomic_compare_exchange_weak_explicit(&a->members, &head, s,
+                                                        memory_order_release,
+                                                        memory_order_relaxed));
+    }
     return p;
 }
 
@@ -215,8 +224,10 @@ static void segment_format(struct nm_segment *s, struct nm_arena *a, enum nm_seg
 {
     uint32_t pages = (uint32_t)(NM_SEGMENT_SIZE >> kind_layout[kind].page_shift);
     bool reserved = s->reserved;   /* a reserved segment stays reserved for life */
+    struct nm_segment *member_next = s->member_next;
     memset(s, 0, sizeof *s + pages * sizeof(struct nm_page));
     s->reserved = reserved;
+    s->member_next = member_next;
     s->cookie = nm_segment_cookie(s);
     s->kind = (uint8_t)kind;
     s->page_shift = kind_layout[kind].page_shift;
@@ -236,6 +247,9 @@ struct nm_segment *nm_segment_alloc(struct nm_arena *a, enum nm_segment_kind kin
     } else {
         s = nm_segment_map_memory(NM_SEGMENT_SIZE, NM_SEGMENT_SIZE, a, false, NM_MAP_SEGMENT);
         if (!s) return NULL;
+        /* Blocks are carved 4 KiB at a time so that only what is used is
+         * resident; with THP "always" a first write would fault in 2 MiB. */
+        nm_os_no_thp(s, NM_SEGMENT_SIZE);
     }
     segment_format(s, a, kind);
     atomic_fetch_add_explicit(&ns->segments, 1, memory_order_relaxed);
@@ -260,7 +274,7 @@ void nm_segment_free(struct nm_segment *s)
         purged += len;
     }
     atomic_fetch_sub_explicit(&ns->decommitted, purged, memory_order_relaxed);
-    if (nm_opt.purge_delay_ms == 0 && nm_opt.cache_bytes == 0) {
+    if (nm_opt.purge_delay_ms == 0 && nm_opt.cache_bytes == 0 && !a->owned) {
         nm_segment_unmap_memory(s, s->size, s->node);
         atomic_fetch_add_explicit(&nm_counters.purges, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&nm_counters.purged_bytes, NM_SEGMENT_SIZE, memory_order_relaxed);
@@ -286,6 +300,39 @@ struct nm_segment *nm_segment_take_abandoned(struct nm_arena *a)
     struct nm_segment *s = nm_stack_pop(&a->abandoned);
     if (s) atomic_fetch_add_explicit(&nm_counters.reclaimed, 1, memory_order_relaxed);
     return s;
+}
+
+/* ---- releasing an owned arena -------------------------------------------------------------- */
+
+void nm_arena_release(struct nm_arena *a)
+{
+    struct nm_node_state *ns = &nm_nodes[a->node];
+    /* What the counters hold for each range: cached, live segments (and
+     * their pages in use), live large blocks. */
+    for (struct nm_segment *s = nm_stack_take_all(&a->cache); s; s = s->stack_next)
+        atomic_fetch_sub_explicit(&ns->cached, NM_SEGMENT_SIZE, memory_order_relaxed);
+    struct nm_segment *s = atomic_exchange_explicit(&a->members, NULL, memory_order_acquire);
+    while (s) {
+        struct nm_segment *next = s->member_next;
+        if (s->kind == NM_SEGMENT_LARGE) {
+            if (atomic_load_explicit(&s->large_state, memory_order_relaxed) == NM_LARGE_LIVE) {
+                atomic_fetch_sub_explicit(&ns->in_use, s->block_size, memory_order_relaxed);
+                atomic_fetch_sub_explicit(&ns->large_blocks, 1, memory_order_relaxed);
+            }
+        } else if (atomic_load_explicit(&s->heap, memory_order_relaxed) || s->pages_used) {
+            atomic_fetch_sub_explicit(&ns->segments, 1, memory_order_relaxed);
+            for (uint32_t i = 0; i < s->page_count; i++) {
+                if (s->pages[i].state == NM_PAGE_FREE) continue;
+                atomic_fetch_sub_explicit(&nm_class_pages[s->pages[i].size_class], 1,
+                                          memory_order_relaxed);
+                atomic_fetch_sub_explicit(&ns->in_use, (size_t)1 << s->page_shift,
+                                          memory_order_relaxed);
+            }
+        }
+        nm_segment_unmap_memory(s, s->size, a->node);
+        s = next;
+    }
+    atomic_store_explicit(&a->abandoned.top, NULL, memory_order_relaxed);
 }
 
 /* ---- reserving ------------------------------------------------------------------------ */
@@ -327,7 +374,17 @@ void nm_segment_cache_purge(struct nm_arena *a, uint64_t now_ms, bool force)
         uint64_t keep = atomic_load_explicit(&ns->reserved, memory_order_relaxed);
         if (keep < nm_opt.cache_bytes) keep = nm_opt.cache_bytes;
         bool over = atomic_load_explicit(&ns->cached, memory_order_relaxed) > keep;
-        if (force || (waited && over)) {
+        if ((force || (waited && over)) && a->owned) {
+            /* Owned arenas keep their ranges: give back the pages only. */
+            if (!s->decommitted_pages) {
+                nm_os_decommit((char *)s + NM_OS_PAGE, NM_SEGMENT_SIZE - NM_OS_PAGE);
+                s->decommitted_pages = ~0ull;   /* its pages read as zero now */
+                atomic_fetch_add_explicit(&nm_counters.purges, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&nm_counters.purged_bytes, NM_SEGMENT_SIZE,
+                                          memory_order_relaxed);
+            }
+            nm_stack_push(&a->cache, s);
+        } else if (force || (waited && over)) {
             atomic_fetch_sub_explicit(&ns->cached, NM_SEGMENT_SIZE, memory_order_relaxed);
             nm_segment_unmap_memory(s, NM_SEGMENT_SIZE, node);
             atomic_fetch_add_explicit(&nm_counters.purges, 1, memory_order_relaxed);

@@ -107,6 +107,7 @@ struct nm_segment {
     uint32_t retired_ms[NM_MAX_PAGES];  /* when page i became free (ms clock, low bits) */
     struct nm_segment *heap_next, *heap_prev; /* in the owner's segment list */
     struct nm_arena *arena;         /* where it came from and goes back to */
+    struct nm_segment *member_next; /* in its arena's member list (owned arenas) */
     struct nm_segment *stack_next;  /* in an arena stack (cache or abandoned) */
     uint64_t cached_ms;             /* when it entered the node cache */
 
@@ -122,7 +123,9 @@ struct nm_segment {
     struct nm_page pages[];         /* small and medium only */
 };
 
-enum { NM_LARGE_FREE = 0, NM_LARGE_LIVE = 1 };
+/* A span of an owned arena is FREEING while its freer decommits it, then
+ * FREE until the arena reuses it. */
+enum { NM_LARGE_FREE = 0, NM_LARGE_LIVE = 1, NM_LARGE_FREEING = 2 };
 
 /* A number unique to the calling thread among live threads, read without a
  * TLS lookup: the thread pointer. */
@@ -233,6 +236,12 @@ struct nm_arena {
     int node;                           /* dense node index its memory is charged to */
     int bind_mode;                      /* NM_MPOL_* for new memory, or -1: no mbind */
     nm_nodemask nodes;                  /* the nodes for mbind */
+    /* Owned arenas (nm_heap_new) keep every range they map until they are
+     * released as a whole: `members` lists them all (push only), a purge
+     * only decommits, and a freed large span waits, decommitted, for reuse
+     * by the same arena. */
+    bool owned;
+    _Atomic(struct nm_segment *) members;
 };
 
 struct nm_node_state {
@@ -268,6 +277,9 @@ struct nm_global_counters {
     _Atomic uint64_t large_frees;
 };
 extern struct nm_global_counters nm_counters;
+/* Pages now serving each size class (page.h), over all heaps. */
+#define NM_CLASS_SLOTS 96
+extern _Atomic uint64_t nm_class_pages[NM_CLASS_SLOTS];
 
 /* ---- operations --------------------------------------------------------------- */
 
@@ -284,6 +296,10 @@ static inline bool nm_arena_is_local(const struct nm_arena *a)
 {
     return a == &nm_nodes[a->node].local;
 }
+
+/* Give back every range an owned arena ever mapped, at once (its blocks
+ * become invalid).  No thread may use the arena meanwhile. */
+void nm_arena_release(struct nm_arena *a);
 
 /* Map `size` bytes aligned to `align` for arena `a`, bound as the arena
  * says.  Registered in the segment map as `kind`.  NULL + ENOMEM. */
