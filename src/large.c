@@ -133,15 +133,18 @@ void nm_large_cache_purge(int node, uint64_t now_ms, bool force)
  * a freed span is decommitted and waits in the arena's member list for the
  * next large block of a similar size. */
 
+/* Claim a free span first, then look whether it fits: the fields of a
+ * span are only read by the thread that holds it. */
 static struct nm_segment *owned_take(struct nm_arena *a, const struct span_layout *l)
 {
-    for (struct nm_segment *s = atomic_load_explicit(&a->members, memory_order_acquire); s;
+    for (struct nm_segment *s = atomic_load_explicit(&a->spans, memory_order_acquire); s;
          s = s->member_next) {
-        if (s->kind != NM_SEGMENT_LARGE || s->alignment || s->block_offset != l->offset ||
-            s->size < l->size || s->size > 2 * l->size)
-            continue;
         uint32_t expected = NM_LARGE_FREE;
-        if (atomic_compare_exchange_strong(&s->large_state, &expected, NM_LARGE_LIVE)) return s;
+        if (!atomic_compare_exchange_strong(&s->large_state, &expected, NM_LARGE_LIVE)) continue;
+        if (!s->alignment && s->block_offset == l->offset && s->size >= l->size &&
+            s->size <= 2 * l->size)
+            return s;
+        atomic_store_explicit(&s->large_state, NM_LARGE_FREE, memory_order_release);
     }
     return NULL;
 }
@@ -177,9 +180,8 @@ void *nm_large_alloc(size_t size, size_t alignment, struct nm_arena *a, bool zer
         bool thp = size >= NM_HUGE_MIN && nm_opt.hugepages == NM_HUGEPAGES_THP;
         if (!hugetlb) nm_os_no_thp(s, thp ? l.offset : l.size);
         if (thp) nm_os_use_thp((char *)s + l.offset, l.size - l.offset);
-        struct nm_segment *member_next = s->member_next;   /* set by the mapping */
-        memset(s, 0, sizeof *s);
-        s->member_next = member_next;
+        /* A fresh mapping reads as zero: no memset, which would also race with
+         * walkers of an owned arena's span list (member_next is set). */
         s->size = l.size;
         s->zeroed = true;
         s->hugetlb = hugetlb;

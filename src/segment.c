@@ -196,11 +196,11 @@ void *nm_segment_map_memory(size_t size, size_t align, struct nm_arena *a, bool 
     nm_map_add(p, size, kind);
     atomic_fetch_add_explicit(&nm_nodes[a->node].mapped, size, memory_order_relaxed);
     if (a->owned) {
-        struct nm_segment *s = p, *head = atomic_load_explicit(&a->members, memory_order_relaxed);
+        _Atomic(struct nm_segment *) *list = kind == NM_MAP_SEGMENT ? &a->members : &a->spans;
+        struct nm_segment *s = p, *head = atomic_load_explicit(list, memory_order_relaxed);
         do {
             s->member_next = head;
-        } while (!atomic_compare_exchange_weak_explicit(&a->members, &head, s,
-                                                        memory_order_release,
+        } while (!atomic_compare_exchange_weak_explicit(list, &head, s, memory_order_release,
                                                         memory_order_relaxed));
     }
     return p;
@@ -311,15 +311,20 @@ void nm_arena_release(struct nm_arena *a)
      * their pages in use), live large blocks. */
     for (struct nm_segment *s = nm_stack_take_all(&a->cache); s; s = s->stack_next)
         atomic_fetch_sub_explicit(&ns->cached, NM_SEGMENT_SIZE, memory_order_relaxed);
-    struct nm_segment *s = atomic_exchange_explicit(&a->members, NULL, memory_order_acquire);
+    struct nm_segment *segments = atomic_exchange_explicit(&a->members, NULL, memory_order_acquire);
+    struct nm_segment *spans = atomic_exchange_explicit(&a->spans, NULL, memory_order_acquire);
+    for (struct nm_segment *s = spans, *next; s; s = next) {
+        next = s->member_next;
+        if (atomic_load_explicit(&s->large_state, memory_order_relaxed) == NM_LARGE_LIVE) {
+            atomic_fetch_sub_explicit(&ns->in_use, s->block_size, memory_order_relaxed);
+            atomic_fetch_sub_explicit(&ns->large_blocks, 1, memory_order_relaxed);
+        }
+        nm_segment_unmap_memory(s, s->size, a->node);
+    }
+    struct nm_segment *s = segments;
     while (s) {
         struct nm_segment *next = s->member_next;
-        if (s->kind == NM_SEGMENT_LARGE) {
-            if (atomic_load_explicit(&s->large_state, memory_order_relaxed) == NM_LARGE_LIVE) {
-                atomic_fetch_sub_explicit(&ns->in_use, s->block_size, memory_order_relaxed);
-                atomic_fetch_sub_explicit(&ns->large_blocks, 1, memory_order_relaxed);
-            }
-        } else if (atomic_load_explicit(&s->heap, memory_order_relaxed) || s->pages_used) {
+        if (atomic_load_explicit(&s->heap, memory_order_relaxed) || s->pages_used) {
             atomic_fetch_sub_explicit(&ns->segments, 1, memory_order_relaxed);
             for (uint32_t i = 0; i < s->page_count; i++) {
                 if (s->pages[i].state == NM_PAGE_FREE) continue;

@@ -237,11 +237,12 @@ struct nm_arena {
     int bind_mode;                      /* NM_MPOL_* for new memory, or -1: no mbind */
     nm_nodemask nodes;                  /* the nodes for mbind */
     /* Owned arenas (nm_heap_new) keep every range they map until they are
-     * released as a whole: `members` lists them all (push only), a purge
-     * only decommits, and a freed large span waits, decommitted, for reuse
-     * by the same arena. */
+     * released as a whole: `members` lists their segments and `spans` their
+     * large spans (push only), a purge only decommits, and a freed large
+     * span waits, decommitted, for reuse by the same arena. */
     bool owned;
     _Atomic(struct nm_segment *) members;
+    _Atomic(struct nm_segment *) spans;
 };
 
 struct nm_node_state {
