@@ -5,6 +5,9 @@
 
 #include <dlfcn.h>
 #include <stdarg.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +70,28 @@ static inline void nm_test_require_numamalloc(void)
         fprintf(stderr, "numamalloc is not loaded (run through tests/run.sh)\n");
         exit(2);
     }
+}
+
+/* The kernel's memory policy for the page holding `addr`: the mode
+ * (0 default, 1 preferred, 2 bind, 3 interleave, 4 local ...) and the first
+ * word of its node mask; -1 on error. */
+static inline int nm_test_policy_of(void *addr, unsigned long *mask0)
+{
+    unsigned long mask[16] = { 0 };
+    int mode = -1;
+    if (syscall(SYS_get_mempolicy, &mode, mask, 1025, addr, 2 /* MPOL_F_ADDR */) != 0) return -1;
+    *mask0 = mask[0];
+    return mode;
+}
+
+/* The node of the (resident) page holding `p`, from move_pages; or a
+ * negative errno. */
+static inline int nm_test_node_of(void *p)
+{
+    void *page = (void *)((uintptr_t)p & ~(uintptr_t)4095);
+    int status = -1;
+    if (syscall(SYS_move_pages, 0, 1UL, &page, NULL, &status, 0) != 0) return -1;
+    return status;
 }
 
 /* Resident set size in bytes, from /proc/self/statm. */

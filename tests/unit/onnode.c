@@ -15,26 +15,6 @@
 #include "numamalloc.h"
 
 #define MPOL_BIND_MODE 2
-#define MPOL_F_ADDR (1 << 1)
-
-/* The kernel's policy for the page holding `p`: mode, and the mask's first word. */
-static int policy_of(void *p, unsigned long *mask0)
-{
-    unsigned long mask[16] = { 0 };
-    int mode = -1;
-    if (syscall(SYS_get_mempolicy, &mode, mask, 1025, p, MPOL_F_ADDR) != 0) return -1;
-    *mask0 = mask[0];
-    return mode;
-}
-
-/* The node of the page holding `p` (it must be resident). */
-static int node_of(void *p)
-{
-    void *page = (void *)((uintptr_t)p & ~(uintptr_t)4095);
-    int status = -1;
-    if (syscall(SYS_move_pages, 0, 1UL, &page, NULL, &status, 0) != 0) return -1;
-    return status;
-}
 
 static void *free_it(void *p)
 {
@@ -63,11 +43,11 @@ int main(void)
             CHECK(nm_usable_size(p) >= sizes[i]);
             memset(p, 0x3c, sizes[i]);
             unsigned long mask0 = 0;
-            int mode = policy_of(p, &mask0);
+            int mode = nm_test_policy_of(p, &mask0);
             CHECK(mode == MPOL_BIND_MODE && mask0 == 1ul << node,
                   "%zu B on node %d: policy %d mask %#lx", sizes[i], node, mode, mask0);
-            CHECK(node_of(p) == node, "%zu B: page on node %d, asked %d", sizes[i], node_of(p), node);
-            CHECK(node_of(p + sizes[i] - 1) == node);
+            CHECK(nm_test_node_of(p) == node, "%zu B: page on node %d, asked %d", sizes[i], nm_test_node_of(p), node);
+            CHECK(nm_test_node_of(p + sizes[i] - 1) == node);
             nm_free(p);
         }
         unsigned char *z = nm_calloc_onnode(1000, 1000, node);

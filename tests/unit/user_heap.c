@@ -17,17 +17,6 @@
 #include "numamalloc.h"
 
 #define MiB ((size_t)1 << 20)
-#define MPOL_F_ADDR (1 << 1)
-
-static int policy_of(void *p, unsigned long *mask0)
-{
-    unsigned long mask[16] = { 0 };
-    int mode = -1;
-    if (syscall(SYS_get_mempolicy, &mode, mask, 1025, p, MPOL_F_ADDR) != 0) return -1;
-    *mask0 = mask[0];
-    return mode;
-}
-
 static const size_t sizes[] = { 16, 200, 4000, 50000, 200000, 600000, 5 * MiB };
 #define NSIZES (sizeof sizes / sizeof sizes[0])
 
@@ -40,7 +29,7 @@ static void check_heap_blocks(nm_heap_t *heap, int mode, unsigned long mask, con
         memset(p, 0x77, sizes[i]);
         CHECK(nm_usable_size(p) >= sizes[i]);
         unsigned long m = 0;
-        int got = policy_of(p, &m);
+        int got = nm_test_policy_of(p, &m);
         CHECK(got == mode && m == mask, "%s: %zu B block has policy %d mask %#lx, expected %d %#lx",
               what, sizes[i], got, m, mode, mask);
         free(p);
@@ -154,7 +143,7 @@ int main(void)
     REQUIRE(moved != NULL);
     CHECK(strcmp(moved, "moved into the heap") == 0);
     unsigned long m = 0;
-    CHECK(policy_of(moved, &m) == 2 && m == 1ul << node, "the moved block is not in the heap");
+    CHECK(nm_test_policy_of(moved, &m) == 2 && m == 1ul << node, "the moved block is not in the heap");
     free(moved);
     unsigned char *z = nm_heap_calloc(hb, 1000, 1000);
     REQUIRE(z != NULL);
@@ -164,7 +153,7 @@ int main(void)
     free(z);
     void *al = nm_heap_aligned_alloc(hb, 4096, 100);
     CHECK(al && ((uintptr_t)al & 4095) == 0);
-    CHECK(policy_of(al, &m) == 2);
+    CHECK(nm_test_policy_of(al, &m) == 2);
     free(al);
     errno = 0;
     CHECK(nm_heap_aligned_alloc(hb, 48, 100) == NULL && errno == EINVAL);
@@ -191,8 +180,8 @@ int main(void)
     nm_heap_t *local = nm_heap_new(NULL);
     REQUIRE(local != NULL);
     void *lp = nm_heap_malloc(local, 1000);
-    CHECK(lp != NULL && policy_of(lp, &m) == 4 /* MPOL_LOCAL */, "local heap policy %d",
-          policy_of(lp, &m));
+    CHECK(lp != NULL && nm_test_policy_of(lp, &m) == 4 /* MPOL_LOCAL */, "local heap policy %d",
+          nm_test_policy_of(lp, &m));
     nm_heap_destroy(local);
     return nm_test_done();
 }
