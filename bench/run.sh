@@ -35,11 +35,14 @@ bench_dir="$root/bench"
 # bench/bench.h) and one line here.
 #   name | program | arguments (- for none) | takes threads= (yes/no) |
 #   metrics shown, key:better:unit (comma-separated) | what it measures
+#   [| the only allocators it runs for, when it measures an API of theirs]
 workload_table=(
   "alloc_batch | alloc_pairs | pattern=batch | yes | ns_per_pair:lower:ns | malloc+free pairs, 16 B - 2 KiB, each thread allocating a window of 256 blocks, then freeing it shuffled"
   "alloc_pair  | alloc_pairs | pattern=pair  | yes | ns_per_pair:lower:ns | malloc+free pairs, 16 B - 2 KiB, one block at a time (the fast path alone)"
   "prodcons    | prodcons    | -             | yes | mops_per_s:higher:Mops/s | blocks of 16 B - 1 KiB allocated by a producer thread, freed by a consumer thread (threads = pairs)"
   "rss         | rss         | -             | no  | rss_peak_mib:lower:MiB,rss_after_free_mib:lower:MiB,rss_after_pause_mib:lower:MiB | RSS at a 256 MiB peak (quick) of mixed 16 B - 64 KiB and 1 MiB blocks, after freeing 90% scattered, and after a 0.5 s pause"
+  "place_pair  | placement   | pattern=pair  | no  | onnode_ratio:lower:x,heap_ratio:lower:x,malloc_ns:lower:ns,onnode_ns:lower:ns,heap_ns:lower:ns | numamalloc's nm_malloc_onnode(size, this node) and nm_heap_malloc(bind:this node heap) against its malloc: ns per pair of 16 B - 1 KiB, one block at a time; ratio = time / malloc's time | numamalloc"
+  "place_batch | placement   | pattern=batch | no  | onnode_ratio:lower:x,heap_ratio:lower:x,malloc_ns:lower:ns,onnode_ns:lower:ns,heap_ns:lower:ns | the same with a window of 256 blocks freed shuffled | numamalloc"
 )
 
 # ---- the allocators ----------------------------------------------------------
@@ -83,10 +86,10 @@ cflags="${BENCH_CFLAGS:--O2 -g}"
 case "$mode" in tiny) run_limit=60 ;; quick) run_limit=180 ;; full) run_limit=600 ;; esac
 
 # ---- workload table -> arrays --------------------------------------------------
-declare -A w_program w_args w_threaded w_metrics w_about
+declare -A w_program w_args w_threaded w_metrics w_about w_only
 workloads=()
 for line in "${workload_table[@]}"; do
-    IFS='|' read -r name program wargs threaded metrics about <<<"$line"
+    IFS='|' read -r name program wargs threaded metrics about only <<<"$line"
     name=$(trim "$name")
     workloads+=("$name")
     w_program[$name]=$(trim "$program")
@@ -94,7 +97,10 @@ for line in "${workload_table[@]}"; do
     w_threaded[$name]=$(trim "$threaded")
     w_metrics[$name]=$(trim "$metrics")
     w_about[$name]=$(trim "$about")
+    w_only[$name]=$(trim "$only")
 done
+# Whether workload $1 runs for allocator $2 (all, unless the table names some).
+runs_for() { [ -z "${w_only[$1]}" ] || [[ " ${w_only[$1]} " == *" $2 "* ]]; }
 if [ -n "${BENCH_WORKLOADS:-}" ]; then
     for w in $BENCH_WORKLOADS; do
         [ -n "${w_program[$w]:-}" ] || die "unknown workload '$w' (known: ${workloads[*]})"
@@ -103,7 +109,8 @@ if [ -n "${BENCH_WORKLOADS:-}" ]; then
 fi
 
 if [ "${1:-}" = "--list" ]; then
-    for w in "${workloads[@]}"; do echo "$w ${w_threaded[$w]}"; done
+    # name, takes threads= (yes/no), and the allocators it is only for (if any)
+    for w in "${workloads[@]}"; do echo "$w ${w_threaded[$w]} ${w_only[$w]}"; done
     exit 0
 fi
 
@@ -258,12 +265,14 @@ for w in "${workloads[@]}"; do
         # warm-up: one short run per allocator (page cache, binaries), not counted
         echo "[$w] warm-up"
         for a in "${allocators[@]}"; do
+            runs_for "$w" "$a" || continue
             run_one "$w" "${w_threads%% *}" "$a" tiny "$tmp/logs/${w}_warmup_$a"
         done
     fi
     for t in $w_threads; do
         for ((r = 1; r <= repeats; r++)); do
             for a in "${allocators[@]}"; do
+                runs_for "$w" "$a" || continue
                 label="[$w"; [ "${w_threaded[$w]}" = yes ] && label+=" t=$t"; label+="]"
                 log="$tmp/logs/${w}_t${t}_${a}_$r"
                 run_one "$w" "$t" "$a" "$mode" "$log"

@@ -174,12 +174,11 @@ void *nm_large_alloc(size_t size, size_t alignment, struct nm_arena *a, bool zer
         bool hugetlb = nm_opt.hugepages == NM_HUGEPAGES_HUGETLB && size >= NM_HUGE_MIN;
         s = nm_segment_map_memory(l.size, l.align, a, hugetlb, NM_MAP_SPAN);
         if (!s) return NULL;
-        /* Huge pages for the block of a huge span when asked; never for the
-         * header's range or a smaller block (with THP "always", the first
-         * write there would fault in 2 MiB). */
-        bool thp = size >= NM_HUGE_MIN && nm_opt.hugepages == NM_HUGEPAGES_THP;
-        if (!hugetlb) nm_os_no_thp(s, thp ? l.offset : l.size);
-        if (thp) nm_os_use_thp((char *)s + l.offset, l.size - l.offset);
+        /* Huge pages for the block of a huge span when asked (the mapping
+         * came without: the header's range and smaller blocks never get
+         * them). */
+        if (size >= NM_HUGE_MIN && nm_opt.hugepages == NM_HUGEPAGES_THP)
+            nm_os_use_thp((char *)s + l.offset, l.size - l.offset);
         /* A fresh mapping reads as zero: no memset, which would also race with
          * walkers of an owned arena's span list (member_next is set). */
         s->size = l.size;

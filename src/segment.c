@@ -192,6 +192,11 @@ void *nm_segment_map_memory(size_t size, size_t align, struct nm_arena *a, bool 
         errno = ENOMEM;
         return NULL;
     }
+    /* No transparent huge pages unless a caller asks for them on a part
+     * (huge blocks): blocks are carved 4 KiB at a time so that only what is
+     * used is resident, and with THP "always" the first write (the header,
+     * just below) would fault in 2 MiB. */
+    if (!hugetlb) nm_os_no_thp(p, size);
     nm_os_name_range(p, size, "numamalloc");
     nm_map_add(p, size, kind);
     atomic_fetch_add_explicit(&nm_nodes[a->node].mapped, size, memory_order_relaxed);
@@ -247,9 +252,6 @@ struct nm_segment *nm_segment_alloc(struct nm_arena *a, enum nm_segment_kind kin
     } else {
         s = nm_segment_map_memory(NM_SEGMENT_SIZE, NM_SEGMENT_SIZE, a, false, NM_MAP_SEGMENT);
         if (!s) return NULL;
-        /* Blocks are carved 4 KiB at a time so that only what is used is
-         * resident; with THP "always" a first write would fault in 2 MiB. */
-        nm_os_no_thp(s, NM_SEGMENT_SIZE);
     }
     segment_format(s, a, kind);
     atomic_fetch_add_explicit(&ns->segments, 1, memory_order_relaxed);

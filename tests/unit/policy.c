@@ -102,7 +102,18 @@ static void this_machine(void)
     /* Policies this kernel (Linux 6.9+ here) supports, and their text. */
     parse_ok("local", NM_POLICY_LOCAL, "local");
     parse_ok("bind:0", NM_POLICY_BIND, "bind:0");
-    parse_ok("interleave:all", NM_POLICY_INTERLEAVE, count == 1 ? "interleave:0" : "interleave:all");
+    /* "all" is every node with memory, the same set as listing them. */
+    nm_policy all, listed;
+    char list[4096] = "interleave:";
+    for (int i = 0; i < count; i++) {
+        uint64_t total = 0;
+        nm_node_memory(ids[i], &total, NULL);
+        if (total) snprintf(list + strlen(list), sizeof list - strlen(list), "%d,", ids[i]);
+    }
+    list[strlen(list) - 1] = '\0';
+    REQUIRE(nm_policy_parse("interleave:all", &all, NULL, 0) == 0);
+    REQUIRE(nm_policy_parse(list, &listed, NULL, 0) == 0, "%s", list);
+    CHECK(memcmp(&all, &listed, sizeof all) == 0, "interleave:all is not %s", list);
     parse_ok("preferred-many:0", NM_POLICY_PREFERRED_MANY, "preferred-many:0");
     parse_ok("weighted-interleave:0", NM_POLICY_WEIGHTED_INTERLEAVE, "weighted-interleave:0");
 

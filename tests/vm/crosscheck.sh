@@ -10,34 +10,16 @@
 #     by /proc/self/numa_maps, which must agree (guest/crosscheck.c).
 # Exit 0 = all agree; 77 = no guest here, or libnuma/numactl not installed.
 set -u
-root=${NM_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-build=${NM_BUILD:-$root/build}
-lib=${NM_LIB:-$build/libnumamalloc.so}
-vm=$root/tests/vm/vm.sh
-out=$build/vm/guest
-
-[ -f "$lib" ] || { echo "no $lib: run make lib first"; exit 1; }
+. "$(dirname "$0")/lib.bash"
+vm_need_lib
 numactl=$(command -v numactl) || { echo "numactl not installed (make deps)"; exit 77; }
 [ -f /usr/include/numa.h ] || { echo "libnuma-dev not installed (make deps)"; exit 77; }
-mkdir -p "$out"
-${CC:-cc} -std=gnu11 -Wall -Wextra -Werror -O2 -pthread "$root/tests/vm/guest/crosscheck.c" \
-    -o "$out/crosscheck" -lnuma || { echo "cannot build tests/vm/guest/crosscheck.c"; exit 1; }
-preload=/$(basename "$lib")
+vm_build crosscheck -lnuma
 hw=$root/tests/vm/guest/hardware.sh
+files="$hw $numactl $out/crosscheck $lib"
 
-failed=0 results=()
-run() {   # shape, guest command
-    local shape=$1 rc log
-    log=$(mktemp)
-    echo "=== shape $shape"
-    "$vm" --shape "$shape" --timeout 180 --files "$hw $numactl $out/crosscheck $lib" -- sh -c "$2" 2>&1 | tee "$log"
-    rc=${PIPESTATUS[0]}
-    if [ "$rc" -eq 77 ]; then grep -v '^$' "$log" | tail -n 1; rm -f "$log"; exit 77; fi
-    rm -f "$log"
-    [ "$rc" -eq 0 ] && results+=("PASS $shape") || { results+=("FAIL $shape (exit $rc)"); failed=1; }
-}
-run 4node-cxl "sh /hardware.sh /numactl 'available: 5 nodes (0-4)' '4' '0 1 2 3' && LD_PRELOAD=$preload /crosscheck"
-run sparse "sh /hardware.sh /numactl 'available: 3 nodes (0-1,3)' '3' '0 1'"
-echo "=== results"
-printf '%s\n' "${results[@]}"
-exit $failed
+vm_run 4node-cxl 180 "$files" "sh /hardware.sh /numactl 'available: 5 nodes (0-4)' '4' '0 1 2 3' && LD_PRELOAD=$preload /crosscheck"
+vm_record 4node-cxl ""
+vm_run sparse 180 "$files" "sh /hardware.sh /numactl 'available: 3 nodes (0-1,3)' '3' '0 1'"
+vm_record sparse ""
+vm_finish

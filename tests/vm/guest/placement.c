@@ -23,7 +23,7 @@
  * "node 0" and "node 1" are the first two nodes with CPUs.  Pages are located
  * with move_pages(2) and a NULL node list (nothing is moved or faulted in);
  * no libnuma.  The test's own bookkeeping lives in mmap'd memory so that the
- * allocator under test serves only the blocks measured.
+ * allocator under test serves only the blocks measured (guest.h).
  *
  *   placement [--report] [--expect-online LIST --expect-cpus LIST] [CHECK...]
  *
@@ -47,122 +47,18 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../../testutil.h"
-
-#define MAX_NODE 64          /* node ids the test handles */
-#define OS_PAGE 4096UL
-#define KiB (1UL << 10)
-#define MiB (1UL << 20)
+#include "guest.h"
 
 static bool report_only;     /* measure and print, judge nothing */
 static int failures;
 static long pages_measured, pages_local;   /* over every judged list of this check */
 
-/* ---------------------------------------------------------------- topology */
-
-static bool node_online[MAX_NODE];
-static cpu_set_t node_cpus[MAX_NODE];
-static int cpu_nodes[MAX_NODE], cpu_node_count;
 static int node0, node1;     /* the first two nodes with CPUs */
-
-static bool read_line(const char *path, char *buf, size_t len)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) return false;
-    bool ok = fgets(buf, (int)len, f) != NULL;
-    fclose(f);
-    if (ok) buf[strcspn(buf, "\n")] = 0;
-    return ok;
-}
-
-/* Parse a kernel list ("0-1,3") into flags[0..limit). */
-static bool parse_list(const char *s, bool *flags, int limit)
-{
-    while (*s) {
-        char *end;
-        long a = strtol(s, &end, 10), b = a;
-        if (end == s) return false;
-        if (*end == '-') {
-            s = end + 1;
-            b = strtol(s, &end, 10);
-            if (end == s) return false;
-        }
-        for (long i = a; i <= b && i < limit; i++) flags[i] = true;
-        s = *end == ',' ? end + 1 : end;
-        if (*end && *end != ',') return false;
-    }
-    return true;
-}
-
-static void load_topology(void)
-{
-    char buf[4096], path[128];
-    REQUIRE(read_line("/sys/devices/system/node/online", buf, sizeof buf), "no /sys/devices/system/node/online");
-    REQUIRE(parse_list(buf, node_online, MAX_NODE), "bad node list '%s'", buf);
-    for (int n = 0; n < MAX_NODE; n++) {
-        if (!node_online[n]) continue;
-        bool cpus[CPU_SETSIZE] = {false};
-        snprintf(path, sizeof path, "/sys/devices/system/node/node%d/cpulist", n);
-        REQUIRE(read_line(path, buf, sizeof buf), "cannot read %s", path);
-        REQUIRE(parse_list(buf, cpus, CPU_SETSIZE), "bad cpu list '%s' in %s", buf, path);
-        CPU_ZERO(&node_cpus[n]);
-        for (int c = 0; c < CPU_SETSIZE; c++)
-            if (cpus[c]) CPU_SET(c, &node_cpus[n]);
-        if (CPU_COUNT(&node_cpus[n]) > 0) cpu_nodes[cpu_node_count++] = n;
-    }
-    /* The shape promised at least two nodes with CPUs: fewer is a failure. */
-    REQUIRE(cpu_node_count >= 2, "the guest has %d node(s) with CPUs, the shape promised 2 or more", cpu_node_count);
-    node0 = cpu_nodes[0];
-    node1 = cpu_nodes[1];
-}
-
-static int current_node(void)
-{
-    unsigned cpu = 0, node = 0;
-    REQUIRE(syscall(SYS_getcpu, &cpu, &node, NULL) == 0, "getcpu: %s", strerror(errno));
-    return (int)node;
-}
-
-/* Move the calling thread onto `node`'s CPUs and check it runs there. */
-static void run_on_node(int node)
-{
-    REQUIRE(sched_setaffinity(0, sizeof node_cpus[node], &node_cpus[node]) == 0,
-            "sched_setaffinity to node %d: %s", node, strerror(errno));
-    int now = current_node();
-    REQUIRE(now == node, "pinned to node %d but getcpu says node %d", node, now);
-}
 
 typedef int (*rebind_fn)(void);
 static rebind_fn thread_rebind;   /* nm_thread_rebind, when numamalloc is loaded */
 
 /* ---------------------------------------------------------------- bookkeeping */
-
-static void *map_zeroed(size_t bytes)
-{
-    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    REQUIRE(p != MAP_FAILED, "mmap %zu bytes: %s", bytes, strerror(errno));
-    return p;
-}
-
-struct block { char *p; size_t size; };
-
-struct blocks {              /* a list of blocks in mmap'd memory */
-    struct block *b;
-    long n, cap;
-};
-
-static void blocks_init(struct blocks *bl, long cap)
-{
-    bl->b = map_zeroed((size_t)cap * sizeof *bl->b);
-    bl->n = 0;
-    bl->cap = cap;
-}
-
-static void blocks_release(struct blocks *bl)
-{
-    if (bl->b) munmap(bl->b, (size_t)bl->cap * sizeof *bl->b);
-    bl->b = NULL;
-}
 
 /* malloc a block, write every byte of it (first touch), remember it. */
 static char *alloc_touch(struct blocks *bl, size_t size)
@@ -175,18 +71,6 @@ static char *alloc_touch(struct blocks *bl, size_t size)
     bl->b[bl->n].size = size;
     bl->n++;
     return p;
-}
-
-static void blocks_push(struct blocks *bl, struct block b)
-{
-    REQUIRE(bl->n < bl->cap, "block list full");
-    bl->b[bl->n++] = b;
-}
-
-static void free_all(struct blocks *bl)
-{
-    for (long i = 0; i < bl->n; i++) free(bl->b[i].p);
-    bl->n = 0;
 }
 
 static uint64_t next_random(uint64_t *state)   /* xorshift64 */
@@ -224,86 +108,6 @@ static void alloc_kinds(struct blocks bl[KINDS], uint64_t *seed, int divide)
     }
 }
 
-/* ---------------------------------------------------------------- where pages are */
-
-/* Ask the kernel which node each page is on: status[i] is the node, or a
- * negative errno (-ENOENT: not present).  NULL nodes: nothing moves. */
-static void locate_pages(uintptr_t *pages, long n, int *status)
-{
-    const long batch = 4096;
-    for (long i = 0; i < n; i += batch) {
-        long k = n - i < batch ? n - i : batch;
-        long r = syscall(SYS_move_pages, 0, (unsigned long)k, (void **)(pages + i), NULL, status + i, 0);
-        REQUIRE(r == 0, "move_pages: %s", strerror(errno));
-    }
-}
-
-static void sift_down(uintptr_t *a, long start, long end)
-{
-    long root = start;
-    while (2 * root + 1 < end) {
-        long child = 2 * root + 1;
-        if (child + 1 < end && a[child] < a[child + 1]) child++;
-        if (a[root] >= a[child]) return;
-        uintptr_t t = a[root]; a[root] = a[child]; a[child] = t;
-        root = child;
-    }
-}
-
-static void sort_addresses(uintptr_t *a, long n)   /* heapsort: no malloc */
-{
-    for (long start = n / 2 - 1; start >= 0; start--) sift_down(a, start, n);
-    for (long end = n - 1; end > 0; end--) {
-        uintptr_t t = a[0]; a[0] = a[end]; a[end] = t;
-        sift_down(a, 0, end);
-    }
-}
-
-static long pages_in(const struct block *b)
-{
-    uintptr_t first = (uintptr_t)b->p & ~(OS_PAGE - 1);
-    uintptr_t last = ((uintptr_t)b->p + b->size - 1) & ~(OS_PAGE - 1);
-    return (long)((last - first) / OS_PAGE) + 1;
-}
-
-struct tally {
-    long pages;              /* distinct pages holding the blocks */
-    long on[MAX_NODE];       /* ... on each node */
-    long absent;             /* ... not present (never touched?!) */
-};
-
-/* Where the distinct pages of some lists of blocks are. */
-static void tally_lists(struct blocks *lists, int nlists, struct tally *t)
-{
-    long total = 0;
-    memset(t, 0, sizeof *t);
-    for (int l = 0; l < nlists; l++)
-        for (long i = 0; i < lists[l].n; i++) total += pages_in(&lists[l].b[i]);
-    if (total == 0) return;
-    uintptr_t *pages = map_zeroed((size_t)total * sizeof *pages);
-    long n = 0;
-    for (int l = 0; l < nlists; l++)
-        for (long i = 0; i < lists[l].n; i++) {
-            uintptr_t first = (uintptr_t)lists[l].b[i].p & ~(OS_PAGE - 1);
-            for (long k = 0; k < pages_in(&lists[l].b[i]); k++) pages[n++] = first + (uintptr_t)k * OS_PAGE;
-        }
-    sort_addresses(pages, n);
-    long unique = 0;
-    for (long i = 0; i < n; i++)
-        if (unique == 0 || pages[i] != pages[unique - 1]) pages[unique++] = pages[i];
-    int *status = map_zeroed((size_t)unique * sizeof *status);
-    locate_pages(pages, unique, status);
-    t->pages = unique;
-    for (long i = 0; i < unique; i++) {
-        if (status[i] >= 0 && status[i] < MAX_NODE) t->on[status[i]]++;
-        else t->absent++;
-    }
-    munmap(status, (size_t)unique * sizeof *status);
-    munmap(pages, (size_t)total * sizeof *pages);
-}
-
-/* Print one measurement and judge it: at least min_percent of the pages on
- * `want` (and none absent).  Returns whether it passed. */
 static bool judge(const char *check, const char *what, const struct tally *t, int want, int min_percent)
 {
     double pct = t->pages ? 100.0 * (double)t->on[want] / (double)t->pages : 0.0;
@@ -330,7 +134,7 @@ static void explain(const char *check, const struct blocks *bl, int want);
 static bool judge_blocks(const char *check, const char *what, const struct blocks *bl, int want, int min_percent)
 {
     struct tally t;
-    tally_lists((struct blocks *)bl, 1, &t);
+    tally_lists(bl, 1, &t);
     bool ok = judge(check, what, &t, want, min_percent);
     if (!ok && !report_only) explain(check, bl, want);
     return ok;
@@ -862,6 +666,8 @@ int main(int argc, char **argv)
     thread_rebind = (rebind_fn)(uintptr_t)dlsym(RTLD_DEFAULT, "nm_thread_rebind");
     if (!report_only) nm_test_require_numamalloc();
     load_topology();
+    node0 = cpu_nodes[0];
+    node1 = cpu_nodes[1];
 
     if (one) {                       /* child: one check */
         for (int c = 0; c < NCHECKS; c++)
