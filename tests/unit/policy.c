@@ -191,6 +191,19 @@ static void sparse_cxl(void)
     parse_ok("interleave:all", NM_POLICY_INTERLEAVE, "interleave:0,4");
     parse_fails("bind:1", "node 1 does not exist (nodes: 0,2,4)");
     parse_fails("bind:0,2", "node 2 has no memory");
+    /* A node without memory: refused by every allocation function, nothing
+     * allocated. */
+    errno = 0;
+    CHECK(nm_malloc_onnode(64, 2) == NULL && errno == EINVAL);
+    errno = 0;
+    CHECK(nm_calloc_onnode(1, 1 << 20, 2) == NULL && errno == EINVAL);
+    errno = 0;
+    CHECK(nm_reserve(2, 1 << 20) == -1 && errno == EINVAL);
+    nm_policy no_memory = nm_policy_preferred(2);
+    errno = 0;
+    CHECK(nm_heap_new(&no_memory) == NULL && errno == EINVAL);
+    errno = 0;
+    CHECK(nm_region_map(1 << 20, &no_memory, NM_PREFAULT_NONE, 0) == NULL && errno == EINVAL);
 }
 
 static const struct {
