@@ -117,3 +117,27 @@ uninstall:
 
 clean:
 	rm -rf $(BUILD)
+
+# Examples (examples/README.md): `make examples` builds them into
+# $(BUILD)/examples/, linked with the shared library (rpath to it); the MPI
+# one only where mpicc is.  make check builds and runs them on its own
+# (tests/programs/examples.sh, example_mpi.sh, tests/vm/examples.sh).
+EXAMPLES      = $(addprefix $(BUILD)/examples/,openmp buffer_pool worker_pool seed001_demo) \
+                $(if $(shell command -v mpicc),$(BUILD)/examples/mpi)
+EXAMPLE_FLAGS = -std=gnu11 $(WARN) $(CFLAGS) -Iinclude
+EXAMPLE_LINK  = -L$(BUILD) -lnumamalloc -Wl,-rpath,$(abspath $(BUILD))
+
+.PHONY: examples
+examples: $(EXAMPLES)
+
+$(BUILD)/examples:
+	mkdir -p $@
+
+$(BUILD)/examples/openmp: examples/openmp.c include/numamalloc.h $(SO) | $(BUILD)/examples
+	$(CC) $(EXAMPLE_FLAGS) -fopenmp $< -o $@ $(EXAMPLE_LINK)
+
+$(BUILD)/examples/mpi: examples/mpi.c include/numamalloc.h $(SO) | $(BUILD)/examples
+	mpicc $(EXAMPLE_FLAGS) $< -o $@ $(EXAMPLE_LINK)
+
+$(BUILD)/examples/%: examples/%.c include/numamalloc.h $(SO) | $(BUILD)/examples
+	$(CC) $(EXAMPLE_FLAGS) -pthread $< -o $@ $(EXAMPLE_LINK) -pthread

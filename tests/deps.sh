@@ -8,6 +8,7 @@ pkgs=(
   libnuma-dev numactl               # independent placement checks (tests only, never the library)
   libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 libtbbmalloc2   # peers for make bench
   qemu-system-x86 busybox-static cpio   # the multi-node test machine (tests/vm)
+  openmpi-bin libopenmpi-dev        # examples/mpi.c (tests/programs/example_mpi.sh)
 )
 # CPython's regression tests for Debian's python3 (tests/programs/python_alloc.sh).
 if [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c 'import test.libregrtest' 2>/dev/null; then
