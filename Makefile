@@ -5,7 +5,7 @@
 #   make check-tsan    the stress tests against a -fsanitize=thread build
 #   make bench         benchmarks against glibc and the installed peers
 #   make deps          install what the tests and benchmarks need (Debian/Ubuntu)
-#   make install PREFIX=/usr/local [DESTDIR=...]
+#   make install PREFIX=/usr/local [DESTDIR=...]   (and make uninstall, the same way)
 #
 # CC=clang works as well as gcc.
 
@@ -13,6 +13,7 @@ CC       ?= cc
 CXX      ?= c++
 PREFIX   ?= /usr/local
 DESTDIR  ?=
+MANDIR   ?= $(PREFIX)/share/man
 BUILD    ?= build
 CFLAGS   ?= -O2 -g
 CXXFLAGS ?= -O2 -g
@@ -32,6 +33,13 @@ LIB_HDR  = $(wildcard src/*.h) include/numamalloc.h
 LIB_OBJ  = $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
 TSAN_OBJ = $(filter-out $(BUILD)/tsan/override.o,$(LIB_SRC:src/%.c=$(BUILD)/tsan/%.o))
 
+# The numamalloc command (tools/): linked with the static library, so it
+# runs without it installed; it preloads the .so next to it or in ../lib.
+TOOL_SRC   = $(wildcard tools/*.c)
+TOOL       = $(BUILD)/numamalloc
+TOOL_FLAGS = -std=gnu11 $(WARN) $(CFLAGS) -Iinclude -DNM_SONAME='"libnumamalloc.so.$(SOVERSION)"' -pthread
+CMAKEDIR   = $(PREFIX)/lib/cmake/numamalloc
+
 SO       = $(BUILD)/libnumamalloc.so
 ARCHIVE  = $(BUILD)/libnumamalloc.a
 TSAN_LIB = $(BUILD)/tsan/libnumamalloc-tsan.a
@@ -47,9 +55,10 @@ PRELOAD_BIN = $(PRELOAD_SRC:tests/preload/%.c=$(BUILD)/tests/preload/%) \
 TSAN_BIN    = $(TSAN_SRC:tests/tsan/%.c=$(BUILD)/tests/tsan/%)
 SCRIPT_TESTS = $(wildcard tests/programs/*.sh) bench/selftest.sh $(filter-out tests/vm/vm.sh,$(wildcard tests/vm/*.sh))
 
-.PHONY: all lib tests check check-tsan bench bench-deps deps install uninstall clean
-all: lib tests
+.PHONY: all lib tool tests check check-tsan bench bench-deps deps install uninstall clean
+all: lib tool tests
 lib: $(SO) $(ARCHIVE)
+tool: $(TOOL)
 tests: $(UNIT_BIN) $(PRELOAD_BIN)
 
 $(BUILD)/obj/%.o: src/%.c $(LIB_HDR) | $(BUILD)/obj
@@ -62,6 +71,9 @@ $(SO): $(LIB_OBJ)
 
 $(ARCHIVE): $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $(LIB_OBJ)
+
+$(TOOL): $(TOOL_SRC) tools/tool.h include/numamalloc.h $(ARCHIVE)
+	$(CC) $(TOOL_FLAGS) $(TOOL_SRC) -o $@ $(ARCHIVE)
 
 $(BUILD)/obj $(BUILD)/tsan $(BUILD)/tests/unit $(BUILD)/tests/preload $(BUILD)/tests/tsan:
 	mkdir -p $@
@@ -101,8 +113,9 @@ deps:
 bench-deps:
 	bench/deps.sh
 
-install: lib
-	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/lib/pkgconfig
+install: lib tool
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	    $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(CMAKEDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
 	install -m 644 include/numamalloc.h $(DESTDIR)$(PREFIX)/include/
 	install -m 755 $(SO) $(DESTDIR)$(PREFIX)/lib/libnumamalloc.so.$(VERSION)
 	ln -sf libnumamalloc.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libnumamalloc.so.$(SOVERSION)
@@ -110,10 +123,21 @@ install: lib
 	install -m 644 $(ARCHIVE) $(DESTDIR)$(PREFIX)/lib/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' numamalloc.pc.in \
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/numamalloc.pc
+	for f in numamallocConfig numamallocConfigVersion; do \
+	    sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' cmake/$$f.cmake.in \
+	        > $(DESTDIR)$(CMAKEDIR)/$$f.cmake || exit 1; \
+	done
+	install -m 755 $(TOOL) $(DESTDIR)$(PREFIX)/bin/numamalloc
+	install -m 644 man/numamalloc.1 $(DESTDIR)$(MANDIR)/man1/numamalloc.1
+	install -m 644 man/numamalloc.3 $(DESTDIR)$(MANDIR)/man3/numamalloc.3
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/include/numamalloc.h $(DESTDIR)$(PREFIX)/lib/libnumamalloc.so* \
-	      $(DESTDIR)$(PREFIX)/lib/libnumamalloc.a $(DESTDIR)$(PREFIX)/lib/pkgconfig/numamalloc.pc
+	      $(DESTDIR)$(PREFIX)/lib/libnumamalloc.a $(DESTDIR)$(PREFIX)/lib/pkgconfig/numamalloc.pc \
+	      $(DESTDIR)$(CMAKEDIR)/numamallocConfig.cmake $(DESTDIR)$(CMAKEDIR)/numamallocConfigVersion.cmake \
+	      $(DESTDIR)$(PREFIX)/bin/numamalloc \
+	      $(DESTDIR)$(MANDIR)/man1/numamalloc.1 $(DESTDIR)$(MANDIR)/man3/numamalloc.3
+	rmdir $(DESTDIR)$(CMAKEDIR) 2>/dev/null || true
 
 clean:
 	rm -rf $(BUILD)

@@ -14,10 +14,12 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -165,16 +167,44 @@ static void after_fork_in_child(void)
     nm_segment_after_fork();
 }
 
+/* NUMAMALLOC_STATS: the statistics go to a private copy of stderr taken at
+ * start, because programs may close fd 2 in their own exit handlers, which
+ * run before ours (GNU coreutils' close_stdout does).  If the copy no longer
+ * is the same file at exit (the program closed it and the number was
+ * reused), they go to fd 2 if that still is, else nowhere. */
+static int stats_fd = -1;
+static dev_t stats_dev;
+static ino_t stats_ino;
+
+static bool same_file(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 && st.st_dev == stats_dev && st.st_ino == stats_ino;
+}
+
 static void print_stats_at_exit(void)
 {
-    nm_stats_print(2);
+    if (stats_fd >= 0 && same_file(stats_fd)) nm_stats_print(stats_fd);
+    else if (same_file(2)) nm_stats_print(2);
+}
+
+static void keep_stderr_for_stats(void)
+{
+    struct stat st;
+    if (fstat(2, &st) != 0) return;
+    stats_dev = st.st_dev;
+    stats_ino = st.st_ino;
+    stats_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
 }
 
 __attribute__((constructor)) static void numamalloc_start(void)
 {
     nm_heap_init();
     (void)pthread_atfork(NULL, NULL, after_fork_in_child);
-    if (nm_opt.stats_at_exit) atexit(print_stats_at_exit);
+    if (nm_opt.stats_at_exit) {
+        keep_stderr_for_stats();
+        atexit(print_stats_at_exit);
+    }
     if (nm_opt.verbose) {
         nm_line l = { .len = 0 };
         nm_line_str(&l, "numamalloc: ");

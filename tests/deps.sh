@@ -4,6 +4,7 @@
 set -euo pipefail
 pkgs=(
   g++ clang make                    # compilers (clang: the build is checked with both)
+  cmake pkg-config groff-base       # the install test (find_package, pkg-config) and man pages
   python3 git sqlite3 coreutils     # real programs run under LD_PRELOAD in tests/programs
   libnuma-dev numactl               # independent placement checks (tests only, never the library)
   libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 libtbbmalloc2   # peers for make bench

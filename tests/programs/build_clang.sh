@@ -5,7 +5,7 @@ set -eu
 root=${NM_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 command -v clang >/dev/null || { echo "clang not installed (make deps installs it)"; exit 77; }
 build=$(mktemp -d); trap 'rm -rf "$build"' EXIT
-make -s -C "$root" CC=clang BUILD="$build" lib >"$build.log" 2>&1 ||
+make -s -C "$root" CC=clang BUILD="$build" lib tool >"$build.log" 2>&1 ||
     { cat "$build.log"; rm -f "$build.log"; exit 1; }
 rm -f "$build.log"
 for t in sizes realloc calloc aligned stress; do

@@ -1,0 +1,112 @@
+/*
+ * tool.h — what the files of the `numamalloc` command share: errors and
+ * exit statuses, reading /proc and /sys files, number and list formatting,
+ * a small JSON writer, and the options that start a program with the
+ * library preloaded (run, stat).
+ *
+ * The command is a tool, not the library: it uses stdio and malloc freely
+ * (its malloc is numamalloc's, from libnumamalloc.a).
+ */
+#ifndef NUMAMALLOC_TOOL_H
+#define NUMAMALLOC_TOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Exit statuses (run and stat otherwise exit with the program's status). */
+enum {
+    EXIT_FAILED = 1,        /* something could not be read or done */
+    EXIT_USAGE = 2,         /* bad command line, policy or node */
+    EXIT_CANNOT_EXEC = 126, /* the program exists but cannot be run */
+    EXIT_NOT_FOUND = 127,   /* no such program */
+};
+
+/* Print "numamalloc: MESSAGE" on stderr and exit with `status`. */
+__attribute__((noreturn, format(printf, 2, 3))) void fail(int status, const char *fmt, ...);
+
+/* Flush stdout and exit 0, or report a write error and exit 1. */
+__attribute__((noreturn)) void finish(void);
+
+/* The whole file as a NUL-terminated string (malloc'd), or NULL with errno. */
+char *read_text(const char *path);
+/* The first line of a file as an unsigned number; false if unreadable. */
+bool read_u64(const char *path, uint64_t *out);
+
+/* Where the topology is read from: NUMAMALLOC_SYSFS_ROOT (tests) or /sys,
+ * as the library does. */
+const char *sysfs_root(void);
+
+/* "64.0 MiB"; `buf` of at least 32 bytes.  Signed: "-1.5 MiB". */
+const char *format_bytes(char *buf, uint64_t bytes);
+const char *format_bytes_signed(char *buf, int64_t bytes);
+/* Ascending ids as a list: "0-3,8,10-11" ("" for none). */
+void format_list(char *buf, size_t len, const int *ids, int count);
+
+/* ---- JSON ------------------------------------------------------------------ */
+
+#define JSON_MAX_DEPTH 16
+
+struct json {
+    FILE *out;
+    int depth;
+    bool has_items[JSON_MAX_DEPTH]; /* a comma is due before the next item */
+    bool inline_[JSON_MAX_DEPTH];   /* items on one line (short arrays) */
+};
+
+/* `key` names the member inside an object; NULL inside an array. */
+void json_begin(struct json *j, FILE *out);
+void json_open(struct json *j, const char *key, char bracket);   /* '{' or '[' */
+void json_open_inline(struct json *j, const char *key, char bracket);
+void json_close(struct json *j, char bracket);
+void json_end(struct json *j);
+void json_string(struct json *j, const char *key, const char *value); /* NULL: null */
+void json_uint(struct json *j, const char *key, uint64_t value);
+void json_int(struct json *j, const char *key, int64_t value);
+void json_double(struct json *j, const char *key, double value);
+void json_bool(struct json *j, const char *key, bool value);
+void json_null(struct json *j, const char *key);
+
+/* ---- starting a program with the library (run, stat) ------------------------ */
+
+struct launch {
+    const char *command;        /* "run" or "stat", for messages */
+    char policy_option[300];    /* as the user wrote it, e.g. "--membind=1"; "" if none */
+    char policy[256];           /* NUMAMALLOC_POLICY, "" to leave it alone */
+    const char *hugepages;      /* NUMAMALLOC_HUGEPAGES, NULL to leave it */
+    bool stats;                 /* NUMAMALLOC_STATS=1 */
+};
+
+/* Options both run and stat take; values for getopt_long. */
+enum {
+    OPT_POLICY = 256, OPT_INTERLEAVE, OPT_MEMBIND, OPT_PREFERRED, OPT_HUGEPAGES,
+    OPT_STATS, OPT_JSON, OPT_HELP, OPT_OUTPUT, OPT_MAPPINGS,
+};
+
+/* Take one of the policy or huge page options; false if `opt` is not one. */
+bool launch_option(struct launch *l, int opt, const char *arg);
+/* Check the policy against this machine (nm_policy_parse, nm_policy_check);
+ * a bad one is reported in one line, exit 2. */
+void launch_check(const struct launch *l);
+/* Set LD_PRELOAD (the library next to this command) and the NUMAMALLOC_
+ * variables in this process's environment; exits 1 if the library cannot
+ * be found. */
+void launch_environment(const struct launch *l);
+/* execvp, or report why not in one line and exit 126 or 127. */
+__attribute__((noreturn)) void launch_exec(char **argv);
+/* The exit status a shell would give for execvp's errno. */
+int exec_failure_status(int err);
+void exec_failure_message(const char *program, int err);
+
+/* A usage error found by getopt: one line, exit 2. */
+__attribute__((noreturn)) void bad_option(const char *command, int opt, char **argv);
+/* Print the help of a command on stdout and exit 0. */
+__attribute__((noreturn)) void command_help(const char *name);
+
+int cmd_run(int argc, char **argv);
+int cmd_topology(int argc, char **argv);
+int cmd_maps(int argc, char **argv);
+int cmd_stat(int argc, char **argv);
+
+#endif
