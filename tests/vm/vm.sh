@@ -8,7 +8,7 @@
 # The guest is a Debian cloud kernel plus an initramfs holding busybox, the
 # given files (each copied to /BASENAME in the guest; ELF files bring the
 # libraries ldd finds for them, and the dynamic loader), and an init that
-# mounts proc, sys, dev and a tmpfs /tmp, runs COMMAND in / and powers off.
+# mounts proc, sys and dev, runs COMMAND in / and powers off.
 # COMMAND's output comes back on the host's stdout; vm.sh exits with
 # COMMAND's exit status.  Other outcomes have their own codes:
 #   77  no guest can be had here (no qemu-system-x86_64, no kernel): skip
@@ -187,7 +187,8 @@ export PATH=/bin:/sbin:/usr/bin:/usr/sbin:/ HOME=/tmp
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-mount -t tmpfs -o mode=1777 tmpfs /tmp
+chmod 1777 /tmp    # the initramfs itself is writable memory; a tmpfs mounted here
+                   # would hide files copied from a host path under /tmp
 cd /
 exec 3>/dev/ttyS1
 stty -F /dev/ttyS1 raw -echo 2>/dev/null
