@@ -7,7 +7,6 @@
 #include <string.h>
 
 uint32_t nm_class_size[NM_CLASS_COUNT];
-uint8_t nm_direct_class[NM_DIRECT_SLOTS];
 
 void nm_page_classes_init(void)
 {
@@ -16,7 +15,6 @@ void nm_page_classes_init(void)
         unsigned k = 7 + (c - 8) / 8, step = (c - 8) % 8;
         nm_class_size[c] = (1u << k) + (step + 1) * (1u << (k - 3));
     }
-    for (unsigned i = 0; i < NM_DIRECT_SLOTS; i++) nm_direct_class[i] = (uint8_t)nm_size_class(i * 16);
 }
 
 void nm_page_format(struct nm_segment *s, size_t index, unsigned cls)

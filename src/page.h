@@ -25,7 +25,6 @@
 #define NM_EXTEND_BYTES (4 * NM_KiB)     /* carve at most this much at a time */
 
 extern uint32_t nm_class_size[NM_CLASS_COUNT];
-extern uint8_t nm_direct_class[NM_DIRECT_SLOTS];   /* (size + 15) / 16 -> class */
 
 void nm_page_classes_init(void);
 
