@@ -373,11 +373,19 @@ static void heap_adopt_abandoned(struct nm_heap *h, int count)
     }
 }
 
-/* A segment with a free page of `kind`: our own, or a fresh one. */
+/* A segment with a free page of `kind`: our own, an abandoned one of our
+ * arena that has one, or a fresh one. */
 static struct nm_segment *heap_segment_with_free_page(struct nm_heap *h, enum nm_segment_kind kind)
 {
     struct nm_segment *s = h->segments[kind];
     if (s && s->free_pages) return s;
+    for (int i = 0; i < 16; i++) {
+        s = nm_segment_take_abandoned(h->arena);
+        if (!s) break;
+        heap_adopt(h, s);
+        s = h->segments[kind];
+        if (s && s->free_pages) return s;
+    }
     s = nm_segment_alloc(h->arena, kind);
     if (!s) return NULL;
     segment_own(h, s);

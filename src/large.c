@@ -95,6 +95,10 @@ static bool cache_put(struct nm_segment *s, uint64_t now_ms)
     /* Once in a slot the span is anyone's: read what we need first. */
     int node = s->node;
     size_t size = s->size;
+    /* The cache limit holds for spans at once: a span that would take the
+     * node past it goes back now rather than after the purge delay. */
+    if (atomic_load_explicit(&nm_nodes[node].cached, memory_order_relaxed) + size > nm_opt.cache_bytes)
+        return false;
     struct large_cache *c = &caches[node];
     s->cached_ms = now_ms;
     for (int i = 0; i < NM_LARGE_CACHE_SLOTS; i++) {

@@ -140,10 +140,19 @@ void nm_stack_push(struct nm_stack *st, struct nm_segment *s)
     atomic_fetch_add_explicit(&st->count, 1, memory_order_relaxed);
 }
 
+/* Win the pop flag.  A thread that finds it taken tries again a bounded
+ * number of times (a pop holds it for a few instructions), then gives up:
+ * it never waits for a holder that a fork or a signal may have stopped. */
 static bool stack_try_enter(struct nm_stack *st)
 {
-    if (atomic_load_explicit(&st->top, memory_order_relaxed) == NULL) return false;
-    return !atomic_exchange_explicit(&st->popping, true, memory_order_acquire);
+    for (int tries = 0; tries < 64; tries++) {
+        if (atomic_load_explicit(&st->top, memory_order_relaxed) == NULL) return false;
+        if (!atomic_exchange_explicit(&st->popping, true, memory_order_acquire)) return true;
+#if defined(__x86_64__)
+        __builtin_ia32_pause();
+#endif
+    }
+    return false;
 }
 
 static void stack_leave(struct nm_stack *st)
