@@ -21,7 +21,13 @@
  * thread reads the per-thread pair counters at both ends of the interval,
  * which it stretches, if need be, until every thread has done a round.
  *
- * Usage:  alloc_pairs threads=N pattern=batch|pair mode=tiny|quick|full
+ * pairs=N (for profiling, e.g. under valgrind: bench/profile.sh) makes the
+ * work fixed instead: each thread does N pairs after a warm-up of N/4, and
+ * the interval runs from the start until every thread is done; the RESULT
+ * line then also gives warmup_pairs (all threads), which run_pair or
+ * run_batch made too.
+ *
+ * Usage:  alloc_pairs threads=N pattern=batch|pair mode=tiny|quick|full [pairs=N]
  * Prints: RESULT bench=alloc_pairs ... ns_per_pair=X mops_per_s=Y ...
  *   ns_per_pair  thread-seconds per pair: interval * threads / pairs
  *                (above the core count it includes waiting for a core)
@@ -56,10 +62,12 @@ struct worker {
     int index;
     int check_ok;
     uint64_t checksum;
+    uint64_t warmup_pairs;        /* pairs=N: the warm-up's pairs */
 };
 
 static enum pattern pattern;
 static struct mode_params params;
+static uint64_t fixed_pairs;          /* pairs=N: pairs per thread, or 0: timed (read only) */
 static pthread_barrier_t start_barrier;
 static _Atomic int stop_flag;
 
@@ -101,7 +109,8 @@ static void verify_blocks(struct worker *w, const uint16_t *sizes)
     bench_unmap(ranges, (size_t)params.verify_blocks * sizeof *ranges);
 }
 
-static void run_batch(struct worker *w, const uint16_t *sizes)
+/* Both patterns run until the stop flag, or until `limit` pairs if not 0. */
+static void run_batch(struct worker *w, const uint16_t *sizes, uint64_t limit)
 {
     void *blocks[WINDOW];
     uint16_t block_size[WINDOW], free_order[WINDOW];
@@ -117,7 +126,8 @@ static void run_batch(struct worker *w, const uint16_t *sizes)
         free_order[j] = t;
     }
 
-    while (!atomic_load_explicit(&stop_flag, memory_order_relaxed)) {
+    while (!atomic_load_explicit(&stop_flag, memory_order_relaxed) &&
+           (!limit || pairs < limit)) {
         for (int i = 0; i < WINDOW; i++) {
             size_t size = sizes[next++ % SIZE_TABLE];
             void *p = malloc(size);
@@ -143,12 +153,13 @@ static void run_batch(struct worker *w, const uint16_t *sizes)
     w->checksum = sum;
 }
 
-static void run_pair(struct worker *w, const uint16_t *sizes)
+static void run_pair(struct worker *w, const uint16_t *sizes, uint64_t limit)
 {
     uint64_t pairs = 0, sum = 0;
     unsigned next = 0;
 
-    while (!atomic_load_explicit(&stop_flag, memory_order_relaxed)) {
+    while (!atomic_load_explicit(&stop_flag, memory_order_relaxed) &&
+           (!limit || pairs < limit)) {
         for (int i = 0; i < PAIR_ROUND; i++) {
             size_t size = sizes[next++ % SIZE_TABLE];
             void *p = malloc(size);
@@ -178,11 +189,19 @@ static void *worker_main(void *arg)
         sizes[i] = (uint16_t)bench_size_log_uniform(&seed, SIZE_MIN, SIZE_MAX_BYTES);
 
     verify_blocks(w, sizes);
+    if (fixed_pairs) {   /* the warm-up, not counted */
+        if (pattern == PATTERN_BATCH)
+            run_batch(w, sizes, fixed_pairs / 4);
+        else
+            run_pair(w, sizes, fixed_pairs / 4);
+        w->warmup_pairs = atomic_load(&w->pairs.value);
+        atomic_store(&w->pairs.value, 0);
+    }
     pthread_barrier_wait(&start_barrier);
     if (pattern == PATTERN_BATCH)
-        run_batch(w, sizes);
+        run_batch(w, sizes, fixed_pairs);
     else
-        run_pair(w, sizes);
+        run_pair(w, sizes, fixed_pairs);
     return NULL;
 }
 
@@ -212,6 +231,7 @@ int main(int argc, char **argv)
     bench_args_parse(&args, argc, argv);
     int threads = (int)bench_arg_long(&args, "threads", 1, 1, 1024);
     const char *pattern_name = bench_arg_str(&args, "pattern", "batch");
+    fixed_pairs = (uint64_t)bench_arg_long(&args, "pairs", 0, 0, 1L << 40);
     params = mode_table[bench_arg_mode(&args)];
     bench_args_done(&args, argv[0]);
     if (strcmp(pattern_name, "batch") == 0)
@@ -232,24 +252,36 @@ int main(int argc, char **argv)
         }
     }
     pthread_barrier_wait(&start_barrier);
-    bench_sleep(params.warm_s);
     uint64_t *seen = bench_map((size_t)threads * sizeof *seen);
-    uint64_t pairs_start = read_pairs(workers, threads, seen);
-    double t_start = bench_now();
-    bench_sleep(params.run_s);
-    /* On a crowded machine a thread may not get a CPU during a short
-     * interval; extend the interval until every thread has done a round. */
-    while (!all_advanced(workers, threads, seen) && !atomic_load(&any_failure) &&
-           bench_now() - t_start < MAX_INTERVAL_S)
-        bench_sleep(0.001);
-    uint64_t pairs_end = read_pairs(workers, threads, seen);
-    double t_end = bench_now();
-    atomic_store(&stop_flag, 1);
+    uint64_t pairs_start = 0, pairs_end;
+    double t_start, t_end;
+    if (fixed_pairs) {
+        t_start = bench_now();
+        for (int i = 0; i < threads; i++)
+            pthread_join(workers[i].thread, NULL);
+        t_end = bench_now();
+        pairs_end = read_pairs(workers, threads, seen);
+    } else {
+        bench_sleep(params.warm_s);
+        pairs_start = read_pairs(workers, threads, seen);
+        t_start = bench_now();
+        bench_sleep(params.run_s);
+        /* On a crowded machine a thread may not get a CPU during a short
+         * interval; extend the interval until every thread has done a round. */
+        while (!all_advanced(workers, threads, seen) && !atomic_load(&any_failure) &&
+               bench_now() - t_start < MAX_INTERVAL_S)
+            bench_sleep(0.001);
+        pairs_end = read_pairs(workers, threads, seen);
+        t_end = bench_now();
+        atomic_store(&stop_flag, 1);
+        for (int i = 0; i < threads; i++)
+            pthread_join(workers[i].thread, NULL);
+    }
 
     int check_ok = 1;
-    uint64_t checksum = 0;
+    uint64_t checksum = 0, warmup_pairs = 0;
     for (int i = 0; i < threads; i++) {
-        pthread_join(workers[i].thread, NULL);
+        warmup_pairs += workers[i].warmup_pairs;
         check_ok &= workers[i].check_ok;
         checksum += workers[i].checksum;
     }
@@ -264,6 +296,8 @@ int main(int argc, char **argv)
            " pairs=%llu seconds=%.3f",
            pattern_name, threads, seconds * 1e9 * threads / (double)pairs,
            (double)pairs / seconds / 1e6, (unsigned long long)pairs, seconds);
+    if (fixed_pairs)
+        printf(" warmup_pairs=%llu", (unsigned long long)warmup_pairs);
     bench_result_end(check_ok, checksum);
     return check_ok ? 0 : 1;
 }

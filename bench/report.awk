@@ -2,22 +2,32 @@
 # Markdown tables of results.md, and writes the thread-scaling data the plots
 # are drawn from.
 #
-#   awk -v plot_dir=DIR -f report.awk workloads.txt runs.csv > tables.md
+#   awk -v plot_dir=DIR -v variants="name=settings;..." -f report.awk workloads.txt runs.csv > tables.md
 #
 # workloads.txt  one line per workload: name|description (from run.sh's table)
 # runs.csv       workload,threads,allocator,run,status,metric,value,unit,better,peak_rss_kb,wall_s
+# variants       numamalloc's variants in the run (numamalloc_*: the same library
+#                with other settings), with their settings
 #
 # For each workload and metric: one row per thread count and allocator with
 # the median over the runs, the spread (min - max), the cost relative to glibc
-# and to the best peer (the best allocator other than numamalloc), and the
-# median peak RSS.  An allocator with any failed run shows FAIL, never a
-# number.  Ratios compare costs (time, 1/throughput, memory): below 1.00 is
-# better than the reference.
+# and to the best peer (the best allocator other than numamalloc and its
+# variants), and the median peak RSS; under the table, numamalloc's cost
+# relative to each variant.  An allocator with any failed run shows FAIL,
+# never a number.  Ratios compare costs (time, 1/throughput, memory): below
+# 1.00 is better than the reference.  A value that is a word ("unsupported",
+# "one_node": an optional metric the machine cannot measure) is shown as
+# such; a metric with no number at all is one sentence instead of a table.
 #
-# plot_dir/<workload>.scaling.<allocator>: for workloads run at more than
-# one thread count, "threads median" lines of the first metric, and one line
-# per such workload in plot_dir/scaling.list: workload|metric|unit|better|
-# the allocators that have points, space-separated.
+# Plot data:
+#   plot_dir/<workload>.<metric>.scaling.<allocator>: for workloads run at
+#     more than one thread count, "threads median" lines of each metric, and
+#     one line per workload and metric in plot_dir/scaling.list:
+#     workload|metric|unit|better|the allocators that have points
+#   plot_dir/<workload>.<metric>.bars: for workloads run at one thread count
+#     by more than one allocator, "allocator median" lines of the first
+#     metric, and one line per such workload in plot_dir/bars.list:
+#     workload|metric|unit|better|file
 
 function add_unique(list_name, key, value) {
     if (!((list_name, key) in seen)) {
@@ -71,6 +81,33 @@ function is_better(v, r, better) {
     return better == "higher" ? v > r : v < r
 }
 
+# numamalloc itself or one of its variants: never a peer.
+function is_ours(a) {
+    return a == "numamalloc" || a ~ /^numamalloc_/
+}
+
+function is_number(v) {
+    return v ~ /^[0-9]+(\.[0-9]+)?$/
+}
+
+# What a word in place of a number means.
+function word_text(what) {
+    if (what == "unsupported")
+        return "not supported on this machine: the CPU (or its hypervisor) exposes no such hardware counter, so there is no number"
+    if (what == "one_node")
+        return "not measured: this machine has one NUMA node, so there is no other node's memory; only the local figure is reported"
+    return "not measured (" what ")"
+}
+
+BEGIN {
+    n_variants = split(variants, variant_list, ";")
+    for (i = 1; i <= n_variants; i++) {
+        eq = index(variant_list[i], "=")
+        variant_name[i] = substr(variant_list[i], 1, eq - 1)
+        variant_settings[i] = substr(variant_list[i], eq + 1)
+    }
+}
+
 FNR == NR {
     split($0, f, "|")
     description[f[1]] = f[2]
@@ -100,8 +137,11 @@ FNR == 1 && $1 == "workload" { next }
             if (!((w, t, a) in fail_reason))
                 fail_reason[w, t, a] = status
         }
-    } else {
+    } else if (is_number(v)) {
         values[w, m, t, a] = values[w, m, t, a] " " v
+    } else {
+        word[w, m, t, a] = v
+        words[w, m] = v
     }
 }
 
@@ -119,6 +159,15 @@ END {
         for (mi = 1; mi <= count["metrics_" w]; mi++) {
             m = list["metrics_" w, mi]
             b = better[w, m]
+            numbers = 0
+            for (ti = 1; ti <= nt; ti++)
+                for (ai = 1; ai <= count["allocators"]; ai++)
+                    if ((w, m, tlist[ti], list["allocators", ai]) in values)
+                        numbers = 1
+            if (!numbers && (w, m) in words) {
+                printf "**%s**: %s.\n\n", m, word_text(words[w, m])
+                continue
+            }
             printf "**%s** (%s, %s is better)\n\n", m, unit[w, m], b
             printf "| threads | allocator | median | min - max | vs glibc | vs best peer | peak RSS |\n"
             printf "|--:|:--|--:|--:|--:|--:|--:|\n"
@@ -132,7 +181,7 @@ END {
                     ok[a] = ((w, t, a) in runs) && !((w, t, a) in failures) && ((w, m, t, a) in values)
                     if (!ok[a]) continue
                     med[a] = median(values[w, m, t, a]); lo[a] = g_min; hi[a] = g_max
-                    if (a != "numamalloc" && (best == "" || is_better(med[a], best_value, b))) {
+                    if (!is_ours(a) && (best == "" || is_better(med[a], best_value, b))) {
                         best = a; best_value = med[a]
                     }
                 }
@@ -141,6 +190,10 @@ END {
                 for (ai = 1; ai <= count["allocators"]; ai++) {
                     a = list["allocators", ai]
                     if (!((w, t, a) in runs)) continue
+                    if (!ok[a] && !((w, t, a) in failures) && (w, m, t, a) in word) {
+                        printf "| %s | %s | n/a: %s | | | | |\n", t, a, word[w, m, t, a]
+                        continue
+                    }
                     if (!ok[a]) {
                         reason = ((w, t, a) in fail_reason) ? fail_reason[w, t, a] : "FAIL: no value"
                         sub(/^FAIL: */, "", reason)
@@ -154,33 +207,66 @@ END {
                     printf "| %s | %s | %s | %s - %s | %s | %s | %s |\n", t, a, fmt(med[a]),
                            fmt(lo[a]), fmt(hi[a]), vs_glibc, vs_best, fmt_kb(rss)
                 }
+                # numamalloc against each of its variants at this thread count
+                for (vi = 1; vi <= n_variants; vi++) {
+                    v = variant_name[vi]
+                    if (ok["numamalloc"] && ok[v])
+                        variant_note[vi] = variant_note[vi] (variant_note[vi] == "" ? "" : ", ") \
+                            cost_ratio(med["numamalloc"], med[v], b) (nt > 1 ? " at " t " thr" : "")
+                }
             }
             printf "\nBest peer (fastest or smallest allocator other than numamalloc): %s.\n\n",
                    best_note == "" ? "none" : best_note
-        }
+            for (vi = 1; vi <= n_variants; vi++) {
+                if (variant_note[vi] ~ /[0-9]/)
+                    printf "numamalloc (default settings) vs %s (`%s`): %s (its cost over the variant's; below 1.00: the default is better).\n\n",
+                           variant_name[vi], variant_settings[vi], variant_note[vi]
+                variant_note[vi] = ""
+            }
 
-        # thread-scaling data for the plots (first metric)
-        if (plot_dir != "" && nt > 1) {
-            m = list["metrics_" w, 1]
-            plotted = ""
-            for (ai = 1; ai <= count["allocators"]; ai++) {
-                a = list["allocators", ai]
-                file = plot_dir "/" w ".scaling." a
-                points = 0
-                for (ti = 1; ti <= nt; ti++) {
-                    t = tlist[ti]
-                    if (((w, t, a) in runs) && !((w, t, a) in failures) && ((w, m, t, a) in values)) {
-                        printf "%s %s\n", t, median(values[w, m, t, a]) > file
-                        points++
+            # plot data: one bar per allocator (the first metric of workloads
+            # at one thread count that more than one allocator ran)
+            if (plot_dir != "" && nt == 1 && mi == 1) {
+                file = plot_dir "/" w "." m ".bars"
+                bars = 0
+                for (ai = 1; ai <= count["allocators"]; ai++) {
+                    a = list["allocators", ai]
+                    if (((w, tlist[1], a) in runs) && ok[a]) {
+                        printf "%s %s\n", a, median(values[w, m, tlist[1], a]) > file
+                        bars++
                     }
                 }
-                if (points) {
+                if (bars)
                     close(file)
-                    plotted = plotted (plotted == "" ? "" : " ") a
-                }
+                if (bars > 1)
+                    printf "%s|%s|%s|%s|%s\n", w, m, unit[w, m], b, file > (plot_dir "/bars.list")
             }
-            if (plotted != "")
-                printf "%s|%s|%s|%s|%s\n", w, m, unit[w, m], better[w, m], plotted > (plot_dir "/scaling.list")
+        }
+
+        # thread-scaling data for the plots (every metric with numbers)
+        if (plot_dir != "" && nt > 1) {
+            for (mi = 1; mi <= count["metrics_" w]; mi++) {
+                m = list["metrics_" w, mi]
+                plotted = ""
+                for (ai = 1; ai <= count["allocators"]; ai++) {
+                    a = list["allocators", ai]
+                    file = plot_dir "/" w "." m ".scaling." a
+                    points = 0
+                    for (ti = 1; ti <= nt; ti++) {
+                        t = tlist[ti]
+                        if (((w, t, a) in runs) && !((w, t, a) in failures) && ((w, m, t, a) in values)) {
+                            printf "%s %s\n", t, median(values[w, m, t, a]) > file
+                            points++
+                        }
+                    }
+                    if (points) {
+                        close(file)
+                        plotted = plotted (plotted == "" ? "" : " ") a
+                    }
+                }
+                if (plotted != "")
+                    printf "%s|%s|%s|%s|%s\n", w, m, unit[w, m], better[w, m], plotted > (plot_dir "/scaling.list")
+            }
         }
     }
 }

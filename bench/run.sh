@@ -19,8 +19,10 @@
 #   BENCH_EXTRA_ALLOCATORS="name=/path/lib.so ..."   more allocators to preload
 #   NM_LIB=build/libnumamalloc.so, CC=cc, BENCH_CFLAGS="-O2 -g"
 #
-#   bench/run.sh --list        the workloads: name and whether it takes threads
+#   bench/run.sh --list        the workloads: name, whether it takes threads, its
+#                              optional metrics (or -), and the allocators that run it
 #   bench/run.sh --allocators  the allocators: name, found|missing, library or apt package
+#   bench/run.sh --build       only build the programs (into build/bench/)
 #
 # Exit status: 0 when every run passed, 1 when a run failed or the build did
 # (the report is written either way), 2 for a bad setting.
@@ -34,27 +36,41 @@ bench_dir="$root/bench"
 # Adding a workload: one C file in bench/ (it prints one RESULT line, see
 # bench/bench.h) and one line here.
 #   name | program | arguments (- for none) | takes threads= (yes/no) |
-#   metrics shown, key:better:unit (comma-separated) | what it measures
+#   metrics shown, key:better:unit[:optional] (comma-separated) | what it measures
 #   [| the only allocators it runs for, when it measures an API of theirs]
+# An optional metric may be a word instead of a number where the machine
+# cannot measure it: "unsupported" (no such hardware counter) or "one_node"
+# (needs two NUMA nodes); the report says so instead of showing a number.
 workload_table=(
   "alloc_batch | alloc_pairs | pattern=batch | yes | ns_per_pair:lower:ns | malloc+free pairs, 16 B - 2 KiB, each thread allocating a window of 256 blocks, then freeing it shuffled"
   "alloc_pair  | alloc_pairs | pattern=pair  | yes | ns_per_pair:lower:ns | malloc+free pairs, 16 B - 2 KiB, one block at a time (the fast path alone)"
   "prodcons    | prodcons    | -             | yes | mops_per_s:higher:Mops/s | blocks of 16 B - 1 KiB allocated by a producer thread, freed by a consumer thread (threads = pairs)"
+  "server_mix  | server_mix  | -             | yes | mops_per_s:higher:Mops/s,peak_rss_mib:lower:MiB | a server-like mix (larson-style): each thread replaces blocks of 8 B - 64 KiB, short- and long-lived, in an array it inherited from the thread before it; every round a new thread takes over (threads = arrays worked on at once); Mops/s = free+malloc operations"
   "rss         | rss         | -             | no  | rss_peak_mib:lower:MiB,rss_after_free_mib:lower:MiB,rss_after_pause_mib:lower:MiB | RSS at a 256 MiB peak (quick) of mixed 16 B - 64 KiB and 1 MiB blocks, after freeing 90% scattered, and after a 0.5 s pause"
+  "large       | large       | -             | no  | kops_per_s:higher:kops/s,us_per_cycle:lower:us | big blocks: malloc 64 KiB - 1 MiB, grow with realloc (1.25x - 2x a step) up to 64 MiB, free; 4 live at once; every page written once; thousands of malloc/realloc/free calls per second"
+  "hugepages   | hugepages   | -             | no  | ns_per_read:lower:ns,huge_pct:higher:%,fill_ms:lower:ms,dtlb_misses_per_read:lower:misses:optional | dependent random reads over a 1 GiB array (quick; 4 GiB full) from one malloc: ns per read, share of the array on huge pages, time to write it once, dTLB misses per read (hardware counter)"
+  "triad       | triad       | -             | no  | local_gbs:higher:GB/s,remote_gbs:higher:GB/s:optional,interleave_gbs:higher:GB/s:optional | STREAM triad, one pinned thread per CPU, each on 3 x 32 MiB arrays of its own (quick): memory it allocated and first wrote, memory of another node, memory interleaved over all nodes"
   "place_pair  | placement   | pattern=pair  | no  | onnode_ratio:lower:x,heap_ratio:lower:x,malloc_ns:lower:ns,onnode_ns:lower:ns,heap_ns:lower:ns | numamalloc's nm_malloc_onnode(size, this node) and nm_heap_malloc(bind:this node heap) against its malloc: ns per pair of 16 B - 1 KiB, one block at a time; ratio = time / malloc's time | numamalloc"
   "place_batch | placement   | pattern=batch | no  | onnode_ratio:lower:x,heap_ratio:lower:x,malloc_ns:lower:ns,onnode_ns:lower:ns,heap_ns:lower:ns | the same with a window of 256 blocks freed shuffled | numamalloc"
 )
 
 # ---- the allocators ----------------------------------------------------------
 #   name | library to preload (- for none; a soname is looked up) | Debian package
+#   [| environment it runs with (VAR=value ..., - for none)
+#    | the only workloads it runs in (space-separated; empty: all)]
+# A name starting with "numamalloc_" is a variant of numamalloc (other
+# settings): it is never counted as a peer, and the tables compare numamalloc
+# with it.  numamalloc_nothp measures what huge pages bring: numamalloc asks
+# for transparent huge pages on blocks of 2 MiB and more by default.
 nm_lib="${NM_LIB:-$root/build/libnumamalloc.so}"
 allocator_table=(
-  "glibc      | -                        | libc6"
-  "numamalloc | $nm_lib                  | -"
-  "jemalloc   | libjemalloc.so.2         | libjemalloc2"
-  "mimalloc   | libmimalloc.so.2         | libmimalloc2.0"
-  "tcmalloc   | libtcmalloc_minimal.so.4 | libtcmalloc-minimal4"
-  "tbbmalloc  | libtbbmalloc_proxy.so.2  | libtbbmalloc2"
+  "glibc            | -                        | libc6"
+  "numamalloc       | $nm_lib                  | -"
+  "jemalloc         | libjemalloc.so.2         | libjemalloc2"
+  "mimalloc         | libmimalloc.so.2         | libmimalloc2.0"
+  "tcmalloc         | libtcmalloc_minimal.so.4 | libtcmalloc-minimal4"
+  "tbbmalloc        | libtbbmalloc_proxy.so.2  | libtbbmalloc2"
+  "numamalloc_nothp | $nm_lib                  | -  | NUMAMALLOC_HUGEPAGES=off | large hugepages triad"
 )
 
 trim() { local s="$1"; s="${s#"${s%%[![:space:]]*}"}"; printf '%s' "${s%"${s##*[![:space:]]}"}"; }
@@ -73,8 +89,10 @@ if [ -n "${BENCH_THREADS:-}" ]; then
         [[ "$t" =~ ^[1-9][0-9]*$ ]] || die "BENCH_THREADS must list positive numbers, not '$t'"
     done
 else
+    # 1, 2, 4 ... up to twice the CPUs, and twice the CPUs itself
     thread_counts=""
     for ((t = 1; t <= 2 * cpus; t *= 2)); do thread_counts+="$t "; done
+    [ $((t / 2)) -eq $((2 * cpus)) ] || thread_counts+="$((2 * cpus)) "
     thread_counts="${thread_counts% }"
 fi
 out="${BENCH_OUT:-$bench_dir/results}"
@@ -99,19 +117,26 @@ for line in "${workload_table[@]}"; do
     w_about[$name]=$(trim "$about")
     w_only[$name]=$(trim "$only")
 done
-# Whether workload $1 runs for allocator $2 (all, unless the table names some).
-runs_for() { [ -z "${w_only[$1]}" ] || [[ " ${w_only[$1]} " == *" $2 "* ]]; }
+# Whether workload $1 runs for allocator $2: the workload may name the only
+# allocators it is for, and the allocator the only workloads it runs in.
+runs_for() {
+    { [ -z "${w_only[$1]}" ] || [[ " ${w_only[$1]} " == *" $2 "* ]]; } &&
+    { [ -z "${a_only[$2]:-}" ] || [[ " ${a_only[$2]} " == *" $1 "* ]]; }
+}
+# The optional metrics of workload $1, comma-separated, or "-".
+optional_metrics() {
+    local spec list=""
+    IFS=',' read -r -a specs <<<"${w_metrics[$1]}"
+    for spec in "${specs[@]}"; do
+        [[ "$spec" == *:optional ]] && list+="${list:+,}${spec%%:*}"
+    done
+    echo "${list:--}"
+}
 if [ -n "${BENCH_WORKLOADS:-}" ]; then
     for w in $BENCH_WORKLOADS; do
         [ -n "${w_program[$w]:-}" ] || die "unknown workload '$w' (known: ${workloads[*]})"
     done
     read -r -a workloads <<<"$BENCH_WORKLOADS"
-fi
-
-if [ "${1:-}" = "--list" ]; then
-    # name, takes threads= (yes/no), and the allocators it is only for (if any)
-    for w in "${workloads[@]}"; do echo "$w ${w_threaded[$w]} ${w_only[$w]}"; done
-    exit 0
 fi
 
 # ---- allocator table -> what is installed ----------------------------------------
@@ -131,13 +156,17 @@ find_library() {
     done
 }
 
-declare -A a_lib a_package a_status
+declare -A a_lib a_package a_status a_env a_only
 known_allocators=()
 for line in "${allocator_table[@]}"; do
-    IFS='|' read -r name lib package <<<"$line"
+    IFS='|' read -r name lib package env only <<<"$line"
     name=$(trim "$name"); lib=$(trim "$lib"); package=$(trim "$package")
+    env=$(trim "$env"); only=$(trim "$only")
     known_allocators+=("$name")
     a_package[$name]="$package"
+    [ "$env" = "-" ] && env=""
+    a_env[$name]="$env"
+    a_only[$name]="$only"
     if [ "$lib" = "-" ]; then
         a_lib[$name]="-"; a_status[$name]=found
     else
@@ -150,6 +179,7 @@ for spec in ${BENCH_EXTRA_ALLOCATORS:-}; do
     [[ "$name" =~ ^[a-z0-9_]+$ && "$lib" != "$spec" ]] || die "BENCH_EXTRA_ALLOCATORS: use name=/path/lib.so, not '$spec'"
     known_allocators+=("$name")
     a_package[$name]="-"
+    a_env[$name]="" a_only[$name]=""
     a_lib[$name]=$(find_library "$lib")
     [ -n "${a_lib[$name]}" ] && a_status[$name]=found || a_status[$name]=missing
 done
@@ -176,7 +206,18 @@ if [ "${1:-}" = "--allocators" ]; then
     done
     exit 0
 fi
-[ $# -eq 0 ] || die "usage: bench/run.sh [--list | --allocators] (settings come from the environment)"
+if [ "${1:-}" = "--list" ]; then
+    # name, takes threads= (yes/no), optional metrics (or -), and the
+    # allocators found that run it
+    for w in "${workloads[@]}"; do
+        line="$w ${w_threaded[$w]} $(optional_metrics "$w")"
+        for a in "${allocators[@]}"; do runs_for "$w" "$a" && line+=" $a"; done
+        echo "$line"
+    done
+    exit 0
+fi
+[ $# -eq 0 ] || [ "$1" = --build ] ||
+    die "usage: bench/run.sh [--list | --allocators | --build] (settings come from the environment)"
 
 # ---- build the programs (once; every allocator runs the same binary) --------------
 mkdir -p "$bench_build" || exit 1
@@ -199,6 +240,7 @@ for p in "${programs[@]}"; do
     fi
 done
 echo "$flags_now" >"$build_stamp"
+[ "${1:-}" = --build ] && exit 0
 
 # ---- one run ---------------------------------------------------------------------
 signal_name() { local n; n=$(kill -l "$1" 2>/dev/null) && echo "SIG$n" || echo "signal $1"; }
@@ -210,8 +252,10 @@ run_one() {
     local args=(mode="$m")
     [ "${w_args[$w]}" != "-" ] && read -r -a extra <<<"${w_args[$w]}" && args+=("${extra[@]}")
     [ "${w_threaded[$w]}" = yes ] && args+=(threads="$t")
-    local cmd=("$bench_build/${w_program[$w]}" "${args[@]}")
-    [ "$lib" != "-" ] && cmd=(env LD_PRELOAD="$lib" "${cmd[@]}")
+    local cmd=("$bench_build/${w_program[$w]}" "${args[@]}") settings
+    read -r -a settings <<<"${a_env[$a]}"
+    [ "$lib" != "-" ] && settings+=(LD_PRELOAD="$lib")
+    [ ${#settings[@]} -gt 0 ] && cmd=(env "${settings[@]}" "${cmd[@]}")
     echo "${cmd[*]}" >"$log.cmd"
     start=$EPOCHREALTIME
     timeout -k 5 "$run_limit" "${cmd[@]}" >"$log.out" 2>"$log.err" </dev/null
@@ -243,7 +287,7 @@ declare -A result   # the fields of the last RESULT line, by key
 # ---- the runs ----------------------------------------------------------------------
 mkdir -p "$tmp" || exit 1
 rm -rf "$tmp/logs"
-rm -f "$tmp"/*.scaling.* "$tmp"/*.trace.* "$tmp/scaling.list" "$tmp/gnuplot.log"
+rm -f "$tmp"/*.scaling.* "$tmp"/*.trace.* "$tmp"/*.bars "$tmp/scaling.list" "$tmp/bars.list" "$tmp/gnuplot.log"
 mkdir -p "$tmp/logs" || exit 1
 csv="$tmp/runs.csv"
 echo "workload,threads,allocator,run,status,metric,value,unit,better,peak_rss_kb,wall_s" >"$csv"
@@ -255,12 +299,25 @@ echo "bench: allocators: ${allocators[*]:-none}"
 for a in "${missing[@]}"; do echo "bench: missing $a: $(how_to_add "$a")"; done
 [ ${#allocators[@]} -gt 0 ] || { echo "bench: no allocator to run" >&2; exit 1; }
 
+# The thread counts of workload $1.
+workload_threads() { if [ "${w_threaded[$1]}" = yes ]; then echo "$thread_counts"; else echo 1; fi; }
+
+# How many runs are planned, for the progress count.
+planned_runs=0
+for w in "${workloads[@]}"; do
+    for t in $(workload_threads "$w"); do
+        for a in "${allocators[@]}"; do
+            runs_for "$w" "$a" && planned_runs=$((planned_runs + repeats))
+        done
+    done
+done
+echo "bench: $planned_runs runs planned (plus one warm-up per workload and allocator)"
+
 suite_start=$(date +%s)
 failed_runs=0 total_runs=0
 declare -A last_ok_log
 for w in "${workloads[@]}"; do
-    w_threads="$thread_counts"
-    [ "${w_threaded[$w]}" = yes ] || w_threads=1
+    w_threads=$(workload_threads "$w")
     if [ "$mode" != tiny ]; then
         # warm-up: one short run per allocator (page cache, binaries), not counted
         echo "[$w] warm-up"
@@ -281,14 +338,14 @@ for w in "${workloads[@]}"; do
                 peak_kb="${result[peak_rss_kb]:-}"
                 shown=""
                 for spec in "${metric_specs[@]}"; do
-                    IFS=':' read -r metric better unit <<<"$spec"
+                    IFS=':' read -r metric better unit optional <<<"$spec"
                     value="${result[$metric]:-}"
-                    if [ "$run_status" = ok ] && ! [[ "$value" =~ ^[0-9]+(\.[0-9]+)?$ ]]; then
-                        run_status="FAIL: no number for $metric in the RESULT line"
-                    fi
+                    [[ "$value" =~ ^[0-9]+(\.[0-9]+)?$ ]] && continue
+                    [ "$optional" = optional ] && [[ "$value" =~ ^(unsupported|one_node)$ ]] && continue
+                    [ "$run_status" = ok ] && run_status="FAIL: no number for $metric in the RESULT line"
                 done
                 for spec in "${metric_specs[@]}"; do
-                    IFS=':' read -r metric better unit <<<"$spec"
+                    IFS=':' read -r metric better unit optional <<<"$spec"
                     value="${result[$metric]:-}"
                     status="${run_status//,/;}"
                     if [ "$run_status" = ok ]; then
@@ -298,12 +355,13 @@ for w in "${workloads[@]}"; do
                     fi
                     echo "$w,$t,$a,$r,$status,$metric,$value,$unit,$better,$peak_kb,$run_wall" >>"$csv"
                 done
+                progress="$total_runs/$planned_runs"
                 if [ "$run_status" = ok ]; then
                     last_ok_log[$w|$a]="$log.out"
-                    printf '%-22s %-11s run %d/%d  %s\n' "$label" "$a" "$r" "$repeats" "$shown"
+                    printf '%-9s %-18s %-16s run %d/%d  %s\n' "$progress" "$label" "$a" "$r" "$repeats" "$shown"
                 else
                     failed_runs=$((failed_runs + 1))
-                    printf '%-22s %-11s run %d/%d  %s (log: %s.*)\n' "$label" "$a" "$r" "$repeats" "$run_status" "$log"
+                    printf '%-9s %-18s %-16s run %d/%d  %s (log: %s.*)\n' "$progress" "$label" "$a" "$r" "$repeats" "$run_status" "$log"
                     tail -n 3 "$log.err" | sed 's/^/      | /'
                 fi
             done
@@ -318,13 +376,15 @@ plot_note=""
 draw_plots() {
     local term="png size 800,500"
     gnuplot -e 'set terminal pngcairo' >/dev/null 2>&1 && term="pngcairo size 800,500"
-    # thread scaling of each threaded workload's first metric
+    # thread scaling of each metric of the threaded workloads (the first
+    # metric's plot is <workload>_scaling.png, the others' <workload>_<metric>_scaling.png)
     if [ -f "$tmp/scaling.list" ]; then
         while IFS='|' read -r w metric unit better allocs; do
             local png="$out/${w}_scaling.png" series="" a
+            [ -f "$png" ] && png="$out/${w}_${metric}_scaling.png"
             for a in $allocs; do
                 local width=2; [ "$a" = numamalloc ] && width=4
-                series+="${series:+, }'$tmp/$w.scaling.$a' using 1:2 with linespoints lw $width title '$a'"
+                series+="${series:+, }'$tmp/$w.$metric.scaling.$a' using 1:2 with linespoints lw $width title '$a'"
             done
             gnuplot >"$tmp/gnuplot.log" 2>&1 <<EOF && plots+=("$png")
 set terminal $term noenhanced
@@ -339,6 +399,29 @@ set yrange [0:*]
 plot $series
 EOF
         done <"$tmp/scaling.list"
+    fi
+    # one bar per allocator for the first metric of the workloads run at one
+    # thread count (medians, from report.awk)
+    if [ -f "$tmp/bars.list" ]; then
+        while IFS='|' read -r w metric unit better data; do
+            local png="$out/${w}_bars.png"
+            gnuplot >"$tmp/gnuplot.log" 2>&1 <<EOF && plots+=("$png")
+set terminal $term noenhanced
+set output '$png'
+set title "$w: $metric, median of the runs ($better is better)"
+set ylabel '$metric ($unit)'
+set style fill solid 0.6 border -1
+set boxwidth 0.6
+set grid ytics
+set yrange [0:*]
+set offsets 0, 0, graph 0.1, 0
+set xtics rotate by -30
+unset key
+plot '$data' using 0:2:(stringcolumn(1) eq 'numamalloc' ? 0xcc6633 : 0x4477aa):xtic(1) \
+         with boxes lc rgb variable, \
+     '' using 0:2:(sprintf('%.3g', \$2)) with labels offset 0,0.8
+EOF
+        done <"$tmp/bars.list"
     fi
     # RSS over time for workloads that print TRACE lines (last good run of each allocator)
     local w a series
@@ -367,8 +450,14 @@ EOF
 }
 
 # ---- the report ------------------------------------------------------------------------
-awk -F, -v plot_dir="$tmp" -f "$bench_dir/report.awk" "$tmp/workloads.txt" "$csv" >"$tmp/tables.md"
-rm -f "$out"/*_scaling.png "$out"/*_trace.png
+variants=""
+for a in "${allocators[@]}"; do
+    [[ "$a" == numamalloc_* ]] && variants+="${variants:+;}$a=${a_env[$a]}"
+done
+report_failed=0
+awk -F, -v plot_dir="$tmp" -v variants="$variants" -f "$bench_dir/report.awk" \
+    "$tmp/workloads.txt" "$csv" >"$tmp/tables.md" || report_failed=1
+rm -f "$out"/*_scaling.png "$out"/*_trace.png "$out"/*_bars.png
 if command -v gnuplot >/dev/null 2>&1; then
     draw_plots
     [ ${#plots[@]} -gt 0 ] || plot_note="gnuplot failed: see $tmp/gnuplot.log"
@@ -389,10 +478,12 @@ machine_line() {
 }
 
 allocator_line() {
-    local a="$1" version=""
+    local a="$1" version="" notes=""
     if [ "$a" = glibc ]; then echo "glibc (no preload)"; return; fi
     [ "${a_package[$a]}" != "-" ] && version=$(dpkg-query -W -f='${Version}' "${a_package[$a]}" 2>/dev/null)
-    echo "$a${version:+ $version} (\`${a_lib[$a]#"$root/"}\`)"
+    [ -n "${a_env[$a]}" ] && notes+=" with \`${a_env[$a]}\`"
+    [ -n "${a_only[$a]}" ] && notes+=", only in: ${a_only[$a]}"
+    echo "$a${version:+ $version} (\`${a_lib[$a]#"$root/"}\`$notes)"
 }
 
 reproduce="make bench BENCH=$mode"
@@ -415,8 +506,9 @@ reproduce="make bench BENCH=$mode"
     echo "How to read: each row is the median of the runs, with the lowest and highest run."
     echo "\"vs glibc\" and \"vs best peer\" compare costs (time per operation, 1/throughput,"
     echo "or memory): below 1.00 is better than the reference, above 1.00 worse.  The best"
-    echo "peer is the best allocator other than numamalloc at that thread count.  Peak RSS"
-    echo "is the process's VmHWM (median).  FAIL means a run crashed, timed out, failed its"
+    echo "peer is the best allocator other than numamalloc and its variants (numamalloc_*:"
+    echo "the same library with other settings) at that thread count.  Peak RSS is the"
+    echo "process's VmHWM (median).  FAIL means a run crashed, timed out, failed its"
     echo "self-check or did not run the allocator it should have; its numbers are not shown."
     echo "Thread counts above the number of CPUs ($cpus) include time spent waiting for a CPU."
     echo
@@ -437,6 +529,10 @@ cat "$out/results.md"
 echo
 echo "bench: wrote $out/results.md, $out/runs.csv${plots[*]:+ and ${#plots[@]} plots}; logs in $tmp/logs"
 [ -n "$plot_note" ] && echo "bench: $plot_note"
+if [ $report_failed -eq 1 ]; then
+    echo "bench: making the tables FAILED (bench/report.awk)"
+    exit 1
+fi
 if [ $failed_runs -gt 0 ]; then
     echo "bench: $failed_runs of $total_runs runs FAILED"
     exit 1
