@@ -212,6 +212,10 @@ void *nm_segment_map_memory(size_t size, size_t align, struct nm_arena *a, bool 
     if (a->owned) {
         _Atomic(struct nm_segment *) *list = kind == NM_MAP_SEGMENT ? &a->members : &a->spans;
         struct nm_segment *s = p, *head = atomic_load_explicit(list, memory_order_relaxed);
+        /* A new span is its mapper's: once listed, other threads look for a
+         * free span there, and a fresh header would read as free. */
+        if (kind == NM_MAP_SPAN)
+            atomic_store_explicit(&s->large_state, NM_LARGE_LIVE, memory_order_relaxed);
         do {
             s->member_next = head;
         } while (!atomic_compare_exchange_weak_explicit(list, &head, s, memory_order_release,
