@@ -122,13 +122,8 @@ nm_export void *nm_aligned_alloc(size_t alignment, size_t size)
     if (!nm_is_pow2(alignment)) { errno = EINVAL; return NULL; }
     if (alignment <= 16) return nm_alloc_inline(size);
     if (size > PTRDIFF_MAX) { errno = ENOMEM; return NULL; }
-    if (alignment <= NM_MEDIUM_MAX && size <= NM_MEDIUM_MAX) {
-        /* The first class at least as big whose size is a multiple of the
-         * alignment: its blocks are naturally aligned (page.h). */
-        unsigned cls = nm_size_class(size > alignment ? size : alignment);
-        while (nm_class_size[cls] & (alignment - 1)) cls++;
-        return nm_heap_alloc_class(nm_tls_heap, cls);
-    }
+    if (alignment <= NM_MEDIUM_MAX && size <= NM_MEDIUM_MAX)
+        return nm_heap_alloc_class(nm_tls_heap, nm_aligned_class(size, alignment));
     int saved = errno;
     void *p = nm_large_alloc(size, alignment, large_arena(size), false);
     if (p) errno = saved;
@@ -174,6 +169,19 @@ nm_export size_t nm_usable_size(const void *p)
 
 /* ---- realloc ------------------------------------------------------------------------------ */
 
+/* Find the live block `p` for a realloc named `fn`; report (and fail with
+ * EINVAL) a pointer we do not own or a block already free. */
+static bool realloc_lookup(void *p, const char *fn, struct block_ref *ref)
+{
+    switch (block_lookup(p, ref)) {
+    case BLOCK_NOT_OURS: report_invalid(fn, p); break;
+    case BLOCK_FREE: report_double_free(fn, p); break;
+    case BLOCK_LIVE: return true;
+    }
+    errno = EINVAL;
+    return false;
+}
+
 void *nm_realloc_named(void *p, size_t size, const char *fn)
 {
     if (!p) return nm_alloc_inline(size);
@@ -182,11 +190,7 @@ void *nm_realloc_named(void *p, size_t size, const char *fn)
         return NULL;
     }
     struct block_ref ref;
-    switch (block_lookup(p, &ref)) {
-    case BLOCK_NOT_OURS: report_invalid(fn, p); errno = EINVAL; return NULL;
-    case BLOCK_FREE: report_double_free(fn, p); errno = EINVAL; return NULL;
-    case BLOCK_LIVE: break;
-    }
+    if (!realloc_lookup(p, fn, &ref)) return NULL;
     if (size > PTRDIFF_MAX) { errno = ENOMEM; return NULL; }
 
     /* Keep the block when the new size still fits and wastes under half. */
@@ -300,13 +304,7 @@ nm_export nm_heap_t *nm_heap_new(const nm_policy *policy)
     if (nm_policy_check(&p, NULL, 0) != 0) return NULL;
     struct nm_user_heap *uh = nm_os_reserve(sizeof *uh, NM_OS_PAGE, false);
     if (!uh) { errno = ENOMEM; return NULL; }
-    nm_nodemask mask;
-    nm_policy_kernel_mask(&p, &mask);
-    int first = 0;
-    while (first < NM_MASK_BITS - 1 && !nm_mask_test(&mask, first)) first++;
-    int index = p.mode == NM_POLICY_LOCAL ? nm_topology_current_node()
-                                          : nm_topology_index(&nm_topo, first);
-    nm_arena_init(&uh->arena, index < 0 ? 0 : index, nm_policy_kernel_mode(&p), &mask);
+    nm_arena_init_policy(&uh->arena, &p, nm_topology_current_node());
     uh->arena.owned = true;
     uh->policy = p;
     uh->id = atomic_fetch_add_explicit(&next_user_heap_id, 1, memory_order_relaxed);
@@ -348,10 +346,7 @@ nm_export void *nm_heap_aligned_alloc(nm_heap_t *uh, size_t alignment, size_t si
     if (alignment <= 16) return nm_heap_malloc(uh, size);
     if (alignment <= NM_MEDIUM_MAX && size <= NM_MEDIUM_MAX) {
         struct nm_heap *h = nm_heap_user(&uh->arena, uh->id);
-        if (!h) return NULL;
-        unsigned cls = nm_size_class(size > alignment ? size : alignment);
-        while (nm_class_size[cls] & (alignment - 1)) cls++;
-        return nm_heap_alloc_class(h, cls);
+        return h ? nm_heap_alloc_class(h, nm_aligned_class(size, alignment)) : NULL;
     }
     return nm_large_alloc(size, alignment, &uh->arena, false);
 }
@@ -364,11 +359,7 @@ nm_export void *nm_heap_realloc(nm_heap_t *uh, void *p, size_t size)
         return NULL;
     }
     struct block_ref ref;
-    switch (block_lookup(p, &ref)) {
-    case BLOCK_NOT_OURS: report_invalid("nm_heap_realloc", p); errno = EINVAL; return NULL;
-    case BLOCK_FREE: report_double_free("nm_heap_realloc", p); errno = EINVAL; return NULL;
-    case BLOCK_LIVE: break;
-    }
+    if (!realloc_lookup(p, "nm_heap_realloc", &ref)) return NULL;
     if (size <= ref.usable && size >= ref.usable / 2 && ref.segment->arena == &uh->arena) return p;
     void *q = nm_heap_malloc(uh, size);
     if (!q) return NULL;

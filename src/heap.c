@@ -48,16 +48,6 @@ static void heap_thread_exit(void *arg);
  * reported in one line and the default (node-local) is kept. */
 static struct nm_arena process_arena, interleave_arena;
 
-static void arena_from_policy(struct nm_arena *a, const nm_policy *p)
-{
-    nm_nodemask mask;
-    nm_policy_kernel_mask(p, &mask);
-    int first = 0;
-    while (first < NM_MASK_BITS - 1 && !nm_mask_test(&mask, first)) first++;
-    int index = nm_topology_index(&nm_topo, first);
-    nm_arena_init(a, index < 0 ? 0 : index, nm_policy_kernel_mode(p), &mask);
-}
-
 static void process_placement_init(void)
 {
     if (nm_opt.policy) {
@@ -72,7 +62,7 @@ static void process_placement_init(void)
             nm_line_str(&l, "\n");
             nm_line_write(&l, 2);
         } else if (p.mode != NM_POLICY_LOCAL) {
-            arena_from_policy(&process_arena, &p);
+            nm_arena_init_policy(&process_arena, &p, 0);
             nm_process_arena = &process_arena;
         }
     }
@@ -84,7 +74,7 @@ static void process_placement_init(void)
         p.mode = NM_POLICY_INTERLEAVE;
         for (int i = 0; i < nm_topo.node_count; i++)
             if (nm_topo.cpu_count[i] > 0 && nm_topo.has_memory[i]) nm_nodeset_add(&p.nodes, nm_topo.node_id[i]);
-        arena_from_policy(&interleave_arena, &p);
+        nm_arena_init_policy(&interleave_arena, &p, 0);
         nm_interleave_arena = &interleave_arena;
     }
 }

@@ -37,6 +37,16 @@ static inline unsigned nm_size_class(size_t size)
     return 8 + (k - 7) * 8 + step;
 }
 
+/* The class for `size` bytes aligned to `alignment` (a power of two, both
+ * at most NM_MEDIUM_MAX): the first class at least as big whose size is a
+ * multiple of the alignment, so its blocks are naturally aligned. */
+static inline unsigned nm_aligned_class(size_t size, size_t alignment)
+{
+    unsigned cls = nm_size_class(size > alignment ? size : alignment);
+    while (nm_class_size[cls] & (alignment - 1)) cls++;
+    return cls;
+}
+
 static inline enum nm_segment_kind nm_class_kind(unsigned cls)
 {
     return cls < NM_SMALL_CLASSES ? NM_SEGMENT_SMALL : NM_SEGMENT_MEDIUM;

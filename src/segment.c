@@ -11,7 +11,7 @@
  * stacks are lock-free and a purge that finds another purge running simply
  * returns.
  *
- * May call the os and topology layers and the options.
+ * May call the policy, os and topology layers and the options.
  */
 #define _GNU_SOURCE
 #include "segment.h"
@@ -67,6 +67,16 @@ void nm_arena_init(struct nm_arena *a, int node, int bind_mode, const nm_nodemas
     a->node = node;
     a->bind_mode = bind_mode;
     if (nodes) a->nodes = *nodes;
+}
+
+void nm_arena_init_policy(struct nm_arena *a, const nm_policy *p, int local)
+{
+    nm_nodemask mask;
+    nm_policy_kernel_mask(p, &mask);
+    int first = 0;
+    while (first < NM_MASK_BITS - 1 && !nm_mask_test(&mask, first)) first++;
+    int index = p->mode == NM_POLICY_LOCAL ? local : nm_topology_index(&nm_topo, first);
+    nm_arena_init(a, index < 0 ? 0 : index, nm_policy_kernel_mode(p), &mask);
 }
 
 static void arena_after_fork(struct nm_arena *a)

@@ -36,7 +36,7 @@
  * for the thread heaps of threads running there) and `bound` (bound to the
  * node, for nm_malloc_onnode).
  *
- * This layer may call the os and topology layers.
+ * This layer may call the policy, os and topology layers.
  */
 #ifndef NM_SEGMENT_H
 #define NM_SEGMENT_H
@@ -47,6 +47,7 @@
 #include <stdint.h>
 
 #include "os.h"
+#include "policy.h"
 #include "topology.h"
 
 #define NM_SEGMENT_SHIFT 22
@@ -291,6 +292,9 @@ void nm_segment_after_fork(void);
 /* Set up an arena charged to `node` whose new memory is bound with
  * `bind_mode` (NM_MPOL_*; -1: not bound) to `nodes`. */
 void nm_arena_init(struct nm_arena *a, int node, int bind_mode, const nm_nodemask *nodes);
+/* Set up arena `a` bound by policy `p` (policy.h), charged to the first
+ * node of its set, or to node `local` for a local policy. */
+void nm_arena_init_policy(struct nm_arena *a, const nm_policy *p, int local);
 static inline struct nm_arena *nm_local_arena(int node) { return &nm_nodes[node].local; }
 static inline struct nm_arena *nm_bound_arena(int node) { return &nm_nodes[node].bound; }
 static inline bool nm_arena_is_local(const struct nm_arena *a)
