@@ -30,7 +30,7 @@ static struct nm_page empty_page;
 struct nm_heap nm_heap_empty = { .direct = { [0 ... NM_DIRECT_SLOTS - 1] = &empty_page } };
 __thread struct nm_heap *nm_tls_heap __attribute__((tls_model("initial-exec"))) = &nm_heap_empty;
 __thread struct nm_heap *nm_tls_node_heap[NM_MAX_NODES] __attribute__((tls_model("initial-exec")));
-__thread int nm_tls_last_node_id __attribute__((tls_model("initial-exec"))) = -1;
+__thread int64_t nm_tls_last_node_id __attribute__((tls_model("initial-exec"))) = NM_NO_LAST_NODE;
 __thread struct nm_user_slot nm_tls_user[NM_USER_SLOTS] __attribute__((tls_model("initial-exec")));
 __thread struct nm_heap *nm_tls_last_node_heap __attribute__((tls_model("initial-exec")));
 
@@ -38,6 +38,9 @@ _Atomic(struct nm_heap *) nm_heap_list;
 
 static pthread_key_t heap_key;
 static void heap_thread_exit(void *arg);
+/* Whether the thread's exit destructor is armed (a value is set for
+ * heap_key). */
+static __thread bool tls_exit_armed __attribute__((tls_model("initial-exec")));
 
 /* A move to another node is noticed at the latest this often (ms), besides
  * on every refill; see docs/design.md. */
@@ -547,9 +550,24 @@ static void heap_thread_exit(void *arg)
         nm_tls_node_heap[i] = NULL;
         if (h) heap_abandon(h);
     }
-    nm_tls_last_node_id = -1;
+    nm_tls_last_node_id = NM_NO_LAST_NODE;
     nm_tls_last_node_heap = NULL;
     for (int i = 0; i < NM_USER_SLOTS; i++) user_slot_clear(&nm_tls_user[i]);
+    /* glibc cleared our value before calling us: a later destructor that
+     * allocates sets up a heap and arms us again for another round. */
+    tls_exit_armed = false;
+}
+
+/* Arm the thread-exit destructor, once per thread, after the new heap is
+ * stored where the thread's next malloc finds it: pthread_setspecific
+ * itself calls calloc for keys of index 32 and above, and that calloc must
+ * find the heap set up rather than start a second set-up (which would
+ * recurse until the stack overflows). */
+static void thread_exit_arm(void)
+{
+    if (tls_exit_armed) return;
+    tls_exit_armed = true;
+    (void)pthread_setspecific(heap_key, &nm_heap_empty);   /* any non-NULL value */
 }
 
 /* A new heap of the calling thread, from `arena`. */
@@ -559,7 +577,6 @@ static struct nm_heap *heap_new(struct nm_arena *arena)
     struct nm_heap *h = heap_claim(arena);
     if (!h) { errno = ENOMEM; return NULL; }
     atomic_fetch_add_explicit(&nm_counters.threads, 1, memory_order_relaxed);
-    (void)pthread_setspecific(heap_key, &nm_heap_empty);   /* any non-NULL value */
     return h;
 }
 
@@ -569,7 +586,9 @@ struct nm_heap *nm_heap_get(void)
     if (h != &nm_heap_empty) return h;
     nm_heap_init();
     h = heap_new(nm_process_arena ? nm_process_arena : nm_local_arena(nm_topology_current_node()));
-    if (h) nm_tls_heap = h;
+    if (!h) return NULL;
+    nm_tls_heap = h;
+    thread_exit_arm();
     return h;
 }
 
@@ -578,7 +597,9 @@ struct nm_heap *nm_heap_for_node(int index)
     struct nm_heap *h = nm_tls_node_heap[index];
     if (h) return h;
     h = heap_new(nm_bound_arena(index));
-    if (h) nm_tls_node_heap[index] = h;
+    if (!h) return NULL;
+    nm_tls_node_heap[index] = h;
+    thread_exit_arm();
     return h;
 }
 
@@ -591,6 +612,7 @@ struct nm_heap *nm_heap_for_user(struct nm_arena *a, uint64_t id)
     h->user_id = id;
     slot->heap = h;
     slot->id = id;
+    thread_exit_arm();
     return h;
 }
 

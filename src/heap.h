@@ -66,10 +66,13 @@ static inline void nm_count(_Atomic uint64_t *c, uint64_t n)
 extern struct nm_heap nm_heap_empty;
 extern __thread struct nm_heap *nm_tls_heap __attribute__((tls_model("initial-exec")));
 /* The thread's heaps for nm_malloc_onnode, by dense node index (NULL until
- * used), and the kernel node id asked for last with its heap (-1: none). */
+ * used), and the kernel node id asked for last with its heap.  The id is
+ * kept wider than an int so that "none yet" (NM_NO_LAST_NODE) equals no
+ * argument a caller can pass, -1 included. */
 extern __thread struct nm_heap *nm_tls_node_heap[NM_MAX_NODES]
     __attribute__((tls_model("initial-exec")));
-extern __thread int nm_tls_last_node_id __attribute__((tls_model("initial-exec")));
+#define NM_NO_LAST_NODE INT64_MIN
+extern __thread int64_t nm_tls_last_node_id __attribute__((tls_model("initial-exec")));
 extern __thread struct nm_heap *nm_tls_last_node_heap __attribute__((tls_model("initial-exec")));
 
 /* The thread's heaps for heaps made with nm_heap_new, in a small table

@@ -22,6 +22,27 @@ static void *free_it(void *p)
     return NULL;
 }
 
+/* A thread whose first numamalloc call is one on-node call with `node`. */
+enum { FIRST_MALLOC, FIRST_CALLOC, FIRST_CALLOC_LARGE, FIRST_CALLS };
+struct first_call {
+    int call, node;
+    void *result;
+    int err;
+};
+
+static void *first_call_thread(void *arg)
+{
+    struct first_call *fc = arg;
+    errno = 0;
+    switch (fc->call) {
+    case FIRST_MALLOC: fc->result = nm_malloc_onnode(16, fc->node); break;
+    case FIRST_CALLOC: fc->result = nm_calloc_onnode(2, 8, fc->node); break;
+    case FIRST_CALLOC_LARGE: fc->result = nm_calloc_onnode(1, 4 << 20, fc->node); break;
+    }
+    fc->err = errno;
+    return NULL;
+}
+
 int main(void)
 {
     int ids[64];
@@ -94,6 +115,20 @@ int main(void)
         errno = 0;
         CHECK(nm_calloc_onnode(8, 8, bad[i]) == NULL && errno == EINVAL);
         CHECK(nm_calloc_onnode(1 << 20, 1 << 20, bad[i]) == NULL && errno == EINVAL);
+    }
+    /* The same bad nodes as the very first on-node call of a fresh thread
+     * (nothing cached yet for the thread to compare against). */
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (bad[i] >= 0 && bad[i] < 1024 && nm_node_has_cpus(bad[i]) >= 0) continue;
+        for (int call = 0; call < FIRST_CALLS; call++) {
+            struct first_call fc = { .call = call, .node = bad[i] };
+            pthread_t t;
+            REQUIRE(pthread_create(&t, NULL, first_call_thread, &fc) == 0);
+            pthread_join(t, NULL);
+            CHECK(fc.result == NULL && fc.err == EINVAL,
+                  "first call %d of a thread with node %d: %p, errno %d", call, bad[i],
+                  fc.result, fc.err);
+        }
     }
     /* Sizes that cannot be met, through a volatile size so the compiler
      * neither warns nor folds the calls away. */
