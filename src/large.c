@@ -36,6 +36,7 @@ struct span_layout {
 
 static bool span_layout(size_t size, size_t alignment, struct span_layout *l)
 {
+    if (size == 0) size = 1;   /* a block of its own, inside its span */
     bool huge = size >= NM_HUGE_MIN;
     l->usable = nm_align_up(size, huge && nm_opt.hugepages == NM_HUGEPAGES_HUGETLB
                                       ? NM_HUGE_PAGE : NM_OS_PAGE);
@@ -176,12 +177,12 @@ void *nm_large_alloc(size_t size, size_t alignment, struct nm_arena *a, bool zer
     if (!alignment && a->owned) s = owned_take(a, &l);
     if (!s) {
         bool hugetlb = nm_opt.hugepages == NM_HUGEPAGES_HUGETLB && size >= NM_HUGE_MIN;
-        s = nm_segment_map_memory(l.size, l.align, a, hugetlb, NM_MAP_SPAN);
+        s = nm_segment_map_memory(l.size, l.align, a, &hugetlb, NM_MAP_SPAN);
         if (!s) return NULL;
-        /* Huge pages for the block of a huge span when asked (the mapping
-         * came without: the header's range and smaller blocks never get
-         * them). */
-        if (size >= NM_HUGE_MIN && nm_opt.hugepages == NM_HUGEPAGES_THP)
+        /* Transparent huge pages for the block of a huge span when asked,
+         * or when hugetlb pages could not be had (the mapping came without:
+         * the header's range and smaller blocks never get them). */
+        if (size >= NM_HUGE_MIN && nm_opt.hugepages != NM_HUGEPAGES_OFF && !hugetlb)
             nm_os_use_thp((char *)s + l.offset, l.size - l.offset);
         /* A fresh mapping reads as zero: no memset, which would also race with
          * walkers of an owned arena's span list (member_next is set). */

@@ -197,11 +197,10 @@ struct nm_segment *nm_stack_take_all(struct nm_stack *st)
 
 /* ---- mapping memory for a node ---------------------------------------------------- */
 
-void *nm_segment_map_memory(size_t size, size_t align, struct nm_arena *a, bool hugetlb,
-                            enum nm_map_kind kind)
+/* Reserve `size` bytes and bind them as arena `a` says.  NULL + ENOMEM. */
+static void *map_bound(size_t size, size_t align, struct nm_arena *a, bool hugetlb)
 {
     void *p = nm_os_reserve(size, align, hugetlb);
-    if (!p && hugetlb) p = nm_os_reserve(size, align, false);  /* no huge pages: fall back */
     if (!p) { errno = ENOMEM; return NULL; }
     if (a->bind_mode >= 0 && nm_os_mbind(p, size, a->bind_mode, &a->nodes, 0) != 0 &&
         a->bind_mode == NM_MPOL_BIND) {
@@ -211,11 +210,40 @@ void *nm_segment_map_memory(size_t size, size_t align, struct nm_arena *a, bool 
         errno = ENOMEM;
         return NULL;
     }
+    return p;
+}
+
+/* Hugetlb pages exist only if the pool has them on the nodes the policy
+ * allows, and a mapping made with an empty pool still succeeds: the first
+ * write would then raise SIGBUS.  So the pages are taken now, and NULL
+ * means "none to be had". */
+static void *map_hugetlb(size_t size, size_t align, struct nm_arena *a)
+{
+    int saved = errno;
+    void *p = map_bound(size, align, a, true);
+    if (p && nm_os_populate(p, size) != 0) {
+        nm_os_release(p, size);
+        p = NULL;
+    }
+    errno = saved;
+    return p;
+}
+
+void *nm_segment_map_memory(size_t size, size_t align, struct nm_arena *a, bool *hugetlb,
+                            enum nm_map_kind kind)
+{
+    void *p = NULL;
+    if (hugetlb && *hugetlb) {
+        p = map_hugetlb(size, align, a);
+        *hugetlb = p != NULL;
+    }
+    if (!p) p = map_bound(size, align, a, false);
+    if (!p) return NULL;
     /* No transparent huge pages unless a caller asks for them on a part
      * (huge blocks): blocks are carved 4 KiB at a time so that only what is
      * used is resident, and with THP "always" the first write (the header,
      * just below) would fault in 2 MiB. */
-    if (!hugetlb) nm_os_no_thp(p, size);
+    if (!hugetlb || !*hugetlb) nm_os_no_thp(p, size);
     nm_os_name_range(p, size, "numamalloc");
     nm_map_add(p, size, kind);
     atomic_fetch_add_explicit(&nm_nodes[a->node].mapped, size, memory_order_relaxed);
@@ -273,7 +301,7 @@ struct nm_segment *nm_segment_alloc(struct nm_arena *a, enum nm_segment_kind kin
     if (s) {
         atomic_fetch_sub_explicit(&ns->cached, NM_SEGMENT_SIZE, memory_order_relaxed);
     } else {
-        s = nm_segment_map_memory(NM_SEGMENT_SIZE, NM_SEGMENT_SIZE, a, false, NM_MAP_SEGMENT);
+        s = nm_segment_map_memory(NM_SEGMENT_SIZE, NM_SEGMENT_SIZE, a, NULL, NM_MAP_SEGMENT);
         if (!s) return NULL;
     }
     segment_format(s, a, kind);
@@ -373,7 +401,7 @@ int nm_segment_reserve(struct nm_arena *a, size_t bytes)
     uint64_t now = nm_os_now_ms();
     for (size_t done = 0; done < bytes; done += NM_SEGMENT_SIZE) {
         struct nm_segment *s =
-            nm_segment_map_memory(NM_SEGMENT_SIZE, NM_SEGMENT_SIZE, a, false, NM_MAP_SEGMENT);
+            nm_segment_map_memory(NM_SEGMENT_SIZE, NM_SEGMENT_SIZE, a, NULL, NM_MAP_SEGMENT);
         if (!s) return -1;
         (void)nm_os_populate(s, NM_SEGMENT_SIZE);
         s->arena = a;

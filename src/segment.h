@@ -307,8 +307,12 @@ static inline bool nm_arena_is_local(const struct nm_arena *a)
 void nm_arena_release(struct nm_arena *a);
 
 /* Map `size` bytes aligned to `align` for arena `a`, bound as the arena
- * says.  Registered in the segment map as `kind`.  NULL + ENOMEM. */
-void *nm_segment_map_memory(size_t size, size_t align, struct nm_arena *a, bool hugetlb,
+ * says.  Registered in the segment map as `kind`.  NULL + ENOMEM.
+ * `hugetlb` (NULL: no): in, whether hugetlb pages are wanted; out, whether
+ * the range has them.  Hugetlb ranges are faulted in at once (from the
+ * pool, as the binding allows); when the pool cannot back the range, it is
+ * mapped with normal pages instead. */
+void *nm_segment_map_memory(size_t size, size_t align, struct nm_arena *a, bool *hugetlb,
                             enum nm_map_kind kind);
 void nm_segment_unmap_memory(void *start, size_t size, int node);
 

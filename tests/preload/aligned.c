@@ -1,5 +1,5 @@
 /* aligned.c — posix_memalign, aligned_alloc and memalign for every power of
- * two from 16 B to 1 GiB and sizes 1, align-1, align, 3*align and 100000:
+ * two from 16 B to 1 GiB and sizes 0, 1, align-1, align, 3*align and 100000:
  * the pointer is aligned, the usable size covers the request, the memory is
  * writable, live blocks do not overlap, and free() releases them.  Bad
  * alignments: posix_memalign returns EINVAL without touching errno,
@@ -65,8 +65,8 @@ struct block { unsigned char *p; size_t size; unsigned char value; };
 static void every_alignment(void)
 {
     for (size_t align = 16; align <= 1 * GiB; align *= 2) {
-        const size_t sizes[] = {1, align - 1, align, 3 * align, 100000};
-        struct block live[3 * 5];
+        const size_t sizes[] = {0, 1, align - 1, align, 3 * align, 100000};
+        struct block live[3 * 6];
         size_t count = 0;
         for (enum method m = POSIX_MEMALIGN; m <= MEMALIGN; m++) {
             for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {

@@ -3,7 +3,8 @@
 # line naming the variable and what it accepts, and the program runs on;
 # valid values give no output; NUMAMALLOC_VERBOSE prints the configuration,
 # NUMAMALLOC_STATS the statistics at exit; NUMAMALLOC_HUGEPAGES=off keeps
-# huge blocks out of transparent huge pages.
+# huge blocks out of transparent huge pages, and =hugetlb works with or
+# without pages in the hugetlb pool.
 set -u
 root=${NM_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 lib=${NM_LIB:-$root/build/libnumamalloc.so}
@@ -72,6 +73,45 @@ for e in entries:
 if command -v python3 >/dev/null && [ -r /proc/self/smaps ]; then
     [ "$(hg_flags off)" = nohg ] || { echo "NUMAMALLOC_HUGEPAGES=off: block advised for THP"; fail=1; }
     [ "$(hg_flags thp)" = hg ] || { echo "NUMAMALLOC_HUGEPAGES=thp: block not advised for THP"; fail=1; }
+fi
+# NUMAMALLOC_HUGEPAGES=hugetlb: blocks of 4 and 64 MiB are written in full
+# and the program exits 0 whether the hugetlb pool is empty (the usual state:
+# the blocks then get normal pages) or holds pages (the blocks get them:
+# smaps shows a 2048 kB kernel page size for their range).
+hugetlb_blocks() {
+    env NUMAMALLOC_HUGEPAGES=hugetlb LD_PRELOAD="$lib" python3 -c '
+import ctypes, re
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+text = None
+kinds = []
+for size in (4 << 20, 64 << 20):
+    p = libc.malloc(size)
+    ctypes.memset(p, 1, size)
+    text = open("/proc/self/smaps").read()
+    for e in re.split(r"\n(?=[0-9a-f]+-[0-9a-f]+ )", text):
+        lo, hi = (int(x, 16) for x in e.split()[0].split("-"))
+        if lo <= p < hi:
+            kinds.append(re.search(r"KernelPageSize:\s*(\d+)", e).group(1))
+print(" ".join(kinds))
+'
+}
+hugepages_file=/proc/sys/vm/nr_hugepages
+if command -v python3 >/dev/null && [ -r /proc/self/smaps ] && [ -r "$hugepages_file" ]; then
+    pool=$(cat "$hugepages_file")
+    if [ "$pool" -eq 0 ]; then
+        got=$(hugetlb_blocks 2>&1) || { echo "NUMAMALLOC_HUGEPAGES=hugetlb, empty pool: exit $?: $got"; fail=1; }
+        [ "$got" = "4 4" ] || { echo "NUMAMALLOC_HUGEPAGES=hugetlb, empty pool: page sizes '$got', expected '4 4'"; fail=1; }
+    fi
+    # With a pool of 40 huge pages (80 MiB: the spans of both blocks take
+    # 8 + 68 MiB), when we may set one.
+    if [ "$pool" -eq 0 ] && [ -w "$hugepages_file" ] && echo 40 > "$hugepages_file" 2>/dev/null; then
+        if [ "$(cat "$hugepages_file")" -ge 8 ]; then
+            got=$(hugetlb_blocks 2>&1) || { echo "NUMAMALLOC_HUGEPAGES=hugetlb, pool of 40: exit $?: $got"; fail=1; }
+            [ "${got%% *}" = 2048 ] || { echo "NUMAMALLOC_HUGEPAGES=hugetlb, pool of 40: page sizes '$got', expected 2048 for the 4 MiB block"; fail=1; }
+        fi
+        echo 0 > "$hugepages_file"
+    fi
 fi
 [ $fail = 0 ] && echo "options parsed, reported and applied as documented"
 exit $fail
