@@ -44,7 +44,12 @@ extern "C" {
  * Core allocation (the same operations as malloc & co.)
  * ------------------------------------------------------------------------ */
 
-/* Allocate `size` bytes on the calling thread's NUMA node.  The block is
+/* Allocate `size` bytes on the calling thread's NUMA node.  Blocks above
+ * 256 KiB are not bound to a node: each of their pages goes to the node of
+ * the thread that first writes it (so an array that the master allocates
+ * and an OpenMP team initialises is spread over the team's nodes; a block
+ * written by its own thread is local); NUMAMALLOC_POLICY binds them too.
+ * The block is
  * aligned to at least 16 bytes, and to the largest power of two dividing its
  * usable size up to 4096 (so a 4096-byte request is 4096-aligned); blocks of
  * 2 MiB and more are 2 MiB aligned (and backed by transparent huge pages
@@ -54,8 +59,10 @@ extern "C" {
  * near SIZE_MAX). */
 NM_ATTR_MALLOC NM_ATTR_ALLOC_SIZE(1) void *nm_malloc(size_t size);
 
-/* Allocate an array of `count` elements of `size` bytes, zeroed.  Returns
- * NULL with errno ENOMEM when count * size overflows or memory is short. */
+/* Allocate an array of `count` elements of `size` bytes, zeroed.  A block
+ * above 256 KiB is not written by the call (its pages read as zero until
+ * first written, and are placed then).  Returns NULL with errno ENOMEM
+ * when count * size overflows or memory is short. */
 NM_ATTR_MALLOC NM_ATTR_ALLOC_SIZE(1, 2) void *nm_calloc(size_t count, size_t size);
 
 /* Resize a block, keeping its contents up to the smaller of the two sizes.

@@ -50,14 +50,16 @@ static nm_cold void report_double_free(const char *fn, const void *p)
 
 /* The arena a large block of `size` bytes comes from: the process-wide
  * interleave arena for big ones when NUMAMALLOC_INTERLEAVE_ABOVE says so,
- * the NUMAMALLOC_POLICY arena, else the local arena of the node the thread
- * runs on now. */
+ * the NUMAMALLOC_POLICY arena, else the first-touch arena of the node the
+ * thread runs on now (not bound: the pages go to the nodes of the threads
+ * that first write them, as an OpenMP code that initialises a shared array
+ * in parallel expects). */
 static struct nm_arena *large_arena(size_t size)
 {
     nm_heap_init();
     if (nm_interleave_arena && size >= nm_opt.interleave_above) return nm_interleave_arena;
     if (nm_process_arena) return nm_process_arena;
-    return nm_local_arena(nm_topology_current_node());
+    return nm_first_touch_arena(nm_topology_current_node());
 }
 
 /* ---- finding a block ------------------------------------------------------------- */

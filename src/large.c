@@ -2,6 +2,10 @@
  * large.c — large and huge blocks, each in its own node-bound span, and the
  * per-node cache of freed spans.
  *
+ * Without an explicit policy a large block is not bound: its pages go to
+ * the nodes of the threads that first write them (the kernel's local
+ * policy), and stay there when the span is cached, reused or grown.
+ *
  * The cache is a small array of slots per node.  A slot is claimed with a
  * compare-and-swap to NULL, so a span is only ever touched by the one thread
  * that claimed it, and can be unmapped safely: no lock, no ABA.
@@ -88,11 +92,58 @@ static void span_unmap(struct nm_segment *s)
     nm_segment_unmap_memory(s, s->size, s->node);
 }
 
+/* ---- where a first-touch span's pages are ------------------------------------------
+ *
+ * The pages of a first-touch span are on the nodes of the threads that first
+ * wrote them, which need not be the node of the thread that allocated it (an
+ * OpenMP array: the master allocates, every thread writes its part).  The
+ * cache is per node, so before a span is cached a sample of its pages says
+ * whose it is: all on node M, it goes to M's cache (the next large block of a
+ * thread on M finds its pages local); on several nodes, the block was
+ * shared, so its pages are given back and the span waits empty (the next
+ * block on it is placed by its own first touch, like a fresh mapping).  One
+ * move_pages call of 16 addresses, made only on machines with several nodes
+ * and only for spans that are cached. */
+#define NM_SETTLE_SAMPLES 16
+
+static void span_settle(struct nm_segment *s)
+{
+    if (nm_topo.node_count < 2) return;
+    void *pages[NM_SETTLE_SAMPLES];
+    int status[NM_SETTLE_SAMPLES];
+    char *block = nm_large_block(s);
+    size_t total = s->block_size / NM_OS_PAGE;
+    size_t count = total < NM_SETTLE_SAMPLES ? total : NM_SETTLE_SAMPLES;
+    for (size_t i = 0; i < count; i++) pages[i] = block + i * total / count * NM_OS_PAGE;
+    int first = -1;
+    bool shared = nm_os_move_pages(count, pages, NULL, status, 0) != 0;
+    for (size_t i = 0; i < count && !shared; i++) {
+        if (status[i] < 0) continue;            /* not resident */
+        if (first < 0) first = status[i];
+        shared = status[i] != first;
+    }
+    int index = first < 0 ? -1 : nm_topology_index(&nm_topo, first);
+    if (shared || (first >= 0 && index < 0)) {
+        nm_os_decommit(block, s->size - s->block_offset);
+        s->zeroed = true;
+    } else if (index >= 0 && index != s->node) {
+        atomic_fetch_sub_explicit(&nm_nodes[s->node].mapped, s->size, memory_order_relaxed);
+        atomic_fetch_add_explicit(&nm_nodes[index].mapped, s->size, memory_order_relaxed);
+        s->node = (uint16_t)index;
+        s->arena = nm_first_touch_arena(index);
+    }
+}
+
+/* Cache a freed span for reuse by large blocks of threads on its node:
+ * first-touch spans only (other arenas' bindings are not what a plain
+ * malloc asks for), not hugetlb ones (their pages, once given back, may
+ * not come back from the pool), within the node cache limit. */
 static bool cache_put(struct nm_segment *s, uint64_t now_ms)
 {
-    if (s->alignment || s->size > NM_LARGE_CACHE_MAX_SPAN || nm_opt.cache_bytes == 0 ||
-        !nm_arena_is_local(s->arena))
+    if (s->alignment || s->hugetlb || s->size > NM_LARGE_CACHE_MAX_SPAN ||
+        s->size > nm_opt.cache_bytes || s->arena != nm_first_touch_arena(s->node))
         return false;
+    span_settle(s);
     /* Once in a slot the span is anyone's: read what we need first. */
     int node = s->node;
     size_t size = s->size;
@@ -173,7 +224,7 @@ void *nm_large_alloc(size_t size, size_t alignment, struct nm_arena *a, bool zer
     nm_large_cache_purge(node, now, false);
 
     struct nm_segment *s = NULL;
-    if (!alignment && nm_arena_is_local(a)) s = cache_take(node, &l);
+    if (!alignment && a == nm_first_touch_arena(node)) s = cache_take(node, &l);
     if (!alignment && a->owned) s = owned_take(a, &l);
     if (!s) {
         bool hugetlb = nm_opt.hugepages == NM_HUGEPAGES_HUGETLB && size >= NM_HUGE_MIN;
@@ -202,8 +253,12 @@ void *nm_large_alloc(size_t size, size_t alignment, struct nm_arena *a, bool zer
     atomic_fetch_add_explicit(&nm_nodes[node].large_blocks, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&nm_counters.large_allocs, 1, memory_order_relaxed);
 
+    /* A large calloc never writes its block: memory that is not known to
+     * be zero is given back, and reads as zero until the threads that use
+     * it first write it (which places its pages, under first touch). */
     void *block = nm_large_block(s);
-    if (zero && !s->zeroed) memset(block, 0, l.usable);
+    if (zero && !s->zeroed && nm_os_decommit(block, s->size - s->block_offset) != 0)
+        memset(block, 0, l.usable);
     s->zeroed = false;
     return block;
 }

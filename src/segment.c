@@ -58,6 +58,7 @@ void nm_segment_init(void)
         nm_mask_set(&one, nm_topo.node_id[i]);
         nm_arena_init(&nm_nodes[i].local, i, nm_bind_segments ? NM_MPOL_PREFERRED : -1, &one);
         nm_arena_init(&nm_nodes[i].bound, i, NM_MPOL_BIND, &one);
+        nm_arena_init(&nm_nodes[i].first_touch, i, -1, NULL);
     }
 }
 
@@ -90,6 +91,7 @@ void nm_segment_after_fork(void)
     for (int i = 0; i < NM_MAX_NODES; i++) {
         arena_after_fork(&nm_nodes[i].local);
         arena_after_fork(&nm_nodes[i].bound);
+        arena_after_fork(&nm_nodes[i].first_touch);
     }
     if (nm_process_arena) arena_after_fork(nm_process_arena);
     if (nm_interleave_arena) arena_after_fork(nm_interleave_arena);

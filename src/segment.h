@@ -33,8 +33,9 @@
  * and keeps the segments that no heap owns: empty ones (its cache) and ones
  * with live blocks whose owner left (abandoned).  A segment only ever goes
  * back to its own arena.  Each node has two: `local` (preferred on the node,
- * for the thread heaps of threads running there) and `bound` (bound to the
- * node, for nm_malloc_onnode).
+ * for the thread heaps of threads running there), `bound` (bound to the
+ * node, for nm_malloc_onnode) and `first_touch` (not bound, for the large
+ * blocks of threads running there: their pages follow first touch).
  *
  * This layer may call the policy, os and topology layers.
  */
@@ -249,6 +250,9 @@ struct nm_arena {
 struct nm_node_state {
     struct nm_arena local;              /* thread heaps of threads on this node */
     struct nm_arena bound;              /* nm_malloc_onnode: bound to this node */
+    struct nm_arena first_touch;        /* large blocks of threads on this node, not
+                                           bound: a page goes where it is first
+                                           written (large.c) */
     /* Counters, in bytes unless named otherwise. */
     _Atomic uint64_t mapped;            /* address space reserved (segments and spans) */
     _Atomic uint64_t decommitted;       /* of that, given back with MADV_DONTNEED */
@@ -297,6 +301,7 @@ void nm_arena_init(struct nm_arena *a, int node, int bind_mode, const nm_nodemas
 void nm_arena_init_policy(struct nm_arena *a, const nm_policy *p, int local);
 static inline struct nm_arena *nm_local_arena(int node) { return &nm_nodes[node].local; }
 static inline struct nm_arena *nm_bound_arena(int node) { return &nm_nodes[node].bound; }
+static inline struct nm_arena *nm_first_touch_arena(int node) { return &nm_nodes[node].first_touch; }
 static inline bool nm_arena_is_local(const struct nm_arena *a)
 {
     return a == &nm_nodes[a->node].local;
