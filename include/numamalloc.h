@@ -353,7 +353,9 @@ int nm_region_migrate(nm_region *r, const nm_policy *policy);
  * `max_nodes` (NM_NODE_ID_LIMIT covers every id; counts may be NULL when
  * max_nodes is 0).  Pages not yet faulted in are not counted and not faulted
  * in (move_pages with no target); nor are pages only ever read, which map
- * the kernel's shared zero page.  Returns the number of resident pages, or
+ * the kernel's shared zero page or huge zero page (on Linux 6.7+ the
+ * PAGEMAP_SCAN ioctl of /proc/self/pagemap confirms it, as some kernels'
+ * move_pages give that page a node).  Returns the number of resident pages, or
  * -1 with errno: EFAULT when part of the range is not mapped, EINVAL for a
  * negative max_nodes or NULL counts. */
 long nm_where(const void *ptr, size_t len, uint64_t *counts, int max_nodes);

@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -186,6 +187,62 @@ ssize_t nm_os_read_file(const char *path, char *buf, size_t cap)
     close(fd);
     buf[len] = '\0';
     return (ssize_t)len;
+}
+
+int nm_os_open_read(const char *path)
+{
+    return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+void nm_os_close(int fd)
+{
+    if (fd >= 0) close(fd);
+}
+
+/* ---- zero-page mappings -------------------------------------------------- */
+
+/* The PAGEMAP_SCAN ioctl of /proc/PID/pagemap (linux/fs.h, Linux 6.7+),
+ * defined here because libc's kernel headers may predate it.  The kernel
+ * fills `vec` with runs of pages [start, end) whose categories match the
+ * masks, up to vec_len runs, and says in walk_end where it stopped. */
+struct nm_page_region {
+    uint64_t start, end, categories;
+};
+struct nm_pm_scan_arg {
+    uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+    uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+#define NM_PAGEMAP_SCAN _IOWR('f', 16, struct nm_pm_scan_arg)
+#define NM_PAGE_IS_PFNZERO (1u << 5)
+#define NM_ZERO_RUNS 32     /* runs of zero pages asked for per ioctl */
+
+int nm_os_zero_pages(int pagemap, const void *p, size_t count, bool *zero)
+{
+    uintptr_t start = (uintptr_t)p, end = start + count * NM_OS_PAGE;
+    for (uintptr_t at = start; at < end;) {
+        struct nm_page_region runs[NM_ZERO_RUNS];
+        struct nm_pm_scan_arg arg = {
+            .size = sizeof arg,
+            .start = at,
+            .end = end,
+            .vec = (uintptr_t)runs,
+            .vec_len = NM_ZERO_RUNS,
+            .category_mask = NM_PAGE_IS_PFNZERO,
+            .return_mask = NM_PAGE_IS_PFNZERO,
+        };
+        long found = ioctl(pagemap, NM_PAGEMAP_SCAN, &arg);
+        if (found < 0) return -1;
+        for (long i = 0; i < found && i < NM_ZERO_RUNS; i++) {
+            uintptr_t from = runs[i].start < start ? start : runs[i].start;
+            uintptr_t to = runs[i].end > end ? end : runs[i].end;
+            for (uintptr_t page = from; page < to; page += NM_OS_PAGE)
+                zero[(page - start) / NM_OS_PAGE] = true;
+        }
+        /* walk_end: where the walk stopped (end, unless `runs` filled up). */
+        if (arg.walk_end <= at) { errno = EIO; return -1; }
+        at = arg.walk_end;
+    }
+    return 0;
 }
 
 /* ---- output -------------------------------------------------------------- */

@@ -85,6 +85,13 @@ long nm_os_mbind(void *p, size_t len, int mode, const nm_nodemask *mask, unsigne
 long nm_os_get_mempolicy(int *mode, nm_nodemask *mask, void *addr, unsigned flags);
 long nm_os_set_mempolicy(int mode, const nm_nodemask *mask);
 long nm_os_move_pages(size_t count, void **pages, const int *nodes, int *status, int flags);
+/* Which of `count` pages from `p` (page-aligned) map the kernel's shared
+ * zero page or huge zero page: pages only ever read, which hold no memory
+ * of their own.  Sets zero[i] for each; `pagemap` is an open
+ * /proc/self/pagemap.  Asks the PAGEMAP_SCAN ioctl (Linux 6.7+) for the
+ * PAGE_IS_PFNZERO category.  Returns 0, or -1 with errno when the kernel
+ * cannot say (ENOTTY or EINVAL before 6.7; zero[] is then untouched). */
+int nm_os_zero_pages(int pagemap, const void *p, size_t count, bool *zero);
 /* Bind a range to one kernel node id with `mode` (NM_MPOL_PREFERRED or
  * NM_MPOL_BIND).  Returns 0 or -1 (errno set). */
 int nm_os_bind_node(void *p, size_t len, int node_id, int mode);
@@ -101,6 +108,9 @@ uint64_t nm_os_now_ms(void);
 /* Read a whole small file into `buf` (NUL-terminated).  Returns the number
  * of bytes read or -1.  Uses open/read only (no stdio, no malloc). */
 ssize_t nm_os_read_file(const char *path, char *buf, size_t cap);
+/* open(path, O_RDONLY | O_CLOEXEC) and close, for callers above this layer. */
+int nm_os_open_read(const char *path);
+void nm_os_close(int fd);
 
 /* Output without stdio or malloc: build a line in a fixed buffer, then
  * write it with one write(2).  Text beyond the buffer is cut. */

@@ -14,7 +14,9 @@
  *   migrate:  mbind(MPOL_MF_MOVE | MPOL_MF_STRICT); interleave also moves
  *             pages that sit on a node of the set but not on their turn
  *   where:    move_pages with no target nodes: the node of each resident
- *             page, without faulting anything in
+ *             page, without faulting anything in; pages that map the
+ *             shared zero page (only read) are not resident (PAGEMAP_SCAN
+ *             on /proc/self/pagemap, Linux 6.7+, confirms it)
  *
  * The policy is always set before anything is touched, so first touch can
  * never put a page where the policy does not want it.  The kernel chooses
@@ -299,6 +301,44 @@ nm_export int nm_region_migrate(nm_region *r, const nm_policy *policy)
 
 /* ---- verification ------------------------------------------------------------------ */
 
+/* Zero-page mappings, for nm_where.  A page that was only ever read maps
+ * the kernel's shared zero page (or, in a THP range, the huge zero page):
+ * it holds no memory of the process and sits on no node.  Most kernels
+ * answer -EFAULT for it in move_pages, but not every kernel does, so a page
+ * move_pages places is also checked with PAGEMAP_SCAN (Linux 6.7+; one
+ * /proc/self/pagemap opened per nm_where call, one ioctl per batch that has
+ * placed pages).  Where PAGEMAP_SCAN is missing, move_pages' answer stands. */
+struct zero_scan {
+    int pagemap;        /* -1 until the first batch with placed pages */
+    bool tried;         /* the open was attempted */
+    bool works;         /* the last scan answered: zero[] is valid */
+};
+
+static void zero_scan(struct zero_scan *s, const void *p, size_t count, bool *zero)
+{
+    if (!s->tried) {
+        s->tried = true;
+        s->pagemap = nm_os_open_read("/proc/self/pagemap");
+    }
+    s->works = false;
+    if (s->pagemap < 0) return;
+    memset(zero, 0, count * sizeof *zero);
+    int saved = errno;
+    s->works = nm_os_zero_pages(s->pagemap, p, count, zero) == 0;
+    errno = saved;
+    if (!s->works) {   /* an older kernel: no use asking again */
+        nm_os_close(s->pagemap);
+        s->pagemap = -1;
+    }
+}
+
+static void zero_scan_end(struct zero_scan *s)
+{
+    int saved = errno;
+    nm_os_close(s->pagemap);
+    errno = saved;
+}
+
 nm_export long nm_where(const void *ptr, size_t len, uint64_t *counts, int max_nodes)
 {
     if (max_nodes < 0 || (max_nodes > 0 && !counts)) { errno = EINVAL; return -1; }
@@ -309,17 +349,27 @@ nm_export long nm_where(const void *ptr, size_t len, uint64_t *counts, int max_n
     uintptr_t end = nm_align_down(last, NM_OS_PAGE) + NM_OS_PAGE;
 
     long resident = 0;
+    struct zero_scan scan = { .pagemap = -1 };
     for (uintptr_t at = start; at != end;) {
         void *pages[WHERE_BATCH];
         int status[WHERE_BATCH];
+        bool zero[WHERE_BATCH];
         size_t count = 0;
         uintptr_t batch = at;
         for (; count < WHERE_BATCH && at != end; count++, at += NM_OS_PAGE) pages[count] = (void *)at;
-        if (nm_os_move_pages(count, pages, NULL, status, 0) != 0) return -1;
-        bool fault = false;
+        if (nm_os_move_pages(count, pages, NULL, status, 0) != 0) {
+            zero_scan_end(&scan);
+            return -1;
+        }
+        bool fault = false, placed = false;
         for (size_t i = 0; i < count; i++) {
             if (status[i] == -EFAULT) fault = true;
+            if (status[i] >= 0) placed = true;
+        }
+        if (placed) zero_scan(&scan, (void *)batch, count, zero);
+        for (size_t i = 0; i < count; i++) {
             if (status[i] < 0) continue;   /* -ENOENT: not faulted in */
+            if (scan.works && zero[i]) continue;
             resident++;
             if (status[i] < max_nodes) counts[status[i]]++;
         }
@@ -328,10 +378,12 @@ nm_export long nm_where(const void *ptr, size_t len, uint64_t *counts, int max_n
          * apart: it fails with ENOMEM on a range with unmapped pages. */
         unsigned char vec[WHERE_BATCH];
         if (fault && mincore((void *)batch, count * NM_OS_PAGE, vec) != 0) {
+            zero_scan_end(&scan);
             errno = EFAULT;
             return -1;
         }
     }
+    zero_scan_end(&scan);
     return resident;
 }
 

@@ -136,19 +136,44 @@ static void load_libnuma(void)
                dlerror());
 }
 
-/* Pages per node of [p, p + len) by libnuma's numa_move_pages. */
+/* Whether each of `n` pages from `p` is present and mapped by this process
+ * alone, from /proc/self/pagemap (bit 63 present, bit 56 exclusively
+ * mapped; both readable without privileges).  The shared zero page never
+ * is; a page this test wrote always is (the test does not fork).  Returns
+ * false when pagemap cannot be read. */
+static bool own_pages(const void *p, unsigned long n, bool *own)
+{
+    static uint64_t entries[1024];
+    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    size_t want = n * sizeof entries[0];
+    ssize_t got = pread(fd, entries, want, (off_t)((uintptr_t)p / PAGE * sizeof entries[0]));
+    close(fd);
+    if (got != (ssize_t)want) return false;
+    for (unsigned long i = 0; i < n; i++) own[i] = (entries[i] >> 63 & 1) && (entries[i] >> 56 & 1);
+    return true;
+}
+
+/* Pages per node of [p, p + len) by libnuma's numa_move_pages, leaving out
+ * the shared zero page, to which some kernels' move_pages gives a node
+ * (pagemap tells it apart: not this process's own page). */
 static long libnuma_counts(void *p, size_t len, uint64_t *counts)
 {
     memset(counts, 0, sizeof(uint64_t) * NM_NODE_ID_LIMIT);
     long resident = 0;
     static void *pages[1024];
     static int status[1024];
+    static bool own[1024];
     for (size_t off = 0; off < len;) {
         unsigned long n = 0;
         for (; n < 1024 && off < len; n++, off += PAGE) pages[n] = (char *)p + off;
         if (libnuma_move_pages(0, n, pages, NULL, status, 0) != 0) return -1;
+        if (!own_pages(pages[0], n, own)) return -1;
         for (unsigned long i = 0; i < n; i++)
-            if (status[i] >= 0 && status[i] < NM_NODE_ID_LIMIT) { counts[status[i]]++; resident++; }
+            if (status[i] >= 0 && status[i] < NM_NODE_ID_LIMIT && own[i]) {
+                counts[status[i]]++;
+                resident++;
+            }
     }
     return resident;
 }
@@ -300,6 +325,57 @@ static void prefault_none(void)
     CHECK(nm_where((const char *)b, 0, NULL, 0) == 0);
     CHECK(nm_region_unmap(r) == 0);
     printf("prefault none: nothing resident, nm_where faults nothing in, enforcement soft\n");
+}
+
+/* Pages only read map the kernel's shared zero page (4 KiB pages) or its
+ * huge zero page (a 2 MiB range read under THP): no memory of the process,
+ * so nm_where and the enforcement report count none of them, on kernels
+ * whose move_pages gives such a page a node as on those that say -EFAULT.
+ * Written pages are counted. */
+static void read_only_pages(void)
+{
+    static const struct { unsigned flags; const char *name; } kinds[] = {
+        { NM_REGION_NOHUGEPAGES, "4 KiB pages" },
+        { NM_REGION_HUGEPAGES, "huge pages" },
+    };
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        const char *what = kinds[k].name;
+        nm_region *r = nm_region_map(2 * HUGE, NULL, NM_PREFAULT_NONE, kinds[k].flags);
+        REQUIRE(r, "%s: %s", what, strerror(errno));
+        volatile char *b = nm_region_addr(r);
+        size_t size = nm_region_size(r), pages = size / PAGE;
+        char sum = 0;
+        for (size_t off = 0; off < size; off += PAGE) sum += b[off];
+        CHECK(sum == 0, "%s: fresh memory reads as zero", what);
+        uint64_t counts[NM_NODE_ID_LIMIT] = { 0 };
+        long resident = nm_where((const void *)b, size, counts, NM_NODE_ID_LIMIT);
+        CHECK(resident == 0, "%s: %ld of %zu pages resident after reading them all, expected 0",
+              what, resident, pages);
+        uint64_t counted = 0;
+        for (int id = 0; id < NM_NODE_ID_LIMIT; id++) counted += counts[id];
+        CHECK(counted == 0, "%s: %" PRIu64 " read pages counted on nodes", what, counted);
+        struct nm_enforcement e;
+        REQUIRE(nm_region_enforcement(r, &e) == 0, "%s", what);
+        CHECK(e.resident == 0 && e.on_allowed == 0 && e.level == NM_ENFORCEMENT_SOFT,
+              "%s: enforcement after reading: resident %" PRIu64 ", on allowed nodes %" PRIu64,
+              what, e.resident, e.on_allowed);
+        /* Now write: one page in the first 2 MiB, the last byte of the second
+         * (with huge pages each write may fault in a whole 2 MiB page). */
+        b[7 * PAGE] = 1;
+        b[size - 1] = 2;
+        long written = nm_where((const void *)b, size, NULL, 0);
+        long at_least = 2, at_most = kinds[k].flags & NM_REGION_HUGEPAGES ? (long)pages : 2;
+        CHECK(written >= at_least && written <= at_most,
+              "%s: %ld resident after writing 2 pages, expected %ld to %ld", what, written,
+              at_least, at_most);
+        CHECK(nm_where((const void *)(b + 7 * PAGE), 1, NULL, 0) == 1, "%s: the written page", what);
+        CHECK(nm_where((const void *)(b + size - 1), 1, NULL, 0) == 1, "%s: the last page", what);
+        REQUIRE(nm_region_enforcement(r, &e) == 0, "%s", what);
+        CHECK(e.resident == (uint64_t)written, "%s: enforcement resident %" PRIu64 ", nm_where %ld",
+              what, e.resident, written);
+        CHECK(nm_region_unmap(r) == 0);
+    }
+    printf("read only: zero-page mappings (4 KiB and huge) not resident; written pages are\n");
 }
 
 static void populate(void)
@@ -750,6 +826,7 @@ int main(void)
     maps_lines();   /* warm up: whatever reading /proc sets up is there before the counts */
     bind_touch_each_node();
     prefault_none();
+    read_only_pages();
     populate();
     page_size_flags();
     hugetlb();
