@@ -1,7 +1,8 @@
 # numamalloc — a NUMA-aware memory allocator.  See README.md.
 #
 #   make               build/libnumamalloc.so (replaces malloc), build/libnumamalloc.a, tests
-#   make check         the whole test suite; ends with "N passed, N failed, N skipped"
+#   make check         install missing test packages if no password is needed (tests/deps.sh
+#                      --auto), then the whole test suite; ends with "N passed, N failed, N skipped"
 #   make check-tsan    the stress tests against a -fsanitize=thread build
 #   make bench         benchmarks against glibc and the installed peers
 #   make deps          install what the tests and benchmarks need (Debian/Ubuntu)
@@ -84,10 +85,28 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(ARCHIVE) tests/testutil.h | $(BUILD)/tes
 $(BUILD)/tests/preload/%: tests/preload/%.c tests/testutil.h | $(BUILD)/tests/preload
 	$(CC) $(TEST_FLAGS) $< -o $@ -pthread
 
-$(BUILD)/tests/preload/%: tests/preload/%.cc | $(BUILD)/tests/preload
-	$(CXX) -std=gnu++17 $(WARN) $(CXXFLAGS) $< -o $@ -pthread
+# Without a C++ compiler a C++ test is a stub that skips with the reason.
+# The stamp names whether $(CXX) was found, so the tests are rebuilt when
+# that changes (g++ installed after a build without it).
+HAVE_CXX  := $(shell command -v $(CXX) 2>/dev/null)
+CXX_STAMP  = $(BUILD)/tests/preload/.cxx-$(if $(HAVE_CXX),found,missing)
 
-check: all
+$(CXX_STAMP): | $(BUILD)/tests/preload
+	rm -f $(BUILD)/tests/preload/.cxx-* && touch $@
+
+$(BUILD)/tests/preload/%: tests/preload/%.cc $(CXX_STAMP) | $(BUILD)/tests/preload
+ifneq ($(HAVE_CXX),)
+	$(CXX) -std=gnu++17 $(WARN) $(CXXFLAGS) $< -o $@ -pthread
+else
+	printf '#!/bin/sh\necho "no C++ compiler ($(CXX)): make deps installs g++"\nexit 77\n' > $@ && chmod +x $@
+endif
+
+# First what the tests need (tests/deps.sh --auto: installs missing packages
+# when root or passwordless sudo can, else says to run make deps), then the
+# build, which may use them (g++ for the C++ preload tests).
+check:
+	@NM_BUILD=$(BUILD) tests/deps.sh --auto
+	@$(MAKE) --no-print-directory all
 	@tests/run.sh $(UNIT_BIN) $(PRELOAD_BIN) $(SCRIPT_TESTS)
 
 # ThreadSanitizer: the library without its libc symbols (TSan owns malloc),
