@@ -21,10 +21,14 @@ pkgs=(
   qemu-system-x86 busybox-static cpio   # the multi-node test machine (tests/vm)
   openmpi-bin libopenmpi-dev        # examples/mpi.c (tests/programs/example_mpi.sh)
 )
-# CPython's regression tests for Debian's python3 (tests/programs/python_alloc.sh).
-if [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c 'import test.libregrtest' 2>/dev/null; then
-    pkgs+=("libpython$(/usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')-testsuite")
-fi
+# CPython's regression tests for Debian's python3 (tests/programs/python_alloc.sh):
+# the package is named after python3's version, so it is known once python3
+# is installed (a second round installs it on a fresh machine).
+python_tests() {
+    if [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c 'import test.libregrtest' 2>/dev/null; then
+        echo "libpython$(/usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')-testsuite"
+    fi
+}
 if ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then
     if [ $auto = 1 ]; then
         echo "make check: not Debian or Ubuntu (no apt-get): tests whose packages are missing skip (tests/deps.sh lists them)"
@@ -33,10 +37,13 @@ if ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then
     echo "tests/deps.sh: needs apt-get and dpkg-query (Debian or Ubuntu); install these by hand: ${pkgs[*]}" >&2
     exit 1
 fi
-missing=()
-for p in "${pkgs[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
+find_missing() {
+    missing=()
+    for p in "${pkgs[@]}" $(python_tests); do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+}
+find_missing
 [ ${#missing[@]} -eq 0 ] && exit 0
 sudo=()
 if [ "$(id -u)" -ne 0 ]; then
@@ -49,7 +56,10 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 install() {
-    "${sudo[@]}" apt-get update -q && "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+    "${sudo[@]}" apt-get update -q &&
+        "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" || return
+    find_missing   # python3's test suite, now that python3 is there
+    [ ${#missing[@]} -eq 0 ] || "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
 if [ $auto = 0 ]; then
     echo "installing: ${missing[*]}"
