@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -99,7 +100,7 @@ static void this_machine(void)
     errno = 0;
     CHECK(nm_node_of_cpu(1 << 20) == -1 && errno == EINVAL);
 
-    /* Policies this kernel (Linux 6.9+ here) supports, and their text. */
+    /* Policies this kernel supports, and their text. */
     parse_ok("local", NM_POLICY_LOCAL, "local");
     parse_ok("bind:0", NM_POLICY_BIND, "bind:0");
     /* "all" is every node with memory, the same set as listing them. */
@@ -115,7 +116,21 @@ static void this_machine(void)
     REQUIRE(nm_policy_parse(list, &listed, NULL, 0) == 0, "%s", list);
     CHECK(memcmp(&all, &listed, sizeof all) == 0, "interleave:all is not %s", list);
     parse_ok("preferred-many:0", NM_POLICY_PREFERRED_MANY, "preferred-many:0");
-    parse_ok("weighted-interleave:0", NM_POLICY_WEIGHTED_INTERLEAVE, "weighted-interleave:0");
+    /* Weighted interleave came with Linux 6.9, and with it the sysfs
+     * directory of its weights: without that, parsing names the version. */
+    struct stat st;
+    if (stat("/sys/kernel/mm/mempolicy/weighted_interleave", &st) == 0) {
+        parse_ok("weighted-interleave:0", NM_POLICY_WEIGHTED_INTERLEAVE, "weighted-interleave:0");
+    } else {
+        nm_policy p;
+        char err[256] = "";
+        errno = 0;
+        int r = nm_policy_parse("weighted-interleave:0", &p, err, sizeof err);
+        CHECK(r == -1 && errno == ENOSYS, "weighted-interleave:0 parsed (r=%d errno=%d)", r, errno);
+        CHECK(strcmp(err, "this kernel has no weighted-interleave policy (Linux 6.9+)") == 0,
+              "weighted-interleave:0: message '%s'", err);
+        printf("weighted interleave: not in this kernel (no /sys/kernel/mm/mempolicy/weighted_interleave): refused as such\n");
+    }
 
     /* A policy applied to a range is what the kernel reports for it. */
     size_t len = 1 << 20;
