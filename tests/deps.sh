@@ -25,7 +25,7 @@ pkgs=(
 # the package is named after python3's version, so it is known once python3
 # is installed (a second round installs it on a fresh machine).
 python_tests() {
-    if [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c 'import test.libregrtest' 2>/dev/null; then
+    if [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c 'import test.libregrtest, test.test_dict' 2>/dev/null; then
         echo "libpython$(/usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')-testsuite"
     fi
 }
