@@ -48,6 +48,7 @@ enum {
 };
 #define NM_MPOL_MF_STRICT (1u << 0)
 #define NM_MPOL_MF_MOVE (1u << 1)
+#define NM_MPOL_F_MEMS_ALLOWED (1u << 2)  /* get_mempolicy: the cpuset's nodes */
 
 /* Node masks: one bit per kernel node id, up to NM_MASK_BITS ids. */
 #define NM_MASK_BITS 1024

@@ -296,7 +296,7 @@ static bool kernel_has_mode(int kernel_mode)
         nm_nodemask allowed;
         memset(&allowed, 0, sizeof allowed);
         int first = 0;
-        if (nm_os_get_mempolicy(NULL, &allowed, NULL, 1u << 2 /* MPOL_F_MEMS_ALLOWED */) == 0)
+        if (nm_os_get_mempolicy(NULL, &allowed, NULL, NM_MPOL_F_MEMS_ALLOWED) == 0)
             while (first < NM_MASK_BITS - 1 && !nm_mask_test(&allowed, first)) first++;
         nm_mask_set(&mask, first);
         bool needs_mask = kernel_mode != NM_MPOL_LOCAL && kernel_mode != NM_MPOL_DEFAULT;

@@ -2,7 +2,8 @@
  * topology.c — the machine's NUMA nodes, read from sysfs, and the node the
  * calling thread runs on.
  *
- * Layer: just above os.  Files are read with nm_os_read_file; besides that
+ * Layer: just above os.  Files are read with nm_os_read_file and the
+ * cpuset's nodes asked with nm_os_get_mempolicy; besides that
  * only libc calls that neither allocate nor print are used: getcpu,
  * sched_getaffinity, getauxval, access, sysconf (page counts come from
  * sysinfo) and string.h.  Nothing here uses malloc or stdio, so it can run
@@ -15,6 +16,13 @@
  *                   nodes (CXL, HBM)
  *   nodeN/distance  one number per online node, in online-node order
  *   nodeN/meminfo   "Node 0 MemTotal:       24575816 kB", then MemFree ...
+ *
+ * The nodes whose memory the process may use (its cpuset's mems): on the
+ * running machine ("/sys") from get_mempolicy(MPOL_F_MEMS_ALLOWED), else
+ * the "Mems_allowed_list:" line of /proc/self/status; for a recorded tree
+ * from that line in <root>/proc-self-status, every node when the file is
+ * missing.  A mask that is unreadable, or allows none of the nodes with
+ * memory, is no limit (allocation must not fail because of it).
  *
  * Odd trees.  cpulist is required: a node listed but without a directory is
  * skipped, and a cpulist that is garbage, or a CPU claimed by two nodes,
@@ -356,12 +364,72 @@ static void load_fallback(struct nm_topology *t, char *buf, const char *root)
     t->fallback = true;
 }
 
+/* ---- the nodes the process may use ------------------------------------------ */
+
+/* The ids listed on the "Mems_allowed_list:" line of a status text. */
+static bool status_mems_allowed(char *text, uint64_t *ids)
+{
+    static const char key[] = "Mems_allowed_list:";
+    char *s = strstr(text, key);
+    if (!s || (s != text && s[-1] != '\n')) return false;
+    s += sizeof key - 1;
+    char *end = strchr(s, '\n');
+    if (end) *end = '\0';   /* the list parser wants the line alone */
+    return nm_topology_parse_list(s, ids, NM_MAX_NODE_ID) >= 0;
+}
+
+/* The ids of the nodes whose memory the process may use; false when that
+ * is not known (then every node is allowed). */
+static bool read_mems_allowed(char *buf, const char *root, uint64_t *ids)
+{
+    struct nm_path p = { .len = 0 };
+    if (strcmp(root, "/sys") == 0) {
+        nm_nodemask mask;
+        memset(&mask, 0, sizeof mask);
+        if (nm_os_get_mempolicy(NULL, &mask, NULL, NM_MPOL_F_MEMS_ALLOWED) == 0) {
+            for (int w = 0; w < NM_MAX_NODE_ID / 64 && w < NM_MASK_WORDS; w++) ids[w] = mask.bits[w];
+            return true;
+        }
+        nm_path_add(&p, "/proc/self/status");
+    } else {
+        nm_path_add(&p, root);
+        nm_path_add(&p, "/proc-self-status");
+    }
+    /* The Mems_allowed lines come after a few hundred bytes; a status text
+     * cut by the buffer may still hold them. */
+    return !p.too_long && nm_os_read_file(p.text, buf, READ_CAP) >= 0 && status_mems_allowed(buf, ids);
+}
+
+/* mem_allowed, home and mems_limited of a loaded topology. */
+static void load_allowed(struct nm_topology *t, char *buf, const char *root)
+{
+    nm_idset ids = {0};
+    bool known = !t->fallback && read_mems_allowed(buf, root, ids);
+    bool any = false;
+    for (int i = 0; i < t->node_count; i++) {
+        t->mem_allowed[i] = !known || bit_test(ids, t->node_id[i]);
+        any |= nm_topology_usable(t, i);
+    }
+    if (!any)   /* not this machine's mask, or a cpuset of nodes we do not know */
+        for (int i = 0; i < t->node_count; i++) t->mem_allowed[i] = true;
+    t->mems_limited = false;
+    for (int i = 0; i < t->node_count; i++) {
+        t->mems_limited |= t->has_memory[i] && !t->mem_allowed[i];
+        int best = nm_topology_usable(t, i) ? i : -1;
+        for (int j = 0; j < t->node_count && best != i; j++)
+            if (nm_topology_usable(t, j) && (best < 0 || t->distance[i][j] < t->distance[i][best]))
+                best = j;
+        t->home[i] = (int16_t)best;
+    }
+}
+
 void nm_topology_load(struct nm_topology *t, const char *sysfs_root)
 {
     char buf[READ_CAP];
     const char *root = sysfs_root ? sysfs_root : "/sys";
     int saved_errno = errno;
     if (!load_nodes(t, buf, root)) load_fallback(t, buf, root);
+    load_allowed(t, buf, root);
     errno = saved_errno;
 }
 

@@ -26,14 +26,34 @@ struct nm_topology {
     int16_t node_of_cpu[NM_MAX_CPUS];       /* CPU -> node index, -1 if unknown */
     uint16_t cpu_count[NM_MAX_NODES];       /* CPUs per node (0: memory-only) */
     bool has_memory[NM_MAX_NODES];          /* node has memory (MemTotal > 0) */
+    bool mem_allowed[NM_MAX_NODES];         /* the process may take the node's memory */
+    int16_t home[NM_MAX_NODES];             /* index -> index whose memory serves its CPUs */
+    bool mems_limited;                      /* a node with memory is not allowed */
     uint8_t distance[NM_MAX_NODES][NM_MAX_NODES]; /* by index; 10 = local */
     uint64_t mem_total[NM_MAX_NODES];       /* bytes, from nodeN/meminfo */
     uint64_t mem_free[NM_MAX_NODES];        /* bytes, at load time */
     bool fallback;                          /* sysfs unusable: one node 0 */
 };
 
+/* Usable nodes.  A node's memory is usable when it has memory and the
+ * process's cpuset allows it (mem_allowed: Mems_allowed in /proc/self/status,
+ * cgroup cpuset.mems, Slurm --mem-bind, numactl --membind does not change
+ * it).  At least one node is usable: a mask that allows none of the nodes
+ * with memory is taken as no limit.  home[i] is usable, and is i itself
+ * when i is usable, else the usable node nearest to i (by distance, ties
+ * by the lower index): the memory that threads running on node i get. */
+static inline bool nm_topology_usable(const struct nm_topology *t, int index)
+{
+    return t->has_memory[index] && t->mem_allowed[index];
+}
+
 /* Fill `t` from `<sysfs_root>/devices/system/node` (sysfs_root is "/sys"
- * for the running machine).  Never fails: when the tree is absent,
+ * for the running machine).  The nodes the process may use come from the
+ * kernel (get_mempolicy MPOL_F_MEMS_ALLOWED, else the Mems_allowed_list
+ * line of /proc/self/status) for "/sys", and from
+ * `<sysfs_root>/proc-self-status` (a recorded /proc/self/status, or just
+ * its Mems_allowed_list line) for a recorded tree, where a missing file
+ * means every node.  Never fails: when the tree is absent,
  * unreadable or inconsistent, `t` describes one node 0 holding every CPU
  * (t->fallback is set).  Nodes beyond NM_MAX_NODES or with ids of
  * NM_MAX_NODE_ID and more are ignored.  Does not allocate. */
@@ -71,6 +91,14 @@ void nm_topology_ensure(void);
  * kernel's rseq node_id when the kernel provides it (Linux 6.3+, a few
  * loads), else asks getcpu (vDSO).  Cheap enough for every slow path. */
 int nm_topology_current_node(void);
+
+/* Dense index of the node whose memory the calling thread gets: the home
+ * of the node it runs on (nm_topo.home; itself unless its memory is not
+ * usable).  What picks a thread's local arena. */
+static inline int nm_topology_home_node(void)
+{
+    return nm_topo.home[nm_topology_current_node()];
+}
 
 /* Whether nm_topology_current_node reads the rseq node id (decided by
  * nm_topology_init; for tests and verbose output). */

@@ -99,6 +99,10 @@ static void check_consistent(const struct nm_topology *x, const char *what)
         any_memory |= x->has_memory[i];
         for (int j = 0; j < x->node_count; j++)
             CHECK(x->distance[i][j] >= 1, "%s: distance[%d][%d] = 0", what, i, j);
+        int home = x->home[i];
+        CHECK(home >= 0 && home < x->node_count && nm_topology_usable(x, home) &&
+                  (home == i) == nm_topology_usable(x, i),
+              "%s: node %d: home %d", what, i, home);
     }
     CHECK(any_memory, "%s: no node has memory", what);
     if (x->fallback) {
@@ -220,6 +224,28 @@ static void test_four_node(void)
     }
     CHECK(t.node_of_cpu[13] == 1 && t.node_of_cpu[95] == 3 && t.node_of_cpu[96] == -1, "in %s",
           __func__);
+    /* No proc-self-status: every node allowed, each its own home. */
+    CHECK(!t.mems_limited, "four-node: mems limited");
+    for (int i = 0; i < 4; i++)
+        CHECK(t.mem_allowed[i] && t.home[i] == i, "four-node: node %d allowed %d home %d", i,
+              t.mem_allowed[i], t.home[i]);
+}
+
+/* The same machine in a cpuset with the memory of nodes 1-2 only
+ * (Mems_allowed_list: 1-2): CPUs of node 0 get node 1's memory (12 away),
+ * those of node 3 node 2's. */
+static void test_four_node_cpuset(void)
+{
+    load_tree("four-node-cpuset");
+    check_consistent(&t, "four-node-cpuset");
+    CHECK(!t.fallback && t.node_count == 4 && t.mems_limited, "in %s", __func__);
+    static const bool allowed[4] = {false, true, true, false};
+    static const int home[4] = {1, 1, 2, 2};
+    for (int i = 0; i < 4; i++) {
+        CHECK(t.has_memory[i] && t.mem_allowed[i] == allowed[i] &&
+                  nm_topology_usable(&t, i) == allowed[i] && t.home[i] == home[i],
+              "four-node-cpuset: node %d allowed %d home %d", i, t.mem_allowed[i], t.home[i]);
+    }
 }
 
 static void test_eight_node(void)
@@ -254,6 +280,9 @@ static void test_sparse_cxl(void)
     check_memory("sparse-cxl", 1, 0, 0); /* CPUs only */
     check_memory("sparse-cxl", 2, 268435456, 268173312);
     CHECK(!t.has_memory[1] && t.has_memory[2], "in %s", __func__);
+    /* Node 2's CPUs get memory from node 0 (21 away; the CXL node is 34). */
+    CHECK(t.home[0] == 0 && t.home[1] == 0 && t.home[2] == 2 && !t.mems_limited,
+          "sparse-cxl: homes %d %d %d", t.home[0], t.home[1], t.home[2]);
     static const int index_of[8] = {0, -1, 1, -1, 2, -1, -1, -1};
     for (int id = 0; id < 8; id++)
         CHECK(nm_topology_index(&t, id) == index_of[id], "sparse-cxl: index of id %d = %d", id,
@@ -402,6 +431,17 @@ static char *long_cpulist(int first, int last)
         len += (size_t)snprintf(text + len, cap - len, "%s%d", cpu > first ? "," : "", cpu);
     snprintf(text + len, cap - len, "\n");
     return text;
+}
+
+/* Write `text` to <gen_root>/proc-self-status. */
+static void put_status(const char *text)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/proc-self-status", gen_root);
+    FILE *f = fopen(path, "w");
+    REQUIRE(f != NULL, "%s: %s", path, strerror(errno));
+    fputs(text, f);
+    fclose(f);
 }
 
 /* A good two-node tree (CPUs 0-3, 4-7) to spoil one file of. */
@@ -744,6 +784,69 @@ static void compare_numactl(void)
           columns);
 }
 
+/* Masks in proc-self-status: what is allowed, and which masks mean no
+ * limit (unreadable, or allowing none of the nodes with memory). */
+static void test_generated_cpusets(void)
+{
+    static const struct {
+        const char *status;     /* NULL: no file */
+        bool allowed0, allowed1;
+        int home0, home1;
+    } cases[] = {
+        { NULL, true, true, 0, 1 },
+        { "Name:\tx\nMems_allowed:\t00000002\nMems_allowed_list:\t1\nvoluntary_ctxt_switches:\t3\n",
+          false, true, 1, 1 },
+        { "Mems_allowed_list:\t0\n", true, false, 0, 0 },   /* first line, no newline before */
+        { "Mems_allowed_list:\t0-1\n", true, true, 0, 1 },
+        { "Mems_allowed_list:\t1,5-7\n", false, true, 1, 1 },  /* unknown ids ignored */
+        { "Mems_allowed_list:\t5-7\n", true, true, 0, 1 },     /* none of ours: no limit */
+        { "Mems_allowed_list:\t\n", true, true, 0, 1 },        /* empty: no limit */
+        { "Mems_allowed_list:\tzero\n", true, true, 0, 1 },    /* garbage: no limit */
+        { "Name:\tx\n", true, true, 0, 1 },                     /* no such line */
+        { "XMems_allowed_list:\t1\n", true, true, 0, 1 },       /* another key */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        gen_two_nodes();
+        if (cases[c].status) put_status(cases[c].status);
+        nm_topology_load(&t, gen_root);
+        const char *what = cases[c].status ? cases[c].status : "(no file)";
+        check_consistent(&t, what);
+        CHECK(!t.fallback && t.node_count == 2, "%s: fallback", what);
+        CHECK(t.mem_allowed[0] == cases[c].allowed0 && t.mem_allowed[1] == cases[c].allowed1 &&
+                  t.home[0] == cases[c].home0 && t.home[1] == cases[c].home1 &&
+                  t.mems_limited == !(cases[c].allowed0 && cases[c].allowed1),
+              "%s: allowed %d %d, homes %d %d, limited %d", what, t.mem_allowed[0],
+              t.mem_allowed[1], t.home[0], t.home[1], t.mems_limited);
+    }
+    /* A node without memory is never usable; its CPUs get the nearest
+     * allowed node, not a nearer one outside the cpuset. */
+    gen_reset();
+    put("node/online", "0-2\n");
+    put_node(0, "cpulist", "0-3\n");
+    put_node(1, "cpulist", "4-7\n");
+    put_node(2, "cpulist", "8-9\n");
+    put_node(0, "distance", "10 12 30\n");
+    put_node(1, "distance", "12 10 20\n");
+    put_node(2, "distance", "30 20 10\n");
+    put_meminfo(0, 1048576, 524288);
+    put_meminfo(1, 0, 0);
+    put_meminfo(2, 1048576, 524288);
+    put_status("Mems_allowed_list:\t2\n");
+    nm_topology_load(&t, gen_root);
+    check_consistent(&t, "memoryless node in a cpuset");
+    CHECK(t.home[0] == 2 && t.home[1] == 2 && t.home[2] == 2 && t.mems_limited,
+          "memoryless node in a cpuset: homes %d %d %d", t.home[0], t.home[1], t.home[2]);
+    put_status("Mems_allowed_list:\t0,2\n");
+    nm_topology_load(&t, gen_root);
+    CHECK(t.home[0] == 0 && t.home[1] == 0 && t.home[2] == 2 && !t.mems_limited,
+          "memoryless node: homes %d %d %d", t.home[0], t.home[1], t.home[2]);
+    /* The fallback (unusable tree) has no limit. */
+    put("node/online", "garbage\n");
+    nm_topology_load(&t, gen_root);
+    CHECK(t.fallback && t.mem_allowed[0] && t.home[0] == 0 && !t.mems_limited,
+          "fallback: allowed %d home %d", t.mem_allowed[0], t.home[0]);
+}
+
 static void test_real_sysfs(void)
 {
     nm_topology_load(&t, NULL);
@@ -786,6 +889,15 @@ static void test_real_sysfs(void)
             if (!((mems[id / 64] >> (id % 64)) & 1)) continue;
             int index = nm_topology_index(&t, id);
             CHECK(index >= 0 && t.has_memory[index], "allowed memory node %d: index %d", id, index);
+        }
+        /* The topology's allowed nodes are the kernel's (it asks by syscall). */
+        for (int i = 0; i < t.node_count; i++) {
+            int id = t.node_id[i];
+            bool listed = (mems[id / 64] >> (id % 64)) & 1;
+            if (t.has_memory[i])
+                CHECK(t.mem_allowed[i] == listed, "node %d: allowed %d, Mems_allowed_list %d", id,
+                      t.mem_allowed[i], listed);
+            CHECK(nm_topology_usable(&t, t.home[i]), "node %d: home %d not usable", id, t.home[i]);
         }
     }
     fclose(f);
@@ -880,6 +992,7 @@ int main(void)
     test_one_node();
     test_two_node();
     test_four_node();
+    test_four_node_cpuset();
     test_eight_node();
     test_sparse_cxl();
     test_optional_files_missing();
@@ -889,6 +1002,7 @@ int main(void)
     test_too_many_nodes();
     test_generated_good();
     test_generated_broken();
+    test_generated_cpusets();
     test_fuzz();
     test_real_sysfs();
     test_current_node();
