@@ -91,7 +91,9 @@ size_t nm_usable_size(const void *ptr);
 /* Look at the node the calling thread runs on now and, if it moved since
  * its heap was set up, serve its next allocations from the new node.
  * Without this call the move is noticed on its own within a bounded number
- * of allocations (see docs/design.md).  Returns the node now used. */
+ * of allocations (see docs/design.md).  Returns the node now used: the node
+ * the thread runs on, or, when the process's cpuset excludes that node's
+ * memory (or it has none), the nearest node whose memory it may use. */
 int nm_thread_rebind(void);
 
 /* Return cached free memory to the operating system now, on every node,
@@ -178,8 +180,9 @@ void nm_nodeset_clear(nm_nodeset *set);
 void nm_nodeset_add(nm_nodeset *set, int node);
 int nm_nodeset_has(const nm_nodeset *set, int node);
 int nm_nodeset_count(const nm_nodeset *set);
-/* Every node of the machine (memory-only nodes and nodes without memory
- * included). */
+/* Every node of the machine (memory-only nodes, nodes without memory and
+ * nodes outside the process's cpuset included; "all" in a policy is the
+ * usable ones only). */
 nm_nodeset nm_nodeset_all(void);
 
 /* Build policies.  The node set is taken as given; nm_policy_check says
@@ -195,15 +198,19 @@ nm_policy nm_policy_weighted_interleave(const nm_nodeset *nodes);
  * take it:
  *     local | bind:NODES | preferred:NODE | preferred-many:NODES
  *           | interleave:NODES | weighted-interleave:NODES
- * where NODES is "all" (every node that has memory) or a list of ids and
- * ranges ("0-3", "0,2", "1,4-6").
- * The nodes must exist on this machine and have memory.  Returns 0, or -1
- * with errno EINVAL and a one-line reason in `err` (if not NULL), e.g.
- * "node 7 does not exist (nodes: 0-3)". */
+ * where NODES is "all" (every node whose memory this process may use: it
+ * has memory and the process's cpuset allows it, as in numactl) or a list
+ * of ids and ranges ("0-3", "0,2", "1,4-6").
+ * The nodes must exist on this machine, have memory and be allowed by the
+ * cpuset (cgroup cpuset.mems, Slurm --mem-bind: Mems_allowed_list in
+ * /proc/self/status).  Returns 0, or -1 with errno EINVAL and a one-line
+ * reason in `err` (if not NULL), e.g. "node 7 does not exist (nodes: 0-3)"
+ * or "node 3 is not allowed in this cpuset (allowed: 0-1)". */
 int nm_policy_parse(const char *text, nm_policy *out, char *err, size_t err_len);
 
-/* Whether this machine and kernel can honour `p`: nodes exist and have
- * memory, the set is not empty, the mode is supported by the kernel.
+/* Whether this machine and kernel can honour `p`: nodes exist, have
+ * memory and are allowed by the process's cpuset, the set is not empty,
+ * the mode is supported by the kernel.
  * Returns 0, or -1 with errno (EINVAL, ENOSYS for a mode the kernel lacks)
  * and a one-line reason in `err`. */
 int nm_policy_check(const nm_policy *p, char *err, size_t err_len);
@@ -221,7 +228,8 @@ int nm_policy_format(const nm_policy *p, char *buf, size_t len);
  * no syscall per call, about the cost of malloc.  The block may be freed
  * with nm_free (or free) from any thread; it is only ever reused for
  * allocations on the same node.  Returns NULL with errno EINVAL for a node
- * that does not exist or has no memory, ENOMEM when memory is short. */
+ * that does not exist, has no memory or is outside the process's cpuset,
+ * ENOMEM when memory is short. */
 NM_ATTR_MALLOC NM_ATTR_ALLOC_SIZE(1) void *nm_malloc_onnode(size_t size, int node);
 NM_ATTR_MALLOC NM_ATTR_ALLOC_SIZE(1, 2) void *nm_calloc_onnode(size_t count, size_t size, int node);
 
@@ -231,7 +239,7 @@ NM_ATTR_MALLOC NM_ATTR_ALLOC_SIZE(1, 2) void *nm_calloc_onnode(size_t count, siz
  * numa_allocator_init).  The memory is never returned to the OS by the
  * purge (nm_trim does return it).  For big arrays use nm_region_map with
  * NM_PREFAULT_POPULATE.  Returns 0, or -1 with errno EINVAL (no such node,
- * or a node without memory) or ENOMEM. */
+ * a node without memory or outside the process's cpuset) or ENOMEM. */
 int nm_reserve(int node, size_t bytes);
 
 /* ------------------------------------------------------------------------

@@ -50,16 +50,16 @@ static nm_cold void report_double_free(const char *fn, const void *p)
 
 /* The arena a large block of `size` bytes comes from: the process-wide
  * interleave arena for big ones when NUMAMALLOC_INTERLEAVE_ABOVE says so,
- * the NUMAMALLOC_POLICY arena, else the first-touch arena of the node the
- * thread runs on now (not bound: the pages go to the nodes of the threads
- * that first write them, as an OpenMP code that initialises a shared array
- * in parallel expects). */
+ * the NUMAMALLOC_POLICY arena, else the first-touch arena of the thread's
+ * home node now (topology.h; not bound: the pages go to the nodes of the
+ * threads that first write them, as an OpenMP code that initialises a
+ * shared array in parallel expects). */
 static struct nm_arena *large_arena(size_t size)
 {
     nm_heap_init();
     if (nm_interleave_arena && size >= nm_opt.interleave_above) return nm_interleave_arena;
     if (nm_process_arena) return nm_process_arena;
-    return nm_first_touch_arena(nm_topology_current_node());
+    return nm_first_touch_arena(nm_topology_home_node());
 }
 
 /* ---- finding a block ------------------------------------------------------------- */
@@ -218,12 +218,13 @@ nm_export void *nm_realloc(void *p, size_t size)
 /* ---- allocation on a given node ----------------------------------------------------------- */
 
 /* The calling thread's heap for kernel node id `node`, or NULL + EINVAL for
- * a node that does not exist or has no memory. */
+ * a node that does not exist or whose memory is not usable (none, or not
+ * in the process's cpuset). */
 static nm_noinline struct nm_heap *node_heap_lookup(int node, int *index)
 {
     nm_heap_init();
     *index = nm_topology_index(&nm_topo, node);
-    if (*index < 0 || !nm_topo.has_memory[*index]) {
+    if (*index < 0 || !nm_topology_usable(&nm_topo, *index)) {
         errno = EINVAL;
         return NULL;
     }
@@ -276,7 +277,7 @@ nm_export int nm_reserve(int node, size_t bytes)
 {
     nm_heap_init();
     int index = nm_topology_index(&nm_topo, node);
-    if (index < 0 || !nm_topo.has_memory[index]) { errno = EINVAL; return -1; }
+    if (index < 0 || !nm_topology_usable(&nm_topo, index)) { errno = EINVAL; return -1; }
     if (bytes > PTRDIFF_MAX) { errno = ENOMEM; return -1; }
     struct nm_arena *a = nm_process_arena ? nm_process_arena : nm_local_arena(index);
     if (nm_segment_reserve(a, bytes) != 0) return -1;
@@ -306,7 +307,7 @@ nm_export nm_heap_t *nm_heap_new(const nm_policy *policy)
     if (nm_policy_check(&p, NULL, 0) != 0) return NULL;
     struct nm_user_heap *uh = nm_os_reserve(sizeof *uh, NM_OS_PAGE, false);
     if (!uh) { errno = ENOMEM; return NULL; }
-    nm_arena_init_policy(&uh->arena, &p, nm_topology_current_node());
+    nm_arena_init_policy(&uh->arena, &p, nm_topology_home_node());
     uh->arena.owned = true;
     uh->policy = p;
     uh->id = atomic_fetch_add_explicit(&next_user_heap_id, 1, memory_order_relaxed);

@@ -70,13 +70,14 @@ static void process_placement_init(void)
         }
     }
     if (nm_opt.interleave_above > 0 && nm_topo.node_count > 1) {
-        /* The nodes that run threads: memory-only nodes are used only when a
-         * policy names them. */
+        /* The nodes whose memory threads get (the homes of the nodes with
+         * CPUs: usable, so inside the cpuset): memory-only nodes are used
+         * only when a policy names them or a cpuset leaves nothing else. */
         nm_policy p;
         memset(&p, 0, sizeof p);
         p.mode = NM_POLICY_INTERLEAVE;
         for (int i = 0; i < nm_topo.node_count; i++)
-            if (nm_topo.cpu_count[i] > 0 && nm_topo.has_memory[i]) nm_nodeset_add(&p.nodes, nm_topo.node_id[i]);
+            if (nm_topo.cpu_count[i] > 0) nm_nodeset_add(&p.nodes, nm_topo.node_id[nm_topo.home[i]]);
         nm_arena_init_policy(&interleave_arena, &p, 0);
         nm_interleave_arena = &interleave_arena;
     }
@@ -585,7 +586,7 @@ struct nm_heap *nm_heap_get(void)
     struct nm_heap *h = nm_tls_heap;
     if (h != &nm_heap_empty) return h;
     nm_heap_init();
-    h = heap_new(nm_process_arena ? nm_process_arena : nm_local_arena(nm_topology_current_node()));
+    h = heap_new(nm_process_arena ? nm_process_arena : nm_local_arena(nm_topology_home_node()));
     if (!h) return NULL;
     nm_tls_heap = h;
     thread_exit_arm();
@@ -642,7 +643,7 @@ static struct nm_heap *heap_move(struct nm_heap *h, int node)
 static struct nm_heap *heap_check_node(struct nm_heap *h)
 {
     if (nm_topo.node_count < 2 || !nm_arena_is_local(h->arena)) return h;
-    int node = nm_topology_current_node();
+    int node = nm_topology_home_node();
     return node == h->node ? h : heap_move(h, node);
 }
 
@@ -655,7 +656,7 @@ void nm_heap_countdown_expired(struct nm_heap *h)
 int nm_heap_rebind(void)
 {
     struct nm_heap *h = nm_heap_get();
-    if (!h) return nm_topo.node_id[nm_topology_current_node()];
+    if (!h) return nm_topo.node_id[nm_topology_home_node()];
     return nm_topo.node_id[heap_check_node(h)->node];
 }
 

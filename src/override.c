@@ -213,6 +213,15 @@ __attribute__((constructor)) static void numamalloc_start(void)
         nm_line_str(&l, nm_topo.fallback ? " (sysfs unreadable: single-node fallback)" : "");
         nm_line_str(&l, nm_bind_segments ? ", segments bound to their node"
                                          : ", segments not bound (one node or process policy)");
+        if (nm_topo.mems_limited) {
+            const char *sep = ", cpuset allows the memory of nodes ";
+            for (int i = 0; i < nm_topo.node_count; i++) {
+                if (!nm_topology_usable(&nm_topo, i)) continue;
+                nm_line_str(&l, sep);
+                nm_line_u64(&l, (uint64_t)nm_topo.node_id[i]);
+                sep = ",";
+            }
+        }
         nm_line_str(&l, ", purge delay ");
         nm_line_u64(&l, nm_opt.purge_delay_ms);
         nm_line_str(&l, " ms, cache ");

@@ -157,13 +157,14 @@ nm_export nm_nodeset nm_nodeset_all(void)
     return set;
 }
 
-/* Every node that has memory: what "all" means in a policy. */
-static nm_nodeset nodes_with_memory(void)
+/* Every node whose memory the process may use (it has memory and the
+ * cpuset allows it): what "all" means in a policy, as in numactl. */
+static nm_nodeset usable_nodes(void)
 {
     nm_nodeset set;
     nm_nodeset_clear(&set);
     for (int i = 0; i < nm_topo.node_count; i++)
-        if (nm_topo.has_memory[i]) nm_nodeset_add(&set, nm_topo.node_id[i]);
+        if (nm_topology_usable(&nm_topo, i)) nm_nodeset_add(&set, nm_topo.node_id[i]);
     return set;
 }
 
@@ -332,6 +333,11 @@ nm_export int nm_policy_check(const nm_policy *p, char *err, size_t err_len)
                         &all, ")", NULL);
         if (!nm_topo.has_memory[index])
             return fail(err, err_len, EINVAL, "node ", "%d", id, " has no memory", NULL);
+        if (!nm_topo.mem_allowed[index]) {
+            nm_nodeset allowed = usable_nodes();
+            return fail(err, err_len, EINVAL, "node ", "%d", id,
+                        " is not allowed in this cpuset (allowed: ", "%n", &allowed, ")", NULL);
+        }
     }
     if (!kernel_has_mode(m->kernel_mode))
         return fail(err, err_len, ENOSYS, "this kernel has no ", m->name, " policy",
@@ -371,7 +377,7 @@ nm_export int nm_policy_parse(const char *text, nm_policy *out, char *err, size_
         if (strcmp(list, "all") == 0) {
             if (m->nodes == NODES_ONE)
                 return fail(err, err_len, EINVAL, m->name, " takes one node, not 'all'", NULL);
-            p.nodes = nodes_with_memory();
+            p.nodes = usable_nodes();
         } else {
             int64_t listed = nm_topology_parse_list(list, p.nodes.bits, NM_NODE_ID_LIMIT);
             if (listed < 0)

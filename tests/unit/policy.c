@@ -221,11 +221,69 @@ static void sparse_cxl(void)
     CHECK(nm_region_map(1 << 20, &no_memory, NM_PREFAULT_NONE, 0) == NULL && errno == EINVAL);
 }
 
+/* The four-node machine from a cpuset with the memory of nodes 1-2 only:
+ * "all" is 1-2, the other nodes are refused everywhere with EINVAL, and a
+ * thread on nodes 0-1 (of the tree; the real node it runs on names it) is
+ * served by node 1, on 2-3 by node 2. */
+static void four_node_cpuset(void)
+{
+    parse_ok("interleave:all", NM_POLICY_INTERLEAVE, "interleave:1-2");
+    parse_ok("bind:all", NM_POLICY_BIND, "bind:1-2");
+    parse_ok("preferred:2", NM_POLICY_PREFERRED, "preferred:2");
+    parse_fails("bind:0", "node 0 is not allowed in this cpuset (allowed: 1-2)");
+    parse_fails("interleave:1-3", "node 3 is not allowed in this cpuset (allowed: 1-2)");
+    parse_fails("preferred:3", "node 3 is not allowed in this cpuset (allowed: 1-2)");
+    parse_fails("preferred-many:0,2", "node 0 is not allowed in this cpuset (allowed: 1-2)");
+    parse_fails("bind:7", "node 7 does not exist (nodes: 0-3)");
+    nm_nodeset all = nm_nodeset_all();
+    nm_policy every = nm_policy_interleave(&all);
+    char err[128];
+    errno = 0;
+    CHECK(nm_policy_check(&every, err, sizeof err) == -1 && errno == EINVAL &&
+              strcmp(err, "node 0 is not allowed in this cpuset (allowed: 1-2)") == 0,
+          "interleave over nm_nodeset_all(): %s", err);
+    for (int node = 0; node < 4; node += 3) {
+        errno = 0;
+        CHECK(nm_malloc_onnode(64, node) == NULL && errno == EINVAL, "onnode %d", node);
+        errno = 0;
+        CHECK(nm_calloc_onnode(1, 1 << 20, node) == NULL && errno == EINVAL, "calloc_onnode %d", node);
+        errno = 0;
+        CHECK(nm_reserve(node, 1 << 20) == -1 && errno == EINVAL, "reserve %d", node);
+        nm_policy bind = nm_policy_preferred(node);
+        errno = 0;
+        CHECK(nm_heap_new(&bind) == NULL && errno == EINVAL, "heap preferred:%d", node);
+        errno = 0;
+        CHECK(nm_region_map(1 << 20, &bind, NM_PREFAULT_NONE, 0) == NULL && errno == EINVAL,
+              "region preferred:%d", node);
+    }
+    /* The node serving this thread. */
+    cpu_set_t saved, one;
+    sched_getaffinity(0, sizeof saved, &saved);
+    unsigned cpu = 0, node = 0;
+    syscall(SYS_getcpu, &cpu, &node, NULL);
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    REQUIRE(sched_setaffinity(0, sizeof one, &one) == 0);
+    syscall(SYS_getcpu, &cpu, &node, NULL);
+    if (node <= 3) {
+        int home = node <= 1 ? 1 : 2;
+        CHECK(nm_thread_rebind() == home, "on node %u: served by %d, expected %d", node,
+              nm_thread_rebind(), home);
+        CHECK(nm_current_node() == (int)node, "nm_current_node %d, getcpu %u", nm_current_node(),
+              node);
+    }
+    void *p = malloc(100);
+    CHECK(p != NULL);
+    free(p);
+    sched_setaffinity(0, sizeof saved, &saved);
+}
+
 static const struct {
     const char *tree;
     void (*check)(void);
 } trees[] = {
     { "four-node", four_node },
+    { "four-node-cpuset", four_node_cpuset },
     { "sparse-cxl", sparse_cxl },
 };
 
