@@ -67,8 +67,13 @@ NM_ATTR_MALLOC NM_ATTR_ALLOC_SIZE(1, 2) void *nm_calloc(size_t count, size_t siz
 
 /* Resize a block, keeping its contents up to the smaller of the two sizes.
  * nm_realloc(NULL, n) is nm_malloc(n); nm_realloc(p, 0) frees p and returns
- * NULL.  Large blocks grow in place or are moved with mremap (no copy).  On
- * failure returns NULL with errno ENOMEM and leaves `ptr` untouched. */
+ * NULL.  Large blocks grow in place or are moved with mremap (no copy).  A
+ * block keeps its placement: one from nm_malloc_onnode(..., n) stays bound
+ * to node n, one of a heap made with nm_heap_new stays in that heap (with
+ * its policy, and goes away with nm_heap_destroy); a plain block that must
+ * move is placed as malloc places the calling thread's blocks.  The same
+ * holds for realloc when numamalloc is the process's malloc.  On failure
+ * returns NULL with errno ENOMEM and leaves `ptr` untouched. */
 NM_ATTR_ALLOC_SIZE(2) void *nm_realloc(void *ptr, size_t size);
 
 /* Free a block from any nm_ allocation function (or from malloc when
@@ -262,8 +267,9 @@ nm_heap_t *nm_heap_new(const nm_policy *policy);
 
 NM_ATTR_MALLOC NM_ATTR_ALLOC_SIZE(2) void *nm_heap_malloc(nm_heap_t *heap, size_t size);
 NM_ATTR_MALLOC NM_ATTR_ALLOC_SIZE(2, 3) void *nm_heap_calloc(nm_heap_t *heap, size_t count, size_t size);
-/* Resize a block (of any heap, or of malloc); a block that must move is
- * moved into `heap`. */
+/* Resize a block (of any heap, or of malloc) as nm_realloc does, and make
+ * it a block of `heap`: a block of `heap` is resized in place when it can
+ * be, a block of anything else is always moved into `heap`. */
 NM_ATTR_ALLOC_SIZE(3) void *nm_heap_realloc(nm_heap_t *heap, void *ptr, size_t size);
 NM_ATTR_MALLOC NM_ATTR_ALLOC_SIZE(3) void *nm_heap_aligned_alloc(nm_heap_t *heap, size_t alignment, size_t size);
 

@@ -62,6 +62,20 @@ static struct nm_arena *large_arena(size_t size)
     return nm_first_touch_arena(nm_topology_home_node());
 }
 
+/* A heap made by nm_heap_new: an owned arena bound by the policy, and an id
+ * that names it in every thread's table of heaps (heap.h).  Every owned
+ * arena is the first member of one: user_heap_of() finds it. */
+struct nm_user_heap {
+    struct nm_arena arena;
+    uint64_t id;
+    nm_policy policy;
+};
+
+static struct nm_user_heap *user_heap_of(struct nm_arena *a)
+{
+    return (struct nm_user_heap *)a;
+}
+
 /* ---- finding a block ------------------------------------------------------------- */
 
 enum block_status { BLOCK_LIVE, BLOCK_FREE, BLOCK_NOT_OURS };
@@ -184,9 +198,25 @@ static bool realloc_lookup(void *p, const char *fn, struct block_ref *ref)
     return false;
 }
 
-void *nm_realloc_named(void *p, size_t size, const char *fn)
+/* A new block of `size` bytes placed as arena `a` places its blocks: a
+ * node's bound arena by that node's bound heap, an owned arena by its heap
+ * (nm_heap_new), any other arena (node-local, first-touch, process-wide) as
+ * malloc places the calling thread's blocks. */
+static void *alloc_like(struct nm_arena *a, size_t size)
 {
-    if (!p) return nm_alloc_inline(size);
+    if (a->owned) return nm_heap_malloc(user_heap_of(a), size);
+    if (a == nm_bound_arena(a->node)) return nm_malloc_onnode(size, nm_topo.node_id[a->node]);
+    return nm_alloc_inline(size);
+}
+
+/* The one realloc.  Resize live block `p` to `size`: kept when the new
+ * size still fits and wastes under half, a large block grown or shrunk in
+ * its span or moved with mremap; else copied to a new block and freed.  The
+ * new block is placed like `p` (same node binding, same heap, same policy)
+ * when `into` is NULL or p's arena, else in arena `into`.  `fn` names the
+ * call in error reports. */
+static void *realloc_block(void *p, size_t size, struct nm_arena *into, const char *fn)
+{
     if (size == 0) {          /* as glibc: free and return NULL */
         nm_free_inline(p);
         return NULL;
@@ -195,19 +225,28 @@ void *nm_realloc_named(void *p, size_t size, const char *fn)
     if (!realloc_lookup(p, fn, &ref)) return NULL;
     if (size > PTRDIFF_MAX) { errno = ENOMEM; return NULL; }
 
-    /* Keep the block when the new size still fits and wastes under half. */
-    if (size <= ref.usable && size >= ref.usable / 2) return p;
-    if (!ref.page && size > NM_MEDIUM_MAX) {
-        int saved = errno;
-        void *q = nm_large_resize(ref.segment, size);
-        errno = saved;
-        if (q) return q;
+    struct nm_arena *home = ref.segment->arena;
+    if (!into || into == home) {
+        into = home;
+        if (size <= ref.usable && size >= ref.usable / 2) return p;
+        if (!ref.page && size > NM_MEDIUM_MAX) {
+            int saved = errno;
+            void *q = nm_large_resize(ref.segment, size);
+            errno = saved;
+            if (q) return q;
+        }
     }
-    void *q = nm_alloc_inline(size);
+    void *q = alloc_like(into, size);
     if (!q) return NULL;
     memcpy(q, p, size < ref.usable ? size : ref.usable);
     nm_free_inline(p);
     return q;
+}
+
+void *nm_realloc_named(void *p, size_t size, const char *fn)
+{
+    if (!p) return nm_alloc_inline(size);
+    return realloc_block(p, size, NULL, fn);
 }
 
 nm_export void *nm_realloc(void *p, size_t size)
@@ -290,14 +329,6 @@ nm_export int nm_reserve(int node, size_t bytes)
 
 /* ---- heaps with a policy ---------------------------------------------------------------------- */
 
-/* A heap made by nm_heap_new: an owned arena bound by the policy, and an id
- * that names it in every thread's table of heaps (heap.h). */
-struct nm_user_heap {
-    struct nm_arena arena;
-    uint64_t id;
-    nm_policy policy;
-};
-
 static _Atomic uint64_t next_user_heap_id = 1;
 
 nm_export nm_heap_t *nm_heap_new(const nm_policy *policy)
@@ -357,18 +388,7 @@ nm_export void *nm_heap_aligned_alloc(nm_heap_t *uh, size_t alignment, size_t si
 nm_export void *nm_heap_realloc(nm_heap_t *uh, void *p, size_t size)
 {
     if (!p) return nm_heap_malloc(uh, size);
-    if (size == 0) {
-        nm_free_inline(p);
-        return NULL;
-    }
-    struct block_ref ref;
-    if (!realloc_lookup(p, "nm_heap_realloc", &ref)) return NULL;
-    if (size <= ref.usable && size >= ref.usable / 2 && ref.segment->arena == &uh->arena) return p;
-    void *q = nm_heap_malloc(uh, size);
-    if (!q) return NULL;
-    memcpy(q, p, size < ref.usable ? size : ref.usable);
-    nm_free_inline(p);
-    return q;
+    return realloc_block(p, size, &uh->arena, "nm_heap_realloc");
 }
 
 nm_export void nm_heap_destroy(nm_heap_t *uh)

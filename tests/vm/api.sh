@@ -7,6 +7,8 @@
 #   - the unit tests that check more when there are several nodes
 #     (guest/units.sh): region (libnuma comes in with numactl, at its host
 #     path, so region compares nm_where with numa_move_pages too), onnode,
+#     realloc_placement (on-node and heap blocks keep node and policy through
+#     realloc, on every node),
 #     user_heap, tier --this-machine (the guest's own tiers) and policy (its
 #     recorded sysfs trees are copied in and NM_ROOT points at them);
 #   - guest/api_place.c, linked with libnumamalloc.a: every check
@@ -20,7 +22,7 @@ set -u
 vm_need_lib
 archive=$build/libnumamalloc.a
 numactl=$(command -v numactl) || { echo "numactl not installed (make deps)"; exit 77; }
-units=(region onnode user_heap tier policy)
+units=(region onnode user_heap realloc_placement tier policy)
 for u in "${units[@]}"; do
     [ -x "$build/tests/unit/$u" ] || { echo "no $build/tests/unit/$u: run make first"; exit 1; }
 done
@@ -32,7 +34,7 @@ files="$out/api_place $out/nmroot.tar $numactl $root/tests/vm/guest/units.sh"
 for u in "${units[@]}"; do files+=" $build/tests/unit/$u"; done
 
 # Exit 0 or 1 only: 77 would read as "no guest".
-units_then="sh /units.sh region onnode user_heap 'tier --this-machine' policy; u=\$?; echo '--- api_place'"
+units_then="sh /units.sh region onnode user_heap realloc_placement 'tier --this-machine' policy; u=\$?; echo '--- api_place'"
 api="/api_place --numactl /numactl; a=\$?"
 for shape in 4node-cxl 2node sparse; do
     if [ "$shape" = sparse ]; then guest="u=0; $api"; else guest="$units_then; $api"; fi
