@@ -155,6 +155,28 @@ static struct nm_heap *heap_claim(struct nm_arena *arena)
     return h;
 }
 
+/* The owner brackets every change of the heap's lists and pages with these
+ * (they nest).  `busy` is read only by a fork child, about the heaps of
+ * threads that do not exist there: the fences keep the count's stores on
+ * either side of the changes, so a child that sees 0 sees no half-made
+ * change (a fork snapshots memory while other threads run). */
+static void heap_enter(struct nm_heap *h)
+{
+    atomic_store_explicit(&h->busy, atomic_load_explicit(&h->busy, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+#if defined(__SANITIZE_THREAD__)
+    atomic_signal_fence(memory_order_release);   /* ThreadSanitizer takes no fences */
+#else
+    atomic_thread_fence(memory_order_release);   /* a compiler barrier on x86 */
+#endif
+}
+
+static void heap_leave(struct nm_heap *h)
+{
+    atomic_store_explicit(&h->busy, atomic_load_explicit(&h->busy, memory_order_relaxed) - 1,
+                          memory_order_release);
+}
+
 /* ---- queues ---------------------------------------------------------------------- */
 
 /* Keep direct[] pointing at the first page of class `cls`. */
@@ -513,6 +535,7 @@ static void heap_maintenance(struct nm_heap *h, uint64_t now_ms)
  * back, segments with live blocks wait for adoption by another heap. */
 static void heap_abandon(struct nm_heap *h)
 {
+    heap_enter(h);
     heap_collect_remote(h, true);
     heap_release_idle_pages(h);
     for (int kind = 0; kind < 2; kind++) {
@@ -523,7 +546,24 @@ static void heap_abandon(struct nm_heap *h)
         }
     }
     heap_reset(h, h->arena);
+    heap_leave(h);
     atomic_store_explicit(&h->claimed, false, memory_order_release);
+}
+
+void nm_heap_after_fork(void)
+{
+    uintptr_t self = nm_thread_self();
+    for (struct nm_heap *h = atomic_load_explicit(&nm_heap_list, memory_order_acquire); h;
+         h = h->all_next) {
+        if (!atomic_load_explicit(&h->claimed, memory_order_relaxed)) continue;
+        /* A stack pop of a thread that is gone holds its flag forever. */
+        nm_arena_after_fork(h->arena);
+        if (h->thread == self) continue;
+        /* A heap its thread was changing at the fork cannot be walked: it
+         * stays claimed, and its memory is lost to the child, not corrupted. */
+        if (atomic_load_explicit(&h->busy, memory_order_acquire) != 0) continue;
+        heap_abandon(h);
+    }
 }
 
 /* Hand the heap of a user slot back, if it is still this thread's heap for
@@ -575,6 +615,7 @@ static void thread_exit_arm(void)
 static struct nm_heap *heap_new(struct nm_arena *arena)
 {
     nm_heap_init();
+    nm_thread_name();
     struct nm_heap *h = heap_claim(arena);
     if (!h) { errno = ENOMEM; return NULL; }
     atomic_fetch_add_explicit(&nm_counters.threads, 1, memory_order_relaxed);
@@ -665,11 +706,15 @@ void nm_heap_tick(void)
     struct nm_heap *h = nm_tls_heap;
     if (h == &nm_heap_empty) return;
     uint64_t now = nm_os_now_ms();
-    if (now >= h->next_maintenance_ms) heap_maintenance(h, now);
+    if (now < h->next_maintenance_ms) return;
+    heap_enter(h);
+    heap_maintenance(h, now);
+    heap_leave(h);
 }
 
 void nm_heap_populate(struct nm_heap *h)
 {
+    heap_enter(h);
     for (int kind = 0; kind < 2; kind++) {
         for (struct nm_segment *s = h->segments[kind]; s && s->free_pages; s = s->heap_next) {
             s->reserved = true;
@@ -687,17 +732,22 @@ void nm_heap_populate(struct nm_heap *h)
             }
         }
     }
+    heap_leave(h);
 }
 
 void nm_heap_trim(void)
 {
     struct nm_heap *h = nm_tls_heap;
     if (h == &nm_heap_empty) return;
+    heap_enter(h);
     heap_collect_remote(h, true);
     heap_release_idle_pages(h);
-    /* Adopt abandoned segments of our node: their empty pages go back too. */
-    heap_adopt_abandoned(h, 64);
+    /* Adopt every abandoned segment of our arena: their empty pages go back
+     * too. */
+    heap_adopt_abandoned(h, (int)atomic_load_explicit(&h->arena->abandoned.count,
+                                                      memory_order_relaxed));
     heap_decommit_free_pages(h, nm_os_now_ms(), true);
+    heap_leave(h);
 }
 
 /* ---- the slow path -------------------------------------------------------------------------- */
@@ -748,20 +798,25 @@ void *nm_heap_alloc_class(struct nm_heap *h, unsigned cls)
         h = nm_heap_get();
         if (!h) return NULL;
     }
+    h = heap_check_node(h);
+    heap_enter(h);
     uint64_t now = nm_os_now_ms();
     if (now >= h->next_maintenance_ms) heap_maintenance(h, now);
-    h = heap_check_node(h);
 
     struct nm_page *pg = h->queue[cls].first;
     if (!pg || !pg->free) {
         pg = heap_find_page(h, cls);
-        if (!pg) return NULL;
+        if (!pg) {
+            heap_leave(h);
+            return NULL;
+        }
     }
     struct nm_block *b = pg->free;
     pg->free = b->next;
     pg->used++;
     b->freed = 0;
     nm_count(&h->allocs[cls], 1);
+    heap_leave(h);
     errno = saved_errno;
     return b;
 }
@@ -773,6 +828,7 @@ void *nm_heap_alloc_generic(struct nm_heap *h, size_t size)
 
 void nm_heap_page_freed(struct nm_heap *h, struct nm_page *pg)
 {
+    heap_enter(h);
     if (pg->state == NM_PAGE_FULL) {
         list_remove(&h->full, pg);
         page_enqueue_back(h, pg);
@@ -780,4 +836,5 @@ void nm_heap_page_freed(struct nm_heap *h, struct nm_page *pg)
     /* A program that releases pages may have memory to give back: look at
      * the clock here too, not only when allocating. */
     if (pg->used == 0 && page_retire(h, pg)) nm_heap_tick();
+    heap_leave(h);
 }

@@ -50,6 +50,10 @@ struct nm_heap {
     _Atomic uint64_t allocs[NM_CLASS_COUNT];   /* blocks handed out, per class */
     _Atomic uint64_t remote_frees;             /* blocks collected from remote lists */
 
+    /* How deep the owner is in a change of the heap's lists and pages
+     * (nm_heap_alloc_class, page releases, maintenance, abandoning): a fork
+     * child leaves alone the heap of a thread that was at it (heap.c). */
+    _Atomic uint32_t busy;
     _Atomic bool claimed;                      /* in use by a thread */
     struct nm_heap *all_next;                  /* every heap ever made (never freed) */
 };
@@ -124,6 +128,10 @@ void nm_heap_release_arena(struct nm_arena *a);
 void nm_heap_tick(void);
 /* Check the calling thread's node now; move its heap if it changed. */
 int nm_heap_rebind(void);
+/* In the child of a fork, where only the forking thread exists: the heaps
+ * of the other threads go to their arenas as at thread exit, so that their
+ * blocks can be freed, reused and given back by the child's threads. */
+void nm_heap_after_fork(void);
 /* Fault in the free pages of the segments heap `h` owns (nm_reserve: the
  * heap takes those pages before any reserved segment). */
 void nm_heap_populate(struct nm_heap *h);

@@ -158,13 +158,15 @@ nm_libc_export void *__libc_memalign(size_t alignment, size_t size) { return mem
 
 /* ---- process hooks ---------------------------------------------------------------------- */
 
-/* Nothing is locked, so the child can allocate at once.  Only the pop
- * flags of the node stacks are cleared, in case a thread that does not exist
- * in the child held one.  Heaps of such threads stay claimed: their blocks
- * can still be freed (as remote frees) but are not reused. */
+/* Nothing is locked, so the child can allocate at once.  The pop flags of
+ * the arena stacks are cleared, in case a thread that does not exist in the
+ * child held one, and the heaps of those threads go to their arenas as at
+ * thread exit: the child's threads adopt their segments, so the parent's
+ * blocks are freed, reused and given back in the child too. */
 static void after_fork_in_child(void)
 {
     nm_segment_after_fork();
+    nm_heap_after_fork();
 }
 
 /* NUMAMALLOC_STATS: the statistics go to a private copy of stderr taken at

@@ -32,6 +32,14 @@ struct nm_arena *nm_process_arena;
 struct nm_arena *nm_interleave_arena;
 struct nm_global_counters nm_counters;
 _Atomic uint64_t nm_class_pages[NM_CLASS_SLOTS];
+__thread uintptr_t nm_tls_thread_id __attribute__((tls_model("initial-exec"))) = NM_THREAD_UNNAMED;
+static _Atomic uintptr_t next_thread_id = NM_THREAD_UNNAMED + 1;
+
+void nm_thread_name(void)
+{
+    if (nm_tls_thread_id == NM_THREAD_UNNAMED)
+        nm_tls_thread_id = atomic_fetch_add_explicit(&next_thread_id, 1, memory_order_relaxed);
+}
 
 /* ---- start-up ---------------------------------------------------------------- */
 
@@ -80,7 +88,7 @@ void nm_arena_init_policy(struct nm_arena *a, const nm_policy *p, int local)
     nm_arena_init(a, index < 0 ? 0 : index, nm_policy_kernel_mode(p), &mask);
 }
 
-static void arena_after_fork(struct nm_arena *a)
+void nm_arena_after_fork(struct nm_arena *a)
 {
     atomic_store(&a->cache.popping, false);
     atomic_store(&a->abandoned.popping, false);
@@ -89,12 +97,12 @@ static void arena_after_fork(struct nm_arena *a)
 void nm_segment_after_fork(void)
 {
     for (int i = 0; i < NM_MAX_NODES; i++) {
-        arena_after_fork(&nm_nodes[i].local);
-        arena_after_fork(&nm_nodes[i].bound);
-        arena_after_fork(&nm_nodes[i].first_touch);
+        nm_arena_after_fork(&nm_nodes[i].local);
+        nm_arena_after_fork(&nm_nodes[i].bound);
+        nm_arena_after_fork(&nm_nodes[i].first_touch);
     }
-    if (nm_process_arena) arena_after_fork(nm_process_arena);
-    if (nm_interleave_arena) arena_after_fork(nm_interleave_arena);
+    if (nm_process_arena) nm_arena_after_fork(nm_process_arena);
+    if (nm_interleave_arena) nm_arena_after_fork(nm_interleave_arena);
 }
 
 /* ---- the segment map ------------------------------------------------------------ */

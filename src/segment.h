@@ -129,18 +129,17 @@ struct nm_segment {
  * FREE until the arena reuses it. */
 enum { NM_LARGE_FREE = 0, NM_LARGE_LIVE = 1, NM_LARGE_FREEING = 2 };
 
-/* A number unique to the calling thread among live threads, read without a
- * TLS lookup: the thread pointer. */
-static inline uintptr_t nm_thread_self(void)
-{
-    uintptr_t t;
-#if defined(__x86_64__)
-    __asm__("mov %%fs:0, %0" : "=r"(t));
-#else
-    t = (uintptr_t)__builtin_thread_pointer();
-#endif
-    return t;
-}
+/* A number that names the calling thread and is never reused: not by a
+ * later thread, and not by a thread of a fork child that gets the stack
+ * (and so the thread pointer) of a parent thread that does not exist there.
+ * NM_THREAD_UNNAMED until the thread's first heap is set up
+ * (nm_thread_name), which no segment ever carries; 0 marks a segment with
+ * no owner. */
+#define NM_THREAD_UNNAMED ((uintptr_t)1)
+extern __thread uintptr_t nm_tls_thread_id __attribute__((tls_model("initial-exec")));
+static inline uintptr_t nm_thread_self(void) { return nm_tls_thread_id; }
+/* Give the calling thread its number, once. */
+void nm_thread_name(void);
 
 /* ---- process-wide secrets and settings (set by nm_segment_init) ----------- */
 
@@ -291,7 +290,10 @@ extern _Atomic uint64_t nm_class_pages[NM_CLASS_SLOTS];
 
 /* Once, at start-up: secrets, and whether segments are bound to nodes. */
 void nm_segment_init(void);
+/* In a fork child: clear the pop flags of the node arenas' stacks (a thread
+ * that held one does not exist there), or of arena `a`. */
 void nm_segment_after_fork(void);
+void nm_arena_after_fork(struct nm_arena *a);
 
 /* Set up an arena charged to `node` whose new memory is bound with
  * `bind_mode` (NM_MPOL_*; -1: not bound) to `nodes`. */
