@@ -229,7 +229,11 @@ int nm_policy_format(const nm_policy *p, char *buf, size_t len);
  * ------------------------------------------------------------------------ */
 
 /* Allocate `size` bytes on node `node` (bound: the kernel puts the pages
- * there or the allocation fails), from a per-thread cache for that node:
+ * there and nowhere else; they are taken when first written, and if the
+ * node cannot hold them then, the kernel reclaims, swaps or calls the OOM
+ * killer: for a failure up front, allocate from a heap made with
+ * nm_heap_new_flags(&bind_to_node, NM_HEAP_STRICT)), from a per-thread
+ * cache for that node:
  * no syscall per call, about the cost of malloc.  The block may be freed
  * with nm_free (or free) from any thread; it is only ever reused for
  * allocations on the same node.  Returns NULL with errno EINVAL for a node
@@ -262,8 +266,22 @@ typedef struct nm_user_heap nm_heap_t;
 
 /* A new heap whose memory is placed by `policy` (NULL: local).  Returns
  * NULL with errno EINVAL (bad policy: see nm_policy_check), ENOSYS (policy
- * the kernel lacks) or ENOMEM. */
+ * the kernel lacks) or ENOMEM.
+ *
+ * Like every bound memory, a heap's memory is taken from the kernel when
+ * it is first written: if the policy's nodes cannot hold it then, the
+ * kernel reclaims, swaps or calls the OOM killer (a bind policy never
+ * spills to other nodes).  A heap made with NM_HEAP_STRICT takes its
+ * memory when the allocation maps it instead: the allocation that the
+ * nodes cannot hold returns NULL with errno ENOMEM, and nothing is left
+ * mapped; its memory then stays resident until nm_heap_destroy (freed
+ * blocks are reused, never given back early).  Memory is mapped in 4 MiB
+ * segments for blocks up to 256 KiB and per block above, so a strict heap
+ * holds at least one segment per thread that uses it. */
+#define NM_HEAP_STRICT (1u << 0)
 nm_heap_t *nm_heap_new(const nm_policy *policy);
+/* nm_heap_new with flags (NM_HEAP_STRICT); an unknown flag gives EINVAL. */
+nm_heap_t *nm_heap_new_flags(const nm_policy *policy, unsigned flags);
 
 NM_ATTR_MALLOC NM_ATTR_ALLOC_SIZE(2) void *nm_heap_malloc(nm_heap_t *heap, size_t size);
 NM_ATTR_MALLOC NM_ATTR_ALLOC_SIZE(2, 3) void *nm_heap_calloc(nm_heap_t *heap, size_t count, size_t size);

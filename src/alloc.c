@@ -331,18 +331,25 @@ nm_export int nm_reserve(int node, size_t bytes)
 
 static _Atomic uint64_t next_user_heap_id = 1;
 
-nm_export nm_heap_t *nm_heap_new(const nm_policy *policy)
+nm_export nm_heap_t *nm_heap_new_flags(const nm_policy *policy, unsigned flags)
 {
     nm_heap_init();
+    if (flags & ~(unsigned)NM_HEAP_STRICT) { errno = EINVAL; return NULL; }
     nm_policy p = policy ? *policy : nm_policy_local();
     if (nm_policy_check(&p, NULL, 0) != 0) return NULL;
     struct nm_user_heap *uh = nm_os_reserve(sizeof *uh, NM_OS_PAGE, false);
     if (!uh) { errno = ENOMEM; return NULL; }
     nm_arena_init_policy(&uh->arena, &p, nm_topology_home_node());
     uh->arena.owned = true;
+    uh->arena.strict = flags & NM_HEAP_STRICT;
     uh->policy = p;
     uh->id = atomic_fetch_add_explicit(&next_user_heap_id, 1, memory_order_relaxed);
     return uh;
+}
+
+nm_export nm_heap_t *nm_heap_new(const nm_policy *policy)
+{
+    return nm_heap_new_flags(policy, 0);
 }
 
 nm_export nm_policy nm_heap_policy(const nm_heap_t *uh)

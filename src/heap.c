@@ -468,7 +468,7 @@ static void heap_decommit_free_pages(struct nm_heap *h, uint64_t now_ms, bool fo
 {
     for (int kind = 0; kind < 2; kind++) {
         for (struct nm_segment *s = h->segments[kind]; s && s->free_pages; s = s->heap_next) {
-            if (s->reserved && !force) continue;
+            if ((s->reserved && !force) || s->arena->strict) continue;
             uint8_t *run = NULL;
             size_t run_len = 0;
             for (size_t i = 0; i <= s->page_count; i++) {

@@ -207,8 +207,10 @@ static struct nm_segment *owned_take(struct nm_arena *a, const struct span_layou
 
 static void owned_release(struct nm_segment *s)
 {
-    nm_os_decommit(nm_large_block(s), s->size - s->block_offset);
-    s->zeroed = true;
+    if (!s->arena->strict) {   /* a strict arena keeps its pages committed */
+        nm_os_decommit(nm_large_block(s), s->size - s->block_offset);
+        s->zeroed = true;
+    }
     atomic_store_explicit(&s->large_state, NM_LARGE_FREE, memory_order_release);
 }
 
@@ -255,9 +257,11 @@ void *nm_large_alloc(size_t size, size_t alignment, struct nm_arena *a, bool zer
 
     /* A large calloc never writes its block: memory that is not known to
      * be zero is given back, and reads as zero until the threads that use
-     * it first write it (which places its pages, under first touch). */
+     * it first write it (which places its pages, under first touch).  A
+     * strict arena's memory stays committed: it is cleared instead. */
     void *block = nm_large_block(s);
-    if (zero && !s->zeroed && nm_os_decommit(block, s->size - s->block_offset) != 0)
+    if (zero && !s->zeroed &&
+        (a->strict || nm_os_decommit(block, s->size - s->block_offset) != 0))
         memset(block, 0, l.usable);
     s->zeroed = false;
     return block;
@@ -297,7 +301,7 @@ void *nm_large_resize(struct nm_segment *s, size_t size)
     char *block = nm_large_block(s);
 
     if (s->block_offset + l.usable <= s->size) {           /* fits the span: in place */
-        if (l.usable + NM_MiB <= s->block_size)            /* shrunk a lot: drop the tail */
+        if (l.usable + NM_MiB <= s->block_size && !s->arena->strict)   /* shrunk a lot: drop the tail */
             nm_os_decommit(block + l.usable, s->block_size - l.usable);
         span_set_usable(s, l.usable);
         return block;

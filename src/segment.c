@@ -239,9 +239,31 @@ static void *map_hugetlb(size_t size, size_t align, struct nm_arena *a)
     return p;
 }
 
+/* Whether the nodes a strict arena binds to have `size` bytes free now.
+ * Faulting in more than a bound node can give does not fail: the kernel
+ * calls the OOM killer, which picks the process that asked.  So the ask is
+ * checked first against the nodes' free memory (MemFree of their meminfo),
+ * less a headroom per node of 1/32 of its size (at least 8 MiB) that the
+ * kernel keeps for itself.  Policies that may spill to other nodes
+ * (preferred, interleave) need no check. */
+static bool strict_fits(const struct nm_arena *a, size_t size)
+{
+    if (a->bind_mode != NM_MPOL_BIND) return true;
+    uint64_t available = 0;
+    for (int i = 0; i < nm_topo.node_count; i++) {
+        if (!nm_mask_test(&a->nodes, nm_topo.node_id[i])) continue;
+        uint64_t free_now = nm_topology_free_now(&nm_topo, i, nm_opt.sysfs_root);
+        uint64_t headroom = nm_topo.mem_total[i] / 32;
+        if (headroom < 8 * NM_MiB) headroom = 8 * NM_MiB;
+        if (free_now > headroom) available += free_now - headroom;
+    }
+    return size <= available;
+}
+
 void *nm_segment_map_memory(size_t size, size_t align, struct nm_arena *a, bool *hugetlb,
                             enum nm_map_kind kind)
 {
+    if (a->strict && !strict_fits(a, size)) { errno = ENOMEM; return NULL; }
     void *p = NULL;
     if (hugetlb && *hugetlb) {
         p = map_hugetlb(size, align, a);
@@ -249,6 +271,11 @@ void *nm_segment_map_memory(size_t size, size_t align, struct nm_arena *a, bool 
     }
     if (!p) p = map_bound(size, align, a, false);
     if (!p) return NULL;
+    if (a->strict && (!hugetlb || !*hugetlb) && nm_os_populate(p, size) != 0) {
+        nm_os_release(p, size);
+        errno = ENOMEM;
+        return NULL;
+    }
     /* No transparent huge pages unless a caller asks for them on a part
      * (huge blocks): blocks are carved 4 KiB at a time so that only what is
      * used is resident, and with THP "always" the first write (the header,
@@ -442,7 +469,9 @@ void nm_segment_cache_purge(struct nm_arena *a, uint64_t now_ms, bool force)
         uint64_t keep = atomic_load_explicit(&ns->reserved, memory_order_relaxed);
         if (keep < nm_opt.cache_bytes) keep = nm_opt.cache_bytes;
         bool over = atomic_load_explicit(&ns->cached, memory_order_relaxed) > keep;
-        if ((force || (waited && over)) && a->owned) {
+        if (a->strict) {
+            nm_stack_push(&a->cache, s);   /* kept committed until released */
+        } else if ((force || (waited && over)) && a->owned) {
             /* Owned arenas keep their ranges: give back the pages only. */
             if (!s->decommitted_pages) {
                 nm_os_decommit((char *)s + NM_OS_PAGE, NM_SEGMENT_SIZE - NM_OS_PAGE);

@@ -242,6 +242,12 @@ struct nm_arena {
      * large spans (push only), a purge only decommits, and a freed large
      * span waits, decommitted, for reuse by the same arena. */
     bool owned;
+    /* Strict (owned arenas of NM_HEAP_STRICT heaps): every range is faulted
+     * in when it is mapped, under the arena's binding, and a range the
+     * nodes cannot hold is given back at once (the allocation fails with
+     * ENOMEM); nothing of it is ever decommitted before the arena is
+     * released, so no later first touch can fail. */
+    bool strict;
     _Atomic(struct nm_segment *) members;
     _Atomic(struct nm_segment *) spans;
 };

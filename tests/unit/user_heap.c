@@ -3,7 +3,9 @@
  * from one heap and free each other's blocks; a thread uses more heaps than
  * its table has slots; threads that exit hand their part back (memory stays
  * flat over many of them); realloc moves a block into the heap; destroy
- * releases everything at once; bad policies are refused. */
+ * releases everything at once; bad policies are refused; a strict heap's
+ * blocks are resident before they are written, and a request its node
+ * cannot hold fails with ENOMEM. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -72,6 +74,41 @@ static uint64_t mapped(void)
     return m;
 }
 
+/* NM_HEAP_STRICT: blocks are resident before they are written (nm_where
+ * counts their pages), also when calloc'ed and reused; a bind heap asked
+ * for more than its node has free fails with ENOMEM at once (checked
+ * before anything is faulted in, so this is safe on any machine); an
+ * unknown flag is EINVAL. */
+static void strict_heap(const nm_policy *bind)
+{
+    errno = 0;
+    CHECK(nm_heap_new_flags(bind, 1u << 7) == NULL && errno == EINVAL, "an unknown heap flag was accepted");
+    nm_heap_t *h = nm_heap_new_flags(bind, NM_HEAP_STRICT);
+    REQUIRE(h != NULL, "nm_heap_new_flags(NM_HEAP_STRICT): %s", strerror(errno));
+    const size_t sizes[] = { 3000, 120000, 6 * MiB };
+    for (int round = 0; round < 2; round++) {
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+            char *p = round ? nm_heap_calloc(h, 1, sizes[i]) : nm_heap_malloc(h, sizes[i]);
+            REQUIRE(p != NULL);
+            long pages = (long)((sizes[i] + 4095) / 4096);
+            long resident = nm_where(p, sizes[i], NULL, 0);
+            CHECK(resident >= pages, "strict heap: %zu-byte block has %ld of %ld pages resident before a write",
+                  sizes[i], resident, pages);
+            for (size_t k = 0; round && k < sizes[i]; k += 512)
+                if (p[k] != 0) { CHECK(p[k] == 0, "strict calloc: byte %zu not zero", k); break; }
+            memset(p, 0x11, sizes[i]);
+            free(p);
+        }
+    }
+    uint64_t total = 0, free_bytes = 0;
+    REQUIRE(nm_node_memory(nm_current_node(), &total, &free_bytes) == 0);
+    errno = 0;
+    void *big = nm_heap_malloc(h, (size_t)free_bytes + total);
+    CHECK(big == NULL && errno == ENOMEM, "strict heap: %llu MiB on a node with %llu MiB free: %p, errno %d",
+          (unsigned long long)((free_bytes + total) / MiB), (unsigned long long)(free_bytes / MiB), big, errno);
+    nm_heap_destroy(h);
+}
+
 int main(void)
 {
     int node = nm_current_node();
@@ -81,6 +118,8 @@ int main(void)
     snprintf(text, sizeof text, "bind:%d", node);
     REQUIRE(nm_policy_parse(text, &bind, err, sizeof err) == 0, "%s", err);
     REQUIRE(nm_policy_parse("interleave:all", &inter, err, sizeof err) == 0, "%s", err);
+
+    strict_heap(&bind);
 
     uint64_t mapped_before = mapped();
     nm_heap_t *hb = nm_heap_new(&bind);

@@ -31,6 +31,10 @@
  *                mapped (/proc/self/maps keeps its line count)
  *   bad-env      NUMAMALLOC_POLICY naming a missing node: one line on stderr,
  *                local placement kept
+ *   strict       nm_heap_new_flags(bind:n, NM_HEAP_STRICT) on the smallest
+ *                node: a block larger than the node fails with ENOMEM up
+ *                front, nothing mapped, no OOM kill; blocks that fit are
+ *                resident on n before they are written
  *
  * "Interleaved over a set" is judged as the kernel interleaves: by address,
  * one unit (a 4 KiB page; a 2 MiB huge page for blocks of 2 MiB and more)
@@ -1127,6 +1131,94 @@ static void check_bad_env(void)
     node_jobs_release(jobs, true);
 }
 
+/* ---------------------------------------------------------------- check strict */
+
+/* Pages of [p, p + bytes) present on `node` before anything wrote them
+ * (a strict heap faults its memory in when it maps it), of all pages. */
+static void resident_on(const void *p, size_t bytes, int node, long *on, long *total)
+{
+    struct blocks bl;
+    blocks_init(&bl, 1);
+    blocks_push(&bl, (struct block){ (char *)p, bytes });
+    struct tally t;
+    tally_lists(&bl, 1, &t);
+    blocks_release(&bl);
+    *on = t.on[node];
+    *total = t.pages;
+}
+
+/* NM_HEAP_STRICT on the smallest node (the memory-only one where there is
+ * one): a block larger than the node fails up front with ENOMEM and leaves
+ * nothing mapped (the process is not OOM-killed, as it is when such a block
+ * of a plain bind heap is written); blocks that fit are resident on the
+ * node before they are written, small and large, calloc'ed and reused. */
+static void check_strict(void)
+{
+    int node = memory_only >= 0 ? memory_only : mem_set_nodes.id[mem_set_nodes.n - 1];
+    char path[128], text[4096];
+    snprintf(path, sizeof path, "/sys/devices/system/node/node%d/meminfo", node);
+    FILE *f = fopen(path, "r");
+    REQUIRE(f != NULL, "cannot read %s", path);
+    size_t len = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[len] = 0;
+    const char *at = strstr(text, "MemTotal:");
+    REQUIRE(at != NULL, "no MemTotal in %s", path);
+    size_t total = strtoul(at + 9, NULL, 10) * 1024;
+    nm_nodeset one;
+    nm_nodeset_clear(&one);
+    nm_nodeset_add(&one, node);
+    nm_policy bind = nm_policy_bind(&one);
+    char what[128];
+
+    nm_heap_t *plain = nm_heap_new(&bind);
+    nm_heap_t *strict = nm_heap_new_flags(&bind, NM_HEAP_STRICT);
+    REQUIRE(plain && strict, "nm_heap_new_flags(bind:%d, NM_HEAP_STRICT)", node);
+    /* Warm up: each heap's first use sets up its thread cache. */
+    nm_free(nm_heap_malloc(strict, 64));
+    int lines = maps_lines();
+    size_t too_big = total + 64 * MiB;
+    errno = 0;
+    void *p = nm_heap_malloc(strict, too_big);
+    int err = errno;
+    int after = maps_lines();
+    bool ok = p == NULL && err == ENOMEM && after == lines;
+    snprintf(what, sizeof what, "strict heap, %zu MiB on node %d (%zu MiB)", too_big / MiB, node, total / MiB);
+    printf("%-18s %-60s %s, maps %d -> %d lines [%s]\n", "strict", what, p ? "succeeded" : strerror(err), lines,
+           after, ok ? "ok" : "FAIL");
+    if (!ok) failures++;
+    /* The same from the plain bind heap succeeds (its pages would be taken
+     * at first touch, where the node cannot hold them): never written. */
+    void *unchecked = nm_heap_malloc(plain, too_big);
+    snprintf(what, sizeof what, "plain bind heap, %zu MiB (not written)", too_big / MiB);
+    printf("%-18s %-60s %s [%s]\n", "strict", what, unchecked ? "returned a block" : "NULL",
+           unchecked ? "ok" : "FAIL");
+    if (!unchecked) failures++;
+    nm_free(unchecked);
+
+    /* Blocks that fit: resident on the node before the program writes. */
+    const size_t sizes[] = { 1000, 100000, total / 8 };
+    for (int round = 0; round < 2; round++) {
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+            char *b = round ? nm_heap_calloc(strict, 1, sizes[i]) : nm_heap_malloc(strict, sizes[i]);
+            REQUIRE(b != NULL, "strict heap: %zu bytes on node %d", sizes[i], node);
+            long on, pages;
+            resident_on(b, sizes[i], node, &on, &pages);
+            bool zero = true;
+            for (size_t k = 0; round && k < sizes[i]; k += 4096) zero = zero && b[k] == 0;
+            snprintf(what, sizeof what, "strict heap, %s(%zu) before any write", round ? "calloc" : "malloc", sizes[i]);
+            bool good = on == pages && zero;
+            printf("%-18s %-60s %ld of %ld pages on %d%s [%s]\n", "strict", what, on, pages, node,
+                   zero ? "" : ", not zero", good ? "ok" : "FAIL");
+            if (!good) failures++;
+            memset(b, 0x5a, sizes[i]);
+            nm_free(b);
+        }
+    }
+    nm_heap_destroy(plain);
+    nm_heap_destroy(strict);
+}
+
 /* ---------------------------------------------------------------- the checks */
 
 enum env_kind { ENV_NONE, ENV_ABOVE, ENV_INTERLEAVE, ENV_BIND, ENV_PREFERRED, ENV_MEMONLY, ENV_BAD };
@@ -1152,6 +1244,7 @@ static const struct check {
     {"where", check_where, ENV_NONE, WRAP_NONE},
     {"bad", check_bad, ENV_NONE, WRAP_NONE},
     {"bad-env", check_bad_env, ENV_BAD, WRAP_NONE},
+    {"strict", check_strict, ENV_NONE, WRAP_NONE},
 };
 #define NCHECKS (int)(sizeof checks / sizeof checks[0])
 
