@@ -95,7 +95,7 @@ function word_text(what) {
     if (what == "unsupported")
         return "not supported on this machine: the CPU (or its hypervisor) exposes no such hardware counter, so there is no number"
     if (what == "one_node")
-        return "not measured: this machine has one NUMA node, so there is no other node's memory; only the local figure is reported"
+        return "not measured: this machine has one NUMA node, so there is no other node's memory to measure this on"
     return "not measured (" what ")"
 }
 

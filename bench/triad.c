@@ -1,9 +1,12 @@
-/* triad: memory bandwidth of threads working on memory they allocated, next
- * to memory from another NUMA node and memory interleaved over all nodes
- * (STREAM's triad kernel: a[i] = b[i] + s * c[i]).
+/* triad: memory bandwidth of threads working on memory they allocated, on
+ * their chunks of arrays the main thread allocated, on memory from another
+ * NUMA node and on memory interleaved over all nodes (STREAM's triad
+ * kernel: a[i] = b[i] + s * c[i]).
  *
  * Models the data-parallel part of a program: each thread streams through
- * arrays of its own, as an OpenMP loop over a thread-private chunk does.
+ * arrays of its own, as an OpenMP loop over a thread-private chunk does, or
+ * through its static chunk of shared arrays, as `#pragma omp parallel for
+ * schedule(static)` does over arrays the master allocated.
  *
  * One thread per CPU the process may run on, each pinned to its CPU.  Each
  * thread allocates three arrays of doubles (32 MiB each in mode=quick, so
@@ -14,24 +17,31 @@
  *
  * Scenarios:
  *   local       malloc, first written by the thread itself (every machine)
+ *   shared      "master allocates, workers touch" (every machine): the main
+ *               thread allocates three arrays of (threads x the array size)
+ *               with malloc, under every allocator; thread i first writes
+ *               its own contiguous chunk i of each (a static schedule),
+ *               then runs the triad on that chunk
  *   remote      the arrays on the next node with CPUs, not the thread's own
  *   interleave  the arrays spread over all nodes with CPUs
  * remote and interleave need two or more nodes with CPUs; on a one-node
  * machine the program says so (remote_gbs=one_node) and reports only the
- * local figure.  Under numamalloc they use its API, looked up with dlsym:
- * nm_malloc_onnode(size, that node), and nm_heap_malloc from a heap with
- * an interleave policy over those nodes.  Under any other allocator, the
+ * local and shared figures.  Under numamalloc they use its API, looked up
+ * with dlsym: nm_malloc_onnode(size, that node), and nm_heap_malloc from a
+ * heap with an interleave policy over those nodes.  Under any other allocator, the
  * arrays come from malloc and are placed by first touch: the thread moves to
  * a CPU of the other node (remote), or of each node in turn for every
  * node's share of 2 MiB pieces (interleave), writes them, and moves back.
  * Where every page of the arrays lies is then read with move_pages(2) and
- * reported (on_node_pct: pages on the node meant, interleave: the share of
- * the node with the fewest pages, 100 = even); nothing is judged on it.
+ * reported (on_node_pct: pages on the node meant, for shared the whole
+ * pages of each thread's chunks on the thread's own node, trivially 100 on
+ * one node; interleave: the share of the node with the fewest pages, 100 =
+ * even); nothing is judged on it.
  *
  * Check: after the passes every element of a must be b + s * c, exactly.
  *
  * Usage:  triad mode=tiny|quick|full [threads=N, default: one per CPU]
- * Prints: RESULT bench=triad local_gbs=X remote_gbs=Y|one_node
+ * Prints: RESULT bench=triad local_gbs=X shared_gbs=S remote_gbs=Y|one_node
  *         interleave_gbs=Z|one_node nodes=N threads=T ...
  *   *_gbs  GB/s (10^9 bytes per second) of all threads together */
 #include "bench.h"
@@ -58,8 +68,19 @@ static const struct mode_params mode_table[] = {
     [MODE_FULL]  = { (size_t)128 << 20, 20 },
 };
 
-enum scenario { LOCAL, REMOTE, INTERLEAVE, SCENARIOS };
-static const char *const scenario_names[SCENARIOS] = { "local", "remote", "interleave" };
+enum scenario { LOCAL, SHARED, REMOTE, INTERLEAVE, SCENARIOS };
+
+struct scenario_info {
+    const char *name;
+    int needs_two_nodes;   /* else it runs on every machine */
+};
+
+static const struct scenario_info scenario_table[SCENARIOS] = {
+    [LOCAL]      = { "local", 0 },
+    [SHARED]     = { "shared", 0 },
+    [REMOTE]     = { "remote", 1 },
+    [INTERLEAVE] = { "interleave", 1 },
+};
 
 /* ---- topology, from sysfs (the same for every allocator) ---------------- */
 
@@ -195,13 +216,21 @@ static long count_pages(const void *p, size_t bytes, long *count)
     return seen;
 }
 
+/* The same for the pages wholly inside [p, p + bytes): a page at the edge of
+ * a chunk of a shared array is shared with the next chunk's thread too. */
+static long count_whole_pages(const void *p, size_t bytes, long *count)
+{
+    uintptr_t start = ((uintptr_t)p + 4095) / 4096 * 4096, end = ((uintptr_t)p + bytes) / 4096 * 4096;
+    return end > start ? count_pages((const void *)start, end - start, count) : 0;
+}
+
 /* ---- the threads ---------------------------------------------------------- */
 
 struct worker {
     pthread_t thread;
     int index;       /* also its CPU: cpu_list[index] */
     int check_ok;
-    double *a, *b, *c;
+    double *a, *b, *c;   /* its arrays, or (shared) its chunks of the shared ones */
     size_t n;
     uint64_t checksum;
     long on_node[MAX_NODES], pages;
@@ -213,11 +242,12 @@ static int worker_count;
 static struct worker *workers;
 static pthread_barrier_t barrier;
 static enum scenario current;   /* set by main between barriers */
+static double *shared_arrays[3]; /* shared: a, b, c of threads x array size, from main */
 
 static void fail(struct worker *w, const char *what)
 {
     if (w->check_ok)
-        fprintf(stderr, "triad: thread %d, %s: %s\n", w->index, scenario_names[current], what);
+        fprintf(stderr, "triad: thread %d, %s: %s\n", w->index, scenario_table[current].name, what);
     w->check_ok = 0;
 }
 
@@ -269,7 +299,7 @@ static void first_touch(struct worker *w)
     CPU_SET(cpu_list[w->index], &own);
     double *arrays[3] = { w->a, w->b, w->c };
     for (int x = 0; x < 3; x++) {
-        if (placed_by_api() || current == LOCAL) {
+        if (placed_by_api() || current == LOCAL || current == SHARED) {
             init_range(arrays[x], x, 0, w->n);
         } else if (current == REMOTE) {
             pin_to(&node_cpus[other_node(w)]);
@@ -313,9 +343,15 @@ static void *worker_main(void *arg)
             return NULL;
         size_t bytes = params.array_bytes;
         w->n = bytes / sizeof(double);
-        w->a = allocate(w, bytes);
-        w->b = allocate(w, bytes);
-        w->c = allocate(w, bytes);
+        if (current == SHARED) {   /* chunk `index` of each array main allocated */
+            double **chunk[3] = { &w->a, &w->b, &w->c };
+            for (int x = 0; x < 3; x++)
+                *chunk[x] = shared_arrays[x] ? shared_arrays[x] + (size_t)w->index * w->n : NULL;
+        } else {
+            w->a = allocate(w, bytes);
+            w->b = allocate(w, bytes);
+            w->c = allocate(w, bytes);
+        }
         int have = w->a && w->b && w->c;
         if (!have)
             fail(w, "allocation returned NULL");
@@ -324,9 +360,10 @@ static void *worker_main(void *arg)
         memset(w->on_node, 0, sizeof w->on_node);
         w->pages = 0;
         if (have) {
-            w->pages += count_pages(w->a, bytes, w->on_node);
-            w->pages += count_pages(w->b, bytes, w->on_node);
-            w->pages += count_pages(w->c, bytes, w->on_node);
+            long (*count)(const void *, size_t, long *) = current == SHARED ? count_whole_pages : count_pages;
+            w->pages += count(w->a, bytes, w->on_node);
+            w->pages += count(w->b, bytes, w->on_node);
+            w->pages += count(w->c, bytes, w->on_node);
             triad_pass(w->a, w->b, w->c, w->n);   /* warm-up */
         }
         pthread_barrier_wait(&barrier);   /* start */
@@ -344,9 +381,12 @@ static void *worker_main(void *arg)
             }
             w->checksum += (uint64_t)(w->a[w->n / 3] + w->a[w->n - 1]);
         }
-        free(w->a);
-        free(w->b);
-        free(w->c);
+        if (current != SHARED) {   /* main frees the shared arrays */
+            free(w->a);
+            free(w->b);
+            free(w->c);
+        }
+        pthread_barrier_wait(&barrier);   /* checked */
     }
 }
 
@@ -356,9 +396,18 @@ static void *worker_main(void *arg)
 static double run_scenario(enum scenario s, double *on_node_pct)
 {
     current = s;
+    if (s == SHARED)   /* the master allocates; the workers will place */
+        for (int x = 0; x < 3; x++)
+            shared_arrays[x] = malloc((size_t)worker_count * params.array_bytes);
     pthread_barrier_wait(&barrier);   /* go: allocate and place */
     pthread_barrier_wait(&barrier);   /* placed: start */
     pthread_barrier_wait(&barrier);   /* done */
+    pthread_barrier_wait(&barrier);   /* checked */
+    if (s == SHARED)
+        for (int x = 0; x < 3; x++) {
+            free(shared_arrays[x]);
+            shared_arrays[x] = NULL;
+        }
     double first = workers[0].t_start, last = workers[0].t_end;
     for (int i = 1; i < worker_count; i++) {
         first = workers[i].t_start < first ? workers[i].t_start : first;
@@ -372,7 +421,7 @@ static double run_scenario(enum scenario s, double *on_node_pct)
         pages += w->pages;
         for (int k = 0; k < node_count; k++)
             total[k] += w->on_node[k];
-        if (s == LOCAL)
+        if (s == LOCAL || s == SHARED)
             meant += w->on_node[cpu_node[i]];
         else if (s == REMOTE)
             meant += w->on_node[other_node(w)];
@@ -414,12 +463,13 @@ int main(int argc, char **argv)
     }
 
     char text[SCENARIOS][32], placed[SCENARIOS][32];
-    int scenarios = node_count >= 2 ? SCENARIOS : 1;
     for (int s = 0; s < SCENARIOS; s++) {
         snprintf(text[s], sizeof text[s], "one_node");
         snprintf(placed[s], sizeof placed[s], "-");
     }
-    for (int s = 0; s < scenarios; s++) {
+    for (int s = 0; s < SCENARIOS; s++) {
+        if (scenario_table[s].needs_two_nodes && node_count < 2)
+            continue;
         double pct;
         double gbs = run_scenario((enum scenario)s, &pct);
         snprintf(text[s], sizeof text[s], "%.2f", gbs);
@@ -437,12 +487,12 @@ int main(int argc, char **argv)
     }
     if (interleave_heap)
         nm_heap_release(interleave_heap);
-    printf("RESULT bench=triad local_gbs=%s remote_gbs=%s interleave_gbs=%s nodes=%d threads=%d"
-           " array_mib=%zu placement=%s local_on_node_pct=%s remote_on_node_pct=%s"
-           " interleave_balance_pct=%s",
-           text[LOCAL], text[REMOTE], text[INTERLEAVE], node_count, worker_count,
+    printf("RESULT bench=triad local_gbs=%s shared_gbs=%s remote_gbs=%s interleave_gbs=%s nodes=%d"
+           " threads=%d array_mib=%zu placement=%s local_on_node_pct=%s shared_on_node_pct=%s"
+           " remote_on_node_pct=%s interleave_balance_pct=%s",
+           text[LOCAL], text[SHARED], text[REMOTE], text[INTERLEAVE], node_count, worker_count,
            params.array_bytes >> 20, nm_onnode ? "numamalloc_api" : "first_touch", placed[LOCAL],
-           placed[REMOTE], placed[INTERLEAVE]);
+           placed[SHARED], placed[REMOTE], placed[INTERLEAVE]);
     bench_result_end(check_ok, checksum);
     return check_ok ? 0 : 1;
 }
