@@ -9,7 +9,14 @@
 #   - per scenario: pinned threads (check a), remote frees (b), new threads
 #     after others exited (c1), workers after the main thread's working set
 #     (c2), a thread moved to another node (d1, d2);
-#   - per thread and size range for the pinned threads.
+#   - per thread and size range for the pinned threads;
+# and tests/vm/guest/first_touch.c (--report --sizes 64,256) runs under
+# each allocator too: the master thread allocates 64 and 256 MiB arrays, an
+# OpenMP team pinned one thread per node writes them with a static schedule
+# (malloc, again after free, grown with realloc, calloc), and the share of
+# each chunk's pages on its writer's node is reported: the worst chunk of a
+# fresh malloc and of every case in the scenario table, and the worst chunk
+# of each case in a table of its own.
 # The guest has no real latency difference between nodes, so only where
 # pages land is reported, not speed.
 #
@@ -21,6 +28,7 @@ target=""
 [ "${1:-}" = "--out" ] && target=${2:?--out needs a file}
 vm_need_lib
 vm_build placement
+vm_build first_touch -fopenmp
 
 # name | library to preload (- for none) | Debian package (for the version)
 allocator_table=(
@@ -30,7 +38,7 @@ allocator_table=(
     "mimalloc   | /usr/lib/x86_64-linux-gnu/libmimalloc.so.2       | libmimalloc2.0"
     "tcmalloc   | /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 | libtcmalloc-minimal4"
 )
-names=() files="$out/placement" guest="" versions=()
+names=() files="$out/placement $out/first_touch" guest="" versions=()
 for line in "${allocator_table[@]}"; do
     IFS='|' read -r name so package <<<"$line"
     name=$(echo $name) so=$(echo $so) package=$(echo $package)
@@ -48,6 +56,7 @@ for line in "${allocator_table[@]}"; do
     [ "$package" != - ] && version=$(dpkg-query -W -f='${Version}' "$package" 2>/dev/null)
     versions+=("$name${version:+ $version}")
     guest+="echo '=== allocator $name'; $preload_env/placement --report a b c1 c2 d1 d2 || echo 'run failed'; "
+    guest+="echo '=== first_touch'; $preload_env/first_touch --report --sizes 64,256 || echo 'run failed'; "
 done
 
 # The guest's output goes to stderr, the report to stdout.
@@ -62,8 +71,30 @@ kernel=$(basename "$(readlink -f "$build/vm/vmlinuz")" | sed 's/^vmlinuz-//')
 # From the guest's output: per allocator and scenario, local / measured
 # pages, and the numbers of d2 and b.  Lines look like
 #   "c1   thread on node 1, small   73.02% of   3214 pages on node 1; ..."
+# first_touch.c's lines (after "=== first_touch") look like
+#   "   64 MiB malloc            node 0 100.0%  node 1  99.2%  ...  (0.4 s)"
+#   "summary: worst chunk 63.1% on its writer's node, 3 case(s) below 99%"
 report=$(awk -v names="${names[*]}" '
-    /^=== allocator / { a = $3; next }
+    /^=== allocator / { a = $3; in_ft = 0; next }
+    /^=== first_touch/ { in_ft = 1; next }
+    in_ft && /^summary: worst chunk / { ft_worst[a] = $4; next }
+    in_ft && /^ *[0-9]+ MiB / {
+        what = $0; sub(/^ *[0-9]+ MiB +/, "", what); sub(/ +node .*/, "", what)
+        what = $1 " MiB " what
+        min = ""
+        rest = $0
+        while (match(rest, /node [0-9]+ +[0-9.]+%/)) {
+            split(substr(rest, RSTART, RLENGTH), f, / +/)
+            pct = f[3]; sub(/%/, "", pct)
+            if (min == "" || pct + 0 < min + 0) min = pct
+            rest = substr(rest, RSTART + RLENGTH)
+        }
+        if (!((what) in ft_seen)) { ft_seen[what] = 1; ft_rows[++ft_n] = what }
+        ft_cell[a, what] = min
+        if (what ~ / MiB malloc$/ && (!(a in ft_malloc) || min + 0 < ft_malloc[a] + 0)) ft_malloc[a] = min
+        next
+    }
+    in_ft { next }
     /^b +[0-9]+ B: of/ { match($0, /new blocks overlap [0-9]+/); stolen[a] += substr($0, RSTART + 19, RLENGTH - 19) + 0
                          match($0, /of [0-9]+ blocks/); handed[a] += substr($0, RSTART + 3, RLENGTH - 10) + 0
                          next }
@@ -104,6 +135,12 @@ report=$(awk -v names="${names[*]}" '
             }
             print line
         }
+        line = "| master allocates with malloc, OpenMP team (one thread per node) writes its static chunk: worst chunk, 64 and 256 MiB arrays (first_touch.c) |"
+        for (i = 1; i <= n; i++) line = line " " (al[i] in ft_malloc ? ft_malloc[al[i]] "%" : "-") " |"
+        print line
+        line = "| the same, worst chunk of every case: malloc, again after free, realloc'"'"'s old and new halves, calloc, calloc again (first_touch.c) |"
+        for (i = 1; i <= n; i++) line = line " " (al[i] in ft_worst ? ft_worst[al[i]] : "-") " |"
+        print line
         line = "| node 0'"'"'s freed blocks that node 1 got back (b; of " handed[al[1]] ") |"
         for (i = 1; i <= n; i++) line = line " " stolen[al[i]] + 0 " |"
         print line
@@ -123,6 +160,17 @@ report=$(awk -v names="${names[*]}" '
             for (i = 1; i <= n; i++) line = line " " ((al[i], w) in cell ? cell[al[i], w] "%" : "-") " |"
             print line
         }
+        print ""
+        print "Master allocates, OpenMP team writes (first_touch.c): per array size and case, the share of pages on the writer'"'"'s node of the worst of the four chunks:"
+        print ""
+        sub(/thread, blocks/, "array, case", head)
+        print head; print rule
+        for (r = 1; r <= ft_n; r++) {
+            w = ft_rows[r]
+            line = "| " w " |"
+            for (i = 1; i <= n; i++) line = line " " ((al[i], w) in ft_cell ? ft_cell[al[i], w] "%" : "-") " |"
+            print line
+        }
     }' "$vm_log")
 
 {
@@ -130,12 +178,13 @@ report=$(awk -v names="${names[*]}" '
     echo
     echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "- Guest: QEMU (TCG) \`4node\` shape of tests/vm (nodes 0-3, one CPU and 384 MiB each; distances 12 within {0,1} and {2,3}, 21 across), Linux $kernel, THP always, numa_balancing off"
-    echo "- Command: \`tests/vm/report/locality.sh\` (runs \`tests/vm/guest/placement.c --report a b c1 c2 d1 d2\` under each allocator; pages located with move_pages(2))"
+    echo "- Command: \`tests/vm/report/locality.sh\` (runs \`tests/vm/guest/placement.c --report a b c1 c2 d1 d2\` and \`tests/vm/guest/first_touch.c --report --sizes 64,256\` under each allocator; pages located with move_pages(2))"
     echo "- Allocators: $(IFS=,; echo "${versions[*]}" | sed 's/,/, /g')"
     echo
     echo "A report, not a benchmark of speed: the guest has no real latency difference"
     echo "between nodes.  tests/vm/README.md describes each scenario; numamalloc's"
-    echo "numbers are also judged by make check (tests/vm/placement.sh)."
+    echo "numbers are also judged by make check (tests/vm/placement.sh and, for the"
+    echo "master-allocates case, tests/vm/first_touch.sh)."
     echo
     echo "$report"
 } >"$vm_log.md"
