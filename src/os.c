@@ -128,6 +128,16 @@ void *nm_os_remap(void *old, size_t old_size, size_t new_size, void *new_addr)
     return p == MAP_FAILED ? NULL : p;
 }
 
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4
+#endif
+
+int nm_os_move_range(void *old, size_t size, void *new_addr)
+{
+    void *p = mremap(old, size, size, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, new_addr);
+    return p == MAP_FAILED ? -1 : 0;
+}
+
 /* ---- NUMA policy syscalls ---------------------------------------------- */
 
 long nm_os_mbind(void *p, size_t len, int mode, const nm_nodemask *mask, unsigned flags)

@@ -79,6 +79,13 @@ void nm_os_name_range(void *p, size_t size, const char *name);
 /* Grow or shrink a mapping: in place only when `new_addr` is NULL and
  * `may_move` is false, else moved.  Returns the new address or NULL. */
 void *nm_os_remap(void *old, size_t old_size, size_t new_size, void *new_addr);
+/* Move the pages of [old, old + size) to new_addr (replacing what was
+ * mapped there) and leave the old range mapped, empty, reading as zero,
+ * with its advice and policy: MREMAP_DONTUNMAP (Linux 5.7+).  The range
+ * must lie in one mapping.  Returns 0, or -1 (errno set: EINVAL before
+ * 5.7) with nothing moved (but [new_addr, new_addr + size) may have been
+ * unmapped). */
+int nm_os_move_range(void *old, size_t size, void *new_addr);
 
 /* NUMA policy syscalls (raw, no libnuma).  `maxnode` follows the kernel
  * convention: the number of bits in the mask plus one. */
