@@ -420,7 +420,7 @@ int nm_region_enforcement(const nm_region *r, struct nm_enforcement *out);
 
 struct nm_node_stats {
     int node;                   /* kernel node id */
-    uint64_t mapped;            /* bytes of address space reserved on this node */
+    uint64_t mapped;            /* bytes of address space in segments and large spans */
     uint64_t committed;         /* bytes of that which may hold memory (not purged) */
     uint64_t in_use;            /* bytes in live blocks (small: by page, large: exact) */
     uint64_t segments;          /* live 4 MiB segments for small and medium blocks */

@@ -181,6 +181,7 @@ void nm_large_cache_purge(int node, uint64_t now_ms, bool force)
             slot_return(c, i, s);
         }
     }
+    nm_chunk_sweep(&nm_first_touch_arena(node)->chunks);
 }
 
 /* ---- spans of owned arenas -------------------------------------------------------------
@@ -235,8 +236,9 @@ void *nm_large_alloc(size_t size, size_t alignment, struct nm_arena *a, bool zer
         /* Transparent huge pages for the block of a huge span when asked,
          * or when hugetlb pages could not be had (the mapping came without:
          * the header's range and smaller blocks never get them). */
-        if (size >= NM_HUGE_MIN && nm_opt.hugepages != NM_HUGEPAGES_OFF && !hugetlb)
-            nm_os_use_thp((char *)s + l.offset, l.size - l.offset);
+        bool thp = size >= NM_HUGE_MIN && nm_opt.hugepages != NM_HUGEPAGES_OFF && !hugetlb;
+        if (thp) nm_os_use_thp((char *)s + l.offset, l.size - l.offset);
+        s->thp = thp;
         /* A fresh mapping reads as zero: no memset, which would also race with
          * walkers of an owned arena's span list (member_next is set). */
         s->size = l.size;
@@ -287,6 +289,42 @@ bool nm_large_free(struct nm_segment *s)
 
 /* ---- resizing ------------------------------------------------------------------------------ */
 
+/* Grow span `s`, carved from a chunk, to `size` bytes: into the chunk's
+ * free units right after it (no syscall), else by moving its block's pages
+ * with MREMAP_DONTUNMAP behind a copy of its header in a mapping of its own,
+ * set up as the span was (binding, huge-page advice, name); its units then
+ * go back to the chunk, whose range stays mapped.  The caller updates the
+ * map for [result, result + size) and the counters.  NULL when neither is
+ * possible (the caller copies). */
+static struct nm_segment *carved_grow(struct nm_segment *s, size_t size)
+{
+    size_t old_size = s->size, offset = s->block_offset;
+    struct nm_chunk *chunk = s->chunk;
+    if (nm_chunk_extend(chunk, s, old_size >> NM_UNIT_SHIFT, (size - old_size) >> NM_UNIT_SHIFT)) {
+        if (s->thp) nm_os_use_thp((char *)s + old_size, size - old_size);
+        return s;
+    }
+    struct nm_arena *a = s->arena;
+    char *target = nm_os_reserve(size, NM_SEGMENT_SIZE, false);
+    if (!target) return NULL;
+    if (a->bind_mode >= 0) (void)nm_os_mbind(target, size, a->bind_mode, &a->nodes, 0);
+    nm_os_no_thp(target, s->thp ? offset : size);
+    if (s->thp) nm_os_use_thp(target + offset, size - offset);
+    nm_os_name_range(target, size, "numamalloc");
+    if (nm_os_move_range(nm_large_block(s), old_size - offset, target + offset) != 0) {
+        nm_os_release(target, size);
+        return NULL;
+    }
+    memcpy(target, s, sizeof *s);
+    struct nm_segment *moved = (struct nm_segment *)target;
+    moved->cookie = nm_segment_cookie(moved);
+    moved->chunk = NULL;
+    nm_map_remove(s, old_size);
+    if (s->thp) nm_os_no_thp(s, old_size);
+    nm_chunk_return(chunk, s, old_size >> NM_UNIT_SHIFT);
+    return moved;
+}
+
 static void span_set_usable(struct nm_segment *s, size_t usable)
 {
     atomic_fetch_add_explicit(&nm_nodes[s->node].in_use, usable - s->block_size,
@@ -316,7 +354,10 @@ void *nm_large_resize(struct nm_segment *s, size_t size)
      * binding and huge-page advice along; nothing is copied but the header. */
     size_t old_size = s->size, offset = s->block_offset;
     int node = s->node;
-    if (!nm_os_remap(block, old_size - offset, l.size - offset, NULL)) {
+    if (s->chunk) {
+        s = carved_grow(s, l.size);
+        if (!s) return NULL;
+    } else if (!nm_os_remap(block, old_size - offset, l.size - offset, NULL)) {
         char *target = nm_os_reserve(l.size, NM_SEGMENT_SIZE, false);
         if (!target) return NULL;
         struct nm_arena *a = s->arena;

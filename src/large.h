@@ -5,8 +5,9 @@
  * Blocks of 2 MiB and more start 2 MiB into the span, so they are 2 MiB
  * aligned and transparent huge pages can back them; smaller ones start
  * 4 KiB in.  A span reserves address space up to the next 4 MiB boundary,
- * so realloc grows in place within it, and beyond it with mremap (the pages
- * move, nothing is copied).  Freed spans wait in a small per-node cache for
+ * so realloc grows in place within it, beyond it into the free units that
+ * follow it in its chunk, and else with mremap (the pages move, nothing is
+ * copied).  Freed spans wait in a small per-node cache for
  * reuse, then go back to the OS after the purge delay.  Any thread may
  * allocate or free a large block: spans have no owner.
  *

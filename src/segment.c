@@ -2,8 +2,9 @@
  * segment.c — node-bound memory: the segment map, segment allocation and
  * release, the per-node cache and abandoned stacks, and purging.
  *
- * Memory comes from the OS in 4 MiB-aligned ranges, bound with mbind as
- * their arena says before first touch (a local arena does not bind when the
+ * Memory comes in 4 MiB-aligned ranges, carved from the arena's chunks
+ * (chunk.c) or mapped by themselves, bound with mbind as their arena says
+ * before first touch (a local arena does not bind when the
  * process runs under its own memory policy, e.g. numactl --membind, which we
  * then respect).  Empty segments wait in their arena's cache for reuse, and
  * go back to the OS once they have waited the purge delay while the node
@@ -11,7 +12,7 @@
  * stacks are lock-free and a purge that finds another purge running simply
  * returns.
  *
- * May call the policy, os and topology layers and the options.
+ * May call the chunk, policy, os and topology layers and the options.
  */
 #define _GNU_SOURCE
 #include "segment.h"
@@ -103,6 +104,7 @@ void nm_segment_after_fork(void)
     }
     if (nm_process_arena) nm_arena_after_fork(nm_process_arena);
     if (nm_interleave_arena) nm_arena_after_fork(nm_interleave_arena);
+    nm_chunk_after_fork();
 }
 
 /* ---- the segment map ------------------------------------------------------------ */
@@ -260,28 +262,48 @@ static bool strict_fits(const struct nm_arena *a, size_t size)
     return size <= available;
 }
 
+/* Ranges carved from chunks: not an owned arena's (it keeps its ranges in
+ * member lists until it is released as a whole), not hugetlb, at most
+ * 4 MiB-aligned (the units are) and not so large that they fragment a
+ * chunk (larger ones are few: each is at least 256 MiB of address space). */
+static bool carved(size_t size, size_t align, const struct nm_arena *a)
+{
+    return !a->owned && align <= NM_UNIT_SIZE && size % NM_UNIT_SIZE == 0 &&
+           size <= (size_t)NM_CHUNK_CARVE_MAX << NM_UNIT_SHIFT;
+}
+
 void *nm_segment_map_memory(size_t size, size_t align, struct nm_arena *a, bool *hugetlb,
                             enum nm_map_kind kind)
 {
     if (a->strict && !strict_fits(a, size)) { errno = ENOMEM; return NULL; }
     void *p = NULL;
+    struct nm_chunk *chunk = NULL;
     if (hugetlb && *hugetlb) {
         p = map_hugetlb(size, align, a);
         *hugetlb = p != NULL;
     }
-    if (!p) p = map_bound(size, align, a, false);
-    if (!p) return NULL;
-    if (a->strict && (!hugetlb || !*hugetlb) && nm_os_populate(p, size) != 0) {
-        nm_os_release(p, size);
-        errno = ENOMEM;
-        return NULL;
+    /* A chunk is bound, advised and named when it is mapped. */
+    if (!p && carved(size, align, a)) {
+        int saved = errno;
+        p = nm_chunk_carve(&a->chunks, size >> NM_UNIT_SHIFT, a->bind_mode, &a->nodes, &chunk);
+        if (!p) errno = saved;   /* a mapping of its own may still be had */
     }
-    /* No transparent huge pages unless a caller asks for them on a part
-     * (huge blocks): blocks are carved 4 KiB at a time so that only what is
-     * used is resident, and with THP "always" the first write (the header,
-     * just below) would fault in 2 MiB. */
-    if (!hugetlb || !*hugetlb) nm_os_no_thp(p, size);
-    nm_os_name_range(p, size, "numamalloc");
+    if (!p) {
+        p = map_bound(size, align, a, false);
+        if (!p) return NULL;
+        /* No transparent huge pages unless a caller asks for them on a part
+         * (huge blocks): blocks are carved 4 KiB at a time so that only what
+         * is used is resident, and with THP "always" the first write (the
+         * header, just below) would fault in 2 MiB. */
+        nm_os_no_thp(p, size);
+        if (a->strict && nm_os_populate(p, size) != 0) {
+            nm_os_release(p, size);
+            errno = ENOMEM;
+            return NULL;
+        }
+    }
+    if (!chunk) nm_os_name_range(p, size, "numamalloc");
+    ((struct nm_segment *)p)->chunk = chunk;
     nm_map_add(p, size, kind);
     atomic_fetch_add_explicit(&nm_nodes[a->node].mapped, size, memory_order_relaxed);
     if (a->owned) {
@@ -301,9 +323,18 @@ void *nm_segment_map_memory(size_t size, size_t align, struct nm_arena *a, bool 
 
 void nm_segment_unmap_memory(void *start, size_t size, int node)
 {
+    struct nm_segment *s = start;
+    struct nm_chunk *chunk = s->chunk;
+    bool thp = s->thp;
     nm_map_remove(start, size);
-    nm_os_release(start, size);
     atomic_fetch_sub_explicit(&nm_nodes[node].mapped, size, memory_order_relaxed);
+    if (!chunk) {
+        nm_os_release(start, size);
+        return;
+    }
+    /* The units go back as the chunk has them: no huge pages. */
+    if (thp) nm_os_no_thp(start, size);
+    nm_chunk_return(chunk, start, size >> NM_UNIT_SHIFT);
 }
 
 /* ---- segments ------------------------------------------------------------------------ */
@@ -318,9 +349,11 @@ static void segment_format(struct nm_segment *s, struct nm_arena *a, enum nm_seg
     uint32_t pages = (uint32_t)(NM_SEGMENT_SIZE >> kind_layout[kind].page_shift);
     bool reserved = s->reserved;   /* a reserved segment stays reserved for life */
     struct nm_segment *member_next = s->member_next;
+    struct nm_chunk *chunk = s->chunk;
     memset(s, 0, sizeof *s + pages * sizeof(struct nm_page));
     s->reserved = reserved;
     s->member_next = member_next;
+    s->chunk = chunk;
     s->cookie = nm_segment_cookie(s);
     s->kind = (uint8_t)kind;
     s->page_shift = kind_layout[kind].page_shift;
@@ -491,4 +524,5 @@ void nm_segment_cache_purge(struct nm_arena *a, uint64_t now_ms, bool force)
             nm_stack_push(&a->cache, s);
         }
     }
+    nm_chunk_sweep(&a->chunks);
 }

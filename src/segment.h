@@ -2,13 +2,14 @@
  * segment.h — node-bound memory: segments, pages, blocks, and the map that
  * finds a block's segment from its address.
  *
- * The allocator takes memory from the OS in segments: 4 MiB-aligned ranges,
- * each bound (mbind) to one NUMA node before anything touches it.  A segment
+ * The allocator takes memory in segments: 4 MiB-aligned ranges, carved from
+ * its arena's chunks of address space (chunk.h), each bound (mbind) to one
+ * NUMA node before anything touches it.  A segment
  * header at the start of the range records the node and the owning heap.
  *
  *   small segment   4 MiB = 64 pages of 64 KiB, blocks of 16 B .. 8 KiB
  *   medium segment  4 MiB =  4 pages of 1 MiB,  blocks of 8 KiB .. 256 KiB
- *   large span      one block above 256 KiB, its own 4 MiB-aligned range
+ *   large span      one block above 256 KiB, its own 4 MiB-aligned run of units
  *
  * A page serves one size class.  Its blocks are carved lazily (a few KiB at
  * a time, so untouched memory is never faulted in) and kept on free lists.
@@ -37,7 +38,7 @@
  * node, for nm_malloc_onnode) and `first_touch` (not bound, for the large
  * blocks of threads running there: their pages follow first touch).
  *
- * This layer may call the policy, os and topology layers.
+ * This layer may call the chunk, policy, os and topology layers.
  */
 #ifndef NM_SEGMENT_H
 #define NM_SEGMENT_H
@@ -47,12 +48,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "chunk.h"
 #include "os.h"
 #include "policy.h"
 #include "topology.h"
 
 #define NM_SEGMENT_SHIFT 22
 #define NM_SEGMENT_SIZE ((size_t)1 << NM_SEGMENT_SHIFT)      /* 4 MiB */
+_Static_assert(NM_SEGMENT_SHIFT == NM_UNIT_SHIFT, "segments and spans are carved in chunk units");
 #define NM_SMALL_PAGE_SHIFT 16                                /* 64 KiB */
 #define NM_MEDIUM_PAGE_SHIFT 20                               /* 1 MiB */
 #define NM_SMALL_MAX (8 * NM_KiB)          /* largest block in a small page */
@@ -109,6 +112,8 @@ struct nm_segment {
     uint32_t retired_ms[NM_MAX_PAGES];  /* when page i became free (ms clock, low bits) */
     struct nm_segment *heap_next, *heap_prev; /* in the owner's segment list */
     struct nm_arena *arena;         /* where it came from and goes back to */
+    struct nm_chunk *chunk;         /* the chunk its units were carved from; NULL: a
+                                       mapping of its own (kept while it lives) */
     struct nm_segment *member_next; /* in its arena's member list (owned arenas) */
     struct nm_segment *stack_next;  /* in an arena stack (cache or abandoned) */
     uint64_t cached_ms;             /* when it entered the node cache */
@@ -121,6 +126,7 @@ struct nm_segment {
     bool zeroed;                    /* block memory known to be all zero */
     bool hugetlb;                   /* backed by MAP_HUGETLB pages */
     bool reserved;                  /* nm_reserve: free pages are never decommitted */
+    bool thp;                       /* the block has MADV_HUGEPAGE (the rest NOHUGEPAGE) */
 
     struct nm_page pages[];         /* small and medium only */
 };
@@ -234,6 +240,7 @@ struct nm_arena {
     struct nm_stack cache;              /* empty segments, still mapped and bound */
     struct nm_stack abandoned;          /* segments with live blocks and no owner */
     _Atomic uint64_t next_purge_ms;     /* no cache purge before this time */
+    struct nm_chunk_list chunks;        /* where its segments and spans are carved */
     int node;                           /* dense node index its memory is charged to */
     int bind_mode;                      /* NM_MPOL_* for new memory, or -1: no mbind */
     nm_nodemask nodes;                  /* the nodes for mbind */
@@ -259,7 +266,8 @@ struct nm_node_state {
                                            bound: a page goes where it is first
                                            written (large.c) */
     /* Counters, in bytes unless named otherwise. */
-    _Atomic uint64_t mapped;            /* address space reserved (segments and spans) */
+    _Atomic uint64_t mapped;            /* address space of segments and spans (not the
+                                           free units of chunks, which hold nothing) */
     _Atomic uint64_t decommitted;       /* of that, given back with MADV_DONTNEED */
     _Atomic uint64_t cached;            /* in cached segments and spans */
     _Atomic uint64_t reserved;          /* nm_reserve: cached memory kept regardless */
@@ -320,13 +328,20 @@ static inline bool nm_arena_is_local(const struct nm_arena *a)
 void nm_arena_release(struct nm_arena *a);
 
 /* Map `size` bytes aligned to `align` for arena `a`, bound as the arena
- * says.  Registered in the segment map as `kind`.  NULL + ENOMEM.
+ * says, with MADV_NOHUGEPAGE, and sets the header's `chunk`.  Carved from
+ * one of the arena's chunks (chunk.h) when it is at most 256 MiB, aligned
+ * to at most 4 MiB, without hugetlb pages and the arena is not owned;
+ * else a mapping of its own.  Registered in the segment map as `kind`.
+ * NULL + ENOMEM.
  * `hugetlb` (NULL: no): in, whether hugetlb pages are wanted; out, whether
  * the range has them.  Hugetlb ranges are faulted in at once (from the
  * pool, as the binding allows); when the pool cannot back the range, it is
  * mapped with normal pages instead. */
 void *nm_segment_map_memory(size_t size, size_t align, struct nm_arena *a, bool *hugetlb,
                             enum nm_map_kind kind);
+/* Give back the segment or span at `start` (its header says where it came
+ * from: its units go back to their chunk, decommitted, or its own mapping
+ * is unmapped) and take it out of the map and node's `mapped` count. */
 void nm_segment_unmap_memory(void *start, size_t size, int node);
 
 /* A fresh segment of `kind` from arena `a`: its cache, else the OS.  All

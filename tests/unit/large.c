@@ -1,7 +1,8 @@
 /* large.c — large and huge blocks: layout, in-place growth inside the span,
  * growth by mremap that moves pages instead of copying them (checked with
  * the physical frame numbers in /proc/self/pagemap when we may read them),
- * the per-node span cache, and shrinking. */
+ * growth into the free units of the span's chunk, reuse of the units a
+ * moved span left, the per-node span cache, and shrinking. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdint.h>
@@ -65,16 +66,23 @@ int main(void)
     /* Growth far beyond it, with the address space right after the span
      * taken (so it cannot grow where it is): mremap moves the pages to a new
      * range; nothing is copied, so the first page keeps its physical frame.
-     * The span of an 8 MiB block is 12 MiB from 2 MiB before the block. */
+     * The span of an 8 MiB block is 12 MiB from 2 MiB before the block.
+     * Spans are carved first fit from 64 MiB chunks: the span of the first
+     * 300 KiB block (unit 0, now cached) comes before this one (units 1-3),
+     * so the second 300 KiB block after it takes the unit right after. */
     fill(grown, 9 * MiB, 2);
-    void *blocker = mmap(grown + 10 * MiB, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS |
-                         MAP_FIXED_NOREPLACE, -1, 0);
-    CHECK(blocker == grown + 10 * MiB, "could not place a mapping after the span");
+    unsigned char *span = grown - 2 * MiB, *span_end = grown + 10 * MiB;
+    void *blocker[2] = { NULL, NULL };
+    for (int i = 0; i < 2; i++) {
+        blocker[i] = nm_malloc(300 * 1024);
+        REQUIRE(blocker[i] != NULL);
+    }
+    CHECK((unsigned char *)blocker[1] == span_end + 4096,
+          "the 300 KiB block at %p is not right after the span (%p)", blocker[1], (void *)span_end);
     uint64_t frame_before = frame_of(grown);
     unsigned char *moved = nm_realloc(grown, 200 * MiB);
     REQUIRE(moved != NULL);
-    CHECK(moved != grown, "the block grew in place past a mapping");
-    munmap(blocker, 4096);
+    CHECK(moved != grown, "the block grew in place past another block");
     CHECK(same(moved, 9 * MiB, 2) && moved[9 * MiB - 1] == 2, "contents lost growing to 200 MiB");
     CHECK(((uintptr_t)moved & (2 * MiB - 1)) == 0);
     CHECK(nm_usable_size(moved) >= 200 * MiB);
@@ -85,6 +93,23 @@ int main(void)
     else
         printf("physical frames not readable (not root): the no-copy check is left out\n");
     fill(moved, 200 * MiB, 3);
+
+    /* The moved span's units went back to their chunk: the next huge block
+     * is carved from them (first fit), and grows in place into the free
+     * unit after it without moving. */
+    unsigned char *reused = nm_malloc(3 * MiB);
+    REQUIRE(reused != NULL);
+    CHECK(reused == span + 2 * MiB, "a 3 MiB block at %p, not in the span freed at %p",
+          (void *)reused, (void *)span);
+    fill(reused, 3 * MiB, 4);
+    unsigned char *extended = nm_realloc(reused, 9 * MiB);
+    REQUIRE(extended != NULL);
+    CHECK(extended == reused, "3 -> 9 MiB moved the block (%p -> %p) with free units after it",
+          (void *)reused, (void *)extended);
+    CHECK(same(extended, 3 * MiB, 4), "contents lost growing into the chunk");
+    nm_free(extended);
+    nm_free(blocker[0]);
+    nm_free(blocker[1]);
 
     /* Shrinking a large block keeps it in place and its contents. */
     unsigned char *shrunk = nm_realloc(moved, 120 * MiB);
