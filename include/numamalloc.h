@@ -49,6 +49,9 @@ extern "C" {
  * the thread that first writes it (so an array that the master allocates
  * and an OpenMP team initialises is spread over the team's nodes; a block
  * written by its own thread is local); NUMAMALLOC_POLICY binds them too.
+ * With NUMAMALLOC_HUGEPAGES=hugetlb, blocks of 2 MiB and more are faulted
+ * in by the allocating thread (so the pool is checked), and their pages
+ * are on its node, or where the pool has pages.
  * The block is
  * aligned to at least 16 bytes, and to the largest power of two dividing its
  * usable size up to 4096 (so a 4096-byte request is 4096-aligned); blocks of
@@ -67,7 +70,8 @@ NM_ATTR_MALLOC NM_ATTR_ALLOC_SIZE(1, 2) void *nm_calloc(size_t count, size_t siz
 
 /* Resize a block, keeping its contents up to the smaller of the two sizes.
  * nm_realloc(NULL, n) is nm_malloc(n); nm_realloc(p, 0) frees p and returns
- * NULL.  Large blocks grow in place or are moved with mremap (no copy).  A
+ * NULL.  Large blocks grow in place or are moved with mremap (no copy;
+ * blocks of heaps made with nm_heap_new and hugetlb blocks are copied).  A
  * block keeps its placement: one from nm_malloc_onnode(..., n) stays bound
  * to node n, one of a heap made with nm_heap_new stays in that heap (with
  * its policy, and goes away with nm_heap_destroy); a plain block that must
@@ -102,7 +106,10 @@ size_t nm_usable_size(const void *ptr);
 int nm_thread_rebind(void);
 
 /* Return cached free memory to the operating system now, on every node,
- * without waiting for the purge delay.  (malloc_trim() calls this.) */
+ * without waiting for the purge delay, and the free pages of the calling
+ * thread's heap and of the segments other threads of its node left behind
+ * (blocks of threads on other nodes wait for a thread there).
+ * (malloc_trim() calls this.) */
 void nm_trim(void);
 
 /* ------------------------------------------------------------------------
@@ -274,7 +281,11 @@ typedef struct nm_user_heap nm_heap_t;
  * spills to other nodes).  A heap made with NM_HEAP_STRICT takes its
  * memory when the allocation maps it instead: the allocation that the
  * nodes cannot hold returns NULL with errno ENOMEM, and nothing is left
- * mapped; its memory then stays resident until nm_heap_destroy (freed
+ * mapped (for a bind policy, the request is first checked against what
+ * the nodes have free or in inactive page cache; memory that other
+ * processes take between that check and the faults can still run the
+ * node out, so this is a best effort, not a reservation); its memory then
+ * stays resident until nm_heap_destroy (freed
  * blocks are reused, never given back early).  Memory is mapped in 4 MiB
  * segments for blocks up to 256 KiB and per block above, so a strict heap
  * holds at least one segment per thread that uses it. */

@@ -113,19 +113,28 @@ static uint32_t countdown_start(void)
     return nm_topo.node_count > 1 ? NM_NODE_CHECK_EVERY : UINT32_MAX;
 }
 
+/* `arena` is stored last: a fork child that finds a claimed heap with an
+ * arena finds the rest of it set up (nm_heap_after_fork). */
 static void heap_reset(struct nm_heap *h, struct nm_arena *arena)
 {
     for (size_t i = 0; i < NM_DIRECT_SLOTS; i++) h->direct[i] = &empty_page;
     memset(h->queue, 0, sizeof h->queue);
     memset(&h->full, 0, sizeof h->full);
     h->segments[0] = h->segments[1] = NULL;
-    h->arena = arena;
     h->node = arena->node;
     h->thread = nm_thread_self();
     h->user_id = 0;
     h->countdown = countdown_start();
     atomic_store_explicit(&h->remote_pending, 0, memory_order_relaxed);
     h->next_maintenance_ms = 0;
+    atomic_store_explicit(&h->arena, arena, memory_order_release);
+}
+
+/* Give the struct back for the next thread; it has no arena until then. */
+static void heap_unclaim(struct nm_heap *h)
+{
+    atomic_store_explicit(&h->arena, NULL, memory_order_relaxed);
+    atomic_store_explicit(&h->claimed, false, memory_order_release);
 }
 
 /* Heap structs are never freed: an exited thread's struct is claimed by
@@ -547,7 +556,7 @@ static void heap_abandon(struct nm_heap *h)
     }
     heap_reset(h, h->arena);
     heap_leave(h);
-    atomic_store_explicit(&h->claimed, false, memory_order_release);
+    heap_unclaim(h);
 }
 
 void nm_heap_after_fork(void)
@@ -555,9 +564,12 @@ void nm_heap_after_fork(void)
     uintptr_t self = nm_thread_self();
     for (struct nm_heap *h = atomic_load_explicit(&nm_heap_list, memory_order_acquire); h;
          h = h->all_next) {
-        if (!atomic_load_explicit(&h->claimed, memory_order_relaxed)) continue;
+        struct nm_arena *a = atomic_load_explicit(&h->arena, memory_order_acquire);
+        /* Claimed by a thread that had not set it up yet at the fork: it
+         * stays claimed (one struct lost to the child). */
+        if (!atomic_load_explicit(&h->claimed, memory_order_relaxed) || !a) continue;
         /* A stack pop of a thread that is gone holds its flag forever. */
-        nm_arena_after_fork(h->arena);
+        nm_arena_after_fork(a);
         if (h->thread == self) continue;
         /* A heap its thread was changing at the fork cannot be walked: it
          * stays claimed, and its memory is lost to the child, not corrupted. */
@@ -607,8 +619,9 @@ static void heap_thread_exit(void *arg)
 static void thread_exit_arm(void)
 {
     if (tls_exit_armed) return;
-    tls_exit_armed = true;
-    (void)pthread_setspecific(heap_key, &nm_heap_empty);   /* any non-NULL value */
+    tls_exit_armed = true;   /* before the call: its calloc comes back here */
+    if (pthread_setspecific(heap_key, &nm_heap_empty) != 0)   /* any non-NULL value */
+        tls_exit_armed = false;   /* try again with the thread's next heap */
 }
 
 /* A new heap of the calling thread, from `arena`. */
@@ -664,7 +677,7 @@ void nm_heap_release_arena(struct nm_arena *a)
          h = h->all_next) {
         if (h->arena != a || !atomic_load_explicit(&h->claimed, memory_order_acquire)) continue;
         heap_reset(h, a);      /* its segments are about to go: forget them */
-        atomic_store_explicit(&h->claimed, false, memory_order_release);
+        heap_unclaim(h);
     }
     nm_arena_release(a);
 }

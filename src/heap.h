@@ -38,7 +38,9 @@ struct nm_heap {
     struct nm_page_queue full;                 /* pages with none, revisited on frees */
     struct nm_segment *segments[2];            /* owned small / medium segments,
                                                   those with free pages first */
-    struct nm_arena *arena;                    /* where its segments come from */
+    /* Where its segments come from; NULL while the struct is unclaimed or
+     * being set up (heap_reset stores it last). */
+    _Atomic(struct nm_arena *) arena;
     int node;                                  /* dense node index (arena->node) */
     uintptr_t thread;                          /* nm_thread_self() of its thread */
     uint64_t user_id;                          /* the nm_heap_new heap it serves, or 0 */

@@ -115,8 +115,10 @@ static void span_settle(struct nm_segment *s)
     size_t total = s->block_size / NM_OS_PAGE;
     size_t count = total < NM_SETTLE_SAMPLES ? total : NM_SETTLE_SAMPLES;
     for (size_t i = 0; i < count; i++) pages[i] = block + i * total / count * NM_OS_PAGE;
+    /* No answer (no move_pages, or a seccomp filter): leave it as it is. */
+    if (nm_os_move_pages(count, pages, NULL, status, 0) != 0) return;
     int first = -1;
-    bool shared = nm_os_move_pages(count, pages, NULL, status, 0) != 0;
+    bool shared = false;
     for (size_t i = 0; i < count && !shared; i++) {
         if (status[i] < 0) continue;            /* not resident */
         if (first < 0) first = status[i];
@@ -124,8 +126,7 @@ static void span_settle(struct nm_segment *s)
     }
     int index = first < 0 ? -1 : nm_topology_index(&nm_topo, first);
     if (shared || (first >= 0 && index < 0)) {
-        nm_os_decommit(block, s->size - s->block_offset);
-        s->zeroed = true;
+        if (nm_os_decommit(block, s->size - s->block_offset) == 0) s->zeroed = true;
     } else if (index >= 0 && index != s->node) {
         atomic_fetch_sub_explicit(&nm_nodes[s->node].mapped, s->size, memory_order_relaxed);
         atomic_fetch_add_explicit(&nm_nodes[index].mapped, s->size, memory_order_relaxed);
@@ -151,6 +152,10 @@ static bool cache_put(struct nm_segment *s, uint64_t now_ms)
      * node past it goes back now rather than after the purge delay. */
     if (atomic_load_explicit(&nm_nodes[node].cached, memory_order_relaxed) + size > nm_opt.cache_bytes)
         return false;
+    /* A span settled on another node waits in a cache that the threads of
+     * this one do not look at: purge that cache here too, so its spans do
+     * not outlive the purge delay there. */
+    nm_large_cache_purge(node, now_ms, false);
     struct large_cache *c = &caches[node];
     s->cached_ms = now_ms;
     for (int i = 0; i < NM_LARGE_CACHE_SLOTS; i++) {
@@ -208,10 +213,12 @@ static struct nm_segment *owned_take(struct nm_arena *a, const struct span_layou
 
 static void owned_release(struct nm_segment *s)
 {
-    if (!s->arena->strict) {   /* a strict arena keeps its pages committed */
-        nm_os_decommit(nm_large_block(s), s->size - s->block_offset);
+    /* A strict arena keeps its pages committed, and hugetlb pages given
+     * back may not come back from the pool (the next write would raise
+     * SIGBUS): both keep them for the next block. */
+    if (!s->arena->strict && !s->hugetlb &&
+        nm_os_decommit(nm_large_block(s), s->size - s->block_offset) == 0)
         s->zeroed = true;
-    }
     atomic_store_explicit(&s->large_state, NM_LARGE_FREE, memory_order_release);
 }
 
@@ -219,6 +226,7 @@ static void owned_release(struct nm_segment *s)
 
 void *nm_large_alloc(size_t size, size_t alignment, struct nm_arena *a, bool zero)
 {
+    int saved_errno = errno;   /* a successful allocation leaves errno alone */
     struct span_layout l;
     int node = a->node;
     if (alignment <= (size >= NM_HUGE_MIN ? NM_HUGE_MIN : NM_OS_PAGE)) alignment = 0;
@@ -263,9 +271,10 @@ void *nm_large_alloc(size_t size, size_t alignment, struct nm_arena *a, bool zer
      * strict arena's memory stays committed: it is cleared instead. */
     void *block = nm_large_block(s);
     if (zero && !s->zeroed &&
-        (a->strict || nm_os_decommit(block, s->size - s->block_offset) != 0))
+        (a->strict || s->hugetlb || nm_os_decommit(block, s->size - s->block_offset) != 0))
         memset(block, 0, l.usable);
     s->zeroed = false;
+    errno = saved_errno;
     return block;
 }
 

@@ -92,6 +92,14 @@ int nm_os_decommit(void *p, size_t size)
 #define MADV_POPULATE_WRITE 23
 #endif
 
+int nm_os_populate_only(void *p, size_t len)
+{
+    if (len == 0) return 0;
+    if (madvise(p, len, MADV_POPULATE_WRITE) == 0) return 0;
+    if (errno == ENOMEM || errno == EFAULT) return ENOMEM;   /* the pool is short */
+    return errno == EINVAL ? ENOSYS : errno;
+}
+
 int nm_os_populate(void *p, size_t len)
 {
     if (len == 0) return 0;

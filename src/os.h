@@ -69,6 +69,10 @@ int nm_os_decommit(void *p, size_t size);
  * too few pages).  MADV_POPULATE_WRITE (Linux 5.14+); before that a write
  * of zero to each page (the range must be new, so it reads as zero). */
 int nm_os_populate(void *p, size_t len);
+/* The same with MADV_POPULATE_WRITE only, never by writing: for hugetlb
+ * ranges, where a write the pool cannot back raises SIGBUS.  ENOSYS where
+ * the kernel lacks it (before 5.14). */
+int nm_os_populate_only(void *p, size_t len);
 /* Ask for transparent huge pages on a 2 MiB-aligned range, or ask for none
  * (no error if the kernel has none). */
 void nm_os_use_thp(void *p, size_t size);

@@ -233,7 +233,7 @@ static void *map_hugetlb(size_t size, size_t align, struct nm_arena *a)
 {
     int saved = errno;
     void *p = map_bound(size, align, a, true);
-    if (p && nm_os_populate(p, size) != 0) {
+    if (p && nm_os_populate_only(p, size) != 0) {
         nm_os_release(p, size);
         p = NULL;
     }
@@ -241,20 +241,22 @@ static void *map_hugetlb(size_t size, size_t align, struct nm_arena *a)
     return p;
 }
 
-/* Whether the nodes a strict arena binds to have `size` bytes free now.
+/* Whether the nodes a strict arena binds to can give `size` bytes now.
  * Faulting in more than a bound node can give does not fail: the kernel
  * calls the OOM killer, which picks the process that asked.  So the ask is
- * checked first against the nodes' free memory (MemFree of their meminfo),
- * less a headroom per node of 1/32 of its size (at least 8 MiB) that the
- * kernel keeps for itself.  Policies that may spill to other nodes
- * (preferred, interleave) need no check. */
+ * checked first against what the nodes have free or in inactive page cache
+ * (their meminfo), less a headroom per node of 1/32 of its size (at least
+ * 8 MiB) that the kernel keeps for itself.  A check, then the faults: other
+ * processes may take the memory in between, so this is a best effort, not a
+ * reservation.  Policies that may spill to other nodes (preferred,
+ * interleave) need no check. */
 static bool strict_fits(const struct nm_arena *a, size_t size)
 {
     if (a->bind_mode != NM_MPOL_BIND) return true;
     uint64_t available = 0;
     for (int i = 0; i < nm_topo.node_count; i++) {
         if (!nm_mask_test(&a->nodes, nm_topo.node_id[i])) continue;
-        uint64_t free_now = nm_topology_free_now(&nm_topo, i, nm_opt.sysfs_root);
+        uint64_t free_now = nm_topology_available_now(&nm_topo, i, nm_opt.sysfs_root);
         uint64_t headroom = nm_topo.mem_total[i] / 32;
         if (headroom < 8 * NM_MiB) headroom = 8 * NM_MiB;
         if (free_now > headroom) available += free_now - headroom;

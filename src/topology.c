@@ -449,6 +449,23 @@ uint64_t nm_topology_free_now(const struct nm_topology *t, int index, const char
     return free;
 }
 
+uint64_t nm_topology_available_now(const struct nm_topology *t, int index, const char *sysfs_root)
+{
+    char buf[MEMINFO_CAP];
+    const char *root = sysfs_root ? sysfs_root : "/sys";
+    int saved_errno = errno;
+    uint64_t free = 0, cache = 0;
+    if (t->fallback || read_sys(buf, sizeof buf, root, "node", t->node_id[index], "meminfo") == FILE_MISSING ||
+        !meminfo_bytes(buf, "MemFree:", &free)) {
+        errno = saved_errno;
+        return nm_topology_free_now(t, index, sysfs_root);
+    }
+    if (!meminfo_bytes(buf, "Inactive(file):", &cache)) cache = 0;
+    errno = saved_errno;
+    uint64_t available = free + cache;
+    return available < t->mem_total[index] ? available : t->mem_total[index];
+}
+
 void nm_topology_refresh_free(struct nm_topology *t, const char *sysfs_root)
 {
     for (int i = 0; i < t->node_count; i++) t->mem_free[i] = nm_topology_free_now(t, i, sysfs_root);

@@ -63,6 +63,9 @@ void nm_topology_load(struct nm_topology *t, const char *sysfs_root);
 void nm_topology_refresh_free(struct nm_topology *t, const char *sysfs_root);
 /* The free memory of node `index` of `t` now, in bytes, without changing `t`. */
 uint64_t nm_topology_free_now(const struct nm_topology *t, int index, const char *sysfs_root);
+/* What node `index` can give now without swapping: its free memory plus
+ * its inactive file pages (page cache, which reclaim drops first). */
+uint64_t nm_topology_available_now(const struct nm_topology *t, int index, const char *sysfs_root);
 
 /* A path built piece by piece in a fixed buffer (no snprintf, no malloc);
  * `too_long` is set when a piece did not fit. */

@@ -110,6 +110,35 @@ if command -v python3 >/dev/null && [ -r /proc/self/smaps ] && [ -r "$hugepages_
             got=$(hugetlb_blocks 2>&1) || { echo "NUMAMALLOC_HUGEPAGES=hugetlb, pool of 40: exit $?: $got"; fail=1; }
             [ "${got%% *}" = 2048 ] || { echo "NUMAMALLOC_HUGEPAGES=hugetlb, pool of 40: page sizes '$got', expected 2048 for the 4 MiB block"; fail=1; }
         fi
+        # A heap's freed hugetlb block keeps its pages for the heap's next
+        # block: with a pool of 8 pages, an 8 MiB heap block (a 12 MiB span:
+        # 6 pages) is written and freed, a plain 8 MiB block is taken (it
+        # finds 2 pages and falls back to normal ones), and the heap's next
+        # 8 MiB calloc, on the first span, is written in full: no SIGBUS.
+        if echo 8 > "$hugepages_file" 2>/dev/null && [ "$(cat "$hugepages_file")" -eq 8 ]; then
+            got=$(env NUMAMALLOC_HUGEPAGES=hugetlb LD_PRELOAD="$lib" python3 -c '
+import ctypes
+libc = ctypes.CDLL(None)
+for name in ("nm_heap_new", "nm_heap_malloc", "nm_heap_calloc", "malloc"):
+    getattr(libc, name).restype = ctypes.c_void_p
+libc.nm_heap_new.argtypes = [ctypes.c_void_p]
+libc.nm_heap_malloc.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+libc.nm_heap_calloc.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+size = 8 << 20
+h = libc.nm_heap_new(None)
+p = libc.nm_heap_malloc(h, size)
+ctypes.memset(p, 0xff, size)
+libc.free(p)
+q = libc.malloc(size)
+ctypes.memset(q, 1, size)
+r = libc.nm_heap_calloc(h, 1, size)
+zero = ctypes.string_at(r, 4096) == bytes(4096) and ctypes.string_at(r + size - 4096, 4096) == bytes(4096)
+ctypes.memset(r, 2, size)
+print("ok" if zero else "calloc not zero")
+' 2>&1) || got="exit $?: $got"
+            [ "$got" = ok ] || { echo "NUMAMALLOC_HUGEPAGES=hugetlb, a heap block reused after the pool ran short: $got"; fail=1; }
+        fi
         echo 0 > "$hugepages_file"
     fi
 fi
