@@ -98,23 +98,9 @@ static bool enough_free(struct nm_chunk *c, size_t count)
 
 /* ---- the busy flag ------------------------------------------------------------ */
 
-/* A bounded number of tries (a holder keeps the flag for a bitmap scan),
- * then give up: never wait for a holder that a signal or fork stopped. */
-static bool chunk_try_enter(struct nm_chunk *c)
-{
-    for (int tries = 0; tries < 64; tries++) {
-        if (!atomic_exchange_explicit(&c->busy, true, memory_order_acquire)) return true;
-#if defined(__x86_64__)
-        __builtin_ia32_pause();
-#endif
-    }
-    return false;
-}
-
-static void chunk_leave(struct nm_chunk *c)
-{
-    atomic_store_explicit(&c->busy, false, memory_order_release);
-}
+/* The busy flag (nm_flag_try: a holder keeps it for a bitmap scan). */
+static bool chunk_try_enter(struct nm_chunk *c) { return nm_flag_try(&c->busy); }
+static void chunk_leave(struct nm_chunk *c) { nm_flag_release(&c->busy); }
 
 static bool is_active(struct nm_chunk *c)
 {

@@ -5,6 +5,7 @@
 #ifndef NM_OS_H
 #define NM_OS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -112,6 +113,26 @@ static inline void nm_mask_set(nm_nodemask *m, int id) { m->bits[id / 64] |= 1ul
 static inline bool nm_mask_test(const nm_nodemask *m, int id)
 {
     return id >= 0 && id < NM_MASK_BITS && (m->bits[id / 64] >> (id % 64)) & 1;
+}
+
+/* A try-flag: win `flag` with a bounded number of tries (its holder keeps
+ * it for a few instructions), else give up.  Nobody ever waits for a holder
+ * that a signal or a fork may have stopped; a fork child clears the flags.
+ * Used by the arena stacks (segment.c) and the chunks (chunk.c). */
+static inline bool nm_flag_try(_Atomic bool *flag)
+{
+    for (int tries = 0; tries < 64; tries++) {
+        if (!atomic_exchange_explicit(flag, true, memory_order_acquire)) return true;
+#if defined(__x86_64__)
+        __builtin_ia32_pause();
+#endif
+    }
+    return false;
+}
+
+static inline void nm_flag_release(_Atomic bool *flag)
+{
+    atomic_store_explicit(flag, false, memory_order_release);
 }
 
 /* Time in milliseconds from a coarse monotonic clock (vDSO, no syscall). */

@@ -162,25 +162,15 @@ void nm_stack_push(struct nm_stack *st, struct nm_segment *s)
     atomic_fetch_add_explicit(&st->count, 1, memory_order_relaxed);
 }
 
-/* Win the pop flag.  A thread that finds it taken tries again a bounded
- * number of times (a pop holds it for a few instructions), then gives up:
- * it never waits for a holder that a fork or a signal may have stopped. */
+/* Win the pop flag (nm_flag_try: a pop holds it for a few instructions;
+ * nobody waits for a holder that a fork or a signal stopped). */
 static bool stack_try_enter(struct nm_stack *st)
 {
-    for (int tries = 0; tries < 64; tries++) {
-        if (atomic_load_explicit(&st->top, memory_order_relaxed) == NULL) return false;
-        if (!atomic_exchange_explicit(&st->popping, true, memory_order_acquire)) return true;
-#if defined(__x86_64__)
-        __builtin_ia32_pause();
-#endif
-    }
-    return false;
+    if (atomic_load_explicit(&st->top, memory_order_relaxed) == NULL) return false;
+    return nm_flag_try(&st->popping);
 }
 
-static void stack_leave(struct nm_stack *st)
-{
-    atomic_store_explicit(&st->popping, false, memory_order_release);
-}
+static void stack_leave(struct nm_stack *st) { nm_flag_release(&st->popping); }
 
 struct nm_segment *nm_stack_pop(struct nm_stack *st)
 {
