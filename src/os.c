@@ -121,10 +121,17 @@ void nm_os_no_thp(void *p, size_t size)
     (void)madvise(p, size, MADV_NOHUGEPAGE);
 }
 
+/* Kernels without CONFIG_ANON_VMA_NAME refuse every naming call with
+ * EINVAL: after the first refusal, no more calls. */
+static _Atomic bool vma_names_refused;
+
 void nm_os_name_range(void *p, size_t size, const char *name)
 {
+    if (atomic_load_explicit(&vma_names_refused, memory_order_relaxed)) return;
     int saved = errno;
-    (void)prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)p, size, (unsigned long)name);
+    if (prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)p, size, (unsigned long)name) != 0 &&
+        errno == EINVAL)
+        atomic_store_explicit(&vma_names_refused, true, memory_order_relaxed);
     errno = saved;
 }
 
