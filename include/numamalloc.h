@@ -105,10 +105,11 @@ size_t nm_usable_size(const void *ptr);
  * memory (or it has none), the nearest node whose memory it may use. */
 int nm_thread_rebind(void);
 
-/* Return cached free memory to the operating system now, on every node,
- * without waiting for the purge delay, and the free pages of the calling
- * thread's heap and of the segments other threads of its node left behind
- * (blocks of threads on other nodes wait for a thread there).
+/* Return free memory to the operating system now, without waiting for the
+ * purge delay: the free pages of every thread's heap (on every node, heaps
+ * with a policy and nm_malloc_onnode heaps included), pages whose blocks
+ * other threads freed, the heaps of exited threads, the segments they left
+ * behind, and every cache.  Blocks in use stay where they are.
  * (malloc_trim() calls this.) */
 void nm_trim(void);
 

@@ -18,6 +18,7 @@
 #include "numamalloc.h"
 #include "options.h"
 #include "policy.h"
+#include "purge.h"
 
 /* ---- errors -------------------------------------------------------------------- */
 
@@ -419,13 +420,7 @@ nm_export void nm_trim(void)
     nm_heap_init();
     int saved = errno;
     nm_heap_trim();
-    uint64_t now = nm_os_now_ms();
-    for (int node = 0; node < nm_topo.node_count; node++) {
-        nm_large_cache_purge(node, now, true);
-        nm_segment_cache_purge(nm_local_arena(node), now, true);
-        nm_segment_cache_purge(nm_bound_arena(node), now, true);
-    }
-    if (nm_process_arena) nm_segment_cache_purge(nm_process_arena, now, true);
-    if (nm_interleave_arena) nm_segment_cache_purge(nm_interleave_arena, now, true);
+    /* Every heap of every thread, parked and abandoned ones, every cache. */
+    (void)nm_purge_pass(nm_os_now_ms(), true);
     errno = saved;
 }

@@ -137,17 +137,45 @@ static void heap_unclaim(struct nm_heap *h)
     atomic_store_explicit(&h->claimed, false, memory_order_release);
 }
 
-/* Heap structs are never freed: an exited thread's struct is claimed by
- * the next new thread (so remote frees may always touch heap->remote_pending
- * of a heap they read from a segment, even a stale one). */
+static void heap_abandon(struct nm_heap *h);
+static void heap_take_over(struct nm_heap *h);
+
+/* Win heap struct `h` if nobody holds it. */
+static bool heap_try_claim(struct nm_heap *h)
+{
+    bool expected = false;
+    return !atomic_load_explicit(&h->claimed, memory_order_relaxed) &&
+           atomic_compare_exchange_strong(&h->claimed, &expected, true);
+}
+
+/* A heap for a new thread of `arena`.  Heap structs are never freed (so
+ * remote frees may always touch heap->remote_pending of a heap they read
+ * from a segment, even a stale one).  In order of preference: a parked
+ * heap of the same arena, taken over whole with its pages (heap.h); an
+ * unused struct; a parked heap of another arena, whose memory goes back to
+ * its arena first; a new struct. */
 static struct nm_heap *heap_claim(struct nm_arena *arena)
 {
+    struct nm_heap *first = atomic_load_explicit(&nm_heap_list, memory_order_acquire);
+    for (struct nm_heap *h = first; h; h = h->all_next) {
+        if (atomic_load_explicit(&h->arena, memory_order_relaxed) != arena || !heap_try_claim(h))
+            continue;
+        if (atomic_load_explicit(&h->arena, memory_order_acquire) == arena) {
+            heap_take_over(h);
+            return h;
+        }
+        heap_reset(h, arena);   /* abandoned by a purge meanwhile: an unused struct */
+        return h;
+    }
     struct nm_heap *h;
-    for (h = atomic_load_explicit(&nm_heap_list, memory_order_acquire); h; h = h->all_next) {
-        bool expected = false;
-        if (!atomic_load_explicit(&h->claimed, memory_order_relaxed) &&
-            atomic_compare_exchange_strong(&h->claimed, &expected, true))
+    for (h = first; h; h = h->all_next)
+        if (!atomic_load_explicit(&h->arena, memory_order_relaxed) && heap_try_claim(h)) break;
+    if (!h) {
+        for (h = first; h; h = h->all_next) {
+            if (!heap_try_claim(h)) continue;
+            if (atomic_load_explicit(&h->arena, memory_order_acquire)) heap_abandon(h);
             break;
+        }
     }
     if (!h) {
         h = nm_os_reserve(sizeof *h, NM_OS_PAGE, false);
@@ -165,25 +193,51 @@ static struct nm_heap *heap_claim(struct nm_arena *arena)
 }
 
 /* The owner brackets every change of the heap's lists and pages with these
- * (they nest).  `busy` is read only by a fork child, about the heaps of
- * threads that do not exist there: the fences keep the count's stores on
- * either side of the changes, so a child that sees 0 sees no half-made
- * change (a fork snapshots memory while other threads run). */
+ * (they nest).  See `lock` in heap.h: the owner waits only for a purge,
+ * which holds the lock for a few list operations.  A fork child reads the
+ * lock of the heaps of threads that do not exist there: acquire and
+ * release keep the changes inside, so a child that sees 0 sees no
+ * half-made change (a fork snapshots memory while other threads run). */
 static void heap_enter(struct nm_heap *h)
 {
-    atomic_store_explicit(&h->busy, atomic_load_explicit(&h->busy, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-#if defined(__SANITIZE_THREAD__)
-    atomic_signal_fence(memory_order_release);   /* ThreadSanitizer takes no fences */
-#else
-    atomic_thread_fence(memory_order_release);   /* a compiler barrier on x86 */
-#endif
+    uint32_t depth = atomic_load_explicit(&h->lock, memory_order_relaxed);
+    if (depth != 0 && depth != NM_HEAP_PURGING) {   /* ours already: one deeper */
+        atomic_store_explicit(&h->lock, depth + 1, memory_order_relaxed);
+        return;
+    }
+    for (;;) {
+        uint32_t expected = 0;
+        if (atomic_compare_exchange_weak_explicit(&h->lock, &expected, 1, memory_order_acquire,
+                                                  memory_order_relaxed))
+            return;
+        sched_yield();
+    }
 }
 
 static void heap_leave(struct nm_heap *h)
 {
-    atomic_store_explicit(&h->busy, atomic_load_explicit(&h->busy, memory_order_relaxed) - 1,
+    atomic_store_explicit(&h->lock, atomic_load_explicit(&h->lock, memory_order_relaxed) - 1,
                           memory_order_release);
+}
+
+/* A purge takes the lock only when nobody holds it. */
+static bool heap_try_purge_lock(struct nm_heap *h)
+{
+    uint32_t expected = 0;
+    return atomic_compare_exchange_strong_explicit(&h->lock, &expected, NM_HEAP_PURGING,
+                                                   memory_order_acquire, memory_order_relaxed);
+}
+
+static void heap_purge_unlock(struct nm_heap *h)
+{
+    atomic_store_explicit(&h->lock, 0, memory_order_release);
+}
+
+/* Out of every change of the heap (lock not held by its owner): the
+ * background purge may be started here (purge.c), which allocates. */
+static inline void heap_safe_point(struct nm_heap *h)
+{
+    if (atomic_load_explicit(&h->lock, memory_order_relaxed) == 0) nm_purge_safe_point();
 }
 
 /* ---- queues ---------------------------------------------------------------------- */
@@ -286,7 +340,7 @@ static void segment_unlink(struct nm_heap *h, struct nm_segment *s)
  * back when it has none, so the front segment answers "any free page?". */
 static void segment_reorder(struct nm_heap *h, struct nm_segment *s)
 {
-    bool has_free = s->free_pages != 0;
+    bool has_free = atomic_load_explicit(&s->free_pages, memory_order_relaxed) != 0;
     if (has_free && h->segments[s->kind] != s) {
         segment_unlink(h, s);
         segment_link(h, s, true);
@@ -296,10 +350,10 @@ static void segment_reorder(struct nm_heap *h, struct nm_segment *s)
     }
 }
 
-/* Page `pg` (used == 0, unlinked) goes back to its segment; the segment
- * goes to the node cache when it has no page in use.  Returns true then. */
-static bool page_release(struct nm_heap *h, struct nm_segment *s, struct nm_page *pg,
-                         uint64_t now_ms)
+/* Page `pg` of `s` (used == 0, in no list) becomes free.  Returns whether
+ * the segment has no page in use left.  No list of any heap is touched, so
+ * this serves abandoned segments too. */
+static bool segment_page_release(struct nm_segment *s, struct nm_page *pg, uint64_t now_ms)
 {
     size_t index = (size_t)(pg - s->pages);
     atomic_fetch_sub_explicit(&nm_class_pages[pg->size_class], 1, memory_order_relaxed);
@@ -311,15 +365,31 @@ static bool page_release(struct nm_heap *h, struct nm_segment *s, struct nm_page
     atomic_store_explicit(&pg->carved, 0, memory_order_relaxed);
     pg->reserved = 0;
     s->retired_ms[index] = (uint32_t)now_ms;
-    s->free_pages |= 1ull << index;
-    bool segment_freed = --s->pages_used == 0;
-    if (segment_freed) {
+    atomic_fetch_or_explicit(&s->free_pages, 1ull << index, memory_order_release);
+    return --s->pages_used == 0;
+}
+
+/* Whether segment `s` may go to its arena's cache: no page in use, and no
+ * purge giving pages of it back (segment.h). */
+static bool segment_empty(struct nm_segment *s)
+{
+    return s->pages_used == 0 && atomic_load_explicit(&s->purging, memory_order_acquire) == 0;
+}
+
+/* Page `pg` (used == 0, unlinked) goes back to its segment; the segment
+ * goes to the node cache when it is empty.  Returns true then. */
+static bool page_release(struct nm_heap *h, struct nm_segment *s, struct nm_page *pg,
+                         uint64_t now_ms)
+{
+    segment_page_release(s, pg, now_ms);
+    nm_purge_signal();
+    if (segment_empty(s)) {
         segment_unlink(h, s);
         nm_segment_free(s);
-    } else {
-        segment_reorder(h, s);
+        return true;
     }
-    return segment_freed;
+    segment_reorder(h, s);
+    return false;
 }
 
 /* A page with no block in use: keep it when its class allocates from it
@@ -333,15 +403,25 @@ static bool page_retire(struct nm_heap *h, struct nm_page *pg)
     return true;
 }
 
-/* Take a free page of segment `s` for class `cls` and queue it first. */
+/* Take a free page of segment `s` for class `cls` and queue it first;
+ * NULL when a purge claimed the last free pages meanwhile. */
 static struct nm_page *page_take(struct nm_heap *h, struct nm_segment *s, unsigned cls)
 {
-    size_t index = (size_t)__builtin_ctzll(s->free_pages);
+    uint64_t avail = atomic_load_explicit(&s->free_pages, memory_order_acquire);
+    size_t index;
+    do {
+        if (!avail) {
+            segment_reorder(h, s);
+            return NULL;
+        }
+        index = (size_t)__builtin_ctzll(avail);
+    } while (!atomic_compare_exchange_weak_explicit(&s->free_pages, &avail,
+                                                    avail & ~(1ull << index),
+                                                    memory_order_acquire, memory_order_acquire));
     struct nm_page *pg = &s->pages[index];
-    s->free_pages &= ~(1ull << index);
     s->pages_used++;
-    if (s->decommitted_pages & (1ull << index)) {
-        s->decommitted_pages &= ~(1ull << index);
+    uint64_t bit = 1ull << index;
+    if (atomic_fetch_and_explicit(&s->decommitted_pages, ~bit, memory_order_relaxed) & bit) {
         uint8_t *start; size_t len;
         nm_page_area(s, index, &start, &len);
         atomic_fetch_sub_explicit(&nm_nodes[s->node].decommitted, len, memory_order_relaxed);
@@ -368,7 +448,7 @@ static bool heap_adopt(struct nm_heap *h, struct nm_segment *s)
 {
     segment_own(h, s);
     atomic_store_explicit(&s->remote_pending, 0, memory_order_relaxed);
-    segment_link(h, s, s->free_pages != 0);
+    segment_link(h, s, atomic_load_explicit(&s->free_pages, memory_order_relaxed) != 0);
     uint64_t now = nm_os_now_ms();
     for (size_t i = 0; i < s->page_count; i++) {
         struct nm_page *pg = &s->pages[i];
@@ -385,6 +465,8 @@ static bool heap_adopt(struct nm_heap *h, struct nm_segment *s)
             list_push_back(&h->full, pg);
         }
     }
+    /* Empty already (its last pages were being purged when it was
+     * abandoned): maintenance gives it to the cache once the purge is done. */
     return true;
 }
 
@@ -403,13 +485,13 @@ static void heap_adopt_abandoned(struct nm_heap *h, int count)
 static struct nm_segment *heap_segment_with_free_page(struct nm_heap *h, enum nm_segment_kind kind)
 {
     struct nm_segment *s = h->segments[kind];
-    if (s && s->free_pages) return s;
+    if (s && atomic_load_explicit(&s->free_pages, memory_order_relaxed)) return s;
     for (int i = 0; i < 16; i++) {
         s = nm_segment_take_abandoned(h->arena);
         if (!s) break;
         heap_adopt(h, s);
         s = h->segments[kind];
-        if (s && s->free_pages) return s;
+        if (s && atomic_load_explicit(&s->free_pages, memory_order_relaxed)) return s;
     }
     s = nm_segment_alloc(h->arena, kind);
     if (!s) return NULL;
@@ -428,8 +510,11 @@ void nm_heap_free_remote(struct nm_segment *s, struct nm_page *pg, struct nm_blo
     /* Tell the owner; read first so a busy page does not bounce the line.
      * An owner that scans between these flags and the push misses the
      * block until its next maintenance pass, which scans every page. */
-    if (!atomic_load_explicit(&s->remote_pending, memory_order_relaxed))
+    if (!atomic_load_explicit(&s->remote_pending, memory_order_relaxed)) {
         atomic_store_explicit(&s->remote_pending, 1, memory_order_release);
+        /* Its owner may be idle: a purge collects pages freed whole. */
+        nm_purge_signal();
+    }
     struct nm_heap *owner = atomic_load_explicit(&s->heap, memory_order_acquire);
     if (owner && !atomic_load_explicit(&owner->remote_pending, memory_order_relaxed))
         atomic_store_explicit(&owner->remote_pending, 1, memory_order_release);
@@ -471,37 +556,62 @@ static void heap_collect_remote(struct nm_heap *h, bool all)
 
 /* ---- purging ------------------------------------------------------------------------------ */
 
-/* Return the memory of pages that have been free for the purge delay
- * (force: all free pages), merging neighbours into one madvise. */
+/* Pages claimed for a purge (nm_segment_purge_claim), given back after the
+ * heap's lists are left alone: the madvise calls walk no list, so a
+ * program that intercepts madvise and allocates from inside it (MPI
+ * libraries do) finds the heap consistent. */
+#define NM_PURGE_BATCH 32
+struct purge_batch {
+    int count;
+    struct nm_segment *segment[NM_PURGE_BATCH];
+    uint64_t pages[NM_PURGE_BATCH];
+};
+
+/* Claim the due free pages of the heap's segments (all free ones if
+ * `force`) into `b`, as many segments as it holds.  Under the heap's lock. */
+static void heap_purge_claim(struct nm_heap *h, uint64_t now_ms, bool force,
+                             struct purge_batch *b, bool *waiting)
+{
+    b->count = 0;
+    for (int kind = 0; kind < 2; kind++) {
+        for (struct nm_segment *s = h->segments[kind]; s; s = s->heap_next) {
+            if (!atomic_load_explicit(&s->free_pages, memory_order_relaxed)) continue;
+            if (b->count == NM_PURGE_BATCH) {
+                if (waiting) *waiting = true;   /* the next pass takes the rest */
+                return;
+            }
+            uint64_t pages = nm_segment_purge_claim(s, now_ms, force, waiting);
+            if (!pages) continue;
+            b->segment[b->count] = s;
+            b->pages[b->count++] = pages;
+        }
+    }
+}
+
+static void purge_batch_finish(const struct purge_batch *b)
+{
+    for (int i = 0; i < b->count; i++) nm_segment_purge_finish(b->segment[i], b->pages[i]);
+}
+
+/* The owner gives back its own due free pages. */
 static void heap_decommit_free_pages(struct nm_heap *h, uint64_t now_ms, bool force)
 {
+    struct purge_batch b;
+    do {
+        heap_purge_claim(h, now_ms, force, &b, NULL);
+        purge_batch_finish(&b);
+    } while (b.count == NM_PURGE_BATCH);
+}
+
+/* Segments left empty while a purge had pages of them go to the cache. */
+static void heap_free_empty_segments(struct nm_heap *h)
+{
     for (int kind = 0; kind < 2; kind++) {
-        for (struct nm_segment *s = h->segments[kind]; s && s->free_pages; s = s->heap_next) {
-            if ((s->reserved && !force) || s->arena->strict) continue;
-            uint8_t *run = NULL;
-            size_t run_len = 0;
-            for (size_t i = 0; i <= s->page_count; i++) {
-                struct nm_page *pg = i < s->page_count ? &s->pages[i] : NULL;
-                uint64_t bit = 1ull << (i & 63);
-                bool take = pg && pg->state == NM_PAGE_FREE && !(s->decommitted_pages & bit) &&
-                            (force || (uint32_t)now_ms - s->retired_ms[i] >= nm_opt.purge_delay_ms);
-                if (take) {
-                    uint8_t *start; size_t len;
-                    nm_page_area(s, i, &start, &len);
-                    if (!run) run = start;
-                    run_len = (size_t)(start + len - run);
-                    s->decommitted_pages |= bit;
-                    continue;
-                }
-                if (run && nm_os_decommit(run, run_len) == 0) {
-                    atomic_fetch_add_explicit(&nm_nodes[s->node].decommitted, run_len,
-                                              memory_order_relaxed);
-                    atomic_fetch_add_explicit(&nm_counters.purges, 1, memory_order_relaxed);
-                    atomic_fetch_add_explicit(&nm_counters.purged_bytes, run_len,
-                                              memory_order_relaxed);
-                }
-                run = NULL;
-            }
+        for (struct nm_segment *s = h->segments[kind], *next; s; s = next) {
+            next = s->heap_next;
+            if (!segment_empty(s)) continue;
+            segment_unlink(h, s);
+            nm_segment_free(s);
         }
     }
 }
@@ -534,6 +644,7 @@ static void heap_maintenance(struct nm_heap *h, uint64_t now_ms)
      * memory stays for the purge delay, so a busy class takes it back
      * without faults), so a program that stops using a class returns it. */
     heap_release_idle_pages(h);
+    heap_free_empty_segments(h);
     heap_decommit_free_pages(h, now_ms, false);
     nm_segment_maybe_purge(h->arena, now_ms);
 }
@@ -541,22 +652,63 @@ static void heap_maintenance(struct nm_heap *h, uint64_t now_ms)
 /* ---- threads and nodes ------------------------------------------------------------------ */
 
 /* Hand everything the heap owns to its node: empty pages and segments go
- * back, segments with live blocks wait for adoption by another heap. */
+ * back, free pages are given back to the OS, segments with live blocks wait
+ * for adoption by another heap.  The caller holds the heap (its owner, or
+ * a purge that claimed a parked heap). */
 static void heap_abandon(struct nm_heap *h)
 {
     heap_enter(h);
     heap_collect_remote(h, true);
     heap_release_idle_pages(h);
+    heap_free_empty_segments(h);
     for (int kind = 0; kind < 2; kind++) {
         for (struct nm_segment *s = h->segments[kind], *next; s; s = next) {
             next = s->heap_next;
+            /* Claimed while the segment is held; given back once it is in
+             * the arena, where it may be adopted meanwhile: finishing a
+             * purge takes atomic operations only (segment.h).  Nothing
+             * re-entered from madvise reaches this heap: its thread has
+             * another one by now. */
+            uint64_t pages = nm_segment_purge_claim(s, 0, true, NULL);
             segment_unlink(h, s);
             nm_segment_abandon(s);
+            nm_segment_purge_finish(s, pages);
         }
     }
     heap_reset(h, h->arena);
     heap_leave(h);
-    heap_unclaim(h);
+}
+
+/* The thread of heap `h` exits: its segments stay with it, parked, for the
+ * next thread of the same arena (heap_claim); blocks freed meanwhile take
+ * the remote path (no segment names a thread). */
+static void heap_park(struct nm_heap *h)
+{
+    heap_enter(h);
+    heap_collect_remote(h, true);
+    heap_release_idle_pages(h);
+    heap_free_empty_segments(h);
+    for (int kind = 0; kind < 2; kind++)
+        for (struct nm_segment *s = h->segments[kind]; s; s = s->heap_next)
+            atomic_store_explicit(&s->thread, 0, memory_order_release);
+    h->thread = 0;
+    h->parked_ms = nm_os_now_ms();
+    heap_leave(h);
+    atomic_store_explicit(&h->claimed, false, memory_order_release);
+    nm_purge_signal();
+}
+
+/* A new thread takes over parked heap `h` (claimed by it). */
+static void heap_take_over(struct nm_heap *h)
+{
+    heap_enter(h);
+    h->thread = nm_thread_self();
+    for (int kind = 0; kind < 2; kind++)
+        for (struct nm_segment *s = h->segments[kind]; s; s = s->heap_next)
+            atomic_store_explicit(&s->thread, h->thread, memory_order_release);
+    h->countdown = countdown_start();
+    h->next_maintenance_ms = 0;
+    heap_leave(h);
 }
 
 void nm_heap_after_fork(void)
@@ -573,8 +725,9 @@ void nm_heap_after_fork(void)
         if (h->thread == self) continue;
         /* A heap its thread was changing at the fork cannot be walked: it
          * stays claimed, and its memory is lost to the child, not corrupted. */
-        if (atomic_load_explicit(&h->busy, memory_order_acquire) != 0) continue;
+        if (atomic_load_explicit(&h->lock, memory_order_acquire) != 0) continue;
         heap_abandon(h);
+        heap_unclaim(h);
     }
 }
 
@@ -584,8 +737,10 @@ static void user_slot_clear(struct nm_user_slot *slot)
 {
     struct nm_heap *h = slot->heap;
     if (h && h->user_id == slot->id && h->thread == nm_thread_self() &&
-        atomic_load_explicit(&h->claimed, memory_order_acquire))
+        atomic_load_explicit(&h->claimed, memory_order_acquire)) {
         heap_abandon(h);
+        heap_unclaim(h);
+    }
     slot->id = 0;
     slot->heap = NULL;
 }
@@ -597,11 +752,11 @@ static void heap_thread_exit(void *arg)
     (void)arg;
     struct nm_heap *h = nm_tls_heap;
     nm_tls_heap = &nm_heap_empty;
-    if (h != &nm_heap_empty) heap_abandon(h);
+    if (h != &nm_heap_empty) heap_park(h);
     for (int i = 0; i < NM_MAX_NODES; i++) {
         h = nm_tls_node_heap[i];
         nm_tls_node_heap[i] = NULL;
-        if (h) heap_abandon(h);
+        if (h) heap_park(h);
     }
     nm_tls_last_node_id = NM_NO_LAST_NODE;
     nm_tls_last_node_heap = NULL;
@@ -644,6 +799,10 @@ struct nm_heap *nm_heap_get(void)
     if (!h) return NULL;
     nm_tls_heap = h;
     thread_exit_arm();
+    /* A second thread: blocks may now be freed by threads other than their
+     * owner, whose pages only a purge can give back if the owner idles. */
+    if (atomic_load_explicit(&nm_counters.threads, memory_order_relaxed) > 1) nm_purge_signal();
+    heap_safe_point(h);
     return h;
 }
 
@@ -673,6 +832,9 @@ struct nm_heap *nm_heap_for_user(struct nm_arena *a, uint64_t id)
 
 void nm_heap_release_arena(struct nm_arena *a)
 {
+    /* No purge may be at its heaps or segments when they go. */
+    atomic_store(&a->releasing, true);
+    while (atomic_load(&nm_purge_clock.running) != 0) sched_yield();
     for (struct nm_heap *h = atomic_load_explicit(&nm_heap_list, memory_order_acquire); h;
          h = h->all_next) {
         if (h->arena != a || !atomic_load_explicit(&h->claimed, memory_order_acquire)) continue;
@@ -690,6 +852,7 @@ static struct nm_heap *heap_move(struct nm_heap *h, int node)
     if (!moved) return h;   /* keep serving from the old node rather than fail */
     nm_tls_heap = moved;
     heap_abandon(h);
+    heap_unclaim(h);
     return moved;
 }
 
@@ -719,10 +882,12 @@ void nm_heap_tick(void)
     struct nm_heap *h = nm_tls_heap;
     if (h == &nm_heap_empty) return;
     uint64_t now = nm_os_now_ms();
-    if (now < h->next_maintenance_ms) return;
-    heap_enter(h);
-    heap_maintenance(h, now);
-    heap_leave(h);
+    if (now >= h->next_maintenance_ms) {
+        heap_enter(h);
+        heap_maintenance(h, now);
+        heap_leave(h);
+    }
+    heap_safe_point(h);
 }
 
 void nm_heap_populate(struct nm_heap *h)
@@ -761,6 +926,97 @@ void nm_heap_trim(void)
                                                       memory_order_relaxed));
     heap_decommit_free_pages(h, nm_os_now_ms(), true);
     heap_leave(h);
+}
+
+/* ---- purging other threads' heaps ------------------------------------------------------------ */
+
+/* Pages other than the first of their class whose every block in use was
+ * freed by other threads: their owner cannot reach them (it has no block
+ * there to free, and allocates only from the first page of a class), so a
+ * purge may release them while the owner runs, idle or not.  The remote
+ * list is counted first and taken only when it holds every block in use
+ * (the owner's count is read with acquire: its last local free is on the
+ * free list by then). */
+static void heap_release_remote_freed(struct nm_heap *h, uint64_t now_ms)
+{
+    for (int kind = 0; kind < 2; kind++) {
+        for (struct nm_segment *s = h->segments[kind], *next; s; s = next) {
+            next = s->heap_next;
+            if (!atomic_load_explicit(&s->remote_pending, memory_order_acquire)) continue;
+            for (size_t i = 0; i < s->page_count; i++) {
+                struct nm_page *pg = &s->pages[i];
+                if (pg->state == NM_PAGE_FREE) continue;
+                if (pg->state == NM_PAGE_QUEUED && h->queue[pg->size_class].first == pg) continue;
+                struct nm_block *head = atomic_load_explicit(&pg->remote, memory_order_acquire);
+                if (!head) continue;
+                uint32_t used = __atomic_load_n(&pg->used, __ATOMIC_ACQUIRE);
+                uint32_t count = 0;
+                for (struct nm_block *b = head; b && count <= used; b = b->next) count++;
+                if (count != used) continue;
+                atomic_fetch_add_explicit(&nm_counters.purge_collected, nm_page_collect(pg),
+                                          memory_order_relaxed);
+                if (pg->used != 0) continue;   /* a double free raced in: leave it */
+                page_unlink(h, pg);
+                if (page_release(h, s, pg, now_ms)) break;
+            }
+        }
+    }
+}
+
+void nm_heap_purge(struct nm_heap *h, uint64_t now_ms, bool force, bool *waiting)
+{
+    struct nm_arena *a = atomic_load_explicit(&h->arena, memory_order_acquire);
+    if (!a || atomic_load_explicit(&a->releasing, memory_order_acquire)) return;
+    if (nm_heap_parked(h)) {
+        if (!nm_purge_due(h->parked_ms, now_ms, nm_opt.purge_delay_ms, force)) {
+            *waiting = true;
+            return;
+        }
+        if (!heap_try_claim(h)) return;   /* a new thread took it over */
+        if (atomic_load_explicit(&h->arena, memory_order_acquire)) heap_abandon(h);
+        heap_unclaim(h);
+        return;
+    }
+    if (!heap_try_purge_lock(h)) {
+        *waiting = true;
+        return;
+    }
+    heap_release_remote_freed(h, now_ms);
+    struct purge_batch b;
+    heap_purge_claim(h, now_ms, force, &b, waiting);
+    heap_purge_unlock(h);
+    purge_batch_finish(&b);
+}
+
+void nm_heap_purge_abandoned(struct nm_arena *a, uint64_t now_ms, bool force, bool *waiting)
+{
+    if (atomic_load_explicit(&a->releasing, memory_order_acquire)) return;
+    struct nm_segment *all = nm_stack_take_all(&a->abandoned);
+    if (!all && atomic_load_explicit(&a->abandoned.count, memory_order_relaxed) > 0)
+        *waiting = true;   /* another thread is at it */
+    struct nm_segment *keep = NULL;
+    for (struct nm_segment *s = all, *next; s; s = next) {
+        next = s->stack_next;
+        /* Ours alone while it is off the stack. */
+        for (size_t i = 0; i < s->page_count; i++) {
+            struct nm_page *pg = &s->pages[i];
+            if (pg->state == NM_PAGE_FREE) continue;
+            atomic_fetch_add_explicit(&nm_counters.purge_collected, nm_page_collect(pg),
+                                      memory_order_relaxed);
+            if (pg->used == 0) segment_page_release(s, pg, now_ms);
+        }
+        nm_segment_purge_finish(s, nm_segment_purge_claim(s, now_ms, force, waiting));
+        if (segment_empty(s)) {
+            nm_segment_free(s);
+            continue;
+        }
+        s->stack_next = keep;
+        keep = s;
+    }
+    for (struct nm_segment *s = keep, *next; s; s = next) {
+        next = s->stack_next;
+        nm_stack_push(&a->abandoned, s);
+    }
 }
 
 /* ---- the slow path -------------------------------------------------------------------------- */
@@ -830,6 +1086,7 @@ void *nm_heap_alloc_class(struct nm_heap *h, unsigned cls)
     b->freed = 0;
     nm_count(&h->allocs[cls], 1);
     heap_leave(h);
+    heap_safe_point(h);
     errno = saved_errno;
     return b;
 }
@@ -842,6 +1099,12 @@ void *nm_heap_alloc_generic(struct nm_heap *h, size_t size)
 void nm_heap_page_freed(struct nm_heap *h, struct nm_page *pg)
 {
     heap_enter(h);
+    /* A purge may have released the page since the free made it empty
+     * (heap_release_remote_freed): nothing left to do then. */
+    if (pg->state == NM_PAGE_FREE) {
+        heap_leave(h);
+        return;
+    }
     if (pg->state == NM_PAGE_FULL) {
         list_remove(&h->full, pg);
         page_enqueue_back(h, pg);
@@ -850,4 +1113,5 @@ void nm_heap_page_freed(struct nm_heap *h, struct nm_page *pg)
      * the clock here too, not only when allocating. */
     if (pg->used == 0 && page_retire(h, pg)) nm_heap_tick();
     heap_leave(h);
+    heap_safe_point(h);
 }

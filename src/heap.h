@@ -52,13 +52,34 @@ struct nm_heap {
     _Atomic uint64_t allocs[NM_CLASS_COUNT];   /* blocks handed out, per class */
     _Atomic uint64_t remote_frees;             /* blocks collected from remote lists */
 
-    /* How deep the owner is in a change of the heap's lists and pages
-     * (nm_heap_alloc_class, page releases, maintenance, abandoning): a fork
-     * child leaves alone the heap of a thread that was at it (heap.c). */
-    _Atomic uint32_t busy;
+    /* Who is changing the heap's lists and page states: 0 nobody; 1, 2, ..
+     * the owner, that many calls deep (allocation slow path, page releases,
+     * maintenance, abandoning); NM_HEAP_PURGING a purge of another thread
+     * (nm_heap_purge).  The owner waits for a purge, which holds it for a
+     * few list operations and never across a system call; a purge never
+     * waits for the owner: it tries, and comes back later.  The fast paths
+     * take no lock: a purge only touches pages they cannot reach (free
+     * pages, and pages other than the first of their class whose every
+     * block was freed by other threads).  A fork child leaves alone the heap
+     * of a thread that held it (heap.c). */
+    _Atomic uint32_t lock;
     _Atomic bool claimed;                      /* in use by a thread */
+    _Atomic uint64_t active_ms;                /* the owner's last slow path */
+    uint64_t parked_ms;                        /* when its thread exited (parked heaps) */
     struct nm_heap *all_next;                  /* every heap ever made (never freed) */
 };
+
+#define NM_HEAP_PURGING 0x80000000u
+
+/* A heap is parked when its thread exited: unclaimed but still with its
+ * arena and segments, for the next thread of the same arena to take over
+ * (as glibc hands a free arena to a new thread); a purge abandons it once
+ * it has waited the purge delay. */
+static inline bool nm_heap_parked(struct nm_heap *h)
+{
+    return !atomic_load_explicit(&h->claimed, memory_order_acquire) &&
+           atomic_load_explicit(&h->arena, memory_order_acquire) != NULL;
+}
 
 /* Counters that only their owner writes: a plain add, visible to readers. */
 static inline void nm_count(_Atomic uint64_t *c, uint64_t n)
@@ -141,13 +162,27 @@ void nm_heap_populate(struct nm_heap *h);
  * abandoned segments whose blocks were all freed. */
 void nm_heap_trim(void);
 
+/* ---- purging other threads' heaps (purge.c) ----------------------------------------------- */
+
+/* Give back what heap `h` (any thread's) holds free: its free pages that
+ * are due, the pages other threads freed entirely while its owner was
+ * away, and, for a parked heap that waited the purge delay, the whole heap
+ * (abandoned: free pages decommitted, segments with blocks to its arena).
+ * Force: everything free, now.  Sets *waiting when free memory remains
+ * that is not due yet.  Never waits for the owner. */
+void nm_heap_purge(struct nm_heap *h, uint64_t now_ms, bool force, bool *waiting);
+/* The same for the segments abandoned to arena `a`: their remote frees are
+ * collected, their empty pages released and given back when due, and
+ * empty segments go to the arena's cache. */
+void nm_heap_purge_abandoned(struct nm_arena *a, uint64_t now_ms, bool force, bool *waiting);
+
 static inline void *nm_heap_alloc_small(struct nm_heap *h, size_t size)
 {
     struct nm_page *pg = h->direct[(size + 15) >> 4];
     struct nm_block *b = pg->free;
     if (nm_unlikely(b == NULL)) return nm_heap_alloc_generic(h, size);
     pg->free = b->next;
-    pg->used++;
+    __atomic_store_n(&pg->used, pg->used + 1, __ATOMIC_RELAXED);
     b->freed = 0;
     nm_count(&h->allocs[pg->size_class], 1);
     if (nm_unlikely(--h->countdown == 0)) nm_heap_countdown_expired(h);
@@ -161,7 +196,7 @@ static inline void *nm_heap_alloc_medium(struct nm_heap *h, size_t size)
     struct nm_block *b = pg ? pg->free : NULL;
     if (nm_unlikely(b == NULL)) return nm_heap_alloc_generic(h, size);
     pg->free = b->next;
-    pg->used++;
+    __atomic_store_n(&pg->used, pg->used + 1, __ATOMIC_RELAXED);
     b->freed = 0;
     nm_count(&h->allocs[cls], 1);
     if (nm_unlikely(--h->countdown == 0)) nm_heap_countdown_expired(h);
@@ -177,10 +212,14 @@ static inline void nm_heap_free(struct nm_segment *s, struct nm_page *pg, struct
         struct nm_heap *h = atomic_load_explicit(&s->heap, memory_order_relaxed);
         b->next = pg->free;
         pg->free = b;
+        /* Released: a purge that reads the new count sees the block on the
+         * free list (nm_heap_purge). */
+        uint32_t used = pg->used - 1;
+        __atomic_store_n(&pg->used, used, __ATOMIC_RELEASE);
         /* The slow part: a page that was full, or that is now empty and not
          * the one its class allocates from (that one stays: a malloc/free
          * loop must not cycle pages; maintenance releases it if it idles). */
-        if (--pg->used == 0) {
+        if (used == 0) {
             if (nm_unlikely(pg != h->queue[pg->size_class].first)) nm_heap_page_freed(h, pg);
         } else if (nm_unlikely(pg->state == NM_PAGE_FULL)) {
             nm_heap_page_freed(h, pg);

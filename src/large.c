@@ -155,7 +155,7 @@ static bool cache_put(struct nm_segment *s, uint64_t now_ms)
     /* A span settled on another node waits in a cache that the threads of
      * this one do not look at: purge that cache here too, so its spans do
      * not outlive the purge delay there. */
-    nm_large_cache_purge(node, now_ms, false);
+    (void)nm_large_cache_purge(node, now_ms, false);
     struct large_cache *c = &caches[node];
     s->cached_ms = now_ms;
     for (int i = 0; i < NM_LARGE_CACHE_SLOTS; i++) {
@@ -169,24 +169,29 @@ static bool cache_put(struct nm_segment *s, uint64_t now_ms)
     return false;
 }
 
-void nm_large_cache_purge(int node, uint64_t now_ms, bool force)
+bool nm_large_cache_purge(int node, uint64_t now_ms, bool force)
 {
     struct large_cache *c = &caches[node];
+    bool waiting = false;
     for (int i = 0; i < NM_LARGE_CACHE_SLOTS; i++) {
         struct nm_segment *s = atomic_load_explicit(&c->slot[i], memory_order_acquire);
         if (!s) continue;
-        if (!atomic_compare_exchange_strong(&c->slot[i], &s, NULL)) continue;
-        bool waited = now_ms - s->cached_ms >= nm_opt.purge_delay_ms;
+        if (!atomic_compare_exchange_strong(&c->slot[i], &s, NULL)) {
+            waiting = true;   /* another thread has it */
+            continue;
+        }
         bool over = atomic_load_explicit(&nm_nodes[node].cached, memory_order_relaxed) >
                     nm_opt.cache_bytes;
-        if (force || (waited && over)) {
+        if (nm_purge_due(s->cached_ms, now_ms, nm_opt.purge_delay_ms, force) || over) {
             atomic_fetch_sub_explicit(&nm_nodes[node].cached, s->size, memory_order_relaxed);
             span_unmap(s);
         } else {
+            waiting = true;
             slot_return(c, i, s);
         }
     }
     nm_chunk_sweep(&nm_first_touch_arena(node)->chunks);
+    return waiting;
 }
 
 /* ---- spans of owned arenas -------------------------------------------------------------
@@ -232,7 +237,7 @@ void *nm_large_alloc(size_t size, size_t alignment, struct nm_arena *a, bool zer
     if (alignment <= (size >= NM_HUGE_MIN ? NM_HUGE_MIN : NM_OS_PAGE)) alignment = 0;
     if (!span_layout(size, alignment, &l)) { errno = ENOMEM; return NULL; }
     uint64_t now = nm_os_now_ms();
-    nm_large_cache_purge(node, now, false);
+    (void)nm_large_cache_purge(node, now, false);
 
     struct nm_segment *s = NULL;
     if (!alignment && a == nm_first_touch_arena(node)) s = cache_take(node, &l);
@@ -291,7 +296,7 @@ bool nm_large_free(struct nm_segment *s)
     uint64_t now = nm_os_now_ms();
     if (owned) owned_release(s);
     else if (!cache_put(s, now)) span_unmap(s);
-    nm_large_cache_purge(node, now, false);
+    (void)nm_large_cache_purge(node, now, false);
     nm_segment_maybe_purge(nm_local_arena(node), now);
     return true;
 }

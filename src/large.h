@@ -39,8 +39,9 @@ static inline void *nm_large_block(const struct nm_segment *s)
     return (char *)s + s->block_offset;
 }
 
-/* Give back cached spans of `node` that waited the purge delay while the
- * node caches more than its limit (force: all, now). */
-void nm_large_cache_purge(int node, uint64_t now_ms, bool force);
+/* Give back cached spans of `node` that waited the purge delay, or while
+ * the node caches more than its limit (force: all, now).  Returns whether
+ * spans wait that are not due yet. */
+bool nm_large_cache_purge(int node, uint64_t now_ms, bool force);
 
 #endif

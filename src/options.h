@@ -17,7 +17,9 @@ struct nm_options {
     bool verbose;                   /* NUMAMALLOC_VERBOSE: say what was chosen at start-up */
     bool stats_at_exit;             /* NUMAMALLOC_STATS: print statistics at exit */
     uint64_t purge_delay_ms;        /* NUMAMALLOC_PURGE_DELAY_MS: free memory kept this long */
-    uint64_t cache_bytes;           /* NUMAMALLOC_CACHE_MB: free memory kept per node beyond it */
+    uint64_t cache_bytes;           /* NUMAMALLOC_CACHE_MB: at most this much free memory in
+                                       a node's caches; past it, it goes back at once */
+    bool purge_thread;              /* NUMAMALLOC_PURGE_THREAD: purge in a background thread */
     enum nm_hugepages hugepages;    /* NUMAMALLOC_HUGEPAGES: off | thp | hugetlb */
     enum nm_on_error on_error;      /* NUMAMALLOC_ON_ERROR: abort | warn */
     const char *sysfs_root;         /* NUMAMALLOC_SYSFS_ROOT: topology source (tests) */

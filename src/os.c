@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -342,4 +343,23 @@ void nm_os_warn(const char *msg)
     nm_line_str(&l, msg);
     nm_line_str(&l, "\n");
     nm_line_write(&l, 2);
+}
+
+/* ---- futex ------------------------------------------------------------------ */
+
+void nm_os_futex_wake(_Atomic uint32_t *word)
+{
+    int saved = errno;
+    (void)syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    errno = saved;
+}
+
+void nm_os_futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t timeout_ms)
+{
+    int saved = errno;
+    struct timespec ts = { .tv_sec = (time_t)(timeout_ms / 1000),
+                           .tv_nsec = (long)(timeout_ms % 1000) * 1000000L };
+    (void)syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expected,
+                  timeout_ms ? &ts : NULL, NULL, 0);
+    errno = saved;
 }

@@ -162,4 +162,9 @@ void nm_line_write(nm_line *l, int fd);               /* write and reset */
 /* Write a one-line message "numamalloc: <msg>\n" to stderr. */
 void nm_os_warn(const char *msg);
 
+/* Wake one thread waiting on `word` / wait while it holds `expected`
+ * (futex; a wait may return early: callers look again). */
+void nm_os_futex_wake(_Atomic uint32_t *word);
+void nm_os_futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t timeout_ms);
+
 #endif

@@ -25,6 +25,7 @@
 #include "alloc.h"
 #include "numamalloc.h"
 #include "options.h"
+#include "purge.h"
 
 #define nm_libc_export __attribute__((visibility("default"), used))
 
@@ -165,6 +166,7 @@ nm_libc_export void *__libc_memalign(size_t alignment, size_t size) { return mem
  * blocks are freed, reused and given back in the child too. */
 static void after_fork_in_child(void)
 {
+    nm_purge_after_fork_child();
     nm_segment_after_fork();
     nm_heap_after_fork();
 }
@@ -202,7 +204,8 @@ static void keep_stderr_for_stats(void)
 __attribute__((constructor)) static void numamalloc_start(void)
 {
     nm_heap_init();
-    (void)pthread_atfork(NULL, NULL, after_fork_in_child);
+    (void)pthread_atfork(nm_purge_before_fork, nm_purge_after_fork_parent, after_fork_in_child);
+    nm_purge_init();
     if (nm_opt.stats_at_exit) {
         keep_stderr_for_stats();
         atexit(print_stats_at_exit);

@@ -32,6 +32,7 @@ struct nm_node_state nm_nodes[NM_MAX_NODES];
 struct nm_arena *nm_process_arena;
 struct nm_arena *nm_interleave_arena;
 struct nm_global_counters nm_counters;
+struct nm_purge_clock nm_purge_clock;
 _Atomic uint64_t nm_class_pages[NM_CLASS_SLOTS];
 __thread uintptr_t nm_tls_thread_id __attribute__((tls_model("initial-exec"))) = NM_THREAD_UNNAMED;
 static _Atomic uintptr_t next_thread_id = NM_THREAD_UNNAMED + 1;
@@ -398,7 +399,7 @@ void nm_segment_free(struct nm_segment *s)
     s->cached_ms = now;
     atomic_fetch_add_explicit(&ns->cached, NM_SEGMENT_SIZE, memory_order_relaxed);
     nm_stack_push(&a->cache, s);
-    nm_segment_maybe_purge(a, now);
+    nm_purge_signal();
 }
 
 void nm_segment_abandon(struct nm_segment *s)
@@ -417,10 +418,69 @@ struct nm_segment *nm_segment_take_abandoned(struct nm_arena *a)
     return s;
 }
 
+/* ---- giving back free pages ------------------------------------------------------------ */
+
+uint64_t nm_segment_purge_claim(struct nm_segment *s, uint64_t now_ms, bool force, bool *waiting)
+{
+    if ((s->reserved && !force) || s->arena->strict) return 0;
+    uint64_t free_now = atomic_load_explicit(&s->free_pages, memory_order_acquire);
+    uint64_t candidates = free_now & ~atomic_load_explicit(&s->decommitted_pages,
+                                                           memory_order_relaxed);
+    uint64_t due = 0;
+    for (uint64_t bits = candidates; bits; bits &= bits - 1) {
+        size_t i = (size_t)__builtin_ctzll(bits);
+        /* retired_ms holds the clock's low 32 bits: compare in 32 bits. */
+        if (force || (uint32_t)((uint32_t)now_ms - s->retired_ms[i]) >= nm_opt.purge_delay_ms)
+            due |= 1ull << i;
+        else if (waiting)
+            *waiting = true;
+    }
+    if (!due) return 0;
+    /* The owner may take a free page meanwhile: claim what is still free. */
+    uint64_t before = atomic_fetch_and_explicit(&s->free_pages, ~due, memory_order_acq_rel);
+    due &= before;
+    atomic_fetch_or_explicit(&s->purging, due, memory_order_relaxed);
+    return due;
+}
+
+size_t nm_segment_purge_finish(struct nm_segment *s, uint64_t claimed)
+{
+    if (!claimed) return 0;
+    size_t given = 0;
+    uint8_t *run = NULL;
+    size_t run_len = 0;
+    uint64_t done = 0, run_bits = 0;
+    for (size_t i = 0; i <= s->page_count; i++) {
+        if (i < s->page_count && (claimed >> i) & 1) {
+            uint8_t *start; size_t len;
+            nm_page_area(s, i, &start, &len);
+            if (!run) run = start;
+            run_len = (size_t)(start + len - run);
+            run_bits |= 1ull << i;
+            continue;
+        }
+        if (run && nm_os_decommit(run, run_len) == 0) {
+            done |= run_bits;
+            given += run_len;
+            atomic_fetch_add_explicit(&nm_counters.purges, 1, memory_order_relaxed);
+        }
+        run = NULL;
+        run_bits = 0;
+    }
+    atomic_fetch_add_explicit(&nm_nodes[s->node].decommitted, given, memory_order_relaxed);
+    atomic_fetch_add_explicit(&nm_counters.purged_bytes, given, memory_order_relaxed);
+    /* decommitted first: whoever takes the page next sees it. */
+    atomic_fetch_or_explicit(&s->decommitted_pages, done, memory_order_relaxed);
+    atomic_fetch_or_explicit(&s->free_pages, claimed, memory_order_release);
+    atomic_fetch_and_explicit(&s->purging, ~claimed, memory_order_release);
+    return given;
+}
+
 /* ---- releasing an owned arena -------------------------------------------------------------- */
 
 void nm_arena_release(struct nm_arena *a)
 {
+
     struct nm_node_state *ns = &nm_nodes[a->node];
     /* What the counters hold for each range: cached, live segments (and
      * their pages in use), live large blocks. */
@@ -478,43 +538,51 @@ int nm_segment_reserve(struct nm_arena *a, size_t bytes)
 
 /* ---- purging the node cache ---------------------------------------------------------- */
 
-void nm_segment_cache_purge(struct nm_arena *a, uint64_t now_ms, bool force)
+bool nm_segment_cache_purge(struct nm_arena *a, uint64_t now_ms, bool force)
 {
     int node = a->node;
     struct nm_node_state *ns = &nm_nodes[node];
+    bool waiting = false;
     atomic_store_explicit(&a->next_purge_ms, now_ms + (nm_opt.purge_delay_ms / 2) + 1,
                           memory_order_relaxed);
     struct nm_segment *all = nm_stack_take_all(&a->cache);
+    if (!all && atomic_load_explicit(&a->cache.count, memory_order_relaxed) > 0)
+        waiting = true;   /* another thread is at it */
     if (force) atomic_store_explicit(&ns->reserved, 0, memory_order_relaxed);
-    /* The stack is newest first: keep the young ones, then older ones while
-     * the node caches no more than the limit; give back the rest. */
+    /* A segment goes back once it has waited the purge delay
+     * (nm_purge_due), or at once while the node caches more than the cache
+     * limit beyond its reserved memory (nm_reserve), which stays until
+     * forced. */
     for (struct nm_segment *s = all, *next; s; s = next) {
         next = s->stack_next;
-        bool waited = now_ms - s->cached_ms >= nm_opt.purge_delay_ms;
-        uint64_t keep = atomic_load_explicit(&ns->reserved, memory_order_relaxed);
-        if (keep < nm_opt.cache_bytes) keep = nm_opt.cache_bytes;
-        bool over = atomic_load_explicit(&ns->cached, memory_order_relaxed) > keep;
-        if (a->strict) {
-            nm_stack_push(&a->cache, s);   /* kept committed until released */
-        } else if ((force || (waited && over)) && a->owned) {
+        uint64_t over = atomic_load_explicit(&ns->reserved, memory_order_relaxed) +
+                        nm_opt.cache_bytes;
+        bool due = nm_purge_due(s->cached_ms, now_ms, nm_opt.purge_delay_ms, force) ||
+                   atomic_load_explicit(&ns->cached, memory_order_relaxed) > over;
+        if (a->strict ||
+            (s->reserved && atomic_load_explicit(&ns->reserved, memory_order_relaxed) > 0)) {
+            nm_stack_push(&a->cache, s);   /* kept committed */
+        } else if (due && a->owned) {
             /* Owned arenas keep their ranges: give back the pages only. */
-            if (!s->decommitted_pages) {
+            if (!atomic_load_explicit(&s->decommitted_pages, memory_order_relaxed)) {
                 nm_os_decommit((char *)s + NM_OS_PAGE, NM_SEGMENT_SIZE - NM_OS_PAGE);
-                s->decommitted_pages = ~0ull;   /* its pages read as zero now */
+                atomic_store_explicit(&s->decommitted_pages, ~0ull, memory_order_relaxed);
                 atomic_fetch_add_explicit(&nm_counters.purges, 1, memory_order_relaxed);
                 atomic_fetch_add_explicit(&nm_counters.purged_bytes, NM_SEGMENT_SIZE,
                                           memory_order_relaxed);
             }
             nm_stack_push(&a->cache, s);
-        } else if (force || (waited && over)) {
+        } else if (due) {
             atomic_fetch_sub_explicit(&ns->cached, NM_SEGMENT_SIZE, memory_order_relaxed);
             nm_segment_unmap_memory(s, NM_SEGMENT_SIZE, node);
             atomic_fetch_add_explicit(&nm_counters.purges, 1, memory_order_relaxed);
             atomic_fetch_add_explicit(&nm_counters.purged_bytes, NM_SEGMENT_SIZE,
                                       memory_order_relaxed);
         } else {
+            waiting = true;
             nm_stack_push(&a->cache, s);
         }
     }
     nm_chunk_sweep(&a->chunks);
+    return waiting;
 }

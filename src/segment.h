@@ -107,8 +107,21 @@ struct nm_segment {
     _Atomic(struct nm_heap *) heap; /* owner; NULL when abandoned or cached */
     _Atomic uint32_t remote_pending;/* set by remote frees, cleared by the owner */
     uint32_t pages_used;            /* pages serving a size class (owner's) */
-    uint64_t free_pages;            /* bit i: page i is free (owner's) */
-    uint64_t decommitted_pages;     /* bit i: page i's memory went back to the OS */
+    /* The state of each page, one bit per page in three words:
+     *   in use      bit clear in free_pages and in purging (then pages_used counts it)
+     *   free        bit set in free_pages: the owner may take it
+     *   purging     bit set in purging: a purge took it off free_pages and is
+     *               giving its memory back (nm_segment_purge_claim/_finish);
+     *               it returns to free_pages, decommitted, when that is done
+     * so  popcount(free_pages) + popcount(purging) + pages_used == page_count.
+     * The owner takes and returns pages with atomic operations, because a
+     * purge may claim free pages at any time; a segment with purging pages
+     * never leaves its owner for the cache (it could be unmapped under the
+     * purge).  decommitted_pages: bit i, page i's memory went back to the
+     * OS (it reads as zero; counted in its node's `decommitted`). */
+    _Atomic uint64_t free_pages;
+    _Atomic uint64_t purging;
+    _Atomic uint64_t decommitted_pages;
     uint32_t retired_ms[NM_MAX_PAGES];  /* when page i became free (ms clock, low bits) */
     struct nm_segment *heap_next, *heap_prev; /* in the owner's segment list */
     struct nm_arena *arena;         /* where it came from and goes back to */
@@ -255,6 +268,9 @@ struct nm_arena {
      * ENOMEM); nothing of it is ever decommitted before the arena is
      * released, so no later first touch can fail. */
     bool strict;
+    /* Set while an owned arena is released: purges leave it alone, and the
+     * release waits for the purges already at it (nm_purge_running). */
+    _Atomic bool releasing;
     _Atomic(struct nm_segment *) members;
     _Atomic(struct nm_segment *) spans;
 };
@@ -294,6 +310,8 @@ struct nm_global_counters {
     _Atomic uint64_t threads;         /* thread heaps set up */
     _Atomic uint64_t large_allocs;
     _Atomic uint64_t large_frees;
+    _Atomic uint64_t purge_collected;   /* blocks freed by other threads, collected by a
+                                           purge (idle owners, abandoned segments) */
 };
 extern struct nm_global_counters nm_counters;
 /* Pages now serving each size class (page.h), over all heaps. */
@@ -354,19 +372,82 @@ void nm_segment_abandon(struct nm_segment *s);
 /* Take one abandoned segment of arena `a`, or NULL. */
 struct nm_segment *nm_segment_take_abandoned(struct nm_arena *a);
 
+/* ---- giving back free pages ------------------------------------------------ */
+
+/* The background purge (purge.c): a thread, started the first time memory
+ * waits for a purge, that gives back what has waited the purge delay in
+ * every heap, arena and cache, so a process that goes quiet returns its
+ * free memory without calling malloc again.  Lower layers only signal it:
+ *   waiting   set when memory starts waiting for a purge (futex word)
+ *   idle      the thread sleeps until `waiting` is set
+ *   state     0: not started; 1: running; 2: none (off, or it could not
+ *             start: the heaps then purge on their own slow paths)
+ *   running   passes over other threads' heaps in progress (the thread's,
+ *             nm_trim's): an owned arena's release waits for them
+ *   start     set by purge.c once the process is up; called only at safe
+ *             points (no heap lock held: creating a thread allocates). */
+struct nm_purge_clock {
+    _Atomic uint32_t waiting;
+    _Atomic uint32_t idle;
+    _Atomic int state;
+    _Atomic uint32_t running;        /* purge passes in progress (any thread) */
+    void (*_Atomic start)(void);
+};
+extern struct nm_purge_clock nm_purge_clock;
+
+static inline void nm_purge_signal(void)
+{
+    if (atomic_load_explicit(&nm_purge_clock.waiting, memory_order_relaxed)) return;
+    atomic_store(&nm_purge_clock.waiting, 1);
+    if (atomic_load(&nm_purge_clock.idle)) nm_os_futex_wake(&nm_purge_clock.waiting);
+}
+
+static inline void nm_purge_safe_point(void)
+{
+    if (nm_likely(atomic_load_explicit(&nm_purge_clock.state, memory_order_relaxed) != 0) ||
+        !atomic_load_explicit(&nm_purge_clock.waiting, memory_order_relaxed))
+        return;
+    void (*start)(void) = atomic_load_explicit(&nm_purge_clock.start, memory_order_acquire);
+    if (start) start();
+}
+
+/* The one retention rule: free memory (a page, a cached segment or span, a
+ * parked heap) stays committed while it has been free for less than the
+ * purge delay, so a program that frees and allocates again takes it back
+ * without page faults, and goes back to the OS once it has waited that long
+ * (force: now).  `since_ms` is when it became free. */
+static inline bool nm_purge_due(uint64_t since_ms, uint64_t now_ms, uint64_t delay_ms, bool force)
+{
+    return force || now_ms - since_ms >= delay_ms;
+}
+
+/* Take the free pages of `s` that are due (nm_purge_due of their
+ * retired_ms) and still committed off free_pages into `purging`, and return
+ * them as a bit mask (0: none).  A reserved segment (nm_reserve) gives its
+ * pages only when forced, a strict arena's never.  *waiting is set when free pages remain that are not due yet.
+ * The caller must keep the segment from leaving its owner meanwhile: the
+ * owner's heap lock, or holding an unowned segment.  No system call. */
+uint64_t nm_segment_purge_claim(struct nm_segment *s, uint64_t now_ms, bool force, bool *waiting);
+/* Give back the memory of the pages claimed (one madvise per run of
+ * neighbours) and return them to free_pages, decommitted.  Atomic
+ * operations only: needs no lock, and the segment may meanwhile have been
+ * abandoned or adopted.  Returns the bytes given back. */
+size_t nm_segment_purge_finish(struct nm_segment *s, uint64_t claimed);
+
 /* Map segments for `bytes` of arena `a`, fault their pages in now, and keep
  * them in the arena's cache (never purged below that amount), for heaps to
  * take without page faults.  Returns 0 or -1 with errno ENOMEM. */
 int nm_segment_reserve(struct nm_arena *a, size_t bytes);
 
-/* Give back cached segments of arena `a` that have waited the purge delay,
- * while its node caches more than the cache limit (force: every cached
- * segment, now).  Never blocks: if another thread is at it, returns. */
-void nm_segment_cache_purge(struct nm_arena *a, uint64_t now_ms, bool force);
+/* Give back cached segments of arena `a` that have waited the purge delay
+ * or that take its node past the cache limit (force: every cached segment,
+ * now).  Never blocks: if another thread is at it, returns.  Returns
+ * whether segments wait that are not due yet. */
+bool nm_segment_cache_purge(struct nm_arena *a, uint64_t now_ms, bool force);
 static inline void nm_segment_maybe_purge(struct nm_arena *a, uint64_t now_ms)
 {
     if (now_ms >= atomic_load_explicit(&a->next_purge_ms, memory_order_relaxed))
-        nm_segment_cache_purge(a, now_ms, false);
+        (void)nm_segment_cache_purge(a, now_ms, false);
 }
 
 #endif

@@ -51,6 +51,7 @@ nm_export void nm_stats_get(struct nm_stats *out)
         }
         out->remote_frees += load(&h->remote_frees);
     }
+    out->remote_frees += load(&nm_counters.purge_collected);
     out->large_allocs = load(&nm_counters.large_allocs);
     out->large_frees = load(&nm_counters.large_frees);
     out->purges = load(&nm_counters.purges);

@@ -43,7 +43,7 @@ out=$(NUMAMALLOC_STATS=x NUMAMALLOC_ON_ERROR=y LD_PRELOAD="$lib" "${prog[@]}" 2>
 [ "$(printf '%s\n' "$out" | grep -c '^numamalloc: ignoring')" = 2 ] || { echo "two bad values: $out"; fail=1; }
 
 out=$(NUMAMALLOC_VERBOSE=1 LD_PRELOAD="$lib" "${prog[@]}" 2>&1)
-[[ "$out" == "numamalloc: "*node*"purge delay 100 ms, cache 32.0 MiB per node" ]] ||
+[[ "$out" == "numamalloc: "*node*"purge delay 1000 ms, cache 256.0 MiB per node" ]] ||
     { echo "NUMAMALLOC_VERBOSE=1 printed: $out"; fail=1; }
 out=$(NUMAMALLOC_VERBOSE=1 NUMAMALLOC_PURGE_DELAY_MS=7 NUMAMALLOC_CACHE_MB=5 LD_PRELOAD="$lib" "${prog[@]}" 2>&1)
 [[ "$out" == *"purge delay 7 ms, cache 5.0 MiB per node" ]] || { echo "options not applied: $out"; fail=1; }

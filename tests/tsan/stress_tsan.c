@@ -4,9 +4,12 @@
  * blocks to each other, so frees are often remote; meanwhile 300 short-lived
  * threads come and go, each leaving blocks for the workers and for the main
  * thread to free after it has exited (frees into abandoned heaps, segments
- * reclaimed by others).  Every block carries a pattern checked before it is
- * freed.  TSan reports any data race; the checks catch lost or shared
- * blocks. */
+ * reclaimed by others).  Meanwhile the background purge runs with a 2 ms
+ * delay and another thread calls nm_trim() in a loop, so free pages,
+ * pages other threads freed whole, parked and abandoned heaps are given
+ * back while their owners work.  Every block carries a pattern checked
+ * before it is freed.  TSan reports any data race; the checks catch lost
+ * or shared blocks. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -14,8 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "numamalloc.h"
+#include "purge.h"
 #include "../testutil.h"
 
 #define KiB ((size_t)1024)
@@ -222,8 +227,29 @@ static void free_orphans(struct churn_job *job, int count)
         }
 }
 
+static atomic_int trim_done;
+
+static void *trimmer(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&trim_done)) {
+        nm_trim();
+        struct timespec ts = { 0, 3 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
 int main(void)
 {
+    /* Read at the first allocation; the library's constructor is not part
+     * of this build (TSan owns malloc), so the purge thread is let start
+     * here. */
+    setenv("NUMAMALLOC_PURGE_DELAY_MS", "2", 1);
+    nm_free(nm_malloc(16));
+    nm_purge_init();
+    pthread_t trim_thread;
+    REQUIRE(pthread_create(&trim_thread, NULL, trimmer, NULL) == 0);
     for (int i = 0; i < WORKERS; i++) pthread_mutex_init(&mailbox[i].lock, NULL);
     pthread_t workers[WORKERS];
     for (int i = 0; i < WORKERS; i++) {
@@ -248,6 +274,8 @@ int main(void)
     free_orphans(jobs, CHURN_THREADS);
     atomic_store(&churn_done, 1);
     for (int i = 0; i < WORKERS; i++) pthread_join(workers[i], NULL);
+    atomic_store(&trim_done, 1);
+    pthread_join(trim_thread, NULL);
     /* Blocks still in a mailbox after their worker finished. */
     for (int i = 0; i < WORKERS; i++) {
         static struct block rest[MAILBOX_CAP];

@@ -1,0 +1,150 @@
+/*
+ * purge.c — the background purge: a thread that gives back the memory that
+ * has waited the purge delay (segment.h: nm_purge_due) in every heap of
+ * every thread, every arena's abandoned segments and caches, and the span
+ * caches, so that a process that frees memory and goes quiet returns it
+ * without calling malloc again (a server after its load, an idle rank
+ * between phases).
+ *
+ * The thread starts the first time memory waits for a purge, at a safe
+ * point of the allocation slow path (creating a thread allocates).  It
+ * sleeps on a futex while nothing waits, so an idle process with nothing
+ * to give back costs no wake-ups; while memory waits it makes a pass every
+ * quarter of the purge delay (at least 10 ms).  It blocks every signal,
+ * takes no lock that the program's threads wait for across a system call
+ * (heap.h: `lock`), and never waits for a heap's owner.  A fork waits for
+ * its current pass; in the child the thread does not exist, and a new one
+ * starts there when memory waits.
+ *
+ * Without the thread (NUMAMALLOC_PURGE_THREAD=0, or it could not be
+ * created), each heap purges its own memory and the caches on its slow
+ * paths, as the thread does for all.
+ *
+ * May call the heap, large and segment layers, the os layer and the options.
+ */
+#define _GNU_SOURCE
+#include "purge.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+
+#include "heap.h"
+#include "large.h"
+#include "options.h"
+
+static _Atomic bool fork_pending;   /* a fork waits: no new pass */
+static _Atomic bool in_pass;        /* the thread is in a pass */
+
+/* The arenas of the process: every node's three and the process-wide ones.
+ * Owned arenas (nm_heap_new) are reached through their heaps. */
+static void purge_arena(struct nm_arena *a, uint64_t now_ms, bool force, bool *waiting)
+{
+    nm_heap_purge_abandoned(a, now_ms, force, waiting);
+    if (nm_segment_cache_purge(a, now_ms, force)) *waiting = true;
+}
+
+bool nm_purge_pass(uint64_t now_ms, bool force)
+{
+    bool waiting = false;
+    atomic_fetch_add(&nm_purge_clock.running, 1);
+    for (struct nm_heap *h = atomic_load_explicit(&nm_heap_list, memory_order_acquire); h;
+         h = h->all_next) {
+        nm_heap_purge(h, now_ms, force, &waiting);
+        struct nm_arena *a = atomic_load_explicit(&h->arena, memory_order_acquire);
+        if (a && a->owned && !atomic_load_explicit(&a->releasing, memory_order_acquire))
+            purge_arena(a, now_ms, force, &waiting);
+    }
+    for (int node = 0; node < nm_topo.node_count; node++) {
+        purge_arena(nm_local_arena(node), now_ms, force, &waiting);
+        purge_arena(nm_bound_arena(node), now_ms, force, &waiting);
+        purge_arena(nm_first_touch_arena(node), now_ms, force, &waiting);
+        if (nm_large_cache_purge(node, now_ms, force)) waiting = true;
+    }
+    if (nm_process_arena) purge_arena(nm_process_arena, now_ms, force, &waiting);
+    if (nm_interleave_arena) purge_arena(nm_interleave_arena, now_ms, force, &waiting);
+    atomic_fetch_sub(&nm_purge_clock.running, 1);
+    return waiting;
+}
+
+/* ---- the thread ---------------------------------------------------------------- */
+
+static uint64_t tick_ms(void)
+{
+    uint64_t tick = nm_opt.purge_delay_ms / 4;
+    return tick < 10 ? 10 : tick;
+}
+
+static void *purge_thread(void *arg)
+{
+    (void)arg;
+    (void)prctl(PR_SET_NAME, "numamalloc-purge", 0, 0, 0);
+    for (;;) {
+        /* Taken before the pass: what signals after it comes round again. */
+        atomic_store(&nm_purge_clock.waiting, 0);
+        atomic_store(&in_pass, true);
+        bool waiting = false;
+        if (!atomic_load(&fork_pending)) waiting = nm_purge_pass(nm_os_now_ms(), false);
+        atomic_store(&in_pass, false);
+        if (waiting || atomic_load(&fork_pending)) {
+            nm_os_futex_wait(&nm_purge_clock.idle, 0, tick_ms());   /* a plain sleep */
+            continue;
+        }
+        /* Nothing waits: sleep until something does (nm_purge_signal). */
+        atomic_store(&nm_purge_clock.idle, 1);
+        if (!atomic_load(&nm_purge_clock.waiting)) nm_os_futex_wait(&nm_purge_clock.waiting, 0, 0);
+        atomic_store(&nm_purge_clock.idle, 0);
+        /* Let memory that just began to wait age a little first. */
+        nm_os_futex_wait(&nm_purge_clock.idle, 0, tick_ms());
+    }
+    return NULL;
+}
+
+static void purge_start(void)
+{
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&nm_purge_clock.state, &expected, 1)) return;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_t attr;
+    pthread_t thread;
+    bool started = pthread_attr_init(&attr) == 0 &&
+                   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
+                   pthread_create(&thread, &attr, purge_thread, NULL) == 0;
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!started) atomic_store(&nm_purge_clock.state, 2);
+}
+
+void nm_purge_init(void)
+{
+    if (!nm_opt.purge_thread || nm_opt.purge_delay_ms == 0) {
+        atomic_store(&nm_purge_clock.state, 2);
+        return;
+    }
+    atomic_store_explicit(&nm_purge_clock.start, purge_start, memory_order_release);
+}
+
+/* ---- fork ------------------------------------------------------------------------- */
+
+void nm_purge_before_fork(void)
+{
+    atomic_store(&fork_pending, true);
+    while (atomic_load(&in_pass)) sched_yield();
+}
+
+void nm_purge_after_fork_parent(void)
+{
+    atomic_store(&fork_pending, false);
+}
+
+void nm_purge_after_fork_child(void)
+{
+    atomic_store(&fork_pending, false);
+    atomic_store(&in_pass, false);
+    atomic_store(&nm_purge_clock.idle, 0);
+    atomic_store(&nm_purge_clock.running, 0);
+    if (atomic_load(&nm_purge_clock.state) == 1) atomic_store(&nm_purge_clock.state, 0);
+}

@@ -1,0 +1,317 @@
+/* idle_return.c — memory a program frees goes back to the OS on time, on
+ * every path where a thread that holds it stops calling malloc.  Each case
+ * runs in a process of its own with its own NUMAMALLOC_PURGE_DELAY_MS, and
+ * measures RSS: at the start (base), with the blocks live (peak), and at
+ * the deadline; it must be back within 1/8 of what the blocks added
+ * (peak - base).  What may stay: the first page of each size class the
+ * threads used (at most 1 MiB per class here) and the pages of the few
+ * blocks kept live, a few MiB against the 64-128 MiB freed.
+ *
+ *   idle_owner   thread A allocates 64 MiB of 1 KiB blocks and hands them
+ *                to thread B, which frees them all; A, B and main then wait
+ *                without allocating.  Deadline: the purge delay (300 ms)
+ *                plus 1 s.  Blocks freed by other threads go back although
+ *                their owner never collects them.
+ *   thread_exit  4 threads each allocate 32 MiB of 1-32 KiB blocks, free
+ *                all but their first block, and exit.  Deadline: the purge
+ *                delay plus 1 s.  An exited thread's free pages go back
+ *                although no other thread takes its heap.
+ *   fork_child   (purge delay 2 s) a thread allocates 64 MiB of 1-32 KiB
+ *                blocks, frees all but its first one and waits; main forks
+ *                at once (the parent has given nothing back yet).  The
+ *                child, where that thread does not exist, allocates one
+ *                block and waits: its RSS, which starts with the parent's
+ *                pages, is back by the purge delay plus 1 s.
+ *   trim_heaps   (purge delay 10 s) a thread allocates 48 MiB from a heap
+ *                with a policy (nm_heap_new) and 16 MiB with
+ *                nm_malloc_onnode, frees all but the first block of each,
+ *                and waits; main calls nm_trim(): RSS is back at once,
+ *                though the delay has not passed and the memory is another
+ *                thread's.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "../testutil.h"
+#include "numamalloc.h"
+
+#define MiB ((size_t)1 << 20)
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+/* Wait until RSS is at most `limit` or `deadline_ms` passes; returns RSS. */
+static size_t rss_by(size_t limit, uint64_t deadline_ms)
+{
+    size_t rss = nm_test_rss();
+    while (rss > limit && now_ms() < deadline_ms) {
+        sleep_ms(20);
+        rss = nm_test_rss();
+    }
+    return rss;
+}
+
+static void report(const char *name, size_t base, size_t peak, size_t after, size_t limit,
+                   uint64_t waited_ms)
+{
+    printf("%-12s base %5.1f MiB, peak %6.1f MiB, after %5.1f MiB (limit %5.1f) in %llu ms\n",
+           name, base / (double)MiB, peak / (double)MiB, after / (double)MiB,
+           limit / (double)MiB, (unsigned long long)waited_ms);
+    CHECK(after <= limit, "%s: %.1f MiB still resident, more than %.1f MiB", name,
+          after / (double)MiB, limit / (double)MiB);
+}
+
+static size_t limit_for(size_t base, size_t peak)
+{
+    return base + (peak > base ? (peak - base) / 8 : 0);
+}
+
+/* Touch every page of a block, so that it is resident. */
+static void *alloc_touched(size_t size)
+{
+    char *p = malloc(size);
+    REQUIRE(p != NULL);
+    memset(p, 0x5a, size);
+    return p;
+}
+
+/* ---- idle_owner ------------------------------------------------------------------- */
+
+#define IDLE_BLOCKS (64 * 1024)
+static void *idle_blocks[IDLE_BLOCKS];
+static pthread_barrier_t step;
+
+static void *idle_allocator(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < IDLE_BLOCKS; i++) idle_blocks[i] = alloc_touched(1024);
+    pthread_barrier_wait(&step);   /* 1: allocated */
+    pthread_barrier_wait(&step);   /* 2: freed by the other thread */
+    pthread_barrier_wait(&step);   /* 3: measured; exit */
+    return NULL;
+}
+
+static void *idle_freer(void *arg)
+{
+    (void)arg;
+    pthread_barrier_wait(&step);
+    for (int i = 0; i < IDLE_BLOCKS; i++) free(idle_blocks[i]);
+    pthread_barrier_wait(&step);
+    pthread_barrier_wait(&step);
+    return NULL;
+}
+
+static void case_idle_owner(void)
+{
+    pthread_barrier_init(&step, NULL, 3);
+    size_t base = nm_test_rss();
+    pthread_t a, b;
+    pthread_create(&a, NULL, idle_allocator, NULL);
+    pthread_create(&b, NULL, idle_freer, NULL);
+    pthread_barrier_wait(&step);
+    size_t peak = nm_test_rss();
+    pthread_barrier_wait(&step);
+    uint64_t start = now_ms();
+    size_t limit = limit_for(base, peak);
+    size_t after = rss_by(limit, start + 300 + 1000);
+    report("idle_owner", base, peak, after, limit, now_ms() - start);
+    pthread_barrier_wait(&step);
+    pthread_join(a, NULL);
+    pthread_join(b, NULL);
+}
+
+/* ---- thread_exit ------------------------------------------------------------------ */
+
+#define EXIT_THREADS 4
+#define EXIT_BYTES (32 * MiB)
+
+/* Allocate `bytes` in blocks of 1-32 KiB (small and medium pages), free all
+ * but the first; returns the one kept. */
+static void *churn(size_t bytes)
+{
+    size_t count = 0, held = 0;
+    void **kept = mmap(NULL, 32 * 1024 * sizeof *kept, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(kept != MAP_FAILED);
+    for (unsigned k = 0; held < bytes; k++) {
+        size_t size = (size_t)1024 << (k % 6);
+        kept[count++] = alloc_touched(size);
+        held += size;
+    }
+    for (size_t i = 1; i < count; i++) free(kept[i]);
+    void *first = kept[0];
+    munmap(kept, 32 * 1024 * sizeof *kept);
+    return first;
+}
+
+static void *exiting_thread(void *arg)
+{
+    *(void **)arg = churn(EXIT_BYTES);
+    return NULL;
+}
+
+static void case_thread_exit(void)
+{
+    size_t base = nm_test_rss();
+    pthread_t t[EXIT_THREADS];
+    void *kept[EXIT_THREADS];
+    size_t peak = 0;
+    for (int i = 0; i < EXIT_THREADS; i++) pthread_create(&t[i], NULL, exiting_thread, &kept[i]);
+    for (int i = 0; i < EXIT_THREADS; i++) pthread_join(t[i], NULL);
+    /* The blocks were freed before the threads ended: the peak is what
+     * they wrote, EXIT_THREADS * EXIT_BYTES (RSS now still holds it, or
+     * less if some was already given back). */
+    peak = base + EXIT_THREADS * EXIT_BYTES;
+    uint64_t start = now_ms();
+    size_t limit = limit_for(base, peak);
+    size_t after = rss_by(limit, start + 300 + 1000);
+    report("thread_exit", base, peak, after, limit, now_ms() - start);
+    for (int i = 0; i < EXIT_THREADS; i++) free(kept[i]);
+}
+
+/* ---- fork_child and trim_heaps: a thread that holds free memory and waits ------------- */
+
+static nm_heap_t *policy_heap;
+static bool use_heaps;
+
+static void *holding_thread(void *arg)
+{
+    (void)arg;
+    void *kept = NULL, *heap_kept = NULL, *node_kept = NULL;
+    if (use_heaps) {
+        /* 48 MiB from the heap and 16 MiB on node 0, all freed but one. */
+        static void *p[64 * 1024];
+        size_t n = 0;
+        for (size_t held = 0; held < 48 * MiB; held += 4096) {
+            p[n] = nm_heap_malloc(policy_heap, 4096);
+            REQUIRE(p[n] != NULL);
+            memset(p[n++], 0x11, 4096);
+        }
+        heap_kept = p[0];
+        for (size_t i = 1; i < n; i++) free(p[i]);
+        n = 0;
+        for (size_t held = 0; held < 16 * MiB; held += 2048) {
+            p[n] = nm_malloc_onnode(2048, nm_current_node());
+            REQUIRE(p[n] != NULL);
+            memset(p[n++], 0x22, 2048);
+        }
+        node_kept = p[0];
+        for (size_t i = 1; i < n; i++) free(p[i]);
+    } else {
+        kept = churn(64 * MiB);
+    }
+    pthread_barrier_wait(&step);   /* 1: holding free memory */
+    pthread_barrier_wait(&step);   /* 2: done */
+    free(kept);
+    free(heap_kept);
+    free(node_kept);
+    return NULL;
+}
+
+static void case_fork_child(void)
+{
+    pthread_barrier_init(&step, NULL, 2);
+    size_t base = nm_test_rss();
+    pthread_t t;
+    pthread_create(&t, NULL, holding_thread, NULL);
+    pthread_barrier_wait(&step);
+    size_t peak = base + 64 * MiB;
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        /* The child does a little work of its own (a first block of a
+         * new size), then waits. */
+        free(alloc_touched(200 * 1024));
+        uint64_t start = now_ms();
+        size_t limit = limit_for(base, peak);
+        size_t after = rss_by(limit, start + 2000 + 1000);
+        report("fork_child", base, peak, after, limit, now_ms() - start);
+        fflush(stdout);
+        _exit(nm_test_failures ? 1 : 0);
+    }
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child's check failed");
+    pthread_barrier_wait(&step);
+    pthread_join(t, NULL);
+}
+
+static void case_trim_heaps(void)
+{
+    pthread_barrier_init(&step, NULL, 2);
+    nm_policy p = nm_policy_preferred(nm_current_node());
+    policy_heap = nm_heap_new(&p);
+    REQUIRE(policy_heap != NULL);
+    use_heaps = true;
+    size_t base = nm_test_rss();
+    pthread_t t;
+    pthread_create(&t, NULL, holding_thread, NULL);
+    pthread_barrier_wait(&step);
+    size_t peak = base + 64 * MiB;
+    size_t limit = limit_for(base, peak);
+    nm_trim();
+    size_t after = nm_test_rss();
+    report("trim_heaps", base, peak, after, limit, 0);
+    pthread_barrier_wait(&step);
+    pthread_join(t, NULL);
+    nm_heap_destroy(policy_heap);
+}
+
+/* ---- driver ------------------------------------------------------------------------- */
+
+static const struct {
+    const char *name;
+    void (*run)(void);
+    const char *delay_ms;
+} cases[] = {
+    { "idle_owner", case_idle_owner, "300" },
+    { "thread_exit", case_thread_exit, "300" },
+    { "fork_child", case_fork_child, "2000" },
+    { "trim_heaps", case_trim_heaps, "10000" },
+};
+#define CASES (sizeof cases / sizeof cases[0])
+
+int main(int argc, char **argv)
+{
+    if (argc == 2) {
+        for (size_t i = 0; i < CASES; i++)
+            if (strcmp(argv[1], cases[i].name) == 0) cases[i].run();
+        return nm_test_done();
+    }
+    /* Each case in a process of its own, with its delay set before the
+     * first malloc (options are read then). */
+    int failed = 0;
+    for (size_t i = 0; i < CASES; i++) {
+        fflush(stdout);
+        pid_t pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            setenv("NUMAMALLOC_PURGE_DELAY_MS", cases[i].delay_ms, 1);
+            execl("/proc/self/exe", argv[0], cases[i].name, (char *)NULL);
+            _exit(127);
+        }
+        int status = 0;
+        REQUIRE(waitpid(pid, &status, 0) == pid);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            fprintf(stderr, "case %s failed (status %d)\n", cases[i].name, status);
+            failed++;
+        }
+    }
+    return failed ? 1 : 0;
+}
