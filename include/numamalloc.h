@@ -442,7 +442,12 @@ struct nm_node_stats {
 
 struct nm_class_stats {
     uint64_t block_size;        /* bytes per block in this class */
-    uint64_t allocs;            /* blocks handed out so far (all threads) */
+    uint64_t allocs;            /* blocks supplied to the class's free lists so far
+                                   (all threads): carved from fresh memory, or
+                                   freed by another thread and collected; a block
+                                   its own thread frees and takes again is not
+                                   counted again (counted per refill, not per
+                                   malloc) */
     uint64_t pages;             /* pages now serving the class (64 KiB up to
                                    8 KiB blocks, 1 MiB above) */
 };

@@ -126,12 +126,7 @@ nm_export void *nm_malloc(size_t size)
 
 nm_export void *nm_calloc(size_t count, size_t size)
 {
-    size_t bytes;
-    if (__builtin_mul_overflow(count, size, &bytes)) { errno = ENOMEM; return NULL; }
-    if (bytes > NM_MEDIUM_MAX) return nm_alloc_slow(bytes, true);
-    void *p = nm_alloc_inline(bytes);
-    if (p) memset(p, 0, bytes);
-    return p;
+    return nm_calloc_inline(count, size);
 }
 
 nm_export void *nm_aligned_alloc(size_t alignment, size_t size)
@@ -140,7 +135,7 @@ nm_export void *nm_aligned_alloc(size_t alignment, size_t size)
     if (alignment <= 16) return nm_alloc_inline(size);
     if (size > PTRDIFF_MAX) { errno = ENOMEM; return NULL; }
     if (alignment <= NM_MEDIUM_MAX && size <= NM_MEDIUM_MAX)
-        return nm_heap_alloc_class(nm_tls_heap, nm_aligned_class(size, alignment));
+        return nm_heap_alloc_in_class(nm_tls_heap, nm_aligned_class(size, alignment));
     int saved = errno;
     void *p = nm_large_alloc(size, alignment, large_arena(size), false);
     if (p) errno = saved;

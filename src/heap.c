@@ -5,6 +5,8 @@
  * Invariants (owner thread only touches its heap):
  *   - queue[c].first is the page small allocations of class c come from;
  *     direct[] always points at it (or at the empty page when there is none).
+ *     It is the one queued page with prev == NULL (the free fast path
+ *     relies on that, heap.h).
  *   - a page is in exactly one list: its class queue (QUEUED), the full list
  *     (FULL), or none (FREE, counted in its segment's free_pages).
  *   - page->used counts blocks not on page->free, so blocks on page->remote
@@ -27,7 +29,8 @@
 
 /* The page every empty slot points at: it never has a free block. */
 static struct nm_page empty_page;
-struct nm_heap nm_heap_empty = { .direct = { [0 ... NM_DIRECT_SLOTS - 1] = &empty_page } };
+struct nm_heap nm_heap_empty = { .node_word = &nm_heap_empty.node_seen,
+                                 .direct = { [0 ... NM_DIRECT_SLOTS - 1] = &empty_page } };
 __thread struct nm_heap *nm_tls_heap __attribute__((tls_model("initial-exec"))) = &nm_heap_empty;
 __thread struct nm_heap *nm_tls_node_heap[NM_MAX_NODES] __attribute__((tls_model("initial-exec")));
 __thread int64_t nm_tls_last_node_id __attribute__((tls_model("initial-exec"))) = NM_NO_LAST_NODE;
@@ -107,10 +110,15 @@ void nm_heap_init(void)
 
 /* ---- heap structs ---------------------------------------------------------------- */
 
-/* Only a local heap on a machine with several nodes needs the node check. */
-static uint32_t countdown_start(void)
+/* Only a local heap on a machine with several nodes needs the node check:
+ * it watches the calling thread's rseq word (topology.h), others a word
+ * that never changes (heap.h). */
+static void node_watch(struct nm_heap *h, struct nm_arena *arena)
 {
-    return nm_topo.node_count > 1 ? NM_NODE_CHECK_EVERY : UINT32_MAX;
+    const volatile uint32_t *word = NULL;
+    if (nm_topo.node_count > 1 && nm_arena_is_local(arena)) word = nm_topology_move_word();
+    h->node_word = word ? word : &h->node_seen;
+    h->node_seen = *h->node_word;
 }
 
 /* `arena` is stored last: a fork child that finds a claimed heap with an
@@ -124,7 +132,7 @@ static void heap_reset(struct nm_heap *h, struct nm_arena *arena)
     h->node = arena->node;
     h->thread = nm_thread_self();
     h->user_id = 0;
-    h->countdown = countdown_start();
+    node_watch(h, arena);
     atomic_store_explicit(&h->remote_pending, 0, memory_order_relaxed);
     h->next_maintenance_ms = 0;
     atomic_store_explicit(&h->arena, arena, memory_order_release);
@@ -350,6 +358,23 @@ static void segment_reorder(struct nm_heap *h, struct nm_segment *s)
     }
 }
 
+/* Refills of a page's free list, where the per-class statistic is counted
+ * (heap.h: allocs): carving fresh blocks and collecting remote frees. */
+static bool heap_extend(struct nm_heap *h, struct nm_page *pg)
+{
+    uint32_t before = nm_page_capacity(pg);
+    if (!nm_page_extend(pg)) return false;
+    nm_count(&h->allocs[pg->size_class], nm_page_capacity(pg) - before);
+    return true;
+}
+
+static void heap_collect(struct nm_heap *h, struct nm_page *pg)
+{
+    uint32_t n = nm_page_collect(pg);
+    nm_count(&h->remote_frees, n);
+    nm_count(&h->allocs[pg->size_class], n);
+}
+
 /* Page `pg` of `s` (used == 0, in no list) becomes free.  Returns whether
  * the segment has no page in use left.  No list of any heap is touched, so
  * this serves abandoned segments too. */
@@ -453,7 +478,7 @@ static bool heap_adopt(struct nm_heap *h, struct nm_segment *s)
     for (size_t i = 0; i < s->page_count; i++) {
         struct nm_page *pg = &s->pages[i];
         if (pg->state == NM_PAGE_FREE) continue;
-        nm_count(&h->remote_frees, nm_page_collect(pg));
+        heap_collect(h, pg);
         pg->next = pg->prev = NULL;
         if (pg->used == 0) {
             pg->state = NM_PAGE_QUEUED;   /* not linked: page_release only counts */
@@ -541,7 +566,7 @@ static void heap_collect_remote(struct nm_heap *h, bool all)
             for (size_t i = 0; i < s->page_count; i++) {
                 struct nm_page *pg = &s->pages[i];
                 if (pg->state == NM_PAGE_FREE || !nm_page_has_remote(pg)) continue;
-                nm_count(&h->remote_frees, nm_page_collect(pg));
+                heap_collect(h, pg);
                 if (pg->used == 0 && h->queue[pg->size_class].first != pg) {
                     page_unlink(h, pg);
                     if (page_release(h, s, pg, now)) break;
@@ -706,7 +731,7 @@ static void heap_take_over(struct nm_heap *h)
     for (int kind = 0; kind < 2; kind++)
         for (struct nm_segment *s = h->segments[kind]; s; s = s->heap_next)
             atomic_store_explicit(&s->thread, h->thread, memory_order_release);
-    h->countdown = countdown_start();
+    node_watch(h, atomic_load_explicit(&h->arena, memory_order_relaxed));
     h->next_maintenance_ms = 0;
     heap_leave(h);
 }
@@ -856,18 +881,16 @@ static struct nm_heap *heap_move(struct nm_heap *h, int node)
     return moved;
 }
 
-/* Local heaps follow their thread; node heaps stay where they were asked. */
+/* Local heaps follow their thread; node heaps stay where they were asked.
+ * Runs on every slow path and whenever the fast path saw the rseq word
+ * change (a move between CPUs or nodes): the word is read before the node,
+ * so a move in between shows at the next allocation. */
 static struct nm_heap *heap_check_node(struct nm_heap *h)
 {
+    h->node_seen = *h->node_word;
     if (nm_topo.node_count < 2 || !nm_arena_is_local(h->arena)) return h;
     int node = nm_topology_home_node();
     return node == h->node ? h : heap_move(h, node);
-}
-
-void nm_heap_countdown_expired(struct nm_heap *h)
-{
-    h->countdown = countdown_start();
-    if (h == nm_tls_heap) heap_check_node(h);
 }
 
 int nm_heap_rebind(void)
@@ -1021,9 +1044,9 @@ void nm_heap_purge_abandoned(struct nm_arena *a, uint64_t now_ms, bool force, bo
 
 /* ---- the slow path -------------------------------------------------------------------------- */
 
-static bool page_usable(struct nm_page *pg)
+static bool page_usable(struct nm_heap *h, struct nm_page *pg)
 {
-    return pg && (pg->free || nm_page_extend(pg));
+    return pg && (pg->free || heap_extend(h, pg));
 }
 
 /* A page of class `cls` with a free block, first in its queue; NULL + ENOMEM. */
@@ -1032,8 +1055,8 @@ static struct nm_page *heap_find_page(struct nm_heap *h, unsigned cls)
     struct nm_page_queue *q = &h->queue[cls];
     for (struct nm_page *pg = q->first, *next; pg; pg = next) {
         next = pg->next;
-        nm_count(&h->remote_frees, nm_page_collect(pg));
-        if (pg->free || nm_page_extend(pg)) {
+        heap_collect(h, pg);
+        if (pg->free || heap_extend(h, pg)) {
             if (q->first != pg) {
                 page_unlink(h, pg);
                 page_enqueue_front(h, pg);
@@ -1045,18 +1068,18 @@ static struct nm_page *heap_find_page(struct nm_heap *h, unsigned cls)
     /* Nothing queued: remote frees may have refilled full pages, and
      * segments abandoned on our node may hold pages of this class. */
     heap_collect_remote(h, false);
-    if (page_usable(q->first)) return q->first;
+    if (page_usable(h, q->first)) return q->first;
     for (int i = 0; i < 4; i++) {
         struct nm_segment *s = nm_segment_take_abandoned(h->arena);
         if (!s) break;
         heap_adopt(h, s);
-        if (page_usable(q->first)) return q->first;
+        if (page_usable(h, q->first)) return q->first;
     }
 
     struct nm_segment *s = heap_segment_with_free_page(h, nm_class_kind(cls));
     if (!s) { errno = ENOMEM; return NULL; }
     struct nm_page *pg = page_take(h, s, cls);
-    nm_page_extend(pg);
+    heap_extend(h, pg);
     return pg;
 }
 
@@ -1082,9 +1105,8 @@ void *nm_heap_alloc_class(struct nm_heap *h, unsigned cls)
     }
     struct nm_block *b = pg->free;
     pg->free = b->next;
-    pg->used++;
+    __atomic_store_n(&pg->used, pg->used + 1, __ATOMIC_RELAXED);
     b->freed = 0;
-    nm_count(&h->allocs[cls], 1);
     heap_leave(h);
     heap_safe_point(h);
     errno = saved_errno;

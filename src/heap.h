@@ -11,6 +11,7 @@
  *
  *   malloc fast path:  page = heap->direct[(size + 15) / 16];
  *                      block = page->free; page->free = block->next
+ *                      (and one compare: has the thread's node changed?)
  *   free, same thread: push onto page->free
  *   free, other thread: atomic push onto page->remote (heap.c collects)
  *
@@ -32,7 +33,13 @@ struct nm_page_queue {
 };
 
 struct nm_heap {
-    uint32_t countdown;                        /* allocations until the next node check */
+    /* The node check of the fast path: *node_word != node_seen means the
+     * thread may have moved.  For a local heap on a machine with several
+     * nodes node_word is the thread's rseq node_id (Linux 6.3+) or cpu_id
+     * (older kernels), which the kernel rewrites on every return to user
+     * space; otherwise it points at node_seen and never differs. */
+    const volatile uint32_t *node_word;
+    uint32_t node_seen;                        /* *node_word at the last check */
     struct nm_page *direct[NM_DIRECT_SLOTS];   /* (size+15)/16 -> first page of its class */
     struct nm_page_queue queue[NM_CLASS_COUNT];/* pages that may have free blocks */
     struct nm_page_queue full;                 /* pages with none, revisited on frees */
@@ -48,8 +55,11 @@ struct nm_heap {
     uint64_t next_maintenance_ms;              /* no purge pass before this time */
 
     /* Statistics: written by the owner only (no lock, no atomic add), read
-     * by anyone through relaxed loads. */
-    _Atomic uint64_t allocs[NM_CLASS_COUNT];   /* blocks handed out, per class */
+     * by anyone through relaxed loads.  `allocs` is counted when a page's
+     * free list is refilled, not per malloc: blocks carved from fresh
+     * memory plus remote frees collected, per class.  A block its own
+     * thread frees and takes again is not counted again. */
+    _Atomic uint64_t allocs[NM_CLASS_COUNT];   /* blocks supplied to free lists, per class */
     _Atomic uint64_t remote_frees;             /* blocks collected from remote lists */
 
     /* Who is changing the heap's lists and page states: 0 nobody; 1, 2, ..
@@ -121,13 +131,19 @@ extern _Atomic(struct nm_heap *) nm_heap_list;
 void nm_heap_init(void);
 
 void *nm_heap_alloc_generic(struct nm_heap *h, size_t size);
-/* Every NM_NODE_CHECK_EVERY allocations the fast path looks whether the
- * thread moved to another node (a moved thread would otherwise keep using
- * the free lists of its old node's pages). */
-#define NM_NODE_CHECK_EVERY 64
-void nm_heap_countdown_expired(struct nm_heap *h);
-/* Allocate from class `cls` (used for aligned requests). */
+/* Allocate from class `cls` (the slow path; it also checks the node). */
 void *nm_heap_alloc_class(struct nm_heap *h, unsigned cls);
+
+/* Whether the thread may have moved since the heap last looked: one load
+ * of the kernel's rseq word and a compare (see node_word).  The slow path
+ * then maps the node through the topology (nm_topology_home_node) and
+ * moves the heap if its home changed, so a moved thread's first
+ * allocation already comes from its new node (a moved thread would
+ * otherwise keep using the free lists of its old node's pages). */
+static inline bool nm_heap_node_changed(const struct nm_heap *h)
+{
+    return *h->node_word != h->node_seen;
+}
 /* The free path's slow part: the page became empty or was full. */
 void nm_heap_page_freed(struct nm_heap *h, struct nm_page *pg);
 /* Free from a thread that does not own the segment. */
@@ -176,16 +192,26 @@ void nm_heap_purge(struct nm_heap *h, uint64_t now_ms, bool force, bool *waiting
  * empty segments go to the arena's cache. */
 void nm_heap_purge_abandoned(struct nm_arena *a, uint64_t now_ms, bool force, bool *waiting);
 
+/* Pop a block of page `pg` (its class's first page) or take the slow path.
+ * No statistic and no counter here: allocs are counted on refills. */
+static inline void *nm_heap_pop(struct nm_heap *h, struct nm_page *pg, unsigned cls)
+{
+    struct nm_block *b = pg->free;
+    if (nm_unlikely(b == NULL || nm_heap_node_changed(h))) return nm_heap_alloc_class(h, cls);
+    pg->free = b->next;
+    __atomic_store_n(&pg->used, pg->used + 1, __ATOMIC_RELAXED);
+    b->freed = 0;
+    return b;
+}
+
 static inline void *nm_heap_alloc_small(struct nm_heap *h, size_t size)
 {
     struct nm_page *pg = h->direct[(size + 15) >> 4];
     struct nm_block *b = pg->free;
-    if (nm_unlikely(b == NULL)) return nm_heap_alloc_generic(h, size);
+    if (nm_unlikely(b == NULL || nm_heap_node_changed(h))) return nm_heap_alloc_generic(h, size);
     pg->free = b->next;
     __atomic_store_n(&pg->used, pg->used + 1, __ATOMIC_RELAXED);
     b->freed = 0;
-    nm_count(&h->allocs[pg->size_class], 1);
-    if (nm_unlikely(--h->countdown == 0)) nm_heap_countdown_expired(h);
     return b;
 }
 
@@ -193,14 +219,16 @@ static inline void *nm_heap_alloc_medium(struct nm_heap *h, size_t size)
 {
     unsigned cls = nm_size_class(size);
     struct nm_page *pg = h->queue[cls].first;
-    struct nm_block *b = pg ? pg->free : NULL;
-    if (nm_unlikely(b == NULL)) return nm_heap_alloc_generic(h, size);
-    pg->free = b->next;
-    __atomic_store_n(&pg->used, pg->used + 1, __ATOMIC_RELAXED);
-    b->freed = 0;
-    nm_count(&h->allocs[cls], 1);
-    if (nm_unlikely(--h->countdown == 0)) nm_heap_countdown_expired(h);
-    return b;
+    if (nm_unlikely(pg == NULL)) return nm_heap_alloc_class(h, cls);
+    return nm_heap_pop(h, pg, cls);
+}
+
+/* A block of class `cls` (aligned requests): the class's first page. */
+static inline void *nm_heap_alloc_in_class(struct nm_heap *h, unsigned cls)
+{
+    struct nm_page *pg = h->queue[cls].first;
+    if (nm_unlikely(pg == NULL)) return nm_heap_alloc_class(h, cls);
+    return nm_heap_pop(h, pg, cls);
 }
 
 /* Free block `b` of page `pg` in segment `s` (already validated).  Local
@@ -209,7 +237,6 @@ static inline void nm_heap_free(struct nm_segment *s, struct nm_page *pg, struct
 {
     b->freed = nm_free_mark;
     if (nm_likely(atomic_load_explicit(&s->thread, memory_order_relaxed) == nm_thread_self())) {
-        struct nm_heap *h = atomic_load_explicit(&s->heap, memory_order_relaxed);
         b->next = pg->free;
         pg->free = b;
         /* Released: a purge that reads the new count sees the block on the
@@ -217,12 +244,14 @@ static inline void nm_heap_free(struct nm_segment *s, struct nm_page *pg, struct
         uint32_t used = pg->used - 1;
         __atomic_store_n(&pg->used, used, __ATOMIC_RELEASE);
         /* The slow part: a page that was full, or that is now empty and not
-         * the one its class allocates from (that one stays: a malloc/free
-         * loop must not cycle pages; maintenance releases it if it idles). */
+         * the one its class allocates from, i.e. not first in its queue
+         * (prev != NULL; that one stays: a malloc/free loop must not cycle
+         * pages; maintenance releases it if it idles). */
         if (used == 0) {
-            if (nm_unlikely(pg != h->queue[pg->size_class].first)) nm_heap_page_freed(h, pg);
+            if (nm_unlikely(pg->prev != NULL || pg->state == NM_PAGE_FULL))
+                nm_heap_page_freed(atomic_load_explicit(&s->heap, memory_order_relaxed), pg);
         } else if (nm_unlikely(pg->state == NM_PAGE_FULL)) {
-            nm_heap_page_freed(h, pg);
+            nm_heap_page_freed(atomic_load_explicit(&s->heap, memory_order_relaxed), pg);
         }
     } else {
         nm_heap_free_remote(s, pg, b);

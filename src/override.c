@@ -3,9 +3,18 @@
  * makes numamalloc the process's malloc: malloc, free, calloc, realloc,
  * reallocarray, posix_memalign, aligned_alloc, memalign, valloc, pvalloc,
  * malloc_usable_size, the glibc extensions malloc_trim, malloc_stats,
- * mallinfo and mallinfo2, and glibc's internal __libc_* names.  C++
- * new/delete reach us through libstdc++, which calls malloc and free, so
- * the new-handler and std::bad_alloc behave exactly as with glibc.
+ * mallinfo and mallinfo2, and glibc's internal __libc_* names.  The
+ * exported malloc, free, calloc and the aligned allocators contain the
+ * fast paths (alloc.h) inline, not a call.
+ *
+ * C++ operator new and delete (every form: plain, array, nothrow, sized,
+ * aligned) are exported too, under their mangled names, so they take the
+ * same inline fast path.  The library stays C and needs no C++ runtime: only
+ * when an allocation fails does operator new hand the request to the next
+ * definition of the same operator (the C++ runtime's, found with
+ * dlsym(RTLD_NEXT) or else RTLD_DEFAULT), which retries through our malloc,
+ * calls the new-handler until it gives up and throws std::bad_alloc, exactly
+ * as with glibc.
  *
  * Also the process hooks: a constructor that registers the fork handler and
  * the statistics printed at exit.
@@ -13,6 +22,7 @@
  * Top layer: may call alloc.h and everything below it.
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -29,20 +39,27 @@
 
 #define nm_libc_export __attribute__((visibility("default"), used))
 
-nm_libc_export void *malloc(size_t size)
+/* The entry points proper; the exported names are aliases of them (an
+ * alias adds no jump, and may declare more attributes than its target). */
+static void *malloc_entry(size_t size)
 {
     return nm_alloc_inline(size);
 }
 
-nm_libc_export void free(void *p)
+static void free_entry(void *p)
 {
     nm_free_inline(p);
 }
 
-nm_libc_export void *calloc(size_t count, size_t size)
+static void *calloc_entry(size_t count, size_t size)
 {
-    return nm_calloc(count, size);
+    return nm_calloc_inline(count, size);
 }
+
+#define nm_alias(target) __attribute__((alias(#target)))
+nm_libc_export void *malloc(size_t size) nm_alias(malloc_entry);
+nm_libc_export void free(void *p) nm_alias(free_entry);
+nm_libc_export void *calloc(size_t count, size_t size) nm_alias(calloc_entry);
 
 nm_libc_export void *realloc(void *p, size_t size)
 {
@@ -60,7 +77,7 @@ nm_libc_export int posix_memalign(void **out, size_t alignment, size_t size)
 {
     if (alignment < sizeof(void *) || !nm_is_pow2(alignment)) return EINVAL;
     int saved = errno;
-    void *p = nm_aligned_alloc(alignment, size);
+    void *p = nm_aligned_inline(alignment, size);
     int err = p ? 0 : errno;
     errno = saved;
     if (!p) return err;
@@ -70,7 +87,8 @@ nm_libc_export int posix_memalign(void **out, size_t alignment, size_t size)
 
 nm_libc_export void *aligned_alloc(size_t alignment, size_t size)
 {
-    return nm_aligned_alloc(alignment, size);
+    if (nm_unlikely(!nm_is_pow2(alignment))) { errno = EINVAL; return NULL; }
+    return nm_aligned_inline(alignment, size);
 }
 
 /* memalign accepts any alignment, as glibc's does: it rounds it up to a
@@ -78,9 +96,8 @@ nm_libc_export void *aligned_alloc(size_t alignment, size_t size)
 nm_libc_export void *memalign(size_t alignment, size_t size)
 {
     if (alignment > ((size_t)1 << 62)) { errno = EINVAL; return NULL; }
-    size_t pow2 = 1;
-    while (pow2 < alignment) pow2 <<= 1;
-    return nm_aligned_alloc(pow2, size);
+    size_t pow2 = alignment <= 1 ? 1 : (size_t)1 << (64 - __builtin_clzll(alignment - 1));
+    return nm_aligned_inline(pow2, size);
 }
 
 nm_libc_export void *valloc(size_t size)
@@ -150,12 +167,131 @@ nm_libc_export struct mallinfo mallinfo(void)
 #pragma GCC diagnostic pop
 
 /* glibc's internal names: programs and libraries that call them directly
- * must not mix two allocators. */
-nm_libc_export void *__libc_malloc(size_t size) { return nm_alloc_inline(size); }
-nm_libc_export void __libc_free(void *p) { nm_free_inline(p); }
-nm_libc_export void *__libc_calloc(size_t n, size_t size) { return nm_calloc(n, size); }
+ * must not mix two allocators.  Aliases, not copies (a copy would be folded
+ * into a jump by the compiler anyway). */
+nm_libc_export void *__libc_malloc(size_t size) nm_alias(malloc_entry);
+nm_libc_export void __libc_free(void *p) nm_alias(free_entry);
+nm_libc_export void *__libc_calloc(size_t n, size_t size) nm_alias(calloc_entry);
 nm_libc_export void *__libc_realloc(void *p, size_t size) { return nm_realloc_named(p, size, "realloc"); }
 nm_libc_export void *__libc_memalign(size_t alignment, size_t size) { return memalign(alignment, size); }
+
+/* ---- C++ operator new and delete ---------------------------------------------------------
+ *
+ * Itanium C++ ABI names (size_t is unsigned long: m; std::align_val_t is an
+ * enum over size_t; std::nothrow_t is passed by reference). */
+
+/* operator new(size_t) and operator new(size_t, std::align_val_t) of the C++
+ * runtime: the next definition after ours, else the first one that is not
+ * ours (a runtime loaded before us).  NULL when there is none. */
+static void *cxx_runtime_new(const char *name, void *ours)
+{
+    void *f = dlsym(RTLD_NEXT, name);
+    if (!f || f == ours) f = dlsym(RTLD_DEFAULT, name);
+    return f == ours ? NULL : f;
+}
+
+static void *cxx_new(size_t size);
+static void *cxx_new_aligned(size_t size, size_t alignment);
+
+/* A failed new: the runtime's operator new retries through our malloc,
+ * runs the new-handler loop and throws std::bad_alloc.  Without a runtime
+ * (nobody can have installed a handler, and nothing can catch): a message
+ * and abort, as an uncaught std::bad_alloc would. */
+static nm_cold nm_noinline void *cxx_new_failed(size_t size)
+{
+    void *(*next)(size_t) = (void *(*)(size_t))cxx_runtime_new("_Znwm", (void *)cxx_new);
+    if (next) return next(size);
+    nm_line l = { .len = 0 };
+    nm_line_str(&l, "numamalloc: operator new: out of memory and no C++ runtime to throw std::bad_alloc\n");
+    nm_line_write(&l, 2);
+    abort();
+}
+
+static nm_cold nm_noinline void *cxx_new_aligned_failed(size_t size, size_t alignment)
+{
+    void *(*next)(size_t, size_t) = (void *(*)(size_t, size_t))
+        cxx_runtime_new("_ZnwmSt11align_val_t", (void *)cxx_new_aligned);
+    if (next) return next(size, alignment);
+    nm_line l = { .len = 0 };
+    nm_line_str(&l, "numamalloc: operator new: out of memory and no C++ runtime to throw std::bad_alloc\n");
+    nm_line_write(&l, 2);
+    abort();
+}
+
+/* The nothrow forms run the same handler loop: the runtime's nothrow
+ * operator new calls operator new (ours, through the dynamic linker) and
+ * turns its std::bad_alloc into NULL. */
+static nm_cold nm_noinline void *cxx_nothrow_failed(const char *name, void *ours, size_t size,
+                                                    const void *tag)
+{
+    void *(*next)(size_t, const void *) = (void *(*)(size_t, const void *))cxx_runtime_new(name, ours);
+    return next ? next(size, tag) : NULL;
+}
+
+static nm_cold nm_noinline void *cxx_nothrow_aligned_failed(const char *name, void *ours,
+                                                            size_t size, size_t alignment,
+                                                            const void *tag)
+{
+    void *(*next)(size_t, size_t, const void *) =
+        (void *(*)(size_t, size_t, const void *))cxx_runtime_new(name, ours);
+    return next ? next(size, alignment, tag) : NULL;
+}
+
+/* operator new: the array forms are the same functions (the runtime's
+ * array forms only call the plain ones).  Over-aligned new: the alignment
+ * is a power of two (the language guarantees it). */
+static void *cxx_new(size_t size)
+{
+    void *p = nm_alloc_inline(size);
+    return nm_likely(p != NULL) ? p : cxx_new_failed(size);
+}
+
+static void *cxx_new_nothrow(size_t size, const void *tag)
+{
+    void *p = nm_alloc_inline(size);
+    return nm_likely(p != NULL) ? p : cxx_nothrow_failed("_ZnwmRKSt9nothrow_t", (void *)cxx_new_nothrow, size, tag);
+}
+
+static void *cxx_new_aligned(size_t size, size_t alignment)
+{
+    void *p = nm_aligned_inline(alignment, size);
+    return nm_likely(p != NULL) ? p : cxx_new_aligned_failed(size, alignment);
+}
+
+static void *cxx_new_aligned_nothrow(size_t size, size_t alignment, const void *tag)
+{
+    void *p = nm_aligned_inline(alignment, size);
+    return nm_likely(p != NULL) ? p
+        : cxx_nothrow_aligned_failed("_ZnwmSt11align_val_tRKSt9nothrow_t",
+                                     (void *)cxx_new_aligned_nothrow, size, alignment, tag);
+}
+
+nm_libc_export void *_Znwm(size_t size) nm_alias(cxx_new);
+nm_libc_export void *_Znam(size_t size) nm_alias(cxx_new);
+nm_libc_export void *_ZnwmRKSt9nothrow_t(size_t size, const void *tag) nm_alias(cxx_new_nothrow);
+nm_libc_export void *_ZnamRKSt9nothrow_t(size_t size, const void *tag) nm_alias(cxx_new_nothrow);
+nm_libc_export void *_ZnwmSt11align_val_t(size_t size, size_t alignment) nm_alias(cxx_new_aligned);
+nm_libc_export void *_ZnamSt11align_val_t(size_t size, size_t alignment) nm_alias(cxx_new_aligned);
+nm_libc_export void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t size, size_t alignment, const void *tag)
+    nm_alias(cxx_new_aligned_nothrow);
+nm_libc_export void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t size, size_t alignment, const void *tag)
+    nm_alias(cxx_new_aligned_nothrow);
+
+/* Every delete is free: a block's size and alignment are known from its
+ * page or span, so the size and alignment arguments (declared away here:
+ * the caller's extra registers are simply not read) are not needed. */
+nm_libc_export void _ZdlPv(void *p) nm_alias(free_entry);
+nm_libc_export void _ZdaPv(void *p) nm_alias(free_entry);
+nm_libc_export void _ZdlPvm(void *p) nm_alias(free_entry);
+nm_libc_export void _ZdaPvm(void *p) nm_alias(free_entry);
+nm_libc_export void _ZdlPvRKSt9nothrow_t(void *p) nm_alias(free_entry);
+nm_libc_export void _ZdaPvRKSt9nothrow_t(void *p) nm_alias(free_entry);
+nm_libc_export void _ZdlPvSt11align_val_t(void *p) nm_alias(free_entry);
+nm_libc_export void _ZdaPvSt11align_val_t(void *p) nm_alias(free_entry);
+nm_libc_export void _ZdlPvmSt11align_val_t(void *p) nm_alias(free_entry);
+nm_libc_export void _ZdaPvmSt11align_val_t(void *p) nm_alias(free_entry);
+nm_libc_export void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p) nm_alias(free_entry);
+nm_libc_export void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p) nm_alias(free_entry);
 
 /* ---- process hooks ---------------------------------------------------------------------- */
 

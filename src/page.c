@@ -31,7 +31,7 @@ void nm_page_format(struct nm_segment *s, size_t index, unsigned cls)
     pg->free = NULL;
     pg->used = 0;
     pg->block_size = (uint32_t)block;
-    pg->block_recip = (((uint64_t)1 << 40) + block - 1) / block;
+    pg->block_recip = nm_block_recip((uint32_t)block);
     pg->start = nm_page_base(s, index) + offset;
     atomic_store_explicit(&pg->carved, 0, memory_order_relaxed);
     pg->reserved = (uint16_t)((page_size - offset) / block);
@@ -75,6 +75,6 @@ uint32_t nm_page_collect(struct nm_page *pg)
     while (tail->next) { tail = tail->next; count++; }
     tail->next = pg->free;
     pg->free = list;
-    pg->used -= count;
+    __atomic_store_n(&pg->used, pg->used - count, __ATOMIC_RELAXED);
     return count;
 }

@@ -72,14 +72,32 @@ static inline uint32_t nm_page_capacity(const struct nm_page *pg)
     return atomic_load_explicit(&pg->carved, memory_order_relaxed) / pg->block_size;
 }
 
+/* ceil(2^64 / size) for a block size of at least 2 (the page's
+ * block_recip). */
+static inline uint64_t nm_block_recip(uint32_t size)
+{
+    return UINT64_MAX / size + 1;
+}
+
+/* Whether `off` (< 2^32) is a multiple of `size`, with recip =
+ * nm_block_recip(size): write off = q * size + r; then off * recip mod 2^64
+ * = q * e + r * recip, where e = recip * size - 2^64 < size.  For r = 0
+ * that is q * e < off < 2^32, below recip (>= 2^64 / 2^18) as long as
+ * size <= 2^18; for r > 0 it lies in [recip, 2^64).  One multiply and one
+ * compare (snmalloc's trick); tests/unit/size_classes.c checks it for every
+ * class and every offset in its page. */
+static inline bool nm_is_block_offset(uint64_t off, uint64_t recip)
+{
+    return off * recip < recip;
+}
+
 /* Whether `p` is the start of a block carved from this page.  Any thread
  * may ask (`carved` is atomic because the owner may be carving). */
 static inline bool nm_page_is_block(const struct nm_page *pg, const void *p)
 {
     uintptr_t off = (uintptr_t)p - (uintptr_t)pg->start;
     if (off >= atomic_load_explicit(&pg->carved, memory_order_relaxed)) return false;
-    uint64_t index = ((uint64_t)off * pg->block_recip) >> 40;
-    return index * pg->block_size == off;
+    return nm_is_block_offset(off, pg->block_recip);
 }
 
 #endif

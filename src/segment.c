@@ -136,7 +136,8 @@ struct nm_segment *nm_segment_find(const void *p)
     uintptr_t addr = (uintptr_t)p;
     for (;;) {
         switch (nm_map_lookup(addr)) {
-        case NM_MAP_SEGMENT:
+        case NM_MAP_SEGMENT_SMALL:
+        case NM_MAP_SEGMENT_MEDIUM:
         case NM_MAP_SPAN: {
             struct nm_segment *s = nm_segment_of((void *)addr);
             if (s->cookie != nm_segment_cookie(s)) return NULL;
@@ -300,7 +301,7 @@ void *nm_segment_map_memory(size_t size, size_t align, struct nm_arena *a, bool 
     nm_map_add(p, size, kind);
     atomic_fetch_add_explicit(&nm_nodes[a->node].mapped, size, memory_order_relaxed);
     if (a->owned) {
-        _Atomic(struct nm_segment *) *list = kind == NM_MAP_SEGMENT ? &a->members : &a->spans;
+        _Atomic(struct nm_segment *) *list = kind != NM_MAP_SPAN ? &a->members : &a->spans;
         struct nm_segment *s = p, *head = atomic_load_explicit(list, memory_order_relaxed);
         /* A new span is its mapper's: once listed, other threads look for a
          * free span there, and a fresh header would read as free. */
@@ -350,6 +351,9 @@ static void segment_format(struct nm_segment *s, struct nm_arena *a, enum nm_seg
     s->cookie = nm_segment_cookie(s);
     s->kind = (uint8_t)kind;
     s->page_shift = kind_layout[kind].page_shift;
+    /* free() takes the page shift from the map byte: no block of the
+     * segment is live while it changes. */
+    map_set((uintptr_t)s >> NM_SEGMENT_SHIFT, nm_map_segment_kind(kind));
     s->node = (uint16_t)a->node;
     s->arena = a;
     s->page_count = pages;
@@ -364,7 +368,8 @@ struct nm_segment *nm_segment_alloc(struct nm_arena *a, enum nm_segment_kind kin
     if (s) {
         atomic_fetch_sub_explicit(&ns->cached, NM_SEGMENT_SIZE, memory_order_relaxed);
     } else {
-        s = nm_segment_map_memory(NM_SEGMENT_SIZE, NM_SEGMENT_SIZE, a, NULL, NM_MAP_SEGMENT);
+        s = nm_segment_map_memory(NM_SEGMENT_SIZE, NM_SEGMENT_SIZE, a, NULL,
+                                  nm_map_segment_kind(kind));
         if (!s) return NULL;
     }
     segment_format(s, a, kind);
@@ -523,7 +528,7 @@ int nm_segment_reserve(struct nm_arena *a, size_t bytes)
     uint64_t now = nm_os_now_ms();
     for (size_t done = 0; done < bytes; done += NM_SEGMENT_SIZE) {
         struct nm_segment *s =
-            nm_segment_map_memory(NM_SEGMENT_SIZE, NM_SEGMENT_SIZE, a, NULL, NM_MAP_SEGMENT);
+            nm_segment_map_memory(NM_SEGMENT_SIZE, NM_SEGMENT_SIZE, a, NULL, NM_MAP_SEGMENT_SMALL);
         if (!s) return -1;
         (void)nm_os_populate(s, NM_SEGMENT_SIZE);
         s->arena = a;

@@ -15,12 +15,14 @@
  * a time, so untouched memory is never faulted in) and kept on free lists.
  *
  *   segment_of(p) = p rounded down to 4 MiB        O(1), no lock
- *   page_of(p)    = &segment->pages[(p - segment) >> page_shift]
+ *   page_of(p)    = &segment->pages[(p - segment) >> map byte (the page shift)]
  *
- * The segment map (2 bits per 4 MiB of address space) says whether an
- * address range starts one of our segments, continues a large span, or is
- * not ours; free() consults it before reading any header, so a pointer we do
- * not own is reported instead of followed.
+ * The segment map (one byte per 4 MiB of address space) says whether an
+ * address range starts one of our small or medium segments (and then holds
+ * its page shift, so free() finds the page without reading the header),
+ * starts or continues a large span, or is not ours; free() consults it
+ * before reading any header, so a pointer we do not own is reported instead
+ * of followed.
  *
  * Ownership.  A small or medium segment belongs to at most one thread heap
  * (`heap`).  Only that thread pops blocks, pushes its own frees onto
@@ -83,7 +85,8 @@ struct nm_page {
     uint32_t used;                  /* blocks out, counting uncollected remote frees */
     uint32_t block_size;            /* bytes per block; 0 while the page is free */
     uint8_t *start;                 /* first block */
-    uint64_t block_recip;           /* ceil(2^40 / block_size): block index by multiply */
+    uint64_t block_recip;           /* ceil(2^64 / block_size): block start check by one
+                                       multiply (nm_page_is_block) */
     _Atomic uint32_t carved;        /* bytes of blocks carved so far (read by remote frees) */
     uint16_t reserved;              /* blocks that fit in the page (at most 4096) */
     uint8_t size_class;
@@ -162,8 +165,10 @@ void nm_thread_name(void);
 
 /* ---- process-wide secrets and settings (set by nm_segment_init) ----------- */
 
-extern uintptr_t nm_cookie_key;     /* random per process */
-extern uintptr_t nm_free_mark;      /* marks free blocks (derived from the key) */
+/* Hidden: the free fast path loads them directly, not through the GOT. */
+extern uintptr_t nm_cookie_key __attribute__((visibility("hidden")));  /* random per process */
+extern uintptr_t nm_free_mark __attribute__((visibility("hidden")));   /* marks free blocks
+                                                                          (derived from the key) */
 extern bool nm_bind_segments;       /* false when the process has its own policy */
 
 static inline uintptr_t nm_segment_cookie(const struct nm_segment *s)
@@ -174,13 +179,19 @@ static inline uintptr_t nm_segment_cookie(const struct nm_segment *s)
 /* ---- the segment map ------------------------------------------------------ */
 
 /* One byte per 4 MiB of the 47-bit address space (32 MiB of bss, of which
- * only the few pages covering our ranges are ever touched). */
+ * only the few pages covering our ranges are ever touched).  A segment's
+ * byte is its page shift, set whenever the segment is formatted for a kind
+ * (it changes only while the segment holds no block): every value from
+ * NM_MAP_SEGMENT_SMALL up starts a segment. */
 enum nm_map_kind {
     NM_MAP_NONE = 0,        /* not ours */
-    NM_MAP_SEGMENT = 1,     /* starts a small or medium segment */
     NM_MAP_SPAN = 2,        /* starts a large span */
     NM_MAP_CONT = 3,        /* continues the span that starts before it */
+    NM_MAP_SEGMENT_SMALL = NM_SMALL_PAGE_SHIFT,    /* starts a small segment (16) */
+    NM_MAP_SEGMENT_MEDIUM = NM_MEDIUM_PAGE_SHIFT,  /* starts a medium segment (20) */
 };
+
+static inline bool nm_map_is_segment(enum nm_map_kind k) { return k >= NM_MAP_SEGMENT_SMALL; }
 
 #define NM_MAP_ADDRESS_BITS 47
 #define NM_MAP_UNITS ((size_t)1 << (NM_MAP_ADDRESS_BITS - NM_SEGMENT_SHIFT))
@@ -206,6 +217,12 @@ static inline struct nm_page *nm_page_of(struct nm_segment *s, const void *p)
     return &s->pages[((uintptr_t)p - (uintptr_t)s) >> s->page_shift];
 }
 
+/* The same from the segment's map byte (its page shift): no header load. */
+static inline struct nm_page *nm_page_of_shift(struct nm_segment *s, const void *p, unsigned shift)
+{
+    return &s->pages[((uintptr_t)p & (NM_SEGMENT_SIZE - 1)) >> shift];
+}
+
 static inline uint8_t *nm_page_base(struct nm_segment *s, size_t index)
 {
     return (uint8_t *)s + (index << s->page_shift);
@@ -228,6 +245,11 @@ static inline void nm_page_area(struct nm_segment *s, size_t index, uint8_t **st
 /* Mark [start, start + size) as one of ours: `kind` for its first unit,
  * NM_MAP_CONT for the others. */
 void nm_map_add(void *start, size_t size, enum nm_map_kind kind);
+/* The map byte of a small or medium segment of `kind`. */
+static inline enum nm_map_kind nm_map_segment_kind(enum nm_segment_kind kind)
+{
+    return kind == NM_SEGMENT_SMALL ? NM_MAP_SEGMENT_SMALL : NM_MAP_SEGMENT_MEDIUM;
+}
 void nm_map_remove(void *start, size_t size);
 
 /* ---- per-node state --------------------------------------------------------- */

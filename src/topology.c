@@ -512,6 +512,18 @@ static inline uint32_t rseq_field(size_t offset)
 #endif
     return *(const volatile uint32_t *)(tp + __rseq_offset + offset);
 }
+
+/* The address of that field (the calling thread's own). */
+static inline const volatile uint32_t *rseq_field_ref(size_t offset)
+{
+    char *tp;
+#if defined(__x86_64__)
+    __asm__("mov %%fs:0, %0" : "=r"(tp));
+#else
+    tp = __builtin_thread_pointer();
+#endif
+    return (const volatile uint32_t *)(tp + __rseq_offset + offset);
+}
 #endif
 
 /* Whether the rseq area carries the node id; checked against getcpu. */
@@ -538,6 +550,18 @@ void nm_topology_init(const char *sysfs_root)
 }
 
 bool nm_topology_uses_rseq(void) { return rseq_has_node; }
+
+const volatile uint32_t *nm_topology_move_word(void)
+{
+#if NM_RSEQ_NODE
+    if (&__rseq_offset == NULL || &__rseq_size == NULL || __rseq_size == 0) return NULL;
+    /* cpu_id < 0: glibc could not register this thread's area. */
+    if ((int32_t)rseq_field(RSEQ_CPU_ID) < 0) return NULL;
+    return rseq_field_ref(rseq_has_node ? RSEQ_NODE_ID : RSEQ_CPU_ID);
+#else
+    return NULL;
+#endif
+}
 
 /* Once per process; a thread that comes while another one is at it waits
  * (reading a few sysfs files), nobody else takes a lock. */

@@ -106,6 +106,12 @@ static inline int nm_topology_home_node(void)
 /* Whether nm_topology_current_node reads the rseq node id (decided by
  * nm_topology_init; for tests and verbose output). */
 bool nm_topology_uses_rseq(void);
+/* A word of the calling thread's rseq area that the kernel changes when
+ * the thread moves to another node: node_id where nm_topology_uses_rseq(),
+ * else cpu_id (glibc 2.35+ registered the area, any kernel with rseq: it
+ * changes on every move between CPUs, a superset).  NULL without rseq.
+ * Valid while the thread lives. */
+const volatile uint32_t *nm_topology_move_word(void);
 
 /* Dense index of a kernel node id, or -1. */
 static inline int nm_topology_index(const struct nm_topology *t, int node_id)

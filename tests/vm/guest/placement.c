@@ -518,9 +518,9 @@ static void check_d1(void)
 }
 
 /* Without nm_thread_rebind: allocations until every new block is local.  The
- * bound stated in docs/design.md: the heap checks the thread's node every
- * 64 allocations (NM_NODE_CHECK_EVERY), so at most 64 allocations after the
- * move come from the old node. */
+ * bound judged, from docs/design.md: every allocation from the 64th after
+ * the move on comes from the new node (with rseq the heap notices the move
+ * at the first allocation; without, at its next refill). */
 #define MOVE_BOUND 64
 static void check_d2(void)
 {

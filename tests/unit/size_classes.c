@@ -1,0 +1,40 @@
+/* size_classes.c — the block-start check of free() (page.h:
+ * nm_is_block_offset, one multiply by ceil(2^64 / size) and one compare)
+ * says "a block starts here" exactly at the multiples of the block size:
+ * checked for every size class and every byte offset of its page (64 KiB
+ * up to 8 KiB blocks, 1 MiB above), as snmalloc checks its size-class
+ * table.  Also: nm_aligned_class gives a class whose size is a multiple of
+ * every alignment up to 4 KiB (the aligned fast path relies on it). */
+#include "../testutil.h"
+#include "page.h"
+
+int main(void)
+{
+    nm_page_classes_init();
+    for (unsigned c = 0; c < NM_CLASS_COUNT; c++) {
+        uint32_t size = nm_class_size[c];
+        uint64_t recip = nm_block_recip(size);
+        uint64_t page = (uint64_t)1 << (nm_class_kind(c) == NM_SEGMENT_SMALL ? NM_SMALL_PAGE_SHIFT
+                                                                          : NM_MEDIUM_PAGE_SHIFT);
+        CHECK(size >= 16 && page / size >= 1, "class %u: %u-byte blocks in a %llu-byte page", c,
+              size, (unsigned long long)page);
+        uint64_t wrong = 0, first = 0;
+        for (uint64_t off = 0; off < page; off++) {
+            if (nm_is_block_offset(off, recip) != (off % size == 0)) {
+                if (!wrong++) first = off;
+            }
+        }
+        CHECK(wrong == 0, "class %u (%u B): %llu wrong answers, first at offset %llu", c, size,
+              (unsigned long long)wrong, (unsigned long long)first);
+    }
+    for (size_t align = 32; align <= 4096; align *= 2) {
+        for (size_t size = 0; size <= NM_MEDIUM_MAX; size += size < 8192 ? 1 : 97) {
+            unsigned c = nm_aligned_class(size, align);
+            if (c >= NM_CLASS_COUNT || nm_class_size[c] % align || nm_class_size[c] < size) {
+                CHECK(0, "nm_aligned_class(%zu, %zu) = %u", size, align, c);
+                break;
+            }
+        }
+    }
+    return nm_test_done();
+}
