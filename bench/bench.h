@@ -14,6 +14,8 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -214,6 +216,30 @@ static inline int bench_fill_ok(const void *p, size_t size, uint64_t id)
     return 1;
 }
 
+/* ---- self-describing blocks: the size in the first word, a tag naming the
+ *      block in the last, so that whoever frees a block (another thread,
+ *      a later one) can check it without a side table ------------------------ */
+
+/* Writes both words (size >= 16). */
+static inline void bench_block_write(void *p, size_t size)
+{
+    uint64_t word = size, end = bench_tag_of(p, size);
+    memcpy(p, &word, 8);
+    memcpy((char *)p + size - 8, &end, 8);
+}
+
+/* The block's size if both words are intact (and the size is in
+ * [16, max_size]), else 0. */
+static inline size_t bench_block_check(const void *p, size_t max_size)
+{
+    uint64_t size, end;
+    memcpy(&size, p, 8);
+    if (size < 16 || size > max_size)
+        return 0;
+    memcpy(&end, (const char *)p + size - 8, 8);
+    return end == bench_tag_of(p, (size_t)size) ? (size_t)size : 0;
+}
+
 /* ---- the overlap check: no two live blocks may share a byte ------------- */
 
 struct bench_range {
@@ -324,5 +350,112 @@ static inline void bench_result_end(int check_ok, uint64_t checksum)
 struct bench_counter {
     _Alignas(64) _Atomic uint64_t value;
 };
+
+/* ---- the measured interval of a timed workload ----------------------------
+ * Workers add their operations to their own counter and stop when *stop is
+ * set.  The main thread lets them warm up, then measures for run_s,
+ * stretched (up to 30 s) until every counter has moved, so each worker
+ * took part; it then sets *stop.  Returns the seconds measured and sets
+ * *ops to the operations done in them. */
+static inline double bench_timed_interval(struct bench_counter *counters, int n, double warm_s,
+                                          double run_s, _Atomic int *stop,
+                                          _Atomic int *failure, uint64_t *ops)
+{
+    uint64_t *seen = bench_map((size_t)n * sizeof *seen);
+    uint64_t start = 0, end = 0;
+    bench_sleep(warm_s);
+    for (int i = 0; i < n; i++) {
+        seen[i] = atomic_load_explicit(&counters[i].value, memory_order_relaxed);
+        start += seen[i];
+    }
+    double t_start = bench_now(), t_end;
+    bench_sleep(run_s);
+    for (;;) {
+        int all = 1;
+        for (int i = 0; i < n; i++)
+            if (atomic_load_explicit(&counters[i].value, memory_order_relaxed) == seen[i])
+                all = 0;
+        if (all || atomic_load(failure) || bench_now() - t_start > 30.0)
+            break;
+        bench_sleep(0.001);
+    }
+    for (int i = 0; i < n; i++)
+        end += atomic_load_explicit(&counters[i].value, memory_order_relaxed);
+    t_end = bench_now();
+    atomic_store(stop, 1);
+    bench_unmap(seen, (size_t)n * sizeof *seen);
+    *ops = end - start;
+    return t_end - t_start;
+}
+
+static inline void bench_count(struct bench_counter *c, uint64_t n)
+{
+    atomic_store_explicit(&c->value, atomic_load_explicit(&c->value, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+/* ---- batches of blocks handed between threads ----------------------------
+ * A batch (harness memory, from mmap) carries up to BENCH_BATCH blocks; a
+ * queue is a mutex-protected FIFO of batches.  The queue costs one lock per
+ * batch, so the time goes to the allocator. */
+#define BENCH_BATCH 64
+
+struct bench_batch {
+    struct bench_batch *next;
+    int count;
+    void *blocks[BENCH_BATCH];
+};
+
+struct bench_queue {
+    pthread_mutex_t lock;
+    struct bench_batch *head, *tail;
+    _Atomic long length;
+};
+
+static inline void bench_queue_init(struct bench_queue *q)
+{
+    pthread_mutex_init(&q->lock, NULL);
+    q->head = q->tail = NULL;
+    atomic_store(&q->length, 0);
+}
+
+static inline void bench_queue_push(struct bench_queue *q, struct bench_batch *b)
+{
+    b->next = NULL;
+    pthread_mutex_lock(&q->lock);
+    if (q->tail)
+        q->tail->next = b;
+    else
+        q->head = b;
+    q->tail = b;
+    atomic_fetch_add(&q->length, 1);
+    pthread_mutex_unlock(&q->lock);
+}
+
+/* The oldest batch, or NULL when the queue is empty. */
+static inline struct bench_batch *bench_queue_pop(struct bench_queue *q)
+{
+    if (atomic_load_explicit(&q->length, memory_order_relaxed) == 0)
+        return NULL;
+    pthread_mutex_lock(&q->lock);
+    struct bench_batch *b = q->head;
+    if (b) {
+        q->head = b->next;
+        if (!q->head)
+            q->tail = NULL;
+        atomic_fetch_sub(&q->length, 1);
+    }
+    pthread_mutex_unlock(&q->lock);
+    return b;
+}
+
+/* A queue holding n empty batches: the pool that batches come from. */
+static inline void bench_batch_pool(struct bench_queue *pool, int n)
+{
+    struct bench_batch *b = bench_map((size_t)n * sizeof *b);
+    bench_queue_init(pool);
+    for (int i = 0; i < n; i++)
+        bench_queue_push(pool, &b[i]);
+}
 
 #endif

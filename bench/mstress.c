@@ -1,0 +1,215 @@
+/* mstress: bursts of allocation in threads that come and go, with big
+ * blocks among the small ones (in the spirit of mimalloc's mstress).
+ *
+ * Models a program working in phases -- a request, a compile unit, a
+ * query -- that each allocate a lot, keep a little, and free the rest,
+ * run by a pool of threads that are retired and replaced; what one phase
+ * kept, a later phase (often on another thread) frees.
+ *
+ * threads=T runs T lineages at once.  A lineage works in rounds; a round
+ * allocates 2000 blocks (200 in mode=tiny): 89% of 16 B - 1 KiB, 10% of
+ * 1 - 64 KiB, 1% of 64 KiB - 2 MiB (every power-of-two band equally likely
+ * inside each range), writes a word in every 4 KiB page of each, keeps
+ * one block in 8 and frees the others in shuffled order.  A kept block
+ * goes into the lineage's ring of 1000 blocks (the block it displaces is
+ * freed) or, one time in 4, into a random slot of a ring shared by all
+ * lineages (the block it displaces, usually another lineage's, is freed).
+ * After every second round the lineage's thread starts a new thread to
+ * carry on and exits.  Seeds are fixed: every allocator serves the same
+ * requests.
+ *
+ * Check: every block holds its size in its first word and a tag naming its
+ * address and size in its last, checked before it is freed; each round's
+ * blocks must be non-NULL and disjoint.  The run lasts a fixed time (set
+ * by mode=) after a warm-up.
+ *
+ * Usage:  mstress threads=T mode=tiny|quick|full
+ * Prints: RESULT bench=mstress mops_per_s=X peak_rss_mib=R ...
+ *   mops_per_s    blocks allocated (and freed) per second, all threads, in
+ *                 millions
+ *   peak_rss_mib  the process's peak resident memory (VmHWM) */
+#include "bench.h"
+
+#define SIZE_MAX_BYTES (2u << 20)
+#define RING 1000
+#define SHARED_PER_THREAD 256
+
+struct mode_params {
+    double warm_s, run_s;
+    int round_blocks;
+};
+
+static const struct mode_params mode_table[] = {
+    [MODE_TINY]  = { 0.005, 0.03, 200 },
+    [MODE_QUICK] = { 0.05, 0.25, 2000 },
+    [MODE_FULL]  = { 0.2, 1.0, 2000 },
+};
+
+struct lineage {
+    void *ring[RING];
+    void **burst;               /* this round's blocks (from mmap) */
+    struct bench_range *ranges; /* for the overlap check (from mmap) */
+    uint64_t seed;
+    uint64_t checksum;
+    uint64_t rounds;
+    pthread_t thread, previous;
+    int has_previous;
+    int index;
+    int check_ok;
+    _Atomic int done;
+};
+
+static struct mode_params params;
+static struct bench_counter *counters;
+static _Atomic(void *) *shared;
+static size_t shared_size;
+static _Atomic int stop_flag, any_failure;
+
+static void fail(struct lineage *l, const char *what)
+{
+    if (l->check_ok)
+        fprintf(stderr, "mstress: lineage %d: %s\n", l->index, what);
+    l->check_ok = 0;
+    atomic_store(&any_failure, 1);
+}
+
+static size_t next_size(uint64_t *seed)
+{
+    unsigned pick = (unsigned)(bench_rand(seed) % 100);
+    if (pick < 89)
+        return bench_size_log_uniform(seed, 16, 1024);
+    if (pick < 99)
+        return bench_size_log_uniform(seed, 1024, 65536);
+    return bench_size_log_uniform(seed, 65536, SIZE_MAX_BYTES);
+}
+
+static void drop(struct lineage *l, void *p)
+{
+    if (!p)
+        return;
+    size_t size = bench_block_check(p, SIZE_MAX_BYTES);
+    if (!size) {
+        fail(l, "a block was overwritten while it was live");
+        return;
+    }
+    l->checksum += size;
+    free(p);
+}
+
+static void run_round(struct lineage *l)
+{
+    int n = params.round_blocks;
+    for (int i = 0; i < n; i++) {
+        size_t size = next_size(&l->seed);
+        char *p = malloc(size);
+        if (!p) {
+            fail(l, "malloc returned NULL");
+            n = i;
+            break;
+        }
+        for (size_t off = 4096; off + 16 <= size; off += 4096)
+            p[off] = (char)off;
+        bench_block_write(p, size);
+        l->burst[i] = p;
+        l->ranges[i] = (struct bench_range){ (uintptr_t)p, size };
+    }
+    if (!bench_ranges_disjoint(l->ranges, (size_t)n))
+        fail(l, "two live blocks overlap");
+    /* shuffle, then keep one in 8 and free the rest */
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)(bench_rand(&l->seed) % (uint64_t)(i + 1));
+        void *t = l->burst[i];
+        l->burst[i] = l->burst[j];
+        l->burst[j] = t;
+    }
+    for (int i = 0; i < n; i++) {
+        void *p = l->burst[i];
+        uint64_t r = bench_rand(&l->seed);
+        if (r % 8 != 0) {
+            drop(l, p);
+        } else if ((r >> 3) % 4 == 0) {
+            drop(l, atomic_exchange(&shared[(r >> 5) % shared_size], p));
+        } else {
+            int slot = (int)((r >> 5) % RING);
+            drop(l, l->ring[slot]);
+            l->ring[slot] = p;
+        }
+    }
+    bench_count(&counters[l->index], (uint64_t)n);
+}
+
+static void *worker(void *arg)
+{
+    struct lineage *l = arg;
+    if (l->has_previous)
+        pthread_join(l->previous, NULL);
+    for (int r = 0; r < 2 && l->check_ok && !atomic_load(&stop_flag); r++)
+        run_round(l);
+    if (!atomic_load(&stop_flag) && l->check_ok) {
+        pthread_t next;
+        l->previous = pthread_self();
+        l->has_previous = 1;
+        if (pthread_create(&next, NULL, worker, l) == 0) {
+            l->thread = next;   /* read by main only after the last thread joined us */
+            return NULL;
+        }
+        fail(l, "pthread_create failed");
+    }
+    atomic_store_explicit(&l->done, 1, memory_order_release);
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    struct bench_args args;
+    bench_args_parse(&args, argc, argv);
+    int n = (int)bench_arg_long(&args, "threads", 1, 1, 1024);
+    params = mode_table[bench_arg_mode(&args)];
+    bench_args_done(&args, argv[0]);
+
+    struct lineage *lineages = bench_map((size_t)n * sizeof *lineages);
+    counters = bench_map((size_t)n * sizeof *counters);
+    shared_size = (size_t)n * SHARED_PER_THREAD;
+    shared = bench_map(shared_size * sizeof *shared);
+    for (int i = 0; i < n; i++) {
+        struct lineage *l = &lineages[i];
+        l->index = i;
+        l->check_ok = 1;
+        l->seed = 0x357e55 + 7919 * (uint64_t)i;
+        l->burst = bench_map((size_t)params.round_blocks * sizeof(void *));
+        l->ranges = bench_map((size_t)params.round_blocks * sizeof(struct bench_range));
+        if (pthread_create(&l->thread, NULL, worker, l) != 0) {
+            fprintf(stderr, "mstress: pthread_create failed\n");
+            return 1;
+        }
+    }
+    uint64_t ops;
+    double seconds = bench_timed_interval(counters, n, params.warm_s, params.run_s, &stop_flag,
+                                          &any_failure, &ops);
+    int check_ok = 1;
+    uint64_t checksum = 0;
+    struct lineage *last = &lineages[0];
+    for (int i = 0; i < n; i++) {
+        struct lineage *l = &lineages[i];
+        while (!atomic_load_explicit(&l->done, memory_order_acquire))
+            bench_sleep(0.0005);
+        pthread_join(l->thread, NULL);
+        for (int s = 0; s < RING; s++)
+            drop(l, l->ring[s]);
+    }
+    for (size_t s = 0; s < shared_size; s++)
+        drop(last, atomic_load(&shared[s]));
+    for (int i = 0; i < n; i++) {
+        check_ok &= lineages[i].check_ok;
+        checksum += lineages[i].checksum;
+    }
+    if (ops == 0) {
+        fprintf(stderr, "mstress: no operations completed in the measured interval\n");
+        check_ok = 0;
+    }
+    printf("RESULT bench=mstress threads=%d mops_per_s=%.3f peak_rss_mib=%.1f ops=%llu seconds=%.3f",
+           n, (double)ops / seconds / 1e6, (double)bench_peak_rss_kb() / 1024.0,
+           (unsigned long long)ops, seconds);
+    bench_result_end(check_ok, checksum);
+    return check_ok ? 0 : 1;
+}
