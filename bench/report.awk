@@ -28,6 +28,16 @@
 #     by more than one allocator, "allocator median" lines of the first
 #     metric, and one line per such workload in plot_dir/bars.list:
 #     workload|metric|unit|better|file
+#   plot_dir/summary.dat: "allocator time_ratio rss_ratio" lines of the
+#     summary (below), when glibc and another allocator have ratios
+#
+# The summary, last: for each allocator (glibc, numamalloc, the peers; not
+# numamalloc's variants, which run in a few workloads only), the geometric
+# mean over the workloads of its cost relative to glibc in the workload's
+# first metric that is not memory (MiB), and of its peak RSS relative to
+# glibc's.  A workload run at several thread counts counts once: the
+# geometric mean of its ratios at each count first.  Only configurations in
+# which both the allocator and glibc passed every run count.
 
 function add_unique(list_name, key, value) {
     if (!((list_name, key) in seen)) {
@@ -84,6 +94,20 @@ function is_better(v, r, better) {
 # numamalloc itself or one of its variants: never a peer.
 function is_ours(a) {
     return a == "numamalloc" || a ~ /^numamalloc_/
+}
+
+# The median of metric m of workload w at t threads for allocator a, or ""
+# if a failed a run there or has no number.
+function ok_median(w, m, t, a) {
+    if (!((w, t, a) in runs) || ((w, t, a) in failures) || !((w, m, t, a) in values))
+        return ""
+    return median(values[w, m, t, a])
+}
+
+function ok_peak(w, t, a) {
+    if (!((w, t, a) in runs) || ((w, t, a) in failures) || !((w, t, a) in peak))
+        return ""
+    return median(peak[w, t, a])
 }
 
 function is_number(v) {
@@ -269,4 +293,57 @@ END {
             }
         }
     }
+
+    # ---- the summary: geometric means of the ratios to glibc ----------------
+    printf "### Summary: all workloads\n\n"
+    printf "Geometric mean over the workloads of each allocator's cost relative to glibc's: "
+    printf "time (the first metric of each workload that is not memory: time per operation "
+    printf "or 1 / throughput) and peak RSS (VmHWM).  A workload run at several thread counts "
+    printf "counts once (the geometric mean of its thread counts first); a configuration "
+    printf "where the allocator or glibc failed a run is left out.  Below 1.00 is better "
+    printf "than glibc.  numamalloc's variants (numamalloc_*) are not listed: they run in "
+    printf "a few workloads only.\n\n"
+    printf "| allocator | time vs glibc | workloads | peak RSS vs glibc | workloads |\n"
+    printf "|:--|--:|--:|--:|--:|\n"
+    summary_rows = 0
+    for (ai = 1; ai <= count["allocators"]; ai++) {
+        a = list["allocators", ai]
+        if (a ~ /^numamalloc_/) continue
+        t_log = 0; t_n = 0; r_log = 0; r_n = 0
+        for (wi = 1; wi <= count["workloads"]; wi++) {
+            w = list["workloads", wi]
+            tm = ""
+            for (mi = 1; mi <= count["metrics_" w]; mi++) {
+                m = list["metrics_" w, mi]
+                if (unit[w, m] != "MiB") { tm = m; break }
+            }
+            wt_log = 0; wt_n = 0; wr_log = 0; wr_n = 0
+            for (ti = 1; ti <= count["threads_" w]; ti++) {
+                t = list["threads_" w, ti]
+                if (tm != "") {
+                    va = ok_median(w, tm, t, a); vg = ok_median(w, tm, t, "glibc")
+                    if (va != "" && vg != "" && va > 0 && vg > 0) {
+                        wt_log += log(better[w, tm] == "higher" ? vg / va : va / vg); wt_n++
+                    }
+                }
+                pa = ok_peak(w, t, a); pg = ok_peak(w, t, "glibc")
+                if (pa != "" && pg != "" && pa > 0 && pg > 0) {
+                    wr_log += log(pa / pg); wr_n++
+                }
+            }
+            if (wt_n) { t_log += wt_log / wt_n; t_n++ }
+            if (wr_n) { r_log += wr_log / wr_n; r_n++ }
+        }
+        if (!t_n && !r_n) continue
+        tr = t_n ? sprintf("%.2f", exp(t_log / t_n)) : "-"
+        rr = r_n ? sprintf("%.2f", exp(r_log / r_n)) : "-"
+        printf "| %s | %s | %d | %s | %d |\n", a, tr, t_n, rr, r_n
+        if (plot_dir != "" && t_n && r_n) {
+            printf "%s %s %s\n", a, tr, rr > (plot_dir "/summary.dat")
+            summary_rows++
+        }
+    }
+    printf "\n"
+    if (plot_dir != "" && summary_rows)
+        close(plot_dir "/summary.dat")
 }

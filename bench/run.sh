@@ -34,7 +34,11 @@ bench_dir="$root/bench"
 
 # ---- the workloads ---------------------------------------------------------
 # Adding a workload: one C file in bench/ (it prints one RESULT line, see
-# bench/bench.h) and one line here.
+# bench/bench.h) and one line here.  A program that is a shell script
+# (bench/NAME.sh, no NAME.c) runs a real program: it gets the library to
+# preload in BENCH_PRELOAD (empty for glibc) and applies it to the process
+# it measures; with check=1 it exits 0 if it can run, else 77 with the
+# reason (the apt-get command), and the workload is skipped.
 #   name | program | arguments (- for none) | takes threads= (yes/no) |
 #   metrics shown, key:better:unit[:optional] (comma-separated) | what it measures
 #   [| the only allocators it runs for, when it measures an API of theirs]
@@ -59,6 +63,12 @@ workload_table=(
   "large       | large       | -             | no  | kops_per_s:higher:kops/s,us_per_cycle:lower:us | big blocks: malloc 64 KiB - 1 MiB, grow with realloc (1.25x - 2x a step) up to 64 MiB, free; 4 live at once; every page written once; thousands of malloc/realloc/free calls per second"
   "hugepages   | hugepages   | -             | no  | ns_per_read:lower:ns,huge_pct:higher:%,fill_ms:lower:ms,dtlb_misses_per_read:lower:misses:optional | dependent random reads over a 1 GiB array (quick; 4 GiB full) from one malloc: ns per read, share of the array on huge pages, time to write it once, dTLB misses per read (hardware counter)"
   "triad       | triad       | -             | no  | local_gbs:higher:GB/s,shared_gbs:higher:GB/s,remote_gbs:higher:GB/s:optional,interleave_gbs:higher:GB/s:optional | STREAM triad, one pinned thread per CPU, each on 3 x 32 MiB arrays (quick): its own, allocated and first written by it; its static chunk of 3 arrays the main thread allocated with malloc, first written by it (master allocates, workers touch); memory of another node; memory interleaved over all nodes"
+  "redis       | programs    | program=redis      | no | seconds:lower:s,kreq_per_s:higher:kreq/s | redis-server (the allocator preloaded into the server only) under redis-benchmark on 127.0.0.1: 20000 requests (quick) of each of 9 kinds (SET, GET, INCR, LPUSH, RPOP, SADD, HSET, ZADD, LRANGE_100), 20 clients, 4 pipelined; seconds for them all; peak RSS is the server's"
+  "redis_idle  | programs    | program=redis_idle | no | rss_after_flush_mib:lower:MiB,rss_loaded_mib:lower:MiB,rss_empty_start_mib:lower:MiB | redis-server's memory: RSS when fresh, after DEBUG POPULATE of 150000 keys of 200 B and 15000 of 4 KiB (quick), and after FLUSHALL and numamalloc's purge delay + 1 s of idle time with no request (RSS read from /proc)"
+  "sqlite      | programs    | program=sqlite     | no | seconds:lower:s | sqlite3 on an in-memory database: 100000 rows inserted (quick), two indexes, GROUP BY into a table, a join, UPDATE, DELETE, sorted queries; answers checked"
+  "python      | programs    | program=python     | no | seconds:lower:s | python3 building, sorting and dropping lists, dicts and strings of 200000 items (quick); results checked by the script"
+  "gcc         | programs    | program=gcc        | no | seconds:lower:s | gcc -O2 -c (driver and cc1 under the allocator) of a generated C file of 80 functions (quick); the object is linked and run, and its output checked"
+  "clang       | programs    | program=clang      | no | seconds:lower:s | the same with clang"
   "place_pair  | placement   | pattern=pair  | no  | onnode_ratio:lower:x,heap_ratio:lower:x,malloc_ns:lower:ns,onnode_ns:lower:ns,heap_ns:lower:ns | numamalloc's nm_malloc_onnode(size, this node) and nm_heap_malloc(bind:this node heap) against its malloc: ns per pair of 16 B - 1 KiB, one block at a time; ratio = time / malloc's time | numamalloc"
   "place_batch | placement   | pattern=batch | no  | onnode_ratio:lower:x,heap_ratio:lower:x,malloc_ns:lower:ns,onnode_ns:lower:ns,heap_ns:lower:ns | the same with a window of 256 blocks freed shuffled | numamalloc"
 )
@@ -148,6 +158,24 @@ if [ -n "${BENCH_WORKLOADS:-}" ]; then
     read -r -a workloads <<<"$BENCH_WORKLOADS"
 fi
 
+# ---- real programs (shell scripts): which can run on this machine -------------
+declare -A is_script skipped_why
+runnable=()
+for w in "${workloads[@]}"; do
+    p="${w_program[$w]}"
+    if [ ! -f "$bench_dir/$p.c" ] && [ -f "$bench_dir/$p.sh" ]; then
+        is_script[$p]=1
+        check_args=()
+        [ "${w_args[$w]}" != "-" ] && read -r -a check_args <<<"${w_args[$w]}"
+        if ! why=$(bash "$bench_dir/$p.sh" "${check_args[@]}" check=1 2>&1); then
+            skipped_why[$w]="${why##*$'\n'}"
+            continue
+        fi
+    fi
+    runnable+=("$w")
+done
+workloads=("${runnable[@]}")
+
 # ---- allocator table -> what is installed ----------------------------------------
 ldconfig_cache=$( (ldconfig -p || /sbin/ldconfig -p) 2>/dev/null)
 multiarch=$(gcc -print-multiarch 2>/dev/null || true)
@@ -216,10 +244,13 @@ if [ "${1:-}" = "--allocators" ]; then
     exit 0
 fi
 if [ "${1:-}" = "--list" ]; then
-    # name, takes threads= (yes/no), optional metrics (or -), and the
-    # allocators found that run it
+    # name, takes threads= (yes/no), kind (c: a C program in bench/;
+    # script: a real program run by a script), optional metrics (or -), and
+    # the allocators found that run it; workloads that cannot run here are
+    # left out (run.sh says why when it runs)
     for w in "${workloads[@]}"; do
-        line="$w ${w_threaded[$w]} $(optional_metrics "$w")"
+        kind=c; [ -n "${is_script[${w_program[$w]}]:-}" ] && kind=script
+        line="$w ${w_threaded[$w]} $kind $(optional_metrics "$w")"
         for a in "${allocators[@]}"; do runs_for "$w" "$a" && line+=" $a"; done
         echo "$line"
     done
@@ -241,6 +272,7 @@ for w in "${workloads[@]}"; do
 done
 for p in "${programs[@]}"; do
     src="$bench_dir/$p.c" bin="$bench_build/$p"
+    [ -n "${is_script[$p]:-}" ] && continue   # a real program, run by a script: nothing to build
     [ -f "$src" ] || { echo "bench: no source $src for program $p" >&2; exit 1; }
     if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ] || [ "$bench_dir/bench.h" -nt "$bin" ]; then
         echo "build  $p"
@@ -263,7 +295,13 @@ run_one() {
     [ "${w_threaded[$w]}" = yes ] && args+=(threads="$t")
     local cmd=("$bench_build/${w_program[$w]}" "${args[@]}") settings
     read -r -a settings <<<"${a_env[$a]}"
-    [ "$lib" != "-" ] && settings+=(LD_PRELOAD="$lib")
+    if [ -n "${is_script[${w_program[$w]}]:-}" ]; then
+        # the script preloads the library into the program it measures
+        cmd=(bash "$bench_dir/${w_program[$w]}.sh" "${args[@]}")
+        settings+=(BENCH_PRELOAD="${lib#-}")
+    elif [ "$lib" != "-" ]; then
+        settings+=(LD_PRELOAD="$lib")
+    fi
     [ ${#settings[@]} -gt 0 ] && cmd=(env "${settings[@]}" "${cmd[@]}")
     echo "${cmd[*]}" >"$log.cmd"
     start=$EPOCHREALTIME
@@ -296,7 +334,7 @@ declare -A result   # the fields of the last RESULT line, by key
 # ---- the runs ----------------------------------------------------------------------
 mkdir -p "$tmp" || exit 1
 rm -rf "$tmp/logs"
-rm -f "$tmp"/*.scaling.* "$tmp"/*.trace.* "$tmp"/*.bars "$tmp/scaling.list" "$tmp/bars.list" "$tmp/gnuplot.log"
+rm -f "$tmp"/*.scaling.* "$tmp"/*.trace.* "$tmp"/*.bars "$tmp/scaling.list" "$tmp/bars.list" "$tmp/summary.dat" "$tmp/gnuplot.log"
 mkdir -p "$tmp/logs" || exit 1
 csv="$tmp/runs.csv"
 echo "workload,threads,allocator,run,status,metric,value,unit,better,peak_rss_kb,wall_s" >"$csv"
@@ -306,6 +344,7 @@ for w in "${workloads[@]}"; do echo "$w|${w_about[$w]}" >>"$tmp/workloads.txt"; 
 echo "bench: mode $mode, $repeats runs each, threads: $thread_counts"
 echo "bench: allocators: ${allocators[*]:-none}"
 for a in "${missing[@]}"; do echo "bench: missing $a: $(how_to_add "$a")"; done
+for w in "${!skipped_why[@]}"; do echo "bench: skipped workload $w: ${skipped_why[$w]}"; done
 [ ${#allocators[@]} -gt 0 ] || { echo "bench: no allocator to run" >&2; exit 1; }
 
 # The thread counts of workload $1.
@@ -432,6 +471,25 @@ plot '$data' using 0:2:(stringcolumn(1) eq 'numamalloc' ? 0xcc6633 : 0x4477aa):x
 EOF
         done <"$tmp/bars.list"
     fi
+    # the summary: each allocator's geometric-mean time and peak RSS over glibc's
+    if [ -f "$tmp/summary.dat" ]; then
+        local png="$out/summary.png"
+        gnuplot >"$tmp/gnuplot.log" 2>&1 <<EOF && plots+=("$png")
+set terminal $term noenhanced
+set output '$png'
+set title "All workloads: geometric mean of the cost relative to glibc (below 1 is better)"
+set ylabel 'ratio to glibc'
+set style data histogram
+set style histogram clustered gap 1
+set style fill solid 0.6 border -1
+set boxwidth 0.9
+set grid ytics
+set yrange [0:*]
+set xtics rotate by -30
+set key outside right
+plot '$tmp/summary.dat' using 2:xtic(1) title 'time', '' using 3 title 'peak RSS'
+EOF
+    fi
     # RSS over time for workloads that print TRACE lines (last good run of each allocator)
     local w a series
     for w in "${workloads[@]}"; do
@@ -466,8 +524,9 @@ done
 report_failed=0
 awk -F, -v plot_dir="$tmp" -v variants="$variants" -f "$bench_dir/report.awk" \
     "$tmp/workloads.txt" "$csv" >"$tmp/tables.md" || report_failed=1
-rm -f "$out"/*_scaling.png "$out"/*_trace.png "$out"/*_bars.png
 if command -v gnuplot >/dev/null 2>&1; then
+    # only when they can be drawn again: the old plots stay otherwise
+    rm -f "$out"/*_scaling.png "$out"/*_trace.png "$out"/*_bars.png "$out"/summary.png
     draw_plots
     [ ${#plots[@]} -gt 0 ] || plot_note="gnuplot failed: see $tmp/gnuplot.log"
 else
@@ -510,6 +569,7 @@ reproduce="make bench BENCH=$mode"
     echo "- Allocators:"
     for a in "${allocators[@]}"; do echo "  - $(allocator_line "$a")"; done
     for a in "${missing[@]}"; do echo "  - $a: $(how_to_add "$a")"; done
+    for w in "${!skipped_why[@]}"; do echo "- Workload $w: ${skipped_why[$w]}"; done
     echo "- Runs: $total_runs, failed: $failed_runs"
     echo
     echo "How to read: each row is the median of the runs, with the lowest and highest run."
