@@ -6,9 +6,12 @@
  * the nodes of the threads that first write them (the kernel's local
  * policy), and stay there when the span is cached, reused or grown.
  *
- * The cache is a small array of slots per node.  A slot is claimed with a
+ * The cache is an array of 64 slots per node (as many spans as the node
+ * cache limit holds at 4 MiB each).  A slot is claimed with a
  * compare-and-swap to NULL, so a span is only ever touched by the one thread
- * that claimed it, and can be unmapped safely: no lock, no ABA.
+ * that claimed it, and can be unmapped safely: no lock, no ABA.  Cached
+ * spans go back by the one retention rule (segment.h: nm_purge_due), from
+ * the background purge, or from here when there is none.
  *
  * May call the segment, topology and os layers and the options.
  */
@@ -20,7 +23,7 @@
 
 #include "options.h"
 
-#define NM_LARGE_CACHE_SLOTS 16
+#define NM_LARGE_CACHE_SLOTS 64
 #define NM_LARGE_CACHE_MAX_SPAN (256 * NM_MiB)   /* larger spans are never cached */
 
 struct large_cache {
@@ -155,7 +158,7 @@ static bool cache_put(struct nm_segment *s, uint64_t now_ms)
     /* A span settled on another node waits in a cache that the threads of
      * this one do not look at: purge that cache here too, so its spans do
      * not outlive the purge delay there. */
-    (void)nm_large_cache_purge(node, now_ms, false);
+    if (!nm_purge_thread_running()) (void)nm_large_cache_purge(node, now_ms, false);
     struct large_cache *c = &caches[node];
     s->cached_ms = now_ms;
     for (int i = 0; i < NM_LARGE_CACHE_SLOTS; i++) {
@@ -237,7 +240,7 @@ void *nm_large_alloc(size_t size, size_t alignment, struct nm_arena *a, bool zer
     if (alignment <= (size >= NM_HUGE_MIN ? NM_HUGE_MIN : NM_OS_PAGE)) alignment = 0;
     if (!span_layout(size, alignment, &l)) { errno = ENOMEM; return NULL; }
     uint64_t now = nm_os_now_ms();
-    (void)nm_large_cache_purge(node, now, false);
+    if (!nm_purge_thread_running()) (void)nm_large_cache_purge(node, now, false);
 
     struct nm_segment *s = NULL;
     if (!alignment && a == nm_first_touch_arena(node)) s = cache_take(node, &l);
@@ -296,8 +299,11 @@ bool nm_large_free(struct nm_segment *s)
     uint64_t now = nm_os_now_ms();
     if (owned) owned_release(s);
     else if (!cache_put(s, now)) span_unmap(s);
-    (void)nm_large_cache_purge(node, now, false);
-    nm_segment_maybe_purge(nm_local_arena(node), now);
+    nm_purge_signal();
+    if (!nm_purge_thread_running()) {
+        (void)nm_large_cache_purge(node, now, false);
+        nm_segment_maybe_purge(nm_local_arena(node), now);
+    }
     return true;
 }
 

@@ -424,6 +424,12 @@ static inline void nm_purge_signal(void)
     if (atomic_load(&nm_purge_clock.idle)) nm_os_futex_wake(&nm_purge_clock.waiting);
 }
 
+/* Whether the background thread purges (else the slow paths do). */
+static inline bool nm_purge_thread_running(void)
+{
+    return atomic_load_explicit(&nm_purge_clock.state, memory_order_relaxed) == 1;
+}
+
 static inline void nm_purge_safe_point(void)
 {
     if (nm_likely(atomic_load_explicit(&nm_purge_clock.state, memory_order_relaxed) != 0) ||
