@@ -439,7 +439,11 @@ static struct nm_page *page_take(struct nm_heap *h, struct nm_segment *s, unsign
             segment_reorder(h, s);
             return NULL;
         }
-        index = (size_t)__builtin_ctzll(avail);
+        /* A page still committed first: one given back would be faulted
+         * in again, while the committed one would wait to be given back. */
+        uint64_t committed =
+            avail & ~atomic_load_explicit(&s->decommitted_pages, memory_order_relaxed);
+        index = (size_t)__builtin_ctzll(committed ? committed : avail);
     } while (!atomic_compare_exchange_weak_explicit(&s->free_pages, &avail,
                                                     avail & ~(1ull << index),
                                                     memory_order_acquire, memory_order_acquire));
@@ -509,7 +513,16 @@ static void heap_adopt_abandoned(struct nm_heap *h, int count)
  * arena that has one, or a fresh one. */
 static struct nm_segment *heap_segment_with_free_page(struct nm_heap *h, enum nm_segment_kind kind)
 {
+    /* Segments with free pages come first: the first whose free pages are
+     * still committed, else the first with any. */
     struct nm_segment *s = h->segments[kind];
+    int looked = 0;
+    for (struct nm_segment *t = s; t && looked < 8; t = t->heap_next, looked++) {
+        uint64_t free_now = atomic_load_explicit(&t->free_pages, memory_order_relaxed);
+        if (!free_now) break;
+        if (free_now & ~atomic_load_explicit(&t->decommitted_pages, memory_order_relaxed))
+            return t;
+    }
     if (s && atomic_load_explicit(&s->free_pages, memory_order_relaxed)) return s;
     for (int i = 0; i < 16; i++) {
         s = nm_segment_take_abandoned(h->arena);
