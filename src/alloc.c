@@ -315,7 +315,7 @@ nm_export int nm_reserve(int node, size_t bytes)
     if (index < 0 || !nm_topology_usable(&nm_topo, index)) { errno = EINVAL; return -1; }
     if (bytes > PTRDIFF_MAX) { errno = ENOMEM; return -1; }
     struct nm_arena *a = nm_process_arena ? nm_process_arena : nm_local_arena(index);
-    if (nm_segment_reserve(a, bytes) != 0) return -1;
+    if (nm_arena_reserve(a, bytes) != 0) return -1;
     /* The calling thread's heap takes the free pages of its own segments
      * before any reserved one: fault those in too. */
     struct nm_heap *h = nm_tls_heap;

@@ -103,6 +103,7 @@ void nm_heap_init(void)
     nm_topology_ensure();
     nm_page_classes_init();
     nm_segment_init();
+    nm_arenas_init();
     process_placement_init();
     (void)pthread_key_create(&heap_key, heap_thread_exit);
     atomic_store_explicit(&init_state, 2, memory_order_release);
@@ -410,7 +411,7 @@ static bool page_release(struct nm_heap *h, struct nm_segment *s, struct nm_page
     nm_purge_signal();
     if (segment_empty(s)) {
         segment_unlink(h, s);
-        nm_segment_free(s);
+        nm_arena_cache_segment(s);
         return true;
     }
     segment_reorder(h, s);
@@ -503,7 +504,7 @@ static bool heap_adopt(struct nm_heap *h, struct nm_segment *s)
 static void heap_adopt_abandoned(struct nm_heap *h, int count)
 {
     for (int i = 0; i < count; i++) {
-        struct nm_segment *s = nm_segment_take_abandoned(h->arena);
+        struct nm_segment *s = nm_arena_take_abandoned(h->arena);
         if (!s) break;
         heap_adopt(h, s);
     }
@@ -525,13 +526,13 @@ static struct nm_segment *heap_segment_with_free_page(struct nm_heap *h, enum nm
     }
     if (s && atomic_load_explicit(&s->free_pages, memory_order_relaxed)) return s;
     for (int i = 0; i < 16; i++) {
-        s = nm_segment_take_abandoned(h->arena);
+        s = nm_arena_take_abandoned(h->arena);
         if (!s) break;
         heap_adopt(h, s);
         s = h->segments[kind];
         if (s && atomic_load_explicit(&s->free_pages, memory_order_relaxed)) return s;
     }
-    s = nm_segment_alloc(h->arena, kind);
+    s = nm_arena_take_segment(h->arena, kind);
     if (!s) return NULL;
     segment_own(h, s);
     segment_link(h, s, true);
@@ -649,7 +650,7 @@ static void heap_free_empty_segments(struct nm_heap *h)
             next = s->heap_next;
             if (!segment_empty(s)) continue;
             segment_unlink(h, s);
-            nm_segment_free(s);
+            nm_arena_cache_segment(s);
         }
     }
 }
@@ -684,7 +685,7 @@ static void heap_maintenance(struct nm_heap *h, uint64_t now_ms)
     heap_release_idle_pages(h);
     heap_free_empty_segments(h);
     heap_decommit_free_pages(h, now_ms, false);
-    nm_segment_maybe_purge(h->arena, now_ms);
+    nm_arena_maybe_purge(h->arena, now_ms);
 }
 
 /* ---- threads and nodes ------------------------------------------------------------------ */
@@ -709,7 +710,7 @@ static void heap_abandon(struct nm_heap *h)
              * another one by now. */
             uint64_t pages = nm_segment_purge_claim(s, 0, true, NULL);
             segment_unlink(h, s);
-            nm_segment_abandon(s);
+            nm_arena_abandon(s);
             nm_segment_purge_finish(s, pages);
         }
     }
@@ -1043,7 +1044,7 @@ void nm_heap_purge_abandoned(struct nm_arena *a, uint64_t now_ms, bool force, bo
         }
         nm_segment_purge_finish(s, nm_segment_purge_claim(s, now_ms, force, waiting));
         if (segment_empty(s)) {
-            nm_segment_free(s);
+            nm_arena_cache_segment(s);
             continue;
         }
         s->stack_next = keep;
@@ -1083,7 +1084,7 @@ static struct nm_page *heap_find_page(struct nm_heap *h, unsigned cls)
     heap_collect_remote(h, false);
     if (page_usable(h, q->first)) return q->first;
     for (int i = 0; i < 4; i++) {
-        struct nm_segment *s = nm_segment_take_abandoned(h->arena);
+        struct nm_segment *s = nm_arena_take_abandoned(h->arena);
         if (!s) break;
         heap_adopt(h, s);
         if (page_usable(h, q->first)) return q->first;

@@ -302,7 +302,7 @@ bool nm_large_free(struct nm_segment *s)
     nm_purge_signal();
     if (!nm_purge_thread_running()) {
         (void)nm_large_cache_purge(node, now, false);
-        nm_segment_maybe_purge(nm_local_arena(node), now);
+        nm_arena_maybe_purge(nm_local_arena(node), now);
     }
     return true;
 }

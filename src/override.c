@@ -303,7 +303,7 @@ nm_libc_export void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p) nm_alias(free_e
 static void after_fork_in_child(void)
 {
     nm_purge_after_fork_child();
-    nm_segment_after_fork();
+    nm_arenas_after_fork();
     nm_heap_after_fork();
 }
 

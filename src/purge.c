@@ -42,7 +42,7 @@ static _Atomic bool in_pass;        /* the thread is in a pass */
 static void purge_arena(struct nm_arena *a, uint64_t now_ms, bool force, bool *waiting)
 {
     nm_heap_purge_abandoned(a, now_ms, force, waiting);
-    if (nm_segment_cache_purge(a, now_ms, force)) *waiting = true;
+    if (nm_arena_cache_purge(a, now_ms, force)) *waiting = true;
 }
 
 bool nm_purge_pass(uint64_t now_ms, bool force)

@@ -26,14 +26,7 @@
 
 uintptr_t nm_cookie_key;
 uintptr_t nm_free_mark;
-bool nm_bind_segments = true;
 _Atomic uint8_t nm_segment_map[NM_MAP_UNITS];
-struct nm_node_state nm_nodes[NM_MAX_NODES];
-struct nm_arena *nm_process_arena;
-struct nm_arena *nm_interleave_arena;
-struct nm_global_counters nm_counters;
-struct nm_purge_clock nm_purge_clock;
-_Atomic uint64_t nm_class_pages[NM_CLASS_SLOTS];
 __thread uintptr_t nm_tls_thread_id __attribute__((tls_model("initial-exec"))) = NM_THREAD_UNNAMED;
 static _Atomic uintptr_t next_thread_id = NM_THREAD_UNNAMED + 1;
 
@@ -53,59 +46,6 @@ void nm_segment_init(void)
     if (key == 0) key = (uintptr_t)&key ^ 0x5bd1e9955bd1e995ull;
     nm_cookie_key = (uintptr_t)key | 1;
     nm_free_mark = (nm_cookie_key * 0xff51afd7ed558ccdull) | 1;
-
-    /* Respect a policy the process already has (numactl --membind/--interleave
-     * /--preferred): binding our segments would override it. */
-    int mode = NM_MPOL_DEFAULT;
-    if (nm_os_get_mempolicy(&mode, NULL, NULL, 0) == 0 && mode != NM_MPOL_DEFAULT)
-        nm_bind_segments = false;
-    /* One node: binding changes nothing, save the syscall. */
-    if (nm_topo.node_count < 2) nm_bind_segments = false;
-
-    for (int i = 0; i < nm_topo.node_count; i++) {
-        nm_nodemask one;
-        memset(&one, 0, sizeof one);
-        nm_mask_set(&one, nm_topo.node_id[i]);
-        nm_arena_init(&nm_nodes[i].local, i, nm_bind_segments ? NM_MPOL_PREFERRED : -1, &one);
-        nm_arena_init(&nm_nodes[i].bound, i, NM_MPOL_BIND, &one);
-        nm_arena_init(&nm_nodes[i].first_touch, i, -1, NULL);
-    }
-}
-
-void nm_arena_init(struct nm_arena *a, int node, int bind_mode, const nm_nodemask *nodes)
-{
-    memset(a, 0, sizeof *a);
-    a->node = node;
-    a->bind_mode = bind_mode;
-    if (nodes) a->nodes = *nodes;
-}
-
-void nm_arena_init_policy(struct nm_arena *a, const nm_policy *p, int local)
-{
-    nm_nodemask mask;
-    nm_policy_kernel_mask(p, &mask);
-    int first = 0;
-    while (first < NM_MASK_BITS - 1 && !nm_mask_test(&mask, first)) first++;
-    int index = p->mode == NM_POLICY_LOCAL ? local : nm_topology_index(&nm_topo, first);
-    nm_arena_init(a, index < 0 ? 0 : index, nm_policy_kernel_mode(p), &mask);
-}
-
-void nm_arena_after_fork(struct nm_arena *a)
-{
-    atomic_store(&a->cache.popping, false);
-    atomic_store(&a->abandoned.popping, false);
-}
-
-void nm_segment_after_fork(void)
-{
-    for (int i = 0; i < NM_MAX_NODES; i++) {
-        nm_arena_after_fork(&nm_nodes[i].local);
-        nm_arena_after_fork(&nm_nodes[i].bound);
-        nm_arena_after_fork(&nm_nodes[i].first_touch);
-    }
-    if (nm_process_arena) nm_arena_after_fork(nm_process_arena);
-    if (nm_interleave_arena) nm_arena_after_fork(nm_interleave_arena);
-    nm_chunk_after_fork();
 }
 
 /* ---- the segment map ------------------------------------------------------------ */
@@ -150,53 +90,6 @@ struct nm_segment *nm_segment_find(const void *p)
             return NULL;
         }
     }
-}
-
-/* ---- lock-free node stacks ------------------------------------------------------- */
-
-void nm_stack_push(struct nm_stack *st, struct nm_segment *s)
-{
-    struct nm_segment *top = atomic_load_explicit(&st->top, memory_order_relaxed);
-    do {
-        s->stack_next = top;
-    } while (!atomic_compare_exchange_weak_explicit(&st->top, &top, s, memory_order_release,
-                                                    memory_order_relaxed));
-    atomic_fetch_add_explicit(&st->count, 1, memory_order_relaxed);
-}
-
-/* Win the pop flag (nm_flag_try: a pop holds it for a few instructions;
- * nobody waits for a holder that a fork or a signal stopped). */
-static bool stack_try_enter(struct nm_stack *st)
-{
-    if (atomic_load_explicit(&st->top, memory_order_relaxed) == NULL) return false;
-    return nm_flag_try(&st->popping);
-}
-
-static void stack_leave(struct nm_stack *st) { nm_flag_release(&st->popping); }
-
-struct nm_segment *nm_stack_pop(struct nm_stack *st)
-{
-    if (!stack_try_enter(st)) return NULL;
-    /* Only pushes race with us, and they never remove `top`, so reading
-     * top->stack_next is safe and the CAS cannot suffer ABA. */
-    struct nm_segment *top = atomic_load_explicit(&st->top, memory_order_acquire);
-    while (top && !atomic_compare_exchange_weak_explicit(&st->top, &top, top->stack_next,
-                                                         memory_order_acquire,
-                                                         memory_order_acquire)) {
-    }
-    stack_leave(st);
-    if (top) atomic_fetch_sub_explicit(&st->count, 1, memory_order_relaxed);
-    return top;
-}
-
-struct nm_segment *nm_stack_take_all(struct nm_stack *st)
-{
-    if (!stack_try_enter(st)) return NULL;
-    struct nm_segment *all = atomic_exchange_explicit(&st->top, NULL, memory_order_acquire);
-    stack_leave(st);
-    for (struct nm_segment *s = all; s; s = s->stack_next)
-        atomic_fetch_sub_explicit(&st->count, 1, memory_order_relaxed);
-    return all;
 }
 
 /* ---- mapping memory for a node ---------------------------------------------------- */
@@ -338,7 +231,7 @@ static const struct { uint8_t page_shift; } kind_layout[] = {
     [NM_SEGMENT_MEDIUM] = { NM_MEDIUM_PAGE_SHIFT },
 };
 
-static void segment_format(struct nm_segment *s, struct nm_arena *a, enum nm_segment_kind kind)
+void nm_segment_format(struct nm_segment *s, struct nm_arena *a, enum nm_segment_kind kind)
 {
     uint32_t pages = (uint32_t)(NM_SEGMENT_SIZE >> kind_layout[kind].page_shift);
     bool reserved = s->reserved;   /* a reserved segment stays reserved for life */
@@ -359,68 +252,6 @@ static void segment_format(struct nm_segment *s, struct nm_arena *a, enum nm_seg
     s->page_count = pages;
     s->size = NM_SEGMENT_SIZE;
     s->free_pages = pages == 64 ? ~0ull : (1ull << pages) - 1;
-}
-
-struct nm_segment *nm_segment_alloc(struct nm_arena *a, enum nm_segment_kind kind)
-{
-    struct nm_node_state *ns = &nm_nodes[a->node];
-    struct nm_segment *s = nm_stack_pop(&a->cache);
-    if (s) {
-        atomic_fetch_sub_explicit(&ns->cached, NM_SEGMENT_SIZE, memory_order_relaxed);
-    } else {
-        s = nm_segment_map_memory(NM_SEGMENT_SIZE, NM_SEGMENT_SIZE, a, NULL,
-                                  nm_map_segment_kind(kind));
-        if (!s) return NULL;
-    }
-    segment_format(s, a, kind);
-    atomic_fetch_add_explicit(&ns->segments, 1, memory_order_relaxed);
-    return s;
-}
-
-void nm_segment_free(struct nm_segment *s)
-{
-    struct nm_arena *a = s->arena;   /* once pushed, the segment is another thread's */
-    struct nm_node_state *ns = &nm_nodes[a->node];
-    uint64_t now = nm_os_now_ms();
-    atomic_store_explicit(&s->thread, 0, memory_order_relaxed);
-    atomic_store_explicit(&s->heap, NULL, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&ns->segments, 1, memory_order_relaxed);
-    /* Purged pages of the segment were counted as decommitted; from here on
-     * the segment counts as a whole (cached, or gone). */
-    size_t purged = 0;
-    for (uint64_t bits = s->decommitted_pages; bits; bits &= bits - 1) {
-        uint8_t *start;
-        size_t len;
-        nm_page_area(s, (size_t)__builtin_ctzll(bits), &start, &len);
-        purged += len;
-    }
-    atomic_fetch_sub_explicit(&ns->decommitted, purged, memory_order_relaxed);
-    if (nm_opt.purge_delay_ms == 0 && nm_opt.cache_bytes == 0 && !a->owned) {
-        nm_segment_unmap_memory(s, s->size, s->node);
-        atomic_fetch_add_explicit(&nm_counters.purges, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&nm_counters.purged_bytes, NM_SEGMENT_SIZE, memory_order_relaxed);
-        return;
-    }
-    s->cached_ms = now;
-    atomic_fetch_add_explicit(&ns->cached, NM_SEGMENT_SIZE, memory_order_relaxed);
-    nm_stack_push(&a->cache, s);
-    nm_purge_signal();
-}
-
-void nm_segment_abandon(struct nm_segment *s)
-{
-    atomic_store_explicit(&s->thread, 0, memory_order_relaxed);
-    atomic_store_explicit(&s->heap, NULL, memory_order_release);
-    s->heap_next = s->heap_prev = NULL;
-    atomic_fetch_add_explicit(&nm_counters.abandoned, 1, memory_order_relaxed);
-    nm_stack_push(&s->arena->abandoned, s);
-}
-
-struct nm_segment *nm_segment_take_abandoned(struct nm_arena *a)
-{
-    struct nm_segment *s = nm_stack_pop(&a->abandoned);
-    if (s) atomic_fetch_add_explicit(&nm_counters.reclaimed, 1, memory_order_relaxed);
-    return s;
 }
 
 /* ---- giving back free pages ------------------------------------------------------------ */
@@ -481,113 +312,3 @@ size_t nm_segment_purge_finish(struct nm_segment *s, uint64_t claimed)
     return given;
 }
 
-/* ---- releasing an owned arena -------------------------------------------------------------- */
-
-void nm_arena_release(struct nm_arena *a)
-{
-
-    struct nm_node_state *ns = &nm_nodes[a->node];
-    /* What the counters hold for each range: cached, live segments (and
-     * their pages in use), live large blocks. */
-    for (struct nm_segment *s = nm_stack_take_all(&a->cache); s; s = s->stack_next)
-        atomic_fetch_sub_explicit(&ns->cached, NM_SEGMENT_SIZE, memory_order_relaxed);
-    struct nm_segment *segments = atomic_exchange_explicit(&a->members, NULL, memory_order_acquire);
-    struct nm_segment *spans = atomic_exchange_explicit(&a->spans, NULL, memory_order_acquire);
-    for (struct nm_segment *s = spans, *next; s; s = next) {
-        next = s->member_next;
-        if (atomic_load_explicit(&s->large_state, memory_order_relaxed) == NM_LARGE_LIVE) {
-            atomic_fetch_sub_explicit(&ns->in_use, s->block_size, memory_order_relaxed);
-            atomic_fetch_sub_explicit(&ns->large_blocks, 1, memory_order_relaxed);
-        }
-        nm_segment_unmap_memory(s, s->size, a->node);
-    }
-    struct nm_segment *s = segments;
-    while (s) {
-        struct nm_segment *next = s->member_next;
-        if (atomic_load_explicit(&s->heap, memory_order_relaxed) || s->pages_used) {
-            atomic_fetch_sub_explicit(&ns->segments, 1, memory_order_relaxed);
-            for (uint32_t i = 0; i < s->page_count; i++) {
-                if (s->pages[i].state == NM_PAGE_FREE) continue;
-                atomic_fetch_sub_explicit(&nm_class_pages[s->pages[i].size_class], 1,
-                                          memory_order_relaxed);
-                atomic_fetch_sub_explicit(&ns->in_use, (size_t)1 << s->page_shift,
-                                          memory_order_relaxed);
-            }
-        }
-        nm_segment_unmap_memory(s, s->size, a->node);
-        s = next;
-    }
-    atomic_store_explicit(&a->abandoned.top, NULL, memory_order_relaxed);
-}
-
-/* ---- reserving ------------------------------------------------------------------------ */
-
-int nm_segment_reserve(struct nm_arena *a, size_t bytes)
-{
-    struct nm_node_state *ns = &nm_nodes[a->node];
-    uint64_t now = nm_os_now_ms();
-    for (size_t done = 0; done < bytes; done += NM_SEGMENT_SIZE) {
-        struct nm_segment *s =
-            nm_segment_map_memory(NM_SEGMENT_SIZE, NM_SEGMENT_SIZE, a, NULL, NM_MAP_SEGMENT_SMALL);
-        if (!s) return -1;
-        (void)nm_os_populate(s, NM_SEGMENT_SIZE);
-        s->arena = a;
-        s->reserved = true;
-        s->cached_ms = now;
-        atomic_fetch_add_explicit(&ns->reserved, NM_SEGMENT_SIZE, memory_order_relaxed);
-        atomic_fetch_add_explicit(&ns->cached, NM_SEGMENT_SIZE, memory_order_relaxed);
-        nm_stack_push(&a->cache, s);
-    }
-    return 0;
-}
-
-/* ---- purging the node cache ---------------------------------------------------------- */
-
-bool nm_segment_cache_purge(struct nm_arena *a, uint64_t now_ms, bool force)
-{
-    int node = a->node;
-    struct nm_node_state *ns = &nm_nodes[node];
-    bool waiting = false;
-    atomic_store_explicit(&a->next_purge_ms, now_ms + (nm_opt.purge_delay_ms / 2) + 1,
-                          memory_order_relaxed);
-    struct nm_segment *all = nm_stack_take_all(&a->cache);
-    if (!all && atomic_load_explicit(&a->cache.count, memory_order_relaxed) > 0)
-        waiting = true;   /* another thread is at it */
-    if (force) atomic_store_explicit(&ns->reserved, 0, memory_order_relaxed);
-    /* A segment goes back once it has waited the purge delay
-     * (nm_purge_due), or at once while the node caches more than the cache
-     * limit beyond its reserved memory (nm_reserve), which stays until
-     * forced. */
-    for (struct nm_segment *s = all, *next; s; s = next) {
-        next = s->stack_next;
-        uint64_t over = atomic_load_explicit(&ns->reserved, memory_order_relaxed) +
-                        nm_opt.cache_bytes;
-        bool due = nm_purge_due(s->cached_ms, now_ms, nm_opt.purge_delay_ms, force) ||
-                   atomic_load_explicit(&ns->cached, memory_order_relaxed) > over;
-        if (a->strict ||
-            (s->reserved && atomic_load_explicit(&ns->reserved, memory_order_relaxed) > 0)) {
-            nm_stack_push(&a->cache, s);   /* kept committed */
-        } else if (due && a->owned) {
-            /* Owned arenas keep their ranges: give back the pages only. */
-            if (!atomic_load_explicit(&s->decommitted_pages, memory_order_relaxed)) {
-                nm_os_decommit((char *)s + NM_OS_PAGE, NM_SEGMENT_SIZE - NM_OS_PAGE);
-                atomic_store_explicit(&s->decommitted_pages, ~0ull, memory_order_relaxed);
-                atomic_fetch_add_explicit(&nm_counters.purges, 1, memory_order_relaxed);
-                atomic_fetch_add_explicit(&nm_counters.purged_bytes, NM_SEGMENT_SIZE,
-                                          memory_order_relaxed);
-            }
-            nm_stack_push(&a->cache, s);
-        } else if (due) {
-            atomic_fetch_sub_explicit(&ns->cached, NM_SEGMENT_SIZE, memory_order_relaxed);
-            nm_segment_unmap_memory(s, NM_SEGMENT_SIZE, node);
-            atomic_fetch_add_explicit(&nm_counters.purges, 1, memory_order_relaxed);
-            atomic_fetch_add_explicit(&nm_counters.purged_bytes, NM_SEGMENT_SIZE,
-                                      memory_order_relaxed);
-        } else {
-            waiting = true;
-            nm_stack_push(&a->cache, s);
-        }
-    }
-    nm_chunk_sweep(&a->chunks);
-    return waiting;
-}

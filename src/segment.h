@@ -28,19 +28,15 @@
  * (`heap`).  Only that thread pops blocks, pushes its own frees onto
  * `page->free` and changes page lists.  Any other thread frees by pushing
  * onto the page's atomic `remote` list; the owner collects those in batches.
- * A segment whose owner exits (or moves to another node) is abandoned to its
- * arena and adopted by the next heap of the same arena that needs memory, so
- * a block is only ever reused on the node its memory lives on.
+ * A segment whose owner's heap is abandoned (its thread exited and no new
+ * thread took the heap over, or it moved to another node) goes to its arena
+ * (arena.h) and is adopted by the next heap of the same arena that needs
+ * memory, so a block is only ever reused on the node its memory lives on.
  *
- * Arenas.  An arena says how new segments are bound (mbind mode and nodes)
- * and keeps the segments that no heap owns: empty ones (its cache) and ones
- * with live blocks whose owner left (abandoned).  A segment only ever goes
- * back to its own arena.  Each node has two: `local` (preferred on the node,
- * for the thread heaps of threads running there), `bound` (bound to the
- * node, for nm_malloc_onnode) and `first_touch` (not bound, for the large
- * blocks of threads running there: their pages follow first touch).
- *
- * This layer may call the chunk, policy, os and topology layers.
+ * This layer maps and formats segments and gives back their free pages
+ * (the claim and finish of a purge); arena.h's types say how (binding,
+ * chunks, counters).  It may call the chunk, policy, os and topology
+ * layers and the options.
  */
 #ifndef NM_SEGMENT_H
 #define NM_SEGMENT_H
@@ -98,6 +94,8 @@ struct nm_page {
 _Static_assert(sizeof(struct nm_page) == 64, "page metadata is one cache line");
 
 enum nm_segment_kind { NM_SEGMENT_SMALL, NM_SEGMENT_MEDIUM, NM_SEGMENT_LARGE };
+
+#include "arena.h"
 
 struct nm_segment {
     uintptr_t cookie;               /* nm_segment_cookie(self): proves the header is ours */
@@ -252,121 +250,13 @@ static inline enum nm_map_kind nm_map_segment_kind(enum nm_segment_kind kind)
 }
 void nm_map_remove(void *start, size_t size);
 
-/* ---- per-node state --------------------------------------------------------- */
-
-/* A lock-free stack of segments.  Anyone pushes; a pop first wins the
- * `popping` flag with a try (never waits), so only one thread pops at a time
- * and a popped segment cannot be unmapped under another popper.  A fork or
- * signal cannot leave a waiter stuck: nobody waits.  The child of a fork
- * clears the flags (nm_segment_after_fork). */
-struct nm_stack {
-    _Atomic(struct nm_segment *) top;
-    _Atomic bool popping;
-    _Atomic uint32_t count;
-};
-
-void nm_stack_push(struct nm_stack *st, struct nm_segment *s);
-/* Pop one, or NULL when empty or another thread is popping. */
-struct nm_segment *nm_stack_pop(struct nm_stack *st);
-/* Take the whole stack (NULL if empty or busy); walk it through stack_next. */
-struct nm_segment *nm_stack_take_all(struct nm_stack *st);
-
-struct nm_arena {
-    struct nm_stack cache;              /* empty segments, still mapped and bound */
-    struct nm_stack abandoned;          /* segments with live blocks and no owner */
-    _Atomic uint64_t next_purge_ms;     /* no cache purge before this time */
-    struct nm_chunk_list chunks;        /* where its segments and spans are carved */
-    int node;                           /* dense node index its memory is charged to */
-    int bind_mode;                      /* NM_MPOL_* for new memory, or -1: no mbind */
-    nm_nodemask nodes;                  /* the nodes for mbind */
-    /* Owned arenas (nm_heap_new) keep every range they map until they are
-     * released as a whole: `members` lists their segments and `spans` their
-     * large spans (push only), a purge only decommits, and a freed large
-     * span waits, decommitted, for reuse by the same arena. */
-    bool owned;
-    /* Strict (owned arenas of NM_HEAP_STRICT heaps): every range is faulted
-     * in when it is mapped, under the arena's binding, and a range the
-     * nodes cannot hold is given back at once (the allocation fails with
-     * ENOMEM); nothing of it is ever decommitted before the arena is
-     * released, so no later first touch can fail. */
-    bool strict;
-    /* Set while an owned arena is released: purges leave it alone, and the
-     * release waits for the purges already at it (nm_purge_running). */
-    _Atomic bool releasing;
-    _Atomic(struct nm_segment *) members;
-    _Atomic(struct nm_segment *) spans;
-};
-
-struct nm_node_state {
-    struct nm_arena local;              /* thread heaps of threads on this node */
-    struct nm_arena bound;              /* nm_malloc_onnode: bound to this node */
-    struct nm_arena first_touch;        /* large blocks of threads on this node, not
-                                           bound: a page goes where it is first
-                                           written (large.c) */
-    /* Counters, in bytes unless named otherwise. */
-    _Atomic uint64_t mapped;            /* address space of segments and spans (not the
-                                           free units of chunks, which hold nothing) */
-    _Atomic uint64_t decommitted;       /* of that, given back with MADV_DONTNEED */
-    _Atomic uint64_t cached;            /* in cached segments and spans */
-    _Atomic uint64_t reserved;          /* nm_reserve: cached memory kept regardless */
-    _Atomic uint64_t in_use;            /* pages serving a class + live large blocks */
-    _Atomic uint64_t segments;          /* live small/medium segments (count) */
-    _Atomic uint64_t large_blocks;      /* live large blocks (count) */
-} __attribute__((aligned(64)));
-
-extern struct nm_node_state nm_nodes[NM_MAX_NODES];
-
-/* Process-wide placement (NUMAMALLOC_POLICY, NUMAMALLOC_INTERLEAVE_ABOVE),
- * set once at start-up: the arena every thread heap and large block comes
- * from instead of the node-local ones (NULL: node-local), and the arena for
- * large blocks of at least nm_opt.interleave_above bytes (NULL: none). */
-extern struct nm_arena *nm_process_arena;
-extern struct nm_arena *nm_interleave_arena;
-
-/* Process-wide event counters. */
-struct nm_global_counters {
-    _Atomic uint64_t purges;
-    _Atomic uint64_t purged_bytes;
-    _Atomic uint64_t abandoned;
-    _Atomic uint64_t reclaimed;
-    _Atomic uint64_t threads;         /* thread heaps set up */
-    _Atomic uint64_t large_allocs;
-    _Atomic uint64_t large_frees;
-    _Atomic uint64_t purge_collected;   /* blocks freed by other threads, collected by a
-                                           purge (idle owners, abandoned segments) */
-};
-extern struct nm_global_counters nm_counters;
-/* Pages now serving each size class (page.h), over all heaps. */
-#define NM_CLASS_SLOTS 96
-extern _Atomic uint64_t nm_class_pages[NM_CLASS_SLOTS];
-
 /* ---- operations --------------------------------------------------------------- */
 
-/* Once, at start-up: secrets, and whether segments are bound to nodes. */
+/* Once, at start-up: the process's secrets (cookie key, free mark). */
 void nm_segment_init(void);
-/* In a fork child: clear the pop flags of the node arenas' stacks (a thread
- * that held one does not exist there), or of arena `a`. */
-void nm_segment_after_fork(void);
-void nm_arena_after_fork(struct nm_arena *a);
-
-/* Set up an arena charged to `node` whose new memory is bound with
- * `bind_mode` (NM_MPOL_*; -1: not bound) to `nodes`. */
-void nm_arena_init(struct nm_arena *a, int node, int bind_mode, const nm_nodemask *nodes);
-/* Set up arena `a` bound by policy `p` (policy.h), charged to the first
- * node of its set, or to node `local` for a local policy. */
-void nm_arena_init_policy(struct nm_arena *a, const nm_policy *p, int local);
-static inline struct nm_arena *nm_local_arena(int node) { return &nm_nodes[node].local; }
-static inline struct nm_arena *nm_bound_arena(int node) { return &nm_nodes[node].bound; }
-static inline struct nm_arena *nm_first_touch_arena(int node) { return &nm_nodes[node].first_touch; }
-static inline bool nm_arena_is_local(const struct nm_arena *a)
-{
-    return a == &nm_nodes[a->node].local;
-}
-
-/* Give back every range an owned arena ever mapped, at once (its blocks
- * become invalid).  No thread may use the arena meanwhile. */
-void nm_arena_release(struct nm_arena *a);
-
+/* Format the range at `s` (mapped for arena `a`) as an empty segment of
+ * `kind`: every page free, no owner; a reserved segment stays reserved. */
+void nm_segment_format(struct nm_segment *s, struct nm_arena *a, enum nm_segment_kind kind);
 /* Map `size` bytes aligned to `align` for arena `a`, bound as the arena
  * says, with MADV_NOHUGEPAGE, and sets the header's `chunk`.  Carved from
  * one of the arena's chunks (chunk.h) when it is at most 256 MiB, aligned
@@ -384,70 +274,7 @@ void *nm_segment_map_memory(size_t size, size_t align, struct nm_arena *a, bool 
  * is unmapped) and take it out of the map and node's `mapped` count. */
 void nm_segment_unmap_memory(void *start, size_t size, int node);
 
-/* A fresh segment of `kind` from arena `a`: its cache, else the OS.  All
- * pages free, no owner.  NULL + ENOMEM on failure. */
-struct nm_segment *nm_segment_alloc(struct nm_arena *a, enum nm_segment_kind kind);
-/* An empty segment goes to its arena's cache (or back to the OS). */
-void nm_segment_free(struct nm_segment *s);
-/* Give an owned segment with live blocks to its arena for adoption. */
-void nm_segment_abandon(struct nm_segment *s);
-/* Take one abandoned segment of arena `a`, or NULL. */
-struct nm_segment *nm_segment_take_abandoned(struct nm_arena *a);
-
 /* ---- giving back free pages ------------------------------------------------ */
-
-/* The background purge (purge.c): a thread, started the first time memory
- * waits for a purge, that gives back what has waited the purge delay in
- * every heap, arena and cache, so a process that goes quiet returns its
- * free memory without calling malloc again.  Lower layers only signal it:
- *   waiting   set when memory starts waiting for a purge (futex word)
- *   idle      the thread sleeps until `waiting` is set
- *   state     0: not started; 1: running; 2: none (off, or it could not
- *             start: the heaps then purge on their own slow paths)
- *   running   passes over other threads' heaps in progress (the thread's,
- *             nm_trim's): an owned arena's release waits for them
- *   start     set by purge.c once the process is up; called only at safe
- *             points (no heap lock held: creating a thread allocates). */
-struct nm_purge_clock {
-    _Atomic uint32_t waiting;
-    _Atomic uint32_t idle;
-    _Atomic int state;
-    _Atomic uint32_t running;        /* purge passes in progress (any thread) */
-    void (*_Atomic start)(void);
-};
-extern struct nm_purge_clock nm_purge_clock;
-
-static inline void nm_purge_signal(void)
-{
-    if (atomic_load_explicit(&nm_purge_clock.waiting, memory_order_relaxed)) return;
-    atomic_store(&nm_purge_clock.waiting, 1);
-    if (atomic_load(&nm_purge_clock.idle)) nm_os_futex_wake(&nm_purge_clock.waiting);
-}
-
-/* Whether the background thread purges (else the slow paths do). */
-static inline bool nm_purge_thread_running(void)
-{
-    return atomic_load_explicit(&nm_purge_clock.state, memory_order_relaxed) == 1;
-}
-
-static inline void nm_purge_safe_point(void)
-{
-    if (nm_likely(atomic_load_explicit(&nm_purge_clock.state, memory_order_relaxed) != 0) ||
-        !atomic_load_explicit(&nm_purge_clock.waiting, memory_order_relaxed))
-        return;
-    void (*start)(void) = atomic_load_explicit(&nm_purge_clock.start, memory_order_acquire);
-    if (start) start();
-}
-
-/* The one retention rule: free memory (a page, a cached segment or span, a
- * parked heap) stays committed while it has been free for less than the
- * purge delay, so a program that frees and allocates again takes it back
- * without page faults, and goes back to the OS once it has waited that long
- * (force: now).  `since_ms` is when it became free. */
-static inline bool nm_purge_due(uint64_t since_ms, uint64_t now_ms, uint64_t delay_ms, bool force)
-{
-    return force || now_ms - since_ms >= delay_ms;
-}
 
 /* Take the free pages of `s` that are due (nm_purge_due of their
  * retired_ms) and still committed off free_pages into `purging`, and return
@@ -461,21 +288,5 @@ uint64_t nm_segment_purge_claim(struct nm_segment *s, uint64_t now_ms, bool forc
  * operations only: needs no lock, and the segment may meanwhile have been
  * abandoned or adopted.  Returns the bytes given back. */
 size_t nm_segment_purge_finish(struct nm_segment *s, uint64_t claimed);
-
-/* Map segments for `bytes` of arena `a`, fault their pages in now, and keep
- * them in the arena's cache (never purged below that amount), for heaps to
- * take without page faults.  Returns 0 or -1 with errno ENOMEM. */
-int nm_segment_reserve(struct nm_arena *a, size_t bytes);
-
-/* Give back cached segments of arena `a` that have waited the purge delay
- * or that take its node past the cache limit (force: every cached segment,
- * now).  Never blocks: if another thread is at it, returns.  Returns
- * whether segments wait that are not due yet. */
-bool nm_segment_cache_purge(struct nm_arena *a, uint64_t now_ms, bool force);
-static inline void nm_segment_maybe_purge(struct nm_arena *a, uint64_t now_ms)
-{
-    if (now_ms >= atomic_load_explicit(&a->next_purge_ms, memory_order_relaxed))
-        (void)nm_segment_cache_purge(a, now_ms, false);
-}
 
 #endif
