@@ -5,7 +5,7 @@
  * classes per power of two, so a class is at most 12.5% larger than the
  * previous one (below 128 B the 16-byte granule, which keeps every block
  * 16-byte aligned, dominates).  Classes up to 8 KiB live in 64 KiB pages,
- * larger ones in 1 MiB pages.  Blocks are laid out from an address aligned
+ * larger ones in 512 KiB pages.  Blocks are laid out from an address aligned
  * to the largest power of two dividing the block size (capped at the page
  * size), so a 4096-byte block is 4096-aligned.
  *

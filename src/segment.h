@@ -8,7 +8,7 @@
  * header at the start of the range records the node and the owning heap.
  *
  *   small segment   4 MiB = 64 pages of 64 KiB, blocks of 16 B .. 8 KiB
- *   medium segment  4 MiB =  4 pages of 1 MiB,  blocks of 8 KiB .. 256 KiB
+ *   medium segment  4 MiB =  8 pages of 512 KiB, blocks of 8 KiB .. 256 KiB
  *   large span      one block above 256 KiB, its own 4 MiB-aligned run of units
  *
  * A page serves one size class.  Its blocks are carved lazily (a few KiB at
@@ -55,7 +55,7 @@
 #define NM_SEGMENT_SIZE ((size_t)1 << NM_SEGMENT_SHIFT)      /* 4 MiB */
 _Static_assert(NM_SEGMENT_SHIFT == NM_UNIT_SHIFT, "segments and spans are carved in chunk units");
 #define NM_SMALL_PAGE_SHIFT 16                                /* 64 KiB */
-#define NM_MEDIUM_PAGE_SHIFT 20                               /* 1 MiB */
+#define NM_MEDIUM_PAGE_SHIFT 19                               /* 512 KiB */
 #define NM_SMALL_MAX (8 * NM_KiB)          /* largest block in a small page */
 #define NM_MEDIUM_MAX (256 * NM_KiB)       /* largest block in a medium page */
 #define NM_MAX_PAGES (NM_SEGMENT_SIZE >> NM_SMALL_PAGE_SHIFT) /* 64 */
