@@ -13,8 +13,10 @@
  * quarter of the purge delay (at least 10 ms).  It blocks every signal,
  * takes no lock that the program's threads wait for across a system call
  * (heap.h: `lock`), and never waits for a heap's owner.  A fork waits for
- * its current pass; in the child the thread does not exist, and a new one
- * starts there when memory waits.
+ * the passes in progress (the thread's, or an nm_trim's in another thread)
+ * and lets no new one start until it is done, so no heap is held by a
+ * purge in the child; there the thread does not exist, and a new one
+ * starts when memory waits.
  *
  * Without the thread (NUMAMALLOC_PURGE_THREAD=0, or it could not be
  * created), each heap purges its own memory and the caches on its slow
@@ -34,8 +36,9 @@
 #include "large.h"
 #include "options.h"
 
-static _Atomic bool fork_pending;   /* a fork waits: no new pass */
-static _Atomic bool in_pass;        /* the thread is in a pass */
+/* A fork waits for the passes in progress (nm_purge_clock.running) and
+ * no new one starts meanwhile: no heap is held by a purge in the child. */
+static _Atomic bool fork_pending;
 
 /* The arenas of the process: every node's three and the process-wide ones.
  * Owned arenas (nm_heap_new) are reached through their heaps. */
@@ -49,6 +52,10 @@ bool nm_purge_pass(uint64_t now_ms, bool force)
 {
     bool waiting = false;
     atomic_fetch_add(&nm_purge_clock.running, 1);
+    if (atomic_load(&fork_pending)) {
+        atomic_fetch_sub(&nm_purge_clock.running, 1);
+        return true;
+    }
     for (struct nm_heap *h = atomic_load_explicit(&nm_heap_list, memory_order_acquire); h;
          h = h->all_next) {
         nm_heap_purge(h, now_ms, force, &waiting);
@@ -83,11 +90,7 @@ static void *purge_thread(void *arg)
     for (;;) {
         /* Taken before the pass: what signals after it comes round again. */
         atomic_store(&nm_purge_clock.waiting, 0);
-        atomic_store(&in_pass, true);
-        bool waiting = false;
-        if (!atomic_load(&fork_pending)) waiting = nm_purge_pass(nm_os_now_ms(), false);
-        atomic_store(&in_pass, false);
-        if (waiting || atomic_load(&fork_pending)) {
+        if (nm_purge_pass(nm_os_now_ms(), false)) {
             nm_os_futex_wait(&nm_purge_clock.idle, 0, tick_ms());   /* a plain sleep */
             continue;
         }
@@ -132,7 +135,7 @@ void nm_purge_init(void)
 void nm_purge_before_fork(void)
 {
     atomic_store(&fork_pending, true);
-    while (atomic_load(&in_pass)) sched_yield();
+    while (atomic_load(&nm_purge_clock.running) != 0) sched_yield();
 }
 
 void nm_purge_after_fork_parent(void)
@@ -143,7 +146,6 @@ void nm_purge_after_fork_parent(void)
 void nm_purge_after_fork_child(void)
 {
     atomic_store(&fork_pending, false);
-    atomic_store(&in_pass, false);
     atomic_store(&nm_purge_clock.idle, 0);
     atomic_store(&nm_purge_clock.running, 0);
     if (atomic_load(&nm_purge_clock.state) == 1) atomic_store(&nm_purge_clock.state, 0);
