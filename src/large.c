@@ -7,7 +7,10 @@
  * policy), and stay there when the span is cached, reused or grown.
  *
  * The cache is an array of 64 slots per node (as many spans as the node
- * cache limit holds at 4 MiB each).  A slot is claimed with a
+ * cache limit holds at 4 MiB each), for spans up to an eighth of that
+ * limit: bigger ones go back when freed.  A block takes the cached span
+ * that fits it whose committed pages are closest to its size, keeps them
+ * up to twice its size and gives back the rest.  A slot is claimed with a
  * compare-and-swap to NULL, so a span is only ever touched by the one thread
  * that claimed it, and can be unmapped safely: no lock, no ABA.  Cached
  * spans go back by the one retention rule (segment.h: nm_purge_due), from
@@ -25,10 +28,17 @@
 
 #define NM_LARGE_CACHE_SLOTS 64
 #define NM_LARGE_CACHE_MAX_SPAN (256 * NM_MiB)   /* larger spans are never cached */
+#define NM_LARGE_CACHE_SHARE 8      /* nor spans above the node cache limit / 8 */
+#define NM_LARGE_KEEP 2             /* a reused span keeps 2x its new block committed, */
+#define NM_LARGE_KEEP_MIN (2 * NM_MiB)  /* and at least this */
 
+/* Hints, written before the slot is filled and read without claiming it:
+ * the span's size, its block offset, and its committed bytes. */
 struct large_cache {
     _Atomic(struct nm_segment *) slot[NM_LARGE_CACHE_SLOTS];
-    _Atomic size_t slot_size[NM_LARGE_CACHE_SLOTS];  /* hint: the span's size */
+    _Atomic size_t slot_size[NM_LARGE_CACHE_SLOTS];
+    _Atomic size_t slot_offset[NM_LARGE_CACHE_SLOTS];
+    _Atomic size_t slot_committed[NM_LARGE_CACHE_SLOTS];
 };
 static struct large_cache caches[NM_MAX_NODES];
 
@@ -70,22 +80,64 @@ static void slot_return(struct large_cache *c, int i, struct nm_segment *s)
     span_unmap(s);
 }
 
+/* Claim slot `i` of `c` if it holds a span for layout `l`: one whose
+ * reserved space holds the block at the same offset.  The hints may be
+ * stale: the span itself decides, once claimed. */
+static bool slot_fits(struct large_cache *c, int i, const struct span_layout *l)
+{
+    return atomic_load_explicit(&c->slot[i], memory_order_relaxed) &&
+           atomic_load_explicit(&c->slot_size[i], memory_order_relaxed) >= l->size &&
+           atomic_load_explicit(&c->slot_offset[i], memory_order_relaxed) == l->offset;
+}
+
+static struct nm_segment *slot_claim(struct large_cache *c, int i, const struct span_layout *l)
+{
+    struct nm_segment *s = atomic_load_explicit(&c->slot[i], memory_order_acquire);
+    if (!s || !atomic_compare_exchange_strong(&c->slot[i], &s, NULL)) return NULL;
+    if (s->size >= l->size && s->block_offset == l->offset) return s;
+    slot_return(c, i, s);
+    return NULL;
+}
+
+/* The cached span for a block of layout `l`: of those that fit, the one
+ * whose committed bytes are closest to the block's size (the fewest page
+ * faults to fill it, the least to give back); if another thread claims
+ * that one first, any that fits (a miss maps and faults a whole span). */
 static struct nm_segment *cache_take(int node, const struct span_layout *l)
 {
     struct large_cache *c = &caches[node];
+    int best = -1;
+    size_t best_gap = SIZE_MAX;
     for (int i = 0; i < NM_LARGE_CACHE_SLOTS; i++) {
-        size_t have = atomic_load_explicit(&c->slot_size[i], memory_order_relaxed);
-        if (have < l->size || have > 2 * l->size) continue;
-        struct nm_segment *s = atomic_load_explicit(&c->slot[i], memory_order_acquire);
-        if (!s || !atomic_compare_exchange_strong(&c->slot[i], &s, NULL)) continue;
-        /* Ours now.  The hint may have been stale: check the real span. */
-        if (s->size >= l->size && s->block_offset == l->offset && s->size <= 2 * l->size) {
-            atomic_fetch_sub_explicit(&nm_nodes[node].cached, s->size, memory_order_relaxed);
-            return s;
+        if (!slot_fits(c, i, l)) continue;
+        size_t committed = atomic_load_explicit(&c->slot_committed[i], memory_order_relaxed);
+        size_t gap = committed > l->usable ? committed - l->usable : l->usable - committed;
+        if (gap < best_gap) {
+            best = i;
+            best_gap = gap;
         }
-        slot_return(c, i, s);
     }
-    return NULL;
+    if (best < 0) return NULL;
+    struct nm_segment *s = slot_claim(c, best, l);
+    for (int i = 0; !s && i < NM_LARGE_CACHE_SLOTS; i++)
+        if (slot_fits(c, i, l)) s = slot_claim(c, i, l);
+    if (s) atomic_fetch_sub_explicit(&nm_nodes[node].cached, s->size, memory_order_relaxed);
+    return s;
+}
+
+/* A reused span keeps the pages its earlier blocks left committed, so the
+ * new block fills them without page faults; what lies beyond the new block
+ * goes back (one madvise), so a small block does not hold a big one's
+ * pages. */
+static void span_trim(struct nm_segment *s, size_t usable)
+{
+    size_t keep = usable * NM_LARGE_KEEP;
+    if (keep < NM_LARGE_KEEP_MIN) keep = NM_LARGE_KEEP_MIN;
+    keep = nm_align_up(keep, s->thp ? NM_HUGE_PAGE : NM_OS_PAGE);
+    if (s->committed > keep && !s->hugetlb && s->block_offset + keep < s->size) {
+        size_t end = s->committed < s->size - s->block_offset ? s->committed : s->size - s->block_offset;
+        if (nm_os_decommit(nm_large_block(s) + keep, end - keep) == 0) s->committed = keep;
+    }
 }
 
 static void span_unmap(struct nm_segment *s)
@@ -129,7 +181,10 @@ static void span_settle(struct nm_segment *s)
     }
     int index = first < 0 ? -1 : nm_topology_index(&nm_topo, first);
     if (shared || (first >= 0 && index < 0)) {
-        if (nm_os_decommit(block, s->size - s->block_offset) == 0) s->zeroed = true;
+        if (nm_os_decommit(block, s->size - s->block_offset) == 0) {
+            s->zeroed = true;
+            s->committed = 0;
+        }
     } else if (index >= 0 && index != s->node) {
         atomic_fetch_sub_explicit(&nm_nodes[s->node].mapped, s->size, memory_order_relaxed);
         atomic_fetch_add_explicit(&nm_nodes[index].mapped, s->size, memory_order_relaxed);
@@ -145,12 +200,13 @@ static void span_settle(struct nm_segment *s)
 static bool cache_put(struct nm_segment *s, uint64_t now_ms)
 {
     if (s->alignment || s->hugetlb || s->size > NM_LARGE_CACHE_MAX_SPAN ||
-        s->size > nm_opt.cache_bytes || s->arena != nm_first_touch_arena(s->node))
+        s->size > nm_opt.cache_bytes / NM_LARGE_CACHE_SHARE ||
+        s->arena != nm_first_touch_arena(s->node))
         return false;
     span_settle(s);
     /* Once in a slot the span is anyone's: read what we need first. */
     int node = s->node;
-    size_t size = s->size;
+    size_t size = s->size, offset = s->block_offset, committed = s->committed;
     /* The cache limit holds for spans at once: a span that would take the
      * node past it goes back now rather than after the purge delay. */
     if (atomic_load_explicit(&nm_nodes[node].cached, memory_order_relaxed) + size > nm_opt.cache_bytes)
@@ -166,6 +222,8 @@ static bool cache_put(struct nm_segment *s, uint64_t now_ms)
         if (atomic_load_explicit(&c->slot[i], memory_order_relaxed)) continue;
         atomic_fetch_add_explicit(&nm_nodes[node].cached, size, memory_order_relaxed);
         atomic_store_explicit(&c->slot_size[i], size, memory_order_relaxed);
+        atomic_store_explicit(&c->slot_offset[i], offset, memory_order_relaxed);
+        atomic_store_explicit(&c->slot_committed[i], committed, memory_order_relaxed);
         if (atomic_compare_exchange_strong(&c->slot[i], &empty, s)) return true;
         atomic_fetch_sub_explicit(&nm_nodes[node].cached, size, memory_order_relaxed);
     }
@@ -225,8 +283,10 @@ static void owned_release(struct nm_segment *s)
      * back may not come back from the pool (the next write would raise
      * SIGBUS): both keep them for the next block. */
     if (!s->arena->strict && !s->hugetlb &&
-        nm_os_decommit(nm_large_block(s), s->size - s->block_offset) == 0)
+        nm_os_decommit(nm_large_block(s), s->size - s->block_offset) == 0) {
         s->zeroed = true;
+        s->committed = 0;
+    }
     atomic_store_explicit(&s->large_state, NM_LARGE_FREE, memory_order_release);
 }
 
@@ -260,6 +320,9 @@ void *nm_large_alloc(size_t size, size_t alignment, struct nm_arena *a, bool zer
         s->size = l.size;
         s->zeroed = true;
         s->hugetlb = hugetlb;
+        s->committed = 0;
+    } else if (!zero) {
+        span_trim(s, l.usable);
     }
     s->cookie = nm_segment_cookie(s);
     s->kind = NM_SEGMENT_LARGE;
@@ -278,10 +341,14 @@ void *nm_large_alloc(size_t size, size_t alignment, struct nm_arena *a, bool zer
      * it first write it (which places its pages, under first touch).  A
      * strict arena's memory stays committed: it is cleared instead. */
     void *block = nm_large_block(s);
-    if (zero && !s->zeroed &&
-        (a->strict || s->hugetlb || nm_os_decommit(block, s->size - s->block_offset) != 0))
-        memset(block, 0, l.usable);
+    if (zero && !s->zeroed) {
+        if (!a->strict && !s->hugetlb && nm_os_decommit(block, s->size - s->block_offset) == 0)
+            s->committed = 0;
+        else
+            memset(block, 0, l.usable);
+    }
     s->zeroed = false;
+    if (s->committed < l.usable) s->committed = l.usable;
     errno = saved_errno;
     return block;
 }
@@ -359,9 +426,11 @@ void *nm_large_resize(struct nm_segment *s, size_t size)
     char *block = nm_large_block(s);
 
     if (s->block_offset + l.usable <= s->size) {           /* fits the span: in place */
-        if (l.usable + NM_MiB <= s->block_size && !s->arena->strict)   /* shrunk a lot: drop the tail */
-            nm_os_decommit(block + l.usable, s->block_size - l.usable);
+        if (l.usable + NM_MiB <= s->committed && !s->arena->strict && !s->hugetlb &&
+            nm_os_decommit(block + l.usable, s->committed - l.usable) == 0)   /* shrunk a lot: drop the tail */
+            s->committed = l.usable;
         span_set_usable(s, l.usable);
+        if (s->committed < l.usable) s->committed = l.usable;
         return block;
     }
     /* An owned arena lists its spans by address: they do not move. */
@@ -398,5 +467,6 @@ void *nm_large_resize(struct nm_segment *s, size_t size)
     s->size = l.size;
     atomic_fetch_add_explicit(&nm_nodes[node].mapped, l.size - old_size, memory_order_relaxed);
     span_set_usable(s, l.usable);
+    if (s->committed < l.usable) s->committed = l.usable;
     return nm_large_block(s);
 }

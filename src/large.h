@@ -7,8 +7,9 @@
  * 4 KiB in.  A span reserves address space up to the next 4 MiB boundary,
  * so realloc grows in place within it, beyond it into the free units that
  * follow it in its chunk, and else with mremap (the pages move, nothing is
- * copied).  Freed spans wait in a per-node cache for
- * reuse, then go back to the OS after the purge delay.  Any thread may
+ * copied).  Freed spans up to an eighth of the node cache limit wait in a
+ * per-node cache for reuse by a block that fits them, then go back to the
+ * OS after the purge delay; bigger ones go back at once.  Any thread may
  * allocate or free a large block: spans have no owner.
  *
  * May call the segment, topology and os layers and the options.

@@ -135,6 +135,9 @@ struct nm_segment {
     /* Large spans only (kind == NM_SEGMENT_LARGE). */
     size_t block_offset;            /* block = (char *)segment + block_offset */
     size_t block_size;              /* usable bytes */
+    size_t committed;               /* bytes from the block's start that may be resident:
+                                       what blocks of this span reached since the span was
+                                       last decommitted (at least block_size while live) */
     size_t alignment;               /* alignment asked for (0: default layout) */
     _Atomic uint32_t large_state;   /* NM_LARGE_LIVE or NM_LARGE_FREE */
     bool zeroed;                    /* block memory known to be all zero */

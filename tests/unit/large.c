@@ -146,5 +146,35 @@ int main(void)
     nm_stats_get(&after);
     CHECK(after.node[0].cached == 0, "cache still holds %llu bytes after nm_trim",
           (unsigned long long)after.node[0].cached);
+
+    /* A span above an eighth of the node cache limit (32 MiB by default)
+     * goes back to the OS when freed: RSS falls at once, nothing is cached. */
+    unsigned char *big = nm_malloc(48 * MiB);
+    REQUIRE(big != NULL);
+    fill(big, 48 * MiB, 5);
+    size_t rss_live = nm_test_rss();
+    nm_free(big);
+    size_t rss_freed = nm_test_rss();
+    nm_stats_get(&after);
+    CHECK(rss_freed + 40 * MiB <= rss_live, "RSS %zu KiB with a 48 MiB block, %zu KiB after freeing it",
+          rss_live / 1024, rss_freed / 1024);
+    CHECK(after.node[0].cached == 0, "a 48 MiB span was cached");
+
+    /* A cached span serves a smaller block that fits it (here 2 MiB in the
+     * span of a 20 MiB block) and gives back the pages beyond twice the
+     * new block's size. */
+    unsigned char *wide = nm_malloc(20 * MiB);
+    REQUIRE(wide != NULL);
+    fill(wide, 20 * MiB, 6);
+    nm_free(wide);
+    size_t rss_cached = nm_test_rss();
+    unsigned char *narrow = nm_malloc(2 * MiB);
+    REQUIRE(narrow != NULL);
+    size_t rss_reused = nm_test_rss();
+    CHECK(narrow == wide, "a 2 MiB block at %p, not in the cached 20 MiB span at %p",
+          (void *)narrow, (void *)wide);
+    CHECK(rss_reused + 12 * MiB <= rss_cached, "RSS %zu KiB with the span cached, %zu KiB after reusing it",
+          rss_cached / 1024, rss_reused / 1024);
+    nm_free(narrow);
     return nm_test_done();
 }
