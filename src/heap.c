@@ -1,22 +1,22 @@
 /*
- * heap.c — thread heaps: page queues, the allocation slow path, remote-free
- * collection, thread start and exit, node moves, and purging free pages.
+ * heap.c — thread heaps: the allocation slow path, remote-free collection,
+ * thread start, exit (parking) and take-over, node moves, and purging free
+ * pages (the owner's own, and any heap's for the purge layer).  The lists
+ * a heap keeps its pages and segments in are page_queue.c's.
  *
- * Invariants (owner thread only touches its heap):
- *   - queue[c].first is the page small allocations of class c come from;
- *     direct[] always points at it (or at the empty page when there is none).
- *     It is the one queued page with prev == NULL (the free fast path
- *     relies on that, heap.h).
- *   - a page is in exactly one list: its class queue (QUEUED), the full list
- *     (FULL), or none (FREE, counted in its segment's free_pages).
+ * Invariants (the owner changes its heap, holding `lock`; heap.h):
  *   - page->used counts blocks not on page->free, so blocks on page->remote
  *     still count until collected; a page is free only when used == 0.
- *   - a segment with no page in use leaves the heap (node cache).
+ *   - a segment with no page in use and none being purged leaves the heap
+ *     (its arena's cache).
+ *   (and the queue invariants of page_queue.h)
  *
- * May call the page, segment, topology and os layers and the options.
+ * May call the page queues, page, arena, segment, topology and os layers
+ * and the options.
  */
 #define _GNU_SOURCE
 #include "heap.h"
+#include "page_queue.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -27,10 +27,8 @@
 #include "options.h"
 #include "policy.h"
 
-/* The page every empty slot points at: it never has a free block. */
-static struct nm_page empty_page;
 struct nm_heap nm_heap_empty = { .node_word = &nm_heap_empty.node_seen,
-                                 .direct = { [0 ... NM_DIRECT_SLOTS - 1] = &empty_page } };
+                                 .direct = { [0 ... NM_DIRECT_SLOTS - 1] = &nm_empty_page } };
 __thread struct nm_heap *nm_tls_heap __attribute__((tls_model("initial-exec"))) = &nm_heap_empty;
 __thread struct nm_heap *nm_tls_node_heap[NM_MAX_NODES] __attribute__((tls_model("initial-exec")));
 __thread int64_t nm_tls_last_node_id __attribute__((tls_model("initial-exec"))) = NM_NO_LAST_NODE;
@@ -126,7 +124,7 @@ static void node_watch(struct nm_heap *h, struct nm_arena *arena)
  * arena finds the rest of it set up (nm_heap_after_fork). */
 static void heap_reset(struct nm_heap *h, struct nm_arena *arena)
 {
-    for (size_t i = 0; i < NM_DIRECT_SLOTS; i++) h->direct[i] = &empty_page;
+    for (size_t i = 0; i < NM_DIRECT_SLOTS; i++) h->direct[i] = &nm_empty_page;
     memset(h->queue, 0, sizeof h->queue);
     memset(&h->full, 0, sizeof h->full);
     h->segments[0] = h->segments[1] = NULL;
@@ -249,116 +247,6 @@ static inline void heap_safe_point(struct nm_heap *h)
     if (atomic_load_explicit(&h->lock, memory_order_relaxed) == 0) nm_purge_safe_point();
 }
 
-/* ---- queues ---------------------------------------------------------------------- */
-
-/* Keep direct[] pointing at the first page of class `cls`. */
-static void direct_update(struct nm_heap *h, unsigned cls)
-{
-    if (nm_class_size[cls] > NM_DIRECT_MAX) return;
-    struct nm_page *pg = h->queue[cls].first ? h->queue[cls].first : &empty_page;
-    size_t lo = cls == 0 ? 0 : (nm_class_size[cls - 1] + 16) >> 4;
-    size_t hi = nm_class_size[cls] >> 4;
-    for (size_t i = lo; i <= hi; i++) h->direct[i] = pg;
-}
-
-static void list_remove(struct nm_page_queue *q, struct nm_page *pg)
-{
-    if (pg->prev) pg->prev->next = pg->next; else q->first = pg->next;
-    if (pg->next) pg->next->prev = pg->prev; else q->last = pg->prev;
-    pg->next = pg->prev = NULL;
-}
-
-static void list_push_front(struct nm_page_queue *q, struct nm_page *pg)
-{
-    pg->prev = NULL;
-    pg->next = q->first;
-    if (q->first) q->first->prev = pg; else q->last = pg;
-    q->first = pg;
-}
-
-static void list_push_back(struct nm_page_queue *q, struct nm_page *pg)
-{
-    pg->next = NULL;
-    pg->prev = q->last;
-    if (q->last) q->last->next = pg; else q->first = pg;
-    q->last = pg;
-}
-
-static struct nm_page_queue *page_list(struct nm_heap *h, struct nm_page *pg)
-{
-    return pg->state == NM_PAGE_FULL ? &h->full : &h->queue[pg->size_class];
-}
-
-static void page_unlink(struct nm_heap *h, struct nm_page *pg)
-{
-    bool was_first = h->queue[pg->size_class].first == pg;
-    list_remove(page_list(h, pg), pg);
-    if (was_first) direct_update(h, pg->size_class);
-}
-
-static void page_enqueue_front(struct nm_heap *h, struct nm_page *pg)
-{
-    pg->state = NM_PAGE_QUEUED;
-    list_push_front(&h->queue[pg->size_class], pg);
-    direct_update(h, pg->size_class);
-}
-
-static void page_enqueue_back(struct nm_heap *h, struct nm_page *pg)
-{
-    pg->state = NM_PAGE_QUEUED;
-    bool empty = h->queue[pg->size_class].first == NULL;
-    list_push_back(&h->queue[pg->size_class], pg);
-    if (empty) direct_update(h, pg->size_class);
-}
-
-static void page_to_full(struct nm_heap *h, struct nm_page *pg)
-{
-    page_unlink(h, pg);
-    pg->state = NM_PAGE_FULL;
-    list_push_back(&h->full, pg);
-}
-
-/* ---- segments of a heap -------------------------------------------------------------- */
-
-static void segment_link(struct nm_heap *h, struct nm_segment *s, bool front)
-{
-    struct nm_segment **head = &h->segments[s->kind];
-    s->heap_prev = NULL;
-    if (front || !*head) {
-        s->heap_next = *head;
-        if (*head) (*head)->heap_prev = s;
-        *head = s;
-        return;
-    }
-    struct nm_segment *tail = *head;
-    while (tail->heap_next) tail = tail->heap_next;
-    tail->heap_next = s;
-    s->heap_prev = tail;
-    s->heap_next = NULL;
-}
-
-static void segment_unlink(struct nm_heap *h, struct nm_segment *s)
-{
-    if (s->heap_prev) s->heap_prev->heap_next = s->heap_next;
-    else h->segments[s->kind] = s->heap_next;
-    if (s->heap_next) s->heap_next->heap_prev = s->heap_prev;
-    s->heap_next = s->heap_prev = NULL;
-}
-
-/* Move a segment to the front of its list when it has a free page, to the
- * back when it has none, so the front segment answers "any free page?". */
-static void segment_reorder(struct nm_heap *h, struct nm_segment *s)
-{
-    bool has_free = atomic_load_explicit(&s->free_pages, memory_order_relaxed) != 0;
-    if (has_free && h->segments[s->kind] != s) {
-        segment_unlink(h, s);
-        segment_link(h, s, true);
-    } else if (!has_free && s->heap_next) {
-        segment_unlink(h, s);
-        segment_link(h, s, false);
-    }
-}
-
 /* Refills of a page's free list, where the per-class statistic is counted
  * (heap.h: allocs): carving fresh blocks and collecting remote frees. */
 static bool heap_extend(struct nm_heap *h, struct nm_page *pg)
@@ -410,11 +298,11 @@ static bool page_release(struct nm_heap *h, struct nm_segment *s, struct nm_page
     segment_page_release(s, pg, now_ms);
     nm_purge_signal();
     if (segment_empty(s)) {
-        segment_unlink(h, s);
+        nm_heap_segment_unlink(h, s);
         nm_arena_cache_segment(s);
         return true;
     }
-    segment_reorder(h, s);
+    nm_heap_segment_reorder(h, s);
     return false;
 }
 
@@ -424,7 +312,7 @@ static bool page_release(struct nm_heap *h, struct nm_segment *s, struct nm_page
 static bool page_retire(struct nm_heap *h, struct nm_page *pg)
 {
     if (pg->state == NM_PAGE_QUEUED && h->queue[pg->size_class].first == pg) return false;
-    page_unlink(h, pg);
+    nm_queue_unlink(h, pg);
     page_release(h, nm_segment_of(pg->start), pg, nm_os_now_ms());
     return true;
 }
@@ -437,7 +325,7 @@ static struct nm_page *page_take(struct nm_heap *h, struct nm_segment *s, unsign
     size_t index;
     do {
         if (!avail) {
-            segment_reorder(h, s);
+            nm_heap_segment_reorder(h, s);
             return NULL;
         }
         /* A page still committed first: one given back would be faulted
@@ -460,8 +348,8 @@ static struct nm_page *page_take(struct nm_heap *h, struct nm_segment *s, unsign
     atomic_fetch_add_explicit(&nm_class_pages[cls], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&nm_nodes[s->node].in_use, (size_t)1 << s->page_shift,
                               memory_order_relaxed);
-    segment_reorder(h, s);
-    page_enqueue_front(h, pg);
+    nm_heap_segment_reorder(h, s);
+    nm_queue_push_page_front(h, pg);
     return pg;
 }
 
@@ -478,7 +366,7 @@ static bool heap_adopt(struct nm_heap *h, struct nm_segment *s)
 {
     segment_own(h, s);
     atomic_store_explicit(&s->remote_pending, 0, memory_order_relaxed);
-    segment_link(h, s, atomic_load_explicit(&s->free_pages, memory_order_relaxed) != 0);
+    nm_heap_segment_link(h, s, atomic_load_explicit(&s->free_pages, memory_order_relaxed) != 0);
     uint64_t now = nm_os_now_ms();
     for (size_t i = 0; i < s->page_count; i++) {
         struct nm_page *pg = &s->pages[i];
@@ -489,10 +377,10 @@ static bool heap_adopt(struct nm_heap *h, struct nm_segment *s)
             pg->state = NM_PAGE_QUEUED;   /* not linked: page_release only counts */
             if (page_release(h, s, pg, now)) return false;
         } else if (pg->free || nm_page_capacity(pg) < pg->reserved) {
-            page_enqueue_back(h, pg);
+            nm_queue_push_page_back(h, pg);
         } else {
             pg->state = NM_PAGE_FULL;
-            list_push_back(&h->full, pg);
+            nm_queue_push_back(&h->full, pg);
         }
     }
     /* Empty already (its last pages were being purged when it was
@@ -535,7 +423,7 @@ static struct nm_segment *heap_segment_with_free_page(struct nm_heap *h, enum nm
     s = nm_arena_take_segment(h->arena, kind);
     if (!s) return NULL;
     segment_own(h, s);
-    segment_link(h, s, true);
+    nm_heap_segment_link(h, s, true);
     return s;
 }
 
@@ -582,11 +470,11 @@ static void heap_collect_remote(struct nm_heap *h, bool all)
                 if (pg->state == NM_PAGE_FREE || !nm_page_has_remote(pg)) continue;
                 heap_collect(h, pg);
                 if (pg->used == 0 && h->queue[pg->size_class].first != pg) {
-                    page_unlink(h, pg);
+                    nm_queue_unlink(h, pg);
                     if (page_release(h, s, pg, now)) break;
                 } else if (pg->state == NM_PAGE_FULL) {
-                    list_remove(&h->full, pg);
-                    page_enqueue_front(h, pg);
+                    nm_queue_remove(&h->full, pg);
+                    nm_queue_push_page_front(h, pg);
                 }
             }
         }
@@ -649,7 +537,7 @@ static void heap_free_empty_segments(struct nm_heap *h)
         for (struct nm_segment *s = h->segments[kind], *next; s; s = next) {
             next = s->heap_next;
             if (!segment_empty(s)) continue;
-            segment_unlink(h, s);
+            nm_heap_segment_unlink(h, s);
             nm_arena_cache_segment(s);
         }
     }
@@ -662,7 +550,7 @@ static void heap_release_idle_pages(struct nm_heap *h)
     for (unsigned c = 0; c < NM_CLASS_COUNT; c++) {
         struct nm_page *pg = h->queue[c].first;
         if (pg && pg->used == 0 && !nm_page_has_remote(pg)) {
-            page_unlink(h, pg);
+            nm_queue_unlink(h, pg);
             page_release(h, nm_segment_of(pg->start), pg, now);
         }
     }
@@ -709,7 +597,7 @@ static void heap_abandon(struct nm_heap *h)
              * re-entered from madvise reaches this heap: its thread has
              * another one by now. */
             uint64_t pages = nm_segment_purge_claim(s, 0, true, NULL);
-            segment_unlink(h, s);
+            nm_heap_segment_unlink(h, s);
             nm_arena_abandon(s);
             nm_segment_purge_finish(s, pages);
         }
@@ -993,7 +881,7 @@ static void heap_release_remote_freed(struct nm_heap *h, uint64_t now_ms)
                 atomic_fetch_add_explicit(&nm_counters.purge_collected, nm_page_collect(pg),
                                           memory_order_relaxed);
                 if (pg->used != 0) continue;   /* a double free raced in: leave it */
-                page_unlink(h, pg);
+                nm_queue_unlink(h, pg);
                 if (page_release(h, s, pg, now_ms)) break;
             }
         }
@@ -1072,12 +960,12 @@ static struct nm_page *heap_find_page(struct nm_heap *h, unsigned cls)
         heap_collect(h, pg);
         if (pg->free || heap_extend(h, pg)) {
             if (q->first != pg) {
-                page_unlink(h, pg);
-                page_enqueue_front(h, pg);
+                nm_queue_unlink(h, pg);
+                nm_queue_push_page_front(h, pg);
             }
             return pg;
         }
-        page_to_full(h, pg);
+        nm_queue_to_full(h, pg);
     }
     /* Nothing queued: remote frees may have refilled full pages, and
      * segments abandoned on our node may hold pages of this class. */
@@ -1142,8 +1030,8 @@ void nm_heap_page_freed(struct nm_heap *h, struct nm_page *pg)
         return;
     }
     if (pg->state == NM_PAGE_FULL) {
-        list_remove(&h->full, pg);
-        page_enqueue_back(h, pg);
+        nm_queue_remove(&h->full, pg);
+        nm_queue_push_page_back(h, pg);
     }
     /* A program that releases pages may have memory to give back: look at
      * the clock here too, not only when allocating. */
