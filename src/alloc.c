@@ -58,8 +58,8 @@ static nm_cold void report_double_free(const char *fn, const void *p)
 static struct nm_arena *large_arena(size_t size)
 {
     nm_heap_init();
-    if (nm_interleave_arena && size >= nm_opt.interleave_above) return nm_interleave_arena;
-    if (nm_process_arena) return nm_process_arena;
+    if (nm_proc.interleave_arena && size >= nm_opt.interleave_above) return nm_proc.interleave_arena;
+    if (nm_proc.policy_arena) return nm_proc.policy_arena;
     return nm_first_touch_arena(nm_topology_home_node());
 }
 
@@ -104,7 +104,7 @@ static enum block_status block_lookup(const void *p, struct block_ref *ref)
     ref->page = pg;
     ref->usable = pg->block_size;
     const struct nm_block *b = p;
-    return b->freed == nm_free_mark ? BLOCK_FREE : BLOCK_LIVE;
+    return b->freed == nm_proc.free_mark ? BLOCK_FREE : BLOCK_LIVE;
 }
 
 /* ---- allocation ---------------------------------------------------------------------- */
@@ -314,7 +314,7 @@ nm_export int nm_reserve(int node, size_t bytes)
     int index = nm_topology_index(&nm_topo, node);
     if (index < 0 || !nm_topology_usable(&nm_topo, index)) { errno = EINVAL; return -1; }
     if (bytes > PTRDIFF_MAX) { errno = ENOMEM; return -1; }
-    struct nm_arena *a = nm_process_arena ? nm_process_arena : nm_local_arena(index);
+    struct nm_arena *a = nm_proc.policy_arena ? nm_proc.policy_arena : nm_local_arena(index);
     if (nm_arena_reserve(a, bytes) != 0) return -1;
     /* The calling thread's heap takes the free pages of its own segments
      * before any reserved one: fault those in too. */
@@ -325,7 +325,6 @@ nm_export int nm_reserve(int node, size_t bytes)
 
 /* ---- heaps with a policy ---------------------------------------------------------------------- */
 
-static _Atomic uint64_t next_user_heap_id = 1;
 
 nm_export nm_heap_t *nm_heap_new_flags(const nm_policy *policy, unsigned flags)
 {
@@ -339,7 +338,7 @@ nm_export nm_heap_t *nm_heap_new_flags(const nm_policy *policy, unsigned flags)
     uh->arena.owned = true;
     uh->arena.strict = flags & NM_HEAP_STRICT;
     uh->policy = p;
-    uh->id = atomic_fetch_add_explicit(&next_user_heap_id, 1, memory_order_relaxed);
+    uh->id = atomic_fetch_add_explicit(&nm_proc.next_user_heap_id, 1, memory_order_relaxed);
     return uh;
 }
 

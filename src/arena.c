@@ -19,13 +19,11 @@
 
 #include "options.h"
 
-bool nm_bind_segments = true;
-struct nm_node_state nm_nodes[NM_MAX_NODES];
-struct nm_arena *nm_process_arena;
-struct nm_arena *nm_interleave_arena;
-struct nm_global_counters nm_counters;
-struct nm_purge_clock nm_purge_clock;
-_Atomic uint64_t nm_class_pages[NM_CLASS_SLOTS];
+struct nm_process nm_proc = {
+    .bind_segments = true,
+    .next_thread_id = NM_THREAD_UNNAMED + 1,
+    .next_user_heap_id = 1,
+};
 
 /* ---- start-up ---------------------------------------------------------------- */
 
@@ -35,17 +33,17 @@ void nm_arenas_init(void)
      * /--preferred): binding our segments would override it. */
     int mode = NM_MPOL_DEFAULT;
     if (nm_os_get_mempolicy(&mode, NULL, NULL, 0) == 0 && mode != NM_MPOL_DEFAULT)
-        nm_bind_segments = false;
+        nm_proc.bind_segments = false;
     /* One node: binding changes nothing, save the syscall. */
-    if (nm_topo.node_count < 2) nm_bind_segments = false;
+    if (nm_topo.node_count < 2) nm_proc.bind_segments = false;
 
     for (int i = 0; i < nm_topo.node_count; i++) {
         nm_nodemask one;
         memset(&one, 0, sizeof one);
         nm_mask_set(&one, nm_topo.node_id[i]);
-        nm_arena_init(&nm_nodes[i].local, i, nm_bind_segments ? NM_MPOL_PREFERRED : -1, &one);
-        nm_arena_init(&nm_nodes[i].bound, i, NM_MPOL_BIND, &one);
-        nm_arena_init(&nm_nodes[i].first_touch, i, -1, NULL);
+        nm_arena_init(&nm_proc.nodes[i].local, i, nm_proc.bind_segments ? NM_MPOL_PREFERRED : -1, &one);
+        nm_arena_init(&nm_proc.nodes[i].bound, i, NM_MPOL_BIND, &one);
+        nm_arena_init(&nm_proc.nodes[i].first_touch, i, -1, NULL);
     }
 }
 
@@ -76,12 +74,12 @@ void nm_arena_after_fork(struct nm_arena *a)
 void nm_arenas_after_fork(void)
 {
     for (int i = 0; i < NM_MAX_NODES; i++) {
-        nm_arena_after_fork(&nm_nodes[i].local);
-        nm_arena_after_fork(&nm_nodes[i].bound);
-        nm_arena_after_fork(&nm_nodes[i].first_touch);
+        nm_arena_after_fork(&nm_proc.nodes[i].local);
+        nm_arena_after_fork(&nm_proc.nodes[i].bound);
+        nm_arena_after_fork(&nm_proc.nodes[i].first_touch);
     }
-    if (nm_process_arena) nm_arena_after_fork(nm_process_arena);
-    if (nm_interleave_arena) nm_arena_after_fork(nm_interleave_arena);
+    if (nm_proc.policy_arena) nm_arena_after_fork(nm_proc.policy_arena);
+    if (nm_proc.interleave_arena) nm_arena_after_fork(nm_proc.interleave_arena);
     nm_chunk_after_fork();
 }
 
@@ -136,7 +134,7 @@ struct nm_segment *nm_stack_take_all(struct nm_stack *st)
 
 struct nm_segment *nm_arena_take_segment(struct nm_arena *a, enum nm_segment_kind kind)
 {
-    struct nm_node_state *ns = &nm_nodes[a->node];
+    struct nm_node_state *ns = &nm_proc.nodes[a->node];
     struct nm_segment *s = nm_stack_pop(&a->cache);
     if (s) {
         atomic_fetch_sub_explicit(&ns->cached, NM_SEGMENT_SIZE, memory_order_relaxed);
@@ -153,7 +151,7 @@ struct nm_segment *nm_arena_take_segment(struct nm_arena *a, enum nm_segment_kin
 void nm_arena_cache_segment(struct nm_segment *s)
 {
     struct nm_arena *a = s->arena;   /* once pushed, the segment is another thread's */
-    struct nm_node_state *ns = &nm_nodes[a->node];
+    struct nm_node_state *ns = &nm_proc.nodes[a->node];
     uint64_t now = nm_os_now_ms();
     atomic_store_explicit(&s->thread, 0, memory_order_relaxed);
     atomic_store_explicit(&s->heap, NULL, memory_order_relaxed);
@@ -170,8 +168,8 @@ void nm_arena_cache_segment(struct nm_segment *s)
     atomic_fetch_sub_explicit(&ns->decommitted, purged, memory_order_relaxed);
     if (nm_opt.purge_delay_ms == 0 && nm_opt.cache_bytes == 0 && !a->owned) {
         nm_segment_unmap_memory(s, s->size, s->node);
-        atomic_fetch_add_explicit(&nm_counters.purges, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&nm_counters.purged_bytes, NM_SEGMENT_SIZE, memory_order_relaxed);
+        atomic_fetch_add_explicit(&nm_proc.counters.purges, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&nm_proc.counters.purged_bytes, NM_SEGMENT_SIZE, memory_order_relaxed);
         return;
     }
     s->cached_ms = now;
@@ -185,14 +183,14 @@ void nm_arena_abandon(struct nm_segment *s)
     atomic_store_explicit(&s->thread, 0, memory_order_relaxed);
     atomic_store_explicit(&s->heap, NULL, memory_order_release);
     s->heap_next = s->heap_prev = NULL;
-    atomic_fetch_add_explicit(&nm_counters.abandoned, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&nm_proc.counters.abandoned, 1, memory_order_relaxed);
     nm_stack_push(&s->arena->abandoned, s);
 }
 
 struct nm_segment *nm_arena_take_abandoned(struct nm_arena *a)
 {
     struct nm_segment *s = nm_stack_pop(&a->abandoned);
-    if (s) atomic_fetch_add_explicit(&nm_counters.reclaimed, 1, memory_order_relaxed);
+    if (s) atomic_fetch_add_explicit(&nm_proc.counters.reclaimed, 1, memory_order_relaxed);
     return s;
 }
 
@@ -201,7 +199,7 @@ struct nm_segment *nm_arena_take_abandoned(struct nm_arena *a)
 void nm_arena_release(struct nm_arena *a)
 {
 
-    struct nm_node_state *ns = &nm_nodes[a->node];
+    struct nm_node_state *ns = &nm_proc.nodes[a->node];
     /* What the counters hold for each range: cached, live segments (and
      * their pages in use), live large blocks. */
     for (struct nm_segment *s = nm_stack_take_all(&a->cache); s; s = s->stack_next)
@@ -223,7 +221,7 @@ void nm_arena_release(struct nm_arena *a)
             atomic_fetch_sub_explicit(&ns->segments, 1, memory_order_relaxed);
             for (uint32_t i = 0; i < s->page_count; i++) {
                 if (s->pages[i].state == NM_PAGE_FREE) continue;
-                atomic_fetch_sub_explicit(&nm_class_pages[s->pages[i].size_class], 1,
+                atomic_fetch_sub_explicit(&nm_proc.class_pages[s->pages[i].size_class], 1,
                                           memory_order_relaxed);
                 atomic_fetch_sub_explicit(&ns->in_use, (size_t)1 << s->page_shift,
                                           memory_order_relaxed);
@@ -239,7 +237,7 @@ void nm_arena_release(struct nm_arena *a)
 
 int nm_arena_reserve(struct nm_arena *a, size_t bytes)
 {
-    struct nm_node_state *ns = &nm_nodes[a->node];
+    struct nm_node_state *ns = &nm_proc.nodes[a->node];
     uint64_t now = nm_os_now_ms();
     for (size_t done = 0; done < bytes; done += NM_SEGMENT_SIZE) {
         struct nm_segment *s =
@@ -261,7 +259,7 @@ int nm_arena_reserve(struct nm_arena *a, size_t bytes)
 bool nm_arena_cache_purge(struct nm_arena *a, uint64_t now_ms, bool force)
 {
     int node = a->node;
-    struct nm_node_state *ns = &nm_nodes[node];
+    struct nm_node_state *ns = &nm_proc.nodes[node];
     bool waiting = false;
     atomic_store_explicit(&a->next_purge_ms, now_ms + (nm_opt.purge_delay_ms / 2) + 1,
                           memory_order_relaxed);
@@ -287,16 +285,16 @@ bool nm_arena_cache_purge(struct nm_arena *a, uint64_t now_ms, bool force)
             if (!atomic_load_explicit(&s->decommitted_pages, memory_order_relaxed)) {
                 nm_os_decommit((char *)s + NM_OS_PAGE, NM_SEGMENT_SIZE - NM_OS_PAGE);
                 atomic_store_explicit(&s->decommitted_pages, ~0ull, memory_order_relaxed);
-                atomic_fetch_add_explicit(&nm_counters.purges, 1, memory_order_relaxed);
-                atomic_fetch_add_explicit(&nm_counters.purged_bytes, NM_SEGMENT_SIZE,
+                atomic_fetch_add_explicit(&nm_proc.counters.purges, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&nm_proc.counters.purged_bytes, NM_SEGMENT_SIZE,
                                           memory_order_relaxed);
             }
             nm_stack_push(&a->cache, s);
         } else if (due) {
             atomic_fetch_sub_explicit(&ns->cached, NM_SEGMENT_SIZE, memory_order_relaxed);
             nm_segment_unmap_memory(s, NM_SEGMENT_SIZE, node);
-            atomic_fetch_add_explicit(&nm_counters.purges, 1, memory_order_relaxed);
-            atomic_fetch_add_explicit(&nm_counters.purged_bytes, NM_SEGMENT_SIZE,
+            atomic_fetch_add_explicit(&nm_proc.counters.purges, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&nm_proc.counters.purged_bytes, NM_SEGMENT_SIZE,
                                       memory_order_relaxed);
         } else {
             waiting = true;

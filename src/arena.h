@@ -98,15 +98,6 @@ struct nm_node_state {
     _Atomic uint64_t large_blocks;      /* live large blocks (count) */
 } __attribute__((aligned(64)));
 
-extern struct nm_node_state nm_nodes[NM_MAX_NODES];
-
-/* Process-wide placement (NUMAMALLOC_POLICY, NUMAMALLOC_INTERLEAVE_ABOVE),
- * set once at start-up: the arena every thread heap and large block comes
- * from instead of the node-local ones (NULL: node-local), and the arena for
- * large blocks of at least nm_opt.interleave_above bytes (NULL: none). */
-extern struct nm_arena *nm_process_arena;
-extern struct nm_arena *nm_interleave_arena;
-
 /* Process-wide event counters. */
 struct nm_global_counters {
     _Atomic uint64_t purges;
@@ -119,53 +110,8 @@ struct nm_global_counters {
     _Atomic uint64_t purge_collected;   /* blocks freed by other threads, collected by a
                                            purge (idle owners, abandoned segments) */
 };
-extern struct nm_global_counters nm_counters;
-/* Pages now serving each size class (page.h), over all heaps. */
-#define NM_CLASS_SLOTS 96
-extern _Atomic uint64_t nm_class_pages[NM_CLASS_SLOTS];
 
-/* ---- operations --------------------------------------------------------------- */
-
-/* Once, at start-up: whether segments are bound to nodes (not when the
- * process runs under its own memory policy, or on one node), and every
- * node's arenas. */
-void nm_arenas_init(void);
-extern bool nm_bind_segments;       /* false when the process has its own policy */
-/* In a fork child: clear the pop flags of the node arenas' stacks (a thread
- * that held one does not exist there) and the chunks' busy flags, or the
- * pop flags of arena `a`. */
-void nm_arenas_after_fork(void);
-void nm_arena_after_fork(struct nm_arena *a);
-
-/* Set up an arena charged to `node` whose new memory is bound with
- * `bind_mode` (NM_MPOL_*; -1: not bound) to `nodes`. */
-void nm_arena_init(struct nm_arena *a, int node, int bind_mode, const nm_nodemask *nodes);
-/* Set up arena `a` bound by policy `p` (policy.h), charged to the first
- * node of its set, or to node `local` for a local policy. */
-void nm_arena_init_policy(struct nm_arena *a, const nm_policy *p, int local);
-static inline struct nm_arena *nm_local_arena(int node) { return &nm_nodes[node].local; }
-static inline struct nm_arena *nm_bound_arena(int node) { return &nm_nodes[node].bound; }
-static inline struct nm_arena *nm_first_touch_arena(int node) { return &nm_nodes[node].first_touch; }
-static inline bool nm_arena_is_local(const struct nm_arena *a)
-{
-    return a == &nm_nodes[a->node].local;
-}
-
-/* Give back every range an owned arena ever mapped, at once (its blocks
- * become invalid).  No thread may use the arena meanwhile. */
-void nm_arena_release(struct nm_arena *a);
-
-/* A fresh segment of `kind` from arena `a`: its cache, else the OS.  All
- * pages free, no owner.  NULL + ENOMEM on failure. */
-struct nm_segment *nm_arena_take_segment(struct nm_arena *a, enum nm_segment_kind kind);
-/* An empty segment goes to its arena's cache (or back to the OS). */
-void nm_arena_cache_segment(struct nm_segment *s);
-/* Give an owned segment with live blocks to its arena for adoption. */
-void nm_arena_abandon(struct nm_segment *s);
-/* Take one abandoned segment of arena `a`, or NULL. */
-struct nm_segment *nm_arena_take_abandoned(struct nm_arena *a);
-
-/* ---- the retention rule and the background purge ------------------------------ */
+#define NM_CLASS_SLOTS 96   /* size classes (page.h) */
 
 /* The background purge (purge.c): a thread, started the first time memory
  * waits for a purge, that gives back what has waited the purge delay in
@@ -186,27 +132,103 @@ struct nm_purge_clock {
     _Atomic uint32_t running;        /* purge passes in progress (any thread) */
     void (*_Atomic start)(void);
 };
-extern struct nm_purge_clock nm_purge_clock;
+
+/* ---- the process ------------------------------------------------------------------ */
+
+/* The allocator's process-wide state, in one place.  Not in it: the
+ * options and the topology (read-only once set up, their layers' own),
+ * the segment map (a lookup table of its own, segment.h), the chunk
+ * descriptors (chunk.c) and the span caches (large.c).
+ * nm_heap_init (heap.c) sets it up, once, inside the first allocation;
+ * after_fork_in_child (override.c) repairs it in a fork child, where only
+ * the forking thread exists. */
+struct nm_heap;
+struct nm_process {
+    /* Set once at start-up. */
+    uintptr_t cookie_key;           /* random: a header's cookie proves it is ours */
+    uintptr_t free_mark;            /* marks free blocks (derived from the key) */
+    bool bind_segments;             /* false when the process has its own policy */
+    /* NUMAMALLOC_POLICY, NUMAMALLOC_INTERLEAVE_ABOVE: the arena every thread
+     * heap and large block comes from instead of the node-local ones (NULL:
+     * node-local), and the one for large blocks of at least
+     * nm_opt.interleave_above bytes (NULL: none). */
+    struct nm_arena *policy_arena;
+    struct nm_arena *interleave_arena;
+    struct nm_arena policy_arena_storage, interleave_arena_storage;
+
+    struct nm_node_state nodes[NM_MAX_NODES];
+    struct nm_global_counters counters;
+    _Atomic uint64_t class_pages[NM_CLASS_SLOTS];  /* pages serving each class, all heaps */
+    struct nm_purge_clock purge;
+    _Atomic(struct nm_heap *) heaps;               /* every heap struct ever made (heap.c) */
+    _Atomic uintptr_t next_thread_id;              /* segment.h: nm_thread_name */
+    _Atomic uint64_t next_user_heap_id;            /* alloc.c: nm_heap_new */
+};
+/* Hidden: the free fast path loads the free mark directly, not through the GOT. */
+extern struct nm_process nm_proc __attribute__((visibility("hidden")));
+
+/* ---- operations --------------------------------------------------------------- */
+
+/* Once, at start-up: whether segments are bound to nodes (not when the
+ * process runs under its own memory policy, or on one node), and every
+ * node's arenas. */
+void nm_arenas_init(void);
+/* In a fork child: clear the pop flags of the node arenas' stacks (a thread
+ * that held one does not exist there) and the chunks' busy flags, or the
+ * pop flags of arena `a`. */
+void nm_arenas_after_fork(void);
+void nm_arena_after_fork(struct nm_arena *a);
+
+/* Set up an arena charged to `node` whose new memory is bound with
+ * `bind_mode` (NM_MPOL_*; -1: not bound) to `nodes`. */
+void nm_arena_init(struct nm_arena *a, int node, int bind_mode, const nm_nodemask *nodes);
+/* Set up arena `a` bound by policy `p` (policy.h), charged to the first
+ * node of its set, or to node `local` for a local policy. */
+void nm_arena_init_policy(struct nm_arena *a, const nm_policy *p, int local);
+static inline struct nm_arena *nm_local_arena(int node) { return &nm_proc.nodes[node].local; }
+static inline struct nm_arena *nm_bound_arena(int node) { return &nm_proc.nodes[node].bound; }
+static inline struct nm_arena *nm_first_touch_arena(int node) { return &nm_proc.nodes[node].first_touch; }
+static inline bool nm_arena_is_local(const struct nm_arena *a)
+{
+    return a == &nm_proc.nodes[a->node].local;
+}
+
+/* Give back every range an owned arena ever mapped, at once (its blocks
+ * become invalid).  No thread may use the arena meanwhile. */
+void nm_arena_release(struct nm_arena *a);
+
+/* A fresh segment of `kind` from arena `a`: its cache, else the OS.  All
+ * pages free, no owner.  NULL + ENOMEM on failure. */
+struct nm_segment *nm_arena_take_segment(struct nm_arena *a, enum nm_segment_kind kind);
+/* An empty segment goes to its arena's cache (or back to the OS). */
+void nm_arena_cache_segment(struct nm_segment *s);
+/* Give an owned segment with live blocks to its arena for adoption. */
+void nm_arena_abandon(struct nm_segment *s);
+/* Take one abandoned segment of arena `a`, or NULL. */
+struct nm_segment *nm_arena_take_abandoned(struct nm_arena *a);
+
+/* ---- the retention rule and the background purge ------------------------------ */
+
 
 static inline void nm_purge_signal(void)
 {
-    if (atomic_load_explicit(&nm_purge_clock.waiting, memory_order_relaxed)) return;
-    atomic_store(&nm_purge_clock.waiting, 1);
-    if (atomic_load(&nm_purge_clock.idle)) nm_os_futex_wake(&nm_purge_clock.waiting);
+    if (atomic_load_explicit(&nm_proc.purge.waiting, memory_order_relaxed)) return;
+    atomic_store(&nm_proc.purge.waiting, 1);
+    if (atomic_load(&nm_proc.purge.idle)) nm_os_futex_wake(&nm_proc.purge.waiting);
 }
 
 /* Whether the background thread purges (else the slow paths do). */
 static inline bool nm_purge_thread_running(void)
 {
-    return atomic_load_explicit(&nm_purge_clock.state, memory_order_relaxed) == 1;
+    return atomic_load_explicit(&nm_proc.purge.state, memory_order_relaxed) == 1;
 }
 
 static inline void nm_purge_safe_point(void)
 {
-    if (nm_likely(atomic_load_explicit(&nm_purge_clock.state, memory_order_relaxed) != 0) ||
-        !atomic_load_explicit(&nm_purge_clock.waiting, memory_order_relaxed))
+    if (nm_likely(atomic_load_explicit(&nm_proc.purge.state, memory_order_relaxed) != 0) ||
+        !atomic_load_explicit(&nm_proc.purge.waiting, memory_order_relaxed))
         return;
-    void (*start)(void) = atomic_load_explicit(&nm_purge_clock.start, memory_order_acquire);
+    void (*start)(void) = atomic_load_explicit(&nm_proc.purge.start, memory_order_acquire);
     if (start) start();
 }
 

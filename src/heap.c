@@ -35,7 +35,6 @@ __thread int64_t nm_tls_last_node_id __attribute__((tls_model("initial-exec"))) 
 __thread struct nm_user_slot nm_tls_user[NM_USER_SLOTS] __attribute__((tls_model("initial-exec")));
 __thread struct nm_heap *nm_tls_last_node_heap __attribute__((tls_model("initial-exec")));
 
-_Atomic(struct nm_heap *) nm_heap_list;
 
 static pthread_key_t heap_key;
 static void heap_thread_exit(void *arg);
@@ -50,8 +49,6 @@ static __thread bool tls_exit_armed __attribute__((tls_model("initial-exec")));
 /* NUMAMALLOC_POLICY and NUMAMALLOC_INTERLEAVE_ABOVE: arenas bound as they
  * say.  A policy that does not parse or that the machine cannot honour is
  * reported in one line and the default (node-local) is kept. */
-static struct nm_arena process_arena, interleave_arena;
-
 static void process_placement_init(void)
 {
     if (nm_opt.policy) {
@@ -66,8 +63,8 @@ static void process_placement_init(void)
             nm_line_str(&l, "\n");
             nm_line_write(&l, 2);
         } else if (p.mode != NM_POLICY_LOCAL) {
-            nm_arena_init_policy(&process_arena, &p, 0);
-            nm_process_arena = &process_arena;
+            nm_arena_init_policy(&nm_proc.policy_arena_storage, &p, 0);
+            nm_proc.policy_arena = &nm_proc.policy_arena_storage;
         }
     }
     if (nm_opt.interleave_above > 0 && nm_topo.node_count > 1) {
@@ -79,8 +76,8 @@ static void process_placement_init(void)
         p.mode = NM_POLICY_INTERLEAVE;
         for (int i = 0; i < nm_topo.node_count; i++)
             if (nm_topo.cpu_count[i] > 0) nm_nodeset_add(&p.nodes, nm_topo.node_id[nm_topo.home[i]]);
-        nm_arena_init_policy(&interleave_arena, &p, 0);
-        nm_interleave_arena = &interleave_arena;
+        nm_arena_init_policy(&nm_proc.interleave_arena_storage, &p, 0);
+        nm_proc.interleave_arena = &nm_proc.interleave_arena_storage;
     }
 }
 
@@ -163,7 +160,7 @@ static bool heap_try_claim(struct nm_heap *h)
  * its arena first; a new struct. */
 static struct nm_heap *heap_claim(struct nm_arena *arena)
 {
-    struct nm_heap *first = atomic_load_explicit(&nm_heap_list, memory_order_acquire);
+    struct nm_heap *first = atomic_load_explicit(&nm_proc.heaps, memory_order_acquire);
     for (struct nm_heap *h = first; h; h = h->all_next) {
         if (atomic_load_explicit(&h->arena, memory_order_relaxed) != arena || !heap_try_claim(h))
             continue;
@@ -188,10 +185,10 @@ static struct nm_heap *heap_claim(struct nm_arena *arena)
         h = nm_os_reserve(sizeof *h, NM_OS_PAGE, false);
         if (!h) return NULL;
         atomic_store_explicit(&h->claimed, true, memory_order_relaxed);
-        struct nm_heap *head = atomic_load_explicit(&nm_heap_list, memory_order_relaxed);
+        struct nm_heap *head = atomic_load_explicit(&nm_proc.heaps, memory_order_relaxed);
         do {
             h->all_next = head;
-        } while (!atomic_compare_exchange_weak_explicit(&nm_heap_list, &head, h,
+        } while (!atomic_compare_exchange_weak_explicit(&nm_proc.heaps, &head, h,
                                                         memory_order_release,
                                                         memory_order_relaxed));
     }
@@ -270,8 +267,8 @@ static void heap_collect(struct nm_heap *h, struct nm_page *pg)
 static bool segment_page_release(struct nm_segment *s, struct nm_page *pg, uint64_t now_ms)
 {
     size_t index = (size_t)(pg - s->pages);
-    atomic_fetch_sub_explicit(&nm_class_pages[pg->size_class], 1, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&nm_nodes[s->node].in_use, (size_t)1 << s->page_shift,
+    atomic_fetch_sub_explicit(&nm_proc.class_pages[pg->size_class], 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&nm_proc.nodes[s->node].in_use, (size_t)1 << s->page_shift,
                               memory_order_relaxed);
     pg->state = NM_PAGE_FREE;
     pg->free = NULL;
@@ -342,11 +339,11 @@ static struct nm_page *page_take(struct nm_heap *h, struct nm_segment *s, unsign
     if (atomic_fetch_and_explicit(&s->decommitted_pages, ~bit, memory_order_relaxed) & bit) {
         uint8_t *start; size_t len;
         nm_page_area(s, index, &start, &len);
-        atomic_fetch_sub_explicit(&nm_nodes[s->node].decommitted, len, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&nm_proc.nodes[s->node].decommitted, len, memory_order_relaxed);
     }
     nm_page_format(s, index, cls);
-    atomic_fetch_add_explicit(&nm_class_pages[cls], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&nm_nodes[s->node].in_use, (size_t)1 << s->page_shift,
+    atomic_fetch_add_explicit(&nm_proc.class_pages[cls], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&nm_proc.nodes[s->node].in_use, (size_t)1 << s->page_shift,
                               memory_order_relaxed);
     nm_heap_segment_reorder(h, s);
     nm_queue_push_page_front(h, pg);
@@ -641,7 +638,7 @@ static void heap_take_over(struct nm_heap *h)
 void nm_heap_after_fork(void)
 {
     uintptr_t self = nm_thread_self();
-    for (struct nm_heap *h = atomic_load_explicit(&nm_heap_list, memory_order_acquire); h;
+    for (struct nm_heap *h = atomic_load_explicit(&nm_proc.heaps, memory_order_acquire); h;
          h = h->all_next) {
         struct nm_arena *a = atomic_load_explicit(&h->arena, memory_order_acquire);
         /* Claimed by a thread that had not set it up yet at the fork: it
@@ -713,7 +710,7 @@ static struct nm_heap *heap_new(struct nm_arena *arena)
     nm_thread_name();
     struct nm_heap *h = heap_claim(arena);
     if (!h) { errno = ENOMEM; return NULL; }
-    atomic_fetch_add_explicit(&nm_counters.threads, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&nm_proc.counters.threads, 1, memory_order_relaxed);
     return h;
 }
 
@@ -722,13 +719,13 @@ struct nm_heap *nm_heap_get(void)
     struct nm_heap *h = nm_tls_heap;
     if (h != &nm_heap_empty) return h;
     nm_heap_init();
-    h = heap_new(nm_process_arena ? nm_process_arena : nm_local_arena(nm_topology_home_node()));
+    h = heap_new(nm_proc.policy_arena ? nm_proc.policy_arena : nm_local_arena(nm_topology_home_node()));
     if (!h) return NULL;
     nm_tls_heap = h;
     thread_exit_arm();
     /* A second thread: blocks may now be freed by threads other than their
      * owner, whose pages only a purge can give back if the owner idles. */
-    if (atomic_load_explicit(&nm_counters.threads, memory_order_relaxed) > 1) nm_purge_signal();
+    if (atomic_load_explicit(&nm_proc.counters.threads, memory_order_relaxed) > 1) nm_purge_signal();
     heap_safe_point(h);
     return h;
 }
@@ -761,8 +758,8 @@ void nm_heap_release_arena(struct nm_arena *a)
 {
     /* No purge may be at its heaps or segments when they go. */
     atomic_store(&a->releasing, true);
-    while (atomic_load(&nm_purge_clock.running) != 0) sched_yield();
-    for (struct nm_heap *h = atomic_load_explicit(&nm_heap_list, memory_order_acquire); h;
+    while (atomic_load(&nm_proc.purge.running) != 0) sched_yield();
+    for (struct nm_heap *h = atomic_load_explicit(&nm_proc.heaps, memory_order_acquire); h;
          h = h->all_next) {
         if (h->arena != a || !atomic_load_explicit(&h->claimed, memory_order_acquire)) continue;
         heap_reset(h, a);      /* its segments are about to go: forget them */
@@ -829,7 +826,7 @@ void nm_heap_populate(struct nm_heap *h)
                 (void)nm_os_populate(start, len);
                 if (s->decommitted_pages & (1ull << index)) {
                     s->decommitted_pages &= ~(1ull << index);
-                    atomic_fetch_sub_explicit(&nm_nodes[s->node].decommitted, len,
+                    atomic_fetch_sub_explicit(&nm_proc.nodes[s->node].decommitted, len,
                                               memory_order_relaxed);
                 }
             }
@@ -878,7 +875,7 @@ static void heap_release_remote_freed(struct nm_heap *h, uint64_t now_ms)
                 uint32_t count = 0;
                 for (struct nm_block *b = head; b && count <= used; b = b->next) count++;
                 if (count != used) continue;
-                atomic_fetch_add_explicit(&nm_counters.purge_collected, nm_page_collect(pg),
+                atomic_fetch_add_explicit(&nm_proc.counters.purge_collected, nm_page_collect(pg),
                                           memory_order_relaxed);
                 if (pg->used != 0) continue;   /* a double free raced in: leave it */
                 nm_queue_unlink(h, pg);
@@ -926,7 +923,7 @@ void nm_heap_purge_abandoned(struct nm_arena *a, uint64_t now_ms, bool force, bo
         for (size_t i = 0; i < s->page_count; i++) {
             struct nm_page *pg = &s->pages[i];
             if (pg->state == NM_PAGE_FREE) continue;
-            atomic_fetch_add_explicit(&nm_counters.purge_collected, nm_page_collect(pg),
+            atomic_fetch_add_explicit(&nm_proc.counters.purge_collected, nm_page_collect(pg),
                                       memory_order_relaxed);
             if (pg->used == 0) segment_page_release(s, pg, now_ms);
         }

@@ -123,8 +123,6 @@ struct nm_user_slot {
 extern __thread struct nm_user_slot nm_tls_user[NM_USER_SLOTS]
     __attribute__((tls_model("initial-exec")));
 
-/* Every heap struct ever made, for statistics. */
-extern _Atomic(struct nm_heap *) nm_heap_list;
 
 /* Start-up of this layer and all below it (options, topology, classes,
  * segments); idempotent and cheap after the first call. */
@@ -235,7 +233,7 @@ static inline void *nm_heap_alloc_in_class(struct nm_heap *h, unsigned cls)
  * when the segment belongs to one of the calling thread's heaps. */
 static inline void nm_heap_free(struct nm_segment *s, struct nm_page *pg, struct nm_block *b)
 {
-    b->freed = nm_free_mark;
+    b->freed = nm_proc.free_mark;
     if (nm_likely(atomic_load_explicit(&s->thread, memory_order_relaxed) == nm_thread_self())) {
         b->next = pg->free;
         pg->free = b;

@@ -76,7 +76,7 @@ static void slot_return(struct large_cache *c, int i, struct nm_segment *s)
 {
     struct nm_segment *empty = NULL;
     if (atomic_compare_exchange_strong(&c->slot[i], &empty, s)) return;
-    atomic_fetch_sub_explicit(&nm_nodes[s->node].cached, s->size, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&nm_proc.nodes[s->node].cached, s->size, memory_order_relaxed);
     span_unmap(s);
 }
 
@@ -121,7 +121,7 @@ static struct nm_segment *cache_take(int node, const struct span_layout *l)
     struct nm_segment *s = slot_claim(c, best, l);
     for (int i = 0; !s && i < NM_LARGE_CACHE_SLOTS; i++)
         if (slot_fits(c, i, l)) s = slot_claim(c, i, l);
-    if (s) atomic_fetch_sub_explicit(&nm_nodes[node].cached, s->size, memory_order_relaxed);
+    if (s) atomic_fetch_sub_explicit(&nm_proc.nodes[node].cached, s->size, memory_order_relaxed);
     return s;
 }
 
@@ -142,8 +142,8 @@ static void span_trim(struct nm_segment *s, size_t usable)
 
 static void span_unmap(struct nm_segment *s)
 {
-    atomic_fetch_add_explicit(&nm_counters.purges, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&nm_counters.purged_bytes, s->size, memory_order_relaxed);
+    atomic_fetch_add_explicit(&nm_proc.counters.purges, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&nm_proc.counters.purged_bytes, s->size, memory_order_relaxed);
     nm_segment_unmap_memory(s, s->size, s->node);
 }
 
@@ -186,8 +186,8 @@ static void span_settle(struct nm_segment *s)
             s->committed = 0;
         }
     } else if (index >= 0 && index != s->node) {
-        atomic_fetch_sub_explicit(&nm_nodes[s->node].mapped, s->size, memory_order_relaxed);
-        atomic_fetch_add_explicit(&nm_nodes[index].mapped, s->size, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&nm_proc.nodes[s->node].mapped, s->size, memory_order_relaxed);
+        atomic_fetch_add_explicit(&nm_proc.nodes[index].mapped, s->size, memory_order_relaxed);
         s->node = (uint16_t)index;
         s->arena = nm_first_touch_arena(index);
     }
@@ -209,7 +209,7 @@ static bool cache_put(struct nm_segment *s, uint64_t now_ms)
     size_t size = s->size, offset = s->block_offset, committed = s->committed;
     /* The cache limit holds for spans at once: a span that would take the
      * node past it goes back now rather than after the purge delay. */
-    if (atomic_load_explicit(&nm_nodes[node].cached, memory_order_relaxed) + size > nm_opt.cache_bytes)
+    if (atomic_load_explicit(&nm_proc.nodes[node].cached, memory_order_relaxed) + size > nm_opt.cache_bytes)
         return false;
     /* A span settled on another node waits in a cache that the threads of
      * this one do not look at: purge that cache here too, so its spans do
@@ -220,12 +220,12 @@ static bool cache_put(struct nm_segment *s, uint64_t now_ms)
     for (int i = 0; i < NM_LARGE_CACHE_SLOTS; i++) {
         struct nm_segment *empty = NULL;
         if (atomic_load_explicit(&c->slot[i], memory_order_relaxed)) continue;
-        atomic_fetch_add_explicit(&nm_nodes[node].cached, size, memory_order_relaxed);
+        atomic_fetch_add_explicit(&nm_proc.nodes[node].cached, size, memory_order_relaxed);
         atomic_store_explicit(&c->slot_size[i], size, memory_order_relaxed);
         atomic_store_explicit(&c->slot_offset[i], offset, memory_order_relaxed);
         atomic_store_explicit(&c->slot_committed[i], committed, memory_order_relaxed);
         if (atomic_compare_exchange_strong(&c->slot[i], &empty, s)) return true;
-        atomic_fetch_sub_explicit(&nm_nodes[node].cached, size, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&nm_proc.nodes[node].cached, size, memory_order_relaxed);
     }
     return false;
 }
@@ -241,10 +241,10 @@ bool nm_large_cache_purge(int node, uint64_t now_ms, bool force)
             waiting = true;   /* another thread has it */
             continue;
         }
-        bool over = atomic_load_explicit(&nm_nodes[node].cached, memory_order_relaxed) >
+        bool over = atomic_load_explicit(&nm_proc.nodes[node].cached, memory_order_relaxed) >
                     nm_opt.cache_bytes;
         if (nm_purge_due(s->cached_ms, now_ms, nm_opt.purge_delay_ms, force) || over) {
-            atomic_fetch_sub_explicit(&nm_nodes[node].cached, s->size, memory_order_relaxed);
+            atomic_fetch_sub_explicit(&nm_proc.nodes[node].cached, s->size, memory_order_relaxed);
             span_unmap(s);
         } else {
             waiting = true;
@@ -332,9 +332,9 @@ void *nm_large_alloc(size_t size, size_t alignment, struct nm_arena *a, bool zer
     s->block_size = l.usable;
     s->alignment = alignment;
     atomic_store_explicit(&s->large_state, NM_LARGE_LIVE, memory_order_relaxed);
-    atomic_fetch_add_explicit(&nm_nodes[node].in_use, l.usable, memory_order_relaxed);
-    atomic_fetch_add_explicit(&nm_nodes[node].large_blocks, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&nm_counters.large_allocs, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&nm_proc.nodes[node].in_use, l.usable, memory_order_relaxed);
+    atomic_fetch_add_explicit(&nm_proc.nodes[node].large_blocks, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&nm_proc.counters.large_allocs, 1, memory_order_relaxed);
 
     /* A large calloc never writes its block: memory that is not known to
      * be zero is given back, and reads as zero until the threads that use
@@ -360,9 +360,9 @@ bool nm_large_free(struct nm_segment *s)
                                  memory_order_acq_rel) != NM_LARGE_LIVE)
         return false;
     int node = s->node;
-    atomic_fetch_sub_explicit(&nm_nodes[node].in_use, s->block_size, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&nm_nodes[node].large_blocks, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&nm_counters.large_frees, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&nm_proc.nodes[node].in_use, s->block_size, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&nm_proc.nodes[node].large_blocks, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&nm_proc.counters.large_frees, 1, memory_order_relaxed);
     uint64_t now = nm_os_now_ms();
     if (owned) owned_release(s);
     else if (!cache_put(s, now)) span_unmap(s);
@@ -414,7 +414,7 @@ static struct nm_segment *carved_grow(struct nm_segment *s, size_t size)
 
 static void span_set_usable(struct nm_segment *s, size_t usable)
 {
-    atomic_fetch_add_explicit(&nm_nodes[s->node].in_use, usable - s->block_size,
+    atomic_fetch_add_explicit(&nm_proc.nodes[s->node].in_use, usable - s->block_size,
                               memory_order_relaxed);   /* wraps correctly when shrinking */
     s->block_size = usable;
 }
@@ -465,7 +465,7 @@ void *nm_large_resize(struct nm_segment *s, size_t size)
     }
     nm_map_add(s, l.size, NM_MAP_SPAN);
     s->size = l.size;
-    atomic_fetch_add_explicit(&nm_nodes[node].mapped, l.size - old_size, memory_order_relaxed);
+    atomic_fetch_add_explicit(&nm_proc.nodes[node].mapped, l.size - old_size, memory_order_relaxed);
     span_set_usable(s, l.usable);
     if (s->committed < l.usable) s->committed = l.usable;
     return nm_large_block(s);

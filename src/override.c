@@ -352,7 +352,7 @@ __attribute__((constructor)) static void numamalloc_start(void)
         nm_line_u64(&l, (uint64_t)nm_topo.node_count);
         nm_line_str(&l, nm_topo.node_count == 1 ? " node" : " nodes");
         nm_line_str(&l, nm_topo.fallback ? " (sysfs unreadable: single-node fallback)" : "");
-        nm_line_str(&l, nm_bind_segments ? ", segments bound to their node"
+        nm_line_str(&l, nm_proc.bind_segments ? ", segments bound to their node"
                                          : ", segments not bound (one node or process policy)");
         if (nm_topo.mems_limited) {
             const char *sep = ", cpuset allows the memory of nodes ";

@@ -55,11 +55,11 @@ bool nm_page_extend(struct nm_page *pg)
     for (uint32_t i = 1; i < count; i++) {
         struct nm_block *next = (struct nm_block *)(first + i * size);
         block->next = next;
-        block->freed = nm_free_mark;
+        block->freed = nm_proc.free_mark;
         block = next;
     }
     block->next = pg->free;
-    block->freed = nm_free_mark;
+    block->freed = nm_proc.free_mark;
     pg->free = (struct nm_block *)first;
     atomic_store_explicit(&pg->carved, (uint32_t)((capacity + count) * size), memory_order_relaxed);
     return true;

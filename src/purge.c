@@ -36,7 +36,7 @@
 #include "large.h"
 #include "options.h"
 
-/* A fork waits for the passes in progress (nm_purge_clock.running) and
+/* A fork waits for the passes in progress (nm_proc.purge.running) and
  * no new one starts meanwhile: no heap is held by a purge in the child. */
 static _Atomic bool fork_pending;
 
@@ -51,12 +51,12 @@ static void purge_arena(struct nm_arena *a, uint64_t now_ms, bool force, bool *w
 bool nm_purge_pass(uint64_t now_ms, bool force)
 {
     bool waiting = false;
-    atomic_fetch_add(&nm_purge_clock.running, 1);
+    atomic_fetch_add(&nm_proc.purge.running, 1);
     if (atomic_load(&fork_pending)) {
-        atomic_fetch_sub(&nm_purge_clock.running, 1);
+        atomic_fetch_sub(&nm_proc.purge.running, 1);
         return true;
     }
-    for (struct nm_heap *h = atomic_load_explicit(&nm_heap_list, memory_order_acquire); h;
+    for (struct nm_heap *h = atomic_load_explicit(&nm_proc.heaps, memory_order_acquire); h;
          h = h->all_next) {
         nm_heap_purge(h, now_ms, force, &waiting);
         struct nm_arena *a = atomic_load_explicit(&h->arena, memory_order_acquire);
@@ -69,9 +69,9 @@ bool nm_purge_pass(uint64_t now_ms, bool force)
         purge_arena(nm_first_touch_arena(node), now_ms, force, &waiting);
         if (nm_large_cache_purge(node, now_ms, force)) waiting = true;
     }
-    if (nm_process_arena) purge_arena(nm_process_arena, now_ms, force, &waiting);
-    if (nm_interleave_arena) purge_arena(nm_interleave_arena, now_ms, force, &waiting);
-    atomic_fetch_sub(&nm_purge_clock.running, 1);
+    if (nm_proc.policy_arena) purge_arena(nm_proc.policy_arena, now_ms, force, &waiting);
+    if (nm_proc.interleave_arena) purge_arena(nm_proc.interleave_arena, now_ms, force, &waiting);
+    atomic_fetch_sub(&nm_proc.purge.running, 1);
     return waiting;
 }
 
@@ -89,17 +89,17 @@ static void *purge_thread(void *arg)
     (void)prctl(PR_SET_NAME, "numamalloc-purge", 0, 0, 0);
     for (;;) {
         /* Taken before the pass: what signals after it comes round again. */
-        atomic_store(&nm_purge_clock.waiting, 0);
+        atomic_store(&nm_proc.purge.waiting, 0);
         if (nm_purge_pass(nm_os_now_ms(), false)) {
-            nm_os_futex_wait(&nm_purge_clock.idle, 0, tick_ms());   /* a plain sleep */
+            nm_os_futex_wait(&nm_proc.purge.idle, 0, tick_ms());   /* a plain sleep */
             continue;
         }
         /* Nothing waits: sleep until something does (nm_purge_signal). */
-        atomic_store(&nm_purge_clock.idle, 1);
-        if (!atomic_load(&nm_purge_clock.waiting)) nm_os_futex_wait(&nm_purge_clock.waiting, 0, 0);
-        atomic_store(&nm_purge_clock.idle, 0);
+        atomic_store(&nm_proc.purge.idle, 1);
+        if (!atomic_load(&nm_proc.purge.waiting)) nm_os_futex_wait(&nm_proc.purge.waiting, 0, 0);
+        atomic_store(&nm_proc.purge.idle, 0);
         /* Let memory that just began to wait age a little first. */
-        nm_os_futex_wait(&nm_purge_clock.idle, 0, tick_ms());
+        nm_os_futex_wait(&nm_proc.purge.idle, 0, tick_ms());
     }
     return NULL;
 }
@@ -107,7 +107,7 @@ static void *purge_thread(void *arg)
 static void purge_start(void)
 {
     int expected = 0;
-    if (!atomic_compare_exchange_strong(&nm_purge_clock.state, &expected, 1)) return;
+    if (!atomic_compare_exchange_strong(&nm_proc.purge.state, &expected, 1)) return;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -118,16 +118,16 @@ static void purge_start(void)
                    pthread_create(&thread, &attr, purge_thread, NULL) == 0;
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (!started) atomic_store(&nm_purge_clock.state, 2);
+    if (!started) atomic_store(&nm_proc.purge.state, 2);
 }
 
 void nm_purge_init(void)
 {
     if (!nm_opt.purge_thread || nm_opt.purge_delay_ms == 0) {
-        atomic_store(&nm_purge_clock.state, 2);
+        atomic_store(&nm_proc.purge.state, 2);
         return;
     }
-    atomic_store_explicit(&nm_purge_clock.start, purge_start, memory_order_release);
+    atomic_store_explicit(&nm_proc.purge.start, purge_start, memory_order_release);
 }
 
 /* ---- fork ------------------------------------------------------------------------- */
@@ -135,7 +135,7 @@ void nm_purge_init(void)
 void nm_purge_before_fork(void)
 {
     atomic_store(&fork_pending, true);
-    while (atomic_load(&nm_purge_clock.running) != 0) sched_yield();
+    while (atomic_load(&nm_proc.purge.running) != 0) sched_yield();
 }
 
 void nm_purge_after_fork_parent(void)
@@ -146,7 +146,7 @@ void nm_purge_after_fork_parent(void)
 void nm_purge_after_fork_child(void)
 {
     atomic_store(&fork_pending, false);
-    atomic_store(&nm_purge_clock.idle, 0);
-    atomic_store(&nm_purge_clock.running, 0);
-    if (atomic_load(&nm_purge_clock.state) == 1) atomic_store(&nm_purge_clock.state, 0);
+    atomic_store(&nm_proc.purge.idle, 0);
+    atomic_store(&nm_proc.purge.running, 0);
+    if (atomic_load(&nm_proc.purge.state) == 1) atomic_store(&nm_proc.purge.state, 0);
 }

@@ -24,16 +24,13 @@
 
 #include "options.h"
 
-uintptr_t nm_cookie_key;
-uintptr_t nm_free_mark;
 _Atomic uint8_t nm_segment_map[NM_MAP_UNITS];
 __thread uintptr_t nm_tls_thread_id __attribute__((tls_model("initial-exec"))) = NM_THREAD_UNNAMED;
-static _Atomic uintptr_t next_thread_id = NM_THREAD_UNNAMED + 1;
 
 void nm_thread_name(void)
 {
     if (nm_tls_thread_id == NM_THREAD_UNNAMED)
-        nm_tls_thread_id = atomic_fetch_add_explicit(&next_thread_id, 1, memory_order_relaxed);
+        nm_tls_thread_id = atomic_fetch_add_explicit(&nm_proc.next_thread_id, 1, memory_order_relaxed);
 }
 
 /* ---- start-up ---------------------------------------------------------------- */
@@ -44,8 +41,8 @@ void nm_segment_init(void)
     const uint64_t *random = (const uint64_t *)getauxval(AT_RANDOM);
     uint64_t key = random ? random[0] ^ (random[1] << 1) : 0;
     if (key == 0) key = (uintptr_t)&key ^ 0x5bd1e9955bd1e995ull;
-    nm_cookie_key = (uintptr_t)key | 1;
-    nm_free_mark = (nm_cookie_key * 0xff51afd7ed558ccdull) | 1;
+    nm_proc.cookie_key = (uintptr_t)key | 1;
+    nm_proc.free_mark = (nm_proc.cookie_key * 0xff51afd7ed558ccdull) | 1;
 }
 
 /* ---- the segment map ------------------------------------------------------------ */
@@ -192,7 +189,7 @@ void *nm_segment_map_memory(size_t size, size_t align, struct nm_arena *a, bool 
     if (!chunk) nm_os_name_range(p, size, "numamalloc");
     ((struct nm_segment *)p)->chunk = chunk;
     nm_map_add(p, size, kind);
-    atomic_fetch_add_explicit(&nm_nodes[a->node].mapped, size, memory_order_relaxed);
+    atomic_fetch_add_explicit(&nm_proc.nodes[a->node].mapped, size, memory_order_relaxed);
     if (a->owned) {
         _Atomic(struct nm_segment *) *list = kind != NM_MAP_SPAN ? &a->members : &a->spans;
         struct nm_segment *s = p, *head = atomic_load_explicit(list, memory_order_relaxed);
@@ -214,7 +211,7 @@ void nm_segment_unmap_memory(void *start, size_t size, int node)
     struct nm_chunk *chunk = s->chunk;
     bool thp = s->thp;
     nm_map_remove(start, size);
-    atomic_fetch_sub_explicit(&nm_nodes[node].mapped, size, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&nm_proc.nodes[node].mapped, size, memory_order_relaxed);
     if (!chunk) {
         nm_os_release(start, size);
         return;
@@ -298,13 +295,13 @@ size_t nm_segment_purge_finish(struct nm_segment *s, uint64_t claimed)
         if (run && nm_os_decommit(run, run_len) == 0) {
             done |= run_bits;
             given += run_len;
-            atomic_fetch_add_explicit(&nm_counters.purges, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&nm_proc.counters.purges, 1, memory_order_relaxed);
         }
         run = NULL;
         run_bits = 0;
     }
-    atomic_fetch_add_explicit(&nm_nodes[s->node].decommitted, given, memory_order_relaxed);
-    atomic_fetch_add_explicit(&nm_counters.purged_bytes, given, memory_order_relaxed);
+    atomic_fetch_add_explicit(&nm_proc.nodes[s->node].decommitted, given, memory_order_relaxed);
+    atomic_fetch_add_explicit(&nm_proc.counters.purged_bytes, given, memory_order_relaxed);
     /* decommitted first: whoever takes the page next sees it. */
     atomic_fetch_or_explicit(&s->decommitted_pages, done, memory_order_relaxed);
     atomic_fetch_or_explicit(&s->free_pages, claimed, memory_order_release);

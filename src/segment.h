@@ -63,7 +63,7 @@ _Static_assert(NM_SEGMENT_SHIFT == NM_UNIT_SHIFT, "segments and spans are carved
 struct nm_heap;
 struct nm_arena;
 
-/* A free block.  `freed` holds nm_free_mark (a random per-process value)
+/* A free block.  `freed` holds nm_proc.free_mark (a random per-process value)
  * while the block is free and 0 once it is handed out: free() of a block
  * that carries the mark is a double free.  Blocks are at least 16 bytes, so
  * both words fit. */
@@ -164,17 +164,9 @@ static inline uintptr_t nm_thread_self(void) { return nm_tls_thread_id; }
 /* Give the calling thread its number, once. */
 void nm_thread_name(void);
 
-/* ---- process-wide secrets and settings (set by nm_segment_init) ----------- */
-
-/* Hidden: the free fast path loads them directly, not through the GOT. */
-extern uintptr_t nm_cookie_key __attribute__((visibility("hidden")));  /* random per process */
-extern uintptr_t nm_free_mark __attribute__((visibility("hidden")));   /* marks free blocks
-                                                                          (derived from the key) */
-extern bool nm_bind_segments;       /* false when the process has its own policy */
-
 static inline uintptr_t nm_segment_cookie(const struct nm_segment *s)
 {
-    return ((uintptr_t)s * 0x9E3779B97F4A7C15ull) ^ nm_cookie_key;
+    return ((uintptr_t)s * 0x9E3779B97F4A7C15ull) ^ nm_proc.cookie_key;
 }
 
 /* ---- the segment map ------------------------------------------------------ */

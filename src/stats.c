@@ -26,7 +26,7 @@ nm_export void nm_stats_get(struct nm_stats *out)
     out->node_count = nm_topo.node_count < NM_STATS_MAX_NODES ? nm_topo.node_count
                                                               : NM_STATS_MAX_NODES;
     for (int i = 0; i < out->node_count; i++) {
-        struct nm_node_state *ns = &nm_nodes[i];
+        struct nm_node_state *ns = &nm_proc.nodes[i];
         struct nm_node_stats *n = &out->node[i];
         uint64_t decommitted = load(&ns->decommitted);
         n->node = nm_topo.node_id[i];
@@ -42,23 +42,23 @@ nm_export void nm_stats_get(struct nm_stats *out)
                                                              : NM_STATS_MAX_CLASSES;
     for (int c = 0; c < out->class_count; c++) {
         out->size_class[c].block_size = nm_class_size[c];
-        out->size_class[c].pages = load(&nm_class_pages[c]);
+        out->size_class[c].pages = load(&nm_proc.class_pages[c]);
     }
-    for (struct nm_heap *h = atomic_load_explicit(&nm_heap_list, memory_order_acquire); h;
+    for (struct nm_heap *h = atomic_load_explicit(&nm_proc.heaps, memory_order_acquire); h;
          h = h->all_next) {
         for (int c = 0; c < out->class_count; c++) {
             out->size_class[c].allocs += load(&h->allocs[c]);
         }
         out->remote_frees += load(&h->remote_frees);
     }
-    out->remote_frees += load(&nm_counters.purge_collected);
-    out->large_allocs = load(&nm_counters.large_allocs);
-    out->large_frees = load(&nm_counters.large_frees);
-    out->purges = load(&nm_counters.purges);
-    out->purged_bytes = load(&nm_counters.purged_bytes);
-    out->threads = load(&nm_counters.threads);
-    out->abandoned = load(&nm_counters.abandoned);
-    out->reclaimed = load(&nm_counters.reclaimed);
+    out->remote_frees += load(&nm_proc.counters.purge_collected);
+    out->large_allocs = load(&nm_proc.counters.large_allocs);
+    out->large_frees = load(&nm_proc.counters.large_frees);
+    out->purges = load(&nm_proc.counters.purges);
+    out->purged_bytes = load(&nm_proc.counters.purged_bytes);
+    out->threads = load(&nm_proc.counters.threads);
+    out->abandoned = load(&nm_proc.counters.abandoned);
+    out->reclaimed = load(&nm_proc.counters.reclaimed);
 }
 
 /* ---- printing --------------------------------------------------------------------------- */
