@@ -115,6 +115,7 @@ nm_noinline void *nm_alloc_slow(size_t size, bool zero)
     int saved = errno;
     void *p = nm_large_alloc(size, 0, large_arena(size), zero);
     nm_heap_tick();
+    nm_purge_safe_point();
     if (p) errno = saved;
     return p;
 }

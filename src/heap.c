@@ -237,8 +237,10 @@ static void heap_purge_unlock(struct nm_heap *h)
     atomic_store_explicit(&h->lock, 0, memory_order_release);
 }
 
-/* Out of every change of the heap (lock not held by its owner): the
- * background purge may be started here (purge.c), which allocates. */
+/* Out of every change of the heap (lock not held by its owner), on an
+ * allocation path: the background purge may be started here (purge.c),
+ * which allocates.  Never on a free path: glibc frees memory while holding
+ * locks that pthread_create takes (tests/preload/purge_start.c). */
 static inline void heap_safe_point(struct nm_heap *h)
 {
     if (atomic_load_explicit(&h->lock, memory_order_relaxed) == 0) nm_purge_safe_point();
@@ -649,7 +651,10 @@ void nm_heap_after_fork(void)
         if (h->thread == self) continue;
         /* A heap its thread was changing at the fork cannot be walked: it
          * stays claimed, and its memory is lost to the child, not corrupted. */
-        if (atomic_load_explicit(&h->lock, memory_order_acquire) != 0) continue;
+        if (atomic_load_explicit(&h->lock, memory_order_acquire) != 0) {
+            h->lost = true;   /* purges leave it alone too */
+            continue;
+        }
         heap_abandon(h);
         heap_unclaim(h);
     }
@@ -754,17 +759,27 @@ struct nm_heap *nm_heap_for_user(struct nm_arena *a, uint64_t id)
     return h;
 }
 
+/* Wait for the purge passes in progress (nm_trim's, the thread's). */
+static void purge_passes_wait(void)
+{
+    while (atomic_load(&nm_proc.purge.running) != 0) sched_yield();
+}
+
 void nm_heap_release_arena(struct nm_arena *a)
 {
-    /* No purge may be at its heaps or segments when they go. */
+    /* No purge may be at its heaps or segments when they go: a pass that
+     * starts after `releasing` is set leaves them alone, and the passes
+     * under way are waited for, twice: a pass that read one of the heaps'
+     * arena before the heaps were reset may still look at the arena. */
     atomic_store(&a->releasing, true);
-    while (atomic_load(&nm_proc.purge.running) != 0) sched_yield();
+    purge_passes_wait();
     for (struct nm_heap *h = atomic_load_explicit(&nm_proc.heaps, memory_order_acquire); h;
          h = h->all_next) {
         if (h->arena != a || !atomic_load_explicit(&h->claimed, memory_order_acquire)) continue;
         heap_reset(h, a);      /* its segments are about to go: forget them */
         heap_unclaim(h);
     }
+    purge_passes_wait();
     nm_arena_release(a);
 }
 
@@ -809,7 +824,6 @@ void nm_heap_tick(void)
         heap_maintenance(h, now);
         heap_leave(h);
     }
-    heap_safe_point(h);
 }
 
 void nm_heap_populate(struct nm_heap *h)
@@ -859,8 +873,9 @@ void nm_heap_trim(void)
  * list is counted first and taken only when it holds every block in use
  * (the owner's count is read with acquire: its last local free is on the
  * free list by then). */
-static void heap_release_remote_freed(struct nm_heap *h, uint64_t now_ms)
+static struct nm_segment *heap_release_remote_freed(struct nm_heap *h, uint64_t now_ms)
 {
+    struct nm_segment *emptied = NULL;
     for (int kind = 0; kind < 2; kind++) {
         for (struct nm_segment *s = h->segments[kind], *next; s; s = next) {
             next = s->heap_next;
@@ -879,16 +894,25 @@ static void heap_release_remote_freed(struct nm_heap *h, uint64_t now_ms)
                                           memory_order_relaxed);
                 if (pg->used != 0) continue;   /* a double free raced in: leave it */
                 nm_queue_unlink(h, pg);
-                if (page_release(h, s, pg, now_ms)) break;
+                segment_page_release(s, pg, now_ms);
+                if (segment_empty(s)) {
+                    /* To the cache after the heap's lock is let go. */
+                    nm_heap_segment_unlink(h, s);
+                    s->stack_next = emptied;
+                    emptied = s;
+                    break;
+                }
+                nm_heap_segment_reorder(h, s);
             }
         }
     }
+    return emptied;
 }
 
 void nm_heap_purge(struct nm_heap *h, uint64_t now_ms, bool force, bool *waiting)
 {
     struct nm_arena *a = atomic_load_explicit(&h->arena, memory_order_acquire);
-    if (!a || atomic_load_explicit(&a->releasing, memory_order_acquire)) return;
+    if (!a || h->lost || atomic_load(&a->releasing)) return;
     if (nm_heap_parked(h)) {
         if (!nm_purge_due(h->parked_ms, now_ms, nm_opt.purge_delay_ms, force)) {
             *waiting = true;
@@ -903,16 +927,21 @@ void nm_heap_purge(struct nm_heap *h, uint64_t now_ms, bool force, bool *waiting
         *waiting = true;
         return;
     }
-    heap_release_remote_freed(h, now_ms);
+    struct nm_segment *emptied = heap_release_remote_freed(h, now_ms);
     struct purge_batch b;
     heap_purge_claim(h, now_ms, force, &b, waiting);
     heap_purge_unlock(h);
+    /* No system call under the lock: the cache may unmap (nm_trim). */
+    for (struct nm_segment *s = emptied, *next; s; s = next) {
+        next = s->stack_next;
+        nm_arena_cache_segment(s);
+    }
     purge_batch_finish(&b);
 }
 
 void nm_heap_purge_abandoned(struct nm_arena *a, uint64_t now_ms, bool force, bool *waiting)
 {
-    if (atomic_load_explicit(&a->releasing, memory_order_acquire)) return;
+    if (atomic_load(&a->releasing)) return;
     struct nm_segment *all = nm_stack_take_all(&a->abandoned);
     if (!all && atomic_load_explicit(&a->abandoned.count, memory_order_relaxed) > 0)
         *waiting = true;   /* another thread is at it */
@@ -1017,22 +1046,38 @@ void *nm_heap_alloc_generic(struct nm_heap *h, size_t size)
     return nm_heap_alloc_class(h, nm_size_class(size));
 }
 
+/* The page `pg` of the calling thread's heap `h` may be released (used
+ * == 0): a purge never takes such a page (it has no remote block), so it
+ * is still where the free left it.  A program that releases pages may have
+ * memory to give back: maintenance may run here too, not only when
+ * allocating.  A free keeps errno. */
+static void heap_page_emptied(struct nm_heap *h, struct nm_page *pg)
+{
+    if (pg->used == 0 && page_retire(h, pg)) {
+        uint64_t now = nm_os_now_ms();
+        if (now >= h->next_maintenance_ms) heap_maintenance(h, now);
+    }
+}
+
 void nm_heap_page_freed(struct nm_heap *h, struct nm_page *pg)
 {
+    int saved = errno;
     heap_enter(h);
-    /* A purge may have released the page since the free made it empty
-     * (heap_release_remote_freed): nothing left to do then. */
-    if (pg->state == NM_PAGE_FREE) {
-        heap_leave(h);
-        return;
-    }
-    if (pg->state == NM_PAGE_FULL) {
-        nm_queue_remove(&h->full, pg);
-        nm_queue_push_page_back(h, pg);
-    }
-    /* A program that releases pages may have memory to give back: look at
-     * the clock here too, not only when allocating. */
-    if (pg->used == 0 && page_retire(h, pg)) nm_heap_tick();
+    heap_page_emptied(h, pg);
     heap_leave(h);
-    heap_safe_point(h);
+    errno = saved;
+}
+
+void nm_heap_free_to_full(struct nm_heap *h, struct nm_page *pg, struct nm_block *b)
+{
+    int saved = errno;
+    heap_enter(h);
+    b->next = pg->free;
+    pg->free = b;
+    __atomic_store_n(&pg->used, pg->used - 1, __ATOMIC_RELEASE);
+    nm_queue_remove(&h->full, pg);
+    nm_queue_push_page_back(h, pg);
+    heap_page_emptied(h, pg);
+    heap_leave(h);
+    errno = saved;
 }

@@ -66,14 +66,17 @@ struct nm_heap {
      * the owner, that many calls deep (allocation slow path, page releases,
      * maintenance, abandoning); NM_HEAP_PURGING a purge of another thread
      * (nm_heap_purge).  The owner waits for a purge, which holds it for a
-     * few list operations and never across a system call; a purge never
-     * waits for the owner: it tries, and comes back later.  The fast paths
+     * few list operations and never across a system call (what it gives
+     * back, it gives back after); a purge never waits for the owner: it
+     * tries, and comes back later.  The fast paths
      * take no lock: a purge only touches pages they cannot reach (free
      * pages, and pages other than the first of their class whose every
      * block was freed by other threads).  A fork child leaves alone the heap
      * of a thread that held it (heap.c). */
     _Atomic uint32_t lock;
     _Atomic bool claimed;                      /* in use by a thread */
+    bool lost;                                 /* fork child: its thread was changing it
+                                                  at the fork; it stays as it is */
     _Atomic uint64_t active_ms;                /* the owner's last slow path */
     uint64_t parked_ms;                        /* when its thread exited (parked heaps) */
     struct nm_heap *all_next;                  /* every heap ever made (never freed) */
@@ -142,8 +145,10 @@ static inline bool nm_heap_node_changed(const struct nm_heap *h)
 {
     return *h->node_word != h->node_seen;
 }
-/* The free path's slow part: the page became empty or was full. */
+/* The free path's slow parts: page `pg` (not first in its queue) became
+ * empty; block `b` is freed into page `pg`, which is full. */
 void nm_heap_page_freed(struct nm_heap *h, struct nm_page *pg);
+void nm_heap_free_to_full(struct nm_heap *h, struct nm_page *pg, struct nm_block *b);
 /* Free from a thread that does not own the segment. */
 void nm_heap_free_remote(struct nm_segment *s, struct nm_page *pg, struct nm_block *b);
 
@@ -235,22 +240,28 @@ static inline void nm_heap_free(struct nm_segment *s, struct nm_page *pg, struct
 {
     b->freed = nm_proc.free_mark;
     if (nm_likely(atomic_load_explicit(&s->thread, memory_order_relaxed) == nm_thread_self())) {
+        struct nm_heap *h = atomic_load_explicit(&s->heap, memory_order_relaxed);
+        /* A full page goes back to its queue: under the heap's lock, before
+         * the count changes (once it does, a purge may release the page
+         * when every other block of it was freed by other threads). */
+        if (nm_unlikely(pg->state == NM_PAGE_FULL)) {
+            nm_heap_free_to_full(h, pg, b);
+            return;
+        }
+        /* Read before the count changes, for the same reason: not first in
+         * its queue (prev != NULL).  The first page of a class stays when
+         * it empties (a malloc/free loop must not cycle pages; maintenance
+         * releases it if it idles). */
+        bool not_first = pg->prev != NULL;
         b->next = pg->free;
         pg->free = b;
         /* Released: a purge that reads the new count sees the block on the
          * free list (nm_heap_purge). */
         uint32_t used = pg->used - 1;
         __atomic_store_n(&pg->used, used, __ATOMIC_RELEASE);
-        /* The slow part: a page that was full, or that is now empty and not
-         * the one its class allocates from, i.e. not first in its queue
-         * (prev != NULL; that one stays: a malloc/free loop must not cycle
-         * pages; maintenance releases it if it idles). */
-        if (used == 0) {
-            if (nm_unlikely(pg->prev != NULL || pg->state == NM_PAGE_FULL))
-                nm_heap_page_freed(atomic_load_explicit(&s->heap, memory_order_relaxed), pg);
-        } else if (nm_unlikely(pg->state == NM_PAGE_FULL)) {
-            nm_heap_page_freed(atomic_load_explicit(&s->heap, memory_order_relaxed), pg);
-        }
+        /* Empty now (a purge never takes a page with no remote blocks): give
+         * it back to its segment. */
+        if (nm_unlikely(used == 0 && not_first)) nm_heap_page_freed(h, pg);
     } else {
         nm_heap_free_remote(s, pg, b);
     }

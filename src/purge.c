@@ -27,6 +27,7 @@
 #define _GNU_SOURCE
 #include "purge.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -60,7 +61,7 @@ bool nm_purge_pass(uint64_t now_ms, bool force)
          h = h->all_next) {
         nm_heap_purge(h, now_ms, force, &waiting);
         struct nm_arena *a = atomic_load_explicit(&h->arena, memory_order_acquire);
-        if (a && a->owned && !atomic_load_explicit(&a->releasing, memory_order_acquire))
+        if (a && a->owned && !atomic_load(&a->releasing))
             purge_arena(a, now_ms, force, &waiting);
     }
     for (int node = 0; node < nm_topo.node_count; node++) {
@@ -104,10 +105,16 @@ static void *purge_thread(void *arg)
     return NULL;
 }
 
+/* The thread's stack: given explicitly, so that pthread_create does not
+ * read glibc's default attributes, whose lock may be held by the caller of
+ * the malloc that starts us (pthread_getattr_default_np allocates under it). */
+#define NM_PURGE_STACK (8 * NM_MiB)
+
 static void purge_start(void)
 {
     int expected = 0;
     if (!atomic_compare_exchange_strong(&nm_proc.purge.state, &expected, 1)) return;
+    int saved = errno;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -115,10 +122,12 @@ static void purge_start(void)
     pthread_t thread;
     bool started = pthread_attr_init(&attr) == 0 &&
                    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
+                   pthread_attr_setstacksize(&attr, NM_PURGE_STACK) == 0 &&
                    pthread_create(&thread, &attr, purge_thread, NULL) == 0;
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (!started) atomic_store(&nm_proc.purge.state, 2);
+    errno = saved;
 }
 
 void nm_purge_init(void)
@@ -147,6 +156,8 @@ void nm_purge_after_fork_child(void)
 {
     atomic_store(&fork_pending, false);
     atomic_store(&nm_proc.purge.idle, 0);
+    /* The heaps of the threads that are gone wait for a purge here. */
+    atomic_store(&nm_proc.purge.waiting, 1);
     atomic_store(&nm_proc.purge.running, 0);
     if (atomic_load(&nm_proc.purge.state) == 1) atomic_store(&nm_proc.purge.state, 0);
 }
