@@ -123,6 +123,10 @@ struct nm_global_counters {
  *             start: the heaps then purge on their own slow paths)
  *   running   passes over other threads' heaps in progress (the thread's,
  *             nm_trim's): an owned arena's release waits for them
+ *   threads   the program's threads with a heap and an armed exit
+ *             destructor (heap.c): when the last one exits, `quit` is set
+ *             and the purge thread ends, so that a process whose threads
+ *             all call pthread_exit ends too, as it would without us
  *   start     set by purge.c once the process is up; called only at safe
  *             points (no heap lock held: creating a thread allocates). */
 struct nm_purge_clock {
@@ -130,6 +134,8 @@ struct nm_purge_clock {
     _Atomic uint32_t idle;
     _Atomic int state;
     _Atomic uint32_t running;        /* purge passes in progress (any thread) */
+    _Atomic uint32_t threads;
+    _Atomic uint32_t quit;           /* futex word: the thread is to end */
     void (*_Atomic start)(void);
 };
 

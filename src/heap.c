@@ -640,6 +640,7 @@ static void heap_take_over(struct nm_heap *h)
 void nm_heap_after_fork(void)
 {
     uintptr_t self = nm_thread_self();
+    atomic_store(&nm_proc.purge.threads, tls_exit_armed ? 1 : 0);
     for (struct nm_heap *h = atomic_load_explicit(&nm_proc.heaps, memory_order_acquire); h;
          h = h->all_next) {
         struct nm_arena *a = atomic_load_explicit(&h->arena, memory_order_acquire);
@@ -693,6 +694,13 @@ static void heap_thread_exit(void *arg)
     /* glibc cleared our value before calling us: a later destructor that
      * allocates sets up a heap and arms us again for another round. */
     tls_exit_armed = false;
+    /* The last of the program's threads: the purge thread must not keep
+     * the process alive (a program may end with pthread_exit everywhere). */
+    if (atomic_fetch_sub(&nm_proc.purge.threads, 1) == 1) {
+        atomic_store(&nm_proc.purge.quit, 1);
+        nm_os_futex_wake(&nm_proc.purge.quit);
+        nm_os_futex_wake(&nm_proc.purge.waiting);
+    }
 }
 
 /* Arm the thread-exit destructor, once per thread, after the new heap is
@@ -704,8 +712,11 @@ static void thread_exit_arm(void)
 {
     if (tls_exit_armed) return;
     tls_exit_armed = true;   /* before the call: its calloc comes back here */
-    if (pthread_setspecific(heap_key, &nm_heap_empty) != 0)   /* any non-NULL value */
+    atomic_fetch_add(&nm_proc.purge.threads, 1);
+    if (pthread_setspecific(heap_key, &nm_heap_empty) != 0) {   /* any non-NULL value */
         tls_exit_armed = false;   /* try again with the thread's next heap */
+        atomic_fetch_sub(&nm_proc.purge.threads, 1);
+    }
 }
 
 /* A new heap of the calling thread, from `arena`. */

@@ -7,7 +7,9 @@
  * between phases).
  *
  * The thread starts the first time memory waits for a purge, at a safe
- * point of the allocation slow path (creating a thread allocates).  It
+ * point of the allocation slow path (creating a thread allocates), and
+ * ends when the program's last thread with a heap exits (heap.c), so that
+ * it never keeps a process alive.  It
  * sleeps on a futex while nothing waits, so an idle process with nothing
  * to give back costs no wake-ups; while memory waits it makes a pass every
  * quarter of the purge delay (at least 10 ms).  It blocks every signal,
@@ -89,19 +91,27 @@ static void *purge_thread(void *arg)
     (void)arg;
     (void)prctl(PR_SET_NAME, "numamalloc-purge", 0, 0, 0);
     for (;;) {
+        /* The program's last thread has exited: end, so that the process
+         * does (a later allocation starts a new purge thread). */
+        if (atomic_load(&nm_proc.purge.quit) && atomic_load(&nm_proc.purge.threads) == 0) break;
+        atomic_store(&nm_proc.purge.quit, 0);
         /* Taken before the pass: what signals after it comes round again. */
         atomic_store(&nm_proc.purge.waiting, 0);
         if (nm_purge_pass(nm_os_now_ms(), false)) {
-            nm_os_futex_wait(&nm_proc.purge.idle, 0, tick_ms());   /* a plain sleep */
+            nm_os_futex_wait(&nm_proc.purge.quit, 0, tick_ms());   /* a sleep, or quit */
             continue;
         }
-        /* Nothing waits: sleep until something does (nm_purge_signal). */
+        /* Nothing waits: sleep until something does (nm_purge_signal), or
+         * the last thread exits. */
         atomic_store(&nm_proc.purge.idle, 1);
-        if (!atomic_load(&nm_proc.purge.waiting)) nm_os_futex_wait(&nm_proc.purge.waiting, 0, 0);
+        if (!atomic_load(&nm_proc.purge.waiting) && !atomic_load(&nm_proc.purge.quit))
+            nm_os_futex_wait(&nm_proc.purge.waiting, 0, 0);
         atomic_store(&nm_proc.purge.idle, 0);
         /* Let memory that just began to wait age a little first. */
-        nm_os_futex_wait(&nm_proc.purge.idle, 0, tick_ms());
+        nm_os_futex_wait(&nm_proc.purge.quit, 0, tick_ms());
     }
+    atomic_store(&nm_proc.purge.quit, 0);
+    atomic_store(&nm_proc.purge.state, 0);
     return NULL;
 }
 
