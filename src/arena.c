@@ -304,3 +304,31 @@ bool nm_arena_cache_purge(struct nm_arena *a, uint64_t now_ms, bool force)
     nm_chunk_sweep(&a->chunks);
     return waiting;
 }
+
+/* ---- the background purge's start, and purging without it -------------------------------- */
+
+void nm_purge_at_safe_point(void)
+{
+    struct nm_purge_clock *c = &nm_proc.purge;
+    uint64_t now = nm_os_now_ms();
+    void (*start)(void) = atomic_load_explicit(&c->start, memory_order_acquire);
+    if (start && atomic_load(&c->state) == 0) {
+        /* A second thread of the program: the program's own with a heap,
+         * or any (threads that never allocate have none), looked at in
+         * /proc at most once per purge delay. */
+        bool several = atomic_load(&c->threads) >= 2;
+        if (!several && now >= atomic_load_explicit(&c->next_count_ms, memory_order_relaxed)) {
+            atomic_store_explicit(&c->next_count_ms, now + nm_opt.purge_delay_ms,
+                                  memory_order_relaxed);
+            several = nm_os_thread_count() >= 2;
+        }
+        if (several) start();
+    }
+    if (atomic_load(&c->state) == 1) return;
+    bool (*pass)(uint64_t, bool) = atomic_load_explicit(&c->pass, memory_order_acquire);
+    uint64_t tick = nm_opt.purge_delay_ms / 4 < 10 ? 10 : nm_opt.purge_delay_ms / 4;
+    if (!pass || now < atomic_load_explicit(&c->next_pass_ms, memory_order_relaxed)) return;
+    atomic_store_explicit(&c->next_pass_ms, now + tick, memory_order_relaxed);
+    atomic_store(&c->waiting, 0);
+    if (pass(now, false)) atomic_store(&c->waiting, 1);
+}

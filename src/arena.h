@@ -124,9 +124,14 @@ struct nm_global_counters {
  *   running   passes over other threads' heaps in progress (the thread's,
  *             nm_trim's): an owned arena's release waits for them
  *   threads   the program's threads with a heap and an armed exit
- *             destructor (heap.c): when the last one exits, `quit` is set
- *             and the purge thread ends, so that a process whose threads
- *             all call pthread_exit ends too, as it would without us
+ *             destructor (heap.c); each one's exit sets `quit` and wakes
+ *             the thread, which ends once nothing waits and the program
+ *             has one thread left or none (so that a single-threaded
+ *             program stays single-threaded, and a process whose threads
+ *             all call pthread_exit ends, as without us)
+ *   pass      purge.c's pass; run from allocation paths (every quarter of
+ *             the delay at most) while no thread runs: a program with one
+ *             thread gets no purge thread, and purges on its own
  *   start     set by purge.c once the process is up; called only at safe
  *             points (no heap lock held: creating a thread allocates). */
 struct nm_purge_clock {
@@ -135,8 +140,11 @@ struct nm_purge_clock {
     _Atomic int state;
     _Atomic uint32_t running;        /* purge passes in progress (any thread) */
     _Atomic uint32_t threads;
-    _Atomic uint32_t quit;           /* futex word: the thread is to end */
+    _Atomic uint32_t quit;           /* futex word: look whether to end */
+    _Atomic uint64_t next_pass_ms;   /* no pass from an allocation path before */
+    _Atomic uint64_t next_count_ms;  /* no look at the thread count before */
     void (*_Atomic start)(void);
+    bool (*_Atomic pass)(uint64_t now_ms, bool force);
 };
 
 /* ---- the process ------------------------------------------------------------------ */
@@ -229,13 +237,16 @@ static inline bool nm_purge_thread_running(void)
     return atomic_load_explicit(&nm_proc.purge.state, memory_order_relaxed) == 1;
 }
 
+/* At a safe point of an allocation path, while memory waits and no purge
+ * thread runs: start one if the program has a second thread, else run a
+ * pass here when one is due (arena.c). */
+void nm_purge_at_safe_point(void);
 static inline void nm_purge_safe_point(void)
 {
-    if (nm_likely(atomic_load_explicit(&nm_proc.purge.state, memory_order_relaxed) != 0) ||
+    if (nm_likely(atomic_load_explicit(&nm_proc.purge.state, memory_order_relaxed) == 1) ||
         !atomic_load_explicit(&nm_proc.purge.waiting, memory_order_relaxed))
         return;
-    void (*start)(void) = atomic_load_explicit(&nm_proc.purge.start, memory_order_acquire);
-    if (start) start();
+    nm_purge_at_safe_point();
 }
 
 /* The one retention rule: free memory (a page, a cached segment or span, a

@@ -694,9 +694,11 @@ static void heap_thread_exit(void *arg)
     /* glibc cleared our value before calling us: a later destructor that
      * allocates sets up a heap and arms us again for another round. */
     tls_exit_armed = false;
-    /* The last of the program's threads: the purge thread must not keep
-     * the process alive (a program may end with pthread_exit everywhere). */
-    if (atomic_fetch_sub(&nm_proc.purge.threads, 1) == 1) {
+    /* The purge thread looks whether the program is down to one thread
+     * (it then ends once nothing waits: it must not keep the process
+     * alive, nor a single-threaded program multi-threaded). */
+    atomic_fetch_sub(&nm_proc.purge.threads, 1);
+    if (atomic_load_explicit(&nm_proc.purge.state, memory_order_relaxed) == 1) {
         atomic_store(&nm_proc.purge.quit, 1);
         nm_os_futex_wake(&nm_proc.purge.quit);
         nm_os_futex_wake(&nm_proc.purge.waiting);

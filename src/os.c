@@ -363,3 +363,25 @@ void nm_os_futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t timeou
                   timeout_ms ? &ts : NULL, NULL, 0);
     errno = saved;
 }
+
+/* ---- threads ------------------------------------------------------------------ */
+
+int nm_os_thread_count(void)
+{
+    char buf[1024];
+    ssize_t n = nm_os_read_file("/proc/self/stat", buf, sizeof buf - 1);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    /* Field 20; the command name (field 2) may hold spaces, so count from
+     * the last ')'. */
+    char *p = NULL;
+    for (char *q = buf; *q; q++)
+        if (*q == ')') p = q;
+    if (!p) return 0;
+    int field = 2;
+    for (; *p && field < 20; p++)
+        if (*p == ' ') field++;
+    int count = 0;
+    for (; *p >= '0' && *p <= '9'; p++) count = count * 10 + (*p - '0');
+    return count;
+}

@@ -141,6 +141,8 @@ uint64_t nm_os_now_ms(void);
 /* Read a whole small file into `buf` (NUL-terminated).  Returns the number
  * of bytes read or -1.  Uses open/read only (no stdio, no malloc). */
 ssize_t nm_os_read_file(const char *path, char *buf, size_t cap);
+/* The number of threads of this process (/proc/self/stat), or 0 if unknown. */
+int nm_os_thread_count(void);
 /* open(path, O_RDONLY | O_CLOEXEC) and close, for callers above this layer. */
 int nm_os_open_read(const char *path);
 void nm_os_close(int fd);

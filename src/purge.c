@@ -90,28 +90,33 @@ static void *purge_thread(void *arg)
 {
     (void)arg;
     (void)prctl(PR_SET_NAME, "numamalloc-purge", 0, 0, 0);
+    struct nm_purge_clock *c = &nm_proc.purge;
     for (;;) {
-        /* The program's last thread has exited: end, so that the process
-         * does (a later allocation starts a new purge thread). */
-        if (atomic_load(&nm_proc.purge.quit) && atomic_load(&nm_proc.purge.threads) == 0) break;
-        atomic_store(&nm_proc.purge.quit, 0);
+        atomic_store(&c->quit, 0);
         /* Taken before the pass: what signals after it comes round again. */
-        atomic_store(&nm_proc.purge.waiting, 0);
+        atomic_store(&c->waiting, 0);
         if (nm_purge_pass(nm_os_now_ms(), false)) {
-            nm_os_futex_wait(&nm_proc.purge.quit, 0, tick_ms());   /* a sleep, or quit */
+            nm_os_futex_wait(&c->quit, 0, tick_ms());   /* a sleep, or a thread exited */
             continue;
         }
-        /* Nothing waits: sleep until something does (nm_purge_signal), or
-         * the last thread exits. */
-        atomic_store(&nm_proc.purge.idle, 1);
-        if (!atomic_load(&nm_proc.purge.waiting) && !atomic_load(&nm_proc.purge.quit))
-            nm_os_futex_wait(&nm_proc.purge.waiting, 0, 0);
-        atomic_store(&nm_proc.purge.idle, 0);
+        /* Nothing waits.  The program is down to one thread (or none: it
+         * ends when we do): end, leaving it as it would be without us; a
+         * later need starts a new purge thread. */
+        if (nm_os_thread_count() <= 2) break;
+        /* Sleep until memory waits (nm_purge_signal) or a thread with a
+         * heap exits.  Without such a thread, no exit would wake us: look
+         * at the thread count every second then. */
+        atomic_store(&c->idle, 1);
+        uint64_t timeout = atomic_load(&c->threads) == 0 ? 1000 : 0;
+        if (!atomic_load(&c->waiting) && !atomic_load(&c->quit))
+            nm_os_futex_wait(&c->waiting, 0, timeout);
+        atomic_store(&c->idle, 0);
         /* Let memory that just began to wait age a little first. */
-        nm_os_futex_wait(&nm_proc.purge.quit, 0, tick_ms());
+        if (!atomic_load(&c->quit)) nm_os_futex_wait(&c->quit, 0, tick_ms());
     }
-    atomic_store(&nm_proc.purge.quit, 0);
-    atomic_store(&nm_proc.purge.state, 0);
+    /* Memory that begins to wait from now on is purged from allocation
+     * paths, or starts a new thread. */
+    atomic_store(&c->state, 0);
     return NULL;
 }
 
@@ -142,6 +147,7 @@ static void purge_start(void)
 
 void nm_purge_init(void)
 {
+    atomic_store_explicit(&nm_proc.purge.pass, nm_purge_pass, memory_order_release);
     if (!nm_opt.purge_thread || nm_opt.purge_delay_ms == 0) {
         atomic_store(&nm_proc.purge.state, 2);
         return;

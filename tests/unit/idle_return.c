@@ -19,9 +19,10 @@
  *   fork_child   (purge delay 2 s) a thread allocates 64 MiB of 1-32 KiB
  *                blocks, frees all but its first one and waits; main forks
  *                at once (the parent has given nothing back yet).  The
- *                child, where that thread does not exist, allocates one
- *                block and waits: its RSS, which starts with the parent's
- *                pages, is back by the purge delay plus 1 s.
+ *                child, where that thread does not exist and which has one
+ *                thread (so no purge thread), allocates a block, waits the
+ *                purge delay, allocates another: its RSS, which starts with
+ *                the parent's pages, is back by the purge delay plus 1 s.
  *   trim_heaps   (purge delay 10 s) a thread allocates 48 MiB from a heap
  *                with a policy (nm_heap_new) and 16 MiB with
  *                nm_malloc_onnode, frees all but the first block of each,
@@ -235,10 +236,14 @@ static void case_fork_child(void)
     pid_t pid = fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
-        /* The child does a little work of its own (a first block of a
-         * new size), then waits. */
+        /* The child has one thread: no purge thread starts there (a
+         * single-threaded program stays single-threaded); it purges on its
+         * allocation paths.  It does a little work of its own, waits the
+         * purge delay, allocates once more, and waits. */
         free(alloc_touched(200 * 1024));
         uint64_t start = now_ms();
+        sleep_ms(2000 + 100);
+        free(alloc_touched(1024 * 1024));
         size_t limit = limit_for(base, peak);
         size_t after = rss_by(limit, start + 2000 + 1000);
         report("fork_child", base, peak, after, limit, now_ms() - start);
