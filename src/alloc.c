@@ -416,6 +416,6 @@ nm_export void nm_trim(void)
     int saved = errno;
     nm_heap_trim();
     /* Every heap of every thread, parked and abandoned ones, every cache. */
-    (void)nm_purge_pass(nm_os_now_ms(), true);
+    nm_purge_trim();
     errno = saved;
 }

@@ -772,6 +772,9 @@ struct nm_heap *nm_heap_for_user(struct nm_arena *a, uint64_t id)
     return h;
 }
 
+/* How long nm_trim waits for a heap that its owner or another purge holds. */
+#define NM_TRIM_WAIT_MS 100
+
 /* Wait for the purge passes in progress (nm_trim's, the thread's). */
 static void purge_passes_wait(void)
 {
@@ -936,7 +939,15 @@ void nm_heap_purge(struct nm_heap *h, uint64_t now_ms, bool force, bool *waiting
         heap_unclaim(h);
         return;
     }
-    if (!heap_try_purge_lock(h)) {
+    /* A forced purge (nm_trim) waits a little for the heap: its owner's
+     * slow path or another purge has it for a moment.  Only a little: the
+     * owner may be stopped inside its slow path (a signal handler). */
+    bool locked = heap_try_purge_lock(h);
+    for (uint64_t until = now_ms + NM_TRIM_WAIT_MS; !locked && force && nm_os_now_ms() < until;) {
+        sched_yield();
+        locked = heap_try_purge_lock(h);
+    }
+    if (!locked) {
         *waiting = true;
         return;
     }

@@ -42,6 +42,8 @@
 /* A fork waits for the passes in progress (nm_proc.purge.running) and
  * no new one starts meanwhile: no heap is held by a purge in the child. */
 static _Atomic bool fork_pending;
+/* Forced passes (nm_trim) in progress: other passes stand aside. */
+static _Atomic uint32_t forced_passes;
 
 /* The arenas of the process: every node's three and the process-wide ones.
  * Owned arenas (nm_heap_new) are reached through their heaps. */
@@ -55,7 +57,7 @@ bool nm_purge_pass(uint64_t now_ms, bool force)
 {
     bool waiting = false;
     atomic_fetch_add(&nm_proc.purge.running, 1);
-    if (atomic_load(&fork_pending)) {
+    if (atomic_load(&fork_pending) || (!force && atomic_load(&forced_passes))) {
         atomic_fetch_sub(&nm_proc.purge.running, 1);
         return true;
     }
@@ -76,6 +78,15 @@ bool nm_purge_pass(uint64_t now_ms, bool force)
     if (nm_proc.interleave_arena) purge_arena(nm_proc.interleave_arena, now_ms, force, &waiting);
     atomic_fetch_sub(&nm_proc.purge.running, 1);
     return waiting;
+}
+
+void nm_purge_trim(void)
+{
+    atomic_fetch_add(&forced_passes, 1);
+    uint64_t until = nm_os_now_ms() + 1000;
+    while (atomic_load(&nm_proc.purge.running) != 0 && nm_os_now_ms() < until) sched_yield();
+    (void)nm_purge_pass(nm_os_now_ms(), true);
+    atomic_fetch_sub(&forced_passes, 1);
 }
 
 /* ---- the thread ---------------------------------------------------------------- */

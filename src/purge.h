@@ -20,6 +20,11 @@ void nm_purge_init(void);
  * Returns whether memory still waits for its delay. */
 bool nm_purge_pass(uint64_t now_ms, bool force);
 
+/* nm_trim's pass, forced: the purge thread's passes stand aside meanwhile
+ * (one in progress holds caches and heaps for a moment, which a forced
+ * pass would skip), and it is waited for (at most 1 s). */
+void nm_purge_trim(void);
+
 /* Fork: before, the thread finishes its pass and waits; after, in the
  * parent it goes on, in the child (where it does not exist) a new one
  * starts when memory waits there. */
