@@ -1,28 +1,28 @@
 /*
  * purge.c — the background purge: a thread that gives back the memory that
- * has waited the purge delay (segment.h: nm_purge_due) in every heap of
+ * has waited the purge delay (arena.h: nm_purge_due) in every heap of
  * every thread, every arena's abandoned segments and caches, and the span
  * caches, so that a process that frees memory and goes quiet returns it
  * without calling malloc again (a server after its load, an idle rank
  * between phases).
  *
- * The thread starts the first time memory waits for a purge, at a safe
- * point of the allocation slow path (creating a thread allocates), and
- * ends when the program's last thread with a heap exits (heap.c), so that
- * it never keeps a process alive.  It
- * sleeps on a futex while nothing waits, so an idle process with nothing
- * to give back costs no wake-ups; while memory waits it makes a pass every
- * quarter of the purge delay (at least 10 ms).  It blocks every signal,
- * takes no lock that the program's threads wait for across a system call
- * (heap.h: `lock`), and never waits for a heap's owner.  A fork waits for
- * the passes in progress (the thread's, or an nm_trim's in another thread)
- * and lets no new one start until it is done, so no heap is held by a
- * purge in the child; there the thread does not exist, and a new one
- * starts when memory waits.
+ * The thread starts when memory waits for a purge and the program has a
+ * second thread, at a safe point of an allocation path (creating a thread
+ * allocates; arena.c: nm_purge_at_safe_point), and ends once nothing waits
+ * and the program is down to one thread, so that it never keeps a process
+ * alive nor a single-threaded program multi-threaded.  It sleeps on a
+ * futex while nothing waits, so an idle process with nothing to give back
+ * costs no wake-ups; while memory waits it makes a pass every quarter of
+ * the purge delay (at least 10 ms).  It blocks every signal, takes no lock
+ * that the program's threads wait for across a system call (heap.h:
+ * `lock`), and never waits for a heap's owner.  A fork waits for the passes
+ * in progress (the thread's, or an nm_trim's in another thread) and lets no
+ * new one start until it is done, so no heap is held by a purge in the
+ * child; there the thread does not exist, and a new one starts when needed.
  *
- * Without the thread (NUMAMALLOC_PURGE_THREAD=0, or it could not be
- * created), each heap purges its own memory and the caches on its slow
- * paths, as the thread does for all.
+ * Without the thread (a single-threaded program, NUMAMALLOC_PURGE_THREAD=0,
+ * or it could not be created), the same pass runs from allocation paths,
+ * at most every quarter of the delay.
  *
  * May call the heap, large and segment layers, the os layer and the options.
  */
