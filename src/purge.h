@@ -1,7 +1,8 @@
 /*
  * purge.h — giving free memory back to the OS on time: one pass over every
  * heap, abandoned segment and cache of the process, run by a background
- * thread while memory waits for the purge delay, and by nm_trim.
+ * thread while memory waits for the purge delay (in programs with two
+ * threads or more), from allocation paths otherwise, and by nm_trim.
  *
  * May call the heap, large and segment layers and the options.
  */
@@ -11,8 +12,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Let the background thread start (from now on, at the first safe point
- * where memory waits), unless NUMAMALLOC_PURGE_THREAD=0 or the delay is 0.
+/* Register the pass for allocation paths, and let the background thread
+ * start (from now on, at a safe point where memory waits and the program
+ * has a second thread) unless NUMAMALLOC_PURGE_THREAD=0 or the delay is 0.
  * Called once the process is up (override.c's constructor). */
 void nm_purge_init(void);
 
@@ -25,9 +27,9 @@ bool nm_purge_pass(uint64_t now_ms, bool force);
  * pass would skip), and it is waited for (at most 1 s). */
 void nm_purge_trim(void);
 
-/* Fork: before, the thread finishes its pass and waits; after, in the
- * parent it goes on, in the child (where it does not exist) a new one
- * starts when memory waits there. */
+/* Fork: before, the passes in progress end and no new one starts; after,
+ * in the parent they go on, in the child (where the thread does not exist)
+ * a new one starts when needed. */
 void nm_purge_before_fork(void);
 void nm_purge_after_fork_parent(void);
 void nm_purge_after_fork_child(void);
