@@ -15,6 +15,7 @@
 #include "segment.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 
 #include "options.h"
@@ -307,6 +308,13 @@ bool nm_arena_cache_purge(struct nm_arena *a, uint64_t now_ms, bool force)
 
 /* ---- the background purge's start, and purging without it -------------------------------- */
 
+void nm_purge_wait_passes(uint64_t timeout_ms)
+{
+    uint64_t until = nm_os_now_ms() + timeout_ms;
+    while (atomic_load(&nm_proc.purge.running) != 0 && (!timeout_ms || nm_os_now_ms() < until))
+        sched_yield();
+}
+
 void nm_purge_at_safe_point(void)
 {
     struct nm_purge_clock *c = &nm_proc.purge;
@@ -326,9 +334,8 @@ void nm_purge_at_safe_point(void)
     }
     if (atomic_load(&c->state) == 1) return;
     bool (*pass)(uint64_t, bool) = atomic_load_explicit(&c->pass, memory_order_acquire);
-    uint64_t tick = nm_opt.purge_delay_ms / 4 < 10 ? 10 : nm_opt.purge_delay_ms / 4;
     if (!pass || now < atomic_load_explicit(&c->next_pass_ms, memory_order_relaxed)) return;
-    atomic_store_explicit(&c->next_pass_ms, now + tick, memory_order_relaxed);
+    atomic_store_explicit(&c->next_pass_ms, now + nm_purge_tick_ms(), memory_order_relaxed);
     atomic_store(&c->waiting, 0);
     if (pass(now, false)) atomic_store(&c->waiting, 1);
 }

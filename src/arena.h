@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "chunk.h"
+#include "options.h"
 #include "os.h"
 #include "policy.h"
 #include "topology.h"
@@ -236,6 +237,18 @@ static inline bool nm_purge_thread_running(void)
 {
     return atomic_load_explicit(&nm_proc.purge.state, memory_order_relaxed) == 1;
 }
+
+/* How often a pass runs while memory waits: a quarter of the purge delay,
+ * at least 10 ms (the thread's sleep, and the allocation paths' pace). */
+static inline uint64_t nm_purge_tick_ms(void)
+{
+    uint64_t tick = nm_opt.purge_delay_ms / 4;
+    return tick < 10 ? 10 : tick;
+}
+
+/* Wait until no purge pass is in progress (nm_trim's, the thread's), at
+ * most `timeout_ms` (0: as long as it takes). */
+void nm_purge_wait_passes(uint64_t timeout_ms);
 
 /* At a safe point of an allocation path, while memory waits and no purge
  * thread runs: start one if the program has a second thread, else run a

@@ -775,12 +775,6 @@ struct nm_heap *nm_heap_for_user(struct nm_arena *a, uint64_t id)
 /* How long nm_trim waits for a heap that its owner or another purge holds. */
 #define NM_TRIM_WAIT_MS 100
 
-/* Wait for the purge passes in progress (nm_trim's, the thread's). */
-static void purge_passes_wait(void)
-{
-    while (atomic_load(&nm_proc.purge.running) != 0) sched_yield();
-}
-
 void nm_heap_release_arena(struct nm_arena *a)
 {
     /* No purge may be at its heaps or segments when they go: a pass that
@@ -788,14 +782,14 @@ void nm_heap_release_arena(struct nm_arena *a)
      * under way are waited for, twice: a pass that read one of the heaps'
      * arena before the heaps were reset may still look at the arena. */
     atomic_store(&a->releasing, true);
-    purge_passes_wait();
+    nm_purge_wait_passes(0);
     for (struct nm_heap *h = atomic_load_explicit(&nm_proc.heaps, memory_order_acquire); h;
          h = h->all_next) {
         if (h->arena != a || !atomic_load_explicit(&h->claimed, memory_order_acquire)) continue;
         heap_reset(h, a);      /* its segments are about to go: forget them */
         heap_unclaim(h);
     }
-    purge_passes_wait();
+    nm_purge_wait_passes(0);
     nm_arena_release(a);
 }
 

@@ -83,19 +83,12 @@ bool nm_purge_pass(uint64_t now_ms, bool force)
 void nm_purge_trim(void)
 {
     atomic_fetch_add(&forced_passes, 1);
-    uint64_t until = nm_os_now_ms() + 1000;
-    while (atomic_load(&nm_proc.purge.running) != 0 && nm_os_now_ms() < until) sched_yield();
+    nm_purge_wait_passes(1000);
     (void)nm_purge_pass(nm_os_now_ms(), true);
     atomic_fetch_sub(&forced_passes, 1);
 }
 
 /* ---- the thread ---------------------------------------------------------------- */
-
-static uint64_t tick_ms(void)
-{
-    uint64_t tick = nm_opt.purge_delay_ms / 4;
-    return tick < 10 ? 10 : tick;
-}
 
 static void *purge_thread(void *arg)
 {
@@ -107,7 +100,7 @@ static void *purge_thread(void *arg)
         /* Taken before the pass: what signals after it comes round again. */
         atomic_store(&c->waiting, 0);
         if (nm_purge_pass(nm_os_now_ms(), false)) {
-            nm_os_futex_wait(&c->quit, 0, tick_ms());   /* a sleep, or a thread exited */
+            nm_os_futex_wait(&c->quit, 0, nm_purge_tick_ms());   /* a sleep, or a thread exited */
             continue;
         }
         /* Nothing waits.  The program is down to one thread (or none: it
@@ -123,7 +116,7 @@ static void *purge_thread(void *arg)
             nm_os_futex_wait(&c->waiting, 0, timeout);
         atomic_store(&c->idle, 0);
         /* Let memory that just began to wait age a little first. */
-        if (!atomic_load(&c->quit)) nm_os_futex_wait(&c->quit, 0, tick_ms());
+        if (!atomic_load(&c->quit)) nm_os_futex_wait(&c->quit, 0, nm_purge_tick_ms());
     }
     /* Memory that begins to wait from now on is purged from allocation
      * paths, or starts a new thread. */
@@ -171,7 +164,7 @@ void nm_purge_init(void)
 void nm_purge_before_fork(void)
 {
     atomic_store(&fork_pending, true);
-    while (atomic_load(&nm_proc.purge.running) != 0) sched_yield();
+    nm_purge_wait_passes(0);
 }
 
 void nm_purge_after_fork_parent(void)
