@@ -75,10 +75,7 @@ static _Atomic int any_failure;
 
 static void fail(struct worker *w, const char *what)
 {
-    if (w->check_ok)
-        fprintf(stderr, "alloc_pairs: thread %d: %s\n", w->index, what);
-    w->check_ok = 0;
-    atomic_store(&any_failure, 1);
+    bench_fail("alloc_pairs", "thread", w->index, &w->check_ok, &any_failure, what);
 }
 
 /* Live blocks must be non-NULL, disjoint and writable end to end. */

@@ -160,6 +160,19 @@ static inline void bench_unmap(void *p, size_t bytes)
     munmap(p, bytes);
 }
 
+/* ---- self-check failures ------------------------------------------------ */
+
+/* A failed self-check in worker `index` (a thread, lineage or array: `who`)
+ * of benchmark `bench`: the first one of that worker is reported on
+ * stderr, the worker's check and the run fail. */
+static inline void bench_fail(const char *bench, const char *who, int index, int *check_ok,
+                              _Atomic int *any_failure, const char *what)
+{
+    if (*check_ok) fprintf(stderr, "%s: %s %d: %s\n", bench, who, index, what);
+    *check_ok = 0;
+    atomic_store(any_failure, 1);
+}
+
 /* ---- block tags: a word at each end of a block that names the block ------ */
 
 #define BENCH_TAG_SALT 0x5bd1e9955bd1e995ull

@@ -60,10 +60,7 @@ static _Atomic int stop_flag, any_failure;
 
 static void fail(struct array *a, const char *what)
 {
-    if (a->check_ok)
-        fprintf(stderr, "larson: array %d: %s\n", a->index, what);
-    a->check_ok = 0;
-    atomic_store(&any_failure, 1);
+    bench_fail("larson", "array", a->index, &a->check_ok, &any_failure, what);
 }
 
 static size_t next_size(uint64_t *seed)

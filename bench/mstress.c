@@ -67,10 +67,7 @@ static _Atomic int stop_flag, any_failure;
 
 static void fail(struct lineage *l, const char *what)
 {
-    if (l->check_ok)
-        fprintf(stderr, "mstress: lineage %d: %s\n", l->index, what);
-    l->check_ok = 0;
-    atomic_store(&any_failure, 1);
+    bench_fail("mstress", "lineage", l->index, &l->check_ok, &any_failure, what);
 }
 
 static size_t next_size(uint64_t *seed)

@@ -69,10 +69,7 @@ static _Atomic int stop_flag, any_failure;
 
 static void fail(struct worker *w, const char *what)
 {
-    if (w->check_ok)
-        fprintf(stderr, "rptest: thread %d: %s\n", w->index, what);
-    w->check_ok = 0;
-    atomic_store(&any_failure, 1);
+    bench_fail("rptest", "thread", w->index, &w->check_ok, &any_failure, what);
 }
 
 static size_t next_size(uint64_t *seed)

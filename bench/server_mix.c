@@ -75,10 +75,7 @@ static _Atomic int any_failure;
 
 static void fail(struct lineage *l, const char *what)
 {
-    if (l->check_ok)
-        fprintf(stderr, "server_mix: lineage %d: %s\n", l->index, what);
-    l->check_ok = 0;
-    atomic_store(&any_failure, 1);
+    bench_fail("server_mix", "lineage", l->index, &l->check_ok, &any_failure, what);
 }
 
 /* 80% 8-512 B, 15% 512 B-8 KiB, 5% 8-64 KiB. */

@@ -61,10 +61,7 @@ static _Atomic int stop_flag, any_failure;
 
 static void fail(struct worker *w, const char *what)
 {
-    if (w->check_ok)
-        fprintf(stderr, "shbench: thread %d: %s\n", w->index, what);
-    w->check_ok = 0;
-    atomic_store(&any_failure, 1);
+    bench_fail("shbench", "thread", w->index, &w->check_ok, &any_failure, what);
 }
 
 static void drop(struct worker *w, void *p)
