@@ -16,6 +16,7 @@ pkgs=(
   g++ clang make                    # compilers (clang: the build is checked with both)
   cmake pkg-config groff-base       # the install test (find_package, pkg-config) and man pages
   python3 git sqlite3 coreutils     # real programs run under LD_PRELOAD in tests/programs
+  redis-server redis-tools time     # a server that goes idle (tests/programs/redis_idle.sh)
   libnuma-dev numactl               # independent placement checks (tests only, never the library)
   libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 libtbbmalloc2   # peers for make bench
   qemu-system-x86 busybox-static cpio   # the multi-node test machine (tests/vm)
