@@ -577,6 +577,16 @@ static void heap_maintenance(struct nm_heap *h, uint64_t now_ms)
 
 /* ---- threads and nodes ------------------------------------------------------------------ */
 
+/* Before the heap is left (abandoned or parked): blocks other threads
+ * freed are collected, and pages and segments with nothing in use go back
+ * to their segment and arena. */
+static void heap_release_unused(struct nm_heap *h)
+{
+    heap_collect_remote(h, true);
+    heap_release_idle_pages(h);
+    heap_free_empty_segments(h);
+}
+
 /* Hand everything the heap owns to its node: empty pages and segments go
  * back, free pages are given back to the OS, segments with live blocks wait
  * for adoption by another heap.  The caller holds the heap (its owner, or
@@ -584,9 +594,7 @@ static void heap_maintenance(struct nm_heap *h, uint64_t now_ms)
 static void heap_abandon(struct nm_heap *h)
 {
     heap_enter(h);
-    heap_collect_remote(h, true);
-    heap_release_idle_pages(h);
-    heap_free_empty_segments(h);
+    heap_release_unused(h);
     for (int kind = 0; kind < 2; kind++) {
         for (struct nm_segment *s = h->segments[kind], *next; s; s = next) {
             next = s->heap_next;
@@ -611,9 +619,7 @@ static void heap_abandon(struct nm_heap *h)
 static void heap_park(struct nm_heap *h)
 {
     heap_enter(h);
-    heap_collect_remote(h, true);
-    heap_release_idle_pages(h);
-    heap_free_empty_segments(h);
+    heap_release_unused(h);
     for (int kind = 0; kind < 2; kind++)
         for (struct nm_segment *s = h->segments[kind]; s; s = s->heap_next)
             atomic_store_explicit(&s->thread, 0, memory_order_release);
