@@ -74,24 +74,32 @@ struct nm_block {
 
 enum nm_page_state { NM_PAGE_FREE, NM_PAGE_QUEUED, NM_PAGE_FULL };
 
-/* Page metadata lives in the segment header, not in the page: 64 bytes, one
- * cache line.  All fields but `remote` and `carved` are the owner's alone. */
+/* Page metadata lives in the segment header, not in the page: two cache
+ * lines, split by who writes them.  The first is the owner's, written by
+ * every malloc and local free; the second is read by every free, whichever
+ * thread frees (the block check), and written rarely: `carved` when the
+ * owner carves more blocks, `remote` by frees of other threads, the rest
+ * when the page is formatted.  A thread freeing blocks of another thread's
+ * page so reads a line that the owner's allocations leave alone. */
 struct nm_page {
+    /* The owner's line. */
     struct nm_block *free;          /* blocks the owner hands out next */
     uint32_t used;                  /* blocks out, counting uncollected remote frees */
-    uint32_t block_size;            /* bytes per block; 0 while the page is free */
-    uint8_t *start;                 /* first block */
+    uint8_t state;                  /* enum nm_page_state */
+    struct nm_page *next, *prev;    /* in the owning heap's class queue or full list */
+
+    /* The shared line. */
+    _Alignas(64) uint8_t *start;    /* first block */
     uint64_t block_recip;           /* ceil(2^64 / block_size): block start check by one
                                        multiply (nm_page_is_block) */
     _Atomic uint32_t carved;        /* bytes of blocks carved so far (read by remote frees) */
+    uint32_t block_size;            /* bytes per block; 0 while the page is free */
     uint16_t reserved;              /* blocks that fit in the page (at most 4096) */
     uint8_t size_class;
-    uint8_t state;                  /* enum nm_page_state */
     _Atomic(struct nm_block *) remote;   /* pushed by other threads, collected by owner */
-    struct nm_page *next, *prev;    /* in the owning heap's class queue or full list */
 };
 
-_Static_assert(sizeof(struct nm_page) == 64, "page metadata is one cache line");
+_Static_assert(sizeof(struct nm_page) == 128, "page metadata is two cache lines");
 
 enum nm_segment_kind { NM_SEGMENT_SMALL, NM_SEGMENT_MEDIUM, NM_SEGMENT_LARGE };
 
