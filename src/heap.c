@@ -38,6 +38,7 @@ __thread struct nm_heap *nm_tls_last_node_heap __attribute__((tls_model("initial
 
 static pthread_key_t heap_key;
 static void heap_thread_exit(void *arg);
+static void foreign_limits_init(void);
 /* Whether the thread's exit destructor is armed (a value is set for
  * heap_key). */
 static __thread bool tls_exit_armed __attribute__((tls_model("initial-exec")));
@@ -97,6 +98,7 @@ void nm_heap_init(void)
     }
     nm_topology_ensure();
     nm_page_classes_init();
+    foreign_limits_init();
     nm_segment_init();
     nm_arenas_init();
     process_placement_init();
@@ -428,6 +430,167 @@ static struct nm_segment *heap_segment_with_free_page(struct nm_heap *h, enum nm
 
 /* ---- remote frees ---------------------------------------------------------------------- */
 
+/* Foreign blocks kept per small class (heap.h: foreign): 32 KiB of them,
+ * at least 4, doubled (up to NM_FOREIGN_MAX_SCALE times) each time the
+ * thread takes every block of a list that had to turn blocks away, so
+ * that a thread that allocates as much as it frees keeps them all and
+ * one that only frees keeps little.  Back to the base when a purge or
+ * the owner empties the lists. */
+#define NM_FOREIGN_CLASS_BYTES (32 * NM_KiB)
+#define NM_FOREIGN_MIN 4
+#define NM_FOREIGN_MAX_SCALE 4
+static uint32_t nm_foreign_limit[NM_SMALL_CLASSES];
+
+static void foreign_limits_init(void)
+{
+    for (unsigned c = 0; c < NM_SMALL_CLASSES; c++) {
+        uint32_t n = NM_FOREIGN_CLASS_BYTES / nm_class_size[c];
+        nm_foreign_limit[c] = n < NM_FOREIGN_MIN ? NM_FOREIGN_MIN : n;
+    }
+}
+
+/* The owner's side of the handshake on its foreign lists (heap.h:
+ * foreign): false when a purge is taking them.  Under ThreadSanitizer,
+ * which does not model membarrier, the heap's lock instead (a purge holds
+ * it while it takes them). */
+static inline bool foreign_enter(struct nm_heap *h)
+{
+    if (NM_TSAN) {
+        heap_enter(h);
+        return true;
+    }
+    atomic_store_explicit(&h->foreign_busy, 1, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
+    if (nm_likely(!atomic_load_explicit(&h->foreign_steal, memory_order_acquire))) return true;
+    atomic_store_explicit(&h->foreign_busy, 0, memory_order_release);
+    return false;
+}
+
+static inline void foreign_leave(struct nm_heap *h)
+{
+    if (NM_TSAN) {
+        heap_leave(h);
+        return;
+    }
+    atomic_store_explicit(&h->foreign_busy, 0, memory_order_release);
+}
+
+/* Owner-only counters of the lists, read by purges. */
+static inline void foreign_changed(struct nm_heap *h, int delta)
+{
+    uint32_t n = atomic_load_explicit(&h->foreign_blocks, memory_order_relaxed);
+    atomic_store_explicit(&h->foreign_blocks, n + (uint32_t)delta, memory_order_relaxed);
+    if (!atomic_load_explicit(&h->foreign_touched, memory_order_relaxed))
+        atomic_store_explicit(&h->foreign_touched, true, memory_order_relaxed);
+}
+
+void nm_heap_free_other(struct nm_segment *s, struct nm_page *pg, struct nm_block *b)
+{
+    struct nm_heap *h = nm_tls_heap;
+    unsigned cls = pg->size_class;
+    /* nm_heap_empty has no arena: a thread without a heap keeps nothing. */
+    if (s->arena == atomic_load_explicit(&h->arena, memory_order_relaxed) &&
+        cls < NM_SMALL_CLASSES && foreign_enter(h)) {
+        struct nm_foreign_list *f = &h->foreign[cls];
+        if (f->count >= nm_foreign_limit[cls] << f->scale) {
+            f->overflowed = true;
+            foreign_leave(h);
+            nm_heap_free_remote(s, pg, b);
+            return;
+        }
+        b->next = atomic_load_explicit(&f->head, memory_order_relaxed);
+        atomic_store_explicit(&f->head, b, memory_order_relaxed);
+        f->count++;
+        bool first = atomic_load_explicit(&h->foreign_blocks, memory_order_relaxed) == 0;
+        foreign_changed(h, 1);
+        foreign_leave(h);
+        /* A purge gives them back if the thread stops allocating. */
+        if (first) nm_purge_signal();
+        return;
+    }
+    nm_heap_free_remote(s, pg, b);
+}
+
+/* A foreign block of class `cls` for the owner, or NULL. */
+static struct nm_block *foreign_pop(struct nm_heap *h, unsigned cls)
+{
+    if (cls >= NM_SMALL_CLASSES ||
+        !atomic_load_explicit(&h->foreign[cls].head, memory_order_relaxed) || !foreign_enter(h))
+        return NULL;
+    struct nm_foreign_list *f = &h->foreign[cls];
+    struct nm_block *b = atomic_load_explicit(&f->head, memory_order_relaxed);
+    if (b) {
+        atomic_store_explicit(&f->head, b->next, memory_order_relaxed);
+        f->count--;
+        foreign_changed(h, -1);
+        b->freed = 0;
+        if (f->count == 0 && f->overflowed) {   /* it would have taken more */
+            f->overflowed = false;
+            if (f->scale < NM_FOREIGN_MAX_SCALE) f->scale++;
+        }
+    }
+    foreign_leave(h);
+    if (b) {
+        /* Supplied to this heap, and freed by a thread other than its owner. */
+        nm_count(&h->allocs[cls], 1);
+        nm_count(&h->remote_frees, 1);
+    }
+    return b;
+}
+
+/* Take every foreign block of `h`, chained by `next` (the lists are the
+ * caller's: the owner inside foreign_enter, or a purge that won the
+ * handshake). */
+static struct nm_block *foreign_take_all(struct nm_heap *h)
+{
+    struct nm_block *all = NULL;
+    for (unsigned c = 0; c < NM_SMALL_CLASSES; c++) {
+        struct nm_foreign_list *f = &h->foreign[c];
+        struct nm_block *b = atomic_load_explicit(&f->head, memory_order_relaxed);
+        atomic_store_explicit(&f->head, NULL, memory_order_relaxed);
+        while (b) {
+            struct nm_block *next = b->next;
+            b->next = all;
+            all = b;
+            b = next;
+        }
+        f->count = 0;
+        f->scale = 0;
+        f->overflowed = false;
+    }
+    atomic_store_explicit(&h->foreign_blocks, 0, memory_order_relaxed);
+    return all;
+}
+
+/* Give blocks taken from a foreign list back to their pages: to the
+ * calling thread's own page when it owns the segment now (it adopted it),
+ * else to the page's remote list.  No lock held. */
+static void foreign_release(struct nm_block *list)
+{
+    for (struct nm_block *b = list, *next; b; b = next) {
+        next = b->next;
+        struct nm_segment *s = nm_segment_of(b);
+        struct nm_page *pg = nm_page_of(s, b);
+        if (atomic_load_explicit(&s->thread, memory_order_relaxed) == nm_thread_self())
+            nm_heap_free(s, pg, b);
+        else
+            nm_heap_free_remote(s, pg, b);
+    }
+}
+
+/* The owner empties its foreign lists (before its heap changes hands; a
+ * purge may be taking them: it has them then). */
+static void heap_foreign_flush(struct nm_heap *h)
+{
+    if (atomic_load_explicit(&h->foreign_blocks, memory_order_relaxed) == 0) return;
+    struct nm_block *all = NULL;
+    if (foreign_enter(h)) {
+        all = foreign_take_all(h);
+        foreign_leave(h);
+    }
+    foreign_release(all);
+}
+
 void nm_heap_free_remote(struct nm_segment *s, struct nm_page *pg, struct nm_block *b)
 {
     /* Everything that reads the segment comes before the push: once the
@@ -593,6 +756,7 @@ static void heap_release_unused(struct nm_heap *h)
  * a purge that claimed a parked heap). */
 static void heap_abandon(struct nm_heap *h)
 {
+    heap_foreign_flush(h);
     heap_enter(h);
     heap_release_unused(h);
     for (int kind = 0; kind < 2; kind++) {
@@ -618,13 +782,14 @@ static void heap_abandon(struct nm_heap *h)
  * the remote path (no segment names a thread). */
 static void heap_park(struct nm_heap *h)
 {
+    heap_foreign_flush(h);
     heap_enter(h);
     heap_release_unused(h);
     for (int kind = 0; kind < 2; kind++)
         for (struct nm_segment *s = h->segments[kind]; s; s = s->heap_next)
             atomic_store_explicit(&s->thread, 0, memory_order_release);
     h->thread = 0;
-    h->parked_ms = nm_os_now_ms();
+    atomic_store_explicit(&h->parked_ms, nm_os_now_ms(), memory_order_relaxed);
     heap_leave(h);
     atomic_store_explicit(&h->claimed, false, memory_order_release);
     nm_purge_signal();
@@ -869,6 +1034,7 @@ void nm_heap_trim(void)
 {
     struct nm_heap *h = nm_tls_heap;
     if (h == &nm_heap_empty) return;
+    heap_foreign_flush(h);
     heap_enter(h);
     heap_collect_remote(h, true);
     heap_release_idle_pages(h);
@@ -925,12 +1091,47 @@ static struct nm_segment *heap_release_remote_freed(struct nm_heap *h, uint64_t 
     return emptied;
 }
 
+/* The foreign blocks of `h` (locked by a purge) when its owner has not
+ * touched them for the purge delay (or `force`): a purge that finds them
+ * touched clears the mark and notes the time, so they go back once a
+ * whole delay passes without a push or a pop. */
+static struct nm_block *heap_foreign_take_idle(struct nm_heap *h, uint64_t now_ms, bool force,
+                                               bool *waiting)
+{
+    if (atomic_load_explicit(&h->foreign_blocks, memory_order_relaxed) == 0) return NULL;
+    if (atomic_exchange_explicit(&h->foreign_touched, false, memory_order_relaxed) && !force) {
+        h->foreign_seen_ms = now_ms;
+        *waiting = true;
+        return NULL;
+    }
+    if (!nm_purge_due(h->foreign_seen_ms, now_ms, nm_opt.purge_delay_ms, force)) {
+        *waiting = true;
+        return NULL;
+    }
+    /* The heap's lock is held: under ThreadSanitizer that keeps the owner
+     * out (foreign_enter), and so does being the owner. */
+    if (NM_TSAN || h->thread == nm_thread_self()) return foreign_take_all(h);
+    atomic_store_explicit(&h->foreign_steal, 1, memory_order_relaxed);
+    struct nm_block *all = NULL;
+    if (!nm_os_membarrier()) {
+        /* No way to keep the owner out: the lists stay (at most
+         * nm_foreign_limit blocks a class) until the owner empties them. */
+    } else if (atomic_load_explicit(&h->foreign_busy, memory_order_acquire)) {
+        *waiting = true;   /* the owner is at them right now: next pass */
+    } else {
+        all = foreign_take_all(h);
+    }
+    atomic_store_explicit(&h->foreign_steal, 0, memory_order_release);
+    return all;
+}
+
 void nm_heap_purge(struct nm_heap *h, uint64_t now_ms, bool force, bool *waiting)
 {
     struct nm_arena *a = atomic_load_explicit(&h->arena, memory_order_acquire);
     if (!a || h->lost || atomic_load(&a->releasing)) return;
     if (nm_heap_parked(h)) {
-        if (!nm_purge_due(h->parked_ms, now_ms, nm_opt.purge_delay_ms, force)) {
+        if (!nm_purge_due(atomic_load_explicit(&h->parked_ms, memory_order_relaxed), now_ms,
+                          nm_opt.purge_delay_ms, force)) {
             *waiting = true;
             return;
         }
@@ -951,6 +1152,7 @@ void nm_heap_purge(struct nm_heap *h, uint64_t now_ms, bool force, bool *waiting
         *waiting = true;
         return;
     }
+    struct nm_block *foreign = heap_foreign_take_idle(h, now_ms, force, waiting);
     struct nm_segment *emptied = heap_release_remote_freed(h, now_ms);
     struct purge_batch b;
     heap_purge_claim(h, now_ms, force, &b, waiting);
@@ -961,6 +1163,8 @@ void nm_heap_purge(struct nm_heap *h, uint64_t now_ms, bool force, bool *waiting
         nm_arena_cache_segment(s);
     }
     purge_batch_finish(&b);
+    /* Their pages may now be freed whole: the next pass releases them. */
+    foreign_release(foreign);
 }
 
 void nm_heap_purge_abandoned(struct nm_arena *a, uint64_t now_ms, bool force, bool *waiting)
@@ -1043,6 +1247,9 @@ void *nm_heap_alloc_class(struct nm_heap *h, unsigned cls)
         if (!h) return NULL;
     }
     h = heap_check_node(h);
+    /* Blocks this thread freed for others come first: their lines are here. */
+    struct nm_block *b = foreign_pop(h, cls);
+    if (b) return b;
     heap_enter(h);
     uint64_t now = nm_os_now_ms();
     if (now >= h->next_maintenance_ms) heap_maintenance(h, now);
@@ -1055,7 +1262,7 @@ void *nm_heap_alloc_class(struct nm_heap *h, unsigned cls)
             return NULL;
         }
     }
-    struct nm_block *b = pg->free;
+    b = pg->free;
     pg->free = b->next;
     __atomic_store_n(&pg->used, pg->used + 1, __ATOMIC_RELAXED);
     b->freed = 0;
@@ -1067,7 +1274,14 @@ void *nm_heap_alloc_class(struct nm_heap *h, unsigned cls)
 
 void *nm_heap_alloc_generic(struct nm_heap *h, size_t size)
 {
-    return nm_heap_alloc_class(h, nm_size_class(size));
+    unsigned cls = nm_size_class(size);
+    /* A thread that frees what others allocated takes it back here, at
+     * the cost of a leaf call (nm_heap_empty has no foreign block). */
+    if (!nm_heap_node_changed(h)) {
+        struct nm_block *b = foreign_pop(h, cls);
+        if (b) return b;
+    }
+    return nm_heap_alloc_class(h, cls);
 }
 
 /* The page `pg` of the calling thread's heap `h` may be released (used

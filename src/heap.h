@@ -13,7 +13,9 @@
  *                      block = page->free; page->free = block->next
  *                      (and one compare: has the thread's node changed?)
  *   free, same thread: push onto page->free
- *   free, other thread: atomic push onto page->remote (heap.c collects)
+ *   free, other thread: onto the thread's foreign list of the block's
+ *                       class (same arena; taken by its next slow path), or
+ *                       an atomic push onto page->remote (heap.c collects)
  *
  * When a page runs dry the slow path (nm_heap_alloc_generic) collects remote
  * frees, carves more blocks, moves to the next page, or takes a new page
@@ -54,6 +56,42 @@ struct nm_heap {
     _Atomic uint32_t remote_pending;           /* a remote free hit one of our segments */
     uint64_t next_maintenance_ms;              /* no purge pass before this time */
 
+    /* Blocks of other threads' pages that this thread freed, kept for its
+     * own next allocations of their class (as tcmalloc's and jemalloc's
+     * thread caches keep every freed block): a block handed between
+     * threads is then reused where it was freed, its cache line already
+     * there, instead of travelling back to its owner's page.  Only blocks
+     * of the heap's own arena (same node, same policy) are kept, so
+     * placement is what the owner's page would give; at most
+     * nm_foreign_limit[class] << scale per small class (32 KiB of blocks,
+     * at least 4, grown while the thread takes them all; heap.c), the
+     * rest take the remote path.
+     *   block b on foreign[c]  =>  b->freed == the free mark, b's page has
+     *       class c and counts b in `used` (it is in use as far as its owner
+     *       knows), b's segment's arena == this heap's arena;
+     *   foreign_blocks == sum of foreign[c].count.
+     * The owner pushes (free path) and pops (slow path) with plain stores
+     * between foreign_busy = 1 and 0, no atomic instruction and no fence.
+     * A purge takes them all back to their pages once the owner has not
+     * used them for the purge delay (foreign_touched, foreign_seen_ms), so
+     * that a thread that frees and goes quiet pins no page: it sets
+     * foreign_steal, makes every thread pass a barrier (nm_os_membarrier)
+     * and takes the lists only if foreign_busy is still 0; an owner that
+     * sees foreign_steal leaves the lists alone.  (Dekker's handshake with
+     * the fence on the rare side only.)  Emptied by the owner whenever the
+     * heap changes hands (thread exit, node move, fork) or nm_trim runs. */
+    struct nm_foreign_list {
+        _Atomic(struct nm_block *) head;       /* relaxed: the owner peeks at it outside */
+        uint32_t count;
+        uint8_t scale;                         /* limit: the class's base << scale */
+        bool overflowed;                       /* turned a block away since it was empty */
+    } foreign[NM_SMALL_CLASSES];
+    _Atomic uint32_t foreign_blocks;
+    _Atomic uint32_t foreign_busy;             /* the owner is changing the lists */
+    _Atomic uint32_t foreign_steal;            /* a purge is taking them */
+    _Atomic bool foreign_touched;              /* pushed or popped since a purge looked */
+    uint64_t foreign_seen_ms;                  /* a purge last saw it touched (purge's) */
+
     /* Statistics: written by the owner only (no lock, no atomic add), read
      * by anyone through relaxed loads.  `allocs` is counted when a page's
      * free list is refilled, not per malloc: blocks carved from fresh
@@ -77,8 +115,8 @@ struct nm_heap {
     _Atomic bool claimed;                      /* in use by a thread */
     bool lost;                                 /* fork child: its thread was changing it
                                                   at the fork; it stays as it is */
-    _Atomic uint64_t active_ms;                /* the owner's last slow path */
-    uint64_t parked_ms;                        /* when its thread exited (parked heaps) */
+    _Atomic uint64_t parked_ms;                /* when its thread exited (parked heaps;
+                                                  relaxed: purges read it unlocked) */
     struct nm_heap *all_next;                  /* every heap ever made (never freed) */
 };
 
@@ -149,7 +187,10 @@ static inline bool nm_heap_node_changed(const struct nm_heap *h)
  * empty; block `b` is freed into page `pg`, which is full. */
 void nm_heap_page_freed(struct nm_heap *h, struct nm_page *pg);
 void nm_heap_free_to_full(struct nm_heap *h, struct nm_page *pg, struct nm_block *b);
-/* Free from a thread that does not own the segment. */
+/* Free from a thread that does not own the segment: kept in the calling
+ * thread's foreign lists when it may be, else nm_heap_free_remote. */
+void nm_heap_free_other(struct nm_segment *s, struct nm_page *pg, struct nm_block *b);
+/* Give the block back to its page's remote list for the owner. */
 void nm_heap_free_remote(struct nm_segment *s, struct nm_page *pg, struct nm_block *b);
 
 /* The calling thread's heap, set up if needed (NULL + ENOMEM if impossible). */
@@ -263,7 +304,7 @@ static inline void nm_heap_free(struct nm_segment *s, struct nm_page *pg, struct
          * it back to its segment. */
         if (nm_unlikely(used == 0 && not_first)) nm_heap_page_freed(h, pg);
     } else {
-        nm_heap_free_remote(s, pg, b);
+        nm_heap_free_other(s, pg, b);
     }
 }
 

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -362,6 +363,21 @@ void nm_os_futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t timeou
     (void)syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expected,
                   timeout_ms ? &ts : NULL, NULL, 0);
     errno = saved;
+}
+
+/* ---- membarrier ------------------------------------------------------------- */
+
+bool nm_os_membarrier(void)
+{
+    int saved = errno;
+    bool done = syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+    /* Not registered yet (or again: a fork child is not). */
+    if (!done && errno == EPERM &&
+        syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0)
+        done = syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+    if (!done) done = syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0;
+    errno = saved;
+    return done;
 }
 
 /* ---- threads ------------------------------------------------------------------ */

@@ -32,6 +32,20 @@
 #define nm_export
 #endif
 
+/* Built with ThreadSanitizer (gcc defines the first, clang has the second):
+ * it does not see what membarrier orders, so code that relies on it takes
+ * a lock there instead. */
+#if defined(__SANITIZE_THREAD__)
+#define NM_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define NM_TSAN 1
+#endif
+#endif
+#ifndef NM_TSAN
+#define NM_TSAN 0
+#endif
+
 static inline size_t nm_align_up(size_t x, size_t a) { return (x + a - 1) & ~(a - 1); }
 static inline size_t nm_align_down(size_t x, size_t a) { return x & ~(a - 1); }
 static inline bool nm_is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
@@ -168,5 +182,13 @@ void nm_os_warn(const char *msg);
  * (futex; a wait may return early: callers look again). */
 void nm_os_futex_wake(_Atomic uint32_t *word);
 void nm_os_futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t timeout_ms);
+
+/* A memory barrier on every running thread of the process (membarrier(2),
+ * private expedited, registered on first use; the global command where
+ * that is refused).  Lets one thread pair plain stores and loads of
+ * another with its own: after it returns, what every other thread stored
+ * before is visible, and what they load after sees our stores.  False
+ * when the kernel offers neither (the caller must not rely on it). */
+bool nm_os_membarrier(void);
 
 #endif

@@ -12,6 +12,12 @@
  *                without allocating.  Deadline: the purge delay (300 ms)
  *                plus 1 s.  Blocks freed by other threads go back although
  *                their owner never collects them.
+ *   idle_freer   thread A allocates 64 MiB of 16 B blocks; thread B frees
+ *                two blocks of every page first (blocks it may keep for
+ *                its own next allocations), then all the others; A, B and
+ *                main wait.  Deadline: the purge delay (300 ms) plus 1 s.
+ *                Blocks a thread kept from other threads' pages go back
+ *                when it stops allocating, and so do those pages.
  *   thread_exit  4 threads each allocate 32 MiB of 1-32 KiB blocks, free
  *                all but their first block, and exit.  Deadline: the purge
  *                delay plus 1 s.  An exited thread's free pages go back
@@ -132,6 +138,65 @@ static void case_idle_owner(void)
     size_t limit = limit_for(base, peak);
     size_t after = rss_by(limit, start + 300 + 1000);
     report("idle_owner", base, peak, after, limit, now_ms() - start);
+    pthread_barrier_wait(&step);
+    pthread_join(a, NULL);
+    pthread_join(b, NULL);
+}
+
+/* ---- idle_freer -------------------------------------------------------------------- */
+
+/* 4M blocks of 16 B (64 MiB, 1024 pages of 64 KiB): the freeing thread
+ * frees every 2048th first, two blocks of every page, which it may keep
+ * for its own allocations (heap.h: foreign), then the rest. */
+#define FREER_BLOCKS ((size_t)4 << 20)
+#define FREER_STRIDE 2048
+static void **freer_blocks;
+
+static void *freer_allocator(void *arg)
+{
+    (void)arg;
+    for (size_t i = 0; i < FREER_BLOCKS; i++) {
+        freer_blocks[i] = malloc(16);
+        REQUIRE(freer_blocks[i] != NULL);
+        memset(freer_blocks[i], 0x33, 16);
+    }
+    pthread_barrier_wait(&step);   /* 1: allocated */
+    pthread_barrier_wait(&step);   /* 2: freed by the other thread */
+    pthread_barrier_wait(&step);   /* 3: measured; exit */
+    return NULL;
+}
+
+static void *freer(void *arg)
+{
+    (void)arg;
+    free(alloc_touched(16));   /* a thread that allocates too */
+    pthread_barrier_wait(&step);
+    for (size_t i = 0; i < FREER_BLOCKS; i += FREER_STRIDE) free(freer_blocks[i]);
+    for (size_t i = 0; i < FREER_BLOCKS; i++)
+        if (i % FREER_STRIDE) free(freer_blocks[i]);
+    pthread_barrier_wait(&step);
+    pthread_barrier_wait(&step);
+    return NULL;
+}
+
+static void case_idle_freer(void)
+{
+    pthread_barrier_init(&step, NULL, 3);
+    size_t base = nm_test_rss();
+    freer_blocks = mmap(NULL, FREER_BLOCKS * sizeof *freer_blocks, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(freer_blocks != MAP_FAILED);
+    pthread_t a, b;
+    pthread_create(&a, NULL, freer_allocator, NULL);
+    pthread_create(&b, NULL, freer, NULL);
+    pthread_barrier_wait(&step);
+    size_t peak = nm_test_rss();
+    pthread_barrier_wait(&step);
+    munmap(freer_blocks, FREER_BLOCKS * sizeof *freer_blocks);
+    uint64_t start = now_ms();
+    size_t limit = limit_for(base, peak);
+    size_t after = rss_by(limit, start + 300 + 1000);
+    report("idle_freer", base, peak, after, limit, now_ms() - start);
     pthread_barrier_wait(&step);
     pthread_join(a, NULL);
     pthread_join(b, NULL);
@@ -286,6 +351,7 @@ static const struct {
     const char *delay_ms;
 } cases[] = {
     { "idle_owner", case_idle_owner, "300" },
+    { "idle_freer", case_idle_freer, "300" },
     { "thread_exit", case_thread_exit, "300" },
     { "fork_child", case_fork_child, "2000" },
     { "trim_heaps", case_trim_heaps, "10000" },
