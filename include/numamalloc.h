@@ -444,12 +444,13 @@ struct nm_class_stats {
     uint64_t block_size;        /* bytes per block in this class */
     uint64_t allocs;            /* blocks supplied to the class's free lists so far
                                    (all threads): carved from fresh memory, or
-                                   freed by another thread and collected; a block
-                                   its own thread frees and takes again is not
-                                   counted again (counted per refill, not per
+                                   freed by another thread and collected by the
+                                   owner or taken again by the freeing thread; a
+                                   block its own thread frees and takes again is
+                                   not counted again (counted per refill, not per
                                    malloc) */
     uint64_t pages;             /* pages now serving the class (64 KiB up to
-                                   8 KiB blocks, 1 MiB above) */
+                                   8 KiB blocks, 512 KiB above) */
 };
 
 struct nm_stats {

@@ -475,13 +475,14 @@ static inline void foreign_leave(struct nm_heap *h)
     atomic_store_explicit(&h->foreign_busy, 0, memory_order_release);
 }
 
-/* Owner-only counters of the lists, read by purges. */
-static inline void foreign_changed(struct nm_heap *h, int delta)
+/* Owner-only counters of list `cls`, read by purges. */
+static inline void foreign_changed(struct nm_heap *h, unsigned cls, int delta)
 {
     uint32_t n = atomic_load_explicit(&h->foreign_blocks, memory_order_relaxed);
     atomic_store_explicit(&h->foreign_blocks, n + (uint32_t)delta, memory_order_relaxed);
-    if (!atomic_load_explicit(&h->foreign_touched, memory_order_relaxed))
-        atomic_store_explicit(&h->foreign_touched, true, memory_order_relaxed);
+    uint64_t touched = atomic_load_explicit(&h->foreign_touched, memory_order_relaxed);
+    if (!(touched & (1ull << cls)))
+        atomic_fetch_or_explicit(&h->foreign_touched, 1ull << cls, memory_order_relaxed);
 }
 
 void nm_heap_free_other(struct nm_segment *s, struct nm_page *pg, struct nm_block *b)
@@ -502,7 +503,7 @@ void nm_heap_free_other(struct nm_segment *s, struct nm_page *pg, struct nm_bloc
         atomic_store_explicit(&f->head, b, memory_order_relaxed);
         f->count++;
         bool first = atomic_load_explicit(&h->foreign_blocks, memory_order_relaxed) == 0;
-        foreign_changed(h, 1);
+        foreign_changed(h, cls, 1);
         foreign_leave(h);
         /* A purge gives them back if the thread stops allocating. */
         if (first) nm_purge_signal();
@@ -522,7 +523,7 @@ static struct nm_block *foreign_pop(struct nm_heap *h, unsigned cls)
     if (b) {
         atomic_store_explicit(&f->head, b->next, memory_order_relaxed);
         f->count--;
-        foreign_changed(h, -1);
+        foreign_changed(h, cls, -1);
         b->freed = 0;
         if (f->count == 0 && f->overflowed) {   /* it would have taken more */
             f->overflowed = false;
@@ -538,14 +539,17 @@ static struct nm_block *foreign_pop(struct nm_heap *h, unsigned cls)
     return b;
 }
 
-/* Take every foreign block of `h`, chained by `next` (the lists are the
- * caller's: the owner inside foreign_enter, or a purge that won the
- * handshake). */
-static struct nm_block *foreign_take_all(struct nm_heap *h)
+/* Take the foreign blocks of the classes in `classes` (bit c: class c),
+ * chained by `next` (the lists are the caller's: the owner inside
+ * foreign_enter, or a purge that won the handshake). */
+static struct nm_block *foreign_take(struct nm_heap *h, uint64_t classes)
 {
     struct nm_block *all = NULL;
-    for (unsigned c = 0; c < NM_SMALL_CLASSES; c++) {
+    uint32_t taken = 0;
+    for (; classes; classes &= classes - 1) {
+        unsigned c = (unsigned)__builtin_ctzll(classes);
         struct nm_foreign_list *f = &h->foreign[c];
+        taken += f->count;
         struct nm_block *b = atomic_load_explicit(&f->head, memory_order_relaxed);
         atomic_store_explicit(&f->head, NULL, memory_order_relaxed);
         while (b) {
@@ -558,9 +562,13 @@ static struct nm_block *foreign_take_all(struct nm_heap *h)
         f->scale = 0;
         f->overflowed = false;
     }
-    atomic_store_explicit(&h->foreign_blocks, 0, memory_order_relaxed);
+    uint32_t n = atomic_load_explicit(&h->foreign_blocks, memory_order_relaxed);
+    atomic_store_explicit(&h->foreign_blocks, n - taken, memory_order_relaxed);
     return all;
 }
+
+#define NM_FOREIGN_ALL ((1ull << NM_SMALL_CLASSES) - 1)
+_Static_assert(NM_SMALL_CLASSES < 64, "a bit per foreign list");
 
 /* Give blocks taken from a foreign list back to their pages: to the
  * calling thread's own page when it owns the segment now (it adopted it),
@@ -578,16 +586,28 @@ static void foreign_release(struct nm_block *list)
     }
 }
 
-/* The owner empties its foreign lists (before its heap changes hands; a
- * purge may be taking them: it has them then). */
+/* Fork child: drop the foreign lists of a heap whose thread was changing
+ * them at the fork, without walking them. */
+static void heap_foreign_forget(struct nm_heap *h)
+{
+    for (unsigned c = 0; c < NM_SMALL_CLASSES; c++) {
+        atomic_store_explicit(&h->foreign[c].head, NULL, memory_order_relaxed);
+        h->foreign[c].count = 0;
+    }
+    atomic_store_explicit(&h->foreign_blocks, 0, memory_order_relaxed);
+    atomic_store_explicit(&h->foreign_busy, 0, memory_order_relaxed);
+}
+
+/* The owner empties its foreign lists before its heap changes hands (or
+ * for nm_trim).  A purge may be taking them at that moment: it holds
+ * foreign_steal for a few loads and stores and never waits for us, so we
+ * wait for it and look again (it may have backed off, finding us busy). */
 static void heap_foreign_flush(struct nm_heap *h)
 {
     if (atomic_load_explicit(&h->foreign_blocks, memory_order_relaxed) == 0) return;
-    struct nm_block *all = NULL;
-    if (foreign_enter(h)) {
-        all = foreign_take_all(h);
-        foreign_leave(h);
-    }
+    while (!foreign_enter(h)) sched_yield();
+    struct nm_block *all = foreign_take(h, NM_FOREIGN_ALL);
+    foreign_leave(h);
     foreign_release(all);
 }
 
@@ -827,6 +847,8 @@ void nm_heap_after_fork(void)
             h->lost = true;   /* purges leave it alone too */
             continue;
         }
+        /* Nor can foreign lists it was changing: their blocks are lost. */
+        if (atomic_load_explicit(&h->foreign_busy, memory_order_acquire) != 0) heap_foreign_forget(h);
         heap_abandon(h);
         heap_unclaim(h);
     }
@@ -1099,27 +1121,33 @@ static struct nm_block *heap_foreign_take_idle(struct nm_heap *h, uint64_t now_m
                                                bool *waiting)
 {
     if (atomic_load_explicit(&h->foreign_blocks, memory_order_relaxed) == 0) return NULL;
-    if (atomic_exchange_explicit(&h->foreign_touched, false, memory_order_relaxed) && !force) {
-        h->foreign_seen_ms = now_ms;
-        *waiting = true;
-        return NULL;
+    uint64_t touched = atomic_exchange_explicit(&h->foreign_touched, 0, memory_order_relaxed);
+    uint64_t idle = 0;
+    for (unsigned c = 0; c < NM_SMALL_CLASSES; c++) {
+        /* A list that fills after this look is touched. */
+        if (!atomic_load_explicit(&h->foreign[c].head, memory_order_relaxed) &&
+            !(touched & (1ull << c)))
+            continue;
+        if ((touched & (1ull << c)) && !force)
+            h->foreign_seen_ms[c] = now_ms;
+        else if (nm_purge_due(h->foreign_seen_ms[c], now_ms, nm_opt.purge_delay_ms, force))
+            idle |= 1ull << c;
+        if (!(idle & (1ull << c))) *waiting = true;
     }
-    if (!nm_purge_due(h->foreign_seen_ms, now_ms, nm_opt.purge_delay_ms, force)) {
-        *waiting = true;
-        return NULL;
-    }
+    if (!idle) return NULL;
     /* The heap's lock is held: under ThreadSanitizer that keeps the owner
      * out (foreign_enter), and so does being the owner. */
-    if (NM_TSAN || h->thread == nm_thread_self()) return foreign_take_all(h);
+    if (NM_TSAN || h->thread == nm_thread_self()) return foreign_take(h, idle);
     atomic_store_explicit(&h->foreign_steal, 1, memory_order_relaxed);
     struct nm_block *all = NULL;
     if (!nm_os_membarrier()) {
         /* No way to keep the owner out: the lists stay (at most
-         * nm_foreign_limit blocks a class) until the owner empties them. */
+         * nm_foreign_limit << NM_FOREIGN_MAX_SCALE blocks a class) until
+         * the owner empties them. */
     } else if (atomic_load_explicit(&h->foreign_busy, memory_order_acquire)) {
         *waiting = true;   /* the owner is at them right now: next pass */
     } else {
-        all = foreign_take_all(h);
+        all = foreign_take(h, idle);
     }
     atomic_store_explicit(&h->foreign_steal, 0, memory_order_release);
     return all;
@@ -1272,12 +1300,25 @@ void *nm_heap_alloc_class(struct nm_heap *h, unsigned cls)
     return b;
 }
 
+/* Whether heap `h` is known to be on the calling thread's node without
+ * asking the topology: the kernel's rseq word it watches has not changed
+ * (heap.h: node_word), or it has no node to follow (one node, a heap bound
+ * by a policy, nm_heap_empty).  Without rseq a moved thread is noticed
+ * only by heap_check_node. */
+static inline bool heap_node_current(struct nm_heap *h)
+{
+    if (h->node_word != &h->node_seen) return !nm_heap_node_changed(h);
+    struct nm_arena *a = atomic_load_explicit(&h->arena, memory_order_relaxed);
+    return nm_topo.node_count < 2 || !a || !nm_arena_is_local(a);
+}
+
 void *nm_heap_alloc_generic(struct nm_heap *h, size_t size)
 {
     unsigned cls = nm_size_class(size);
     /* A thread that frees what others allocated takes it back here, at
-     * the cost of a leaf call (nm_heap_empty has no foreign block). */
-    if (!nm_heap_node_changed(h)) {
+     * the cost of a leaf call, when its heap is known to be on its node;
+     * else nm_heap_alloc_class checks the node first. */
+    if (heap_node_current(h)) {
         struct nm_block *b = foreign_pop(h, cls);
         if (b) return b;
     }

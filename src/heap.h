@@ -72,9 +72,10 @@ struct nm_heap {
      *   foreign_blocks == sum of foreign[c].count.
      * The owner pushes (free path) and pops (slow path) with plain stores
      * between foreign_busy = 1 and 0, no atomic instruction and no fence.
-     * A purge takes them all back to their pages once the owner has not
-     * used them for the purge delay (foreign_touched, foreign_seen_ms), so
-     * that a thread that frees and goes quiet pins no page: it sets
+     * A purge takes a class's list back to its pages once the owner has
+     * not pushed onto it nor popped from it for the purge delay (bit c of
+     * foreign_touched, foreign_seen_ms[c]), so that a thread that frees
+     * and goes quiet, or stops using a class, pins no page: it sets
      * foreign_steal, makes every thread pass a barrier (nm_os_membarrier)
      * and takes the lists only if foreign_busy is still 0; an owner that
      * sees foreign_steal leaves the lists alone.  (Dekker's handshake with
@@ -89,15 +90,17 @@ struct nm_heap {
     _Atomic uint32_t foreign_blocks;
     _Atomic uint32_t foreign_busy;             /* the owner is changing the lists */
     _Atomic uint32_t foreign_steal;            /* a purge is taking them */
-    _Atomic bool foreign_touched;              /* pushed or popped since a purge looked */
-    uint64_t foreign_seen_ms;                  /* a purge last saw it touched (purge's) */
+    _Atomic uint64_t foreign_touched;          /* bit c: list c pushed or popped since a
+                                                  purge looked */
+    uint64_t foreign_seen_ms[NM_SMALL_CLASSES];/* a purge last saw list c touched (purge's) */
 
     /* Statistics: written by the owner only (no lock, no atomic add), read
      * by anyone through relaxed loads.  `allocs` is counted when a page's
      * free list is refilled, not per malloc: blocks carved from fresh
      * memory plus remote frees collected, per class.  A block its own
      * thread frees and takes again is not counted again. */
-    _Atomic uint64_t allocs[NM_CLASS_COUNT];   /* blocks supplied to free lists, per class */
+    _Atomic uint64_t allocs[NM_CLASS_COUNT];   /* blocks supplied to free lists (and foreign
+                                                  blocks taken back), per class */
     _Atomic uint64_t remote_frees;             /* blocks collected from remote lists */
 
     /* Who is changing the heap's lists and page states: 0 nobody; 1, 2, ..

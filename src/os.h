@@ -184,11 +184,13 @@ void nm_os_futex_wake(_Atomic uint32_t *word);
 void nm_os_futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t timeout_ms);
 
 /* A memory barrier on every running thread of the process (membarrier(2),
- * private expedited, registered on first use; the global command where
- * that is refused).  Lets one thread pair plain stores and loads of
- * another with its own: after it returns, what every other thread stored
- * before is visible, and what they load after sees our stores.  False
- * when the kernel offers neither (the caller must not rely on it). */
+ * private expedited, Linux 4.14+, registered on first use and again in a
+ * fork child).  Lets one thread pair plain stores and loads of another
+ * with its own: after it returns, what every other thread stored before
+ * is visible, and what they load after sees our stores.  False when the
+ * kernel (or a seccomp filter) refuses it: the caller must not rely on it.
+ * (The global command is not used: it waits for an RCU grace period,
+ * milliseconds.) */
 bool nm_os_membarrier(void);
 
 #endif

@@ -77,10 +77,11 @@ enum nm_page_state { NM_PAGE_FREE, NM_PAGE_QUEUED, NM_PAGE_FULL };
 /* Page metadata lives in the segment header, not in the page: two cache
  * lines, split by who writes them.  The first is the owner's, written by
  * every malloc and local free; the second is read by every free, whichever
- * thread frees (the block check), and written rarely: `carved` when the
- * owner carves more blocks, `remote` by frees of other threads, the rest
- * when the page is formatted.  A thread freeing blocks of another thread's
- * page so reads a line that the owner's allocations leave alone. */
+ * thread frees (the block check), and written by the owner only when it
+ * carves more blocks (`carved`) or formats the page, and by other threads'
+ * frees that push onto `remote` (those their own foreign lists do not
+ * keep, heap.h).  A thread freeing blocks of another thread's page so
+ * reads a line that the owner's allocations leave alone. */
 struct nm_page {
     /* The owner's line. */
     struct nm_block *free;          /* blocks the owner hands out next */

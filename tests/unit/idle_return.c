@@ -18,6 +18,9 @@
  *                main wait.  Deadline: the purge delay (300 ms) plus 1 s.
  *                Blocks a thread kept from other threads' pages go back
  *                when it stops allocating, and so do those pages.
+ *   idle_class   the same, but B goes on freeing a 32 B block of A's every
+ *                20 ms: the 16 B blocks it kept go back although it is
+ *                not idle (a class it stopped using pins no page).
  *   thread_exit  4 threads each allocate 32 MiB of 1-32 KiB blocks, free
  *                all but their first block, and exit.  Deadline: the purge
  *                delay plus 1 s.  An exited thread's free pages go back
@@ -46,6 +49,7 @@
 #include <time.h>
 
 #include "../testutil.h"
+#include "heap.h"   /* nm_tls_heap: the idle_freer case checks that blocks were kept */
 #include "numamalloc.h"
 
 #define MiB ((size_t)1 << 20)
@@ -151,6 +155,13 @@ static void case_idle_owner(void)
 #define FREER_BLOCKS ((size_t)4 << 20)
 #define FREER_STRIDE 2048
 static void **freer_blocks;
+static uint32_t freer_kept;   /* blocks the freeing thread kept for itself */
+/* idle_class: the freeing thread goes on freeing a 32 B block of the
+ * allocator's every 20 ms while main measures. */
+#define FREER_TRICKLE 200
+static bool freer_trickle;
+static void *trickle_blocks[FREER_TRICKLE];
+static _Atomic bool measured;
 
 static void *freer_allocator(void *arg)
 {
@@ -160,6 +171,7 @@ static void *freer_allocator(void *arg)
         REQUIRE(freer_blocks[i] != NULL);
         memset(freer_blocks[i], 0x33, 16);
     }
+    for (int i = 0; i < FREER_TRICKLE; i++) trickle_blocks[i] = alloc_touched(32);
     pthread_barrier_wait(&step);   /* 1: allocated */
     pthread_barrier_wait(&step);   /* 2: freed by the other thread */
     pthread_barrier_wait(&step);   /* 3: measured; exit */
@@ -174,12 +186,17 @@ static void *freer(void *arg)
     for (size_t i = 0; i < FREER_BLOCKS; i += FREER_STRIDE) free(freer_blocks[i]);
     for (size_t i = 0; i < FREER_BLOCKS; i++)
         if (i % FREER_STRIDE) free(freer_blocks[i]);
+    freer_kept = atomic_load(&nm_tls_heap->foreign_blocks);
     pthread_barrier_wait(&step);
+    for (int i = 0; freer_trickle && !atomic_load(&measured); i++) {
+        if (i < FREER_TRICKLE) free(trickle_blocks[i]);
+        sleep_ms(20);
+    }
     pthread_barrier_wait(&step);
     return NULL;
 }
 
-static void case_idle_freer(void)
+static void freer_case(const char *name)
 {
     pthread_barrier_init(&step, NULL, 3);
     size_t base = nm_test_rss();
@@ -196,10 +213,24 @@ static void case_idle_freer(void)
     uint64_t start = now_ms();
     size_t limit = limit_for(base, peak);
     size_t after = rss_by(limit, start + 300 + 1000);
-    report("idle_freer", base, peak, after, limit, now_ms() - start);
+    report(name, base, peak, after, limit, now_ms() - start);
+    /* Else the case shows nothing about kept blocks. */
+    CHECK(freer_kept >= 1024, "the freeing thread kept only %u blocks", freer_kept);
+    atomic_store(&measured, true);
     pthread_barrier_wait(&step);
     pthread_join(a, NULL);
     pthread_join(b, NULL);
+}
+
+static void case_idle_freer(void)
+{
+    freer_case("idle_freer");
+}
+
+static void case_idle_class(void)
+{
+    freer_trickle = true;
+    freer_case("idle_class");
 }
 
 /* ---- thread_exit ------------------------------------------------------------------ */
@@ -352,6 +383,7 @@ static const struct {
 } cases[] = {
     { "idle_owner", case_idle_owner, "300" },
     { "idle_freer", case_idle_freer, "300" },
+    { "idle_class", case_idle_class, "300" },
     { "thread_exit", case_thread_exit, "300" },
     { "fork_child", case_fork_child, "2000" },
     { "trim_heaps", case_trim_heaps, "10000" },
