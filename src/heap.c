@@ -1113,10 +1113,10 @@ static struct nm_segment *heap_release_remote_freed(struct nm_heap *h, uint64_t 
     return emptied;
 }
 
-/* The foreign blocks of `h` (locked by a purge) when its owner has not
- * touched them for the purge delay (or `force`): a purge that finds them
- * touched clears the mark and notes the time, so they go back once a
- * whole delay passes without a push or a pop. */
+/* The foreign lists of `h` (locked by a purge) that its owner has not
+ * touched for the purge delay (or all, with `force`): a purge that finds
+ * a list touched clears its bit and notes the time, so a list goes back
+ * once a whole delay passes without a push or a pop on it. */
 static struct nm_block *heap_foreign_take_idle(struct nm_heap *h, uint64_t now_ms, bool force,
                                                bool *waiting)
 {
