@@ -58,16 +58,16 @@ static void fail(struct worker *w, const char *what)
     bench_fail("alloc_test", "thread", w->index, &w->check_ok, &any_failure, what);
 }
 
+static const struct bench_size_band size_mix[] = {
+    { 60, 16, 128 },
+    { 30, 128, 2048 },
+    { 9, 2048, 32768 },
+    { 1, 32768, SIZE_MAX_BYTES },
+};
+
 static size_t next_size(uint64_t *seed)
 {
-    unsigned pick = (unsigned)(bench_rand(seed) % 100);
-    if (pick < 60)
-        return bench_size_log_uniform(seed, 16, 128);
-    if (pick < 90)
-        return bench_size_log_uniform(seed, 128, 2048);
-    if (pick < 99)
-        return bench_size_log_uniform(seed, 2048, 32768);
-    return bench_size_log_uniform(seed, 32768, SIZE_MAX_BYTES);
+    return bench_size_mix(seed, size_mix, (int)(sizeof size_mix / sizeof size_mix[0]));
 }
 
 static void *worker_main(void *arg)

@@ -142,6 +142,25 @@ static inline size_t bench_size_log_uniform(uint64_t *state, size_t lo, size_t h
     return band_lo + (size_t)(bench_rand(state) % (band_hi - band_lo + 1));
 }
 
+/* A mix of sizes: each band takes `pct` percent of the draws (the last one
+ * the rest) and draws log-uniformly in [lo, hi].  One draw of 0..99 picks
+ * the band, then bench_size_log_uniform the size. */
+struct bench_size_band {
+    unsigned pct;
+    size_t lo, hi;
+};
+
+static inline size_t bench_size_mix(uint64_t *state, const struct bench_size_band *mix, int bands)
+{
+    unsigned pick = (unsigned)(bench_rand(state) % 100), below = 0;
+    int i = 0;
+    for (; i < bands - 1; i++) {
+        below += mix[i].pct;
+        if (pick < below) break;
+    }
+    return bench_size_log_uniform(state, mix[i].lo, mix[i].hi);
+}
+
 /* ---- memory the harness itself uses: straight from mmap, so that the
  *      allocator under test is measured alone ------------------------------- */
 

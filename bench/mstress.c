@@ -70,14 +70,15 @@ static void fail(struct lineage *l, const char *what)
     bench_fail("mstress", "lineage", l->index, &l->check_ok, &any_failure, what);
 }
 
+static const struct bench_size_band size_mix[] = {
+    { 89, 16, 1024 },
+    { 10, 1024, 65536 },
+    { 1, 65536, SIZE_MAX_BYTES },
+};
+
 static size_t next_size(uint64_t *seed)
 {
-    unsigned pick = (unsigned)(bench_rand(seed) % 100);
-    if (pick < 89)
-        return bench_size_log_uniform(seed, 16, 1024);
-    if (pick < 99)
-        return bench_size_log_uniform(seed, 1024, 65536);
-    return bench_size_log_uniform(seed, 65536, SIZE_MAX_BYTES);
+    return bench_size_mix(seed, size_mix, (int)(sizeof size_mix / sizeof size_mix[0]));
 }
 
 static void drop(struct lineage *l, void *p)

@@ -72,14 +72,15 @@ static void fail(struct worker *w, const char *what)
     bench_fail("rptest", "thread", w->index, &w->check_ok, &any_failure, what);
 }
 
+static const struct bench_size_band size_mix[] = {
+    { 75, 16, 256 },
+    { 20, 256, 4096 },
+    { 5, 4096, SIZE_MAX_BYTES },
+};
+
 static size_t next_size(uint64_t *seed)
 {
-    unsigned pick = (unsigned)(bench_rand(seed) % 100);
-    if (pick < 75)
-        return bench_size_log_uniform(seed, 16, 256);
-    if (pick < 95)
-        return bench_size_log_uniform(seed, 256, 4096);
-    return bench_size_log_uniform(seed, 4096, SIZE_MAX_BYTES);
+    return bench_size_mix(seed, size_mix, (int)(sizeof size_mix / sizeof size_mix[0]));
 }
 
 /* Blocks carry their allocating thread's index in the word after the size

@@ -59,14 +59,15 @@ static void trace(const char *phase)
 
 /* The size of the next small/medium block: 70% 16-256 B, 25% 256 B-4 KiB,
  * 5% 4-64 KiB. */
+static const struct bench_size_band size_mix[] = {
+    { 70, 16, 256 },
+    { 25, 256, 4096 },
+    { 5, 4096, 65536 },
+};
+
 static size_t next_size(uint64_t *seed)
 {
-    unsigned pick = (unsigned)(bench_rand(seed) % 100);
-    if (pick < 70)
-        return bench_size_log_uniform(seed, 16, 256);
-    if (pick < 95)
-        return bench_size_log_uniform(seed, 256, 4096);
-    return bench_size_log_uniform(seed, 4096, 65536);
+    return bench_size_mix(seed, size_mix, (int)(sizeof size_mix / sizeof size_mix[0]));
 }
 
 int main(int argc, char **argv)

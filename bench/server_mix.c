@@ -79,14 +79,15 @@ static void fail(struct lineage *l, const char *what)
 }
 
 /* 80% 8-512 B, 15% 512 B-8 KiB, 5% 8-64 KiB. */
+static const struct bench_size_band size_mix[] = {
+    { 80, SIZE_MIN, 512 },
+    { 15, 512, 8192 },
+    { 5, 8192, SIZE_MAX_BYTES },
+};
+
 static size_t next_size(uint64_t *seed)
 {
-    unsigned pick = (unsigned)(bench_rand(seed) % 100);
-    if (pick < 80)
-        return bench_size_log_uniform(seed, SIZE_MIN, 512);
-    if (pick < 95)
-        return bench_size_log_uniform(seed, 512, 8192);
-    return bench_size_log_uniform(seed, 8192, SIZE_MAX_BYTES);
+    return bench_size_mix(seed, size_mix, (int)(sizeof size_mix / sizeof size_mix[0]));
 }
 
 /* Tags for blocks of any size from 8 B: both ends from 16 B, else the start. */
