@@ -243,10 +243,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < threads; i++) {
         workers[i].index = i;
         workers[i].check_ok = 1;
-        if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0) {
-            fprintf(stderr, "alloc_pairs: pthread_create failed\n");
-            return 1;
-        }
+        bench_thread_start("alloc_pairs", &workers[i].thread, worker_main, &workers[i]);
     }
     pthread_barrier_wait(&start_barrier);
     uint64_t *seen = bench_map((size_t)threads * sizeof *seen);

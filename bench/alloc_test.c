@@ -167,10 +167,7 @@ int main(int argc, char **argv)
         workers[i].check_ok = 1;
         workers[i].seed = 0xa110c7e5 + 65537 * (uint64_t)i;
         workers[i].slots = bench_map((size_t)params.slots * sizeof(void *));
-        if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0) {
-            fprintf(stderr, "alloc_test: pthread_create failed\n");
-            return 1;
-        }
+        bench_thread_start("alloc_test", &workers[i].thread, worker_main, &workers[i]);
     }
     uint64_t ops;
     double seconds = bench_timed_interval(counters, n, params.warm_s, params.run_s, &stop_flag,

@@ -161,6 +161,17 @@ static inline size_t bench_size_mix(uint64_t *state, const struct bench_size_ban
     return bench_size_log_uniform(state, mix[i].lo, mix[i].hi);
 }
 
+/* Start a thread of the benchmark `bench`, or exit with status 1 and a
+ * line naming it: a run that cannot start its threads measures nothing. */
+static inline void bench_thread_start(const char *bench, pthread_t *thread, void *(*fn)(void *),
+                                      void *arg)
+{
+    if (pthread_create(thread, NULL, fn, arg) != 0) {
+        fprintf(stderr, "%s: pthread_create failed\n", bench);
+        exit(1);
+    }
+}
+
 /* ---- memory the harness itself uses: straight from mmap, so that the
  *      allocator under test is measured alone ------------------------------- */
 

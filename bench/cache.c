@@ -132,10 +132,7 @@ int main(int argc, char **argv)
     }
     pthread_barrier_init(&start_barrier, NULL, (unsigned)n + 1);
     for (int i = 0; i < n; i++) {
-        if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0) {
-            fprintf(stderr, "cache: pthread_create failed\n");
-            return 1;
-        }
+        bench_thread_start("cache", &workers[i].thread, worker_main, &workers[i]);
     }
     double start = bench_now();
     pthread_barrier_wait(&start_barrier);

@@ -153,10 +153,7 @@ int main(int argc, char **argv)
     }
 
     for (int i = 0; i < n; i++) {
-        if (pthread_create(&arrays[i].thread, NULL, worker, &arrays[i]) != 0) {
-            fprintf(stderr, "larson: pthread_create failed\n");
-            return 1;
-        }
+        bench_thread_start("larson", &arrays[i].thread, worker, &arrays[i]);
     }
     uint64_t ops;
     double seconds = bench_timed_interval(counters, n, params.warm_s, params.run_s, &stop_flag,

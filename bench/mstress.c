@@ -176,10 +176,7 @@ int main(int argc, char **argv)
         l->seed = 0x357e55 + 7919 * (uint64_t)i;
         l->burst = bench_map((size_t)params.round_blocks * sizeof(void *));
         l->ranges = bench_map((size_t)params.round_blocks * sizeof(struct bench_range));
-        if (pthread_create(&l->thread, NULL, worker, l) != 0) {
-            fprintf(stderr, "mstress: pthread_create failed\n");
-            return 1;
-        }
+        bench_thread_start("mstress", &l->thread, worker, l);
     }
     uint64_t ops;
     double seconds = bench_timed_interval(counters, n, params.warm_s, params.run_s, &stop_flag,

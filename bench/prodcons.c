@@ -206,11 +206,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < npairs; i++) {
         pairs[i].index = i;
         pairs[i].producer_ok = pairs[i].consumer_ok = 1;
-        if (pthread_create(&pairs[i].producer, NULL, producer_main, &pairs[i]) != 0 ||
-            pthread_create(&pairs[i].consumer, NULL, consumer_main, &pairs[i]) != 0) {
-            fprintf(stderr, "prodcons: pthread_create failed\n");
-            return 1;
-        }
+        bench_thread_start("prodcons", &pairs[i].producer, producer_main, &pairs[i]);
+        bench_thread_start("prodcons", &pairs[i].consumer, consumer_main, &pairs[i]);
     }
     pthread_barrier_wait(&start_barrier);
     bench_sleep(params.warm_s);

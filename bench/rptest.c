@@ -230,10 +230,7 @@ int main(int argc, char **argv)
         workers[i].index = i;
         workers[i].check_ok = 1;
         workers[i].seed = 0x4e7e57 + 977 * (uint64_t)i;
-        if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0) {
-            fprintf(stderr, "rptest: pthread_create failed\n");
-            return 1;
-        }
+        bench_thread_start("rptest", &workers[i].thread, worker_main, &workers[i]);
     }
     uint64_t ops;
     double seconds = bench_timed_interval(counters, n, params.warm_s, params.run_s, &stop_flag,

@@ -262,10 +262,7 @@ int main(int argc, char **argv)
     }
 
     for (int i = 0; i < n; i++) {
-        if (pthread_create(&lineages[i].first, NULL, lineage_thread, &lineages[i]) != 0) {
-            fprintf(stderr, "server_mix: pthread_create failed\n");
-            return 1;
-        }
+        bench_thread_start("server_mix", &lineages[i].first, lineage_thread, &lineages[i]);
     }
     bench_sleep(params.warm_s);
     uint64_t *seen = bench_map((size_t)n * sizeof *seen);

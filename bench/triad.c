@@ -456,10 +456,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < worker_count; i++) {
         workers[i].index = i;
         workers[i].check_ok = 1;
-        if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0) {
-            fprintf(stderr, "triad: pthread_create failed\n");
-            return 1;
-        }
+        bench_thread_start("triad", &workers[i].thread, worker_main, &workers[i]);
     }
 
     char text[SCENARIOS][32], placed[SCENARIOS][32];

@@ -172,10 +172,7 @@ int main(int argc, char **argv)
         bench_queue_init(&workers[i].inbox);
     }
     for (int i = 0; i < n; i++) {
-        if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0) {
-            fprintf(stderr, "xmalloc: pthread_create failed\n");
-            return 1;
-        }
+        bench_thread_start("xmalloc", &workers[i].thread, worker_main, &workers[i]);
     }
     uint64_t ops;
     double seconds = bench_timed_interval(counters, n, params.warm_s, params.run_s, &stop_flag,
