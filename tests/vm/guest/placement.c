@@ -611,6 +611,84 @@ static void check_thp(void)
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) free(live[i]);
 }
 
+/* ---------------------------------------------------------------- check d3 */
+
+/* A thread that frees blocks another thread of its node allocated may keep
+ * them for its own next allocations (docs/design.md: foreign lists).  When
+ * it then moves to another node, its next blocks must come from there, not
+ * from what it kept.  Run with the kernel's rseq node word ("d3") and
+ * without it ("d3-norseq": GLIBC_TUNABLES=glibc.pthread.rseq=0, where the
+ * move is noticed only by the slow path). */
+static const struct { size_t size; int count; } kept_sizes[] = { {48, 1024}, {1000, 64} };
+#define KEPT_KINDS (int)(sizeof kept_sizes / sizeof kept_sizes[0])
+
+struct keeper {
+    pthread_barrier_t step;
+    struct blocks theirs[KEPT_KINDS];    /* the other thread's blocks, freed by the keeper */
+    struct blocks after[KEPT_KINDS];     /* the keeper's blocks after its move to node 1 */
+};
+
+static void *keeper_owner(void *arg)
+{
+    struct keeper *k = arg;
+    run_on_node(node0);
+    for (int i = 0; i < KEPT_KINDS; i++)
+        for (int j = 0; j < kept_sizes[i].count; j++) alloc_touch(&k->theirs[i], kept_sizes[i].size);
+    pthread_barrier_wait(&k->step);      /* the keeper frees them */
+    pthread_barrier_wait(&k->step);
+    return NULL;
+}
+
+static void *keeper(void *arg)
+{
+    struct keeper *k = arg;
+    run_on_node(node0);
+    void *own = malloc(16);              /* a heap on node 0 (kept out of the optimiser's reach) */
+    __asm__ volatile("" : : "r"(own) : "memory");
+    free(own);
+    pthread_barrier_wait(&k->step);
+    for (int i = 0; i < KEPT_KINDS; i++)
+        for (long j = 0; j < k->theirs[i].n; j++) free(k->theirs[i].b[j].p);
+    run_on_node(node1);
+    for (int i = 0; i < KEPT_KINDS; i++)
+        for (int j = 0; j < kept_sizes[i].count; j++) alloc_touch(&k->after[i], kept_sizes[i].size);
+    pthread_barrier_wait(&k->step);
+    return NULL;
+}
+
+static void check_d3(void)
+{
+    /* glibc 2.35+ exports the size of the rseq area it registered (0: none). */
+    const unsigned *rseq_size = dlsym(RTLD_DEFAULT, "__rseq_size");
+    printf("d3   rseq registered by glibc: %s\n",
+           !rseq_size ? "unknown (glibc before 2.35)" : *rseq_size ? "yes" : "no");
+    struct keeper *k = map_zeroed(sizeof *k);
+    pthread_barrier_init(&k->step, NULL, 2);
+    for (int i = 0; i < KEPT_KINDS; i++) {
+        blocks_init(&k->theirs[i], kept_sizes[i].count);
+        blocks_init(&k->after[i], kept_sizes[i].count);
+    }
+    pthread_t t0, t1;
+    REQUIRE(pthread_create(&t0, NULL, keeper_owner, k) == 0, "pthread_create");
+    REQUIRE(pthread_create(&t1, NULL, keeper, k) == 0, "pthread_create");
+    pthread_join(t0, NULL);
+    pthread_join(t1, NULL);
+    for (int i = 0; i < KEPT_KINDS; i++) {
+        long reused = 0;
+        for (long j = 0; j < k->after[i].n; j++)
+            reused += overlaps(&k->theirs[i], 1, k->after[i].b[j].p, k->after[i].b[j].size);
+        bool ok = reused == 0;
+        printf("d3   %5zu B: of %ld blocks freed on node %d before the move, %ld came back on node %d "
+               "[%s]\n", kept_sizes[i].size, k->theirs[i].n, node0, reused, node1,
+               report_only ? "report" : ok ? "ok" : "FAIL: need 0");
+        if (!report_only && !ok) failures++;
+        char what[80];
+        snprintf(what, sizeof what, "%zu B after the move to node %d", kept_sizes[i].size, node1);
+        judge_blocks("d3", what, &k->after[i], node1, 100);
+        free_all(&k->after[i]);
+    }
+}
+
 /* ---------------------------------------------------------------- main */
 
 static const struct check {
@@ -618,7 +696,7 @@ static const struct check {
     void (*run)(void);
 } checks[] = {
     {"a", check_a}, {"b", check_b}, {"c1", check_c1}, {"c2", check_c2}, {"d1", check_d1}, {"d2", check_d2},
-    {"thp", check_thp},
+    {"d3", check_d3}, {"d3-norseq", check_d3}, {"thp", check_thp},
 };
 #define NCHECKS (int)(sizeof checks / sizeof checks[0])
 
@@ -628,6 +706,9 @@ static int run_in_child(const char *name)
     pid_t pid = fork();
     REQUIRE(pid >= 0, "fork: %s", strerror(errno));
     if (pid == 0) {
+        /* A check named *-norseq runs without glibc's rseq registration. */
+        size_t len = strlen(name);
+        if (len > 7 && !strcmp(name + len - 7, "-norseq")) setenv("GLIBC_TUNABLES", "glibc.pthread.rseq=0", 1);
         char *argv[] = {"placement", report_only ? "--report" : "--strict", "--one", (char *)name, NULL};
         execv("/proc/self/exe", argv);
         _exit(127);
