@@ -76,7 +76,7 @@ struct nm_arena {
      * released, so no later first touch can fail. */
     bool strict;
     /* Set while an owned arena is released: purges leave it alone, and the
-     * release waits for the purges already at it (nm_purge_running). */
+     * release waits for the purges already at it (nm_purge_wait_passes). */
     _Atomic bool releasing;
     _Atomic(struct nm_segment *) members;
     _Atomic(struct nm_segment *) spans;

@@ -43,8 +43,8 @@ static void foreign_limits_init(void);
  * heap_key). */
 static __thread bool tls_exit_armed __attribute__((tls_model("initial-exec")));
 
-/* A move to another node is noticed at the latest this often (ms), besides
- * on every refill; see docs/design.md. */
+/* Maintenance runs at most every half purge delay, and at least this far
+ * apart (ms). */
 #define NM_MAINTENANCE_MIN_MS 10
 
 /* NUMAMALLOC_POLICY and NUMAMALLOC_INTERLEAVE_ABOVE: arenas bound as they
@@ -320,6 +320,19 @@ static bool page_retire(struct nm_heap *h, struct nm_page *pg)
 
 /* Take a free page of segment `s` for class `cls` and queue it first;
  * NULL when a purge claimed the last free pages meanwhile. */
+/* Page `index` of `s` is about to be touched again: if its memory had gone
+ * back to the OS, it no longer counts as decommitted. */
+static void page_recommitted(struct nm_segment *s, size_t index)
+{
+    uint64_t bit = 1ull << index;
+    if (atomic_fetch_and_explicit(&s->decommitted_pages, ~bit, memory_order_relaxed) & bit) {
+        uint8_t *start;
+        size_t len;
+        nm_page_area(s, index, &start, &len);
+        atomic_fetch_sub_explicit(&nm_proc.nodes[s->node].decommitted, len, memory_order_relaxed);
+    }
+}
+
 static struct nm_page *page_take(struct nm_heap *h, struct nm_segment *s, unsigned cls)
 {
     uint64_t avail = atomic_load_explicit(&s->free_pages, memory_order_acquire);
@@ -339,12 +352,7 @@ static struct nm_page *page_take(struct nm_heap *h, struct nm_segment *s, unsign
                                                     memory_order_acquire, memory_order_acquire));
     struct nm_page *pg = &s->pages[index];
     s->pages_used++;
-    uint64_t bit = 1ull << index;
-    if (atomic_fetch_and_explicit(&s->decommitted_pages, ~bit, memory_order_relaxed) & bit) {
-        uint8_t *start; size_t len;
-        nm_page_area(s, index, &start, &len);
-        atomic_fetch_sub_explicit(&nm_proc.nodes[s->node].decommitted, len, memory_order_relaxed);
-    }
+    page_recommitted(s, index);
     nm_page_format(s, index, cls);
     atomic_fetch_add_explicit(&nm_proc.class_pages[cls], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&nm_proc.nodes[s->node].in_use, (size_t)1 << s->page_shift,
@@ -475,14 +483,16 @@ static inline void foreign_leave(struct nm_heap *h)
     atomic_store_explicit(&h->foreign_busy, 0, memory_order_release);
 }
 
-/* Owner-only counters of list `cls`, read by purges. */
-static inline void foreign_changed(struct nm_heap *h, unsigned cls, int delta)
+/* Owner-only counters of list `cls`, read by purges; returns the heap's
+ * count of foreign blocks before the change. */
+static inline uint32_t foreign_changed(struct nm_heap *h, unsigned cls, int delta)
 {
     uint32_t n = atomic_load_explicit(&h->foreign_blocks, memory_order_relaxed);
     atomic_store_explicit(&h->foreign_blocks, n + (uint32_t)delta, memory_order_relaxed);
     uint64_t touched = atomic_load_explicit(&h->foreign_touched, memory_order_relaxed);
     if (!(touched & (1ull << cls)))
         atomic_fetch_or_explicit(&h->foreign_touched, 1ull << cls, memory_order_relaxed);
+    return n;
 }
 
 void nm_heap_free_other(struct nm_segment *s, struct nm_page *pg, struct nm_block *b)
@@ -502,8 +512,7 @@ void nm_heap_free_other(struct nm_segment *s, struct nm_page *pg, struct nm_bloc
         b->next = atomic_load_explicit(&f->head, memory_order_relaxed);
         atomic_store_explicit(&f->head, b, memory_order_relaxed);
         f->count++;
-        bool first = atomic_load_explicit(&h->foreign_blocks, memory_order_relaxed) == 0;
-        foreign_changed(h, cls, 1);
+        bool first = foreign_changed(h, cls, 1) == 0;
         foreign_leave(h);
         /* A purge gives them back if the thread stops allocating. */
         if (first) nm_purge_signal();
@@ -1041,11 +1050,7 @@ void nm_heap_populate(struct nm_heap *h)
                 size_t len;
                 nm_page_area(s, index, &start, &len);
                 (void)nm_os_populate(start, len);
-                if (s->decommitted_pages & (1ull << index)) {
-                    s->decommitted_pages &= ~(1ull << index);
-                    atomic_fetch_sub_explicit(&nm_proc.nodes[s->node].decommitted, len,
-                                              memory_order_relaxed);
-                }
+                page_recommitted(s, index);
             }
         }
     }

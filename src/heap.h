@@ -262,20 +262,18 @@ static inline void *nm_heap_alloc_small(struct nm_heap *h, size_t size)
     return b;
 }
 
-static inline void *nm_heap_alloc_medium(struct nm_heap *h, size_t size)
-{
-    unsigned cls = nm_size_class(size);
-    struct nm_page *pg = h->queue[cls].first;
-    if (nm_unlikely(pg == NULL)) return nm_heap_alloc_class(h, cls);
-    return nm_heap_pop(h, pg, cls);
-}
-
-/* A block of class `cls` (aligned requests): the class's first page. */
+/* A block of class `cls` (medium sizes, aligned requests): the class's
+ * first page. */
 static inline void *nm_heap_alloc_in_class(struct nm_heap *h, unsigned cls)
 {
     struct nm_page *pg = h->queue[cls].first;
     if (nm_unlikely(pg == NULL)) return nm_heap_alloc_class(h, cls);
     return nm_heap_pop(h, pg, cls);
+}
+
+static inline void *nm_heap_alloc_medium(struct nm_heap *h, size_t size)
+{
+    return nm_heap_alloc_in_class(h, nm_size_class(size));
 }
 
 /* Free block `b` of page `pg` in segment `s` (already validated).  Local

@@ -13,7 +13,7 @@
  * up to twice its size and gives back the rest.  A slot is claimed with a
  * compare-and-swap to NULL, so a span is only ever touched by the one thread
  * that claimed it, and can be unmapped safely: no lock, no ABA.  Cached
- * spans go back by the one retention rule (segment.h: nm_purge_due), from
+ * spans go back by the one retention rule (arena.h: nm_purge_due), from
  * the background purge, or from here when there is none.
  *
  * May call the segment, topology and os layers and the options.
@@ -125,10 +125,6 @@ static struct nm_segment *cache_take(int node, const struct span_layout *l)
     return s;
 }
 
-/* A reused span keeps the pages its earlier blocks left committed, so the
- * new block fills them without page faults; what lies beyond the new block
- * goes back (one madvise), so a small block does not hold a big one's
- * pages. */
 /* Give back the block's committed pages from byte `from` of the block on.
  * On a span with transparent huge pages only whole huge pages go: giving
  * back part of one splits it, and its pages come back 4 KiB at a time
@@ -146,6 +142,10 @@ static void span_decommit_tail(struct nm_segment *s, size_t from)
     if (nm_os_decommit(nm_large_block(s) + from, to - from) == 0) s->committed = from;
 }
 
+/* A reused span keeps the pages its earlier blocks left committed, up to
+ * NM_LARGE_KEEP times its new block, so the block fills them without page
+ * faults; the rest goes back (one madvise), so a small block does not hold
+ * a big one's pages. */
 static void span_trim(struct nm_segment *s, size_t usable)
 {
     size_t keep = usable * NM_LARGE_KEEP;

@@ -3,9 +3,9 @@
  * makes numamalloc the process's malloc: malloc, free, calloc, realloc,
  * reallocarray, posix_memalign, aligned_alloc, memalign, valloc, pvalloc,
  * malloc_usable_size, the glibc extensions malloc_trim, malloc_stats,
- * mallinfo and mallinfo2, and glibc's internal __libc_* names.  The
- * exported malloc, free, calloc and the aligned allocators contain the
- * fast paths (alloc.h) inline, not a call.
+ * mallinfo and mallinfo2, and glibc's internal __libc_* names.  They all
+ * use the fast paths of alloc.h (free inline; malloc's, with gcc, as one
+ * shared copy that malloc jumps to: docs/design.md).
  *
  * C++ operator new and delete (every form: plain, array, nothrow, sized,
  * aligned) are exported too, under their mangled names, so they take the

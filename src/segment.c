@@ -1,16 +1,12 @@
 /*
- * segment.c — node-bound memory: the segment map, segment allocation and
- * release, the per-node cache and abandoned stacks, and purging.
+ * segment.c — node-bound memory: the segment map, and segment allocation,
+ * formatting and release (the caches and abandoned stacks are arena.c's).
  *
  * Memory comes in 4 MiB-aligned ranges, carved from the arena's chunks
  * (chunk.c) or mapped by themselves, bound with mbind as their arena says
  * before first touch (a local arena does not bind when the
  * process runs under its own memory policy, e.g. numactl --membind, which we
- * then respect).  Empty segments wait in their arena's cache for reuse, and
- * go back to the OS once they have waited the purge delay while the node
- * caches more than the cache limit.  Nothing here takes a lock: the arena
- * stacks are lock-free and a purge that finds another purge running simply
- * returns.
+ * then respect).  Nothing here takes a lock.
  *
  * May call the chunk, policy, os and topology layers and the options.
  */
@@ -262,8 +258,9 @@ uint64_t nm_segment_purge_claim(struct nm_segment *s, uint64_t now_ms, bool forc
     uint64_t due = 0;
     for (uint64_t bits = candidates; bits; bits &= bits - 1) {
         size_t i = (size_t)__builtin_ctzll(bits);
-        /* retired_ms holds the clock's low 32 bits: compare in 32 bits. */
-        if (force || (uint32_t)((uint32_t)now_ms - s->retired_ms[i]) >= nm_opt.purge_delay_ms)
+        /* retired_ms holds the clock's low 32 bits: the time since, in 32 bits. */
+        uint32_t waited = (uint32_t)now_ms - s->retired_ms[i];
+        if (nm_purge_due(0, waited, nm_opt.purge_delay_ms, force))
             due |= 1ull << i;
         else if (waiting)
             *waiting = true;

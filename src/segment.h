@@ -109,9 +109,9 @@ enum nm_segment_kind { NM_SEGMENT_SMALL, NM_SEGMENT_MEDIUM, NM_SEGMENT_LARGE };
 struct nm_segment {
     uintptr_t cookie;               /* nm_segment_cookie(self): proves the header is ours */
     uint8_t kind;                   /* enum nm_segment_kind */
-    uint8_t page_shift;             /* small: 16, medium: 20 */
+    uint8_t page_shift;             /* small: 16, medium: 19 */
     uint16_t node;                  /* dense node index (topology.h) its memory is charged to */
-    uint32_t page_count;            /* 64 or 4 */
+    uint32_t page_count;            /* 64 or 8 */
     size_t size;                    /* bytes mapped from `self` */
     _Atomic uintptr_t thread;       /* nm_thread_self() of the owner's thread, or 0 */
     _Atomic(struct nm_heap *) heap; /* owner; NULL when abandoned or cached */
@@ -190,7 +190,7 @@ enum nm_map_kind {
     NM_MAP_SPAN = 2,        /* starts a large span */
     NM_MAP_CONT = 3,        /* continues the span that starts before it */
     NM_MAP_SEGMENT_SMALL = NM_SMALL_PAGE_SHIFT,    /* starts a small segment (16) */
-    NM_MAP_SEGMENT_MEDIUM = NM_MEDIUM_PAGE_SHIFT,  /* starts a medium segment (20) */
+    NM_MAP_SEGMENT_MEDIUM = NM_MEDIUM_PAGE_SHIFT,  /* starts a medium segment (19) */
 };
 
 static inline bool nm_map_is_segment(enum nm_map_kind k) { return k >= NM_MAP_SEGMENT_SMALL; }

@@ -500,9 +500,9 @@ enum { RSEQ_CPU_ID = 4, RSEQ_NODE_ID = 20, RSEQ_NODE_ID_END = 24 };
 static bool rseq_has_node;
 
 #if NM_RSEQ_NODE
-/* A 32-bit field of this thread's rseq area; the kernel may change it at
- * any time, hence volatile. */
-static inline uint32_t rseq_field(size_t offset)
+/* The address of a 32-bit field of this thread's rseq area; the kernel may
+ * change it at any time, hence volatile. */
+static inline const volatile uint32_t *rseq_field_ref(size_t offset)
 {
     char *tp;
 #if defined(__x86_64__)
@@ -510,19 +510,13 @@ static inline uint32_t rseq_field(size_t offset)
 #else
     tp = __builtin_thread_pointer();
 #endif
-    return *(const volatile uint32_t *)(tp + __rseq_offset + offset);
+    return (const volatile uint32_t *)(tp + __rseq_offset + offset);
 }
 
-/* The address of that field (the calling thread's own). */
-static inline const volatile uint32_t *rseq_field_ref(size_t offset)
+/* That field's value. */
+static inline uint32_t rseq_field(size_t offset)
 {
-    char *tp;
-#if defined(__x86_64__)
-    __asm__("mov %%fs:0, %0" : "=r"(tp));
-#else
-    tp = __builtin_thread_pointer();
-#endif
-    return (const volatile uint32_t *)(tp + __rseq_offset + offset);
+    return *rseq_field_ref(offset);
 }
 #endif
 
