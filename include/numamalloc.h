@@ -461,9 +461,11 @@ struct nm_stats {
     uint64_t large_allocs;      /* large blocks handed out so far */
     uint64_t large_frees;       /* large blocks given back so far */
     uint64_t remote_frees;      /* blocks freed by a thread other than their owner,
-                                   counted when the owner collects them or the
-                                   freeing thread, which may keep small ones of
-                                   its own node, allocates them again */
+                                   counted when they are collected (by the owner,
+                                   or by a purge for an owner that is gone or
+                                   idle) or when the freeing thread, which may
+                                   keep small ones of its own node, allocates
+                                   them again */
     uint64_t purges;            /* times memory was returned to the OS */
     uint64_t purged_bytes;      /* bytes returned to the OS */
     uint64_t threads;           /* thread heaps created so far */

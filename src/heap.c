@@ -362,16 +362,16 @@ static struct nm_page *page_take(struct nm_heap *h, struct nm_segment *s, unsign
     return pg;
 }
 
-/* Take over an abandoned segment: collect its remote frees, release empty
- * pages, queue the others.  Returns false if the segment turned out empty
- * and went to the cache. */
+/* Make `h` the owner of segment `s`. */
 static void segment_own(struct nm_heap *h, struct nm_segment *s)
 {
     atomic_store_explicit(&s->heap, h, memory_order_release);
     atomic_store_explicit(&s->thread, h->thread, memory_order_release);
 }
 
-static bool heap_adopt(struct nm_heap *h, struct nm_segment *s)
+/* Take over an abandoned segment: collect its remote frees, release empty
+ * pages, queue the others (a segment found empty goes to the cache). */
+static void heap_adopt(struct nm_heap *h, struct nm_segment *s)
 {
     segment_own(h, s);
     atomic_store_explicit(&s->remote_pending, 0, memory_order_relaxed);
@@ -384,7 +384,7 @@ static bool heap_adopt(struct nm_heap *h, struct nm_segment *s)
         pg->next = pg->prev = NULL;
         if (pg->used == 0) {
             pg->state = NM_PAGE_QUEUED;   /* not linked: page_release only counts */
-            if (page_release(h, s, pg, now)) return false;
+            if (page_release(h, s, pg, now)) return;
         } else if (pg->free || nm_page_capacity(pg) < pg->reserved) {
             nm_queue_push_page_back(h, pg);
         } else {
@@ -394,7 +394,6 @@ static bool heap_adopt(struct nm_heap *h, struct nm_segment *s)
     }
     /* Empty already (its last pages were being purged when it was
      * abandoned): maintenance gives it to the cache once the purge is done. */
-    return true;
 }
 
 /* Adopt up to `count` abandoned segments of our node. */
