@@ -321,7 +321,8 @@ static bool page_retire(struct nm_heap *h, struct nm_page *pg)
 /* Take a free page of segment `s` for class `cls` and queue it first;
  * NULL when a purge claimed the last free pages meanwhile. */
 /* Page `index` of `s` is about to be touched again: if its memory had gone
- * back to the OS, it no longer counts as decommitted. */
+ * back to the OS, it no longer counts as decommitted, and no block of it is
+ * resident any more. */
 static void page_recommitted(struct nm_segment *s, size_t index)
 {
     uint64_t bit = 1ull << index;
@@ -330,6 +331,7 @@ static void page_recommitted(struct nm_segment *s, size_t index)
         size_t len;
         nm_page_area(s, index, &start, &len);
         atomic_fetch_sub_explicit(&nm_proc.nodes[s->node].decommitted, len, memory_order_relaxed);
+        s->pages[index].touched_end = NULL;
     }
 }
 
@@ -1048,8 +1050,8 @@ void nm_heap_populate(struct nm_heap *h)
                 uint8_t *start;
                 size_t len;
                 nm_page_area(s, index, &start, &len);
-                (void)nm_os_populate(start, len);
                 page_recommitted(s, index);
+                if (nm_os_populate(start, len) == 0) s->pages[index].touched_end = start + len;
             }
         }
     }

@@ -45,12 +45,18 @@ bool nm_page_extend(struct nm_page *pg)
     uint32_t capacity = nm_page_capacity(pg);
     uint32_t left = pg->reserved - capacity;
     if (left == 0) return false;
-    uint32_t count = (uint32_t)(NM_EXTEND_BYTES / pg->block_size);
-    if (count == 0) count = 1;
-    if (count > left) count = left;
-
     size_t size = pg->block_size;
     uint8_t *first = pg->start + (size_t)capacity * size;
+    uint32_t count = (uint32_t)(NM_EXTEND_BYTES / size);
+    if (count == 0) count = 1;
+    if (pg->touched_end > first) {
+        size_t resident = (size_t)(pg->touched_end - first) / size;
+        if (resident > NM_EXTEND_RESIDENT) resident = NM_EXTEND_RESIDENT;
+        if (count < resident) count = (uint32_t)resident;
+    }
+    if (count > left) count = left;
+    if (first + (size_t)count * size > pg->touched_end) pg->touched_end = first + (size_t)count * size;
+
     struct nm_block *block = (struct nm_block *)first;
     for (uint32_t i = 1; i < count; i++) {
         struct nm_block *next = (struct nm_block *)(first + i * size);

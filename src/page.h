@@ -9,9 +9,14 @@
  * to the largest power of two dividing the block size (capped at the page
  * size), so a 4096-byte block is 4096-aligned.
  *
- * A page's blocks are carved lazily, NM_EXTEND_BYTES at a time, onto its free
- * list; remote frees wait on `remote` until the owner collects them.  May
- * call the segment layer.
+ * A page's blocks are carved lazily onto its free list: NM_EXTEND_BYTES (at
+ * least one block) at a time of memory not touched yet, so a page holding a
+ * few blocks commits no more than they need; up to NM_EXTEND_RESIDENT blocks
+ * at a time of memory that blocks already covered (`touched_end`: a page
+ * released and taken again while still resident), so a class of 2 - 8 KiB
+ * blocks whose pages empty and fill again does not take the slow path for
+ * every block.  Remote frees wait on `remote` until the owner collects
+ * them.  May call the segment layer.
  */
 #ifndef NM_PAGE_H
 #define NM_PAGE_H
@@ -22,7 +27,8 @@
 #define NM_SMALL_CLASSES 56              /* classes 0..55 are <= 8 KiB */
 #define NM_DIRECT_MAX 1024               /* sizes served by the direct table */
 #define NM_DIRECT_SLOTS (NM_DIRECT_MAX / 16 + 1)
-#define NM_EXTEND_BYTES (4 * NM_KiB)     /* carve at most this much at a time */
+#define NM_EXTEND_BYTES (4 * NM_KiB)     /* carve at most this much of new memory at a time */
+#define NM_EXTEND_RESIDENT 16            /* blocks carved at once where memory is resident */
 
 extern uint32_t nm_class_size[NM_CLASS_COUNT];
 
@@ -52,7 +58,8 @@ static inline enum nm_segment_kind nm_class_kind(unsigned cls)
     return cls < NM_SMALL_CLASSES ? NM_SEGMENT_SMALL : NM_SEGMENT_MEDIUM;
 }
 
-/* Set up free page `index` of `s` for class `cls` (nothing carved yet). */
+/* Set up free page `index` of `s` for class `cls` (nothing carved yet;
+ * `touched_end` is the caller's: NULL once the memory was given back). */
 void nm_page_format(struct nm_segment *s, size_t index, unsigned cls);
 
 /* Carve the next blocks onto the free list.  False when the page is full. */

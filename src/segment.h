@@ -88,6 +88,10 @@ struct nm_page {
     uint32_t used;                  /* blocks out, counting uncollected remote frees */
     uint8_t state;                  /* enum nm_page_state */
     struct nm_page *next, *prev;    /* in the owning heap's class queue or full list */
+    uint8_t *touched_end;           /* end of the memory blocks have covered since the
+                                       page's memory was last given back (NULL: none);
+                                       kept while the page is free, so a page taken
+                                       again carves what is resident at once */
 
     /* The shared line. */
     _Alignas(64) uint8_t *start;    /* first block */
