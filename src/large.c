@@ -10,7 +10,9 @@
  * cache limit holds at 4 MiB each), for spans up to an eighth of that
  * limit: bigger ones go back when freed.  A block takes the cached span
  * that fits it whose committed pages are closest to its size, keeps them
- * up to twice its size and gives back the rest.  A slot is claimed with a
+ * up to twice its size and gives back the rest.  The committed bytes the
+ * cache holds follow the demand: a floor plus what large blocks recently
+ * took from it or would have (struct large_demand).  A slot is claimed with a
  * compare-and-swap to NULL, so a span is only ever touched by the one thread
  * that claimed it, and can be unmapped safely: no lock, no ABA.  Cached
  * spans go back by the one retention rule (arena.h: nm_purge_due), from
@@ -32,6 +34,31 @@
 #define NM_LARGE_KEEP 2             /* a reused span keeps 2x its new block committed, */
 #define NM_LARGE_KEEP_MIN (2 * NM_MiB)  /* and at least this */
 
+#define NM_LARGE_CACHE_FLOOR (4 * NM_MiB)   /* cached whatever the demand */
+#define NM_LARGE_GHOSTS 32          /* spans given back that a node remembers */
+
+/* How much of a node's freed spans the cache keeps: NM_LARGE_CACHE_FLOOR
+ * plus the demand, the bytes of large blocks that took a span from the
+ * cache, or that a span given back for want of room would have served, in
+ * the current and the previous purge delay (two buckets, by the clock
+ * divided by the delay).  A span freed beyond that goes back at once and is
+ * remembered (`ghost`: its size and block offset, newest first over the
+ * oldest) for a purge delay.  So a program whose big blocks come back in
+ * rounds (the same sizes allocated, freed and allocated again) finds them
+ * cached from its second round on, and one whose big blocks only grow (a
+ * vector or a hash table doubling: each block is bigger than every one
+ * freed before) holds no more than the floor in freed spans.  Counts are
+ * relaxed and may race: they steer a cache, they guard nothing.
+ *   ghost_span[i] = span size | (block offset == NM_HUGE_MIN), 0: none */
+struct large_demand {
+    _Atomic size_t held;            /* committed bytes of the spans in the cache */
+    _Atomic uint64_t epoch;         /* clock / purge delay of the current bucket */
+    _Atomic size_t bucket[2];       /* demand of epochs with that parity */
+    _Atomic size_t ghost_span[NM_LARGE_GHOSTS];
+    _Atomic uint64_t ghost_ms[NM_LARGE_GHOSTS];
+    _Atomic unsigned ghost_next;
+};
+
 /* Hints, written before the slot is filled and read without claiming it:
  * the span's size, its block offset, and its committed bytes. */
 struct large_cache {
@@ -39,8 +66,24 @@ struct large_cache {
     _Atomic size_t slot_size[NM_LARGE_CACHE_SLOTS];
     _Atomic size_t slot_offset[NM_LARGE_CACHE_SLOTS];
     _Atomic size_t slot_committed[NM_LARGE_CACHE_SLOTS];
+    struct large_demand demand;
 };
 static struct large_cache caches[NM_MAX_NODES];
+
+/* A span of `size` bytes with `committed` of them committed enters or
+ * leaves the cache of `node`: counted in the node's `cached` (nm_stats,
+ * the spans' size) and in what the cache holds (their committed bytes;
+ * s->committed does not change while a span is cached). */
+static void cache_count(int node, size_t size, size_t committed, bool enters)
+{
+    if (enters) {
+        atomic_fetch_add_explicit(&nm_proc.nodes[node].cached, size, memory_order_relaxed);
+        atomic_fetch_add_explicit(&caches[node].demand.held, committed, memory_order_relaxed);
+    } else {
+        atomic_fetch_sub_explicit(&nm_proc.nodes[node].cached, size, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&caches[node].demand.held, committed, memory_order_relaxed);
+    }
+}
 
 /* ---- layout ----------------------------------------------------------------------- */
 
@@ -68,6 +111,72 @@ static bool span_layout(size_t size, size_t alignment, struct span_layout *l)
 
 /* ---- the cache ---------------------------------------------------------------------- */
 
+static uint64_t demand_epoch(uint64_t now_ms)
+{
+    return nm_opt.purge_delay_ms ? now_ms / nm_opt.purge_delay_ms : now_ms;
+}
+
+/* Large blocks of `bytes` were (or would have been) served by the cache. */
+static void demand_add(struct large_demand *d, size_t bytes, uint64_t now_ms)
+{
+    uint64_t now = demand_epoch(now_ms);
+    uint64_t epoch = atomic_load_explicit(&d->epoch, memory_order_relaxed);
+    if (epoch != now && atomic_compare_exchange_strong(&d->epoch, &epoch, now)) {
+        /* A new epoch: its bucket starts empty; the other one holds the
+         * previous epoch's demand, if that was the one just before. */
+        atomic_store_explicit(&d->bucket[now & 1], 0, memory_order_relaxed);
+        if (now != epoch + 1) atomic_store_explicit(&d->bucket[(now + 1) & 1], 0, memory_order_relaxed);
+    }
+    atomic_fetch_add_explicit(&d->bucket[now & 1], bytes, memory_order_relaxed);
+}
+
+/* Bytes of freed spans the cache may hold now. */
+static size_t demand_budget(struct large_demand *d, uint64_t now_ms)
+{
+    uint64_t now = demand_epoch(now_ms);
+    uint64_t epoch = atomic_load_explicit(&d->epoch, memory_order_relaxed);
+    size_t recent = 0;
+    if (epoch == now)
+        recent = atomic_load_explicit(&d->bucket[0], memory_order_relaxed) +
+                 atomic_load_explicit(&d->bucket[1], memory_order_relaxed);
+    else if (epoch + 1 == now)
+        recent = atomic_load_explicit(&d->bucket[epoch & 1], memory_order_relaxed);
+    return NM_LARGE_CACHE_FLOOR + recent;
+}
+
+static size_t ghost_key(size_t span_size, size_t block_offset)
+{
+    return span_size | (block_offset == NM_HUGE_MIN);
+}
+
+/* Span `s` goes back for want of room in the cache: remember it. */
+static void ghost_remember(struct large_demand *d, const struct nm_segment *s, uint64_t now_ms)
+{
+    unsigned i = atomic_fetch_add_explicit(&d->ghost_next, 1, memory_order_relaxed) % NM_LARGE_GHOSTS;
+    atomic_store_explicit(&d->ghost_span[i], 0, memory_order_relaxed);
+    atomic_store_explicit(&d->ghost_ms[i], now_ms, memory_order_relaxed);
+    atomic_store_explicit(&d->ghost_span[i], ghost_key(s->size, s->block_offset),
+                          memory_order_relaxed);
+}
+
+/* A block of layout `l` missed the cache: if a span given back within the
+ * purge delay would have served it (the rule of slot_fits), count it as
+ * demand, once. */
+static void ghost_hit(struct large_demand *d, const struct span_layout *l, uint64_t now_ms)
+{
+    for (int i = 0; i < NM_LARGE_GHOSTS; i++) {
+        size_t key = atomic_load_explicit(&d->ghost_span[i], memory_order_relaxed);
+        if (!key || (key & 1) != (l->offset == NM_HUGE_MIN) || (key & ~(size_t)1) < l->size ||
+            !(now_ms - atomic_load_explicit(&d->ghost_ms[i], memory_order_relaxed) <
+              nm_opt.purge_delay_ms))
+            continue;
+        if (atomic_compare_exchange_strong(&d->ghost_span[i], &key, 0)) {
+            demand_add(d, l->usable, now_ms);
+            return;
+        }
+    }
+}
+
 static void span_unmap(struct nm_segment *s);
 
 /* Put a claimed span back into the slot it came from; if another span took
@@ -76,7 +185,7 @@ static void slot_return(struct large_cache *c, int i, struct nm_segment *s)
 {
     struct nm_segment *empty = NULL;
     if (atomic_compare_exchange_strong(&c->slot[i], &empty, s)) return;
-    atomic_fetch_sub_explicit(&nm_proc.nodes[s->node].cached, s->size, memory_order_relaxed);
+    cache_count(s->node, s->size, s->committed, false);
     span_unmap(s);
 }
 
@@ -121,7 +230,7 @@ static struct nm_segment *cache_take(int node, const struct span_layout *l)
     struct nm_segment *s = slot_claim(c, best, l);
     for (int i = 0; !s && i < NM_LARGE_CACHE_SLOTS; i++)
         if (slot_fits(c, i, l)) s = slot_claim(c, i, l);
-    if (s) atomic_fetch_sub_explicit(&nm_proc.nodes[node].cached, s->size, memory_order_relaxed);
+    if (s) cache_count(node, s->size, s->committed, false);
     return s;
 }
 
@@ -224,21 +333,26 @@ static bool cache_put(struct nm_segment *s, uint64_t now_ms)
      * node past it goes back now rather than after the purge delay. */
     if (atomic_load_explicit(&nm_proc.nodes[node].cached, memory_order_relaxed) + size > nm_opt.cache_bytes)
         return false;
+    struct large_cache *c = &caches[node];
+    size_t held = atomic_load_explicit(&c->demand.held, memory_order_relaxed);
+    if (held && held + committed > demand_budget(&c->demand, now_ms)) {
+        ghost_remember(&c->demand, s, now_ms);
+        return false;
+    }
     /* A span settled on another node waits in a cache that the threads of
      * this one do not look at: purge that cache here too, so its spans do
      * not outlive the purge delay there. */
     if (!nm_purge_thread_running()) (void)nm_large_cache_purge(node, now_ms, false);
-    struct large_cache *c = &caches[node];
     s->cached_ms = now_ms;
     for (int i = 0; i < NM_LARGE_CACHE_SLOTS; i++) {
         struct nm_segment *empty = NULL;
         if (atomic_load_explicit(&c->slot[i], memory_order_relaxed)) continue;
-        atomic_fetch_add_explicit(&nm_proc.nodes[node].cached, size, memory_order_relaxed);
+        cache_count(node, size, committed, true);
         atomic_store_explicit(&c->slot_size[i], size, memory_order_relaxed);
         atomic_store_explicit(&c->slot_offset[i], offset, memory_order_relaxed);
         atomic_store_explicit(&c->slot_committed[i], committed, memory_order_relaxed);
         if (atomic_compare_exchange_strong(&c->slot[i], &empty, s)) return true;
-        atomic_fetch_sub_explicit(&nm_proc.nodes[node].cached, size, memory_order_relaxed);
+        cache_count(node, size, committed, false);
     }
     return false;
 }
@@ -257,7 +371,7 @@ bool nm_large_cache_purge(int node, uint64_t now_ms, bool force)
         bool over = atomic_load_explicit(&nm_proc.nodes[node].cached, memory_order_relaxed) >
                     nm_opt.cache_bytes;
         if (nm_purge_due(s->cached_ms, now_ms, nm_opt.purge_delay_ms, force) || over) {
-            atomic_fetch_sub_explicit(&nm_proc.nodes[node].cached, s->size, memory_order_relaxed);
+            cache_count(node, s->size, s->committed, false);
             span_unmap(s);
         } else {
             waiting = true;
@@ -316,7 +430,11 @@ void *nm_large_alloc(size_t size, size_t alignment, struct nm_arena *a, bool zer
     if (!nm_purge_thread_running()) (void)nm_large_cache_purge(node, now, false);
 
     struct nm_segment *s = NULL;
-    if (!alignment && a == nm_first_touch_arena(node)) s = cache_take(node, &l);
+    if (!alignment && a == nm_first_touch_arena(node)) {
+        s = cache_take(node, &l);
+        if (s) demand_add(&caches[node].demand, l.usable, now);
+        else ghost_hit(&caches[node].demand, &l, now);
+    }
     if (!alignment && a->owned) s = owned_take(a, &l);
     if (!s) {
         bool hugetlb = nm_opt.hugepages == NM_HUGEPAGES_HUGETLB && size >= NM_HUGE_MIN;

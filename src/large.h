@@ -8,8 +8,9 @@
  * so realloc grows in place within it, beyond it into the free units that
  * follow it in its chunk, and else with mremap (the pages move, nothing is
  * copied).  Freed spans up to an eighth of the node cache limit wait in a
- * per-node cache for reuse by a block that fits them, then go back to the
- * OS after the purge delay; bigger ones go back at once.  Any thread may
+ * per-node cache for reuse by a block that fits them, as far as large
+ * blocks take spans from it (the demand budget, large.c), then go back to
+ * the OS after the purge delay; bigger ones go back at once.  Any thread may
  * allocate or free a large block: spans have no owner.
  *
  * May call the segment, topology and os layers and the options.

@@ -6,6 +6,7 @@
 #include <dlfcn.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -92,6 +93,14 @@ static inline int nm_test_node_of(void *p)
     int status = -1;
     if (syscall(SYS_move_pages, 0, 1UL, &page, NULL, &status, 0) != 0) return -1;
     return status;
+}
+
+/* Minor page faults this process has taken so far. */
+static inline long nm_test_minor_faults(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_minflt;
 }
 
 /* Resident set size in bytes, from /proc/self/statm. */

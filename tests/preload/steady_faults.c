@@ -20,7 +20,6 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -89,13 +88,6 @@ static void *server_thread(void *arg)
     return NULL;
 }
 
-static long minor_faults(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_minflt;
-}
-
 /* Run the workload; returns the steady phase's faults, sets *rss_mib. */
 static long run_workload(double *rss_mib)
 {
@@ -104,10 +96,10 @@ static long run_workload(double *rss_mib)
     for (int i = 0; i < THREADS; i++)
         REQUIRE(pthread_create(&t[i], NULL, server_thread, (void *)(intptr_t)i) == 0);
     pthread_barrier_wait(&phase);
-    long before = minor_faults();
+    long before = nm_test_minor_faults();
     pthread_barrier_wait(&phase);
     pthread_barrier_wait(&phase);
-    long faults = minor_faults() - before;
+    long faults = nm_test_minor_faults() - before;
     *rss_mib = nm_test_rss() / 1048576.0;
     for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
     return faults;

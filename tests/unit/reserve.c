@@ -4,7 +4,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "../testutil.h"
@@ -12,26 +11,19 @@
 
 #define MiB ((size_t)1 << 20)
 
-static long minor_faults(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_minflt;
-}
-
 enum { BLOCKS = 32 * 1024 };   /* 32 MiB in 1 KiB blocks */
 static char *blocks[BLOCKS];
 
 /* Allocate and write 32 MiB of 1 KiB blocks; return the page faults taken. */
 static long allocate_and_touch(void)
 {
-    long before = minor_faults();
+    long before = nm_test_minor_faults();
     for (int i = 0; i < BLOCKS; i++) {
         blocks[i] = nm_malloc(1024);
         REQUIRE(blocks[i] != NULL);
         memset(blocks[i], i, 1024);
     }
-    return minor_faults() - before;
+    return nm_test_minor_faults() - before;
 }
 
 static void free_all(void)

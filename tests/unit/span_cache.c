@@ -1,0 +1,69 @@
+/* span_cache.c — how much of the freed large blocks (spans) the node cache
+ * keeps (large.c: the demand budget), in a fresh process (what earlier
+ * blocks of the same process did raises the budget).
+ *
+ *   growth   a hash table or a vector that doubles: each block is bigger
+ *            than every one freed before, so no freed span is ever reused;
+ *            the cache keeps its floor (4 MiB) of them, not all.
+ *   rounds   the same big blocks allocated and freed every step (a
+ *            solver's work arrays): once they come back, they are cached
+ *            although together they are more than the floor, and the third
+ *            round takes (almost) no page fault.
+ * Both measure the kernel's counters (RSS, minor faults), not times. */
+#include <stdio.h>
+#include <string.h>
+
+#include "numamalloc.h"
+#include "../testutil.h"
+
+#define MiB ((size_t)1 << 20)
+
+static void fill(unsigned char *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i += 4096) p[i] = (unsigned char)(seed + i / 4096);
+}
+
+int main(void)
+{
+    /* growth: RSS stays within the live block plus the floor (and slack),
+     * where caching every freed span held 1 + 2 + 4 + 8 MiB more. */
+    size_t rss_start = nm_test_rss();
+    unsigned char *table = NULL;
+    size_t table_size = 0;
+    for (size_t size = 1 * MiB; size <= 16 * MiB; size *= 2) {
+        unsigned char *bigger = nm_malloc(size);
+        REQUIRE(bigger != NULL);
+        if (table) memcpy(bigger, table, table_size);
+        fill(bigger + table_size, size - table_size, 8);
+        nm_free(table);   /* NULL the first time */
+        table = bigger;
+        table_size = size;
+    }
+    size_t rss_grown = nm_test_rss();
+    CHECK(rss_grown <= rss_start + (16 + 4 + 3) * MiB,
+          "RSS grew by %zu KiB for a 16 MiB table (freed 1 - 8 MiB tables kept)",
+          (rss_grown - rss_start) / 1024);
+    printf("growth: RSS grew by %zu KiB for a 16 MiB table\n", (rss_grown - rss_start) / 1024);
+    nm_free(table);
+
+    /* rounds: 8 blocks of 1.06 MiB, 8.5 MiB in all. */
+    enum { ROUND_BLOCKS = 8 };
+    long round_faults[3];
+    for (int round = 0; round < 3; round++) {
+        long faults = nm_test_minor_faults();
+        unsigned char *work[ROUND_BLOCKS];
+        for (int i = 0; i < ROUND_BLOCKS; i++) {
+            work[i] = nm_malloc(MiB + 64 * 1024);
+            REQUIRE(work[i] != NULL);
+            fill(work[i], MiB + 64 * 1024, 9);
+        }
+        for (int i = 0; i < ROUND_BLOCKS; i++) nm_free(work[i]);
+        round_faults[round] = nm_test_minor_faults() - faults;
+    }
+    printf("rounds: page faults %ld, %ld, %ld\n", round_faults[0], round_faults[1], round_faults[2]);
+    CHECK(round_faults[2] * 8 < round_faults[0],
+          "page faults by round: %ld, %ld, %ld (the third should reuse cached spans)",
+          round_faults[0], round_faults[1], round_faults[2]);
+
+    return nm_test_done();
+}
