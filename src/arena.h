@@ -112,7 +112,7 @@ struct nm_global_counters {
                                            purge (idle owners, abandoned segments) */
 };
 
-#define NM_CLASS_SLOTS 96   /* size classes (page.h) */
+#define NM_CLASS_SLOTS 66   /* size classes (page.h) */
 
 /* The background purge (purge.c): a thread, started the first time memory
  * waits for a purge, that gives back what has waited the purge delay in

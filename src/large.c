@@ -318,13 +318,15 @@ static void span_settle(struct nm_segment *s)
 /* Cache a freed span for reuse by large blocks of threads on its node:
  * first-touch spans only (other arenas' bindings are not what a plain
  * malloc asks for), not hugetlb ones (their pages, once given back, may
- * not come back from the pool), within the node cache limit. */
-static bool cache_put(struct nm_segment *s, uint64_t now_ms)
+ * not come back from the pool), within the node cache limit and the
+ * demand budget.  Returns the node whose cache took it (where its pages
+ * are, span_settle), or -1. */
+static int cache_put(struct nm_segment *s, uint64_t now_ms)
 {
     if (s->alignment || s->hugetlb || s->size > NM_LARGE_CACHE_MAX_SPAN ||
         s->size > nm_opt.cache_bytes / NM_LARGE_CACHE_SHARE ||
         s->arena != nm_first_touch_arena(s->node))
-        return false;
+        return -1;
     span_settle(s);
     /* Once in a slot the span is anyone's: read what we need first. */
     int node = s->node;
@@ -332,17 +334,13 @@ static bool cache_put(struct nm_segment *s, uint64_t now_ms)
     /* The cache limit holds for spans at once: a span that would take the
      * node past it goes back now rather than after the purge delay. */
     if (atomic_load_explicit(&nm_proc.nodes[node].cached, memory_order_relaxed) + size > nm_opt.cache_bytes)
-        return false;
+        return -1;
     struct large_cache *c = &caches[node];
     size_t held = atomic_load_explicit(&c->demand.held, memory_order_relaxed);
     if (held && held + committed > demand_budget(&c->demand, now_ms)) {
         ghost_remember(&c->demand, s, now_ms);
-        return false;
+        return -1;
     }
-    /* A span settled on another node waits in a cache that the threads of
-     * this one do not look at: purge that cache here too, so its spans do
-     * not outlive the purge delay there. */
-    if (!nm_purge_thread_running()) (void)nm_large_cache_purge(node, now_ms, false);
     s->cached_ms = now_ms;
     for (int i = 0; i < NM_LARGE_CACHE_SLOTS; i++) {
         struct nm_segment *empty = NULL;
@@ -351,10 +349,10 @@ static bool cache_put(struct nm_segment *s, uint64_t now_ms)
         atomic_store_explicit(&c->slot_size[i], size, memory_order_relaxed);
         atomic_store_explicit(&c->slot_offset[i], offset, memory_order_relaxed);
         atomic_store_explicit(&c->slot_committed[i], committed, memory_order_relaxed);
-        if (atomic_compare_exchange_strong(&c->slot[i], &empty, s)) return true;
+        if (atomic_compare_exchange_strong(&c->slot[i], &empty, s)) return node;
         cache_count(node, size, committed, false);
     }
-    return false;
+    return -1;
 }
 
 bool nm_large_cache_purge(int node, uint64_t now_ms, bool force)
@@ -495,11 +493,16 @@ bool nm_large_free(struct nm_segment *s)
     atomic_fetch_sub_explicit(&nm_proc.nodes[node].large_blocks, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&nm_proc.counters.large_frees, 1, memory_order_relaxed);
     uint64_t now = nm_os_now_ms();
+    int cached_in = -1;
     if (owned) owned_release(s);
-    else if (!cache_put(s, now)) span_unmap(s);
+    else if ((cached_in = cache_put(s, now)) < 0) span_unmap(s);
     nm_purge_signal();
     if (!nm_purge_thread_running()) {
+        /* Without the background purge, caches are purged as blocks come
+         * and go: this node's, and the one a span that settled on another
+         * node went to (the threads of this node do not look there). */
         (void)nm_large_cache_purge(node, now, false);
+        if (cached_in >= 0 && cached_in != node) (void)nm_large_cache_purge(cached_in, now, false);
         nm_arena_maybe_purge(nm_local_arena(node), now);
     }
     return true;

@@ -11,9 +11,13 @@ uint32_t nm_class_size[NM_CLASS_COUNT];
 void nm_page_classes_init(void)
 {
     for (unsigned c = 0; c < 8; c++) nm_class_size[c] = 16 * (c + 1);
-    for (unsigned c = 8; c < NM_CLASS_COUNT; c++) {
+    for (unsigned c = 8; c < NM_SMALL_CLASSES; c++) {
         unsigned k = 7 + (c - 8) / 8, step = (c - 8) % 8;
         nm_class_size[c] = (1u << k) + (step + 1) * (1u << (k - 3));
+    }
+    for (unsigned c = NM_SMALL_CLASSES; c < NM_CLASS_COUNT; c++) {
+        unsigned j = c - NM_SMALL_CLASSES, k = 13 + j / 2;    /* 1.5 * 2^k, then 2^(k+1) */
+        nm_class_size[c] = j % 2 ? 2u << k : 3u << (k - 1);
     }
 }
 

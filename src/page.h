@@ -1,11 +1,18 @@
 /*
  * page.h — size classes and the blocks of one page.
  *
- * 96 size classes cover 16 B .. 256 KiB: 16-byte steps up to 128 B, then 8
- * classes per power of two, so a class is at most 12.5% larger than the
- * previous one (below 128 B the 16-byte granule, which keeps every block
- * 16-byte aligned, dominates).  Classes up to 8 KiB live in 64 KiB pages,
- * larger ones in 512 KiB pages.  Blocks are laid out from an address aligned
+ * 66 size classes cover 16 B .. 256 KiB: 16-byte steps up to 128 B, then 8
+ * classes per power of two up to 8 KiB, so a class is at most 12.5% larger
+ * than the previous one (below 128 B the 16-byte granule, which keeps every
+ * block 16-byte aligned, dominates), then two per power of two (12, 16, 24,
+ * 32, ... 192, 256 KiB).  Classes up to 8 KiB live in 64 KiB pages, larger
+ * ones in 512 KiB pages.  Medium classes are coarse because each thread
+ * keeps a page per class: with 8 per power of two, a server whose threads
+ * hold a few blocks of each of 24 medium classes kept each class's peak
+ * resident; with 2, fewer and fuller classes share it (docs/design.md,
+ * "Size classes").  The slack a coarse class leaves at a block's end is
+ * address space, resident only once a bigger request wrote it.  Blocks
+ * are laid out from an address aligned
  * to the largest power of two dividing the block size (capped at the page
  * size), so a 4096-byte block is 4096-aligned.
  *
@@ -23,8 +30,8 @@
 
 #include "segment.h"
 
-#define NM_CLASS_COUNT NM_CLASS_SLOTS   /* 96 */
-#define NM_SMALL_CLASSES 56              /* classes 0..55 are <= 8 KiB */
+#define NM_CLASS_COUNT NM_CLASS_SLOTS   /* 66 */
+#define NM_SMALL_CLASSES 56              /* classes 0..55 are <= 8 KiB, 56..65 medium */
 #define NM_DIRECT_MAX 1024               /* sizes served by the direct table */
 #define NM_DIRECT_SLOTS (NM_DIRECT_MAX / 16 + 1)
 #define NM_EXTEND_BYTES (4 * NM_KiB)     /* carve at most this much of new memory at a time */
@@ -39,8 +46,12 @@ static inline unsigned nm_size_class(size_t size)
 {
     if (size <= 128) return size <= 16 ? 0 : (unsigned)((size - 1) >> 4);
     unsigned k = 63u - (unsigned)__builtin_clzll(size - 1);      /* size in (2^k, 2^(k+1)] */
-    unsigned step = (unsigned)((size - 1 - ((size_t)1 << k)) >> (k - 3));  /* 0..7 */
-    return 8 + (k - 7) * 8 + step;
+    if (size <= NM_SMALL_MAX) {
+        unsigned step = (unsigned)((size - 1 - ((size_t)1 << k)) >> (k - 3));  /* 0..7 */
+        return 8 + (k - 7) * 8 + step;
+    }
+    unsigned upper = (unsigned)((size - 1) >> (k - 1)) & 1;   /* above 1.5 * 2^k */
+    return NM_SMALL_CLASSES + (k - 13) * 2 + upper;
 }
 
 /* The class for `size` bytes aligned to `alignment` (a power of two, both

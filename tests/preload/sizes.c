@@ -1,6 +1,7 @@
 /* sizes.c — every request size 0..4096, then sizes growing by 1/16 up to
  * 8 MiB (plus the class boundaries): malloc returns a block whose usable size
- * covers the request without wasting more than 12.5% + 16 bytes, aligned to
+ * covers the request without wasting more than 12.5% + 16 bytes (less than
+ * half the request for medium sizes, 8 - 256 KiB), aligned to
  * 16 and to the largest power of two dividing the usable size (up to 4096),
  * 2 MiB aligned from 2 MiB on, fully writable, and never overlapping another
  * live block.  The sweep runs twice so the second pass reuses freed memory. */
@@ -36,10 +37,16 @@ static void check_block(size_t n, unsigned char *p, size_t index)
     REQUIRE(p != NULL, "malloc(%zu) returned NULL", n);
     size_t usable = malloc_usable_size(p);
     CHECK(usable >= n, "malloc(%zu): usable size %zu is smaller than the request", n, usable);
-    /* usable <= n * 1.125 + 16, in integers: 8 * usable <= 9 * n + 128 */
-    if (n > 64)
+    /* Up to 8 KiB (eight classes per power of two) and for large blocks
+     * (4 KiB pages): usable <= n * 1.125 + 16, in integers 8 * usable <=
+     * 9 * n + 128.  Medium sizes (two classes per power of two, docs/design.md
+     * "Size classes"): usable < 1.5 * n. */
+    if (n > 64 && (n <= 8 * KiB || n > 256 * KiB))
         CHECK(8 * usable <= 9 * n + 128,
               "malloc(%zu): usable size %zu wastes more than 12.5%% + 16 bytes", n, usable);
+    else if (n > 8 * KiB)
+        CHECK(2 * usable < 3 * n, "malloc(%zu): usable size %zu is 1.5 times the request or more",
+              n, usable);
     uintptr_t addr = (uintptr_t)p;
     CHECK(addr % 16 == 0, "malloc(%zu) = %p is not 16-byte aligned", n, (void *)p);
     if (usable > 0) {

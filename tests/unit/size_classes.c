@@ -2,9 +2,11 @@
  * nm_is_block_offset, one multiply by ceil(2^64 / size) and one compare)
  * says "a block starts here" exactly at the multiples of the block size:
  * checked for every size class and every byte offset of its page (64 KiB
- * up to 8 KiB blocks, 1 MiB above), as snmalloc checks its size-class
- * table.  Also: nm_aligned_class gives a class whose size is a multiple of
- * every alignment up to 4 KiB (the aligned fast path relies on it). */
+ * up to 8 KiB blocks, 512 KiB above), as snmalloc checks its size-class
+ * table.  Also: every size from 1 B to 256 KiB gets the smallest class that
+ * holds it (nm_size_class, exhaustively), and nm_aligned_class gives a class
+ * whose size is a multiple of every alignment up to 4 KiB (the aligned fast
+ * path relies on it). */
 #include "../testutil.h"
 #include "page.h"
 
@@ -27,6 +29,17 @@ int main(void)
         CHECK(wrong == 0, "class %u (%u B): %llu wrong answers, first at offset %llu", c, size,
               (unsigned long long)wrong, (unsigned long long)first);
     }
+    /* Every size gets the smallest class that holds it. */
+    for (size_t size = 1; size <= NM_MEDIUM_MAX; size++) {
+        unsigned c = nm_size_class(size);
+        if (c >= NM_CLASS_COUNT || nm_class_size[c] < size ||
+            (c > 0 && nm_class_size[c - 1] >= size && size > 16)) {
+            CHECK(0, "nm_size_class(%zu) = %u", size, c);
+            break;
+        }
+    }
+    for (unsigned c = 1; c < NM_CLASS_COUNT; c++)
+        CHECK(nm_class_size[c] > nm_class_size[c - 1], "class %u is not above class %u", c, c - 1);
     for (size_t align = 32; align <= 4096; align *= 2) {
         for (size_t size = 0; size <= NM_MEDIUM_MAX; size += size < 8192 ? 1 : 97) {
             unsigned c = nm_aligned_class(size, align);
