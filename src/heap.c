@@ -318,8 +318,6 @@ static bool page_retire(struct nm_heap *h, struct nm_page *pg)
     return true;
 }
 
-/* Take a free page of segment `s` for class `cls` and queue it first;
- * NULL when a purge claimed the last free pages meanwhile. */
 /* Page `index` of `s` is about to be touched again: if its memory had gone
  * back to the OS, it no longer counts as decommitted, and no block of it is
  * resident any more. */
@@ -335,6 +333,8 @@ static void page_recommitted(struct nm_segment *s, size_t index)
     }
 }
 
+/* Take a free page of segment `s` for class `cls` and queue it first;
+ * NULL when a purge claimed the last free pages meanwhile. */
 static struct nm_page *page_take(struct nm_heap *h, struct nm_segment *s, unsigned cls)
 {
     uint64_t avail = atomic_load_explicit(&s->free_pages, memory_order_acquire);

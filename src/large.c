@@ -116,16 +116,21 @@ static uint64_t demand_epoch(uint64_t now_ms)
     return nm_opt.purge_delay_ms ? now_ms / nm_opt.purge_delay_ms : now_ms;
 }
 
-/* Large blocks of `bytes` were (or would have been) served by the cache. */
+/* Large blocks of `bytes` were (or would have been) served by the cache.
+ * The epoch only moves forward: a thread whose clock reading is older
+ * than the current epoch (it read the clock before a slow call) adds to
+ * the previous bucket, or nowhere if even older. */
 static void demand_add(struct large_demand *d, size_t bytes, uint64_t now_ms)
 {
     uint64_t now = demand_epoch(now_ms);
     uint64_t epoch = atomic_load_explicit(&d->epoch, memory_order_relaxed);
-    if (epoch != now && atomic_compare_exchange_strong(&d->epoch, &epoch, now)) {
+    if (now > epoch && atomic_compare_exchange_strong(&d->epoch, &epoch, now)) {
         /* A new epoch: its bucket starts empty; the other one holds the
          * previous epoch's demand, if that was the one just before. */
         atomic_store_explicit(&d->bucket[now & 1], 0, memory_order_relaxed);
         if (now != epoch + 1) atomic_store_explicit(&d->bucket[(now + 1) & 1], 0, memory_order_relaxed);
+    } else if (now + 1 < epoch) {
+        return;
     }
     atomic_fetch_add_explicit(&d->bucket[now & 1], bytes, memory_order_relaxed);
 }
@@ -136,7 +141,7 @@ static size_t demand_budget(struct large_demand *d, uint64_t now_ms)
     uint64_t now = demand_epoch(now_ms);
     uint64_t epoch = atomic_load_explicit(&d->epoch, memory_order_relaxed);
     size_t recent = 0;
-    if (epoch == now)
+    if (epoch >= now)   /* current (or moved on since the clock was read) */
         recent = atomic_load_explicit(&d->bucket[0], memory_order_relaxed) +
                  atomic_load_explicit(&d->bucket[1], memory_order_relaxed);
     else if (epoch + 1 == now)
@@ -319,27 +324,34 @@ static void span_settle(struct nm_segment *s)
  * first-touch spans only (other arenas' bindings are not what a plain
  * malloc asks for), not hugetlb ones (their pages, once given back, may
  * not come back from the pool), within the node cache limit and the
- * demand budget.  Returns the node whose cache took it (where its pages
- * are, span_settle), or -1. */
-static int cache_put(struct nm_segment *s, uint64_t now_ms)
+ * demand budget.  The caller purged the cache of the span's node (when no
+ * background purge runs), so spans that waited the delay there do not
+ * count against the budget. */
+static bool cache_put(struct nm_segment *s, uint64_t now_ms)
 {
     if (s->alignment || s->hugetlb || s->size > NM_LARGE_CACHE_MAX_SPAN ||
         s->size > nm_opt.cache_bytes / NM_LARGE_CACHE_SHARE ||
         s->arena != nm_first_touch_arena(s->node))
-        return -1;
+        return false;
+    int home = s->node;
     span_settle(s);
+    /* A span settled on another node goes to a cache that the threads of
+     * this one do not look at: purge that one here too, so its spans do
+     * not outlive the purge delay there (and do not fill its budget). */
+    if (s->node != home && !nm_purge_thread_running())
+        (void)nm_large_cache_purge(s->node, now_ms, false);
     /* Once in a slot the span is anyone's: read what we need first. */
     int node = s->node;
     size_t size = s->size, offset = s->block_offset, committed = s->committed;
     /* The cache limit holds for spans at once: a span that would take the
      * node past it goes back now rather than after the purge delay. */
     if (atomic_load_explicit(&nm_proc.nodes[node].cached, memory_order_relaxed) + size > nm_opt.cache_bytes)
-        return -1;
+        return false;
     struct large_cache *c = &caches[node];
     size_t held = atomic_load_explicit(&c->demand.held, memory_order_relaxed);
     if (held && held + committed > demand_budget(&c->demand, now_ms)) {
         ghost_remember(&c->demand, s, now_ms);
-        return -1;
+        return false;
     }
     s->cached_ms = now_ms;
     for (int i = 0; i < NM_LARGE_CACHE_SLOTS; i++) {
@@ -349,10 +361,10 @@ static int cache_put(struct nm_segment *s, uint64_t now_ms)
         atomic_store_explicit(&c->slot_size[i], size, memory_order_relaxed);
         atomic_store_explicit(&c->slot_offset[i], offset, memory_order_relaxed);
         atomic_store_explicit(&c->slot_committed[i], committed, memory_order_relaxed);
-        if (atomic_compare_exchange_strong(&c->slot[i], &empty, s)) return node;
+        if (atomic_compare_exchange_strong(&c->slot[i], &empty, s)) return true;
         cache_count(node, size, committed, false);
     }
-    return -1;
+    return false;
 }
 
 bool nm_large_cache_purge(int node, uint64_t now_ms, bool force)
@@ -493,18 +505,14 @@ bool nm_large_free(struct nm_segment *s)
     atomic_fetch_sub_explicit(&nm_proc.nodes[node].large_blocks, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&nm_proc.counters.large_frees, 1, memory_order_relaxed);
     uint64_t now = nm_os_now_ms();
-    int cached_in = -1;
+    /* Without the background purge, caches are purged as blocks come and
+     * go: first, so spans that waited the delay make room for this one. */
+    bool purging_here = !nm_purge_thread_running();
+    if (purging_here) (void)nm_large_cache_purge(node, now, false);
     if (owned) owned_release(s);
-    else if ((cached_in = cache_put(s, now)) < 0) span_unmap(s);
+    else if (!cache_put(s, now)) span_unmap(s);
     nm_purge_signal();
-    if (!nm_purge_thread_running()) {
-        /* Without the background purge, caches are purged as blocks come
-         * and go: this node's, and the one a span that settled on another
-         * node went to (the threads of this node do not look there). */
-        (void)nm_large_cache_purge(node, now, false);
-        if (cached_in >= 0 && cached_in != node) (void)nm_large_cache_purge(cached_in, now, false);
-        nm_arena_maybe_purge(nm_local_arena(node), now);
-    }
+    if (purging_here) nm_arena_maybe_purge(nm_local_arena(node), now);
     return true;
 }
 

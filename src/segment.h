@@ -8,7 +8,7 @@
  * header at the start of the range records the node and the owning heap.
  *
  *   small segment   4 MiB = 64 pages of 64 KiB, blocks of 16 B .. 8 KiB
- *   medium segment  4 MiB =  8 pages of 512 KiB, blocks of 8 KiB .. 256 KiB
+ *   medium segment  4 MiB =  8 pages of 512 KiB, blocks of 12 KiB .. 256 KiB
  *   large span      one block above 256 KiB, its own 4 MiB-aligned run of units
  *
  * A page serves one size class.  Its blocks are carved lazily (a few KiB at
@@ -88,10 +88,12 @@ struct nm_page {
     uint32_t used;                  /* blocks out, counting uncollected remote frees */
     uint8_t state;                  /* enum nm_page_state */
     struct nm_page *next, *prev;    /* in the owning heap's class queue or full list */
-    uint8_t *touched_end;           /* end of the memory blocks have covered since the
-                                       page's memory was last given back (NULL: none);
-                                       kept while the page is free, so a page taken
-                                       again carves what is resident at once */
+    uint8_t *touched_end;           /* end of the memory carved blocks have covered
+                                       since the page's memory was last given back
+                                       (NULL: none); kept while the page is free, so a
+                                       page taken again carves that much at once (mostly
+                                       resident: a block's tail may never have been
+                                       written) */
 
     /* The shared line. */
     _Alignas(64) uint8_t *start;    /* first block */

@@ -108,10 +108,12 @@ static void sweep(void)
     size_t index = 0;
     for (size_t n = 0; n <= 4096; n++) check_block(n, malloc(n), index++);
     for (size_t n = 4096; n <= 8 * MiB; n += n / 16) check_block(n, malloc(n), index++);
-    /* Around each power of two and the class boundaries (256 KiB small/medium
-     * to large, 2 MiB large to huge). */
+    /* Around each power of two and the class boundaries (1.5 times each
+     * power of two between the medium classes, 256 KiB medium to large,
+     * 2 MiB large to huge). */
     for (size_t p = 8 * KiB; p <= 8 * MiB; p *= 2) {
-        size_t around[] = {p - 4096, p - 1, p, p + 1, p + 16, p + 4096};
+        size_t q = p + p / 2;
+        size_t around[] = {p - 4096, p - 1, p, p + 1, p + 16, p + 4096, q - 1, q, q + 1};
         for (size_t i = 0; i < sizeof around / sizeof around[0]; i++)
             check_block(around[i], malloc(around[i]), index++);
     }

@@ -5,8 +5,8 @@
  * up to 8 KiB blocks, 512 KiB above), as snmalloc checks its size-class
  * table.  Also: every size from 1 B to 256 KiB gets the smallest class that
  * holds it (nm_size_class, exhaustively), and nm_aligned_class gives a class
- * whose size is a multiple of every alignment up to 4 KiB (the aligned fast
- * path relies on it). */
+ * whose size is a multiple of every alignment up to 256 KiB (the aligned
+ * paths rely on it). */
 #include "../testutil.h"
 #include "page.h"
 
@@ -40,7 +40,7 @@ int main(void)
     }
     for (unsigned c = 1; c < NM_CLASS_COUNT; c++)
         CHECK(nm_class_size[c] > nm_class_size[c - 1], "class %u is not above class %u", c, c - 1);
-    for (size_t align = 32; align <= 4096; align *= 2) {
+    for (size_t align = 32; align <= NM_MEDIUM_MAX; align *= 2) {
         for (size_t size = 0; size <= NM_MEDIUM_MAX; size += size < 8192 ? 1 : 97) {
             unsigned c = nm_aligned_class(size, align);
             if (c >= NM_CLASS_COUNT || nm_class_size[c] % align || nm_class_size[c] < size) {

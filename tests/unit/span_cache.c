@@ -9,9 +9,14 @@
  *            solver's work arrays): once they come back, they are cached
  *            although together they are more than the floor, and the third
  *            round takes (almost) no page fault.
- * Both measure the kernel's counters (RSS, minor faults), not times. */
+ *   expired  a single-threaded program (no background purge): spans that
+ *            waited the purge delay in the cache make room for the next
+ *            freed span, which is cached and reused without page faults.
+ * They measure the kernel's counters (RSS, minor faults), not times; the
+ * expired case runs first, before the others raise the budget. */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "numamalloc.h"
 #include "../testutil.h"
@@ -23,8 +28,34 @@ static void fill(unsigned char *p, size_t n, unsigned seed)
     for (size_t i = 0; i < n; i += 4096) p[i] = (unsigned char)(seed + i / 4096);
 }
 
+enum { SPAN_BLOCK = 1900 * 1024 };   /* below 2 MiB: no huge pages */
+
 int main(void)
 {
+    /* expired: 3.7 MiB cached, then older than the delay (1 s) when the
+     * next 1.9 MiB block is freed; over the 4 MiB floor if they counted. */
+    unsigned char *old1 = nm_malloc(SPAN_BLOCK), *old2 = nm_malloc(SPAN_BLOCK);
+    unsigned char *next = nm_malloc(SPAN_BLOCK);
+    REQUIRE(old1 && old2 && next);
+    fill(old1, SPAN_BLOCK, 1);
+    fill(old2, SPAN_BLOCK, 2);
+    fill(next, SPAN_BLOCK, 3);
+    nm_free(old1);
+    nm_free(old2);
+    struct timespec delay = { 1, 200 * 1000 * 1000 };
+    nanosleep(&delay, NULL);
+    nm_free(next);
+    long faults = nm_test_minor_faults();
+    unsigned char *again = nm_malloc(SPAN_BLOCK);
+    REQUIRE(again != NULL);
+    fill(again, SPAN_BLOCK, 4);
+    faults = nm_test_minor_faults() - faults;
+    printf("expired: %ld page faults refilling a 1.9 MiB block freed after the cache's spans expired\n",
+           faults);
+    CHECK(faults < 100, "%ld page faults: the freed span was not cached", faults);
+    nm_free(again);
+    nm_trim();
+
     /* growth: RSS stays within the live block plus the floor (and slack),
      * where caching every freed span held 1 + 2 + 4 + 8 MiB more. */
     size_t rss_start = nm_test_rss();
