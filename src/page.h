@@ -46,7 +46,7 @@ static inline unsigned nm_size_class(size_t size)
 {
     if (size <= 128) return size <= 16 ? 0 : (unsigned)((size - 1) >> 4);
     unsigned k = 63u - (unsigned)__builtin_clzll(size - 1);      /* size in (2^k, 2^(k+1)] */
-    if (size <= NM_SMALL_MAX) {
+    if (nm_likely(size <= NM_SMALL_MAX)) {
         unsigned step = (unsigned)((size - 1 - ((size_t)1 << k)) >> (k - 3));  /* 0..7 */
         return 8 + (k - 7) * 8 + step;
     }
