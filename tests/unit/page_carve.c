@@ -56,6 +56,15 @@ static void free_run(void **live)
     for (int i = 0; i < BLOCKS; i++) nm_free(live[i]);
 }
 
+/* Every page run `r` took carved one block first (a 4 KiB step). */
+static void check_one_step(const struct run *r, const char *which)
+{
+    CHECK(r->pages >= 4, "%s: %d pages", which, r->pages);
+    for (int k = 0; k < r->pages; k++)
+        CHECK(r->first_capacity[k] == 1, "%s: page %d carved %u blocks at once", which, k,
+              r->first_capacity[k]);
+}
+
 int main(void)
 {
     static void *live[BLOCKS];
@@ -64,10 +73,7 @@ int main(void)
     /* Fresh memory: one 4 KiB step (one block) per trip. */
     allocate_run(live, &fresh);
     free_run(live);
-    CHECK(fresh.pages >= 4, "%d pages", fresh.pages);
-    for (int k = 0; k < fresh.pages; k++)
-        CHECK(fresh.first_capacity[k] == 1, "fresh page %d carved %u blocks at once", k,
-              fresh.first_capacity[k]);
+    check_one_step(&fresh, "fresh memory");
 
     /* The same run again: its pages were released with their memory
      * resident and are taken again; each carves at once what the first run
@@ -90,9 +96,6 @@ int main(void)
     nm_trim();
     allocate_run(live, &trimmed);
     free_run(live);
-    CHECK(trimmed.pages >= 4, "%d pages", trimmed.pages);
-    for (int k = 0; k < trimmed.pages; k++)
-        CHECK(trimmed.first_capacity[k] == 1, "page %d after nm_trim carved %u blocks at once", k,
-              trimmed.first_capacity[k]);
+    check_one_step(&trimmed, "after nm_trim");
     return nm_test_done();
 }
