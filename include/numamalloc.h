@@ -58,9 +58,9 @@ extern "C" {
  * 2 MiB and more are 2 MiB aligned (and backed by transparent huge pages
  * where the system allows).  Usable size is at most 12.5% (or 16 bytes)
  * above the request up to 8 KiB and above 256 KiB, and less than 1.5 times
- * it in between (two size classes per power of two).  nm_malloc(0) returns a unique pointer.  Returns NULL
- * and sets errno to ENOMEM when the request cannot be met (including sizes
- * near SIZE_MAX). */
+ * it in between (two size classes per power of two).  nm_malloc(0)
+ * returns a unique pointer.  Returns NULL and sets errno to ENOMEM when the
+ * request cannot be met (including sizes near SIZE_MAX). */
 NM_ATTR_MALLOC NM_ATTR_ALLOC_SIZE(1) void *nm_malloc(size_t size);
 
 /* Allocate an array of `count` elements of `size` bytes, zeroed.  A block
