@@ -531,7 +531,11 @@ static struct nm_block *foreign_pop(struct nm_heap *h, unsigned cls)
     struct nm_foreign_list *f = &h->foreign[cls];
     struct nm_block *b = atomic_load_explicit(&f->head, memory_order_relaxed);
     if (b) {
-        atomic_store_explicit(&f->head, b->next, memory_order_relaxed);
+        struct nm_block *next = b->next;
+        atomic_store_explicit(&f->head, next, memory_order_relaxed);
+        /* The next pop reads `next`'s link: a line this thread wrote when
+         * it freed the block, which may have left its cache since. */
+        if (next) __builtin_prefetch(next);
         f->count--;
         foreign_changed(h, cls, -1);
         b->freed = 0;
