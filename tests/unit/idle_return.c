@@ -102,19 +102,55 @@ static void *alloc_touched(size_t size)
     return p;
 }
 
+/* The two-thread cases: `allocator` and `freer` each wait on `step` three
+ * times (1: allocated, 2: freed, 3: measured, exit).  Main measures the
+ * peak at 1; after 2 it runs `freed` (may be NULL) and waits for RSS to
+ * fall within the limit by the purge delay (300 ms) plus 1 s; then it runs
+ * `measured` (may be NULL) and lets the threads exit. */
+static pthread_barrier_t step;
+
+static void two_thread_case(const char *name, void *(*allocator)(void *),
+                            void *(*freer_fn)(void *), void (*freed)(void),
+                            void (*measured_fn)(void))
+{
+    pthread_barrier_init(&step, NULL, 3);
+    size_t base = nm_test_rss();
+    pthread_t a, b;
+    pthread_create(&a, NULL, allocator, NULL);
+    pthread_create(&b, NULL, freer_fn, NULL);
+    pthread_barrier_wait(&step);
+    size_t peak = nm_test_rss();
+    pthread_barrier_wait(&step);
+    if (freed) freed();
+    uint64_t start = now_ms();
+    size_t limit = limit_for(base, peak);
+    size_t after = rss_by(limit, start + 300 + 1000);
+    report(name, base, peak, after, limit, now_ms() - start);
+    if (measured_fn) measured_fn();
+    pthread_barrier_wait(&step);
+    pthread_join(a, NULL);
+    pthread_join(b, NULL);
+    pthread_barrier_destroy(&step);
+}
+
+/* The allocating thread's part, once it has allocated. */
+static void allocator_steps(void)
+{
+    pthread_barrier_wait(&step);   /* 1: allocated */
+    pthread_barrier_wait(&step);   /* 2: freed by the other thread */
+    pthread_barrier_wait(&step);   /* 3: measured; exit */
+}
+
 /* ---- idle_owner ------------------------------------------------------------------- */
 
 #define IDLE_BLOCKS (64 * 1024)
 static void *idle_blocks[IDLE_BLOCKS];
-static pthread_barrier_t step;
 
 static void *idle_allocator(void *arg)
 {
     (void)arg;
     for (int i = 0; i < IDLE_BLOCKS; i++) idle_blocks[i] = alloc_touched(1024);
-    pthread_barrier_wait(&step);   /* 1: allocated */
-    pthread_barrier_wait(&step);   /* 2: freed by the other thread */
-    pthread_barrier_wait(&step);   /* 3: measured; exit */
+    allocator_steps();
     return NULL;
 }
 
@@ -130,21 +166,7 @@ static void *idle_freer(void *arg)
 
 static void case_idle_owner(void)
 {
-    pthread_barrier_init(&step, NULL, 3);
-    size_t base = nm_test_rss();
-    pthread_t a, b;
-    pthread_create(&a, NULL, idle_allocator, NULL);
-    pthread_create(&b, NULL, idle_freer, NULL);
-    pthread_barrier_wait(&step);
-    size_t peak = nm_test_rss();
-    pthread_barrier_wait(&step);
-    uint64_t start = now_ms();
-    size_t limit = limit_for(base, peak);
-    size_t after = rss_by(limit, start + 300 + 1000);
-    report("idle_owner", base, peak, after, limit, now_ms() - start);
-    pthread_barrier_wait(&step);
-    pthread_join(a, NULL);
-    pthread_join(b, NULL);
+    two_thread_case("idle_owner", idle_allocator, idle_freer, NULL, NULL);
 }
 
 /* ---- idle_freer -------------------------------------------------------------------- */
@@ -172,9 +194,7 @@ static void *freer_allocator(void *arg)
         memset(freer_blocks[i], 0x33, 16);
     }
     for (int i = 0; i < FREER_TRICKLE; i++) trickle_blocks[i] = alloc_touched(32);
-    pthread_barrier_wait(&step);   /* 1: allocated */
-    pthread_barrier_wait(&step);   /* 2: freed by the other thread */
-    pthread_barrier_wait(&step);   /* 3: measured; exit */
+    allocator_steps();
     return NULL;
 }
 
@@ -196,30 +216,25 @@ static void *freer(void *arg)
     return NULL;
 }
 
-static void freer_case(const char *name)
+static void freer_blocks_unmap(void)
 {
-    pthread_barrier_init(&step, NULL, 3);
-    size_t base = nm_test_rss();
-    freer_blocks = mmap(NULL, FREER_BLOCKS * sizeof *freer_blocks, PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    REQUIRE(freer_blocks != MAP_FAILED);
-    pthread_t a, b;
-    pthread_create(&a, NULL, freer_allocator, NULL);
-    pthread_create(&b, NULL, freer, NULL);
-    pthread_barrier_wait(&step);
-    size_t peak = nm_test_rss();
-    pthread_barrier_wait(&step);
     munmap(freer_blocks, FREER_BLOCKS * sizeof *freer_blocks);
-    uint64_t start = now_ms();
-    size_t limit = limit_for(base, peak);
-    size_t after = rss_by(limit, start + 300 + 1000);
-    report(name, base, peak, after, limit, now_ms() - start);
+}
+
+static void freer_measured(void)
+{
     /* Else the case shows nothing about kept blocks. */
     CHECK(freer_kept >= 1024, "the freeing thread kept only %u blocks", freer_kept);
     atomic_store(&measured, true);
-    pthread_barrier_wait(&step);
-    pthread_join(a, NULL);
-    pthread_join(b, NULL);
+}
+
+static void freer_case(const char *name)
+{
+    /* The block array is outside the allocator under test. */
+    freer_blocks = mmap(NULL, FREER_BLOCKS * sizeof *freer_blocks, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(freer_blocks != MAP_FAILED);
+    two_thread_case(name, freer_allocator, freer, freer_blocks_unmap, freer_measured);
 }
 
 static void case_idle_freer(void)
