@@ -291,10 +291,11 @@ static inline void nm_heap_free(struct nm_segment *s, struct nm_page *pg, struct
             return;
         }
         /* Read before the count changes, for the same reason: not first in
-         * its queue (prev != NULL).  The first page of a class stays when
+         * its queue (prev != NULL; a purge unlinking the page before it
+         * stores prev atomically, page_queue.c).  The first page stays when
          * it empties (a malloc/free loop must not cycle pages; maintenance
          * releases it if it idles). */
-        bool not_first = pg->prev != NULL;
+        bool not_first = __atomic_load_n(&pg->prev, __ATOMIC_RELAXED) != NULL;
         b->next = pg->free;
         pg->free = b;
         /* Released: a purge that reads the new count sees the block on the

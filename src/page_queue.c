@@ -24,11 +24,17 @@ void nm_queue_direct_update(struct nm_heap *h, unsigned cls)
     for (size_t i = lo; i <= hi; i++) h->direct[i] = pg;
 }
 
+/* A purge unlinks a page while the owner runs, and the owner's free reads
+ * `prev` of the page after it without the lock (heap.h): `prev` is stored
+ * atomically here.  The owner reads only whether it is NULL, which this
+ * never changes for a page still queued (a purge never takes the first). */
 void nm_queue_remove(struct nm_page_queue *q, struct nm_page *pg)
 {
     if (pg->prev) pg->prev->next = pg->next; else q->first = pg->next;
-    if (pg->next) pg->next->prev = pg->prev; else q->last = pg->prev;
-    pg->next = pg->prev = NULL;
+    if (pg->next) __atomic_store_n(&pg->next->prev, pg->prev, __ATOMIC_RELAXED);
+    else q->last = pg->prev;
+    pg->next = NULL;
+    __atomic_store_n(&pg->prev, NULL, __ATOMIC_RELAXED);
 }
 
 static void queue_push_front(struct nm_page_queue *q, struct nm_page *pg)
