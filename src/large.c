@@ -9,8 +9,9 @@
  * The cache is an array of 64 slots per node (as many spans as the node
  * cache limit holds at 4 MiB each), for spans up to an eighth of that
  * limit: bigger ones go back when freed.  A block takes the cached span
- * that fits it whose committed pages are closest to its size, keeps them
- * up to twice its size and gives back the rest.  The committed bytes the
+ * that fits it with the fewest committed pages that still cover it (else
+ * the one with the most), keeps them up to twice its size and gives back
+ * the rest.  The committed bytes the
  * cache holds follow the demand: a floor plus what large blocks recently
  * took from it or would have (struct large_demand).  A slot is claimed with a
  * compare-and-swap to NULL, so a span is only ever touched by the one thread
@@ -213,22 +214,31 @@ static struct nm_segment *slot_claim(struct large_cache *c, int i, const struct 
     return NULL;
 }
 
-/* The cached span for a block of layout `l`: of those that fit, the one
- * whose committed bytes are closest to the block's size (the fewest page
- * faults to fill it, the least to give back); if another thread claims
- * that one first, any that fits (a miss maps and faults a whole span). */
+/* What taking a span with `committed` bytes committed costs a block of
+ * `usable` bytes: if they cover it, the bytes beyond it (held, or given
+ * back); if not, the bytes missing (page faults), ranked after every span
+ * that covers it. */
+static size_t span_take_cost(size_t committed, size_t usable)
+{
+    return committed >= usable ? committed - usable : SIZE_MAX / 2 + (usable - committed);
+}
+
+/* The cached span for a block of layout `l`: of those that fit, the
+ * cheapest to take (span_take_cost: no page fault first, then the least
+ * held beyond the block); if another thread claims that one first, any
+ * that fits (a miss maps and faults a whole span). */
 static struct nm_segment *cache_take(int node, const struct span_layout *l)
 {
     struct large_cache *c = &caches[node];
     int best = -1;
-    size_t best_gap = SIZE_MAX;
+    size_t best_cost = SIZE_MAX;
     for (int i = 0; i < NM_LARGE_CACHE_SLOTS; i++) {
         if (!slot_fits(c, i, l)) continue;
-        size_t committed = atomic_load_explicit(&c->slot_committed[i], memory_order_relaxed);
-        size_t gap = committed > l->usable ? committed - l->usable : l->usable - committed;
-        if (gap < best_gap) {
+        size_t cost = span_take_cost(atomic_load_explicit(&c->slot_committed[i], memory_order_relaxed),
+                                     l->usable);
+        if (cost < best_cost) {
             best = i;
-            best_gap = gap;
+            best_cost = cost;
         }
     }
     if (best < 0) return NULL;

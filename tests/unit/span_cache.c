@@ -12,6 +12,9 @@
  *   expired  a single-threaded program (no background purge): spans that
  *            waited the purge delay in the cache make room for the next
  *            freed span, which is cached and reused without page faults.
+ *   fit      a block takes the cached span whose committed pages cover it
+ *            (a 1.9 MiB one for a 768 KiB block) rather than the one
+ *            closest in size that does not (a 512 KiB one): no page fault.
  * They measure the kernel's counters (RSS, minor faults), not times; the
  * expired case runs first, before the others raise the budget. */
 #include <stdio.h>
@@ -95,6 +98,24 @@ int main(void)
     CHECK(round_faults[2] * 8 < round_faults[0],
           "page faults by round: %ld, %ld, %ld (the third should reuse cached spans)",
           round_faults[0], round_faults[1], round_faults[2]);
+
+    /* fit: both spans cached (2.4 MiB, within the floor), then 768 KiB. */
+    nm_trim();
+    unsigned char *covering = nm_malloc(SPAN_BLOCK), *short_one = nm_malloc(512 * 1024);
+    REQUIRE(covering && short_one);
+    fill(covering, SPAN_BLOCK, 10);
+    fill(short_one, 512 * 1024, 11);
+    nm_free(covering);
+    nm_free(short_one);
+    faults = nm_test_minor_faults();
+    unsigned char *mid = nm_malloc(768 * 1024);
+    REQUIRE(mid != NULL);
+    fill(mid, 768 * 1024, 12);
+    faults = nm_test_minor_faults() - faults;
+    printf("fit: %ld page faults filling a 768 KiB block (cached: 1.9 MiB and 512 KiB spans)\n",
+           faults);
+    CHECK(faults < 16, "%ld page faults: the block took the span that did not cover it", faults);
+    nm_free(mid);
 
     return nm_test_done();
 }
