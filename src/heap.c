@@ -439,13 +439,13 @@ static struct nm_segment *heap_segment_with_free_page(struct nm_heap *h, enum nm
 
 /* ---- remote frees ---------------------------------------------------------------------- */
 
-/* Foreign blocks kept per small class (heap.h: foreign): 32 KiB of them,
+/* Foreign blocks kept per small class (heap.h: foreign): 16 KiB of them,
  * at least 4, doubled (at most NM_FOREIGN_MAX_SCALE times) each time the
  * thread takes every block of a list that had to turn blocks away, so
  * that a thread that allocates as much as it frees keeps them all and
  * one that only frees keeps little.  Back to the base when a purge or
  * the owner empties the lists. */
-#define NM_FOREIGN_CLASS_BYTES (32 * NM_KiB)
+#define NM_FOREIGN_CLASS_BYTES (16 * NM_KiB)
 #define NM_FOREIGN_MIN 4
 #define NM_FOREIGN_MAX_SCALE 2
 static uint32_t nm_foreign_limit[NM_SMALL_CLASSES];

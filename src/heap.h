@@ -63,7 +63,7 @@ struct nm_heap {
      * there, instead of travelling back to its owner's page.  Only blocks
      * of the heap's own arena (same node, same policy) are kept, so
      * placement is what the owner's page would give; at most
-     * nm_foreign_limit[class] << scale per small class (32 KiB of blocks,
+     * nm_foreign_limit[class] << scale per small class (16 KiB of blocks,
      * at least 4, grown while the thread takes them all; heap.c), the
      * rest take the remote path.
      *   block b on foreign[c]  =>  b->freed == the free mark, b's page has
