@@ -118,6 +118,24 @@ int main(void)
         printf("physical frames not readable (not root): the no-copy check is left out\n");
     fill(moved, 200 * MiB, 3);
 
+    /* Grown again, past the range reserved after it: moved by mremap once
+     * more, not copied (a copy faults in all 200 MiB again).  The first
+     * move left the chunk in two steps so that the block is one kernel
+     * mapping; mremap fails across two, which made every later growth a
+     * copy. */
+    frame_before = frame_of(moved);
+    long faults = nm_test_minor_faults();
+    unsigned char *again = nm_realloc(moved, 400 * MiB);
+    faults = nm_test_minor_faults() - faults;
+    REQUIRE(again != NULL);
+    CHECK(faults < 16, "growing a moved 200 MiB block took %ld page faults: it was copied", faults);
+    CHECK(same(again, 200 * MiB, 3), "contents lost growing to 400 MiB");
+    frame_after = frame_of(again);
+    if (frame_before && frame_after)
+        CHECK(frame_before == frame_after, "the data was copied (frame %#llx -> %#llx)",
+              (unsigned long long)frame_before, (unsigned long long)frame_after);
+    moved = again;
+
     /* The moved span's units went back to their chunk: the next huge block
      * is carved from them (first fit), and grows in place into the free
      * unit after it without moving. */
