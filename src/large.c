@@ -25,7 +25,6 @@
 #include "large.h"
 
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "options.h"
@@ -531,16 +530,18 @@ bool nm_large_free(struct nm_segment *s)
 
 /* Grow span `s`, carved from a chunk, to `size` bytes: into the chunk's
  * free units right after it (no syscall), else by moving its block's pages
- * behind a copy of its header in a mapping of its own, set up as the span
- * was (binding, huge-page advice, name); its units then go back to the
- * chunk, whose range stays mapped.  The pages leave the chunk with
- * MREMAP_DONTUNMAP, which moves a range only to one of the same size: to a
- * staging range first, from which one more mremap moves them and grows
- * the block, so that the block is one kernel mapping (VMA), as a later
- * mremap of the whole block needs (mremap fails with EFAULT across two,
- * and the next growth would copy).  The caller updates the map for
- * [result, result + size) and the counters.  NULL when neither is possible
- * (the caller copies). */
+ * behind a copy of its header in a range of its own; its units then go
+ * back to the chunk, whose range stays mapped.  The pages leave the chunk
+ * with MREMAP_DONTUNMAP, which moves a range only to one of the same size:
+ * to a staging range first, from which one more mremap moves them and
+ * grows the block, so that the block is one kernel mapping (VMA), as a
+ * later mremap of the whole block needs (mremap fails with EFAULT across
+ * two, and the next growth would copy).  The moved mapping keeps what the
+ * chunk's had (binding, huge-page advice, name); only the header's range
+ * is set up here.  The staging range is 2 MiB-aligned like a huge block,
+ * so its huge pages move whole (a misaligned move splits them).  The
+ * caller updates the map for [result, result + size) and the counters.
+ * NULL when neither is possible (the caller copies). */
 static struct nm_segment *carved_grow(struct nm_segment *s, size_t size)
 {
     size_t old_size = s->size, offset = s->block_offset;
@@ -553,31 +554,24 @@ static struct nm_segment *carved_grow(struct nm_segment *s, size_t size)
     char *block = nm_large_block(s);
     size_t old_bytes = old_size - offset;
     char *target = nm_os_reserve(size, NM_SEGMENT_SIZE, false);
-    char *staging = target ? nm_os_reserve(old_bytes, NM_OS_PAGE, false) : NULL;
+    char *staging = target ? nm_os_reserve(old_bytes, NM_HUGE_PAGE, false) : NULL;
     if (!staging) {
         if (target) nm_os_release(target, size);
         return NULL;
     }
-    if (a->bind_mode >= 0) (void)nm_os_mbind(target, size, a->bind_mode, &a->nodes, 0);
-    nm_os_no_thp(target, s->thp ? offset : size);
-    if (s->thp) nm_os_use_thp(target + offset, size - offset);
-    nm_os_name_range(target, size, "numamalloc");
+    if (a->bind_mode >= 0) (void)nm_os_mbind(target, offset, a->bind_mode, &a->nodes, 0);
+    nm_os_no_thp(target, offset);
+    nm_os_name_range(target, offset, "numamalloc");
     if (nm_os_move_range(block, old_bytes, staging) != 0) {
         nm_os_release(staging, old_bytes);
         nm_os_release(target, size);
         return NULL;
     }
     if (!nm_os_remap(staging, old_bytes, size - offset, target + offset)) {
-        /* Back where they were (over the emptied range, the same size:
-         * nothing to allocate), else the block would be lost. */
-        if (!nm_os_remap(staging, old_bytes, old_bytes, block)) {
-            nm_line l = { .len = 0 };
-            nm_line_str(&l, "numamalloc: realloc(): the pages of the block at ");
-            nm_line_hex(&l, (uintptr_t)block);
-            nm_line_str(&l, " could not be moved back after a failed growth\n");
-            nm_line_write(&l, 2);
-            abort();
-        }
+        /* The block's range is still mapped, empty: the contents go back
+         * by a copy (another mremap could fail as this one did). */
+        memcpy(block, staging, old_bytes);
+        nm_os_release(staging, old_bytes);
         nm_os_release(target, size);
         return NULL;
     }

@@ -68,6 +68,11 @@ static long huge_kib_in(const void *p, size_t len)
 
 int main(void)
 {
+    /* A small block first, as any program has: its thread's heap takes a
+     * page-sized reservation, so later reservations are not 2 MiB aligned
+     * by chance. */
+    nm_free(nm_malloc(16));
+
     /* Layout: large blocks are page aligned, huge ones 2 MiB aligned. */
     unsigned char *large = nm_malloc(300 * 1024);
     REQUIRE(large != NULL);
@@ -104,6 +109,7 @@ int main(void)
     CHECK((unsigned char *)blocker[1] == span_end + 4096,
           "the 300 KiB block at %p is not right after the span (%p)", blocker[1], (void *)span_end);
     uint64_t frame_before = frame_of(grown);
+    long huge_before = huge_kib_in(grown, 9 * MiB);
     unsigned char *moved = nm_realloc(grown, 200 * MiB);
     REQUIRE(moved != NULL);
     CHECK(moved != grown, "the block grew in place past another block");
@@ -116,13 +122,21 @@ int main(void)
               (unsigned long long)frame_before, (unsigned long long)frame_after);
     else
         printf("physical frames not readable (not root): the no-copy check is left out\n");
+    /* Its huge pages moved whole (a move to a range not 2 MiB aligned
+     * splits them into 4 KiB pages). */
+    if (huge_before >= 8 * 1024)
+        CHECK(huge_kib_in(moved, 9 * MiB) >= 8 * 1024,
+              "the moved block kept %ld KiB of huge pages of %ld", huge_kib_in(moved, 9 * MiB),
+              huge_before);
+    else
+        printf("no huge pages for the 8 MiB block (%ld KiB): the huge-page move check is left out\n",
+               huge_before);
     fill(moved, 200 * MiB, 3);
 
-    /* Grown again, past the range reserved after it: moved by mremap once
-     * more, not copied (a copy faults in all 200 MiB again).  The first
-     * move left the chunk in two steps so that the block is one kernel
-     * mapping; mremap fails across two, which made every later growth a
-     * copy. */
+    /* Grown again: by mremap, in place or moved, not copied (a copy faults
+     * in all 200 MiB again).  The first move left the chunk in two steps so
+     * that the block is one kernel mapping; mremap fails across two, which
+     * made every later growth a copy. */
     frame_before = frame_of(moved);
     long faults = nm_test_minor_faults();
     unsigned char *again = nm_realloc(moved, 400 * MiB);
