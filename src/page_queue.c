@@ -26,8 +26,10 @@ void nm_queue_direct_update(struct nm_heap *h, unsigned cls)
 
 /* A purge unlinks a page while the owner runs, and the owner's free reads
  * `prev` of the page after it without the lock (heap.h): `prev` is stored
- * atomically here.  The owner reads only whether it is NULL, which this
- * never changes for a page still queued (a purge never takes the first). */
+ * atomically here.  The owner reads only whether it is NULL, and only for
+ * pages in a class queue (a full page's free takes the lock), which this
+ * never changes for a page still queued: a purge never takes the first
+ * page of a class queue. */
 void nm_queue_remove(struct nm_page_queue *q, struct nm_page *pg)
 {
     if (pg->prev) pg->prev->next = pg->next; else q->first = pg->next;
