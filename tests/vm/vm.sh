@@ -13,6 +13,9 @@
 # COMMAND's exit status.  Other outcomes have their own codes:
 #   77  no guest can be had here (no qemu-system-x86_64, no kernel): skip
 #   70  the guest never reported an exit status (boot failure, panic)
+# A guest whose kernel fails before the command starts (no NM_VM_BEGIN from
+# init: a crash of the emulated boot, no project code run yet) is booted
+# once more, with its console shown; a second such failure exits 70.
 #   71  the guest ran past --timeout (default 180 s)
 #   64  bad usage
 # The kernel (from the newest linux-image-*-cloud-amd64 package, fetched with
@@ -240,23 +243,32 @@ qemu+=(-m "${total}M" -smp "$ncpu,sockets=$ncpu,cores=1,threads=1"
        -kernel "$kernel" -initrd "$work/initrd.cpio" -append "$append"
        -serial "file:$work/console.log" -serial "file:$work/out.log")
 
-start=$(date +%s%N)
-set +e
-timeout -k 5 "$timeout_s" "${qemu[@]}" >"$work/qemu.log" 2>&1
-qrc=$?
-set -e
-ms=$(( ($(date +%s%N) - start) / 1000000 ))
-
-touch "$work/out.log" "$work/console.log"
-tr -d '\r' <"$work/out.log" >"$work/out.txt"
-status=$(sed -n 's/^NM_VM_EXIT=\([0-9]*\)$/\1/p' "$work/out.txt" | tail -n 1)
-# The command's output: the lines between the markers.
-sed -n '/^NM_VM_BEGIN$/,/^NM_VM_EXIT=/{/^NM_VM_BEGIN$/d;/^NM_VM_EXIT=/d;p}' "$work/out.txt"
-
 show_guest_log() {
     echo "---- qemu:"; cat "$work/qemu.log"
     echo "---- guest console (last 40 lines):"; tr -d '\r' <"$work/console.log" | tail -n 40
 }
+
+for attempt in 1 2; do
+    rm -f "$work/out.log" "$work/console.log"
+    start=$(date +%s%N)
+    set +e
+    timeout -k 5 "$timeout_s" "${qemu[@]}" >"$work/qemu.log" 2>&1
+    qrc=$?
+    set -e
+    ms=$(( ($(date +%s%N) - start) / 1000000 ))
+    touch "$work/out.log" "$work/console.log"
+    tr -d '\r' <"$work/out.log" >"$work/out.txt"
+    status=$(sed -n 's/^NM_VM_EXIT=\([0-9]*\)$/\1/p' "$work/out.txt" | tail -n 1)
+    if [ -z "$status" ] && [ $qrc -ne 124 ] && [ $qrc -ne 137 ] && [ $attempt -eq 1 ] &&
+       ! grep -qx NM_VM_BEGIN "$work/out.txt"; then
+        echo "vm.sh: shape $shape: the guest failed before its command started (qemu exit $qrc); booting it once more" >&2
+        show_guest_log >&2
+        continue
+    fi
+    break
+done
+# The command's output: the lines between the markers.
+sed -n '/^NM_VM_BEGIN$/,/^NM_VM_EXIT=/{/^NM_VM_BEGIN$/d;/^NM_VM_EXIT=/d;p}' "$work/out.txt"
 if [ $show_console -eq 1 ]; then show_guest_log >&2; fi
 if [ -n "$status" ]; then
     echo "vm.sh: shape $shape: guest command exited $status (boot to power-off $((ms / 1000)).$(( (ms % 1000) / 100 ))s)" >&2
