@@ -11,9 +11,9 @@
  * limit: bigger ones go back when freed.  A block takes the cached span
  * that fits it with the fewest committed pages that still cover it (else
  * the one with the most), keeps them up to twice its size and gives back
- * the rest.  The committed bytes the
- * cache holds follow the demand: a floor plus what large blocks recently
- * took from it or would have (struct large_demand).  A slot is claimed with a
+ * the rest.  The committed bytes the cache holds follow the demand: a
+ * floor plus what large blocks recently took from it or would have
+ * (struct large_demand).  A slot is claimed with a
  * compare-and-swap to NULL, so a span is only ever touched by the one thread
  * that claimed it, and can be unmapped safely: no lock, no ABA.  Cached
  * spans go back by the one retention rule (arena.h: nm_purge_due), from

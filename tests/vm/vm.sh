@@ -13,11 +13,11 @@
 # COMMAND's exit status.  Other outcomes have their own codes:
 #   77  no guest can be had here (no qemu-system-x86_64, no kernel): skip
 #   70  the guest never reported an exit status (boot failure, panic)
+#   71  the guest ran past --timeout (default 180 s)
+#   64  bad usage
 # A guest whose kernel fails before the command starts (no NM_VM_BEGIN from
 # init: a crash of the emulated boot, no project code run yet) is booted
 # once more, with its console shown; a second such failure exits 70.
-#   71  the guest ran past --timeout (default 180 s)
-#   64  bad usage
 # The kernel (from the newest linux-image-*-cloud-amd64 package, fetched with
 # `apt-get download`, never installed) and busybox are cached in
 # $NM_BUILD/vm/ (default build/vm/).  NM_VM_KERNEL=/path/to/vmlinuz uses
