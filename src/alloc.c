@@ -339,7 +339,7 @@ nm_export nm_heap_t *nm_heap_new_flags(const nm_policy *policy, unsigned flags)
     uh->arena.owned = true;
     uh->arena.strict = flags & NM_HEAP_STRICT;
     uh->policy = p;
-    uh->id = atomic_fetch_add_explicit(&nm_proc.next_user_heap_id, 1, memory_order_relaxed);
+    uh->id = 1 + atomic_fetch_add_explicit(&nm_proc.next_user_heap_id, 1, memory_order_relaxed);
     return uh;
 }
 

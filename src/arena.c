@@ -20,11 +20,10 @@
 
 #include "options.h"
 
-struct nm_process nm_proc = {
-    .bind_segments = true,
-    .next_thread_id = NM_THREAD_UNNAMED + 1,
-    .next_user_heap_id = 1,
-};
+/* All zero at load (in .bss, so a process touches only the pages of it
+ * that it uses: 46 KiB in .data were all resident, the kernel mapping a
+ * file page's neighbours in with it); set up by nm_arenas_init. */
+struct nm_process nm_proc;
 
 /* ---- start-up ---------------------------------------------------------------- */
 
@@ -33,6 +32,7 @@ void nm_arenas_init(void)
     /* Respect a policy the process already has (numactl --membind/--interleave
      * /--preferred): binding our segments would override it. */
     int mode = NM_MPOL_DEFAULT;
+    nm_proc.bind_segments = true;
     if (nm_os_get_mempolicy(&mode, NULL, NULL, 0) == 0 && mode != NM_MPOL_DEFAULT)
         nm_proc.bind_segments = false;
     /* One node: binding changes nothing, save the syscall. */

@@ -176,8 +176,8 @@ struct nm_process {
     _Atomic uint64_t class_pages[NM_CLASS_SLOTS];  /* pages serving each class, all heaps */
     struct nm_purge_clock purge;
     _Atomic(struct nm_heap *) heaps;               /* every heap struct ever made (heap.c) */
-    _Atomic uintptr_t next_thread_id;              /* segment.h: nm_thread_name */
-    _Atomic uint64_t next_user_heap_id;            /* alloc.c: nm_heap_new */
+    _Atomic uintptr_t next_thread_id;              /* names given (segment.h: nm_thread_name) */
+    _Atomic uint64_t next_user_heap_id;            /* ids given (alloc.c: nm_heap_new; from 1) */
 };
 /* Hidden: the free fast path loads the free mark directly, not through the GOT. */
 extern struct nm_process nm_proc __attribute__((visibility("hidden")));

@@ -26,7 +26,8 @@ __thread uintptr_t nm_tls_thread_id __attribute__((tls_model("initial-exec"))) =
 void nm_thread_name(void)
 {
     if (nm_tls_thread_id == NM_THREAD_UNNAMED)
-        nm_tls_thread_id = atomic_fetch_add_explicit(&nm_proc.next_thread_id, 1, memory_order_relaxed);
+        nm_tls_thread_id = NM_THREAD_UNNAMED + 1 +
+                           atomic_fetch_add_explicit(&nm_proc.next_thread_id, 1, memory_order_relaxed);
 }
 
 /* ---- start-up ---------------------------------------------------------------- */
