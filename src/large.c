@@ -112,6 +112,14 @@ static bool span_layout(size_t size, size_t alignment, struct span_layout *l)
 
 /* ---- the cache ---------------------------------------------------------------------- */
 
+/* Whether a span of `span_size` bytes with its block at `block_offset` can
+ * serve a block of layout `l`: its reserved space holds the block at the
+ * same offset.  The one rule for cached spans and remembered ones. */
+static bool span_fits(size_t span_size, size_t block_offset, const struct span_layout *l)
+{
+    return span_size >= l->size && block_offset == l->offset;
+}
+
 static uint64_t demand_epoch(uint64_t now_ms)
 {
     return nm_opt.purge_delay_ms ? now_ms / nm_opt.purge_delay_ms : now_ms;
@@ -150,9 +158,16 @@ static size_t demand_budget(struct large_demand *d, uint64_t now_ms)
     return NM_LARGE_CACHE_FLOOR + recent;
 }
 
+/* Cached spans have no alignment of their own: their block is at
+ * NM_OS_PAGE, or at NM_HUGE_MIN for a huge block, one bit in the key. */
 static size_t ghost_key(size_t span_size, size_t block_offset)
 {
     return span_size | (block_offset == NM_HUGE_MIN);
+}
+
+static bool ghost_fits(size_t key, const struct span_layout *l)
+{
+    return span_fits(key & ~(size_t)1, key & 1 ? NM_HUGE_MIN : NM_OS_PAGE, l);
 }
 
 /* Span `s` goes back for want of room in the cache: remember it. */
@@ -166,13 +181,12 @@ static void ghost_remember(struct large_demand *d, const struct nm_segment *s, u
 }
 
 /* A block of layout `l` missed the cache: if a span given back within the
- * purge delay would have served it (the rule of slot_fits), count it as
- * demand, once. */
+ * purge delay would have served it (span_fits), count it as demand, once. */
 static void ghost_hit(struct large_demand *d, const struct span_layout *l, uint64_t now_ms)
 {
     for (int i = 0; i < NM_LARGE_GHOSTS; i++) {
         size_t key = atomic_load_explicit(&d->ghost_span[i], memory_order_relaxed);
-        if (!key || (key & 1) != (l->offset == NM_HUGE_MIN) || (key & ~(size_t)1) < l->size ||
+        if (!key || !ghost_fits(key, l) ||
             !(now_ms - atomic_load_explicit(&d->ghost_ms[i], memory_order_relaxed) <
               nm_opt.purge_delay_ms))
             continue;
@@ -195,21 +209,20 @@ static void slot_return(struct large_cache *c, int i, struct nm_segment *s)
     span_unmap(s);
 }
 
-/* Claim slot `i` of `c` if it holds a span for layout `l`: one whose
- * reserved space holds the block at the same offset.  The hints may be
- * stale: the span itself decides, once claimed. */
+/* Claim slot `i` of `c` if it holds a span for layout `l` (span_fits).
+ * The hints may be stale: the span itself decides, once claimed. */
 static bool slot_fits(struct large_cache *c, int i, const struct span_layout *l)
 {
     return atomic_load_explicit(&c->slot[i], memory_order_relaxed) &&
-           atomic_load_explicit(&c->slot_size[i], memory_order_relaxed) >= l->size &&
-           atomic_load_explicit(&c->slot_offset[i], memory_order_relaxed) == l->offset;
+           span_fits(atomic_load_explicit(&c->slot_size[i], memory_order_relaxed),
+                     atomic_load_explicit(&c->slot_offset[i], memory_order_relaxed), l);
 }
 
 static struct nm_segment *slot_claim(struct large_cache *c, int i, const struct span_layout *l)
 {
     struct nm_segment *s = atomic_load_explicit(&c->slot[i], memory_order_acquire);
     if (!s || !atomic_compare_exchange_strong(&c->slot[i], &s, NULL)) return NULL;
-    if (s->size >= l->size && s->block_offset == l->offset) return s;
+    if (span_fits(s->size, s->block_offset, l)) return s;
     slot_return(c, i, s);
     return NULL;
 }

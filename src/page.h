@@ -11,10 +11,10 @@
  * hold a few blocks of each of 24 medium classes kept each class's peak
  * resident; with 2, fewer and fuller classes share it (docs/design.md,
  * "Size classes").  The slack a coarse class leaves at a block's end is
- * address space, resident only once a bigger request wrote it.  Blocks
- * are laid out from an address aligned
- * to the largest power of two dividing the block size (capped at the page
- * size), so a 4096-byte block is 4096-aligned.
+ * address space, resident only once a bigger request wrote it.  Blocks are
+ * laid out from an address aligned to the largest power of two dividing
+ * the block size (capped at the page size), so a 4096-byte block is
+ * 4096-aligned.
  *
  * A page's blocks are carved lazily onto its free list: NM_EXTEND_BYTES (at
  * least one block) at a time of memory not touched yet, so a page holding a
