@@ -1,5 +1,6 @@
 /* testutil.h — tiny helpers shared by the C tests: CHECK() that names the
- * failing line, skip with a reason, and reading this process's RSS. */
+ * failing line, skip with a reason, reading this process's RSS and page
+ * faults, and running the same program under glibc to compare. */
 #ifndef NM_TESTUTIL_H
 #define NM_TESTUTIL_H
 
@@ -8,6 +9,7 @@
 #include <stdint.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,6 +115,35 @@ static inline size_t nm_test_rss(void)
         fclose(f);
     }
     return (size_t)resident * 4096;
+}
+
+/* The first line this program prints when run again without the preload
+ * (under glibc), with the environment variable `marker` set so that it
+ * knows to run only the measured part: a test compares numamalloc with
+ * glibc on the same pattern.  Exits the test (status 1) when that run
+ * fails. */
+static inline void nm_test_glibc_run(const char *argv0, const char *marker, char *line, size_t size)
+{
+    int out[2];
+    REQUIRE(pipe(out) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        dup2(out[1], 1);
+        close(out[0]);
+        unsetenv("LD_PRELOAD");
+        setenv(marker, "1", 1);
+        execl("/proc/self/exe", argv0, (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    line[0] = 0;
+    FILE *f = fdopen(out[0], "r");
+    REQUIRE(f && fgets(line, (int)size, f));
+    fclose(f);
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+            "the run under glibc failed");
 }
 
 #endif

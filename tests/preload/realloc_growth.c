@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../testutil.h"
@@ -79,25 +78,8 @@ int main(int argc, char **argv)
     nm_test_require_numamalloc();
 
     /* glibc: this program again, without the preload. */
-    int out[2];
-    REQUIRE(pipe(out) == 0);
-    pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        dup2(out[1], 1);
-        close(out[0]);
-        unsetenv("LD_PRELOAD");
-        setenv("REALLOC_GROWTH_CHILD", "1", 1);
-        execl("/proc/self/exe", argv[0], (char *)NULL);
-        _exit(127);
-    }
-    close(out[1]);
-    char line[64] = "";
-    FILE *f = fdopen(out[0], "r");
-    REQUIRE(f && fgets(line, sizeof line, f));
-    fclose(f);
-    int status = 0;
-    REQUIRE(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    char line[64];
+    nm_test_glibc_run(argv[0], "REALLOC_GROWTH_CHILD", line, sizeof line);
     long glibc_faults = atol(line);
     REQUIRE(glibc_faults > 0, "glibc's run failed (child said '%s')", line);
 

@@ -20,7 +20,6 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 
 #include "../testutil.h"
@@ -117,25 +116,8 @@ int main(int argc, char **argv)
     nm_test_require_numamalloc();
 
     /* glibc: this program again, without the preload. */
-    int out[2];
-    REQUIRE(pipe(out) == 0);
-    pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        dup2(out[1], 1);
-        close(out[0]);
-        unsetenv("LD_PRELOAD");
-        setenv("STEADY_FAULTS_CHILD", "1", 1);
-        execl("/proc/self/exe", argv[0], (char *)NULL);
-        _exit(127);
-    }
-    close(out[1]);
-    char line[128] = "";
-    FILE *f = fdopen(out[0], "r");
-    REQUIRE(f && fgets(line, sizeof line, f));
-    fclose(f);
-    int status = 0;
-    REQUIRE(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    char line[128];
+    nm_test_glibc_run(argv[0], "STEADY_FAULTS_CHILD", line, sizeof line);
     long glibc_faults = 0;
     double glibc_rss = 0;
     REQUIRE(sscanf(line, "%ld %lf", &glibc_faults, &glibc_rss) == 2, "child said '%s'", line);
