@@ -85,7 +85,10 @@ NM_ATTR_ALLOC_SIZE(2) void *nm_realloc(void *ptr, size_t size);
  * numamalloc is the process's malloc), from any thread.  nm_free(NULL) does
  * nothing.  Freeing a pointer numamalloc does not own, or a block already
  * free, is reported on stderr with one line naming the pointer, then aborts
- * (or only reports, with NUMAMALLOC_ON_ERROR=warn). */
+ * (or only reports, with NUMAMALLOC_ON_ERROR=warn).  So is a freed block the
+ * program wrote into (use after free, overflow), when numamalloc next takes
+ * it from its free list ("heap corruption detected ..."); with warn that
+ * block is never handed out again. */
 void nm_free(void *ptr);
 
 /* Allocate `size` bytes aligned to `alignment`, which must be a power of two

@@ -104,7 +104,7 @@ static enum block_status block_lookup(const void *p, struct block_ref *ref)
     ref->page = pg;
     ref->usable = pg->block_size;
     const struct nm_block *b = p;
-    return b->freed == nm_proc.free_mark ? BLOCK_FREE : BLOCK_LIVE;
+    return nm_block_is_free(b) ? BLOCK_FREE : BLOCK_LIVE;
 }
 
 /* ---- allocation ---------------------------------------------------------------------- */

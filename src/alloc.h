@@ -64,7 +64,7 @@ static inline void nm_free_inline(void *p)
         struct nm_segment *s = nm_segment_of(p);
         struct nm_page *pg = nm_page_of_shift(s, p, kind);
         struct nm_block *b = p;
-        if (nm_likely(nm_page_is_block(pg, p) && b->freed != nm_proc.free_mark)) {
+        if (nm_likely(nm_page_is_block(pg, p) && !nm_block_is_free(b))) {
             nm_heap_free(s, pg, b);
             return;
         }

@@ -161,7 +161,7 @@ struct nm_heap;
 struct nm_process {
     /* Set once at start-up. */
     uintptr_t cookie_key;           /* random: a header's cookie proves it is ours */
-    uintptr_t free_mark;            /* marks free blocks (derived from the key) */
+    uintptr_t link_key, check_key;  /* random: encode free blocks (segment.h: nm_block) */
     bool bind_segments;             /* false when the process has its own policy */
     /* NUMAMALLOC_POLICY, NUMAMALLOC_INTERLEAVE_ABOVE: the arena every thread
      * heap and large block comes from instead of the node-local ones (NULL:
@@ -179,7 +179,7 @@ struct nm_process {
     _Atomic uintptr_t next_thread_id;              /* names given (segment.h: nm_thread_name) */
     _Atomic uint64_t next_user_heap_id;            /* ids given (alloc.c: nm_heap_new; from 1) */
 };
-/* Hidden: the free fast path loads the free mark directly, not through the GOT. */
+/* Hidden: the fast paths load the block keys directly, not through the GOT. */
 extern struct nm_process nm_proc __attribute__((visibility("hidden")));
 
 /* ---- operations --------------------------------------------------------------- */

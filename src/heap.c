@@ -510,7 +510,7 @@ void nm_heap_free_other(struct nm_segment *s, struct nm_page *pg, struct nm_bloc
             nm_heap_free_remote(s, pg, b);
             return;
         }
-        b->next = atomic_load_explicit(&f->head, memory_order_relaxed);
+        nm_block_set_next(b, atomic_load_explicit(&f->head, memory_order_relaxed));
         atomic_store_explicit(&f->head, b, memory_order_relaxed);
         f->count++;
         bool first = foreign_changed(h, cls, 1) == 0;
@@ -530,15 +530,23 @@ static struct nm_block *foreign_pop(struct nm_heap *h, unsigned cls)
         return NULL;
     struct nm_foreign_list *f = &h->foreign[cls];
     struct nm_block *b = atomic_load_explicit(&f->head, memory_order_relaxed);
+    if (b && nm_unlikely(!nm_block_is_free(b))) {
+        /* Dropped from `b` on, the blocks stay counted in their pages. */
+        nm_page_corrupt(nm_page_of(nm_segment_of(b), b), b, "free");
+        foreign_changed(h, cls, -(int)f->count);
+        atomic_store_explicit(&f->head, NULL, memory_order_relaxed);
+        f->count = 0;
+        b = NULL;
+    }
     if (b) {
-        struct nm_block *next = b->next;
+        struct nm_block *next = nm_block_next(b);
         atomic_store_explicit(&f->head, next, memory_order_relaxed);
         /* The next pop reads `next`'s link: a line this thread wrote when
          * it freed the block, which may have left its cache since. */
         if (next) __builtin_prefetch(next);
         f->count--;
         foreign_changed(h, cls, -1);
-        b->freed = 0;
+        nm_block_take(b);
         if (f->count == 0 && f->overflowed) {   /* it would have taken more */
             f->overflowed = false;
             if (f->scale < NM_FOREIGN_MAX_SCALE) f->scale++;
@@ -567,8 +575,12 @@ static struct nm_block *foreign_take(struct nm_heap *h, uint64_t classes)
         struct nm_block *b = atomic_load_explicit(&f->head, memory_order_relaxed);
         atomic_store_explicit(&f->head, NULL, memory_order_relaxed);
         while (b) {
-            struct nm_block *next = b->next;
-            b->next = all;
+            if (nm_unlikely(!nm_block_is_free(b))) {   /* the rest is dropped */
+                nm_page_corrupt(nm_page_of(nm_segment_of(b), b), b, "free");
+                break;
+            }
+            struct nm_block *next = nm_block_next(b);
+            nm_block_set_next(b, all);
             all = b;
             b = next;
         }
@@ -590,7 +602,7 @@ _Static_assert(NM_SMALL_CLASSES < 64, "a bit per foreign list");
 static void foreign_release(struct nm_block *list)
 {
     for (struct nm_block *b = list, *next; b; b = next) {
-        next = b->next;
+        next = nm_block_next(b);
         struct nm_segment *s = nm_segment_of(b);
         struct nm_page *pg = nm_page_of(s, b);
         if (atomic_load_explicit(&s->thread, memory_order_relaxed) == nm_thread_self())
@@ -644,7 +656,7 @@ void nm_heap_free_remote(struct nm_segment *s, struct nm_page *pg, struct nm_blo
 
     struct nm_block *head = atomic_load_explicit(&pg->remote, memory_order_relaxed);
     do {
-        b->next = head;
+        nm_block_set_next(b, head);
     } while (!atomic_compare_exchange_weak_explicit(&pg->remote, &head, b, memory_order_release,
                                                     memory_order_relaxed));
 }
@@ -1102,7 +1114,11 @@ static struct nm_segment *heap_release_remote_freed(struct nm_heap *h, uint64_t 
                 if (!head) continue;
                 uint32_t used = __atomic_load_n(&pg->used, __ATOMIC_ACQUIRE);
                 uint32_t count = 0;
-                for (struct nm_block *b = head; b && count <= used; b = b->next) count++;
+                /* A corrupt block ends the count: the owner's collect reports it. */
+                for (struct nm_block *b = head; b && count <= used; b = nm_block_next(b)) {
+                    if (!nm_page_is_block(pg, b) || !nm_block_is_free(b)) break;
+                    count++;
+                }
                 if (count != used) continue;
                 atomic_fetch_add_explicit(&nm_proc.counters.purge_collected, nm_page_collect(pg),
                                           memory_order_relaxed);
@@ -1293,17 +1309,24 @@ void *nm_heap_alloc_class(struct nm_heap *h, unsigned cls)
     if (now >= h->next_maintenance_ms) heap_maintenance(h, now);
 
     struct nm_page *pg = h->queue[cls].first;
-    if (!pg || !pg->free) {
-        pg = heap_find_page(h, cls);
-        if (!pg) {
-            heap_leave(h);
-            return NULL;
+    for (;;) {
+        if (!pg || !pg->free) {
+            pg = heap_find_page(h, cls);
+            if (!pg) {
+                heap_leave(h);
+                return NULL;
+            }
         }
+        b = pg->free;
+        if (nm_likely(nm_block_is_free(b))) break;
+        /* Dropped from `b` on (with warn): the page's blocks not on its
+         * list stay counted in `used`. */
+        nm_page_corrupt(pg, b, "free");
+        pg->free = NULL;
     }
-    b = pg->free;
-    pg->free = b->next;
+    pg->free = nm_block_next(b);
     __atomic_store_n(&pg->used, pg->used + 1, __ATOMIC_RELAXED);
-    b->freed = 0;
+    nm_block_take(b);
     heap_leave(h);
     heap_safe_point(h);
     errno = saved_errno;
@@ -1361,7 +1384,7 @@ void nm_heap_free_to_full(struct nm_heap *h, struct nm_page *pg, struct nm_block
 {
     int saved = errno;
     heap_enter(h);
-    b->next = pg->free;
+    nm_block_set_next(b, pg->free);
     pg->free = b;
     __atomic_store_n(&pg->used, pg->used - 1, __ATOMIC_RELEASE);
     nm_queue_remove(&h->full, pg);

@@ -10,8 +10,9 @@
  * page, so the fast path is: load the page, pop its free list.
  *
  *   malloc fast path:  page = heap->direct[(size + 15) / 16];
- *                      block = page->free; page->free = block->next
- *                      (and one compare: has the thread's node changed?)
+ *                      block = page->free; page->free = next(block)
+ *                      (and two compares: is the block's encoding intact
+ *                      (segment.h: nm_block), has the thread's node changed?)
  *   free, same thread: push onto page->free
  *   free, other thread: onto the thread's foreign list of the block's
  *                       class (same arena; taken by its next slow path), or
@@ -66,7 +67,7 @@ struct nm_heap {
      * nm_foreign_limit[class] << scale per small class (16 KiB of blocks,
      * at least 4, grown while the thread takes them all; heap.c), the
      * rest take the remote path.
-     *   block b on foreign[c]  =>  b->freed == the free mark, b's page has
+     *   block b on foreign[c]  =>  b is encoded free (segment.h), b's page has
      *       class c and counts b in `used` (it is in use as far as its owner
      *       knows), b's segment's arena == this heap's arena;
      *   foreign_blocks == sum of foreign[c].count.
@@ -244,21 +245,25 @@ void nm_heap_purge_abandoned(struct nm_arena *a, uint64_t now_ms, bool force, bo
 static inline void *nm_heap_pop(struct nm_heap *h, struct nm_page *pg, unsigned cls)
 {
     struct nm_block *b = pg->free;
-    if (nm_unlikely(b == NULL || nm_heap_node_changed(h))) return nm_heap_alloc_class(h, cls);
-    pg->free = b->next;
+    if (nm_unlikely(b == NULL || !nm_block_is_free(b) || nm_heap_node_changed(h)))
+        return nm_heap_alloc_class(h, cls);
+    pg->free = nm_block_next(b);
     __atomic_store_n(&pg->used, pg->used + 1, __ATOMIC_RELAXED);
-    b->freed = 0;
+    nm_block_take(b);
     return b;
 }
 
+/* A block that fails its check sends the call to the slow path, which
+ * reports it (nm_heap_alloc_class). */
 static inline void *nm_heap_alloc_small(struct nm_heap *h, size_t size)
 {
     struct nm_page *pg = h->direct[(size + 15) >> 4];
     struct nm_block *b = pg->free;
-    if (nm_unlikely(b == NULL || nm_heap_node_changed(h))) return nm_heap_alloc_generic(h, size);
-    pg->free = b->next;
+    if (nm_unlikely(b == NULL || !nm_block_is_free(b) || nm_heap_node_changed(h)))
+        return nm_heap_alloc_generic(h, size);
+    pg->free = nm_block_next(b);
     __atomic_store_n(&pg->used, pg->used + 1, __ATOMIC_RELAXED);
-    b->freed = 0;
+    nm_block_take(b);
     return b;
 }
 
@@ -280,7 +285,6 @@ static inline void *nm_heap_alloc_medium(struct nm_heap *h, size_t size)
  * when the segment belongs to one of the calling thread's heaps. */
 static inline void nm_heap_free(struct nm_segment *s, struct nm_page *pg, struct nm_block *b)
 {
-    b->freed = nm_proc.free_mark;
     if (nm_likely(atomic_load_explicit(&s->thread, memory_order_relaxed) == nm_thread_self())) {
         struct nm_heap *h = atomic_load_explicit(&s->heap, memory_order_relaxed);
         /* A full page goes back to its queue: under the heap's lock, before
@@ -296,7 +300,7 @@ static inline void nm_heap_free(struct nm_segment *s, struct nm_page *pg, struct
          * it empties (a malloc/free loop must not cycle pages; maintenance
          * releases it if it idles). */
         bool not_first = __atomic_load_n(&pg->prev, __ATOMIC_RELAXED) != NULL;
-        b->next = pg->free;
+        nm_block_set_next(b, pg->free);
         pg->free = b;
         /* Released: a purge that reads the new count sees the block on the
          * free list (nm_heap_purge). */

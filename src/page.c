@@ -1,10 +1,15 @@
 /*
- * page.c — size classes, and carving and collecting the blocks of a page.
- * May call the segment layer (for layout).  Only a page's owner calls these.
+ * page.c — size classes, and carving and collecting the blocks of a page,
+ * and the report of a free list found corrupt.  May call the segment layer
+ * (for layout and the block encoding), the os layer's output helpers and
+ * the options.  Only a page's owner carves and collects.
  */
 #include "page.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+#include "options.h"
 
 uint32_t nm_class_size[NM_CLASS_COUNT];
 
@@ -61,16 +66,14 @@ bool nm_page_extend(struct nm_page *pg)
     if (count > left) count = left;
     if (first + (size_t)count * size > pg->touched_end) pg->touched_end = first + (size_t)count * size;
 
-    struct nm_block *block = (struct nm_block *)first;
-    for (uint32_t i = 1; i < count; i++) {
-        struct nm_block *next = (struct nm_block *)(first + i * size);
-        block->next = next;
-        block->freed = nm_proc.free_mark;
-        block = next;
+    /* Encoded from the last block back: the list runs in address order. */
+    struct nm_block *next = pg->free;
+    for (uint32_t i = count; i-- > 0;) {
+        struct nm_block *block = (struct nm_block *)(first + (size_t)i * size);
+        nm_block_set_next(block, next);
+        next = block;
     }
-    block->next = pg->free;
-    block->freed = nm_proc.free_mark;
-    pg->free = (struct nm_block *)first;
+    pg->free = next;
     atomic_store_explicit(&pg->carved, (uint32_t)((capacity + count) * size), memory_order_relaxed);
     return true;
 }
@@ -79,12 +82,40 @@ uint32_t nm_page_collect(struct nm_page *pg)
 {
     if (!nm_page_has_remote(pg)) return 0;
     struct nm_block *list = atomic_exchange_explicit(&pg->remote, NULL, memory_order_acquire);
-    if (!list) return 0;
-    uint32_t count = 1;
-    struct nm_block *tail = list;
-    while (tail->next) { tail = tail->next; count++; }
-    tail->next = pg->free;
+    uint32_t count = 0;
+    struct nm_block *tail = NULL;
+    for (struct nm_block *b = list; b; b = nm_block_next(b)) {
+        /* A link that leaves the page, or a block whose words were written
+         * after it was freed: the rest of the list is dropped. */
+        if (!nm_page_is_block(pg, b) || !nm_block_is_free(b)) {
+            nm_page_corrupt(pg, b, "remote-free");
+            break;
+        }
+        tail = b;
+        count++;
+    }
+    if (!tail) return 0;
+    nm_block_set_next(tail, pg->free);
     pg->free = list;
     __atomic_store_n(&pg->used, pg->used - count, __ATOMIC_RELAXED);
     return count;
+}
+
+/* Added to the count of a page found corrupt: it never reaches 0. */
+#define NM_PAGE_PINNED (1u << 30)
+
+nm_cold void nm_page_corrupt(struct nm_page *pg, const struct nm_block *b, const char *list)
+{
+    nm_line l = { .len = 0 };
+    nm_line_str(&l, "numamalloc: heap corruption detected in ");
+    nm_line_str(&l, list);
+    nm_line_str(&l, " list of a ");
+    nm_line_u64(&l, pg->block_size);
+    nm_line_str(&l, "-byte block at ");
+    nm_line_hex(&l, (uintptr_t)b);
+    nm_line_str(&l, ": use after free or overflow\n");
+    nm_line_write(&l, 2);
+    if (nm_opt.on_error == NM_ON_ERROR_ABORT) abort();
+    if (pg->used < NM_PAGE_PINNED)
+        __atomic_store_n(&pg->used, pg->used + NM_PAGE_PINNED, __ATOMIC_RELAXED);
 }

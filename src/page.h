@@ -76,8 +76,17 @@ void nm_page_format(struct nm_segment *s, size_t index, unsigned cls);
 /* Carve the next blocks onto the free list.  False when the page is full. */
 bool nm_page_extend(struct nm_page *pg);
 
-/* Move remote frees onto the free list.  Returns how many. */
+/* Move remote frees onto the free list.  Returns how many.  A corrupt
+ * block (segment.h: nm_block) is reported and the list from it on dropped. */
 uint32_t nm_page_collect(struct nm_page *pg);
+
+/* Report heap corruption found at block `b` of page `pg` (b failed
+ * nm_block_is_free) in a `list` ("free", "remote-free") in one line, then
+ * abort, or return with NUMAMALLOC_ON_ERROR=warn: the caller drops the
+ * list from `b` on, so neither `b` nor a block its link names is ever
+ * handed out, and the page is pinned (never given back, its count of
+ * blocks in use no longer trusted: a block freed twice may be live). */
+nm_cold void nm_page_corrupt(struct nm_page *pg, const struct nm_block *b, const char *list);
 
 static inline bool nm_page_has_remote(const struct nm_page *pg)
 {

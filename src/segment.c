@@ -32,6 +32,14 @@ void nm_thread_name(void)
 
 /* ---- start-up ---------------------------------------------------------------- */
 
+/* splitmix64's finalizer: every bit of `x` reaches every bit of the result. */
+static uint64_t mix64(uint64_t x)
+{
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
 void nm_segment_init(void)
 {
     /* AT_RANDOM: 16 random bytes the kernel gives every process; no syscall. */
@@ -39,7 +47,8 @@ void nm_segment_init(void)
     uint64_t key = random ? random[0] ^ (random[1] << 1) : 0;
     if (key == 0) key = (uintptr_t)&key ^ 0x5bd1e9955bd1e995ull;
     nm_proc.cookie_key = (uintptr_t)key | 1;
-    nm_proc.free_mark = (nm_proc.cookie_key * 0xff51afd7ed558ccdull) | 1;
+    nm_proc.link_key = mix64(key ^ 0x9E3779B97F4A7C15ull);
+    nm_proc.check_key = mix64(key + 0xD1B54A32D192ED03ull);
 }
 
 /* ---- the segment map ------------------------------------------------------------ */

@@ -63,13 +63,30 @@ _Static_assert(NM_SEGMENT_SHIFT == NM_UNIT_SHIFT, "segments and spans are carved
 struct nm_heap;
 struct nm_arena;
 
-/* A free block.  `freed` holds nm_proc.free_mark (a random per-process value)
- * while the block is free and 0 once it is handed out: free() of a block
- * that carries the mark is a double free.  Blocks are at least 16 bytes, so
- * both words fit. */
+/* A free block: two words, encoded with the process's keys and the
+ * block's own address, so that a stray write into a freed block (a use
+ * after free, an overflow from the block before it) is caught when the
+ * allocator next reads the block instead of steering a later malloc:
+ *
+ *   link  = next ^ address ^ nm_proc.link_key    (next: the following free
+ *                                                 block of its list, or NULL)
+ *   check = (link + address) ^ nm_proc.check_key
+ *
+ *   block is free  <=>  check == (link + address) ^ check_key
+ *
+ * Allocation sets check = 0, so a live block does not pass (its owner's
+ * data takes the words over; passing by chance is a 1 in 2^64 event).
+ * Zeroing the words, writing a pointer over them or copying a free block's
+ * words to another address breaks the equation unless the writer knows
+ * both 64-bit keys.  Every list that holds blocks (a page's free and
+ * remote lists, a thread's foreign lists, heap.h) keeps this encoding, and
+ * whoever pops a block checks it before following its link
+ * (nm_block_is_free): a block that fails is reported as heap corruption,
+ * never handed out.  free() of a block that passes is a double free.
+ * Blocks are at least 16 bytes, so both words fit. */
 struct nm_block {
-    struct nm_block *next;
-    uintptr_t freed;
+    uintptr_t link;
+    uintptr_t check;
 };
 
 enum nm_page_state { NM_PAGE_FREE, NM_PAGE_QUEUED, NM_PAGE_FULL };
@@ -182,6 +199,34 @@ void nm_thread_name(void);
 static inline uintptr_t nm_segment_cookie(const struct nm_segment *s)
 {
     return ((uintptr_t)s * 0x9E3779B97F4A7C15ull) ^ nm_proc.cookie_key;
+}
+
+/* ---- free blocks (struct nm_block) ---------------------------------------- */
+
+/* Free block `b`, followed by `next` in its list. */
+static inline void nm_block_set_next(struct nm_block *b, const struct nm_block *next)
+{
+    uintptr_t link = (uintptr_t)next ^ (uintptr_t)b ^ nm_proc.link_key;
+    b->link = link;
+    b->check = (link + (uintptr_t)b) ^ nm_proc.check_key;
+}
+
+/* Whether `b` carries the encoding of a free block. */
+static inline bool nm_block_is_free(const struct nm_block *b)
+{
+    return b->check == ((b->link + (uintptr_t)b) ^ nm_proc.check_key);
+}
+
+/* The block after free block `b` in its list (b passed nm_block_is_free). */
+static inline struct nm_block *nm_block_next(const struct nm_block *b)
+{
+    return (struct nm_block *)(b->link ^ (uintptr_t)b ^ nm_proc.link_key);
+}
+
+/* Block `b`, popped from its list, is live now. */
+static inline void nm_block_take(struct nm_block *b)
+{
+    b->check = 0;
 }
 
 /* ---- the segment map ------------------------------------------------------ */

@@ -1,14 +1,19 @@
 /* bad_free.c — freeing what was not allocated (stack, global, interior and
- * foreign mmap pointers) or freeing twice (small, medium, large, huge) is
- * reported on stderr in exactly one line naming the pointer, then the
- * process dies by SIGABRT.  With NUMAMALLOC_ON_ERROR=warn the same line is
- * printed and the program goes on with an intact heap.  Each case runs in a
- * child (this program re-executed with --case NAME), whose stdout carries
- * the pointer and whose stderr is checked. */
+ * foreign mmap pointers), freeing twice (small, medium, large, huge), and
+ * writing into freed blocks (a use after free that plants a pointer, one
+ * that zeroes the block and frees it again, a 1-byte overflow into the
+ * next block, writes into blocks on another thread's lists) is reported on
+ * stderr in exactly one line naming the pointer, then the process dies by
+ * SIGABRT.  With NUMAMALLOC_ON_ERROR=warn the same line is printed and the
+ * program goes on with an intact heap, never handed the damaged block nor
+ * an address planted in it.  Each case runs in a child (this program
+ * re-executed with --case NAME), whose stdout carries the pointer and
+ * whose stderr is checked. */
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -243,7 +248,151 @@ static size_t realloc_interior(void)
     return 64;
 }
 
-enum error_kind { INVALID, DOUBLE, INVALID_OR_DOUBLE };
+/* ---- writes into freed blocks (the message names the damaged block) ---- */
+
+/* Where a use after free points the next malloc (glibc before safe-linking
+ * would hand it out). */
+static char planted[256] __attribute__((aligned(64)));
+
+static int by_pointer(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)*(void *const *)a, y = (uintptr_t)*(void *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* After the damage (warn mode): 3000 live blocks of `size`, none of them
+ * `bad` (the damaged block: NULL when the program may get it once, as a
+ * block it freed twice) nor `planted`, none handed out twice, each aligned
+ * to 16 and written end to end. */
+static void never_handed_out(size_t size, const void *bad)
+{
+    enum { N = 3000 };
+    static void *q[N];
+    for (int i = 0; i < N; i++) {
+        q[i] = malloc(size);
+        REQUIRE(q[i] != NULL, "malloc(%zu) after the damage", size);
+        CHECK(q[i] != bad, "malloc(%zu) handed out the damaged block %p", size, q[i]);
+        CHECK((char *)q[i] + size <= planted || (char *)q[i] >= planted + sizeof planted,
+              "malloc(%zu) returned %p, inside the address planted in the freed block", size, q[i]);
+        CHECK((uintptr_t)q[i] % 16 == 0, "malloc(%zu) returned the misaligned %p", size, q[i]);
+        memset(q[i], 0x5a, size);
+    }
+    qsort(q, N, sizeof q[0], by_pointer);
+    for (int i = 1; i < N; i++)
+        CHECK((char *)q[i - 1] + size <= (char *)q[i], "live blocks %p and %p overlap", q[i - 1],
+              q[i]);
+    for (int i = 0; i < N; i++) free(q[i]);
+}
+
+/* S1: a use after free writes an address into a freed block. */
+static size_t uaf_pointer_write(void)
+{
+    void *p = malloc(64);
+    REQUIRE(p != NULL, "malloc(64)");
+    announce(p);
+    free(opaque(p));
+    *(void **)opaque(p) = planted;
+    never_handed_out(64, p);
+    return 64;
+}
+
+/* S2: a freed block zeroed (erasing what marks it free) and freed again:
+ * the program may get it back once, never twice. */
+static size_t uaf_zero_double_free(void)
+{
+    void *p = malloc(64);
+    REQUIRE(p != NULL, "malloc(64)");
+    announce(p);
+    free(opaque(p));
+    memset(opaque(p), 0, 16);
+    free(opaque(p));
+    never_handed_out(64, NULL);
+    return 64;
+}
+
+/* S3: a block overflowed by one byte into the free block after it. */
+static size_t overflow_into_free(void)
+{
+    enum { N = 64 };
+    unsigned char *held[N], *a = NULL, *b = NULL;
+    for (int i = 0; i < N; i++) {
+        held[i] = malloc(64);
+        REQUIRE(held[i] != NULL, "malloc(64)");
+    }
+    for (int i = 0; i < N && !b; i++)
+        for (int j = 0; j < N && !b; j++)
+            if (held[j] == held[i] + 64) { a = held[i]; b = held[j]; held[j] = NULL; }
+    REQUIRE(b != NULL, "no two of %d blocks of 64 bytes are neighbours", N);
+    announce(b);
+    free(opaque(b));
+    unsigned char *past_end = opaque(a + 64);
+    *past_end = 0x41;
+    never_handed_out(64, b);
+    for (int i = 0; i < N; i++) free(held[i]);
+    return 64;
+}
+
+/* Blocks of the main thread freed by another thread, which then writes
+ * into the last one it freed. */
+struct freer { void **blocks; int count; void *damaged; };
+
+static void *free_then_write(void *arg)
+{
+    struct freer *f = arg;
+    free(opaque(malloc(16)));   /* the thread has a heap of its own */
+    for (int i = 0; i < f->count; i++) free(opaque(f->blocks[i]));
+    f->damaged = f->blocks[f->count - 1];
+    *(void **)opaque(f->damaged) = planted;
+    return NULL;
+}
+
+/* More blocks than the freeing thread keeps for itself (16 KiB of a class):
+ * the last ones go to their page's remote-free list, where the damaged one
+ * is found when the main thread collects them. */
+static size_t uaf_remote_list(void)
+{
+    enum { N = 1000 };
+    static void *blocks[N];
+    for (int i = 0; i < N; i++) {
+        blocks[i] = malloc(64);
+        REQUIRE(blocks[i] != NULL, "malloc(64)");
+    }
+    struct freer f = { blocks, N, NULL };
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, free_then_write, &f) == 0, "pthread_create");
+    pthread_join(t, NULL);
+    announce(f.damaged);
+    never_handed_out(64, f.damaged);
+    return 64;
+}
+
+/* A few blocks, kept by the freeing thread for its own next allocations:
+ * it finds the damaged one itself. */
+static void *foreign_then_allocate(void *arg)
+{
+    struct freer *f = arg;
+    free_then_write(f);
+    announce(f->damaged);
+    never_handed_out(64, f->damaged);
+    return NULL;
+}
+
+static size_t uaf_foreign_list(void)
+{
+    enum { N = 8 };
+    void *blocks[N];
+    for (int i = 0; i < N; i++) {
+        blocks[i] = malloc(64);
+        REQUIRE(blocks[i] != NULL, "malloc(64)");
+    }
+    struct freer f = { blocks, N, NULL };
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, foreign_then_allocate, &f) == 0, "pthread_create");
+    pthread_join(t, NULL);
+    return 64;
+}
+
+enum error_kind { INVALID, DOUBLE, INVALID_OR_DOUBLE, CORRUPT_FREE, CORRUPT_REMOTE };
 
 static const struct bad_case {
     const char *name;
@@ -270,6 +419,11 @@ static const struct bad_case {
     {"double_free_huge", double_free_huge, "free", INVALID_OR_DOUBLE},
     {"realloc_stack", realloc_stack, "realloc", INVALID},
     {"realloc_interior", realloc_interior, "realloc", INVALID},
+    {"uaf_pointer_write", uaf_pointer_write, "malloc", CORRUPT_FREE},
+    {"uaf_zero_double_free", uaf_zero_double_free, "malloc", CORRUPT_FREE},
+    {"overflow_into_free", overflow_into_free, "malloc", CORRUPT_FREE},
+    {"uaf_remote_list", uaf_remote_list, "malloc", CORRUPT_REMOTE},
+    {"uaf_foreign_list", uaf_foreign_list, "malloc", CORRUPT_FREE},
 };
 #define CASE_COUNT (sizeof cases / sizeof cases[0])
 
@@ -371,10 +525,17 @@ static void check_message(const struct bad_case *c, const struct child_result *r
     CHECK(expected != 0, "%s (%s): the child did not announce its pointer (stdout \"%s\")",
           c->name, mode, r->out);
 
-    char invalid[64], twice[64];
+    char invalid[64], twice[64], corrupt[128];
     snprintf(invalid, sizeof invalid, "numamalloc: %s(): invalid pointer 0x", c->call);
     snprintf(twice, sizeof twice, "numamalloc: %s(): double free of 0x", c->call);
-    const char *hex = NULL;
+    snprintf(corrupt, sizeof corrupt,
+             "numamalloc: heap corruption detected in %s list of a 64-byte block at 0x",
+             c->kind == CORRUPT_REMOTE ? "remote-free" : "free");
+    const char *hex = NULL, *expected_start = c->kind == DOUBLE ? twice : invalid;
+    if (c->kind == CORRUPT_FREE || c->kind == CORRUPT_REMOTE) {
+        expected_start = corrupt;
+        if (strncmp(err, corrupt, strlen(corrupt)) == 0) hex = err + strlen(corrupt);
+    }
     if ((c->kind == INVALID || c->kind == INVALID_OR_DOUBLE) &&
         strncmp(err, invalid, strlen(invalid)) == 0)
         hex = err + strlen(invalid);
@@ -382,12 +543,16 @@ static void check_message(const struct bad_case *c, const struct child_result *r
         strncmp(err, twice, strlen(twice)) == 0)
         hex = err + strlen(twice);
     CHECK(hex != NULL, "%s (%s): stderr \"%s\" does not start with \"%s\"", c->name, mode, err,
-          c->kind == DOUBLE ? twice : invalid);
+          expected_start);
     if (!hex) return;
     char *end;
     unsigned long got = strtoul(hex, &end, 16);
     CHECK(end > hex && !is_hex(*end), "%s (%s): no pointer after \"0x\" in \"%s\"", c->name, mode,
           err);
+    if (expected_start == corrupt)
+        CHECK(strcmp(end, ": use after free or overflow\n") == 0,
+              "%s (%s): the line ends \"%s\", not \": use after free or overflow\"", c->name, mode,
+              end);
     CHECK(got == expected, "%s (%s): message names %#lx, the pointer was %#lx", c->name, mode, got,
           expected);
 }
