@@ -102,9 +102,10 @@ static enum block_status block_lookup(const void *p, struct block_ref *ref)
     struct nm_page *pg = nm_page_of(s, p);
     if (!nm_page_is_block(pg, p)) return BLOCK_NOT_OURS;
     ref->page = pg;
-    ref->usable = pg->block_size;
     const struct nm_block *b = p;
-    return nm_block_is_free(b) ? BLOCK_FREE : BLOCK_LIVE;
+    if (nm_block_is_free(b)) return BLOCK_FREE;
+    ref->usable = nm_proc.secure ? nm_heap_secure_usable(pg, p) : pg->block_size;
+    return BLOCK_LIVE;
 }
 
 /* ---- allocation ---------------------------------------------------------------------- */
@@ -136,7 +137,7 @@ nm_export void *nm_aligned_alloc(size_t alignment, size_t size)
     if (alignment <= 16) return nm_alloc_inline(size);
     if (size > PTRDIFF_MAX) { errno = ENOMEM; return NULL; }
     if (alignment <= NM_MEDIUM_MAX && size <= NM_MEDIUM_MAX)
-        return nm_heap_alloc_in_class(nm_tls_heap, nm_aligned_class(size, alignment));
+        return nm_heap_alloc_aligned(nm_tls_heap, size, alignment);
     int saved = errno;
     void *p = nm_large_alloc(size, alignment, large_arena(size), false);
     if (p) errno = saved;
@@ -160,6 +161,8 @@ nm_noinline void nm_free_slow(void *p, const char *fn)
         if (!ref.page) {
             if (!nm_large_free(ref.segment)) report_double_free(fn, p);
             nm_heap_tick();
+        } else if (nm_proc.secure) {
+            nm_heap_free_secure(ref.segment, ref.page, p);
         } else {
             nm_heap_free(ref.segment, ref.page, p);
         }
@@ -226,7 +229,8 @@ static void *realloc_block(void *p, size_t size, struct nm_arena *into, const ch
     if (!into || into == home) {
         into = home;
         if (size <= ref.usable && size >= ref.usable / 2) return p;
-        if (!ref.page && size > NM_MEDIUM_MAX) {
+        /* Secure mode: a large block's guard page follows it; it moves. */
+        if (!ref.page && size > NM_MEDIUM_MAX && !nm_proc.secure) {
             int saved = errno;
             void *q = nm_large_resize(ref.segment, size);
             errno = saved;
@@ -383,7 +387,7 @@ nm_export void *nm_heap_aligned_alloc(nm_heap_t *uh, size_t alignment, size_t si
     if (alignment <= 16) return nm_heap_malloc(uh, size);
     if (alignment <= NM_MEDIUM_MAX && size <= NM_MEDIUM_MAX) {
         struct nm_heap *h = nm_heap_user(&uh->arena, uh->id);
-        return h ? nm_heap_alloc_class(h, nm_aligned_class(size, alignment)) : NULL;
+        return h ? nm_heap_alloc_aligned(h, size, alignment) : NULL;
     }
     return nm_large_alloc(size, alignment, &uh->arena, false);
 }

@@ -50,7 +50,7 @@ static inline void *nm_aligned_inline(size_t alignment, size_t size)
 {
     if (alignment <= 16) return nm_alloc_inline(size);
     if (nm_likely(alignment <= NM_ALIGNED_FAST_MAX && size <= NM_MEDIUM_MAX))
-        return nm_heap_alloc_in_class(nm_tls_heap, nm_aligned_class(size, alignment));
+        return nm_heap_alloc_aligned(nm_tls_heap, size, alignment);
     return nm_aligned_alloc(alignment, size);
 }
 
@@ -65,7 +65,8 @@ static inline void nm_free_inline(void *p)
         struct nm_page *pg = nm_page_of_shift(s, p, kind);
         struct nm_block *b = p;
         if (nm_likely(nm_page_is_block(pg, p) && !nm_block_is_free(b))) {
-            nm_heap_free(s, pg, b);
+            if (nm_unlikely(nm_proc.secure)) nm_heap_free_secure(s, pg, b);
+            else nm_heap_free(s, pg, b);
             return;
         }
     }

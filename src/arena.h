@@ -162,6 +162,9 @@ struct nm_process {
     /* Set once at start-up. */
     uintptr_t cookie_key;           /* random: a header's cookie proves it is ours */
     uintptr_t link_key, check_key;  /* random: encode free blocks (segment.h: nm_block) */
+    uintptr_t canary_key;           /* random: secure mode's canaries and size tags (heap.c) */
+    bool secure;                    /* NUMAMALLOC_SECURE (here, beside the keys the fast
+                                       paths load, for free's one test) */
     bool bind_segments;             /* false when the process has its own policy */
     /* NUMAMALLOC_POLICY, NUMAMALLOC_INTERLEAVE_ABOVE: the arena every thread
      * heap and large block comes from instead of the node-local ones (NULL:

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -133,6 +134,9 @@ static void heap_reset(struct nm_heap *h, struct nm_arena *arena)
     node_watch(h, arena);
     atomic_store_explicit(&h->remote_pending, 0, memory_order_relaxed);
     h->next_maintenance_ms = 0;
+    memset(h->quarantine, 0, sizeof h->quarantine);   /* given back before a reset */
+    h->quarantine_next = 0;
+    h->secure_rng = (nm_proc.canary_key ^ (uintptr_t)h ^ h->thread) | 1;
     atomic_store_explicit(&h->arena, arena, memory_order_release);
 }
 
@@ -253,7 +257,7 @@ static inline void heap_safe_point(struct nm_heap *h)
 static bool heap_extend(struct nm_heap *h, struct nm_page *pg)
 {
     uint32_t before = nm_page_capacity(pg);
-    if (!nm_page_extend(pg)) return false;
+    if (!nm_page_extend(pg, nm_proc.secure ? &h->secure_rng : NULL)) return false;
     nm_count(&h->allocs[pg->size_class], nm_page_capacity(pg) - before);
     return true;
 }
@@ -637,6 +641,165 @@ static void heap_foreign_flush(struct nm_heap *h)
     foreign_release(all);
 }
 
+/* ---- secure mode ----------------------------------------------------------------------- */
+
+/* A small block of secure mode (heap.h: nm_heap_alloc_secure), of B bytes
+ * for a request of n:
+ *
+ *   [0, n)       the program's bytes
+ *   [n, n + 8)   canary = secure_canary(block)
+ *   [B - 8, B)   size tag = n ^ secure_canary(block)
+ *
+ * so n + NM_SECURE_TAG <= B.  Medium blocks (and a small request that
+ * does not leave room) carry neither; every block gets the quarantine. */
+#define NM_SECURE_TAG 16
+#define NM_POISON_END 256                 /* bytes of a freed block poisoned: [16, this) */
+#define NM_POISON_BYTE 0xdb
+
+static inline uint64_t secure_canary(const void *b)
+{
+    return ((uintptr_t)b ^ nm_proc.canary_key) * 0x9E3779B97F4A7C15ull;
+}
+
+static unsigned secure_class(size_t size, size_t alignment)
+{
+    size_t need = size + NM_SECURE_TAG;
+    if (need > NM_SMALL_MAX) need = size > NM_SMALL_MAX ? size : NM_SMALL_MAX + 1;
+    return alignment > 16 ? nm_aligned_class(need, alignment) : nm_size_class(need);
+}
+
+void *nm_heap_alloc_secure(struct nm_heap *h, size_t size, size_t alignment)
+{
+    unsigned cls = secure_class(size, alignment);
+    uint8_t *p = nm_heap_alloc_class(h, cls);
+    if (p && cls < NM_SMALL_CLASSES) {
+        uint64_t canary = secure_canary(p), tag = size ^ canary;
+        memcpy(p + size, &canary, sizeof canary);
+        memcpy(p + nm_class_size[cls] - sizeof tag, &tag, sizeof tag);
+    }
+    return p;
+}
+
+/* The request size a small block's tag holds, or SIZE_MAX when the tag
+ * was overwritten. */
+static size_t secure_tagged_size(const struct nm_page *pg, const uint8_t *b)
+{
+    uint64_t tag;
+    memcpy(&tag, b + pg->block_size - sizeof tag, sizeof tag);
+    uint64_t size = tag ^ secure_canary(b);
+    return size + NM_SECURE_TAG <= pg->block_size ? (size_t)size : SIZE_MAX;
+}
+
+size_t nm_heap_secure_usable(const struct nm_page *pg, const void *b)
+{
+    if (pg->size_class >= NM_SMALL_CLASSES) return pg->block_size;
+    size_t size = secure_tagged_size(pg, b);
+    return size == SIZE_MAX ? 0 : size;
+}
+
+/* One line naming the block, then abort (or go on, with warn). */
+static nm_cold void secure_report(const char *what, size_t size, const void *b, const char *why)
+{
+    nm_line l = { .len = 0 };
+    nm_line_str(&l, "numamalloc: ");
+    nm_line_str(&l, what);
+    nm_line_u64(&l, size);
+    nm_line_str(&l, "-byte block at ");
+    nm_line_hex(&l, (uintptr_t)b);
+    nm_line_str(&l, why);
+    nm_line_str(&l, "\n");
+    nm_line_write(&l, 2);
+    if (nm_opt.on_error == NM_ON_ERROR_ABORT) abort();
+}
+
+/* Whether the poison of quarantined block `b` is intact. */
+static bool secure_poison_intact(const struct nm_page *pg, const uint8_t *b)
+{
+    size_t end = pg->block_size < NM_POISON_END ? pg->block_size : NM_POISON_END;
+    for (size_t i = 16; i < end; i++)
+        if (b[i] != NM_POISON_BYTE) return false;
+    return true;
+}
+
+/* A block leaves the quarantine: to its page's lists if nothing wrote it
+ * meanwhile; else reported, and with warn left out of use for good. */
+static void quarantine_release(struct nm_block *b)
+{
+    struct nm_segment *s = nm_segment_of(b);
+    struct nm_page *pg = nm_page_of(s, b);
+    if (nm_unlikely(!nm_block_is_free(b) || !secure_poison_intact(pg, (uint8_t *)b))) {
+        secure_report("use after free detected: the ", pg->block_size, b,
+                      " was written after it was freed");
+        return;
+    }
+    nm_heap_free(s, pg, b);
+}
+
+void nm_heap_free_secure(struct nm_segment *s, struct nm_page *pg, struct nm_block *b)
+{
+    if (pg->size_class < NM_SMALL_CLASSES) {
+        uint8_t *p = (uint8_t *)b;
+        size_t size = secure_tagged_size(pg, p);
+        uint64_t canary;
+        if (size != SIZE_MAX) memcpy(&canary, p + size, sizeof canary);
+        if (nm_unlikely(size == SIZE_MAX))
+            secure_report("free(): heap overflow into the end of the ", pg->block_size, b,
+                          ": its size tag was overwritten");
+        else if (nm_unlikely(canary != secure_canary(p)))
+            secure_report("free(): heap overflow past the ", size, b,
+                          ": its canary was overwritten");
+    }
+    /* A thread without a heap keeps nothing; nor does any thread keep
+     * blocks of an nm_heap_new heap, whose memory nm_heap_destroy unmaps
+     * at once. */
+    struct nm_heap *h = nm_tls_heap;
+    if (h == &nm_heap_empty || s->arena->owned) {
+        nm_heap_free(s, pg, b);
+        return;
+    }
+    size_t end = pg->block_size < NM_POISON_END ? pg->block_size : NM_POISON_END;
+    memset((uint8_t *)b + 16, NM_POISON_BYTE, end - 16);
+    nm_block_set_next(b, NULL);   /* free: a second free is a double free */
+    struct nm_block *oldest = h->quarantine[h->quarantine_next];
+    h->quarantine[h->quarantine_next] = b;
+    h->quarantine_next = (h->quarantine_next + 1) % NM_QUARANTINE;
+    if (oldest) quarantine_release(oldest);
+}
+
+/* Secure mode: the slow path's check of the page it takes blocks from.
+ * Metadata that does not hold cannot be repaired: always fatal. */
+static void secure_page_check(struct nm_heap *h, struct nm_page *pg, unsigned cls)
+{
+    struct nm_segment *s = nm_segment_of(pg);
+    size_t index = (size_t)(pg - s->pages);
+    uint8_t *base = nm_page_base(s, index);
+    bool ok = s->cookie == nm_segment_cookie(s) && s->kind != NM_SEGMENT_LARGE &&
+              index < s->page_count && atomic_load_explicit(&s->heap, memory_order_relaxed) == h &&
+              pg->size_class == cls && pg->block_size == nm_class_size[cls] &&
+              pg->start >= base && pg->start < base + ((size_t)1 << s->page_shift) &&
+              nm_page_capacity(pg) <= pg->reserved &&
+              (!pg->free || nm_page_is_block(pg, pg->free));
+    if (nm_likely(ok)) return;
+    nm_line l = { .len = 0 };
+    nm_line_str(&l, "numamalloc: heap corruption detected in the metadata of the page at ");
+    nm_line_hex(&l, (uintptr_t)nm_page_base(s, index));
+    nm_line_str(&l, ": overwritten\n");
+    nm_line_write(&l, 2);
+    abort();
+}
+
+/* Blocks the heap holds outside its pages' lists go back: the quarantine,
+ * then the foreign lists. */
+static void heap_release_held(struct nm_heap *h)
+{
+    for (uint32_t i = 0; i < NM_QUARANTINE; i++) {
+        struct nm_block *b = h->quarantine[(h->quarantine_next + i) % NM_QUARANTINE];
+        h->quarantine[(h->quarantine_next + i) % NM_QUARANTINE] = NULL;
+        if (b) quarantine_release(b);
+    }
+    heap_foreign_flush(h);
+}
+
 void nm_heap_free_remote(struct nm_segment *s, struct nm_page *pg, struct nm_block *b)
 {
     /* Everything that reads the segment comes before the push: once the
@@ -802,7 +965,7 @@ static void heap_release_unused(struct nm_heap *h)
  * a purge that claimed a parked heap). */
 static void heap_abandon(struct nm_heap *h)
 {
-    heap_foreign_flush(h);
+    heap_release_held(h);
     heap_enter(h);
     heap_release_unused(h);
     for (int kind = 0; kind < 2; kind++) {
@@ -828,7 +991,7 @@ static void heap_abandon(struct nm_heap *h)
  * the remote path (no segment names a thread). */
 static void heap_park(struct nm_heap *h)
 {
-    heap_foreign_flush(h);
+    heap_release_held(h);
     heap_enter(h);
     heap_release_unused(h);
     for (int kind = 0; kind < 2; kind++)
@@ -1078,7 +1241,7 @@ void nm_heap_trim(void)
 {
     struct nm_heap *h = nm_tls_heap;
     if (h == &nm_heap_empty) return;
-    heap_foreign_flush(h);
+    heap_release_held(h);
     heap_enter(h);
     heap_collect_remote(h, true);
     heap_release_idle_pages(h);
@@ -1317,6 +1480,7 @@ void *nm_heap_alloc_class(struct nm_heap *h, unsigned cls)
                 return NULL;
             }
         }
+        if (nm_unlikely(nm_proc.secure)) secure_page_check(h, pg, cls);
         b = pg->free;
         if (nm_likely(nm_block_is_free(b))) break;
         /* Dropped from `b` on (with warn): the page's blocks not on its
@@ -1345,8 +1509,13 @@ static inline bool heap_node_current(struct nm_heap *h)
     return nm_topo.node_count < 2 || !a || !nm_arena_is_local(a);
 }
 
-void *nm_heap_alloc_generic(struct nm_heap *h, size_t size)
+void *nm_heap_alloc_slow(struct nm_heap *h, size_t size, size_t alignment)
 {
+    /* A thread's first allocation sets up its heap, and the process's
+     * first one reads the options: secure mode is known from here on. */
+    if (h == &nm_heap_empty && !(h = nm_heap_get())) return NULL;
+    if (nm_unlikely(nm_proc.secure)) return nm_heap_alloc_secure(h, size, alignment);
+    if (alignment > 16) return nm_heap_alloc_class(h, nm_aligned_class(size, alignment));
     unsigned cls = nm_size_class(size);
     /* A thread that frees what others allocated takes it back here, at
      * the cost of a leaf call, when its heap is known to be on its node;

@@ -18,7 +18,7 @@
  *                       class (same arena; taken by its next slow path), or
  *                       an atomic push onto page->remote (heap.c collects)
  *
- * When a page runs dry the slow path (nm_heap_alloc_generic) collects remote
+ * When a page runs dry the slow path (nm_heap_alloc_slow) collects remote
  * frees, carves more blocks, moves to the next page, or takes a new page
  * from a segment of the heap's node; it also notices when the thread moved
  * to another node, returns long-free pages to the OS and adopts segments
@@ -34,6 +34,8 @@
 struct nm_page_queue {
     struct nm_page *first, *last;
 };
+
+#define NM_QUARANTINE 128   /* secure mode: frees a block waits before reuse */
 
 struct nm_heap {
     /* The node check of the fast path: *node_word != node_seen means the
@@ -94,6 +96,17 @@ struct nm_heap {
     _Atomic uint64_t foreign_touched;          /* bit c: list c pushed or popped since a
                                                   purge looked */
     uint64_t foreign_seen_ms[NM_SMALL_CLASSES];/* a purge last saw list c touched (purge's) */
+
+    /* Secure mode (NUMAMALLOC_SECURE; heap.c): the last NM_QUARANTINE
+     * blocks the thread freed, oldest at quarantine_next, not yet on any
+     * list: reused only after that many more frees, and checked then.
+     *   block b in quarantine  =>  b is encoded free (a second free of it
+     *       is a double free), its bytes from 16 on hold the poison, its
+     *       page counts it in `used`.
+     * Owner only; given back with the foreign lists (heap_release_held). */
+    struct nm_block *quarantine[NM_QUARANTINE];
+    uint32_t quarantine_next;
+    uint64_t secure_rng;                       /* xorshift state: order of carved blocks */
 
     /* Statistics: written by the owner only (no lock, no atomic add), read
      * by anyone through relaxed loads.  `allocs` is counted when a page's
@@ -173,9 +186,21 @@ extern __thread struct nm_user_slot nm_tls_user[NM_USER_SLOTS]
  * segments); idempotent and cheap after the first call. */
 void nm_heap_init(void);
 
-void *nm_heap_alloc_generic(struct nm_heap *h, size_t size);
+/* The slow path of an allocation of `size` bytes aligned to `alignment`
+ * (16 or less: the class's own alignment). */
+void *nm_heap_alloc_slow(struct nm_heap *h, size_t size, size_t alignment);
 /* Allocate from class `cls` (the slow path; it also checks the node). */
 void *nm_heap_alloc_class(struct nm_heap *h, unsigned cls);
+
+/* Secure mode (NUMAMALLOC_SECURE), where every allocation of a heap comes
+ * here (direct[] stays empty) and every free the program makes goes to
+ * nm_heap_free_secure: a small block carries a canary right after the
+ * `size` bytes asked for and a size tag in its last 8 bytes, both keyed
+ * with its address; a freed block waits in the thread's quarantine. */
+void *nm_heap_alloc_secure(struct nm_heap *h, size_t size, size_t alignment);
+void nm_heap_free_secure(struct nm_segment *s, struct nm_page *pg, struct nm_block *b);
+/* Secure mode: the bytes asked for of live block `b` of page `pg`. */
+size_t nm_heap_secure_usable(const struct nm_page *pg, const void *b);
 
 /* Whether the thread may have moved since the heap last looked: one load
  * of the kernel's rseq word and a compare (see node_word).  The slow path
@@ -260,25 +285,34 @@ static inline void *nm_heap_alloc_small(struct nm_heap *h, size_t size)
     struct nm_page *pg = h->direct[(size + 15) >> 4];
     struct nm_block *b = pg->free;
     if (nm_unlikely(b == NULL || !nm_block_is_free(b) || nm_heap_node_changed(h)))
-        return nm_heap_alloc_generic(h, size);
+        return nm_heap_alloc_slow(h, size, 0);
     pg->free = nm_block_next(b);
     __atomic_store_n(&pg->used, pg->used + 1, __ATOMIC_RELAXED);
     nm_block_take(b);
     return b;
 }
 
-/* A block of class `cls` (medium sizes, aligned requests): the class's
- * first page. */
-static inline void *nm_heap_alloc_in_class(struct nm_heap *h, unsigned cls)
+/* A block of class `cls`, for `size` bytes aligned to `alignment` (medium
+ * sizes, aligned requests): the class's first page.  An empty queue (also
+ * a thread's first allocation) or secure mode takes the slow path. */
+static inline void *nm_heap_alloc_in_class(struct nm_heap *h, unsigned cls, size_t size,
+                                           size_t alignment)
 {
     struct nm_page *pg = h->queue[cls].first;
-    if (nm_unlikely(pg == NULL)) return nm_heap_alloc_class(h, cls);
+    if (nm_unlikely(pg == NULL || nm_proc.secure)) return nm_heap_alloc_slow(h, size, alignment);
     return nm_heap_pop(h, pg, cls);
 }
 
 static inline void *nm_heap_alloc_medium(struct nm_heap *h, size_t size)
 {
-    return nm_heap_alloc_in_class(h, nm_size_class(size));
+    return nm_heap_alloc_in_class(h, nm_size_class(size), size, 0);
+}
+
+/* `size` bytes (at most NM_MEDIUM_MAX) aligned to `alignment` (a power of
+ * two from 32 to NM_MEDIUM_MAX): the first class whose blocks are. */
+static inline void *nm_heap_alloc_aligned(struct nm_heap *h, size_t size, size_t alignment)
+{
+    return nm_heap_alloc_in_class(h, nm_aligned_class(size, alignment), size, alignment);
 }
 
 /* Free block `b` of page `pg` in segment `s` (already validated).  Local

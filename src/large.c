@@ -95,6 +95,22 @@ struct span_layout {
     size_t align;       /* alignment of the span's start */
 };
 
+/* Secure mode: a guard page (no access) right after a live block's last
+ * page, inside its span; taken away when the block is freed, so a cached
+ * span serves a bigger block. */
+static size_t span_guard_size(void)
+{
+    return nm_proc.secure ? NM_OS_PAGE : 0;
+}
+
+static void span_guard(struct nm_segment *s, bool on)
+{
+    if (!nm_proc.secure || s->hugetlb) return;   /* hugetlb pages cannot be split */
+    void *guard = (char *)nm_large_block(s) + s->block_size;
+    if (on) nm_os_guard(guard, NM_OS_PAGE);
+    else nm_os_unguard(guard, NM_OS_PAGE);
+}
+
 static bool span_layout(size_t size, size_t alignment, struct span_layout *l)
 {
     if (size == 0) size = 1;   /* a block of its own, inside its span */
@@ -106,8 +122,9 @@ static bool span_layout(size_t size, size_t alignment, struct span_layout *l)
     if (alignment > l->offset) l->offset = alignment;
     if (alignment > NM_SEGMENT_SIZE) l->align = alignment;   /* block = start + alignment */
     if (l->usable < size || l->offset + l->usable < l->usable) return false;
-    l->size = nm_align_up(l->offset + l->usable, NM_SEGMENT_SIZE);
-    return l->size >= l->offset + l->usable;
+    size_t end = l->offset + l->usable + span_guard_size();
+    l->size = nm_align_up(end, NM_SEGMENT_SIZE);
+    return end > l->usable && l->size >= end;
 }
 
 /* ---- the cache ---------------------------------------------------------------------- */
@@ -513,6 +530,7 @@ void *nm_large_alloc(size_t size, size_t alignment, struct nm_arena *a, bool zer
     }
     s->zeroed = false;
     if (s->committed < l.usable) s->committed = l.usable;
+    span_guard(s, true);
     errno = saved_errno;
     return block;
 }
@@ -524,6 +542,7 @@ bool nm_large_free(struct nm_segment *s)
                                  memory_order_acq_rel) != NM_LARGE_LIVE)
         return false;
     int node = s->node;
+    span_guard(s, false);
     atomic_fetch_sub_explicit(&nm_proc.nodes[node].in_use, s->block_size, memory_order_relaxed);
     atomic_fetch_sub_explicit(&nm_proc.nodes[node].large_blocks, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&nm_proc.counters.large_frees, 1, memory_order_relaxed);

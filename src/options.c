@@ -95,6 +95,7 @@ static const struct option_desc options[] = {
     { "NUMAMALLOC_HUGEPAGES", OPT_CHOICE, &nm_opt.hugepages, 0, hugepage_choices,
       "off, thp or hugetlb" },
     { "NUMAMALLOC_ON_ERROR", OPT_CHOICE, &nm_opt.on_error, 0, on_error_choices, "abort or warn" },
+    { "NUMAMALLOC_SECURE", OPT_BOOL, &nm_opt.secure, 0, NULL, "0 or 1" },
     { "NUMAMALLOC_SYSFS_ROOT", OPT_TEXT, &nm_opt.sysfs_root, 0, NULL, "a directory" },
     { "NUMAMALLOC_POLICY", OPT_TEXT, &nm_opt.policy, 0, NULL,
       "local, bind:NODES, preferred:NODE, preferred-many:NODES, interleave:NODES or "

@@ -22,6 +22,7 @@ struct nm_options {
     bool purge_thread;              /* NUMAMALLOC_PURGE_THREAD: purge in a background thread */
     enum nm_hugepages hugepages;    /* NUMAMALLOC_HUGEPAGES: off | thp | hugetlb */
     enum nm_on_error on_error;      /* NUMAMALLOC_ON_ERROR: abort | warn */
+    bool secure;                    /* NUMAMALLOC_SECURE: guard pages, canaries, quarantine */
     const char *sysfs_root;         /* NUMAMALLOC_SYSFS_ROOT: topology source (tests) */
     const char *policy;             /* NUMAMALLOC_POLICY: policy text for all allocations */
     uint64_t interleave_above;      /* NUMAMALLOC_INTERLEAVE_ABOVE: bytes; 0 = off */

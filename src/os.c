@@ -123,6 +123,16 @@ void nm_os_no_thp(void *p, size_t size)
     (void)madvise(p, size, MADV_NOHUGEPAGE);
 }
 
+void nm_os_guard(void *p, size_t size)
+{
+    (void)mprotect(p, size, PROT_NONE);
+}
+
+void nm_os_unguard(void *p, size_t size)
+{
+    (void)mprotect(p, size, PROT_READ | PROT_WRITE);
+}
+
 /* Kernels without CONFIG_ANON_VMA_NAME refuse every naming call with
  * EINVAL: after the first refusal, no more calls. */
 static _Atomic bool vma_names_refused;

@@ -92,6 +92,10 @@ int nm_os_populate_only(void *p, size_t len);
  * (no error if the kernel has none). */
 void nm_os_use_thp(void *p, size_t size);
 void nm_os_no_thp(void *p, size_t size);
+/* Make [p, p + size) a guard (no access: a touch is a SIGSEGV at the
+ * faulting address) or ordinary memory again. */
+void nm_os_guard(void *p, size_t size);
+void nm_os_unguard(void *p, size_t size);
 /* Name an anonymous range so it shows as [anon:NAME] in /proc/PID/maps
  * (Linux 5.17+, silently ignored before). */
 void nm_os_name_range(void *p, size_t size, const char *name);

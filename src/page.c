@@ -43,13 +43,22 @@ void nm_page_format(struct nm_segment *s, size_t index, unsigned cls)
     pg->block_recip = nm_block_recip((uint32_t)block);
     pg->start = nm_page_base(s, index) + offset;
     atomic_store_explicit(&pg->carved, 0, memory_order_relaxed);
-    pg->reserved = (uint16_t)((page_size - offset) / block);
+    pg->reserved = (uint16_t)((page_size - offset - nm_page_guard(s, index)) / block);
     pg->size_class = (uint8_t)cls;
     atomic_store_explicit(&pg->remote, NULL, memory_order_relaxed);
     pg->next = pg->prev = NULL;
 }
 
-bool nm_page_extend(struct nm_page *pg)
+/* xorshift64*: the next number of state `*x` (never 0). */
+static uint64_t next_random(uint64_t *x)
+{
+    *x ^= *x >> 12;
+    *x ^= *x << 25;
+    *x ^= *x >> 27;
+    return *x * 0x2545F4914F6CDD1Dull;
+}
+
+bool nm_page_extend(struct nm_page *pg, uint64_t *shuffle)
 {
     uint32_t capacity = nm_page_capacity(pg);
     uint32_t left = pg->reserved - capacity;
@@ -66,10 +75,23 @@ bool nm_page_extend(struct nm_page *pg)
     if (count > left) count = left;
     if (first + (size_t)count * size > pg->touched_end) pg->touched_end = first + (size_t)count * size;
 
-    /* Encoded from the last block back: the list runs in address order. */
+    /* Encoded from the last block back: the list runs in address order,
+     * or in the order of a shuffle (Fisher-Yates) of the block indices. */
+    uint16_t order[NM_EXTEND_MAX_BLOCKS];
+    _Static_assert(NM_EXTEND_BYTES / 16 <= NM_EXTEND_MAX_BLOCKS &&
+                   NM_EXTEND_RESIDENT <= NM_EXTEND_MAX_BLOCKS, "a carve fits the order table");
+    if (shuffle) {
+        for (uint32_t i = 0; i < count; i++) order[i] = (uint16_t)i;
+        for (uint32_t i = count - 1; i > 0; i--) {
+            uint32_t j = (uint32_t)(next_random(shuffle) % (i + 1));
+            uint16_t t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
+    }
     struct nm_block *next = pg->free;
     for (uint32_t i = count; i-- > 0;) {
-        struct nm_block *block = (struct nm_block *)(first + (size_t)i * size);
+        struct nm_block *block = (struct nm_block *)(first + (size_t)(shuffle ? order[i] : i) * size);
         nm_block_set_next(block, next);
         next = block;
     }

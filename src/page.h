@@ -36,6 +36,7 @@
 #define NM_DIRECT_SLOTS (NM_DIRECT_MAX / 16 + 1)
 #define NM_EXTEND_BYTES (4 * NM_KiB)     /* carve at most this much of new memory at a time */
 #define NM_EXTEND_RESIDENT 16            /* blocks carved at once where memory is resident */
+#define NM_EXTEND_MAX_BLOCKS (NM_EXTEND_BYTES / 16)   /* the most blocks one carve makes */
 
 extern uint32_t nm_class_size[NM_CLASS_COUNT];
 
@@ -73,8 +74,10 @@ static inline enum nm_segment_kind nm_class_kind(unsigned cls)
  * `touched_end` is the caller's: NULL once the memory was given back). */
 void nm_page_format(struct nm_segment *s, size_t index, unsigned cls);
 
-/* Carve the next blocks onto the free list.  False when the page is full. */
-bool nm_page_extend(struct nm_page *pg);
+/* Carve the next blocks onto the free list, in address order, or in a
+ * random order drawn from xorshift state `*shuffle` when not NULL (secure
+ * mode).  False when the page is full. */
+bool nm_page_extend(struct nm_page *pg, uint64_t *shuffle);
 
 /* Move remote frees onto the free list.  Returns how many.  A corrupt
  * block (segment.h: nm_block) is reported and the list from it on dropped. */

@@ -49,6 +49,8 @@ void nm_segment_init(void)
     nm_proc.cookie_key = (uintptr_t)key | 1;
     nm_proc.link_key = mix64(key ^ 0x9E3779B97F4A7C15ull);
     nm_proc.check_key = mix64(key + 0xD1B54A32D192ED03ull);
+    nm_proc.canary_key = mix64(key ^ 0x2545F4914F6CDD1Dull);
+    nm_proc.secure = nm_opt.secure;
 }
 
 /* ---- the segment map ------------------------------------------------------------ */
@@ -222,8 +224,10 @@ void nm_segment_unmap_memory(void *start, size_t size, int node)
         nm_os_release(start, size);
         return;
     }
-    /* The units go back as the chunk has them: no huge pages. */
+    /* The units go back as the chunk has them: no huge pages, no guard. */
     if (thp) nm_os_no_thp(start, size);
+    if (nm_proc.secure && s->kind != NM_SEGMENT_LARGE)
+        nm_os_unguard((char *)start + NM_SEGMENT_SIZE - NM_OS_PAGE, NM_OS_PAGE);
     nm_chunk_return(chunk, start, size >> NM_UNIT_SHIFT);
 }
 
@@ -255,6 +259,9 @@ void nm_segment_format(struct nm_segment *s, struct nm_arena *a, enum nm_segment
     s->page_count = pages;
     s->size = NM_SEGMENT_SIZE;
     s->free_pages = pages == 64 ? ~0ull : (1ull << pages) - 1;
+    /* Set again on every format: the header's memory may have served a
+     * span before, and cannot say whether the page is a guard already. */
+    if (nm_proc.secure) nm_os_guard((char *)s + NM_SEGMENT_SIZE - NM_OS_PAGE, NM_OS_PAGE);
 }
 
 /* ---- giving back free pages ------------------------------------------------------------ */

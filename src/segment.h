@@ -288,11 +288,20 @@ static inline size_t nm_segment_header_size(const struct nm_segment *s)
 }
 
 /* The part of page `index` that may be decommitted: all but the header. */
+/* Secure mode (NUMAMALLOC_SECURE): the last 4 KiB of a small or medium
+ * segment are a guard page (no access), so a run of writes off the end of
+ * one segment faults instead of reaching the next; page `index`'s blocks
+ * and memory stop short of it. */
+static inline size_t nm_page_guard(const struct nm_segment *s, size_t index)
+{
+    return nm_proc.secure && index == s->page_count - 1 ? NM_OS_PAGE : 0;
+}
+
 static inline void nm_page_area(struct nm_segment *s, size_t index, uint8_t **start, size_t *len)
 {
     size_t skip = index == 0 ? nm_align_up(nm_segment_header_size(s), NM_OS_PAGE) : 0;
     *start = nm_page_base(s, index) + skip;
-    *len = ((size_t)1 << s->page_shift) - skip;
+    *len = ((size_t)1 << s->page_shift) - skip - nm_page_guard(s, index);
 }
 
 /* Mark [start, start + size) as one of ours: `kind` for its first unit,

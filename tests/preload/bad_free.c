@@ -392,38 +392,79 @@ static size_t uaf_foreign_list(void)
     return 64;
 }
 
-enum error_kind { INVALID, DOUBLE, INVALID_OR_DOUBLE, CORRUPT_FREE, CORRUPT_REMOTE };
+/* Secure mode: a block overflowed by one byte past the 60 bytes asked for
+ * (a live block: nothing else would notice until its neighbour is used). */
+static size_t overflow_live(void)
+{
+    unsigned char *p = malloc(60);
+    REQUIRE(p != NULL, "malloc(60)");
+    memset(p, 1, 60);
+    announce(p);
+    unsigned char *past_end = opaque(p + 60);
+    *past_end = 0x41;
+    free(p);
+    return 60;
+}
+
+/* What the one line says: it starts with `start` (with the call's name
+ * where it has %s) and the pointer in hex, and ends with `end` (NULL: any
+ * end).  A double free of a huge block may find its span already unmapped:
+ * then the pointer is no longer the allocator's, and "invalid pointer" is
+ * as right as "double free" (`also`). */
+enum error_kind { INVALID, DOUBLE, INVALID_OR_DOUBLE, CORRUPT_FREE, CORRUPT_REMOTE, OVERFLOW,
+                  QUARANTINE };
+static const struct error_text {
+    const char *start, *end;
+    enum error_kind also;
+} error_texts[] = {
+    [INVALID] = {"numamalloc: %s(): invalid pointer 0x", NULL, INVALID},
+    [DOUBLE] = {"numamalloc: %s(): double free of 0x", NULL, DOUBLE},
+    [INVALID_OR_DOUBLE] = {"numamalloc: %s(): double free of 0x", NULL, INVALID},
+    [CORRUPT_FREE] = {"numamalloc: heap corruption detected in free list of a 64-byte block at 0x",
+                      ": use after free or overflow\n", CORRUPT_FREE},
+    [CORRUPT_REMOTE] = {"numamalloc: heap corruption detected in remote-free list of a 64-byte "
+                        "block at 0x", ": use after free or overflow\n", CORRUPT_REMOTE},
+    /* Secure mode: a canary right after the 60 bytes asked for; a 64-byte
+     * request takes an 80-byte block (16 bytes of canary and size tag). */
+    [OVERFLOW] = {"numamalloc: %s(): heap overflow past the 60-byte block at 0x",
+                  ": its canary was overwritten\n", OVERFLOW},
+    [QUARANTINE] = {"numamalloc: use after free detected: the 80-byte block at 0x",
+                    " was written after it was freed\n", QUARANTINE},
+};
 
 static const struct bad_case {
     const char *name;
     case_fn *run;
     const char *call;     /* "free" or "realloc" */
     enum error_kind kind;
+    int secure;           /* 1: run with NUMAMALLOC_SECURE=1 */
 } cases[] = {
-    {"free_stack", free_stack, "free", INVALID},
-    {"free_global", free_global, "free", INVALID},
-    {"free_interior_small_8", free_interior_small_8, "free", INVALID},
-    {"free_interior_small_16", free_interior_small_16, "free", INVALID},
-    {"free_interior_medium", free_interior_medium, "free", INVALID},
-    {"free_interior_large", free_interior_large, "free", INVALID},
-    {"free_interior_huge", free_interior_huge, "free", INVALID},
-    {"free_mmap_page", free_mmap_page, "free", INVALID},
-    {"free_mmap_isolated", free_mmap_isolated, "free", INVALID},
-    {"free_mmap_2mib_aligned", free_mmap_2mib_aligned, "free", INVALID},
-    {"double_free_small", double_free_small, "free", DOUBLE},
-    {"double_free_small_later", double_free_small_later, "free", DOUBLE},
-    {"double_free_medium", double_free_medium, "free", DOUBLE},
-    {"double_free_large", double_free_large, "free", DOUBLE},
+    {"free_stack", free_stack, "free", INVALID, 0},
+    {"free_global", free_global, "free", INVALID, 0},
+    {"free_interior_small_8", free_interior_small_8, "free", INVALID, 0},
+    {"free_interior_small_16", free_interior_small_16, "free", INVALID, 0},
+    {"free_interior_medium", free_interior_medium, "free", INVALID, 0},
+    {"free_interior_large", free_interior_large, "free", INVALID, 0},
+    {"free_interior_huge", free_interior_huge, "free", INVALID, 0},
+    {"free_mmap_page", free_mmap_page, "free", INVALID, 0},
+    {"free_mmap_isolated", free_mmap_isolated, "free", INVALID, 0},
+    {"free_mmap_2mib_aligned", free_mmap_2mib_aligned, "free", INVALID, 0},
+    {"double_free_small", double_free_small, "free", DOUBLE, 0},
+    {"double_free_small_later", double_free_small_later, "free", DOUBLE, 0},
+    {"double_free_medium", double_free_medium, "free", DOUBLE, 0},
+    {"double_free_large", double_free_large, "free", DOUBLE, 0},
     /* A freed huge block may already be unmapped: then it is no longer the
      * allocator's, and "invalid pointer" is as right as "double free". */
-    {"double_free_huge", double_free_huge, "free", INVALID_OR_DOUBLE},
-    {"realloc_stack", realloc_stack, "realloc", INVALID},
-    {"realloc_interior", realloc_interior, "realloc", INVALID},
-    {"uaf_pointer_write", uaf_pointer_write, "malloc", CORRUPT_FREE},
-    {"uaf_zero_double_free", uaf_zero_double_free, "malloc", CORRUPT_FREE},
-    {"overflow_into_free", overflow_into_free, "malloc", CORRUPT_FREE},
-    {"uaf_remote_list", uaf_remote_list, "malloc", CORRUPT_REMOTE},
-    {"uaf_foreign_list", uaf_foreign_list, "malloc", CORRUPT_FREE},
+    {"double_free_huge", double_free_huge, "free", INVALID_OR_DOUBLE, 0},
+    {"realloc_stack", realloc_stack, "realloc", INVALID, 0},
+    {"realloc_interior", realloc_interior, "realloc", INVALID, 0},
+    {"uaf_pointer_write", uaf_pointer_write, "malloc", CORRUPT_FREE, 0},
+    {"uaf_zero_double_free", uaf_zero_double_free, "malloc", CORRUPT_FREE, 0},
+    {"overflow_into_free", overflow_into_free, "malloc", CORRUPT_FREE, 0},
+    {"uaf_remote_list", uaf_remote_list, "malloc", CORRUPT_REMOTE, 0},
+    {"uaf_foreign_list", uaf_foreign_list, "malloc", CORRUPT_FREE, 0},
+    {"overflow_live", overflow_live, "free", OVERFLOW, 1},
+    {"uaf_quarantine", uaf_pointer_write, "malloc", QUARANTINE, 1},
 };
 #define CASE_COUNT (sizeof cases / sizeof cases[0])
 
@@ -456,7 +497,7 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void run_child(const char *name, int warn, struct child_result *r)
+static void run_child(const char *name, int warn, int secure, struct child_result *r)
 {
     int out[2], err[2];
     REQUIRE(pipe(out) == 0 && pipe(err) == 0, "pipe: %s", strerror(errno));
@@ -472,6 +513,8 @@ static void run_child(const char *name, int warn, struct child_result *r)
         setrlimit(RLIMIT_CORE, &no_core);
         if (warn) setenv("NUMAMALLOC_ON_ERROR", "warn", 1);
         else unsetenv("NUMAMALLOC_ON_ERROR");
+        if (secure) setenv("NUMAMALLOC_SECURE", "1", 1);
+        else unsetenv("NUMAMALLOC_SECURE");
         unsetenv("NUMAMALLOC_VERBOSE");
         unsetenv("NUMAMALLOC_STATS");
         execl("/proc/self/exe", "bad_free", "--case", name, (char *)NULL);
@@ -525,34 +568,26 @@ static void check_message(const struct bad_case *c, const struct child_result *r
     CHECK(expected != 0, "%s (%s): the child did not announce its pointer (stdout \"%s\")",
           c->name, mode, r->out);
 
-    char invalid[64], twice[64], corrupt[128];
-    snprintf(invalid, sizeof invalid, "numamalloc: %s(): invalid pointer 0x", c->call);
-    snprintf(twice, sizeof twice, "numamalloc: %s(): double free of 0x", c->call);
-    snprintf(corrupt, sizeof corrupt,
-             "numamalloc: heap corruption detected in %s list of a 64-byte block at 0x",
-             c->kind == CORRUPT_REMOTE ? "remote-free" : "free");
-    const char *hex = NULL, *expected_start = c->kind == DOUBLE ? twice : invalid;
-    if (c->kind == CORRUPT_FREE || c->kind == CORRUPT_REMOTE) {
-        expected_start = corrupt;
-        if (strncmp(err, corrupt, strlen(corrupt)) == 0) hex = err + strlen(corrupt);
+    const char *hex = NULL, *end_expected = NULL;
+    char start[2][160];
+    enum error_kind kinds[2] = {c->kind, error_texts[c->kind].also};
+    for (int k = 0; k < 2 && !hex; k++) {
+        snprintf(start[k], sizeof start[k], error_texts[kinds[k]].start, c->call);
+        if (strncmp(err, start[k], strlen(start[k])) == 0) {
+            hex = err + strlen(start[k]);
+            end_expected = error_texts[kinds[k]].end;
+        }
     }
-    if ((c->kind == INVALID || c->kind == INVALID_OR_DOUBLE) &&
-        strncmp(err, invalid, strlen(invalid)) == 0)
-        hex = err + strlen(invalid);
-    if ((c->kind == DOUBLE || c->kind == INVALID_OR_DOUBLE) &&
-        strncmp(err, twice, strlen(twice)) == 0)
-        hex = err + strlen(twice);
     CHECK(hex != NULL, "%s (%s): stderr \"%s\" does not start with \"%s\"", c->name, mode, err,
-          expected_start);
+          start[0]);
     if (!hex) return;
     char *end;
     unsigned long got = strtoul(hex, &end, 16);
     CHECK(end > hex && !is_hex(*end), "%s (%s): no pointer after \"0x\" in \"%s\"", c->name, mode,
           err);
-    if (expected_start == corrupt)
-        CHECK(strcmp(end, ": use after free or overflow\n") == 0,
-              "%s (%s): the line ends \"%s\", not \": use after free or overflow\"", c->name, mode,
-              end);
+    if (end_expected)
+        CHECK(strcmp(end, end_expected) == 0, "%s (%s): the line ends \"%s\", not \"%s\"", c->name,
+              mode, end, end_expected);
     CHECK(got == expected, "%s (%s): message names %#lx, the pointer was %#lx", c->name, mode, got,
           expected);
 }
@@ -566,7 +601,7 @@ int main(int argc, char **argv)
         const struct bad_case *c = &cases[i];
         struct child_result r;
 
-        run_child(c->name, 0, &r);
+        run_child(c->name, 0, c->secure, &r);
         CHECK(!r.timed_out, "%s: child hung", c->name);
         CHECK(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGABRT,
               "%s: child ended with %s %d, expected SIGABRT", c->name,
@@ -574,7 +609,7 @@ int main(int argc, char **argv)
               WIFSIGNALED(r.status) ? WTERMSIG(r.status) : WEXITSTATUS(r.status));
         check_message(c, &r, "abort");
 
-        run_child(c->name, 1, &r);
+        run_child(c->name, 1, c->secure, &r);
         CHECK(!r.timed_out, "%s (warn): child hung", c->name);
         CHECK(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0,
               "%s (warn): child ended with %s %d, expected exit status 0; stderr: %s", c->name,
