@@ -32,7 +32,7 @@ LIB_SRC  = src/options.c src/os.c src/chunk.c src/topology.c src/policy.c src/se
            src/large.c src/purge.c src/stats.c src/tier.c src/region.c src/alloc.c src/override.c
 LIB_HDR  = $(wildcard src/*.h) include/numamalloc.h
 LIB_OBJ  = $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
-TSAN_OBJ = $(filter-out $(BUILD)/tsan/override.o,$(LIB_SRC:src/%.c=$(BUILD)/tsan/%.o))
+TSAN_OBJ = $(LIB_SRC:src/%.c=$(BUILD)/tsan/%.o)
 
 # The numamalloc command (tools/): linked with the static library, so it
 # runs without it installed; it preloads the .so next to it or in ../lib.
@@ -109,15 +109,26 @@ check:
 	@$(MAKE) --no-print-directory all
 	@tests/run.sh $(UNIT_BIN) $(PRELOAD_BIN) $(SCRIPT_TESTS)
 
-# ThreadSanitizer: the library without its libc symbols (TSan owns malloc),
-# driven through the nm_ API by the stress tests in tests/tsan/.
+# ThreadSanitizer: the whole library instrumented, override.c included, with
+# its libc symbols under the prefix tsan_ (tsan_malloc, tsan_free,
+# tsan__Znwm, ...).  They cannot keep their real names: TSan's runtime owns
+# malloc and calls it while it starts, before instrumented code can run, so
+# an instrumented malloc of the program's crashes it (tried with gcc 12 and
+# clang 14, linked statically or preloaded).  The prefix changes the names
+# only: the stress tests in tests/tsan/ call the exported entry points the
+# way a program calls malloc (tests/tsan/dropin.h) and drive exactly the
+# code that LD_PRELOAD puts under it, the fork handlers and the purge thread
+# that its constructor sets up included; others use the nm_ API.
 $(BUILD)/tsan/%.o: src/%.c $(LIB_HDR) | $(BUILD)/tsan
 	$(CC) $(LIB_FLAGS) -fsanitize=thread -c $< -o $@
+
+$(BUILD)/tsan/override.o: src/override.c $(LIB_HDR) | $(BUILD)/tsan
+	$(CC) $(LIB_FLAGS) -fsanitize=thread -DNM_LIBC_PREFIX=tsan_ -c $< -o $@
 
 $(TSAN_LIB): $(TSAN_OBJ)
 	rm -f $@ && ar rcs $@ $(TSAN_OBJ)
 
-$(BUILD)/tests/tsan/%: tests/tsan/%.c $(TSAN_LIB) tests/testutil.h | $(BUILD)/tests/tsan
+$(BUILD)/tests/tsan/%: tests/tsan/%.c $(TSAN_LIB) tests/testutil.h tests/tsan/dropin.h | $(BUILD)/tests/tsan
 	$(CC) $(TEST_FLAGS) -fsanitize=thread $< -o $@ $(TSAN_LIB) -pthread
 
 check-tsan: $(TSAN_BIN)

@@ -16,6 +16,22 @@
  * All functions are thread-safe.  None of them takes a lock that a fork() or
  * a signal could leave held.  Errors are reported through errno, as POSIX
  * specifies for the corresponding libc function.
+ *
+ * Signals: malloc, free and the other libc allocation functions, C++ new
+ * and delete, and the nm_ functions are not async-signal-safe; calling them
+ * from a signal handler is undefined behaviour (the handler may have
+ * stopped its thread in the middle of changing its heap), as with glibc.
+ * The exceptions are queries that only read: nm_usable_size() (of a block
+ * no thread is freeing), nm_stats_get(), nm_stats_print(), nm_node_count(),
+ * nm_node_ids(), nm_node_of_cpu(), nm_node_distance(), nm_node_has_cpus()
+ * and the nm_nodeset_*() functions are async-signal-safe once the library
+ * has started (under LD_PRELOAD or linking, before main; else at the first
+ * nm_ call).  fork() from a signal handler is supported, also when the
+ * handler stopped its thread inside malloc, free or malloc_trim: the parent
+ * goes on unaffected, and the child may allocate and free in the handler
+ * (before exec or _exit; its thread continues with a new heap when the
+ * stopped call held its own).  Returning from the handler in the child into
+ * the stopped allocator call is undefined, as the call itself would be.
  */
 #ifndef NUMAMALLOC_H
 #define NUMAMALLOC_H

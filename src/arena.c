@@ -308,11 +308,38 @@ bool nm_arena_cache_purge(struct nm_arena *a, uint64_t now_ms, bool force)
 
 /* ---- the background purge's start, and purging without it -------------------------------- */
 
+/* The calling thread's passes in progress (nested: an nm_trim from a
+ * signal handler that stopped a pass).  It counts a pass before `running`
+ * does and stops counting it after: a handler on this thread that reads it
+ * never finds its own pass in `running` uncounted here, so it never waits
+ * for itself. */
+static __thread uint32_t tls_passes __attribute__((tls_model("initial-exec")));
+
+void nm_purge_pass_begin(void)
+{
+    tls_passes++;
+    atomic_signal_fence(memory_order_seq_cst);
+    atomic_fetch_add(&nm_proc.purge.running, 1);
+}
+
+void nm_purge_pass_end(void)
+{
+    atomic_fetch_sub(&nm_proc.purge.running, 1);
+    atomic_signal_fence(memory_order_seq_cst);
+    tls_passes--;
+}
+
 void nm_purge_wait_passes(uint64_t timeout_ms)
 {
     uint64_t until = nm_os_now_ms() + timeout_ms;
-    while (atomic_load(&nm_proc.purge.running) != 0 && (!timeout_ms || nm_os_now_ms() < until))
+    while (atomic_load(&nm_proc.purge.running) > tls_passes &&
+           (!timeout_ms || nm_os_now_ms() < until))
         sched_yield();
+}
+
+void nm_purge_passes_after_fork(void)
+{
+    atomic_store(&nm_proc.purge.running, tls_passes);
 }
 
 void nm_purge_at_safe_point(void)

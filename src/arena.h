@@ -123,7 +123,9 @@ struct nm_global_counters {
  *   state     0: not started; 1: running; 2: none (off, or it could not
  *             start: the heaps then purge on their own slow paths)
  *   running   passes over other threads' heaps in progress (the thread's,
- *             nm_trim's): an owned arena's release waits for them
+ *             nm_trim's): an owned arena's release and a fork wait for
+ *             them, except for the calling thread's own (nm_purge_pass_begin:
+ *             a fork from a signal handler that stopped a pass)
  *   threads   the program's threads with a heap and an armed exit
  *             destructor (heap.c); each one's exit sets `quit` and wakes
  *             the thread, which ends once nothing waits and the program
@@ -249,9 +251,20 @@ static inline uint64_t nm_purge_tick_ms(void)
     return tick < 10 ? 10 : tick;
 }
 
-/* Wait until no purge pass is in progress (nm_trim's, the thread's), at
- * most `timeout_ms` (0: as long as it takes). */
+/* Bracket a purge pass: `running` counts it, and so does the calling
+ * thread's own count, which a signal handler on this thread reads. */
+void nm_purge_pass_begin(void);
+void nm_purge_pass_end(void);
+
+/* Wait until no purge pass of another thread is in progress (nm_trim's,
+ * the purge thread's), at most `timeout_ms` (0: as long as it takes).  The
+ * calling thread's own passes are not waited for: a thread in a pass waits
+ * only when a signal handler interrupted it there (and forks), and its pass
+ * goes on only once the handler returns. */
 void nm_purge_wait_passes(uint64_t timeout_ms);
+
+/* In a fork child: only the forking thread's passes are in progress. */
+void nm_purge_passes_after_fork(void);
 
 /* At a safe point of an allocation path, while memory waits and no purge
  * thread runs: start one if the program has a second thread, else run a

@@ -1017,8 +1017,41 @@ static void heap_take_over(struct nm_heap *h)
     heap_leave(h);
 }
 
+/* Fork child: whether one of this thread's heaps is held, by the thread
+ * itself (its slow path) or by a purge it was running (nm_trim).  Only a
+ * signal handler that stopped the thread there can have forked. */
+static bool own_heap_held(uintptr_t self)
+{
+    for (struct nm_heap *h = atomic_load_explicit(&nm_proc.heaps, memory_order_acquire); h;
+         h = h->all_next)
+        if (atomic_load_explicit(&h->claimed, memory_order_relaxed) && h->thread == self &&
+            atomic_load_explicit(&h->lock, memory_order_relaxed) != 0)
+            return true;
+    return false;
+}
+
+/* Fork child of a signal handler that stopped this thread inside one of its
+ * heaps: the heap is mid-change (or held by a purge that will never end
+ * here), so the thread cannot go on with it.  It goes on under a new number
+ * with no heap, as a new thread would, and its old heaps are handed over
+ * below like those of the threads that are gone (the held one is lost). */
+static void thread_start_afresh(void)
+{
+    nm_tls_thread_id = NM_THREAD_UNNAMED;
+    nm_thread_name();
+    nm_tls_heap = &nm_heap_empty;
+    for (int i = 0; i < NM_MAX_NODES; i++) nm_tls_node_heap[i] = NULL;
+    nm_tls_last_node_id = NM_NO_LAST_NODE;
+    nm_tls_last_node_heap = NULL;
+    for (int i = 0; i < NM_USER_SLOTS; i++) {
+        nm_tls_user[i].id = 0;
+        nm_tls_user[i].heap = NULL;
+    }
+}
+
 void nm_heap_after_fork(void)
 {
+    if (own_heap_held(nm_thread_self())) thread_start_afresh();
     uintptr_t self = nm_thread_self();
     atomic_store(&nm_proc.purge.threads, tls_exit_armed ? 1 : 0);
     for (struct nm_heap *h = atomic_load_explicit(&nm_proc.heaps, memory_order_acquire); h;

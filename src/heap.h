@@ -242,7 +242,9 @@ void nm_heap_tick(void);
 int nm_heap_rebind(void);
 /* In the child of a fork, where only the forking thread exists: the heaps
  * of the other threads go to their arenas as at thread exit, so that their
- * blocks can be freed, reused and given back by the child's threads. */
+ * blocks can be freed, reused and given back by the child's threads.  When
+ * a signal handler forked while its thread held one of its own heaps, the
+ * thread starts afresh, and its heaps go the same way. */
 void nm_heap_after_fork(void);
 /* Fault in the free pages of the segments heap `h` owns (nm_reserve: the
  * heap takes those pages before any reserved segment). */

@@ -39,6 +39,21 @@
 
 #define nm_libc_export __attribute__((visibility("default"), used))
 
+/* The exported name of libc symbol `name`.  The ThreadSanitizer build
+ * (make check-tsan) compiles this same file with -DNM_LIBC_PREFIX=tsan_,
+ * so that its entry points are tsan_malloc, tsan_free, tsan__Znwm, ...:
+ * TSan's runtime owns malloc and calls it while it starts, before it can
+ * run instrumented code, so an instrumented malloc under the real name
+ * crashes it (docs/design.md, "Testing").  The code behind the names is the
+ * same. */
+#ifdef NM_LIBC_PREFIX
+#define nm_libc_paste(prefix, name) prefix##name
+#define nm_libc_expand(prefix, name) nm_libc_paste(prefix, name)
+#define nm_libc(name) nm_libc_expand(NM_LIBC_PREFIX, name)
+#else
+#define nm_libc(name) name
+#endif
+
 /* The entry points proper; the exported names are aliases of them (an
  * alias adds no jump, and may declare more attributes than its target). */
 static void *malloc_entry(size_t size)
@@ -57,23 +72,23 @@ static void *calloc_entry(size_t count, size_t size)
 }
 
 #define nm_alias(target) __attribute__((alias(#target)))
-nm_libc_export void *malloc(size_t size) nm_alias(malloc_entry);
-nm_libc_export void free(void *p) nm_alias(free_entry);
-nm_libc_export void *calloc(size_t count, size_t size) nm_alias(calloc_entry);
+nm_libc_export void *nm_libc(malloc)(size_t size) nm_alias(malloc_entry);
+nm_libc_export void nm_libc(free)(void *p) nm_alias(free_entry);
+nm_libc_export void *nm_libc(calloc)(size_t count, size_t size) nm_alias(calloc_entry);
 
-nm_libc_export void *realloc(void *p, size_t size)
+nm_libc_export void *nm_libc(realloc)(void *p, size_t size)
 {
     return nm_realloc_named(p, size, "realloc");
 }
 
-nm_libc_export void *reallocarray(void *p, size_t count, size_t size)
+nm_libc_export void *nm_libc(reallocarray)(void *p, size_t count, size_t size)
 {
     size_t bytes;
     if (__builtin_mul_overflow(count, size, &bytes)) { errno = ENOMEM; return NULL; }
     return nm_realloc_named(p, bytes, "reallocarray");
 }
 
-nm_libc_export int posix_memalign(void **out, size_t alignment, size_t size)
+nm_libc_export int nm_libc(posix_memalign)(void **out, size_t alignment, size_t size)
 {
     if (alignment < sizeof(void *) || !nm_is_pow2(alignment)) return EINVAL;
     int saved = errno;
@@ -85,7 +100,7 @@ nm_libc_export int posix_memalign(void **out, size_t alignment, size_t size)
     return 0;
 }
 
-nm_libc_export void *aligned_alloc(size_t alignment, size_t size)
+nm_libc_export void *nm_libc(aligned_alloc)(size_t alignment, size_t size)
 {
     if (nm_unlikely(!nm_is_pow2(alignment))) { errno = EINVAL; return NULL; }
     return nm_aligned_inline(alignment, size);
@@ -93,19 +108,19 @@ nm_libc_export void *aligned_alloc(size_t alignment, size_t size)
 
 /* memalign accepts any alignment, as glibc's does: it rounds it up to a
  * power of two. */
-nm_libc_export void *memalign(size_t alignment, size_t size)
+nm_libc_export void *nm_libc(memalign)(size_t alignment, size_t size)
 {
     if (alignment > ((size_t)1 << 62)) { errno = EINVAL; return NULL; }
     size_t pow2 = alignment <= 1 ? 1 : (size_t)1 << (64 - __builtin_clzll(alignment - 1));
     return nm_aligned_inline(pow2, size);
 }
 
-nm_libc_export void *valloc(size_t size)
+nm_libc_export void *nm_libc(valloc)(size_t size)
 {
     return nm_aligned_alloc((size_t)sysconf(_SC_PAGESIZE), size);
 }
 
-nm_libc_export void *pvalloc(size_t size)
+nm_libc_export void *nm_libc(pvalloc)(size_t size)
 {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     size_t rounded = nm_align_up(size ? size : 1, page);
@@ -113,24 +128,24 @@ nm_libc_export void *pvalloc(size_t size)
     return nm_aligned_alloc(page, rounded);
 }
 
-nm_libc_export size_t malloc_usable_size(void *p)
+nm_libc_export size_t nm_libc(malloc_usable_size)(void *p)
 {
     return nm_usable_size(p);
 }
 
-nm_libc_export int malloc_trim(size_t pad)
+nm_libc_export int nm_libc(malloc_trim)(size_t pad)
 {
     (void)pad;
     nm_trim();
     return 1;
 }
 
-nm_libc_export void malloc_stats(void)
+nm_libc_export void nm_libc(malloc_stats)(void)
 {
     nm_stats_print(2);
 }
 
-nm_libc_export struct mallinfo2 mallinfo2(void)
+nm_libc_export struct mallinfo2 nm_libc(mallinfo2)(void)
 {
     struct nm_stats st;
     nm_stats_get(&st);
@@ -152,9 +167,9 @@ nm_libc_export struct mallinfo2 mallinfo2(void)
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-nm_libc_export struct mallinfo mallinfo(void)
+nm_libc_export struct mallinfo nm_libc(mallinfo)(void)
 {
-    struct mallinfo2 m2 = mallinfo2();
+    struct mallinfo2 m2 = nm_libc(mallinfo2)();
     struct mallinfo mi;
     memset(&mi, 0, sizeof mi);
     mi.arena = (int)m2.arena;
@@ -169,11 +184,11 @@ nm_libc_export struct mallinfo mallinfo(void)
 /* glibc's internal names: programs and libraries that call them directly
  * must not mix two allocators.  Aliases, not copies (a copy would be folded
  * into a jump by the compiler anyway). */
-nm_libc_export void *__libc_malloc(size_t size) nm_alias(malloc_entry);
-nm_libc_export void __libc_free(void *p) nm_alias(free_entry);
-nm_libc_export void *__libc_calloc(size_t n, size_t size) nm_alias(calloc_entry);
-nm_libc_export void *__libc_realloc(void *p, size_t size) { return nm_realloc_named(p, size, "realloc"); }
-nm_libc_export void *__libc_memalign(size_t alignment, size_t size) { return memalign(alignment, size); }
+nm_libc_export void *nm_libc(__libc_malloc)(size_t size) nm_alias(malloc_entry);
+nm_libc_export void nm_libc(__libc_free)(void *p) nm_alias(free_entry);
+nm_libc_export void *nm_libc(__libc_calloc)(size_t n, size_t size) nm_alias(calloc_entry);
+nm_libc_export void *nm_libc(__libc_realloc)(void *p, size_t size) { return nm_realloc_named(p, size, "realloc"); }
+nm_libc_export void *nm_libc(__libc_memalign)(size_t alignment, size_t size) { return nm_libc(memalign)(alignment, size); }
 
 /* ---- C++ operator new and delete ---------------------------------------------------------
  *
@@ -266,32 +281,32 @@ static void *cxx_new_aligned_nothrow(size_t size, size_t alignment, const void *
                                      (void *)cxx_new_aligned_nothrow, size, alignment, tag);
 }
 
-nm_libc_export void *_Znwm(size_t size) nm_alias(cxx_new);
-nm_libc_export void *_Znam(size_t size) nm_alias(cxx_new);
-nm_libc_export void *_ZnwmRKSt9nothrow_t(size_t size, const void *tag) nm_alias(cxx_new_nothrow);
-nm_libc_export void *_ZnamRKSt9nothrow_t(size_t size, const void *tag) nm_alias(cxx_new_nothrow);
-nm_libc_export void *_ZnwmSt11align_val_t(size_t size, size_t alignment) nm_alias(cxx_new_aligned);
-nm_libc_export void *_ZnamSt11align_val_t(size_t size, size_t alignment) nm_alias(cxx_new_aligned);
-nm_libc_export void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t size, size_t alignment, const void *tag)
+nm_libc_export void *nm_libc(_Znwm)(size_t size) nm_alias(cxx_new);
+nm_libc_export void *nm_libc(_Znam)(size_t size) nm_alias(cxx_new);
+nm_libc_export void *nm_libc(_ZnwmRKSt9nothrow_t)(size_t size, const void *tag) nm_alias(cxx_new_nothrow);
+nm_libc_export void *nm_libc(_ZnamRKSt9nothrow_t)(size_t size, const void *tag) nm_alias(cxx_new_nothrow);
+nm_libc_export void *nm_libc(_ZnwmSt11align_val_t)(size_t size, size_t alignment) nm_alias(cxx_new_aligned);
+nm_libc_export void *nm_libc(_ZnamSt11align_val_t)(size_t size, size_t alignment) nm_alias(cxx_new_aligned);
+nm_libc_export void *nm_libc(_ZnwmSt11align_val_tRKSt9nothrow_t)(size_t size, size_t alignment, const void *tag)
     nm_alias(cxx_new_aligned_nothrow);
-nm_libc_export void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t size, size_t alignment, const void *tag)
+nm_libc_export void *nm_libc(_ZnamSt11align_val_tRKSt9nothrow_t)(size_t size, size_t alignment, const void *tag)
     nm_alias(cxx_new_aligned_nothrow);
 
 /* Every delete is free: a block's size and alignment are known from its
  * page or span, so the size and alignment arguments (declared away here:
  * the caller's extra registers are simply not read) are not needed. */
-nm_libc_export void _ZdlPv(void *p) nm_alias(free_entry);
-nm_libc_export void _ZdaPv(void *p) nm_alias(free_entry);
-nm_libc_export void _ZdlPvm(void *p) nm_alias(free_entry);
-nm_libc_export void _ZdaPvm(void *p) nm_alias(free_entry);
-nm_libc_export void _ZdlPvRKSt9nothrow_t(void *p) nm_alias(free_entry);
-nm_libc_export void _ZdaPvRKSt9nothrow_t(void *p) nm_alias(free_entry);
-nm_libc_export void _ZdlPvSt11align_val_t(void *p) nm_alias(free_entry);
-nm_libc_export void _ZdaPvSt11align_val_t(void *p) nm_alias(free_entry);
-nm_libc_export void _ZdlPvmSt11align_val_t(void *p) nm_alias(free_entry);
-nm_libc_export void _ZdaPvmSt11align_val_t(void *p) nm_alias(free_entry);
-nm_libc_export void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p) nm_alias(free_entry);
-nm_libc_export void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p) nm_alias(free_entry);
+nm_libc_export void nm_libc(_ZdlPv)(void *p) nm_alias(free_entry);
+nm_libc_export void nm_libc(_ZdaPv)(void *p) nm_alias(free_entry);
+nm_libc_export void nm_libc(_ZdlPvm)(void *p) nm_alias(free_entry);
+nm_libc_export void nm_libc(_ZdaPvm)(void *p) nm_alias(free_entry);
+nm_libc_export void nm_libc(_ZdlPvRKSt9nothrow_t)(void *p) nm_alias(free_entry);
+nm_libc_export void nm_libc(_ZdaPvRKSt9nothrow_t)(void *p) nm_alias(free_entry);
+nm_libc_export void nm_libc(_ZdlPvSt11align_val_t)(void *p) nm_alias(free_entry);
+nm_libc_export void nm_libc(_ZdaPvSt11align_val_t)(void *p) nm_alias(free_entry);
+nm_libc_export void nm_libc(_ZdlPvmSt11align_val_t)(void *p) nm_alias(free_entry);
+nm_libc_export void nm_libc(_ZdaPvmSt11align_val_t)(void *p) nm_alias(free_entry);
+nm_libc_export void nm_libc(_ZdlPvSt11align_val_tRKSt9nothrow_t)(void *p) nm_alias(free_entry);
+nm_libc_export void nm_libc(_ZdaPvSt11align_val_tRKSt9nothrow_t)(void *p) nm_alias(free_entry);
 
 /* ---- process hooks ---------------------------------------------------------------------- */
 

@@ -39,8 +39,9 @@
 #include "large.h"
 #include "options.h"
 
-/* A fork waits for the passes in progress (nm_proc.purge.running) and
- * no new one starts meanwhile: no heap is held by a purge in the child. */
+/* A fork waits for the passes of other threads in progress
+ * (nm_proc.purge.running) and no new one starts meanwhile: no heap is held
+ * by a purge in the child. */
 static _Atomic bool fork_pending;
 /* Forced passes (nm_trim) in progress: other passes stand aside. */
 static _Atomic uint32_t forced_passes;
@@ -56,9 +57,9 @@ static void purge_arena(struct nm_arena *a, uint64_t now_ms, bool force, bool *w
 bool nm_purge_pass(uint64_t now_ms, bool force)
 {
     bool waiting = false;
-    atomic_fetch_add(&nm_proc.purge.running, 1);
+    nm_purge_pass_begin();
     if (atomic_load(&fork_pending) || (!force && atomic_load(&forced_passes))) {
-        atomic_fetch_sub(&nm_proc.purge.running, 1);
+        nm_purge_pass_end();
         return true;
     }
     for (struct nm_heap *h = atomic_load_explicit(&nm_proc.heaps, memory_order_acquire); h;
@@ -76,7 +77,7 @@ bool nm_purge_pass(uint64_t now_ms, bool force)
     }
     if (nm_proc.policy_arena) purge_arena(nm_proc.policy_arena, now_ms, force, &waiting);
     if (nm_proc.interleave_arena) purge_arena(nm_proc.interleave_arena, now_ms, force, &waiting);
-    atomic_fetch_sub(&nm_proc.purge.running, 1);
+    nm_purge_pass_end();
     return waiting;
 }
 
@@ -178,6 +179,8 @@ void nm_purge_after_fork_child(void)
     atomic_store(&nm_proc.purge.idle, 0);
     /* The heaps of the threads that are gone wait for a purge here. */
     atomic_store(&nm_proc.purge.waiting, 1);
-    atomic_store(&nm_proc.purge.running, 0);
+    /* Passes of the threads that are gone never end here; one the forking
+     * thread's signal handler stopped ends if the child returns to it. */
+    nm_purge_passes_after_fork();
     if (atomic_load(&nm_proc.purge.state) == 1) atomic_store(&nm_proc.purge.state, 0);
 }
