@@ -31,8 +31,8 @@
 #   plot_dir/summary.dat: "allocator time_ratio rss_ratio" lines of the
 #     summary (below), when glibc and another allocator have ratios
 #
-# The summary, last: for each allocator (glibc, numamalloc, the peers; not
-# numamalloc's variants, which run in a few workloads only), the geometric
+# The summary, last: for each allocator (glibc, numamalloc, the peers, and
+# numamalloc's variants that ran in as many workloads as numamalloc), the geometric
 # mean over the workloads of its cost relative to glibc in the workload's
 # first metric that is not memory (MiB), and of its peak RSS relative to
 # glibc's.  A workload run at several thread counts counts once: the
@@ -301,14 +301,13 @@ END {
     printf "or 1 / throughput) and peak RSS (VmHWM).  A workload run at several thread counts "
     printf "counts once (the geometric mean of its thread counts first); a configuration "
     printf "where the allocator or glibc failed a run is left out.  Below 1.00 is better "
-    printf "than glibc.  numamalloc's variants (numamalloc_*) are not listed: they run in "
-    printf "a few workloads only.\n\n"
+    printf "than glibc.  numamalloc's variants (numamalloc_*) that ran in fewer workloads "
+    printf "than numamalloc are not listed.\n\n"
     printf "| allocator | time vs glibc | workloads | peak RSS vs glibc | workloads |\n"
     printf "|:--|--:|--:|--:|--:|\n"
     summary_rows = 0
     for (ai = 1; ai <= count["allocators"]; ai++) {
         a = list["allocators", ai]
-        if (a ~ /^numamalloc_/) continue
         t_log = 0; t_n = 0; r_log = 0; r_n = 0
         for (wi = 1; wi <= count["workloads"]; wi++) {
             w = list["workloads", wi]
@@ -335,6 +334,8 @@ END {
             if (wr_n) { r_log += wr_log / wr_n; r_n++ }
         }
         if (!t_n && !r_n) continue
+        if (a == "numamalloc") numamalloc_workloads = t_n
+        if (a ~ /^numamalloc_/ && t_n < numamalloc_workloads) continue
         tr = t_n ? sprintf("%.2f", exp(t_log / t_n)) : "-"
         rr = r_n ? sprintf("%.2f", exp(r_log / r_n)) : "-"
         printf "| %s | %s | %d | %s | %d |\n", a, tr, t_n, rr, r_n

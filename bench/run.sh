@@ -81,6 +81,7 @@ workload_table=(
 # settings): it is never counted as a peer, and the tables compare numamalloc
 # with it.  numamalloc_nothp measures what huge pages bring: numamalloc asks
 # for transparent huge pages on blocks of 2 MiB and more by default.
+# numamalloc_secure measures what secure mode costs, in every workload.
 nm_lib="${NM_LIB:-$root/build/libnumamalloc.so}"
 allocator_table=(
   "glibc            | -                        | libc6"
@@ -90,6 +91,7 @@ allocator_table=(
   "tcmalloc         | libtcmalloc_minimal.so.4 | libtcmalloc-minimal4"
   "tbbmalloc        | libtbbmalloc_proxy.so.2  | libtbbmalloc2"
   "numamalloc_nothp | $nm_lib                  | -  | NUMAMALLOC_HUGEPAGES=off | large hugepages triad"
+  "numamalloc_secure | $nm_lib                 | -  | NUMAMALLOC_SECURE=1 |"
 )
 
 trim() { local s="$1"; s="${s#"${s%%[![:space:]]*}"}"; printf '%s' "${s%"${s##*[![:space:]]}"}"; }
