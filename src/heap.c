@@ -693,8 +693,9 @@ static size_t secure_tagged_size(const struct nm_page *pg, const uint8_t *b)
 size_t nm_heap_secure_usable(const struct nm_page *pg, const void *b)
 {
     if (pg->size_class >= NM_SMALL_CLASSES) return pg->block_size;
+    /* An overwritten tag: the whole block (its free reports the tag). */
     size_t size = secure_tagged_size(pg, b);
-    return size == SIZE_MAX ? 0 : size;
+    return size == SIZE_MAX ? pg->block_size : size;
 }
 
 /* One line naming the block, then abort (or go on, with warn). */
