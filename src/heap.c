@@ -653,8 +653,8 @@ static void heap_foreign_flush(struct nm_heap *h)
  * so n + NM_SECURE_TAG <= B.  Medium blocks (and a small request that
  * does not leave room) carry neither; every block gets the quarantine. */
 #define NM_SECURE_TAG 16
-#define NM_POISON_END 256                 /* bytes of a freed block poisoned: [16, this) */
-#define NM_POISON_BYTE 0xdb
+#define NM_POISON_END 128                 /* bytes of a freed block poisoned: [16, this) */
+#define NM_POISON_WORD 0xdbdbdbdbdbdbdbdbull
 
 static inline uint64_t secure_canary(const void *b)
 {
@@ -671,7 +671,8 @@ static unsigned secure_class(size_t size, size_t alignment)
 void *nm_heap_alloc_secure(struct nm_heap *h, size_t size, size_t alignment)
 {
     unsigned cls = secure_class(size, alignment);
-    uint8_t *p = nm_heap_alloc_class(h, cls);
+    struct nm_page *pg = h->queue[cls].first;
+    uint8_t *p = pg ? nm_heap_pop(h, pg, cls) : nm_heap_alloc_class(h, cls);
     if (p && cls < NM_SMALL_CLASSES) {
         uint64_t canary = secure_canary(p), tag = size ^ canary;
         memcpy(p + size, &canary, sizeof canary);
@@ -713,13 +714,26 @@ static nm_cold void secure_report(const char *what, size_t size, const void *b, 
     if (nm_opt.on_error == NM_ON_ERROR_ABORT) abort();
 }
 
-/* Whether the poison of quarantined block `b` is intact. */
-static bool secure_poison_intact(const struct nm_page *pg, const uint8_t *b)
+/* The words of a freed block that hold the poison: [16, end) (blocks are
+ * multiples of 16 bytes). */
+static size_t secure_poison_end(const struct nm_page *pg)
 {
-    size_t end = pg->block_size < NM_POISON_END ? pg->block_size : NM_POISON_END;
-    for (size_t i = 16; i < end; i++)
-        if (b[i] != NM_POISON_BYTE) return false;
-    return true;
+    return pg->block_size < NM_POISON_END ? pg->block_size : NM_POISON_END;
+}
+
+static void secure_poison(const struct nm_page *pg, struct nm_block *b)
+{
+    uint64_t *w = (uint64_t *)b;
+    for (size_t i = 2; i < secure_poison_end(pg) / 8; i++) w[i] = NM_POISON_WORD;
+}
+
+/* Whether the poison of quarantined block `b` is intact. */
+static bool secure_poison_intact(const struct nm_page *pg, const struct nm_block *b)
+{
+    const uint64_t *w = (const uint64_t *)b;
+    uint64_t diff = 0;
+    for (size_t i = 2; i < secure_poison_end(pg) / 8; i++) diff |= w[i] ^ NM_POISON_WORD;
+    return diff == 0;
 }
 
 /* A block leaves the quarantine: to its page's lists if nothing wrote it
@@ -728,7 +742,7 @@ static void quarantine_release(struct nm_block *b)
 {
     struct nm_segment *s = nm_segment_of(b);
     struct nm_page *pg = nm_page_of(s, b);
-    if (nm_unlikely(!nm_block_is_free(b) || !secure_poison_intact(pg, (uint8_t *)b))) {
+    if (nm_unlikely(!nm_block_is_free(b) || !secure_poison_intact(pg, b))) {
         secure_report("use after free detected: the ", pg->block_size, b,
                       " was written after it was freed");
         return;
@@ -758,8 +772,7 @@ void nm_heap_free_secure(struct nm_segment *s, struct nm_page *pg, struct nm_blo
         nm_heap_free(s, pg, b);
         return;
     }
-    size_t end = pg->block_size < NM_POISON_END ? pg->block_size : NM_POISON_END;
-    memset((uint8_t *)b + 16, NM_POISON_BYTE, end - 16);
+    secure_poison(pg, b);
     nm_block_set_next(b, NULL);   /* free: a second free is a double free */
     struct nm_block *oldest = h->quarantine[h->quarantine_next];
     h->quarantine[h->quarantine_next] = b;
