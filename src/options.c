@@ -40,6 +40,18 @@ static const char *match(const char *entry, const char *name)
     return strncmp(entry, name, n) == 0 && entry[n] == '=' ? entry + n + 1 : NULL;
 }
 
+const char *nm_env_block_find(const char *block, size_t len, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < len;) {
+        size_t entry = strnlen(block + i, len - i);
+        if (entry > n && memcmp(block + i, name, n) == 0 && block[i + n] == '=')
+            return block + i + n + 1;
+        i += entry + 1;
+    }
+    return NULL;
+}
+
 const char *nm_getenv(const char *name)
 {
     if (environ) {
@@ -54,11 +66,7 @@ const char *nm_getenv(const char *name)
         proc_environ_len = n > 0 ? (size_t)n : 0;
         proc_environ_read = true;
     }
-    for (size_t i = 0; i < proc_environ_len; i += strlen(proc_environ + i) + 1) {
-        const char *v = match(proc_environ + i, name);
-        if (v) return v;
-    }
-    return NULL;
+    return nm_env_block_find(proc_environ, proc_environ_len, name);
 }
 
 /* ---- the table ------------------------------------------------------------- */
@@ -157,13 +165,10 @@ static bool apply(const struct option_desc *o, const char *value)
     return false;
 }
 
-void nm_options_init(void)
+void nm_options_parse(nm_option_lookup *lookup, const void *source, int warn_fd)
 {
-    static bool done;
-    if (done) return;
-    done = true;
     for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
-        const char *value = nm_getenv(options[i].name);
+        const char *value = lookup(options[i].name, source);
         if (!value || apply(&options[i], value)) continue;
         nm_line l = { .len = 0 };
         nm_line_str(&l, "numamalloc: ignoring ");
@@ -173,6 +178,20 @@ void nm_options_init(void)
         nm_line_str(&l, "': expected ");
         nm_line_str(&l, options[i].accepted);
         nm_line_str(&l, "\n");
-        nm_line_write(&l, 2);
+        nm_line_write(&l, warn_fd);
     }
+}
+
+static const char *environment(const char *name, const void *source)
+{
+    (void)source;
+    return nm_getenv(name);
+}
+
+void nm_options_init(void)
+{
+    static bool done;
+    if (done) return;
+    done = true;
+    nm_options_parse(environment, NULL, 2);
 }
