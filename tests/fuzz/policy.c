@@ -67,6 +67,20 @@ static bool usable(const struct nm_topology *t, int id)
     return index >= 0 && t->has_memory[index] && t->mem_allowed[index];
 }
 
+/* A decimal number up to 2^20 (leading zeros are fine) at *s. */
+static bool model_number(const char **s, long *out)
+{
+    const char *p = *s;
+    while (*p == '0' && p[1] >= '0' && p[1] <= '9') p++;
+    size_t digits = strspn(p, "0123456789");
+    if (digits == 0 || digits > 7) return false;
+    long v = strtol(p, NULL, 10);
+    if (v > (1 << 20)) return false;
+    *out = v;
+    *s = p + digits;
+    return true;
+}
+
 /* The kernel's list format as the topology layer documents it: blanks,
  * then items N or N-M (N <= M, numbers up to 2^20) separated by commas,
  * then white space; an empty list is empty.  Ids of 1024 and more make
@@ -77,18 +91,11 @@ static bool model_list(const char *s, nm_nodeset *set)
     if (*s == '\0' || *s == '\n') goto tail;
     for (;;) {
         long first, last;
-        char *end;
-        if (*s < '0' || *s > '9') return false;
-        first = strtol(s, &end, 10);
-        if (first > (1 << 20) || end - s > 12) return false;
-        s = end;
+        if (!model_number(&s, &first)) return false;
         last = first;
         if (*s == '-') {
             s++;
-            if (*s < '0' || *s > '9') return false;
-            last = strtol(s, &end, 10);
-            if (last > (1 << 20) || end - s > 12 || last < first) return false;
-            s = end;
+            if (!model_number(&s, &last) || last < first) return false;
         }
         if (last >= NM_NODE_ID_LIMIT) return false;
         for (long id = first; id <= last; id++) nm_nodeset_add(set, (int)id);
