@@ -12,7 +12,7 @@
  * the pattern it was filled with (all of its usable bytes).  Checked:
  *   - after every operation, the first and last bytes of every live block
  *     and the whole of the blocks it made or changed (all of them every
- *     16 operations, before each free, and at the end);
+ *     64 operations, before each free, and at the end);
  *   - a new block overlaps no live block or region, is aligned (16, the
  *     largest power of two dividing its usable size up to 4096, or the
  *     alignment asked), and its usable size is at least the request;
@@ -35,7 +35,7 @@
 #define MAX_BLOCKS 64
 #define MAX_HEAPS 4
 #define MAX_REGIONS 3
-#define MAX_LIVE (48u << 20)       /* bytes in live blocks and regions */
+#define MAX_LIVE (16u << 20)       /* bytes in live blocks and regions */
 #define MAX_OPS 400
 
 enum kind { KIND_PLAIN, KIND_ONNODE, KIND_HEAP };
@@ -178,7 +178,7 @@ static size_t decode_size(struct fuzz_input *in)
     case 0: return v % 257;
     case 1: return v % (8 * 1024 + 1);
     case 2: return 8 * 1024 + (v * 5) % (264 * 1024);     /* across the 256 KiB line */
-    default: return 256 * 1024 + (size_t)v * 128;         /* large, up to 8.25 MiB */
+    default: return 256 * 1024 + (size_t)v * 40;          /* large, up to 2.75 MiB */
     }
 }
 
@@ -402,7 +402,7 @@ static void op_heap_destroy(struct fuzz_input *in)
 static void op_region_map(struct fuzz_input *in)
 {
     int i = fuzz_u8(in) % MAX_REGIONS;
-    size_t size = 1 + (size_t)fuzz_u16(in) * 64;   /* up to 4 MiB */
+    size_t size = 1 + (size_t)fuzz_u16(in) * 40;   /* up to 2.5 MiB */
     enum nm_prefault prefault = (enum nm_prefault)(fuzz_u8(in) % 3);
     static const unsigned flag_choices[] = { 0, NM_REGION_HUGEPAGES, NM_REGION_NOHUGEPAGES, NM_REGION_HUGETLB };
     unsigned flags = flag_choices[fuzz_u8(in) % 4];
@@ -609,7 +609,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 18: op_thread_alloc(&in); break;
         default: if (op & 0x80) op_bad(&in); else op_misc(&in); break;
         }
-        check_all(ops % 16 == 15);
+        check_all(ops % 64 == 63);
         for (int i = 0; i < MAX_BLOCKS; i++) blocks[i].dirty = false;
     }
     check_all(true);
