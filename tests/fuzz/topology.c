@@ -31,6 +31,7 @@
 #include <stdbool.h>
 #include <sys/stat.h>
 
+static void cleanup(void);
 static char root[PATH_MAX];          /* the process's sysfs root: tree/ below it */
 static char tree[PATH_MAX + 8];
 static struct nm_topology t;
@@ -44,6 +45,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     snprintf(tree, sizeof tree, "%s/tree", root);
     /* nm_node_tier and nm_node_perf read under nm_opt.sysfs_root; the
      * process's own topology is the fallback (the root holds no nodes). */
+    atexit(cleanup);
     nm_options_init();
     nm_opt.sysfs_root = tree;
     nm_topology_ensure();
@@ -62,6 +64,12 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 static void tree_remove(void)
 {
     nftw(tree, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void cleanup(void)
+{
+    tree_remove();
+    rmdir(root);
 }
 
 static bool name_ok(const char *name, size_t len)
