@@ -4,6 +4,9 @@
 #   make check         install missing test packages if no password is needed (tests/deps.sh
 #                      --auto), then the whole test suite; ends with "N passed, N failed, N skipped"
 #   make check-tsan    the stress tests against a -fsanitize=thread build
+#   make fuzz          build the libFuzzer targets (tests/fuzz/, clang) and run each for
+#                      FUZZ_SECONDS (default 60) seconds; make check runs each over its
+#                      seed corpus once
 #   make bench         benchmarks against glibc and the installed peers
 #   make deps          install what the tests and benchmarks need (Debian/Ubuntu)
 #   make install PREFIX=/usr/local [DESTDIR=...]   (and make uninstall, the same way)
@@ -56,7 +59,7 @@ PRELOAD_BIN = $(PRELOAD_SRC:tests/preload/%.c=$(BUILD)/tests/preload/%) \
 TSAN_BIN    = $(TSAN_SRC:tests/tsan/%.c=$(BUILD)/tests/tsan/%)
 SCRIPT_TESTS = $(wildcard tests/programs/*.sh) bench/selftest.sh $(filter-out tests/vm/vm.sh,$(wildcard tests/vm/*.sh))
 
-.PHONY: all lib tool tests check check-tsan bench bench-deps deps install uninstall clean
+.PHONY: all lib tool tests check check-tsan fuzz fuzz-targets bench bench-deps deps install uninstall clean
 all: lib tool tests
 lib: $(SO) $(ARCHIVE)
 tool: $(TOOL)
@@ -106,8 +109,8 @@ endif
 # build, which may use them (g++ for the C++ preload tests).
 check:
 	@NM_BUILD=$(BUILD) tests/deps.sh --auto
-	@$(MAKE) --no-print-directory all
-	@tests/run.sh $(UNIT_BIN) $(PRELOAD_BIN) $(SCRIPT_TESTS)
+	@$(MAKE) --no-print-directory all fuzz-targets
+	@tests/run.sh $(UNIT_BIN) $(PRELOAD_BIN) $(FUZZ_BIN) $(SCRIPT_TESTS)
 
 # ThreadSanitizer: the whole library instrumented, override.c included, with
 # its libc symbols under the prefix tsan_ (tsan_malloc, tsan_free,
@@ -133,6 +136,49 @@ $(BUILD)/tests/tsan/%: tests/tsan/%.c $(TSAN_LIB) tests/testutil.h tests/tsan/dr
 
 check-tsan: $(TSAN_BIN)
 	@TSAN_OPTIONS="halt_on_error=1 exitcode=66" tests/run.sh $(TSAN_BIN)
+
+# Fuzzing: libFuzzer targets in tests/fuzz/, built with clang under
+# AddressSanitizer and UndefinedBehaviorSanitizer and linked with the
+# library's sources compiled the same way (with coverage for libFuzzer),
+# without override.c (ASan owns malloc): they drive the nm_ API and the
+# internal parsers.  make check runs each over its seed corpus
+# (tests/fuzz/corpus/NAME/) once; make fuzz runs each for FUZZ_SECONDS,
+# keeping what it finds in $(BUILD)/fuzz/corpus/NAME/ and crashes in
+# $(BUILD)/fuzz/crashes/.  Without clang the targets are stubs that skip.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_SAN      = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_SRC      = $(wildcard tests/fuzz/*.c)
+FUZZ_BIN      = $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/fuzz/%)
+FUZZ_OBJ      = $(filter-out $(BUILD)/fuzz/obj/override.o,$(LIB_SRC:src/%.c=$(BUILD)/fuzz/obj/%.o))
+FUZZ_LIB      = $(BUILD)/fuzz/libnumamalloc-fuzz.a
+HAVE_FUZZ_CC := $(shell command -v $(FUZZ_CC) 2>/dev/null)
+FUZZ_STAMP    = $(BUILD)/tests/fuzz/.clang-$(if $(HAVE_FUZZ_CC),found,missing)
+
+$(BUILD)/fuzz/obj $(BUILD)/tests/fuzz:
+	mkdir -p $@
+
+$(FUZZ_STAMP): | $(BUILD)/tests/fuzz
+	rm -f $(BUILD)/tests/fuzz/.clang-* && touch $@
+
+$(BUILD)/fuzz/obj/%.o: src/%.c $(LIB_HDR) | $(BUILD)/fuzz/obj
+	$(FUZZ_CC) $(LIB_FLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_LIB): $(FUZZ_OBJ)
+	rm -f $@ && ar rcs $@ $(FUZZ_OBJ)
+
+ifneq ($(HAVE_FUZZ_CC),)
+$(BUILD)/tests/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(FUZZ_LIB) $(FUZZ_STAMP)
+	$(FUZZ_CC) $(TEST_FLAGS) $(FUZZ_SAN) -fsanitize=fuzzer $< -o $@ $(FUZZ_LIB) -pthread
+else
+$(BUILD)/tests/fuzz/%: tests/fuzz/%.c $(FUZZ_STAMP)
+	printf '#!/bin/sh\necho "no $(FUZZ_CC) for the libFuzzer targets: make deps installs clang"\nexit 77\n' > $@ && chmod +x $@
+endif
+
+fuzz-targets: $(FUZZ_BIN)
+
+fuzz: fuzz-targets
+	@tests/fuzz/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 bench: lib
 	@bench/run.sh

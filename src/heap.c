@@ -59,7 +59,7 @@ static void process_placement_init(void)
         if (nm_policy_parse(nm_opt.policy, &p, err, sizeof err) != 0) {
             nm_line l = { .len = 0 };
             nm_line_str(&l, "numamalloc: ignoring NUMAMALLOC_POLICY='");
-            nm_line_str(&l, nm_opt.policy);
+            nm_line_value(&l, nm_opt.policy);
             nm_line_str(&l, "': ");
             nm_line_str(&l, err);
             nm_line_str(&l, "\n");

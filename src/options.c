@@ -40,6 +40,18 @@ static const char *match(const char *entry, const char *name)
     return strncmp(entry, name, n) == 0 && entry[n] == '=' ? entry + n + 1 : NULL;
 }
 
+const char *nm_env_block_find(const char *block, size_t len, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < len;) {
+        size_t entry = strnlen(block + i, len - i);
+        if (entry > n && memcmp(block + i, name, n) == 0 && block[i + n] == '=')
+            return block + i + n + 1;
+        i += entry + 1;
+    }
+    return NULL;
+}
+
 const char *nm_getenv(const char *name)
 {
     if (environ) {
@@ -54,11 +66,7 @@ const char *nm_getenv(const char *name)
         proc_environ_len = n > 0 ? (size_t)n : 0;
         proc_environ_read = true;
     }
-    for (size_t i = 0; i < proc_environ_len; i += strlen(proc_environ + i) + 1) {
-        const char *v = match(proc_environ + i, name);
-        if (v) return v;
-    }
-    return NULL;
+    return nm_env_block_find(proc_environ, proc_environ_len, name);
 }
 
 /* ---- the table ------------------------------------------------------------- */
@@ -104,14 +112,17 @@ static const struct option_desc options[] = {
       "a size in bytes, with an optional K, M or G (0 = off)" },
 };
 
-static bool parse_uint(const char *s, uint64_t scale, uint64_t *out)
+/* The `n` characters at `s`, all decimal digits (at least one), times
+ * `scale`; false when they are not, or the result overflows. */
+static bool parse_uint(const char *s, size_t n, uint64_t scale, uint64_t *out)
 {
     uint64_t v = 0;
-    if (!*s) return false;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9') return false;
-        if (v > (UINT64_MAX - 9) / 10) return false;
-        v = v * 10 + (uint64_t)(*s - '0');
+    if (n == 0) return false;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return false;
+        unsigned digit = (unsigned)(s[i] - '0');
+        if (v > (UINT64_MAX - digit) / 10) return false;
+        v = v * 10 + digit;
     }
     if (scale && v > UINT64_MAX / scale) return false;
     *out = v * scale;
@@ -128,22 +139,18 @@ static bool apply(const struct option_desc *o, const char *value)
         return false;
     }
     case OPT_UINT:
-        return parse_uint(value, o->scale, o->target);
+        return parse_uint(value, strlen(value), o->scale, o->target);
     case OPT_SIZE: {
         /* digits, then an optional K, M or G (powers of 1024) */
         static const struct { char suffix; uint64_t scale; } units[] = {
             { 'K', NM_KiB }, { 'k', NM_KiB }, { 'M', NM_MiB }, { 'm', NM_MiB },
             { 'G', NM_GiB }, { 'g', NM_GiB },
         };
-        char digits[24];
         size_t n = strlen(value);
         uint64_t scale = 1;
         for (size_t i = 0; n > 0 && i < sizeof units / sizeof units[0]; i++)
             if (value[n - 1] == units[i].suffix) { scale = units[i].scale; n--; break; }
-        if (n == 0 || n >= sizeof digits) return false;
-        memcpy(digits, value, n);
-        digits[n] = '\0';
-        return parse_uint(digits, scale, o->target);
+        return parse_uint(value, n, scale, o->target);
     }
     case OPT_CHOICE:
         for (const struct option_choice *c = o->choices; c->text; c++) {
@@ -158,22 +165,33 @@ static bool apply(const struct option_desc *o, const char *value)
     return false;
 }
 
-void nm_options_init(void)
+void nm_options_parse(nm_option_lookup *lookup, const void *source, int warn_fd)
 {
-    static bool done;
-    if (done) return;
-    done = true;
     for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
-        const char *value = nm_getenv(options[i].name);
+        const char *value = lookup(options[i].name, source);
         if (!value || apply(&options[i], value)) continue;
         nm_line l = { .len = 0 };
         nm_line_str(&l, "numamalloc: ignoring ");
         nm_line_str(&l, options[i].name);
         nm_line_str(&l, "='");
-        nm_line_str(&l, value);
+        nm_line_value(&l, value);
         nm_line_str(&l, "': expected ");
         nm_line_str(&l, options[i].accepted);
         nm_line_str(&l, "\n");
-        nm_line_write(&l, 2);
+        nm_line_write(&l, warn_fd);
     }
+}
+
+static const char *environment(const char *name, const void *source)
+{
+    (void)source;
+    return nm_getenv(name);
+}
+
+void nm_options_init(void)
+{
+    static bool done;
+    if (done) return;
+    done = true;
+    nm_options_parse(environment, NULL, 2);
 }

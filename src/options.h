@@ -33,8 +33,23 @@ extern struct nm_options nm_opt;
 /* Read the environment (once; later calls do nothing). */
 void nm_options_init(void);
 
+/* Where nm_options_parse finds each variable's value (NULL: not set):
+ * the environment for nm_options_init, a buffer for tests and fuzzing. */
+typedef const char *nm_option_lookup(const char *name, const void *source);
+
+/* Set nm_opt from the variables `lookup` finds in `source`; a value that
+ * does not parse leaves its option as it was and writes one warning line
+ * to `warn_fd`.  What nm_options_init does with the environment and fd 2. */
+void nm_options_parse(nm_option_lookup *lookup, const void *source, int warn_fd);
+
 /* The value of environment variable `name`, or NULL.  Works before libc has
  * set up `environ` (reads /proc/self/environ then).  Does not allocate. */
 const char *nm_getenv(const char *name);
+
+/* The value of `name` in an environment block of `len` bytes: NAME=VALUE
+ * entries, each ended by '\0', as /proc/self/environ holds them; the byte
+ * at block[len] must be '\0' too (so the last value ends).  The first
+ * entry for `name` wins, as with getenv.  NULL if none. */
+const char *nm_env_block_find(const char *block, size_t len, const char *name);
 
 #endif

@@ -289,6 +289,15 @@ void nm_line_str(nm_line *l, const char *s)
     while (*s && l->len < sizeof l->data) l->data[l->len++] = *s++;
 }
 
+void nm_line_value(nm_line *l, const char *s)
+{
+    enum { SHOWN = 64 };
+    size_t n = 0;
+    for (; s[n] && n < SHOWN && l->len < sizeof l->data; n++)
+        l->data[l->len++] = (unsigned char)s[n] < 0x20 || s[n] == 0x7f ? '?' : s[n];
+    if (s[n]) nm_line_str(l, "...");
+}
+
 void nm_line_u64(nm_line *l, uint64_t v)
 {
     char tmp[24];

@@ -172,6 +172,10 @@ typedef struct {
     size_t len;
 } nm_line;
 void nm_line_str(nm_line *l, const char *s);
+/* Text from outside (an environment value): at most 64 characters, the
+ * rest cut to "...", control characters (a newline) as '?', so that a
+ * message quoting it stays one short line. */
+void nm_line_value(nm_line *l, const char *s);
 void nm_line_u64(nm_line *l, uint64_t v);
 void nm_line_i64(nm_line *l, int64_t v);
 void nm_line_hex(nm_line *l, uintptr_t v);            /* 0x-prefixed */

@@ -261,9 +261,23 @@ static void text_nodes(struct text *t, const nm_nodeset *set)
     }
 }
 
+/* Text from the caller as a reason quotes it: at most VALUE_SHOWN
+ * characters, the rest cut to "...", control characters (a newline) as
+ * '?', so that the reason stays one short line. */
+enum { VALUE_SHOWN = 64 };
+static void text_value(struct text *t, const char *s)
+{
+    size_t n = 0;
+    for (; s[n] && n < VALUE_SHOWN; n++) {
+        char c = (unsigned char)s[n] < 0x20 || s[n] == 0x7f ? '?' : s[n];
+        text_str(t, &c, 1);
+    }
+    if (s[n]) text_str(t, "...", 3);
+}
+
 /* A reason: pieces of text and numbers.  Each piece is a string; a piece
- * "%d" takes the next int argument, "%n" the next node set, "%s" the next
- * string; NULL ends the list. */
+ * "%d" takes the next int argument, "%n" the next node set, "%v" the next
+ * string, text from the caller (text_value); NULL ends the list. */
 static int fail(char *err, size_t len, int error, ...)
 {
     struct text t = { err, err ? len : 0, 0 };
@@ -272,7 +286,7 @@ static int fail(char *err, size_t len, int error, ...)
     for (const char *piece; (piece = va_arg(ap, const char *)) != NULL;) {
         if (!strcmp(piece, "%d")) text_int(&t, va_arg(ap, int));
         else if (!strcmp(piece, "%n")) text_nodes(&t, va_arg(ap, const nm_nodeset *));
-        else if (!strcmp(piece, "%s")) { const char *s = va_arg(ap, const char *); text_str(&t, s, strlen(s)); }
+        else if (!strcmp(piece, "%v")) text_value(&t, va_arg(ap, const char *));
         else text_str(&t, piece, strlen(piece));
     }
     va_end(ap);
@@ -358,17 +372,17 @@ nm_export int nm_policy_parse(const char *text, nm_policy *out, char *err, size_
             m = &modes[i];
     }
     if (!m) {
-        char name[64];
+        char name[VALUE_SHOWN + 2];   /* enough for fail to cut it */
         size_t n = name_len < sizeof name - 1 ? name_len : sizeof name - 1;
         memcpy(name, text, n);
         name[n] = '\0';
-        return fail(err, err_len, EINVAL, "unknown policy '", "%s", name,
+        return fail(err, err_len, EINVAL, "unknown policy '", "%v", name,
                     "': expected local, bind:NODES, preferred:NODE, preferred-many:NODES, "
                     "interleave:NODES or weighted-interleave:NODES", NULL);
     }
     nm_policy p = policy_of((enum nm_policy_mode)(m - modes), NULL);
     if (m->nodes == NODES_NONE) {
-        if (colon) return fail(err, err_len, EINVAL, m->name, " takes no nodes: '", "%s", text, "'", NULL);
+        if (colon) return fail(err, err_len, EINVAL, m->name, " takes no nodes: '", "%v", text, "'", NULL);
     } else {
         const char *list = colon ? colon + 1 : "";
         if (!*list)
@@ -379,12 +393,12 @@ nm_export int nm_policy_parse(const char *text, nm_policy *out, char *err, size_
                 return fail(err, err_len, EINVAL, m->name, " takes one node, not 'all'", NULL);
             p.nodes = usable_nodes();
         } else {
-            int64_t listed = nm_topology_parse_list(list, p.nodes.bits, NM_NODE_ID_LIMIT);
-            if (listed < 0)
-                return fail(err, err_len, EINVAL, "bad node list '", "%s", list,
+            int64_t highest;
+            if (nm_topology_parse_list_highest(list, p.nodes.bits, NM_NODE_ID_LIMIT, &highest) < 0)
+                return fail(err, err_len, EINVAL, "bad node list '", "%v", list,
                             "': expected ids and ranges like 0-3 or 0,2", NULL);
-            if (listed > nm_nodeset_count(&p.nodes))
-                return fail(err, err_len, EINVAL, "bad node list '", "%s", list,
+            if (highest >= NM_NODE_ID_LIMIT)
+                return fail(err, err_len, EINVAL, "bad node list '", "%v", list,
                             "': node ids go up to ", "%d", NM_NODE_ID_LIMIT - 1, NULL);
         }
     }

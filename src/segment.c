@@ -42,9 +42,12 @@ static uint64_t mix64(uint64_t x)
 
 void nm_segment_init(void)
 {
-    /* AT_RANDOM: 16 random bytes the kernel gives every process; no syscall. */
-    const uint64_t *random = (const uint64_t *)getauxval(AT_RANDOM);
-    uint64_t key = random ? random[0] ^ (random[1] << 1) : 0;
+    /* AT_RANDOM: 16 random bytes the kernel gives every process; no
+     * syscall.  They may lie at any address: copied, not loaded as words. */
+    const void *at_random = (const void *)getauxval(AT_RANDOM);
+    uint64_t random[2] = { 0, 0 };
+    if (at_random) memcpy(random, at_random, sizeof random);
+    uint64_t key = random[0] ^ (random[1] << 1);
     if (key == 0) key = (uintptr_t)&key ^ 0x5bd1e9955bd1e995ull;
     nm_proc.cookie_key = (uintptr_t)key | 1;
     nm_proc.link_key = mix64(key ^ 0x9E3779B97F4A7C15ull);

@@ -103,8 +103,15 @@ static const char *skip_blanks(const char *s)
  * a range that runs backwards, a number above LIST_VALUE_MAX. */
 int64_t nm_topology_parse_list(const char *text, uint64_t *set, int limit)
 {
+    int64_t highest;
+    return nm_topology_parse_list_highest(text, set, limit, &highest);
+}
+
+int64_t nm_topology_parse_list_highest(const char *text, uint64_t *set, int limit, int64_t *highest)
+{
     const char *s = skip_blanks(text);
     int64_t count = 0;
+    *highest = -1;
     bool more = *s != '\n' && *s != '\0';
     while (more) {
         uint64_t first, last;
@@ -116,6 +123,7 @@ int64_t nm_topology_parse_list(const char *text, uint64_t *set, int limit)
         }
         for (uint64_t i = first; i <= last && i < (uint64_t)limit; i++) bit_set(set, (int)i);
         count += (int64_t)(last - first + 1);
+        if ((int64_t)last > *highest) *highest = (int64_t)last;
         more = *s == ',';
         if (more) s++;
     }

@@ -81,6 +81,9 @@ void nm_path_add_uint(struct nm_path *p, unsigned value);
  * `limit` are set, higher values are counted but not stored).  Returns the
  * number of values listed, or -1 when the text is not a list. */
 int64_t nm_topology_parse_list(const char *text, uint64_t *set, int limit);
+/* The same, and the highest value listed in *highest (-1 for an empty
+ * list): whether values at or above `limit` were left out. */
+int64_t nm_topology_parse_list_highest(const char *text, uint64_t *set, int limit, int64_t *highest);
 
 /* The process's topology, loaded once by nm_topology_init(). */
 extern struct nm_topology nm_topo;

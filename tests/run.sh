@@ -6,6 +6,8 @@
 #   build/tests/unit/*     linked with libnumamalloc.a, run as is
 #   build/tests/preload/*  plain programs, run with LD_PRELOAD=build/libnumamalloc.so
 #   build/tests/tsan/*     linked with the ThreadSanitizer build, run as is
+#   build/tests/fuzz/*     libFuzzer targets, run once over their seed corpus
+#                          (tests/fuzz/corpus.sh)
 #   tests/**/*.sh          scripts, run with bash
 # Exit status 0 is a pass, 77 a skip (the last line of output is the reason),
 # anything else a failure (the output's tail is shown).
@@ -27,6 +29,7 @@ for t in "$@"; do
     case "$t" in
         *.sh)                 cmd=(bash "$t") ;;
         *build/tests/preload/*) cmd=(env LD_PRELOAD="$NM_LIB" "$t") ;;
+        *build/tests/fuzz/*)  cmd=(bash "$root/tests/fuzz/corpus.sh" "$t") ;;
         *)                    cmd=("$t") ;;
     esac
     timeout -k 10 "$timeout_s" "${cmd[@]}" >"$log" 2>&1 </dev/null
