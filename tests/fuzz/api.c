@@ -466,7 +466,7 @@ static void op_region_other(struct fuzz_input *in)
 static void op_where(struct fuzz_input *in)
 {
     int i = live_slot(in);
-    if (i < 0) return;
+    if (i < 0 || blocks[i].usable == 0) return;   /* secure mode: malloc(0) has none */
     static uint64_t counts[NM_NODE_ID_LIMIT];
     memset(counts, 0, sizeof counts);
     const char *p = blocks[i].p;
