@@ -185,6 +185,7 @@ static struct nm_heap *heap_claim(struct nm_arena *arena)
     }
     if (!h) {
         h = nm_os_reserve(sizeof *h, NM_OS_PAGE, false);
+        if (!h && nm_arena_release_for_retry(sizeof *h)) h = nm_os_reserve(sizeof *h, NM_OS_PAGE, false);
         if (!h) return NULL;
         atomic_store_explicit(&h->claimed, true, memory_order_relaxed);
         struct nm_heap *head = atomic_load_explicit(&nm_proc.heaps, memory_order_relaxed);
@@ -1182,7 +1183,10 @@ void nm_heap_purge(struct nm_heap *h, uint64_t now_ms, bool force, bool *waiting
      * slow path or another purge has it for a moment.  Only a little: the
      * owner may be stopped inside its slow path (a signal handler). */
     bool locked = heap_try_purge_lock(h);
-    for (uint64_t until = now_ms + NM_TRIM_WAIT_MS; !locked && force && nm_os_now_ms() < until;) {
+    /* (Not for the caller's own heap: a lock it holds stays held.) */
+    bool own = h->thread == nm_thread_self();
+    for (uint64_t until = now_ms + NM_TRIM_WAIT_MS;
+         !locked && force && !own && nm_os_now_ms() < until;) {
         sched_yield();
         locked = heap_try_purge_lock(h);
     }
@@ -1295,9 +1299,18 @@ void *nm_heap_alloc_class(struct nm_heap *h, unsigned cls)
     struct nm_page *pg = h->queue[cls].first;
     if (!pg || !pg->free) {
         pg = heap_find_page(h, cls);
-        if (!pg) {
+        if (nm_unlikely(!pg)) {
+            /* No segment could be mapped: release everything cached, with
+             * the lock let go, and look once more (arena.h). */
             heap_leave(h);
-            return NULL;
+            if (!nm_arena_release_for_retry(NM_SEGMENT_SIZE)) return NULL;
+            heap_enter(h);
+            pg = heap_find_page(h, cls);
+            if (!pg) {
+                heap_leave(h);
+                errno = ENOMEM;
+                return NULL;
+            }
         }
     }
     b = pg->free;

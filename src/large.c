@@ -472,6 +472,8 @@ void *nm_large_alloc(size_t size, size_t alignment, struct nm_arena *a, bool zer
     if (!s) {
         bool hugetlb = nm_opt.hugepages == NM_HUGEPAGES_HUGETLB && size >= NM_HUGE_MIN;
         s = nm_segment_map_memory(l.size, l.align, a, &hugetlb, NM_MAP_SPAN);
+        if (nm_unlikely(!s) && nm_arena_release_for_retry(l.size))
+            s = nm_segment_map_memory(l.size, l.align, a, &hugetlb, NM_MAP_SPAN);
         if (!s) return NULL;
         /* Transparent huge pages for the block of a huge span when asked,
          * or when hugetlb pages could not be had (the mapping came without:

@@ -22,6 +22,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,6 +44,88 @@ static void *map_anon(void *hint, size_t size, bool hugetlb)
     return p == MAP_FAILED ? NULL : p;
 }
 
+/* ---- overcommit ---------------------------------------------------------- */
+
+/* vm.overcommit_memory, read once (-1: not yet; 0 when unreadable, the
+ * kernel's default). */
+static _Atomic int overcommit_mode = -1;
+/* Sizes up to this are known to be possible (0: nothing known yet). */
+static _Atomic size_t commit_known_ok;
+
+static int overcommit(void)
+{
+    int mode = atomic_load_explicit(&overcommit_mode, memory_order_relaxed);
+    if (nm_likely(mode >= 0)) return mode;
+    char buf[16];
+    int saved = errno;
+    mode = nm_os_read_file("/proc/sys/vm/overcommit_memory", buf, sizeof buf) > 0 &&
+           buf[0] >= '0' && buf[0] <= '2' ? buf[0] - '0' : 0;
+    errno = saved;
+    atomic_store_explicit(&overcommit_mode, mode, memory_order_relaxed);
+    return mode;
+}
+
+/* The value in bytes of "Name:   123 kB" in /proc/meminfo, or 0. */
+static uint64_t meminfo_bytes(const char *name)
+{
+    char buf[8192];
+    if (nm_os_read_file("/proc/meminfo", buf, sizeof buf) <= 0) return 0;
+    size_t len = strlen(name);
+    for (char *line = buf; *line;) {
+        if (strncmp(line, name, len) == 0 && line[len] == ':') {
+            char *p = line + len + 1;
+            while (*p == ' ') p++;
+            uint64_t kb = 0;
+            while (*p >= '0' && *p <= '9') kb = kb * 10 + (uint64_t)(*p++ - '0');
+            return kb * 1024;
+        }
+        char *nl = strchr(line, '\n');
+        if (!nl) break;
+        line = nl + 1;
+    }
+    return 0;
+}
+
+/* The most the kernel could ever commit to one mapping; UINT64_MAX when it
+ * does not say no (mode 1, or a figure it cannot read). */
+static uint64_t commit_ceiling(void)
+{
+    int saved = errno;
+    uint64_t ceiling = UINT64_MAX;
+    switch (overcommit()) {
+    case 0: {
+        /* __vm_enough_memory: pages > totalram_pages() + total_swap_pages. */
+        struct sysinfo si;
+        if (sysinfo(&si) == 0 && si.totalram > 0)
+            ceiling = ((uint64_t)si.totalram + si.totalswap) * (si.mem_unit ? si.mem_unit : 1);
+        break;
+    }
+    case 2: {
+        uint64_t limit = meminfo_bytes("CommitLimit");
+        if (limit > 0) ceiling = limit;
+        break;
+    }
+    default:
+        break;
+    }
+    errno = saved;
+    return ceiling;
+}
+
+bool nm_os_commit_possible(size_t size)
+{
+    if (nm_likely(size <= atomic_load_explicit(&commit_known_ok, memory_order_relaxed))) return true;
+    uint64_t ceiling = commit_ceiling();
+    if (size > ceiling) return false;
+    /* Remember the ceiling (it may grow: swapon, memory hot-plug; a refusal
+     * asks again). */
+    atomic_store_explicit(&commit_known_ok, ceiling > SIZE_MAX ? SIZE_MAX : (size_t)ceiling,
+                          memory_order_relaxed);
+    return true;
+}
+
+/* ---- reservations -------------------------------------------------------- */
+
 /* Where the next aligned reservation is tried first.  Asking the kernel for
  * an address that is already aligned makes the common case one mmap; when
  * the hint is taken we fall back to over-reserving and trimming. */
@@ -54,6 +137,13 @@ void *nm_os_reserve(size_t size, size_t align, bool hugetlb)
     if (hugetlb && align < NM_HUGE_PAGE) align = NM_HUGE_PAGE;
     size = nm_align_up(size, hugetlb ? NM_HUGE_PAGE : NM_OS_PAGE);
     if (size == 0 || size > ((size_t)1 << 46) || align > ((size_t)1 << 40)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    /* MAP_NORESERVE skips the kernel's heuristic check (mode 0): make it
+     * here, so that what it would refuse fails now, not as an OOM kill.
+     * In mode 2 the kernel charges and checks every mapping itself. */
+    if (nm_unlikely(!nm_os_commit_possible(size)) && overcommit() == 0) {
         errno = ENOMEM;
         return NULL;
     }

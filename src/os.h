@@ -75,6 +75,16 @@ typedef struct { unsigned long bits[NM_MASK_WORDS]; } nm_nodemask;
  * NULL with errno ENOMEM.  Nothing is touched, so no physical page exists
  * until first use: callers bind the range to a node before touching it. */
 void *nm_os_reserve(size_t size, size_t align, bool hugetlb);
+/* Whether the kernel could ever commit a private writable mapping of `size`
+ * bytes, as its overcommit accounting decides (mm/overcommit-accounting,
+ * vm.overcommit_memory, read once from /proc/sys/vm/overcommit_memory):
+ * mode 1 (always) yes; mode 0 (heuristic) only up to total RAM + swap;
+ * mode 2 (strict) only up to CommitLimit (/proc/meminfo).  Mappings with
+ * MAP_NORESERVE escape the check in mode 0, so nm_os_reserve makes it
+ * itself: a request the kernel would refuse fails at once with ENOMEM
+ * instead of an OOM kill later.  Reads files or calls sysinfo only for
+ * sizes beyond what was last found possible. */
+bool nm_os_commit_possible(size_t size);
 void nm_os_release(void *p, size_t size);
 /* Give the physical pages of a range back; the range stays mapped and reads
  * as zero afterwards.  Returns 0 or -1 (errno set). */
