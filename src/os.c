@@ -124,6 +124,15 @@ bool nm_os_commit_possible(size_t size)
     return true;
 }
 
+/* MAP_NORESERVE skips the kernel's heuristic check (mode 0), for the
+ * mapping and for its growth with mremap: it is made here, so that what the
+ * kernel would refuse fails now, not as an OOM kill later.  In mode 2 the
+ * kernel charges and checks every mapping itself. */
+static bool guess_refuses(size_t size)
+{
+    return !nm_os_commit_possible(size) && overcommit() == 0;
+}
+
 /* ---- reservations -------------------------------------------------------- */
 
 /* Where the next aligned reservation is tried first.  Asking the kernel for
@@ -140,10 +149,7 @@ void *nm_os_reserve(size_t size, size_t align, bool hugetlb)
         errno = ENOMEM;
         return NULL;
     }
-    /* MAP_NORESERVE skips the kernel's heuristic check (mode 0): make it
-     * here, so that what it would refuse fails now, not as an OOM kill.
-     * In mode 2 the kernel charges and checks every mapping itself. */
-    if (nm_unlikely(!nm_os_commit_possible(size)) && overcommit() == 0) {
+    if (nm_unlikely(guess_refuses(size))) {
         errno = ENOMEM;
         return NULL;
     }
@@ -229,6 +235,10 @@ void nm_os_name_range(void *p, size_t size, const char *name)
 
 void *nm_os_remap(void *old, size_t old_size, size_t new_size, void *new_addr)
 {
+    if (new_size > old_size && nm_unlikely(guess_refuses(new_size))) {
+        errno = ENOMEM;
+        return NULL;
+    }
     void *p = new_addr
         ? mremap(old, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, new_addr)
         : mremap(old, old_size, new_size, 0);
