@@ -124,6 +124,11 @@ bool nm_os_commit_possible(size_t size)
     return true;
 }
 
+bool nm_os_strict_commit(void)
+{
+    return overcommit() == 2;
+}
+
 /* MAP_NORESERVE skips the kernel's heuristic check (mode 0), for the
  * mapping and for its growth with mremap: it is made here, so that what the
  * kernel would refuse fails now, not as an OOM kill later.  In mode 2 the

@@ -85,6 +85,9 @@ void *nm_os_reserve(size_t size, size_t align, bool hugetlb);
  * instead of an OOM kill later.  Reads files or calls sysinfo only for
  * sizes beyond what was last found possible. */
 bool nm_os_commit_possible(size_t size);
+/* Whether the kernel charges every private writable mapping in full
+ * against CommitLimit, MAP_NORESERVE or not (vm.overcommit_memory 2). */
+bool nm_os_strict_commit(void);
 void nm_os_release(void *p, size_t size);
 /* Give the physical pages of a range back; the range stays mapped and reads
  * as zero afterwards.  Returns 0 or -1 (errno set). */
