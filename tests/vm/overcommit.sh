@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# tests/vm/overcommit.sh — make check: numamalloc under strict overcommit
+# accounting (vm.overcommit_memory=2), where MAP_NORESERVE is ignored and
+# every reservation (chunks, segments, spans) counts in full against
+# CommitLimit (swap + 50% of RAM: about 490 MiB in the 2node guest, 1 GiB
+# of RAM, no swap).  In the 2node guest, with the mode set to 2, with
+# numamalloc preloaded:
+#   - ordinary programs: the preload tests sizes, calloc, realloc (blocks up
+#     to 256 MiB), stress (six threads), errno_api and fork (fork while
+#     threads allocate: the child is charged the parent's mappings again)
+#     must pass (aligned is left out: it asks for 3 GiB blocks aligned to
+#     1 GiB, more than CommitLimit under any allocator);
+#   - preload/overcommit: 1000 GiB requests and malloc(CommitLimit + 64 MiB)
+#     give NULL + ENOMEM, and the process goes on;
+#   - preload/limit_retry: the retry after a refused mapping, under the
+#     commit limit as well as the 512 MiB address-space limit.
+# Exit 0 = passed; 77 = no guest can be had here.
+set -u
+. "$(dirname "$0")/lib.bash"
+vm_need_lib
+progs=(sizes calloc realloc stress errno_api fork overcommit limit_retry)
+files="$lib"
+for p in "${progs[@]}"; do
+    [ -x "$build/tests/preload/$p" ] || { echo "no $build/tests/preload/$p: run make first"; exit 1; }
+    files+=" $build/tests/preload/$p"
+done
+guest='echo 2 > /proc/sys/vm/overcommit_memory || exit 1
+echo "vm.overcommit_memory $(cat /proc/sys/vm/overcommit_memory), $(grep CommitLimit /proc/meminfo)"
+fail=0
+for p in '"${progs[*]}"'; do
+    LD_PRELOAD='"$preload"' /$p >/tmp/out 2>&1; rc=$?
+    if [ $rc -eq 0 ]; then echo "PASS $p"; else echo "FAIL $p: exit $rc"; tail -n 15 /tmp/out; fail=1; fi
+done
+exit $fail'
+vm_run 2node 400 "$files" "$guest"
+vm_record 2node "$(grep -c '^PASS' "$vm_log") passed, $(grep -c '^FAIL' "$vm_log") failed"
+vm_finish
