@@ -13,7 +13,8 @@
  * reserve nothing (VmSize unchanged), and the process must go on
  * allocating.  When the kernel grants it (mode 1, or a machine that big),
  * malloc(1000 GiB) must succeed too: numamalloc refuses no more than the
- * kernel does. */
+ * kernel does.  Under vm.overcommit_memory 2 (tests/vm/overcommit.sh),
+ * malloc of 64 MiB more than CommitLimit must be refused the same way. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
@@ -151,6 +152,22 @@ int main(void)
     expect_refused("nm_malloc_onnode", onnode(HUGE_REQUEST, node), before);
     errno = 0;
     expect_refused("nm_calloc_onnode", calloc_onnode(1000, GiB, node), before);
+
+    /* Strict accounting: nothing above CommitLimit can ever be committed. */
+    if (strcmp(mode, "2") == 0) {
+        unsigned long long limit_kb = 0;
+        char line[256];
+        FILE *m = fopen("/proc/meminfo", "r");
+        while (m && fgets(line, sizeof line, m))
+            if (sscanf(line, "CommitLimit: %llu kB", &limit_kb) == 1) break;
+        if (m) fclose(m);
+        REQUIRE(limit_kb > 0, "no CommitLimit in /proc/meminfo");
+        size_t over = (size_t)limit_kb * 1024 + 64 * ((size_t)1 << 20);
+        before = vm_size();
+        errno = 0;
+        expect_refused("malloc(CommitLimit + 64 MiB)", malloc(over), before);
+        printf("CommitLimit %llu MiB: malloc of 64 MiB more refused\n", limit_kb / 1024);
+    }
 
     still_works("the refused requests");
     printf("every 1000 GiB request: NULL + ENOMEM, nothing reserved\n");
