@@ -36,11 +36,11 @@
 
 /* ---- mappings ---------------------------------------------------------- */
 
-static void *map_anon(void *hint, size_t size, bool hugetlb)
+static void *map_anon(void *hint, size_t size, bool hugetlb, int prot)
 {
     int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
     if (hugetlb) flags |= MAP_HUGETLB | MAP_HUGE_2MB;
-    void *p = mmap(hint, size, PROT_READ | PROT_WRITE, flags, -1, 0);
+    void *p = mmap(hint, size, prot, flags, -1, 0);
     return p == MAP_FAILED ? NULL : p;
 }
 
@@ -145,7 +145,7 @@ static bool guess_refuses(size_t size)
  * the hint is taken we fall back to over-reserving and trimming. */
 static _Atomic uintptr_t next_hint = (uintptr_t)8 << 40; /* 8 TiB */
 
-void *nm_os_reserve(size_t size, size_t align, bool hugetlb)
+static void *reserve(size_t size, size_t align, bool hugetlb, int prot)
 {
     if (align < NM_OS_PAGE) align = NM_OS_PAGE;
     if (hugetlb && align < NM_HUGE_PAGE) align = NM_HUGE_PAGE;
@@ -162,7 +162,7 @@ void *nm_os_reserve(size_t size, size_t align, bool hugetlb)
     uintptr_t hint = atomic_fetch_add(&next_hint, nm_align_up(size, align) + align);
     hint = nm_align_up(hint, align);
     if (hint < ((uintptr_t)1 << 46)) {
-        void *p = map_anon((void *)hint, size, hugetlb);
+        void *p = map_anon((void *)hint, size, hugetlb, prot);
         if (p && ((uintptr_t)p & (align - 1)) == 0) return p;
         if (p) munmap(p, size);
         if (!p && hugetlb) return NULL;
@@ -171,7 +171,7 @@ void *nm_os_reserve(size_t size, size_t align, bool hugetlb)
     /* Over-reserve by the alignment and trim both ends. */
     size_t span = size + align;
     if (span < size) { errno = ENOMEM; return NULL; }
-    char *raw = map_anon(NULL, span, hugetlb);
+    char *raw = map_anon(NULL, span, hugetlb, prot);
     if (!raw) { errno = ENOMEM; return NULL; }
     char *start = (char *)nm_align_up((uintptr_t)raw, align);
     size_t head = (size_t)(start - raw);
@@ -179,6 +179,51 @@ void *nm_os_reserve(size_t size, size_t align, bool hugetlb)
     if (head) munmap(raw, head);
     if (tail) munmap(start + size, tail);
     return start;
+}
+
+void *nm_os_reserve(size_t size, size_t align, bool hugetlb)
+{
+    return reserve(size, align, hugetlb, PROT_READ | PROT_WRITE);
+}
+
+/* ---- committing on use ---------------------------------------------------------
+ *
+ * The one rule for strict accounting (vm.overcommit_memory 2), where the
+ * kernel charges every private writable mapping in full against
+ * CommitLimit, MAP_NORESERVE or not, and charges it again in a fork child:
+ * address space is reserved PROT_NONE (not charged) and made writable as
+ * it is used (mprotect charges it then), as glibc grows its arenas.
+ * madvise(MADV_DONTNEED) gives the pages back but not the charge, nor does
+ * mprotect(PROT_NONE) of a range once written: a range's charge goes back
+ * only when it is mapped anew (what glibc's shrink_heap does).  In the
+ * other modes a reservation is writable from the start, committing is
+ * nothing and uncommitting is nm_os_decommit: no syscall more. */
+
+void *nm_os_reserve_space(size_t size, size_t align)
+{
+    return reserve(size, align, false, overcommit() == 2 ? PROT_NONE : PROT_READ | PROT_WRITE);
+}
+
+int nm_os_commit(void *p, size_t size)
+{
+    if (nm_likely(overcommit() != 2) || size == 0) return 0;
+    if (mprotect(p, size, PROT_READ | PROT_WRITE) == 0) return 0;
+    errno = ENOMEM;
+    return -1;
+}
+
+int nm_os_uncommit(void *p, size_t size, const struct nm_os_advice *advice)
+{
+    if (nm_likely(overcommit() != 2)) return nm_os_decommit(p, size);
+    if (size == 0) return 0;
+    void *q = mmap(p, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
+                   -1, 0);
+    if (q == MAP_FAILED) return -1;
+    /* What the range had: its binding, its huge-page advice, its name. */
+    if (advice->bind_mode >= 0) (void)nm_os_mbind(p, size, advice->bind_mode, advice->nodes, 0);
+    (void)madvise(p, size, advice->thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+    nm_os_name_range(p, size, "numamalloc");
+    return 0;
 }
 
 void nm_os_release(void *p, size_t size)

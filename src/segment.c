@@ -88,10 +88,11 @@ struct nm_segment *nm_segment_find(const void *p)
 
 /* ---- mapping memory for a node ---------------------------------------------------- */
 
-/* Reserve `size` bytes and bind them as arena `a` says.  NULL + ENOMEM. */
-static void *map_bound(size_t size, size_t align, struct nm_arena *a, bool hugetlb)
+/* Reserve `size` bytes and bind them as arena `a` says: writable, or
+ * (`space`) as address space to commit on use (os.h).  NULL + ENOMEM. */
+static void *map_bound(size_t size, size_t align, struct nm_arena *a, bool hugetlb, bool space)
 {
-    void *p = nm_os_reserve(size, align, hugetlb);
+    void *p = space ? nm_os_reserve_space(size, align) : nm_os_reserve(size, align, hugetlb);
     if (!p) { errno = ENOMEM; return NULL; }
     if (a->bind_mode >= 0 && nm_os_mbind(p, size, a->bind_mode, &a->nodes, 0) != 0 &&
         a->bind_mode == NM_MPOL_BIND) {
@@ -111,7 +112,7 @@ static void *map_bound(size_t size, size_t align, struct nm_arena *a, bool huget
 static void *map_hugetlb(size_t size, size_t align, struct nm_arena *a)
 {
     int saved = errno;
-    void *p = map_bound(size, align, a, true);
+    void *p = map_bound(size, align, a, true, false);
     if (p && nm_os_populate_only(p, size) != 0) {
         nm_os_release(p, size);
         p = NULL;
@@ -169,9 +170,17 @@ void *nm_segment_map_memory(size_t size, size_t align, struct nm_arena *a, bool 
         p = nm_chunk_carve(&a->chunks, size >> NM_UNIT_SHIFT, a->bind_mode, &a->nodes, &chunk);
         if (!p) errno = saved;   /* a mapping of its own may still be had */
     }
+    /* A span of its own commits its header page now and its block as it
+     * grows (large.c); a strict arena's memory is all committed at once. */
+    bool space = false;
     if (!p) {
-        p = map_bound(size, align, a, false);
+        space = kind == NM_MAP_SPAN && !a->strict;
+        p = map_bound(size, align, a, false, space);
         if (!p) return NULL;
+        if (space && nm_os_commit(p, NM_OS_PAGE) != 0) {
+            nm_os_release(p, size);
+            return NULL;
+        }
         /* No transparent huge pages unless a caller asks for them on a part
          * (huge blocks): blocks are carved 4 KiB at a time so that only what
          * is used is resident, and with THP "always" the first write (the
@@ -185,6 +194,8 @@ void *nm_segment_map_memory(size_t size, size_t align, struct nm_arena *a, bool 
     }
     if (!chunk) nm_os_name_range(p, size, "numamalloc");
     ((struct nm_segment *)p)->chunk = chunk;
+    if (kind == NM_MAP_SPAN)
+        ((struct nm_segment *)p)->writable = space && nm_os_strict_commit() ? 0 : SIZE_MAX;
     nm_map_add(p, size, kind);
     atomic_fetch_add_explicit(&nm_proc.nodes[a->node].mapped, size, memory_order_relaxed);
     if (a->owned) {

@@ -153,6 +153,11 @@ struct nm_segment {
     size_t committed;               /* bytes from the block's start that may be resident:
                                        what blocks of this span reached since the span was
                                        last decommitted (at least block_size while live) */
+    size_t writable;                /* bytes from the block's start that may be written: the
+                                       rest of the span's space (and the space between its
+                                       header page and its block) is reserved only, to be
+                                       committed on use (os.h: nm_os_commit); SIZE_MAX when
+                                       the span was mapped writable as a whole */
     size_t alignment;               /* alignment asked for (0: default layout) */
     _Atomic uint32_t large_state;   /* NM_LARGE_LIVE or NM_LARGE_FREE */
     bool zeroed;                    /* block memory known to be all zero */
@@ -276,7 +281,11 @@ void nm_segment_format(struct nm_segment *s, struct nm_arena *a, enum nm_segment
  * `hugetlb` (NULL: no): in, whether hugetlb pages are wanted; out, whether
  * the range has them.  Hugetlb ranges are faulted in at once (from the
  * pool, as the binding allows); when the pool cannot back the range, it is
- * mapped with normal pages instead. */
+ * mapped with normal pages instead.
+ * A span (`kind` NM_MAP_SPAN) mapped by itself for an arena that is not
+ * strict is reserved as space to commit on use (os.h): its header page is
+ * committed, and its `writable` set to 0 where that space is not
+ * writable (nm_os_strict_commit), else SIZE_MAX, as for any other span. */
 void *nm_segment_map_memory(size_t size, size_t align, struct nm_arena *a, bool *hugetlb,
                             enum nm_map_kind kind);
 /* Give back the segment or span at `start` (its header says where it came
