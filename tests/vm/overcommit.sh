@@ -31,6 +31,11 @@ for p in '"${progs[*]}"'; do
     LD_PRELOAD='"$preload"' /$p >/tmp/out 2>&1; rc=$?
     if [ $rc -eq 0 ]; then echo "PASS $p"; else echo "FAIL $p: exit $rc"; tail -n 15 /tmp/out; fail=1; fi
 done
+echo "=== the same on glibc malloc (report only, nothing judged)"
+for p in '"${progs[*]}"'; do
+    NM_TEST_OTHER_ALLOCATOR=1 /$p >/tmp/out 2>&1; rc=$?
+    if [ $rc -eq 0 ]; then echo "glibc: pass $p"; else echo "glibc: fail $p: exit $rc"; tail -n 5 /tmp/out; fi
+done
 exit $fail'
 vm_run 2node 400 "$files" "$guest"
 vm_record 2node "$(grep -c '^PASS' "$vm_log") passed, $(grep -c '^FAIL' "$vm_log") failed"
