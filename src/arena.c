@@ -144,7 +144,11 @@ struct nm_segment *nm_arena_take_segment(struct nm_arena *a, enum nm_segment_kin
                                   nm_map_segment_kind(kind));
         if (!s) return NULL;
     }
-    nm_segment_format(s, a, kind);
+    if (nm_segment_format(s, a, kind) != 0) {   /* past the commit limit (os.h) */
+        nm_segment_unmap_memory(s, NM_SEGMENT_SIZE, a->node);
+        errno = ENOMEM;
+        return NULL;
+    }
     atomic_fetch_add_explicit(&ns->segments, 1, memory_order_relaxed);
     return s;
 }
@@ -264,6 +268,11 @@ int nm_arena_reserve(struct nm_arena *a, size_t bytes)
                                       NM_MAP_SEGMENT_SMALL);
         }
         if (!s) return -1;
+        if (nm_segment_commit_all(s) != 0) {   /* past the commit limit (os.h) */
+            nm_segment_unmap_memory(s, NM_SEGMENT_SIZE, a->node);
+            errno = ENOMEM;
+            return -1;
+        }
         (void)nm_os_populate(s, NM_SEGMENT_SIZE);
         s->arena = a;
         s->reserved = true;

@@ -335,7 +335,8 @@ static void page_recommitted(struct nm_segment *s, size_t index)
 }
 
 /* Take a free page of segment `s` for class `cls` and queue it first;
- * NULL when a purge claimed the last free pages meanwhile. */
+ * NULL when a purge claimed the last free pages meanwhile, or (errno
+ * ENOMEM) when the page cannot be committed (strict accounting, os.h). */
 static struct nm_page *page_take(struct nm_heap *h, struct nm_segment *s, unsigned cls)
 {
     uint64_t avail = atomic_load_explicit(&s->free_pages, memory_order_acquire);
@@ -353,6 +354,10 @@ static struct nm_page *page_take(struct nm_heap *h, struct nm_segment *s, unsign
     } while (!atomic_compare_exchange_weak_explicit(&s->free_pages, &avail,
                                                     avail & ~(1ull << index),
                                                     memory_order_acquire, memory_order_acquire));
+    if (nm_unlikely(nm_segment_commit_page(s, index) != 0)) {
+        atomic_fetch_or_explicit(&s->free_pages, 1ull << index, memory_order_release);
+        return NULL;
+    }
     struct nm_page *pg = &s->pages[index];
     s->pages_used++;
     page_recommitted(s, index);
@@ -1055,6 +1060,7 @@ void nm_heap_populate(struct nm_heap *h)
                 uint8_t *start;
                 size_t len;
                 nm_page_area(s, index, &start, &len);
+                if (nm_segment_commit_page(s, index) != 0) continue;
                 page_recommitted(s, index);
                 if (nm_os_populate(start, len) == 0) s->pages[index].touched_end = start + len;
             }
@@ -1277,6 +1283,7 @@ static struct nm_page *heap_find_page(struct nm_heap *h, unsigned cls)
     struct nm_segment *s = heap_segment_with_free_page(h, nm_class_kind(cls));
     if (!s) { errno = ENOMEM; return NULL; }
     struct nm_page *pg = page_take(h, s, cls);
+    if (!pg) { errno = ENOMEM; return NULL; }
     heap_extend(h, pg);
     return pg;
 }

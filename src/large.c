@@ -299,7 +299,7 @@ static bool span_give_back(struct nm_segment *s, size_t from, size_t to)
     if (to < s->writable) to = s->writable;
     if (from >= to) return true;
     struct nm_os_advice advice = { s->arena->bind_mode, &s->arena->nodes, s->thp };
-    if (nm_os_uncommit(block + from, to - from, &advice) != 0) return false;
+    if (nm_os_uncommit(block + from, to - from, &advice) < 0) return false;
     if (s->writable > from) s->writable = from;
     return true;
 }

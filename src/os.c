@@ -215,7 +215,7 @@ int nm_os_commit(void *p, size_t size)
 int nm_os_uncommit(void *p, size_t size, const struct nm_os_advice *advice)
 {
     if (nm_likely(overcommit() != 2)) return nm_os_decommit(p, size);
-    if (size == 0) return 0;
+    if (size == 0) return 1;
     void *q = mmap(p, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
                    -1, 0);
     if (q == MAP_FAILED) return -1;
@@ -223,7 +223,7 @@ int nm_os_uncommit(void *p, size_t size, const struct nm_os_advice *advice)
     if (advice->bind_mode >= 0) (void)nm_os_mbind(p, size, advice->bind_mode, advice->nodes, 0);
     (void)madvise(p, size, advice->thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
     nm_os_name_range(p, size, "numamalloc");
-    return 0;
+    return 1;
 }
 
 void nm_os_release(void *p, size_t size)

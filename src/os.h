@@ -99,7 +99,9 @@ bool nm_os_strict_commit(void);
  * puts back what `advice` says the range had; it reads as zero once
  * committed again.  In modes 0 and 1 nm_os_reserve_space is nm_os_reserve,
  * nm_os_commit does nothing and nm_os_uncommit is nm_os_decommit: not one
- * syscall more.  Page-aligned ranges. */
+ * syscall more.  Page-aligned ranges.  nm_os_uncommit returns 1 when the
+ * range is now reserved only (strict accounting), 0 when only its pages
+ * went (it stays writable), -1 (errno set) when nothing was done. */
 struct nm_os_advice {
     int bind_mode;              /* NM_MPOL_* of the range, or -1: no binding */
     const nm_nodemask *nodes;   /* its nodes */

@@ -170,14 +170,15 @@ void *nm_segment_map_memory(size_t size, size_t align, struct nm_arena *a, bool 
         p = nm_chunk_carve(&a->chunks, size >> NM_UNIT_SHIFT, a->bind_mode, &a->nodes, &chunk);
         if (!p) errno = saved;   /* a mapping of its own may still be had */
     }
-    /* A span of its own commits its header page now and its block as it
-     * grows (large.c); a strict arena's memory is all committed at once. */
+    /* A range of its own commits its header now, and its block (a span,
+     * large.c) or its pages (a segment, nm_segment_commit_page) as they are
+     * used; a strict arena's memory is all committed at once. */
     bool space = false;
     if (!p) {
-        space = kind == NM_MAP_SPAN && !a->strict;
+        space = !a->strict;
         p = map_bound(size, align, a, false, space);
         if (!p) return NULL;
-        if (space && nm_os_commit(p, NM_OS_PAGE) != 0) {
+        if (space && nm_os_commit(p, kind == NM_MAP_SPAN ? NM_OS_PAGE : nm_segment_header_max()) != 0) {
             nm_os_release(p, size);
             return NULL;
         }
@@ -194,8 +195,10 @@ void *nm_segment_map_memory(size_t size, size_t align, struct nm_arena *a, bool 
     }
     if (!chunk) nm_os_name_range(p, size, "numamalloc");
     ((struct nm_segment *)p)->chunk = chunk;
-    if (kind == NM_MAP_SPAN)
-        ((struct nm_segment *)p)->writable = space && nm_os_strict_commit() ? 0 : SIZE_MAX;
+    bool lazy = space && nm_os_strict_commit();
+    if (kind == NM_MAP_SPAN) ((struct nm_segment *)p)->writable = lazy ? 0 : SIZE_MAX;
+    else atomic_store_explicit(&((struct nm_segment *)p)->uncommitted, lazy ? ~0ull : 0,
+                               memory_order_relaxed);
     nm_map_add(p, size, kind);
     atomic_fetch_add_explicit(&nm_proc.nodes[a->node].mapped, size, memory_order_relaxed);
     if (a->owned) {
@@ -236,14 +239,20 @@ static const struct { uint8_t page_shift; } kind_layout[] = {
     [NM_SEGMENT_MEDIUM] = { NM_MEDIUM_PAGE_SHIFT },
 };
 
-void nm_segment_format(struct nm_segment *s, struct nm_arena *a, enum nm_segment_kind kind)
+int nm_segment_format(struct nm_segment *s, struct nm_arena *a, enum nm_segment_kind kind)
 {
     uint32_t pages = (uint32_t)(NM_SEGMENT_SIZE >> kind_layout[kind].page_shift);
     bool reserved = s->reserved;   /* a reserved segment stays reserved for life */
+    uint64_t uncommitted = atomic_load_explicit(&s->uncommitted, memory_order_relaxed);
+    /* The header of this kind may reach into what was page 0's area under
+     * the other kind, given back with its charge (medium page 0 starts
+     * 4 KiB in, below the small header's end): committed first. */
+    if ((uncommitted & 1) && nm_os_commit(s, nm_segment_header_max()) != 0) return -1;
     struct nm_segment *member_next = s->member_next;
     struct nm_chunk *chunk = s->chunk;
     memset(s, 0, sizeof *s + pages * sizeof(struct nm_page));
     s->reserved = reserved;
+    atomic_store_explicit(&s->uncommitted, uncommitted, memory_order_relaxed);
     s->member_next = member_next;
     s->chunk = chunk;
     s->cookie = nm_segment_cookie(s);
@@ -257,6 +266,38 @@ void nm_segment_format(struct nm_segment *s, struct nm_arena *a, enum nm_segment
     s->page_count = pages;
     s->size = NM_SEGMENT_SIZE;
     s->free_pages = pages == 64 ? ~0ull : (1ull << pages) - 1;
+    return 0;
+}
+
+/* ---- committing pages on use ---------------------------------------------------------- */
+
+/* The units (bits of `uncommitted`) that page `index` of `s` covers. */
+static uint64_t page_units(const struct nm_segment *s, size_t index)
+{
+    unsigned per = 1u << (s->page_shift - NM_SMALL_PAGE_SHIFT);
+    uint64_t mask = per >= 64 ? ~0ull : (1ull << per) - 1;
+    return mask << (index * per);
+}
+
+int nm_segment_commit_page(struct nm_segment *s, size_t index)
+{
+    uint64_t units = page_units(s, index);
+    if (nm_likely(!(atomic_load_explicit(&s->uncommitted, memory_order_acquire) & units))) return 0;
+    uint8_t *start;
+    size_t len;
+    nm_page_area(s, index, &start, &len);
+    if (nm_os_commit(start, len) != 0) return -1;
+    atomic_fetch_and_explicit(&s->uncommitted, ~units, memory_order_relaxed);
+    return 0;
+}
+
+int nm_segment_commit_all(struct nm_segment *s)
+{
+    if (!atomic_load_explicit(&s->uncommitted, memory_order_acquire)) return 0;
+    size_t head = nm_segment_header_max();
+    if (nm_os_commit((char *)s + head, NM_SEGMENT_SIZE - head) != 0) return -1;
+    atomic_store_explicit(&s->uncommitted, 0, memory_order_relaxed);
+    return 0;
 }
 
 /* ---- giving back free pages ------------------------------------------------------------ */
@@ -289,6 +330,8 @@ size_t nm_segment_purge_finish(struct nm_segment *s, uint64_t claimed)
 {
     if (!claimed) return 0;
     size_t given = 0;
+    uint64_t units = 0;   /* of pages whose charge went back too */
+    struct nm_os_advice advice = { s->arena->bind_mode, &s->arena->nodes, false };
     uint8_t *run = NULL;
     size_t run_len = 0;
     uint64_t done = 0, run_bits = 0;
@@ -301,8 +344,11 @@ size_t nm_segment_purge_finish(struct nm_segment *s, uint64_t claimed)
             run_bits |= 1ull << i;
             continue;
         }
-        if (run && nm_os_decommit(run, run_len) == 0) {
+        int gone = run ? nm_os_uncommit(run, run_len, &advice) : -1;
+        if (gone >= 0) {
             done |= run_bits;
+            for (uint64_t bits = gone ? run_bits : 0; bits; bits &= bits - 1)
+                units |= page_units(s, (size_t)__builtin_ctzll(bits));
             given += run_len;
             atomic_fetch_add_explicit(&nm_proc.counters.purges, 1, memory_order_relaxed);
         }
@@ -313,6 +359,7 @@ size_t nm_segment_purge_finish(struct nm_segment *s, uint64_t claimed)
     atomic_fetch_add_explicit(&nm_proc.counters.purged_bytes, given, memory_order_relaxed);
     /* decommitted first: whoever takes the page next sees it. */
     atomic_fetch_or_explicit(&s->decommitted_pages, done, memory_order_relaxed);
+    atomic_fetch_or_explicit(&s->uncommitted, units, memory_order_relaxed);
     atomic_fetch_or_explicit(&s->free_pages, claimed, memory_order_release);
     atomic_fetch_and_explicit(&s->purging, ~claimed, memory_order_release);
     return given;

@@ -138,6 +138,13 @@ struct nm_segment {
     _Atomic uint64_t free_pages;
     _Atomic uint64_t purging;
     _Atomic uint64_t decommitted_pages;
+    /* Bit u: some of the segment's 64 KiB unit u is reserved only (PROT_NONE:
+     * strict accounting commits on use, os.h); set for every unit when the
+     * segment is mapped so and by a purge that gives back a page's charge,
+     * cleared when a page is taken (nm_segment_commit_page).  In units, not
+     * pages, so that it holds when a segment changes kind.  0 in the other
+     * modes. */
+    _Atomic uint64_t uncommitted;
     uint32_t retired_ms[NM_MAX_PAGES];  /* when page i became free (ms clock, low bits) */
     struct nm_segment *heap_next, *heap_prev; /* in the owner's segment list */
     struct nm_arena *arena;         /* where it came from and goes back to */
@@ -255,6 +262,20 @@ static inline void nm_page_area(struct nm_segment *s, size_t index, uint8_t **st
     *len = ((size_t)1 << s->page_shift) - skip;
 }
 
+/* The bytes at the start of a segment that its header may take, whatever
+ * its kind: committed when a segment is mapped to commit on use. */
+static inline size_t nm_segment_header_max(void)
+{
+    return nm_align_up(sizeof(struct nm_segment) + NM_MAX_PAGES * sizeof(struct nm_page), NM_OS_PAGE);
+}
+
+/* Make page `index` of `s` writable where it is reserved only
+ * (`uncommitted`), before it is taken.  0, or -1 with ENOMEM past the
+ * commit limit.  Only the segment's owner, for a page it holds. */
+int nm_segment_commit_page(struct nm_segment *s, size_t index);
+/* The same for the whole segment (nm_reserve). */
+int nm_segment_commit_all(struct nm_segment *s);
+
 /* Mark [start, start + size) as one of ours: `kind` for its first unit,
  * NM_MAP_CONT for the others. */
 void nm_map_add(void *start, size_t size, enum nm_map_kind kind);
@@ -270,8 +291,9 @@ void nm_map_remove(void *start, size_t size);
 /* Once, at start-up: the process's secrets (cookie key, free mark). */
 void nm_segment_init(void);
 /* Format the range at `s` (mapped for arena `a`) as an empty segment of
- * `kind`: every page free, no owner; a reserved segment stays reserved. */
-void nm_segment_format(struct nm_segment *s, struct nm_arena *a, enum nm_segment_kind kind);
+ * `kind`: every page free, no owner; a reserved segment stays reserved.
+ * 0, or -1 (ENOMEM) when its header cannot be committed (os.h). */
+int nm_segment_format(struct nm_segment *s, struct nm_arena *a, enum nm_segment_kind kind);
 /* Map `size` bytes aligned to `align` for arena `a`, bound as the arena
  * says, with MADV_NOHUGEPAGE, and sets the header's `chunk`.  Carved from
  * one of the arena's chunks (chunk.h) when it is at most 256 MiB, aligned
@@ -285,7 +307,10 @@ void nm_segment_format(struct nm_segment *s, struct nm_arena *a, enum nm_segment
  * A span (`kind` NM_MAP_SPAN) mapped by itself for an arena that is not
  * strict is reserved as space to commit on use (os.h): its header page is
  * committed, and its `writable` set to 0 where that space is not
- * writable (nm_os_strict_commit), else SIZE_MAX, as for any other span. */
+ * writable (nm_os_strict_commit), else SIZE_MAX, as for any other span.  A
+ * segment mapped by itself for such an arena is too: its header's bytes
+ * (nm_segment_header_max) are committed and its pages as they are taken
+ * (`uncommitted`). */
 void *nm_segment_map_memory(size_t size, size_t align, struct nm_arena *a, bool *hugetlb,
                             enum nm_map_kind kind);
 /* Give back the segment or span at `start` (its header says where it came
