@@ -627,7 +627,8 @@ static struct nm_segment *carved_grow(struct nm_segment *s, size_t size)
     char *block = nm_large_block(s);
     size_t old_bytes = old_size - offset;
     char *target = nm_os_reserve(size, NM_SEGMENT_SIZE, false);
-    char *staging = target ? nm_os_reserve(old_bytes, NM_HUGE_PAGE, false) : NULL;
+    char *staging = target && nm_map_prepare(target, size)
+                        ? nm_os_reserve(old_bytes, NM_HUGE_PAGE, false) : NULL;
     if (!staging) {
         if (target) nm_os_release(target, size);
         return NULL;
@@ -675,7 +676,7 @@ static struct nm_segment *committed_grow(struct nm_segment *s, size_t size, size
     struct nm_arena *a = s->arena;
     char *target = nm_os_reserve_space(size, NM_SEGMENT_SIZE);
     if (!target) return NULL;
-    if (nm_os_commit(target, NM_OS_PAGE) != 0 ||
+    if (!nm_map_prepare(target, size) || nm_os_commit(target, NM_OS_PAGE) != 0 ||
         !nm_os_remap(nm_large_block(s), writable, usable, target + offset)) {
         nm_os_release(target, size);
         return NULL;
@@ -730,6 +731,7 @@ void *nm_large_resize(struct nm_segment *s, size_t size)
      * binding and huge-page advice along; nothing is copied but the header. */
     size_t old_size = s->size, offset = s->block_offset;
     int node = s->node;
+    if (!nm_map_prepare(s, l.size)) return NULL;   /* (for growth in place) */
     if (s->chunk) {
         s = carved_grow(s, l.size);
         if (!s) return NULL;
@@ -739,6 +741,10 @@ void *nm_large_resize(struct nm_segment *s, size_t size)
     } else if (!nm_os_remap(block, old_size - offset, l.size - offset, NULL)) {
         char *target = nm_os_reserve(l.size, NM_SEGMENT_SIZE, false);
         if (!target) return NULL;
+        if (!nm_map_prepare(target, l.size)) {
+            nm_os_release(target, l.size);
+            return NULL;
+        }
         struct nm_arena *a = s->arena;
         if (a->bind_mode >= 0) (void)nm_os_mbind(target, offset, a->bind_mode, &a->nodes, 0);
         nm_os_no_thp(target, offset);

@@ -226,6 +226,13 @@ int nm_os_uncommit(void *p, size_t size, const struct nm_os_advice *advice)
     return 1;
 }
 
+bool nm_os_zero_readonly(void *p, size_t size)
+{
+    if (nm_likely(overcommit() != 2)) return false;
+    return mmap(p, size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1,
+                0) != MAP_FAILED;
+}
+
 void nm_os_release(void *p, size_t size)
 {
     if (p) munmap(p, size);

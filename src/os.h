@@ -108,6 +108,12 @@ struct nm_os_advice {
     bool thp;                   /* MADV_HUGEPAGE, else MADV_NOHUGEPAGE */
 };
 void *nm_os_reserve_space(size_t size, size_t align);
+/* Strict accounting only: map a range that holds only zeroes (never
+ * written yet) anew read-only, so that it reads as zero and is not charged
+ * until nm_os_commit makes parts of it writable.  Returns whether it did
+ * (false in the other modes, or when the kernel refused: the range stays
+ * as it was). */
+bool nm_os_zero_readonly(void *p, size_t size);
 int nm_os_commit(void *p, size_t size);
 int nm_os_uncommit(void *p, size_t size, const struct nm_os_advice *advice);
 void nm_os_release(void *p, size_t size);

@@ -32,6 +32,8 @@ void nm_thread_name(void)
 
 /* ---- start-up ---------------------------------------------------------------- */
 
+static void map_lazy_init(void);
+
 void nm_segment_init(void)
 {
     /* AT_RANDOM: 16 random bytes the kernel gives every process; no syscall. */
@@ -40,9 +42,50 @@ void nm_segment_init(void)
     if (key == 0) key = (uintptr_t)&key ^ 0x5bd1e9955bd1e995ull;
     nm_proc.cookie_key = (uintptr_t)key | 1;
     nm_proc.free_mark = (nm_proc.cookie_key * 0xff51afd7ed558ccdull) | 1;
+    map_lazy_init();
 }
 
 /* ---- the segment map ------------------------------------------------------------ */
+
+/* The map's memory.  Under strict accounting its 32 MiB of bss would be
+ * charged whole, in every process and again in every fork child; so at
+ * start-up its whole pages are mapped anew read-only (zero, not charged:
+ * lookups read them), and a page is made writable before a unit it holds
+ * is first set (nm_map_prepare): one page per 16 GiB of address space.
+ * [map_lazy_lo, map_lazy_hi): those pages (empty in the other modes);
+ * map_page_writable: bit i, the i-th of them was made writable. */
+static uintptr_t map_lazy_lo, map_lazy_hi;
+static _Atomic uint64_t map_page_writable[NM_MAP_UNITS / NM_OS_PAGE / 64 + 1];
+
+static void map_lazy_init(void)
+{
+    uintptr_t lo = nm_align_up((uintptr_t)nm_segment_map, NM_OS_PAGE);
+    uintptr_t hi = nm_align_down((uintptr_t)nm_segment_map + NM_MAP_UNITS, NM_OS_PAGE);
+    if (hi > lo && nm_os_strict_commit() && nm_os_zero_readonly((void *)lo, hi - lo)) {
+        map_lazy_lo = lo;
+        map_lazy_hi = hi;
+    }
+}
+
+bool nm_map_prepare(void *start, size_t size)
+{
+    if (nm_likely(!map_lazy_hi)) return true;
+    size_t first = (uintptr_t)start >> NM_SEGMENT_SHIFT;
+    size_t last = ((uintptr_t)start + size - 1) >> NM_SEGMENT_SHIFT;
+    if (first >= NM_MAP_UNITS) return true;
+    if (last >= NM_MAP_UNITS) last = NM_MAP_UNITS - 1;
+    uintptr_t from = nm_align_down((uintptr_t)&nm_segment_map[first], NM_OS_PAGE);
+    uintptr_t to = (uintptr_t)&nm_segment_map[last] + 1;
+    for (uintptr_t page = from; page < to; page += NM_OS_PAGE) {
+        if (page < map_lazy_lo || page >= map_lazy_hi) continue;
+        size_t i = (page - map_lazy_lo) / NM_OS_PAGE;
+        uint64_t bit = 1ull << (i % 64);
+        if (atomic_load_explicit(&map_page_writable[i / 64], memory_order_acquire) & bit) continue;
+        if (nm_os_commit((void *)page, NM_OS_PAGE) != 0) return false;
+        atomic_fetch_or_explicit(&map_page_writable[i / 64], bit, memory_order_release);
+    }
+    return true;
+}
 
 static void map_set(size_t unit, enum nm_map_kind kind)
 {
@@ -193,12 +236,22 @@ void *nm_segment_map_memory(size_t size, size_t align, struct nm_arena *a, bool 
             return NULL;
         }
     }
+    if (!nm_map_prepare(p, size)) {
+        if (chunk) nm_chunk_return(chunk, p, size >> NM_UNIT_SHIFT);
+        else nm_os_release(p, size);
+        errno = ENOMEM;
+        return NULL;
+    }
     if (!chunk) nm_os_name_range(p, size, "numamalloc");
     ((struct nm_segment *)p)->chunk = chunk;
     bool lazy = space && nm_os_strict_commit();
-    if (kind == NM_MAP_SPAN) ((struct nm_segment *)p)->writable = lazy ? 0 : SIZE_MAX;
-    else atomic_store_explicit(&((struct nm_segment *)p)->uncommitted, lazy ? ~0ull : 0,
-                               memory_order_relaxed);
+    struct nm_segment *head = p;
+    if (kind == NM_MAP_SPAN) {
+        head->writable = lazy ? 0 : SIZE_MAX;
+    } else {
+        atomic_store_explicit(&head->uncommitted, lazy ? ~0ull : 0, memory_order_relaxed);
+        head->head_writable = lazy ? nm_segment_header_max() : NM_SEGMENT_SIZE;
+    }
     nm_map_add(p, size, kind);
     atomic_fetch_add_explicit(&nm_proc.nodes[a->node].mapped, size, memory_order_relaxed);
     if (a->owned) {
@@ -247,12 +300,17 @@ int nm_segment_format(struct nm_segment *s, struct nm_arena *a, enum nm_segment_
     /* The header of this kind may reach into what was page 0's area under
      * the other kind, given back with its charge (medium page 0 starts
      * 4 KiB in, below the small header's end): committed first. */
-    if ((uncommitted & 1) && nm_os_commit(s, nm_segment_header_max()) != 0) return -1;
+    size_t head_writable = s->head_writable;
+    if (head_writable < sizeof *s + pages * sizeof(struct nm_page)) {
+        if (nm_os_commit(s, nm_segment_header_max()) != 0) return -1;
+        head_writable = nm_segment_header_max();
+    }
     struct nm_segment *member_next = s->member_next;
     struct nm_chunk *chunk = s->chunk;
     memset(s, 0, sizeof *s + pages * sizeof(struct nm_page));
     s->reserved = reserved;
     atomic_store_explicit(&s->uncommitted, uncommitted, memory_order_relaxed);
+    s->head_writable = head_writable;
     s->member_next = member_next;
     s->chunk = chunk;
     s->cookie = nm_segment_cookie(s);
@@ -345,6 +403,8 @@ size_t nm_segment_purge_finish(struct nm_segment *s, uint64_t claimed)
             continue;
         }
         int gone = run ? nm_os_uncommit(run, run_len, &advice) : -1;
+        if (gone > 0 && (size_t)(run - (uint8_t *)s) < s->head_writable)
+            s->head_writable = (size_t)(run - (uint8_t *)s);
         if (gone >= 0) {
             done |= run_bits;
             for (uint64_t bits = gone ? run_bits : 0; bits; bits &= bits - 1)

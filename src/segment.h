@@ -143,8 +143,11 @@ struct nm_segment {
      * segment is mapped so and by a purge that gives back a page's charge,
      * cleared when a page is taken (nm_segment_commit_page).  In units, not
      * pages, so that it holds when a segment changes kind.  0 in the other
-     * modes. */
+     * modes.  head_writable: the bytes from the segment's start that are
+     * writable for sure (the header's at least, unless a purge gave back
+     * medium page 0, whose area starts below the small header's end). */
     _Atomic uint64_t uncommitted;
+    size_t head_writable;
     uint32_t retired_ms[NM_MAX_PAGES];  /* when page i became free (ms clock, low bits) */
     struct nm_segment *heap_next, *heap_prev; /* in the owner's segment list */
     struct nm_arena *arena;         /* where it came from and goes back to */
@@ -276,8 +279,13 @@ int nm_segment_commit_page(struct nm_segment *s, size_t index);
 /* The same for the whole segment (nm_reserve). */
 int nm_segment_commit_all(struct nm_segment *s);
 
+/* Make the map's bytes for [start, start + size) writable, as nm_map_add
+ * needs (nm_segment_init maps the map's memory read-only under strict
+ * accounting, os.h).  False (ENOMEM) past the commit limit; in the other
+ * modes always true, no syscall. */
+bool nm_map_prepare(void *start, size_t size);
 /* Mark [start, start + size) as one of ours: `kind` for its first unit,
- * NM_MAP_CONT for the others. */
+ * NM_MAP_CONT for the others (nm_map_prepare first). */
 void nm_map_add(void *start, size_t size, enum nm_map_kind kind);
 /* The map byte of a small or medium segment of `kind`. */
 static inline enum nm_map_kind nm_map_segment_kind(enum nm_segment_kind kind)
