@@ -177,6 +177,7 @@ void nm_arena_cache_segment(struct nm_segment *s)
         atomic_fetch_add_explicit(&nm_proc.counters.purged_bytes, NM_SEGMENT_SIZE, memory_order_relaxed);
         return;
     }
+    nm_segment_uncommit_pages(s);
     s->cached_ms = now;
     atomic_fetch_add_explicit(&ns->cached, NM_SEGMENT_SIZE, memory_order_relaxed);
     nm_stack_push(&a->cache, s);

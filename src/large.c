@@ -400,6 +400,12 @@ static bool cache_put(struct nm_segment *s, uint64_t now_ms)
         return false;
     int home = s->node;
     span_settle(s);
+    /* A span that commits on use gives its charge back while it waits: it
+     * keeps its address space, and its next block commits anew. */
+    if (s->writable != SIZE_MAX && s->writable && span_give_back(s, 0, s->size - s->block_offset)) {
+        s->committed = 0;
+        s->zeroed = true;
+    }
     /* A span settled on another node goes to a cache that the threads of
      * this one do not look at: purge that one here too, so its spans do
      * not outlive the purge delay there (and do not fill its budget). */

@@ -349,6 +349,15 @@ int nm_segment_commit_page(struct nm_segment *s, size_t index)
     return 0;
 }
 
+void nm_segment_uncommit_pages(struct nm_segment *s)
+{
+    if (s->head_writable >= NM_SEGMENT_SIZE || s->reserved) return;
+    size_t head = nm_segment_header_max();
+    struct nm_os_advice advice = { s->arena->bind_mode, &s->arena->nodes, false };
+    if (nm_os_uncommit((char *)s + head, NM_SEGMENT_SIZE - head, &advice) > 0)
+        atomic_store_explicit(&s->uncommitted, ~0ull, memory_order_relaxed);
+}
+
 int nm_segment_commit_all(struct nm_segment *s)
 {
     if (!atomic_load_explicit(&s->uncommitted, memory_order_acquire)) return 0;

@@ -276,6 +276,9 @@ static inline size_t nm_segment_header_max(void)
  * (`uncommitted`), before it is taken.  0, or -1 with ENOMEM past the
  * commit limit.  Only the segment's owner, for a page it holds. */
 int nm_segment_commit_page(struct nm_segment *s, size_t index);
+/* A segment that commits on use and has no page in use gives back the
+ * charge of all its pages (not a reserved one's), as it enters a cache. */
+void nm_segment_uncommit_pages(struct nm_segment *s);
 /* The same for the whole segment (nm_reserve). */
 int nm_segment_commit_all(struct nm_segment *s);
 
