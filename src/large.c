@@ -701,7 +701,8 @@ static struct nm_segment *committed_grow(struct nm_segment *s, size_t size, size
     moved->cookie = nm_segment_cookie(moved);
     moved->writable = usable;
     nm_map_remove(s, old_size);
-    nm_os_release((char *)s + offset + writable, old_size - offset - writable);
+    if (old_size - offset > writable)
+        nm_os_release((char *)s + offset + writable, old_size - offset - writable);
     nm_os_release(s, offset);
     return moved;
 }
