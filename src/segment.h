@@ -140,8 +140,9 @@ struct nm_segment {
     _Atomic uint64_t decommitted_pages;
     /* Bit u: some of the segment's 64 KiB unit u is reserved only (PROT_NONE:
      * strict accounting commits on use, os.h); set for every unit when the
-     * segment is mapped so and by a purge that gives back a page's charge,
-     * cleared when a page is taken (nm_segment_commit_page).  In units, not
+     * segment is mapped so, by a purge that gives back a page's charge and
+     * when the segment enters a cache (nm_segment_uncommit_pages); cleared
+     * when a page is taken (nm_segment_commit_page).  In units, not
      * pages, so that it holds when a segment changes kind.  0 in the other
      * modes.  head_writable: the bytes from the segment's start that are
      * writable for sure (the header's at least, unless a purge gave back
