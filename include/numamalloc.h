@@ -76,7 +76,12 @@ extern "C" {
  * above the request up to 8 KiB and above 256 KiB, and less than 1.5 times
  * it in between (two size classes per power of two).  nm_malloc(0)
  * returns a unique pointer.  Returns NULL and sets errno to ENOMEM when the
- * request cannot be met (including sizes near SIZE_MAX). */
+ * request cannot be met (including sizes near SIZE_MAX): at once for a size
+ * the kernel could never commit (above RAM + swap under its heuristic
+ * overcommit, above CommitLimit under strict overcommit); when the kernel
+ * refuses a mapping, after everything numamalloc caches was given back (as
+ * by nm_trim) and the request tried once more.  The same holds for every
+ * allocation function below. */
 NM_ATTR_MALLOC NM_ATTR_ALLOC_SIZE(1) void *nm_malloc(size_t size);
 
 /* Allocate an array of `count` elements of `size` bytes, zeroed.  A block

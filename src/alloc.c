@@ -417,9 +417,6 @@ nm_export int nm_thread_rebind(void)
 nm_export void nm_trim(void)
 {
     nm_heap_init();
-    int saved = errno;
-    nm_heap_trim();
     /* Every heap of every thread, parked and abandoned ones, every cache. */
-    nm_purge_trim();
-    errno = saved;
+    nm_purge_release_all();
 }

@@ -144,7 +144,11 @@ struct nm_segment *nm_arena_take_segment(struct nm_arena *a, enum nm_segment_kin
                                   nm_map_segment_kind(kind));
         if (!s) return NULL;
     }
-    nm_segment_format(s, a, kind);
+    if (nm_segment_format(s, a, kind) != 0) {   /* past the commit limit (os.h) */
+        nm_segment_unmap_memory(s, NM_SEGMENT_SIZE, a->node);
+        errno = ENOMEM;
+        return NULL;
+    }
     atomic_fetch_add_explicit(&ns->segments, 1, memory_order_relaxed);
     return s;
 }
@@ -173,6 +177,7 @@ void nm_arena_cache_segment(struct nm_segment *s)
         atomic_fetch_add_explicit(&nm_proc.counters.purged_bytes, NM_SEGMENT_SIZE, memory_order_relaxed);
         return;
     }
+    nm_segment_uncommit_pages(s);
     s->cached_ms = now;
     atomic_fetch_add_explicit(&ns->cached, NM_SEGMENT_SIZE, memory_order_relaxed);
     nm_stack_push(&a->cache, s);
@@ -234,16 +239,41 @@ void nm_arena_release(struct nm_arena *a)
     atomic_store_explicit(&a->abandoned.top, NULL, memory_order_relaxed);
 }
 
+/* ---- mapping failures ------------------------------------------------------------------ */
+
+bool nm_arena_release_for_retry(size_t size)
+{
+    void (*release)(void) = atomic_load_explicit(&nm_proc.purge.release, memory_order_acquire);
+    bool retry = release && nm_os_commit_possible(size);
+    if (retry) {
+        atomic_fetch_add_explicit(&nm_proc.counters.map_retries, 1, memory_order_relaxed);
+        release();
+    }
+    errno = ENOMEM;
+    return retry;
+}
+
 /* ---- reserving ------------------------------------------------------------------------ */
 
 int nm_arena_reserve(struct nm_arena *a, size_t bytes)
 {
     struct nm_node_state *ns = &nm_proc.nodes[a->node];
     uint64_t now = nm_os_now_ms();
+    bool retried = false;
     for (size_t done = 0; done < bytes; done += NM_SEGMENT_SIZE) {
         struct nm_segment *s =
             nm_segment_map_memory(NM_SEGMENT_SIZE, NM_SEGMENT_SIZE, a, NULL, NM_MAP_SEGMENT_SMALL);
+        if (!s && !retried && nm_arena_release_for_retry(NM_SEGMENT_SIZE)) {
+            retried = true;
+            s = nm_segment_map_memory(NM_SEGMENT_SIZE, NM_SEGMENT_SIZE, a, NULL,
+                                      NM_MAP_SEGMENT_SMALL);
+        }
         if (!s) return -1;
+        if (nm_segment_commit_all(s) != 0) {   /* past the commit limit (os.h) */
+            nm_segment_unmap_memory(s, NM_SEGMENT_SIZE, a->node);
+            errno = ENOMEM;
+            return -1;
+        }
         (void)nm_os_populate(s, NM_SEGMENT_SIZE);
         s->arena = a;
         s->reserved = true;

@@ -110,6 +110,8 @@ struct nm_global_counters {
     _Atomic uint64_t large_frees;
     _Atomic uint64_t purge_collected;   /* blocks freed by other threads, collected by a
                                            purge (idle owners, abandoned segments) */
+    _Atomic uint64_t map_retries;       /* refused mappings retried after a release of
+                                           everything cached */
 };
 
 #define NM_CLASS_SLOTS 66   /* size classes (page.h) */
@@ -136,7 +138,10 @@ struct nm_global_counters {
  *             the delay at most) while no thread runs: a program with one
  *             thread gets no purge thread, and purges on its own
  *   start     set by purge.c once the process is up; called only at safe
- *             points (no heap lock held: creating a thread allocates). */
+ *             points (no heap lock held: creating a thread allocates).
+ *   release   purge.c's release of everything cached (what nm_trim gives
+ *             back), for an allocation whose mapping the kernel refused
+ *             (nm_arena_release_for_retry). */
 struct nm_purge_clock {
     _Atomic uint32_t waiting;
     _Atomic uint32_t idle;
@@ -148,6 +153,7 @@ struct nm_purge_clock {
     _Atomic uint64_t next_count_ms;  /* no look at the thread count before */
     void (*_Atomic start)(void);
     bool (*_Atomic pass)(uint64_t now_ms, bool force);
+    void (*_Atomic release)(void);
 };
 
 /* ---- the process ------------------------------------------------------------------ */
@@ -287,6 +293,22 @@ static inline bool nm_purge_due(uint64_t since_ms, uint64_t now_ms, uint64_t del
 {
     return force || now_ms - since_ms >= delay_ms;
 }
+
+/* ---- mapping failures ------------------------------------------------------------ */
+
+/* The one rule for a mapping the kernel refuses (ENOMEM: ulimit -v, the
+ * commit limit of vm.overcommit_memory=2, vm.max_map_count): before an
+ * allocation returns NULL, the process's cached memory goes back, all of
+ * it, as nm_trim gives it back (the calling thread's foreign lists and
+ * remote frees, the free pages of every heap, parked heaps, every arena's
+ * cache and abandoned segments, the span caches, and the chunks left
+ * empty, unmapped), and the allocation tries once more.  Returns whether
+ * to try: false for a request of `size` bytes that the kernel could never
+ * commit (nm_os_commit_possible: it fails at once, keeping the caches), or
+ * before the purge layer registered its release (start-up).  errno is
+ * ENOMEM on return.  The caller holds no heap lock (the release purges
+ * every heap, the caller's too); it runs only on failure paths. */
+bool nm_arena_release_for_retry(size_t size);
 
 /* Map segments for `bytes` of arena `a`, fault their pages in now, and keep
  * them in the arena's cache (never purged below that amount), for heaps to

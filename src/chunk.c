@@ -199,6 +199,10 @@ void *nm_chunk_carve(struct nm_chunk_list *list, size_t count, int bind_mode,
                      const nm_nodemask *nodes, struct nm_chunk **chunk)
 {
     if (count == 0 || count > NM_CHUNK_CARVE_MAX) { errno = ENOMEM; return NULL; }
+    /* Under strict accounting a chunk is charged in full however little of
+     * it is carved (and twice across a fork): ranges are mapped by
+     * themselves there, each charged for what it is. */
+    if (nm_unlikely(nm_os_strict_commit())) { errno = ENOMEM; return NULL; }
     for (struct nm_chunk *c = atomic_load_explicit(&list->head, memory_order_acquire); c;
          c = c->next) {
         if (!is_active(c) || !enough_free(c, count) || !chunk_try_enter(c)) continue;

@@ -75,7 +75,8 @@ struct nm_chunk_list {
  * chunk (bound with mbind(bind_mode, nodes) unless bind_mode is negative)
  * when none has room.  The range reads as zero and holds no memory.
  * Returns it and its chunk in *chunk, or NULL (errno ENOMEM) when units
- * exceeds NM_CHUNK_CARVE_MAX, no chunk can be mapped, or a strict binding
+ * exceeds NM_CHUNK_CARVE_MAX, the kernel charges mappings in full
+ * (vm.overcommit_memory 2), no chunk can be mapped, or a strict binding
  * (NM_MPOL_BIND) is refused; the caller then maps the range by itself. */
 void *nm_chunk_carve(struct nm_chunk_list *list, size_t units, int bind_mode,
                      const nm_nodemask *nodes, struct nm_chunk **chunk);

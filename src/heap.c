@@ -189,6 +189,7 @@ static struct nm_heap *heap_claim(struct nm_arena *arena)
     }
     if (!h) {
         h = nm_os_reserve(sizeof *h, NM_OS_PAGE, false);
+        if (!h && nm_arena_release_for_retry(sizeof *h)) h = nm_os_reserve(sizeof *h, NM_OS_PAGE, false);
         if (!h) return NULL;
         atomic_store_explicit(&h->claimed, true, memory_order_relaxed);
         struct nm_heap *head = atomic_load_explicit(&nm_proc.heaps, memory_order_relaxed);
@@ -338,7 +339,8 @@ static void page_recommitted(struct nm_segment *s, size_t index)
 }
 
 /* Take a free page of segment `s` for class `cls` and queue it first;
- * NULL when a purge claimed the last free pages meanwhile. */
+ * NULL when a purge claimed the last free pages meanwhile, or (errno
+ * ENOMEM) when the page cannot be committed (strict accounting, os.h). */
 static struct nm_page *page_take(struct nm_heap *h, struct nm_segment *s, unsigned cls)
 {
     uint64_t avail = atomic_load_explicit(&s->free_pages, memory_order_acquire);
@@ -356,6 +358,10 @@ static struct nm_page *page_take(struct nm_heap *h, struct nm_segment *s, unsign
     } while (!atomic_compare_exchange_weak_explicit(&s->free_pages, &avail,
                                                     avail & ~(1ull << index),
                                                     memory_order_acquire, memory_order_acquire));
+    if (nm_unlikely(nm_segment_commit_page(s, index) != 0)) {
+        atomic_fetch_or_explicit(&s->free_pages, 1ull << index, memory_order_release);
+        return NULL;
+    }
     struct nm_page *pg = &s->pages[index];
     s->pages_used++;
     page_recommitted(s, index);
@@ -1276,6 +1282,7 @@ void nm_heap_populate(struct nm_heap *h)
                 uint8_t *start;
                 size_t len;
                 nm_page_area(s, index, &start, &len);
+                if (nm_segment_commit_page(s, index) != 0) continue;
                 page_recommitted(s, index);
                 if (nm_os_populate(start, len) == 0) s->pages[index].touched_end = start + len;
             }
@@ -1408,7 +1415,10 @@ void nm_heap_purge(struct nm_heap *h, uint64_t now_ms, bool force, bool *waiting
      * slow path or another purge has it for a moment.  Only a little: the
      * owner may be stopped inside its slow path (a signal handler). */
     bool locked = heap_try_purge_lock(h);
-    for (uint64_t until = now_ms + NM_TRIM_WAIT_MS; !locked && force && nm_os_now_ms() < until;) {
+    /* (Not for the caller's own heap: a lock it holds stays held.) */
+    bool own = h->thread == nm_thread_self();
+    for (uint64_t until = now_ms + NM_TRIM_WAIT_MS;
+         !locked && force && !own && nm_os_now_ms() < until;) {
         sched_yield();
         locked = heap_try_purge_lock(h);
     }
@@ -1499,6 +1509,7 @@ static struct nm_page *heap_find_page(struct nm_heap *h, unsigned cls)
     struct nm_segment *s = heap_segment_with_free_page(h, nm_class_kind(cls));
     if (!s) { errno = ENOMEM; return NULL; }
     struct nm_page *pg = page_take(h, s, cls);
+    if (!pg) { errno = ENOMEM; return NULL; }
     heap_extend(h, pg);
     return pg;
 }
@@ -1522,8 +1533,17 @@ void *nm_heap_alloc_class(struct nm_heap *h, unsigned cls)
     for (;;) {
         if (!pg || !pg->free) {
             pg = heap_find_page(h, cls);
+            if (nm_unlikely(!pg)) {
+                /* No segment could be mapped: release everything cached,
+                 * with the lock let go, and look once more (arena.h). */
+                heap_leave(h);
+                if (!nm_arena_release_for_retry(NM_SEGMENT_SIZE)) return NULL;
+                heap_enter(h);
+                pg = heap_find_page(h, cls);
+            }
             if (!pg) {
                 heap_leave(h);
+                errno = ENOMEM;
                 return NULL;
             }
         }

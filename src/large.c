@@ -108,7 +108,10 @@ static void span_guard(struct nm_segment *s, bool on)
     if (!nm_proc.secure || s->hugetlb) return;   /* hugetlb pages cannot be split */
     void *guard = (char *)nm_large_block(s) + s->block_size;
     if (on) nm_os_guard(guard, NM_OS_PAGE);
-    else nm_os_unguard(guard, NM_OS_PAGE);
+    /* Under strict overcommit a page past the writable part stays PROT_NONE
+     * (making it writable would charge it; span_commit does when needed). */
+    else if (s->writable == SIZE_MAX || s->block_size + NM_OS_PAGE <= s->writable)
+        nm_os_unguard(guard, NM_OS_PAGE);
 }
 
 static bool span_layout(size_t size, size_t alignment, struct span_layout *l)
@@ -279,6 +282,48 @@ static struct nm_segment *cache_take(int node, const struct span_layout *l)
     return s;
 }
 
+/* ---- committing on use ------------------------------------------------------------------
+ *
+ * Under strict accounting a span mapped by itself is space reserved
+ * PROT_NONE, not charged (os.h, "Committing on use"): its header page is
+ * committed when it is mapped, and its block's bytes [0, writable) as blocks
+ * reach them.  Every place a block grows (a fresh or reused span, a resize
+ * in place, a move) commits first; every place that gives a block's pages
+ * back from some byte on (span_give_back) gives their charge back too.  A
+ * span whose `writable` is SIZE_MAX (any span in the other modes, hugetlb
+ * and strict arenas' spans) never calls the os layer for this. */
+
+/* Make the block's first `bytes` writable.  False (errno ENOMEM) past the
+ * commit limit. */
+static bool span_commit(struct nm_segment *s, size_t bytes)
+{
+    if (nm_likely(bytes <= s->writable)) return true;
+    if (nm_os_commit(nm_large_block(s) + s->writable, bytes - s->writable) != 0) return false;
+    s->writable = bytes;
+    return true;
+}
+
+/* The end of the block's bytes that may hold pages or a charge. */
+static size_t span_used_end(const struct nm_segment *s)
+{
+    return s->writable != SIZE_MAX ? s->writable : s->committed;
+}
+
+/* Give back the pages of the block's bytes [from, to), and their charge
+ * where the span commits on use (from `from` to its writable end).  The
+ * caller updates `committed`.  Returns whether it was done. */
+static bool span_give_back(struct nm_segment *s, size_t from, size_t to)
+{
+    char *block = nm_large_block(s);
+    if (s->writable == SIZE_MAX) return nm_os_decommit(block + from, to - from) == 0;
+    if (to < s->writable) to = s->writable;
+    if (from >= to) return true;
+    struct nm_os_advice advice = { s->arena->bind_mode, &s->arena->nodes, s->thp };
+    if (nm_os_uncommit(block + from, to - from, &advice) < 0) return false;
+    if (s->writable > from) s->writable = from;
+    return true;
+}
+
 /* Give back the block's committed pages from byte `from` of the block on.
  * On a span with transparent huge pages only whole huge pages go: giving
  * back part of one splits it, and its pages come back 4 KiB at a time
@@ -286,14 +331,14 @@ static struct nm_segment *cache_take(int node, const struct span_layout *l)
 static void span_decommit_tail(struct nm_segment *s, size_t from)
 {
     size_t end = s->size - s->block_offset;   /* the block's reserved space */
-    size_t to = s->committed;
+    size_t to = span_used_end(s);
     if (s->thp) {
         from = nm_align_up(from, NM_HUGE_PAGE);
         to = nm_align_up(to, NM_HUGE_PAGE);
     }
     if (to > end) to = end;
     if (from >= to || s->hugetlb || s->arena->strict) return;
-    if (nm_os_decommit(nm_large_block(s) + from, to - from) == 0) s->committed = from;
+    if (span_give_back(s, from, to) && s->committed > from) s->committed = from;
 }
 
 /* A reused span keeps the pages its earlier blocks left committed, up to
@@ -304,7 +349,7 @@ static void span_trim(struct nm_segment *s, size_t usable)
 {
     size_t keep = usable * NM_LARGE_KEEP;
     if (keep < NM_LARGE_KEEP_MIN) keep = NM_LARGE_KEEP_MIN;
-    if (s->committed > keep) span_decommit_tail(s, keep);
+    if (span_used_end(s) > keep) span_decommit_tail(s, keep);
 }
 
 static void span_unmap(struct nm_segment *s)
@@ -348,7 +393,7 @@ static void span_settle(struct nm_segment *s)
     }
     int index = first < 0 ? -1 : nm_topology_index(&nm_topo, first);
     if (shared || (first >= 0 && index < 0)) {
-        if (nm_os_decommit(block, s->size - s->block_offset) == 0) {
+        if (span_give_back(s, 0, s->size - s->block_offset)) {
             s->zeroed = true;
             s->committed = 0;
         }
@@ -375,6 +420,12 @@ static bool cache_put(struct nm_segment *s, uint64_t now_ms)
         return false;
     int home = s->node;
     span_settle(s);
+    /* A span that commits on use gives its charge back while it waits: it
+     * keeps its address space, and its next block commits anew. */
+    if (s->writable != SIZE_MAX && s->writable && span_give_back(s, 0, s->size - s->block_offset)) {
+        s->committed = 0;
+        s->zeroed = true;
+    }
     /* A span settled on another node goes to a cache that the threads of
      * this one do not look at: purge that one here too, so its spans do
      * not outlive the purge delay there (and do not fill its budget). */
@@ -459,8 +510,7 @@ static void owned_release(struct nm_segment *s)
     /* A strict arena keeps its pages committed, and hugetlb pages given
      * back may not come back from the pool (the next write would raise
      * SIGBUS): both keep them for the next block. */
-    if (!s->arena->strict && !s->hugetlb &&
-        nm_os_decommit(nm_large_block(s), s->size - s->block_offset) == 0) {
+    if (!s->arena->strict && !s->hugetlb && span_give_back(s, 0, s->size - s->block_offset)) {
         s->zeroed = true;
         s->committed = 0;
     }
@@ -480,6 +530,8 @@ void *nm_large_alloc(size_t size, size_t alignment, struct nm_arena *a, bool zer
     if (!nm_purge_thread_running()) (void)nm_large_cache_purge(node, now, false);
 
     struct nm_segment *s = NULL;
+    bool retried = false;
+again:
     if (!alignment && a == nm_first_touch_arena(node)) {
         s = cache_take(node, &l);
         if (s) demand_add(&caches[node].demand, l.usable, now);
@@ -489,6 +541,10 @@ void *nm_large_alloc(size_t size, size_t alignment, struct nm_arena *a, bool zer
     if (!s) {
         bool hugetlb = nm_opt.hugepages == NM_HUGEPAGES_HUGETLB && size >= NM_HUGE_MIN;
         s = nm_segment_map_memory(l.size, l.align, a, &hugetlb, NM_MAP_SPAN);
+        if (nm_unlikely(!s) && !retried && nm_arena_release_for_retry(l.size)) {
+            retried = true;
+            s = nm_segment_map_memory(l.size, l.align, a, &hugetlb, NM_MAP_SPAN);
+        }
         if (!s) return NULL;
         /* Transparent huge pages for the block of a huge span when asked,
          * or when hugetlb pages could not be had (the mapping came without:
@@ -502,8 +558,21 @@ void *nm_large_alloc(size_t size, size_t alignment, struct nm_arena *a, bool zer
         s->zeroed = true;
         s->hugetlb = hugetlb;
         s->committed = 0;
-    } else if (!zero) {
-        span_trim(s, l.usable);
+        s->node = (uint16_t)node;       /* what a failed commit, below, reads */
+        s->arena = a;
+        s->block_offset = l.offset;
+    } else if (!zero || s->writable != SIZE_MAX) {
+        span_trim(s, l.usable);   /* (a calloc's block is decommitted below) */
+    }
+    if (nm_unlikely(!span_commit(s, l.usable))) {
+        /* Past the commit limit: the span goes back, everything cached
+         * too, and the block is tried once more (arena.h). */
+        if (a->owned) owned_release(s);
+        else span_unmap(s);
+        if (retried || !nm_arena_release_for_retry(l.usable)) return NULL;
+        retried = true;
+        s = NULL;
+        goto again;
     }
     s->cookie = nm_segment_cookie(s);
     s->kind = NM_SEGMENT_LARGE;
@@ -586,7 +655,8 @@ static struct nm_segment *carved_grow(struct nm_segment *s, size_t size)
     char *block = nm_large_block(s);
     size_t old_bytes = old_size - offset;
     char *target = nm_os_reserve(size, NM_SEGMENT_SIZE, false);
-    char *staging = target ? nm_os_reserve(old_bytes, NM_HUGE_PAGE, false) : NULL;
+    char *staging = target && nm_map_prepare(target, size)
+                        ? nm_os_reserve(old_bytes, NM_HUGE_PAGE, false) : NULL;
     if (!staging) {
         if (target) nm_os_release(target, size);
         return NULL;
@@ -617,6 +687,48 @@ static struct nm_segment *carved_grow(struct nm_segment *s, size_t size)
     return moved;
 }
 
+/* Grow span `s`, which commits on use, to `size` bytes for a block of
+ * `usable` bytes.  Its block's space is two mappings, the writable part
+ * and the rest (PROT_NONE), and mremap moves one at a time: the writable
+ * part moves, grown to `usable` (only that is charged), behind a copy of
+ * the header in a fresh range whose rest stays reserved; then the old
+ * range's header page and reserved rest go.  The moved part keeps its
+ * binding and huge-page advice; the new range's header page and rest get
+ * theirs here.  (No growth in place: the rest is in the way, and letting
+ * it go first would leave its addresses to any other mapping.)  The caller
+ * updates the map for [result, result + size) and the counters.  NULL when
+ * it cannot (the caller copies). */
+static struct nm_segment *committed_grow(struct nm_segment *s, size_t size, size_t usable)
+{
+    size_t old_size = s->size, offset = s->block_offset, writable = s->writable;
+    struct nm_arena *a = s->arena;
+    char *target = nm_os_reserve_space(size, NM_SEGMENT_SIZE);
+    if (!target) return NULL;
+    if (!nm_map_prepare(target, size) || nm_os_commit(target, NM_OS_PAGE) != 0 ||
+        !nm_os_remap(nm_large_block(s), writable, usable, target + offset)) {
+        nm_os_release(target, size);
+        return NULL;
+    }
+    if (a->bind_mode >= 0) {
+        (void)nm_os_mbind(target, offset, a->bind_mode, &a->nodes, 0);
+        (void)nm_os_mbind(target + offset + usable, size - offset - usable, a->bind_mode,
+                          &a->nodes, 0);
+    }
+    nm_os_no_thp(target, offset);
+    if (s->thp) nm_os_use_thp(target + offset + usable, size - offset - usable);
+    else nm_os_no_thp(target + offset + usable, size - offset - usable);
+    nm_os_name_range(target, size, "numamalloc");
+    memcpy(target, s, sizeof *s);
+    struct nm_segment *moved = (struct nm_segment *)target;
+    moved->cookie = nm_segment_cookie(moved);
+    moved->writable = usable;
+    nm_map_remove(s, old_size);
+    if (old_size - offset > writable)
+        nm_os_release((char *)s + offset + writable, old_size - offset - writable);
+    nm_os_release(s, offset);
+    return moved;
+}
+
 static void span_set_usable(struct nm_segment *s, size_t usable)
 {
     atomic_fetch_add_explicit(&nm_proc.nodes[s->node].in_use, usable - s->block_size,
@@ -631,8 +743,9 @@ void *nm_large_resize(struct nm_segment *s, size_t size)
     char *block = nm_large_block(s);
 
     if (s->block_offset + l.usable <= s->size) {           /* fits the span: in place */
-        if (l.usable + NM_MiB <= s->committed)   /* shrunk a lot: drop the tail */
+        if (l.usable + NM_MiB <= span_used_end(s))   /* shrunk a lot: drop the tail */
             span_decommit_tail(s, l.usable);
+        if (!span_commit(s, l.usable)) return NULL;
         span_set_usable(s, l.usable);
         if (s->committed < l.usable) s->committed = l.usable;
         return block;
@@ -647,12 +760,20 @@ void *nm_large_resize(struct nm_segment *s, size_t size)
      * binding and huge-page advice along; nothing is copied but the header. */
     size_t old_size = s->size, offset = s->block_offset;
     int node = s->node;
+    if (!nm_map_prepare(s, l.size)) return NULL;   /* (for growth in place) */
     if (s->chunk) {
         s = carved_grow(s, l.size);
+        if (!s) return NULL;
+    } else if (s->writable != SIZE_MAX) {
+        s = committed_grow(s, l.size, l.usable);
         if (!s) return NULL;
     } else if (!nm_os_remap(block, old_size - offset, l.size - offset, NULL)) {
         char *target = nm_os_reserve(l.size, NM_SEGMENT_SIZE, false);
         if (!target) return NULL;
+        if (!nm_map_prepare(target, l.size)) {
+            nm_os_release(target, l.size);
+            return NULL;
+        }
         struct nm_arena *a = s->arena;
         if (a->bind_mode >= 0) (void)nm_os_mbind(target, offset, a->bind_mode, &a->nodes, 0);
         nm_os_no_thp(target, offset);

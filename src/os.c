@@ -22,6 +22,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,20 +36,116 @@
 
 /* ---- mappings ---------------------------------------------------------- */
 
-static void *map_anon(void *hint, size_t size, bool hugetlb)
+static void *map_anon(void *hint, size_t size, bool hugetlb, int prot)
 {
     int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
     if (hugetlb) flags |= MAP_HUGETLB | MAP_HUGE_2MB;
-    void *p = mmap(hint, size, PROT_READ | PROT_WRITE, flags, -1, 0);
+    void *p = mmap(hint, size, prot, flags, -1, 0);
     return p == MAP_FAILED ? NULL : p;
 }
+
+/* ---- overcommit ---------------------------------------------------------- */
+
+/* vm.overcommit_memory, read once (-1: not yet; 0 when unreadable, the
+ * kernel's default). */
+static _Atomic int overcommit_mode = -1;
+/* Sizes up to this are known to be possible (0: nothing known yet). */
+static _Atomic size_t commit_known_ok;
+
+static int overcommit(void)
+{
+    int mode = atomic_load_explicit(&overcommit_mode, memory_order_relaxed);
+    if (nm_likely(mode >= 0)) return mode;
+    char buf[16];
+    int saved = errno;
+    mode = nm_os_read_file("/proc/sys/vm/overcommit_memory", buf, sizeof buf) > 0 &&
+           buf[0] >= '0' && buf[0] <= '2' ? buf[0] - '0' : 0;
+    errno = saved;
+    atomic_store_explicit(&overcommit_mode, mode, memory_order_relaxed);
+    return mode;
+}
+
+/* The value in bytes of "Name:   123 kB" in /proc/meminfo, or 0. */
+static uint64_t meminfo_bytes(const char *name)
+{
+    char buf[8192];
+    if (nm_os_read_file("/proc/meminfo", buf, sizeof buf) <= 0) return 0;
+    size_t len = strlen(name);
+    for (char *line = buf; *line;) {
+        if (strncmp(line, name, len) == 0 && line[len] == ':') {
+            char *p = line + len + 1;
+            while (*p == ' ') p++;
+            uint64_t kb = 0;
+            while (*p >= '0' && *p <= '9') kb = kb * 10 + (uint64_t)(*p++ - '0');
+            return kb * 1024;
+        }
+        char *nl = strchr(line, '\n');
+        if (!nl) break;
+        line = nl + 1;
+    }
+    return 0;
+}
+
+/* The most the kernel could ever commit to one mapping; UINT64_MAX when it
+ * does not say no (mode 1, or a figure it cannot read). */
+static uint64_t commit_ceiling(void)
+{
+    int saved = errno;
+    uint64_t ceiling = UINT64_MAX;
+    switch (overcommit()) {
+    case 0: {
+        /* __vm_enough_memory: pages > totalram_pages() + total_swap_pages. */
+        struct sysinfo si;
+        if (sysinfo(&si) == 0 && si.totalram > 0)
+            ceiling = ((uint64_t)si.totalram + si.totalswap) * (si.mem_unit ? si.mem_unit : 1);
+        break;
+    }
+    case 2: {
+        uint64_t limit = meminfo_bytes("CommitLimit");
+        if (limit > 0) ceiling = limit;
+        break;
+    }
+    default:
+        break;
+    }
+    errno = saved;
+    return ceiling;
+}
+
+bool nm_os_commit_possible(size_t size)
+{
+    if (nm_likely(size <= atomic_load_explicit(&commit_known_ok, memory_order_relaxed))) return true;
+    uint64_t ceiling = commit_ceiling();
+    if (size > ceiling) return false;
+    /* Remember the ceiling (it may grow: swapon, memory hot-plug; a refusal
+     * asks again). */
+    atomic_store_explicit(&commit_known_ok, ceiling > SIZE_MAX ? SIZE_MAX : (size_t)ceiling,
+                          memory_order_relaxed);
+    return true;
+}
+
+bool nm_os_strict_commit(void)
+{
+    return overcommit() == 2;
+}
+
+/* MAP_NORESERVE skips the kernel's heuristic check (mode 0), for the
+ * mapping and for its growth with mremap: it is made here, so that what the
+ * kernel would refuse fails now, not as an OOM kill later.  In mode 2 the
+ * kernel charges and checks every mapping itself. */
+static bool guess_refuses(size_t size)
+{
+    return !nm_os_commit_possible(size) && overcommit() == 0;
+}
+
+/* ---- reservations -------------------------------------------------------- */
 
 /* Where the next aligned reservation is tried first.  Asking the kernel for
  * an address that is already aligned makes the common case one mmap; when
  * the hint is taken we fall back to over-reserving and trimming. */
 static _Atomic uintptr_t next_hint = (uintptr_t)8 << 40; /* 8 TiB */
 
-void *nm_os_reserve(size_t size, size_t align, bool hugetlb)
+static void *reserve(size_t size, size_t align, bool hugetlb, int prot)
 {
     if (align < NM_OS_PAGE) align = NM_OS_PAGE;
     if (hugetlb && align < NM_HUGE_PAGE) align = NM_HUGE_PAGE;
@@ -57,11 +154,15 @@ void *nm_os_reserve(size_t size, size_t align, bool hugetlb)
         errno = ENOMEM;
         return NULL;
     }
+    if (nm_unlikely(guess_refuses(size))) {
+        errno = ENOMEM;
+        return NULL;
+    }
 
     uintptr_t hint = atomic_fetch_add(&next_hint, nm_align_up(size, align) + align);
     hint = nm_align_up(hint, align);
     if (hint < ((uintptr_t)1 << 46)) {
-        void *p = map_anon((void *)hint, size, hugetlb);
+        void *p = map_anon((void *)hint, size, hugetlb, prot);
         if (p && ((uintptr_t)p & (align - 1)) == 0) return p;
         if (p) munmap(p, size);
         if (!p && hugetlb) return NULL;
@@ -70,7 +171,7 @@ void *nm_os_reserve(size_t size, size_t align, bool hugetlb)
     /* Over-reserve by the alignment and trim both ends. */
     size_t span = size + align;
     if (span < size) { errno = ENOMEM; return NULL; }
-    char *raw = map_anon(NULL, span, hugetlb);
+    char *raw = map_anon(NULL, span, hugetlb, prot);
     if (!raw) { errno = ENOMEM; return NULL; }
     char *start = (char *)nm_align_up((uintptr_t)raw, align);
     size_t head = (size_t)(start - raw);
@@ -78,6 +179,58 @@ void *nm_os_reserve(size_t size, size_t align, bool hugetlb)
     if (head) munmap(raw, head);
     if (tail) munmap(start + size, tail);
     return start;
+}
+
+void *nm_os_reserve(size_t size, size_t align, bool hugetlb)
+{
+    return reserve(size, align, hugetlb, PROT_READ | PROT_WRITE);
+}
+
+/* ---- committing on use ---------------------------------------------------------
+ *
+ * The one rule for strict accounting (vm.overcommit_memory 2), where the
+ * kernel charges every private writable mapping in full against
+ * CommitLimit, MAP_NORESERVE or not, and charges it again in a fork child:
+ * address space is reserved PROT_NONE (not charged) and made writable as
+ * it is used (mprotect charges it then), as glibc grows its arenas.
+ * madvise(MADV_DONTNEED) gives the pages back but not the charge, nor does
+ * mprotect(PROT_NONE) of a range once written: a range's charge goes back
+ * only when it is mapped anew (what glibc's shrink_heap does).  In the
+ * other modes a reservation is writable from the start, committing is
+ * nothing and uncommitting is nm_os_decommit: no syscall more. */
+
+void *nm_os_reserve_space(size_t size, size_t align)
+{
+    return reserve(size, align, false, overcommit() == 2 ? PROT_NONE : PROT_READ | PROT_WRITE);
+}
+
+int nm_os_commit(void *p, size_t size)
+{
+    if (nm_likely(overcommit() != 2) || size == 0) return 0;
+    if (mprotect(p, size, PROT_READ | PROT_WRITE) == 0) return 0;
+    errno = ENOMEM;
+    return -1;
+}
+
+int nm_os_uncommit(void *p, size_t size, const struct nm_os_advice *advice)
+{
+    if (nm_likely(overcommit() != 2)) return nm_os_decommit(p, size);
+    if (size == 0) return 1;
+    void *q = mmap(p, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
+                   -1, 0);
+    if (q == MAP_FAILED) return -1;
+    /* What the range had: its binding, its huge-page advice, its name. */
+    if (advice->bind_mode >= 0) (void)nm_os_mbind(p, size, advice->bind_mode, advice->nodes, 0);
+    (void)madvise(p, size, advice->thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+    nm_os_name_range(p, size, "numamalloc");
+    return 1;
+}
+
+bool nm_os_zero_readonly(void *p, size_t size)
+{
+    if (nm_likely(overcommit() != 2)) return false;
+    return mmap(p, size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1,
+                0) != MAP_FAILED;
 }
 
 void nm_os_release(void *p, size_t size)
@@ -149,6 +302,10 @@ void nm_os_name_range(void *p, size_t size, const char *name)
 
 void *nm_os_remap(void *old, size_t old_size, size_t new_size, void *new_addr)
 {
+    if (new_size > old_size && nm_unlikely(guess_refuses(new_size))) {
+        errno = ENOMEM;
+        return NULL;
+    }
     void *p = new_addr
         ? mremap(old, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, new_addr)
         : mremap(old, old_size, new_size, 0);

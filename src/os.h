@@ -75,6 +75,47 @@ typedef struct { unsigned long bits[NM_MASK_WORDS]; } nm_nodemask;
  * NULL with errno ENOMEM.  Nothing is touched, so no physical page exists
  * until first use: callers bind the range to a node before touching it. */
 void *nm_os_reserve(size_t size, size_t align, bool hugetlb);
+/* Whether the kernel could ever commit a private writable mapping of `size`
+ * bytes, as its overcommit accounting decides (mm/overcommit-accounting,
+ * vm.overcommit_memory, read once from /proc/sys/vm/overcommit_memory):
+ * mode 1 (always) yes; mode 0 (heuristic) only up to total RAM + swap;
+ * mode 2 (strict) only up to CommitLimit (/proc/meminfo).  Mappings with
+ * MAP_NORESERVE escape the check in mode 0, so nm_os_reserve makes it
+ * itself: a request the kernel would refuse fails at once with ENOMEM
+ * instead of an OOM kill later.  Reads files or calls sysinfo only for
+ * sizes beyond what was last found possible. */
+bool nm_os_commit_possible(size_t size);
+/* Whether the kernel charges every private writable mapping in full
+ * against CommitLimit, MAP_NORESERVE or not (vm.overcommit_memory 2):
+ * then nm_os_reserve_space reserves PROT_NONE (below). */
+bool nm_os_strict_commit(void);
+/* Committing on use.  Under strict accounting (vm.overcommit_memory 2)
+ * every writable byte of a private mapping is charged against CommitLimit
+ * whether it is ever touched or not (and charged again in a fork child):
+ * nm_os_reserve_space then reserves address space only (PROT_NONE, not
+ * charged), and nm_os_commit makes a part of it usable (readable and
+ * writable, charged; -1 with ENOMEM past the limit).  nm_os_uncommit gives
+ * a part's pages and charge back (the range is mapped anew, PROT_NONE) and
+ * puts back what `advice` says the range had; it reads as zero once
+ * committed again.  In modes 0 and 1 nm_os_reserve_space is nm_os_reserve,
+ * nm_os_commit does nothing and nm_os_uncommit is nm_os_decommit: not one
+ * syscall more.  Page-aligned ranges.  nm_os_uncommit returns 1 when the
+ * range is now reserved only (strict accounting), 0 when only its pages
+ * went (it stays writable), -1 (errno set) when nothing was done. */
+struct nm_os_advice {
+    int bind_mode;              /* NM_MPOL_* of the range, or -1: no binding */
+    const nm_nodemask *nodes;   /* its nodes */
+    bool thp;                   /* MADV_HUGEPAGE, else MADV_NOHUGEPAGE */
+};
+void *nm_os_reserve_space(size_t size, size_t align);
+/* Strict accounting only: map a range that holds only zeroes (never
+ * written yet) anew read-only, so that it reads as zero and is not charged
+ * until nm_os_commit makes parts of it writable.  Returns whether it did
+ * (false in the other modes, or when the kernel refused: the range stays
+ * as it was). */
+bool nm_os_zero_readonly(void *p, size_t size);
+int nm_os_commit(void *p, size_t size);
+int nm_os_uncommit(void *p, size_t size, const struct nm_os_advice *advice);
 void nm_os_release(void *p, size_t size);
 /* Give the physical pages of a range back; the range stays mapped and reads
  * as zero afterwards.  Returns 0 or -1 (errno set). */

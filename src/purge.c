@@ -89,6 +89,14 @@ void nm_purge_trim(void)
     atomic_fetch_sub(&forced_passes, 1);
 }
 
+void nm_purge_release_all(void)
+{
+    int saved = errno;
+    nm_heap_trim();
+    nm_purge_trim();
+    errno = saved;
+}
+
 /* ---- the thread ---------------------------------------------------------------- */
 
 static void *purge_thread(void *arg)
@@ -153,6 +161,7 @@ static void purge_start(void)
 void nm_purge_init(void)
 {
     atomic_store_explicit(&nm_proc.purge.pass, nm_purge_pass, memory_order_release);
+    atomic_store_explicit(&nm_proc.purge.release, nm_purge_release_all, memory_order_release);
     if (!nm_opt.purge_thread || nm_opt.purge_delay_ms == 0) {
         atomic_store(&nm_proc.purge.state, 2);
         return;

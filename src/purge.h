@@ -12,10 +12,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Register the pass for allocation paths, and let the background thread
- * start (from now on, at a safe point where memory waits and the program
- * has a second thread) unless NUMAMALLOC_PURGE_THREAD=0 or the delay is 0.
- * Called once the process is up (override.c's constructor). */
+/* Register the pass for allocation paths and the release for refused
+ * mappings, and let the background thread start (from now on, at a safe
+ * point where memory waits and the program has a second thread) unless
+ * NUMAMALLOC_PURGE_THREAD=0 or the delay is 0.  Called once the process is
+ * up (override.c's constructor). */
 void nm_purge_init(void);
 
 /* One pass over everything (force: every free byte, now, as nm_trim asks).
@@ -26,6 +27,12 @@ bool nm_purge_pass(uint64_t now_ms, bool force);
  * (one in progress holds caches and heaps for a moment, which a forced
  * pass would skip), and it is waited for (at most 1 s). */
 void nm_purge_trim(void);
+
+/* Everything cached goes back now: the calling thread's heap (its foreign
+ * lists, remote frees and free pages: nm_heap_trim), then nm_purge_trim's
+ * pass.  nm_trim, and an allocation whose mapping the kernel refused
+ * (arena.h: nm_arena_release_for_retry). */
+void nm_purge_release_all(void);
 
 /* Fork: before, the passes in progress end and no new one starts; after,
  * in the parent they go on, in the child (where the thread does not exist)

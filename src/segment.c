@@ -40,6 +40,8 @@ static uint64_t mix64(uint64_t x)
     return x ^ (x >> 31);
 }
 
+static void map_lazy_init(void);
+
 void nm_segment_init(void)
 {
     /* AT_RANDOM: 16 random bytes the kernel gives every process; no
@@ -54,9 +56,50 @@ void nm_segment_init(void)
     nm_proc.check_key = mix64(key + 0xD1B54A32D192ED03ull);
     nm_proc.canary_key = mix64(key ^ 0x2545F4914F6CDD1Dull);
     nm_proc.secure = nm_opt.secure;
+    map_lazy_init();
 }
 
 /* ---- the segment map ------------------------------------------------------------ */
+
+/* The map's memory.  Under strict accounting its 32 MiB of bss would be
+ * charged whole, in every process and again in every fork child; so at
+ * start-up its whole pages are mapped anew read-only (zero, not charged:
+ * lookups read them), and a page is made writable before a unit it holds
+ * is first set (nm_map_prepare): one page per 16 GiB of address space.
+ * [map_lazy_lo, map_lazy_hi): those pages (empty in the other modes);
+ * map_page_writable: bit i, the i-th of them was made writable. */
+static uintptr_t map_lazy_lo, map_lazy_hi;
+static _Atomic uint64_t map_page_writable[NM_MAP_UNITS / NM_OS_PAGE / 64 + 1];
+
+static void map_lazy_init(void)
+{
+    uintptr_t lo = nm_align_up((uintptr_t)nm_segment_map, NM_OS_PAGE);
+    uintptr_t hi = nm_align_down((uintptr_t)nm_segment_map + NM_MAP_UNITS, NM_OS_PAGE);
+    if (hi > lo && nm_os_strict_commit() && nm_os_zero_readonly((void *)lo, hi - lo)) {
+        map_lazy_lo = lo;
+        map_lazy_hi = hi;
+    }
+}
+
+bool nm_map_prepare(void *start, size_t size)
+{
+    if (nm_likely(!map_lazy_hi)) return true;
+    size_t first = (uintptr_t)start >> NM_SEGMENT_SHIFT;
+    size_t last = ((uintptr_t)start + size - 1) >> NM_SEGMENT_SHIFT;
+    if (first >= NM_MAP_UNITS) return true;
+    if (last >= NM_MAP_UNITS) last = NM_MAP_UNITS - 1;
+    uintptr_t from = nm_align_down((uintptr_t)&nm_segment_map[first], NM_OS_PAGE);
+    uintptr_t to = (uintptr_t)&nm_segment_map[last] + 1;
+    for (uintptr_t page = from; page < to; page += NM_OS_PAGE) {
+        if (page < map_lazy_lo || page >= map_lazy_hi) continue;
+        size_t i = (page - map_lazy_lo) / NM_OS_PAGE;
+        uint64_t bit = 1ull << (i % 64);
+        if (atomic_load_explicit(&map_page_writable[i / 64], memory_order_acquire) & bit) continue;
+        if (nm_os_commit((void *)page, NM_OS_PAGE) != 0) return false;
+        atomic_fetch_or_explicit(&map_page_writable[i / 64], bit, memory_order_release);
+    }
+    return true;
+}
 
 static void map_set(size_t unit, enum nm_map_kind kind)
 {
@@ -102,10 +145,11 @@ struct nm_segment *nm_segment_find(const void *p)
 
 /* ---- mapping memory for a node ---------------------------------------------------- */
 
-/* Reserve `size` bytes and bind them as arena `a` says.  NULL + ENOMEM. */
-static void *map_bound(size_t size, size_t align, struct nm_arena *a, bool hugetlb)
+/* Reserve `size` bytes and bind them as arena `a` says: writable, or
+ * (`space`) as address space to commit on use (os.h).  NULL + ENOMEM. */
+static void *map_bound(size_t size, size_t align, struct nm_arena *a, bool hugetlb, bool space)
 {
-    void *p = nm_os_reserve(size, align, hugetlb);
+    void *p = space ? nm_os_reserve_space(size, align) : nm_os_reserve(size, align, hugetlb);
     if (!p) { errno = ENOMEM; return NULL; }
     if (a->bind_mode >= 0 && nm_os_mbind(p, size, a->bind_mode, &a->nodes, 0) != 0 &&
         a->bind_mode == NM_MPOL_BIND) {
@@ -125,7 +169,7 @@ static void *map_bound(size_t size, size_t align, struct nm_arena *a, bool huget
 static void *map_hugetlb(size_t size, size_t align, struct nm_arena *a)
 {
     int saved = errno;
-    void *p = map_bound(size, align, a, true);
+    void *p = map_bound(size, align, a, true, false);
     if (p && nm_os_populate_only(p, size) != 0) {
         nm_os_release(p, size);
         p = NULL;
@@ -183,9 +227,18 @@ void *nm_segment_map_memory(size_t size, size_t align, struct nm_arena *a, bool 
         p = nm_chunk_carve(&a->chunks, size >> NM_UNIT_SHIFT, a->bind_mode, &a->nodes, &chunk);
         if (!p) errno = saved;   /* a mapping of its own may still be had */
     }
+    /* A range of its own commits its header now, and its block (a span,
+     * large.c) or its pages (a segment, nm_segment_commit_page) as they are
+     * used; a strict arena's memory is all committed at once. */
+    bool space = false;
     if (!p) {
-        p = map_bound(size, align, a, false);
+        space = !a->strict;
+        p = map_bound(size, align, a, false, space);
         if (!p) return NULL;
+        if (space && nm_os_commit(p, kind == NM_MAP_SPAN ? NM_OS_PAGE : nm_segment_header_max()) != 0) {
+            nm_os_release(p, size);
+            return NULL;
+        }
         /* No transparent huge pages unless a caller asks for them on a part
          * (huge blocks): blocks are carved 4 KiB at a time so that only what
          * is used is resident, and with THP "always" the first write (the
@@ -197,8 +250,22 @@ void *nm_segment_map_memory(size_t size, size_t align, struct nm_arena *a, bool 
             return NULL;
         }
     }
+    if (!nm_map_prepare(p, size)) {
+        if (chunk) nm_chunk_return(chunk, p, size >> NM_UNIT_SHIFT);
+        else nm_os_release(p, size);
+        errno = ENOMEM;
+        return NULL;
+    }
     if (!chunk) nm_os_name_range(p, size, "numamalloc");
     ((struct nm_segment *)p)->chunk = chunk;
+    bool lazy = space && nm_os_strict_commit();
+    struct nm_segment *head = p;
+    if (kind == NM_MAP_SPAN) {
+        head->writable = lazy ? 0 : SIZE_MAX;
+    } else {
+        atomic_store_explicit(&head->uncommitted, lazy ? ~0ull : 0, memory_order_relaxed);
+        head->head_writable = lazy ? nm_segment_header_max() : NM_SEGMENT_SIZE;
+    }
     nm_map_add(p, size, kind);
     atomic_fetch_add_explicit(&nm_proc.nodes[a->node].mapped, size, memory_order_relaxed);
     if (a->owned) {
@@ -241,14 +308,25 @@ static const struct { uint8_t page_shift; } kind_layout[] = {
     [NM_SEGMENT_MEDIUM] = { NM_MEDIUM_PAGE_SHIFT },
 };
 
-void nm_segment_format(struct nm_segment *s, struct nm_arena *a, enum nm_segment_kind kind)
+int nm_segment_format(struct nm_segment *s, struct nm_arena *a, enum nm_segment_kind kind)
 {
     uint32_t pages = (uint32_t)(NM_SEGMENT_SIZE >> kind_layout[kind].page_shift);
     bool reserved = s->reserved;   /* a reserved segment stays reserved for life */
+    uint64_t uncommitted = atomic_load_explicit(&s->uncommitted, memory_order_relaxed);
+    /* The header of this kind may reach into what was page 0's area under
+     * the other kind, given back with its charge (medium page 0 starts
+     * 4 KiB in, below the small header's end): committed first. */
+    size_t head_writable = s->head_writable;
+    if (head_writable < sizeof *s + pages * sizeof(struct nm_page)) {
+        if (nm_os_commit(s, nm_segment_header_max()) != 0) return -1;
+        head_writable = nm_segment_header_max();
+    }
     struct nm_segment *member_next = s->member_next;
     struct nm_chunk *chunk = s->chunk;
     memset(s, 0, sizeof *s + pages * sizeof(struct nm_page));
     s->reserved = reserved;
+    atomic_store_explicit(&s->uncommitted, uncommitted, memory_order_relaxed);
+    s->head_writable = head_writable;
     s->member_next = member_next;
     s->chunk = chunk;
     s->cookie = nm_segment_cookie(s);
@@ -265,6 +343,49 @@ void nm_segment_format(struct nm_segment *s, struct nm_arena *a, enum nm_segment
     /* Set again on every format: the header's memory may have served a
      * span before, and cannot say whether the page is a guard already. */
     if (nm_proc.secure) nm_os_guard((char *)s + NM_SEGMENT_SIZE - NM_OS_PAGE, NM_OS_PAGE);
+    return 0;
+}
+
+/* ---- committing pages on use ---------------------------------------------------------- */
+
+/* The units (bits of `uncommitted`) that page `index` of `s` covers. */
+static uint64_t page_units(const struct nm_segment *s, size_t index)
+{
+    unsigned per = 1u << (s->page_shift - NM_SMALL_PAGE_SHIFT);
+    uint64_t mask = per >= 64 ? ~0ull : (1ull << per) - 1;
+    return mask << (index * per);
+}
+
+int nm_segment_commit_page(struct nm_segment *s, size_t index)
+{
+    uint64_t units = page_units(s, index);
+    if (nm_likely(!(atomic_load_explicit(&s->uncommitted, memory_order_acquire) & units))) return 0;
+    uint8_t *start;
+    size_t len;
+    nm_page_area(s, index, &start, &len);
+    if (nm_os_commit(start, len) != 0) return -1;
+    atomic_fetch_and_explicit(&s->uncommitted, ~units, memory_order_relaxed);
+    return 0;
+}
+
+void nm_segment_uncommit_pages(struct nm_segment *s)
+{
+    if (s->head_writable >= NM_SEGMENT_SIZE || s->reserved) return;
+    size_t head = nm_segment_header_max();
+    struct nm_os_advice advice = { s->arena->bind_mode, &s->arena->nodes, false };
+    if (nm_os_uncommit((char *)s + head, NM_SEGMENT_SIZE - head, &advice) > 0)
+        atomic_store_explicit(&s->uncommitted, ~0ull, memory_order_relaxed);
+}
+
+int nm_segment_commit_all(struct nm_segment *s)
+{
+    if (!atomic_load_explicit(&s->uncommitted, memory_order_acquire)) return 0;
+    size_t head = nm_segment_header_max();
+    /* Up to the guard page in secure mode (segment.h: nm_page_guard). */
+    size_t end = NM_SEGMENT_SIZE - (nm_proc.secure ? NM_OS_PAGE : 0);
+    if (nm_os_commit((char *)s + head, end - head) != 0) return -1;
+    atomic_store_explicit(&s->uncommitted, 0, memory_order_relaxed);
+    return 0;
 }
 
 /* ---- giving back free pages ------------------------------------------------------------ */
@@ -297,6 +418,8 @@ size_t nm_segment_purge_finish(struct nm_segment *s, uint64_t claimed)
 {
     if (!claimed) return 0;
     size_t given = 0;
+    uint64_t units = 0;   /* of pages whose charge went back too */
+    struct nm_os_advice advice = { s->arena->bind_mode, &s->arena->nodes, false };
     uint8_t *run = NULL;
     size_t run_len = 0;
     uint64_t done = 0, run_bits = 0;
@@ -309,8 +432,13 @@ size_t nm_segment_purge_finish(struct nm_segment *s, uint64_t claimed)
             run_bits |= 1ull << i;
             continue;
         }
-        if (run && nm_os_decommit(run, run_len) == 0) {
+        int gone = run ? nm_os_uncommit(run, run_len, &advice) : -1;
+        if (gone > 0 && (size_t)(run - (uint8_t *)s) < s->head_writable)
+            s->head_writable = (size_t)(run - (uint8_t *)s);
+        if (gone >= 0) {
             done |= run_bits;
+            for (uint64_t bits = gone ? run_bits : 0; bits; bits &= bits - 1)
+                units |= page_units(s, (size_t)__builtin_ctzll(bits));
             given += run_len;
             atomic_fetch_add_explicit(&nm_proc.counters.purges, 1, memory_order_relaxed);
         }
@@ -321,6 +449,7 @@ size_t nm_segment_purge_finish(struct nm_segment *s, uint64_t claimed)
     atomic_fetch_add_explicit(&nm_proc.counters.purged_bytes, given, memory_order_relaxed);
     /* decommitted first: whoever takes the page next sees it. */
     atomic_fetch_or_explicit(&s->decommitted_pages, done, memory_order_relaxed);
+    atomic_fetch_or_explicit(&s->uncommitted, units, memory_order_relaxed);
     atomic_fetch_or_explicit(&s->free_pages, claimed, memory_order_release);
     atomic_fetch_and_explicit(&s->purging, ~claimed, memory_order_release);
     return given;

@@ -155,6 +155,17 @@ struct nm_segment {
     _Atomic uint64_t free_pages;
     _Atomic uint64_t purging;
     _Atomic uint64_t decommitted_pages;
+    /* Bit u: some of the segment's 64 KiB unit u is reserved only (PROT_NONE:
+     * strict accounting commits on use, os.h); set for every unit when the
+     * segment is mapped so, by a purge that gives back a page's charge and
+     * when the segment enters a cache (nm_segment_uncommit_pages); cleared
+     * when a page is taken (nm_segment_commit_page).  In units, not
+     * pages, so that it holds when a segment changes kind.  0 in the other
+     * modes.  head_writable: the bytes from the segment's start that are
+     * writable for sure (the header's at least, unless a purge gave back
+     * medium page 0, whose area starts below the small header's end). */
+    _Atomic uint64_t uncommitted;
+    size_t head_writable;
     uint32_t retired_ms[NM_MAX_PAGES];  /* when page i became free (ms clock, low bits) */
     struct nm_segment *heap_next, *heap_prev; /* in the owner's segment list */
     struct nm_arena *arena;         /* where it came from and goes back to */
@@ -170,6 +181,11 @@ struct nm_segment {
     size_t committed;               /* bytes from the block's start that may be resident:
                                        what blocks of this span reached since the span was
                                        last decommitted (at least block_size while live) */
+    size_t writable;                /* bytes from the block's start that may be written: the
+                                       rest of the span's space (and the space between its
+                                       header page and its block) is reserved only, to be
+                                       committed on use (os.h: nm_os_commit); SIZE_MAX when
+                                       the span was mapped writable as a whole */
     size_t alignment;               /* alignment asked for (0: default layout) */
     _Atomic uint32_t large_state;   /* NM_LARGE_LIVE or NM_LARGE_FREE */
     bool zeroed;                    /* block memory known to be all zero */
@@ -304,8 +320,30 @@ static inline void nm_page_area(struct nm_segment *s, size_t index, uint8_t **st
     *len = ((size_t)1 << s->page_shift) - skip - nm_page_guard(s, index);
 }
 
+/* The bytes at the start of a segment that its header may take, whatever
+ * its kind: committed when a segment is mapped to commit on use. */
+static inline size_t nm_segment_header_max(void)
+{
+    return nm_align_up(sizeof(struct nm_segment) + NM_MAX_PAGES * sizeof(struct nm_page), NM_OS_PAGE);
+}
+
+/* Make page `index` of `s` writable where it is reserved only
+ * (`uncommitted`), before it is taken.  0, or -1 with ENOMEM past the
+ * commit limit.  Only the segment's owner, for a page it holds. */
+int nm_segment_commit_page(struct nm_segment *s, size_t index);
+/* A segment that commits on use and has no page in use gives back the
+ * charge of all its pages (not a reserved one's), as it enters a cache. */
+void nm_segment_uncommit_pages(struct nm_segment *s);
+/* The same for the whole segment (nm_reserve). */
+int nm_segment_commit_all(struct nm_segment *s);
+
+/* Make the map's bytes for [start, start + size) writable, as nm_map_add
+ * needs (nm_segment_init maps the map's memory read-only under strict
+ * accounting, os.h).  False (ENOMEM) past the commit limit; in the other
+ * modes always true, no syscall. */
+bool nm_map_prepare(void *start, size_t size);
 /* Mark [start, start + size) as one of ours: `kind` for its first unit,
- * NM_MAP_CONT for the others. */
+ * NM_MAP_CONT for the others (nm_map_prepare first). */
 void nm_map_add(void *start, size_t size, enum nm_map_kind kind);
 /* The map byte of a small or medium segment of `kind`. */
 static inline enum nm_map_kind nm_map_segment_kind(enum nm_segment_kind kind)
@@ -319,8 +357,9 @@ void nm_map_remove(void *start, size_t size);
 /* Once, at start-up: the process's secrets (cookie key, free mark). */
 void nm_segment_init(void);
 /* Format the range at `s` (mapped for arena `a`) as an empty segment of
- * `kind`: every page free, no owner; a reserved segment stays reserved. */
-void nm_segment_format(struct nm_segment *s, struct nm_arena *a, enum nm_segment_kind kind);
+ * `kind`: every page free, no owner; a reserved segment stays reserved.
+ * 0, or -1 (ENOMEM) when its header cannot be committed (os.h). */
+int nm_segment_format(struct nm_segment *s, struct nm_arena *a, enum nm_segment_kind kind);
 /* Map `size` bytes aligned to `align` for arena `a`, bound as the arena
  * says, with MADV_NOHUGEPAGE, and sets the header's `chunk`.  Carved from
  * one of the arena's chunks (chunk.h) when it is at most 256 MiB, aligned
@@ -330,7 +369,14 @@ void nm_segment_format(struct nm_segment *s, struct nm_arena *a, enum nm_segment
  * `hugetlb` (NULL: no): in, whether hugetlb pages are wanted; out, whether
  * the range has them.  Hugetlb ranges are faulted in at once (from the
  * pool, as the binding allows); when the pool cannot back the range, it is
- * mapped with normal pages instead. */
+ * mapped with normal pages instead.
+ * A span (`kind` NM_MAP_SPAN) mapped by itself for an arena that is not
+ * strict is reserved as space to commit on use (os.h): its header page is
+ * committed, and its `writable` set to 0 where that space is not
+ * writable (nm_os_strict_commit), else SIZE_MAX, as for any other span.  A
+ * segment mapped by itself for such an arena is too: its header's bytes
+ * (nm_segment_header_max) are committed and its pages as they are taken
+ * (`uncommitted`). */
 void *nm_segment_map_memory(size_t size, size_t align, struct nm_arena *a, bool *hugetlb,
                             enum nm_map_kind kind);
 /* Give back the segment or span at `start` (its header says where it came
