@@ -1182,7 +1182,9 @@ static void check_strict(void)
     void *p = nm_heap_malloc(strict, too_big);
     int err = errno;
     int after = maps_lines();
-    bool ok = p == NULL && err == ENOMEM && after == lines;
+    /* Nothing left mapped by the failed request; the release of cached
+     * memory before its retry (arena.h) may take a mapping away. */
+    bool ok = p == NULL && err == ENOMEM && after <= lines;
     snprintf(what, sizeof what, "strict heap, %zu MiB on node %d (%zu MiB)", too_big / MiB, node, total / MiB);
     printf("%-18s %-60s %s, maps %d -> %d lines [%s]\n", "strict", what, p ? "succeeded" : strerror(err), lines,
            after, ok ? "ok" : "FAIL");
