@@ -129,7 +129,7 @@ static void heap_reset(struct nm_heap *h, struct nm_arena *arena)
     memset(&h->full, 0, sizeof h->full);
     h->segments[0] = h->segments[1] = NULL;
     h->node = arena->node;
-    h->thread = nm_thread_self();
+    __atomic_store_n(&h->thread, nm_thread_self(), __ATOMIC_RELAXED);
     h->user_id = 0;
     node_watch(h, arena);
     atomic_store_explicit(&h->remote_pending, 0, memory_order_relaxed);
@@ -1017,7 +1017,7 @@ static void heap_park(struct nm_heap *h)
     for (int kind = 0; kind < 2; kind++)
         for (struct nm_segment *s = h->segments[kind]; s; s = s->heap_next)
             atomic_store_explicit(&s->thread, 0, memory_order_release);
-    h->thread = 0;
+    __atomic_store_n(&h->thread, 0, __ATOMIC_RELAXED);   /* purges read it (nm_heap_purge) */
     atomic_store_explicit(&h->parked_ms, nm_os_now_ms(), memory_order_relaxed);
     heap_leave(h);
     atomic_store_explicit(&h->claimed, false, memory_order_release);
@@ -1028,7 +1028,7 @@ static void heap_park(struct nm_heap *h)
 static void heap_take_over(struct nm_heap *h)
 {
     heap_enter(h);
-    h->thread = nm_thread_self();
+    __atomic_store_n(&h->thread, nm_thread_self(), __ATOMIC_RELAXED);
     for (int kind = 0; kind < 2; kind++)
         for (struct nm_segment *s = h->segments[kind]; s; s = s->heap_next)
             atomic_store_explicit(&s->thread, h->thread, memory_order_release);
@@ -1380,7 +1380,8 @@ static struct nm_block *heap_foreign_take_idle(struct nm_heap *h, uint64_t now_m
     if (!idle) return NULL;
     /* The heap's lock is held: under ThreadSanitizer that keeps the owner
      * out (foreign_enter), and so does being the owner. */
-    if (NM_TSAN || h->thread == nm_thread_self()) return foreign_take(h, idle);
+    if (NM_TSAN || __atomic_load_n(&h->thread, __ATOMIC_RELAXED) == nm_thread_self())
+        return foreign_take(h, idle);
     atomic_store_explicit(&h->foreign_steal, 1, memory_order_relaxed);
     struct nm_block *all = NULL;
     if (!nm_os_membarrier()) {
@@ -1416,7 +1417,7 @@ void nm_heap_purge(struct nm_heap *h, uint64_t now_ms, bool force, bool *waiting
      * owner may be stopped inside its slow path (a signal handler). */
     bool locked = heap_try_purge_lock(h);
     /* (Not for the caller's own heap: a lock it holds stays held.) */
-    bool own = h->thread == nm_thread_self();
+    bool own = __atomic_load_n(&h->thread, __ATOMIC_RELAXED) == nm_thread_self();
     for (uint64_t until = now_ms + NM_TRIM_WAIT_MS;
          !locked && force && !own && nm_os_now_ms() < until;) {
         sched_yield();

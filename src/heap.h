@@ -54,7 +54,8 @@ struct nm_heap {
      * being set up (heap_reset stores it last). */
     _Atomic(struct nm_arena *) arena;
     int node;                                  /* dense node index (arena->node) */
-    uintptr_t thread;                          /* nm_thread_self() of its thread */
+    uintptr_t thread;                          /* nm_thread_self() of its thread (relaxed
+                                                  atomic: purges compare it) */
     uint64_t user_id;                          /* the nm_heap_new heap it serves, or 0 */
     _Atomic uint32_t remote_pending;           /* a remote free hit one of our segments */
     uint64_t next_maintenance_ms;              /* no purge pass before this time */
