@@ -449,6 +449,16 @@ static struct nm_segment *heap_segment_with_free_page(struct nm_heap *h, enum nm
 
 /* ---- remote frees ---------------------------------------------------------------------- */
 
+nm_cold void nm_heap_double_free(const void *b)
+{
+    nm_line l = { .len = 0 };
+    nm_line_str(&l, "numamalloc: free(): double free of ");
+    nm_line_hex(&l, (uintptr_t)b);
+    nm_line_str(&l, "\n");
+    nm_line_write(&l, 2);
+    if (nm_opt.on_error == NM_ON_ERROR_ABORT) abort();
+}
+
 /* Foreign blocks kept per small class (heap.h: foreign): 16 KiB of them,
  * at least 4, doubled (at most NM_FOREIGN_MAX_SCALE times) each time the
  * thread takes every block of a list that had to turn blocks away, so
@@ -520,7 +530,13 @@ void nm_heap_free_other(struct nm_segment *s, struct nm_page *pg, struct nm_bloc
             nm_heap_free_remote(s, pg, b);
             return;
         }
-        nm_block_set_next(b, atomic_load_explicit(&f->head, memory_order_relaxed));
+        struct nm_block *head = atomic_load_explicit(&f->head, memory_order_relaxed);
+        if (nm_unlikely(head == b)) {   /* freed again after its mark was erased */
+            foreign_leave(h);
+            nm_heap_double_free(b);
+            return;
+        }
+        nm_block_set_next(b, head);
         atomic_store_explicit(&f->head, b, memory_order_relaxed);
         f->count++;
         bool first = foreign_changed(h, cls, 1) == 0;
@@ -542,7 +558,7 @@ static struct nm_block *foreign_pop(struct nm_heap *h, unsigned cls)
     struct nm_block *b = atomic_load_explicit(&f->head, memory_order_relaxed);
     if (b && nm_unlikely(!nm_block_is_free(b))) {
         /* Dropped from `b` on, the blocks stay counted in their pages. */
-        nm_page_corrupt(nm_page_of(nm_segment_of(b), b), b, "free");
+        nm_page_corrupt(nm_page_of(nm_segment_of(b), b), b, "free", false);
         foreign_changed(h, cls, -(int)f->count);
         atomic_store_explicit(&f->head, NULL, memory_order_relaxed);
         f->count = 0;
@@ -572,7 +588,7 @@ static struct nm_block *foreign_pop(struct nm_heap *h, unsigned cls)
 }
 
 /* Take the foreign blocks of the classes in `classes` (bit c: class c),
- * chained by `next` (the lists are the caller's: the owner inside
+ * chained as one list (the lists are the caller's: the owner inside
  * foreign_enter, or a purge that won the handshake). */
 static struct nm_block *foreign_take(struct nm_heap *h, uint64_t classes)
 {
@@ -582,17 +598,25 @@ static struct nm_block *foreign_take(struct nm_heap *h, uint64_t classes)
         unsigned c = (unsigned)__builtin_ctzll(classes);
         struct nm_foreign_list *f = &h->foreign[c];
         taken += f->count;
-        struct nm_block *b = atomic_load_explicit(&f->head, memory_order_relaxed);
+        struct nm_block *head = atomic_load_explicit(&f->head, memory_order_relaxed), *tail = NULL;
         atomic_store_explicit(&f->head, NULL, memory_order_relaxed);
-        while (b) {
-            if (nm_unlikely(!nm_block_is_free(b))) {   /* the rest is dropped */
-                nm_page_corrupt(nm_page_of(nm_segment_of(b), b), b, "free");
+        /* The list is spliced whole: `count` blocks ending at NULL.  One
+         * that fails, or a longer chain (a block pushed twice links back
+         * into the list: a cycle), is dropped whole; its blocks stay
+         * counted in their pages. */
+        uint32_t n = 0;
+        for (struct nm_block *b = head; b; b = nm_block_next(b)) {
+            if (nm_unlikely(n == f->count || !nm_block_is_free(b))) {
+                nm_page_corrupt(nm_page_of(nm_segment_of(b), b), b, "free", false);
+                tail = NULL;
                 break;
             }
-            struct nm_block *next = nm_block_next(b);
-            nm_block_set_next(b, all);
-            all = b;
-            b = next;
+            tail = b;
+            n++;
+        }
+        if (tail) {
+            nm_block_set_next(tail, all);
+            all = head;
         }
         f->count = 0;
         f->scale = 0;
@@ -694,7 +718,7 @@ static size_t secure_tagged_size(const struct nm_page *pg, const uint8_t *b)
     uint64_t tag;
     memcpy(&tag, b + pg->block_size - sizeof tag, sizeof tag);
     uint64_t size = tag ^ secure_canary(b);
-    return size + NM_SECURE_TAG <= pg->block_size ? (size_t)size : SIZE_MAX;
+    return size <= pg->block_size - NM_SECURE_TAG ? (size_t)size : SIZE_MAX;
 }
 
 size_t nm_heap_secure_usable(const struct nm_page *pg, const void *b)
@@ -839,6 +863,10 @@ void nm_heap_free_remote(struct nm_segment *s, struct nm_page *pg, struct nm_blo
 
     struct nm_block *head = atomic_load_explicit(&pg->remote, memory_order_relaxed);
     do {
+        if (nm_unlikely(head == b)) {   /* freed again after its mark was erased */
+            nm_heap_double_free(b);
+            return;
+        }
         nm_block_set_next(b, head);
     } while (!atomic_compare_exchange_weak_explicit(&pg->remote, &head, b, memory_order_release,
                                                     memory_order_relaxed));
@@ -1332,7 +1360,9 @@ static struct nm_segment *heap_release_remote_freed(struct nm_heap *h, uint64_t 
                 uint32_t used = __atomic_load_n(&pg->used, __ATOMIC_ACQUIRE);
                 uint32_t count = 0;
                 /* A corrupt block ends the count: the owner's collect reports it. */
-                for (struct nm_block *b = head; b && count <= used; b = nm_block_next(b)) {
+                uint32_t most = nm_page_capacity(pg);   /* a cycle ends the count too */
+                for (struct nm_block *b = head; b && count <= used && count <= most;
+                     b = nm_block_next(b)) {
                     if (!nm_page_is_block(pg, b) || !nm_block_is_free(b)) break;
                     count++;
                 }
@@ -1553,7 +1583,7 @@ void *nm_heap_alloc_class(struct nm_heap *h, unsigned cls)
         if (nm_likely(nm_block_is_free(b))) break;
         /* Dropped from `b` on (with warn): the page's blocks not on its
          * list stay counted in `used`. */
-        nm_page_corrupt(pg, b, "free");
+        nm_page_corrupt(pg, b, "free", true);
         pg->free = NULL;
     }
     pg->free = nm_block_next(b);

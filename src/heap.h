@@ -220,6 +220,10 @@ void nm_heap_free_to_full(struct nm_heap *h, struct nm_page *pg, struct nm_block
 /* Free from a thread that does not own the segment: kept in the calling
  * thread's foreign lists when it may be, else nm_heap_free_remote. */
 void nm_heap_free_other(struct nm_segment *s, struct nm_page *pg, struct nm_block *b);
+/* Report a double free that the block's encoding could not show (the
+ * program erased it): the block is already first on the list it would go
+ * to.  One line; abort, or with warn return (the block is left as it is). */
+nm_cold void nm_heap_double_free(const void *b);
 /* Give the block back to its page's remote list for the owner. */
 void nm_heap_free_remote(struct nm_segment *s, struct nm_page *pg, struct nm_block *b);
 
@@ -337,6 +341,12 @@ static inline void nm_heap_free(struct nm_segment *s, struct nm_page *pg, struct
          * it empties (a malloc/free loop must not cycle pages; maintenance
          * releases it if it idles). */
         bool not_first = __atomic_load_n(&pg->prev, __ATOMIC_RELAXED) != NULL;
+        /* Freed again after the program erased its mark (its encoding): it
+         * is still first on the list, or no block of the page is out. */
+        if (nm_unlikely(pg->free == b || pg->used == 0)) {
+            nm_heap_double_free(b);
+            return;
+        }
         nm_block_set_next(b, pg->free);
         pg->free = b;
         /* Released: a purge that reads the new count sees the block on the

@@ -104,13 +104,16 @@ uint32_t nm_page_collect(struct nm_page *pg)
 {
     if (!nm_page_has_remote(pg)) return 0;
     struct nm_block *list = atomic_exchange_explicit(&pg->remote, NULL, memory_order_acquire);
-    uint32_t count = 0;
+    uint32_t count = 0, most = nm_page_capacity(pg);
     struct nm_block *tail = NULL;
     for (struct nm_block *b = list; b; b = nm_block_next(b)) {
         /* A link that leaves the page, or a block whose words were written
-         * after it was freed: the rest of the list is dropped. */
-        if (!nm_page_is_block(pg, b) || !nm_block_is_free(b)) {
-            nm_page_corrupt(pg, b, "remote-free");
+         * after it was freed: the rest of the list is dropped.  More
+         * blocks than the page has carved: a block was pushed twice and
+         * the list runs in a cycle; all of it is dropped. */
+        if (count == most || !nm_page_is_block(pg, b) || !nm_block_is_free(b)) {
+            nm_page_corrupt(pg, b, "remote-free", true);
+            if (count == most) return 0;
             break;
         }
         tail = b;
@@ -126,7 +129,8 @@ uint32_t nm_page_collect(struct nm_page *pg)
 /* Added to the count of a page found corrupt: it never reaches 0. */
 #define NM_PAGE_PINNED (1u << 30)
 
-nm_cold void nm_page_corrupt(struct nm_page *pg, const struct nm_block *b, const char *list)
+nm_cold void nm_page_corrupt(struct nm_page *pg, const struct nm_block *b, const char *list,
+                             bool pin)
 {
     nm_line l = { .len = 0 };
     nm_line_str(&l, "numamalloc: heap corruption detected in ");
@@ -138,6 +142,6 @@ nm_cold void nm_page_corrupt(struct nm_page *pg, const struct nm_block *b, const
     nm_line_str(&l, ": use after free or overflow\n");
     nm_line_write(&l, 2);
     if (nm_opt.on_error == NM_ON_ERROR_ABORT) abort();
-    if (pg->used < NM_PAGE_PINNED)
+    if (pin && pg->used < NM_PAGE_PINNED)
         __atomic_store_n(&pg->used, pg->used + NM_PAGE_PINNED, __ATOMIC_RELAXED);
 }

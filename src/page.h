@@ -87,9 +87,12 @@ uint32_t nm_page_collect(struct nm_page *pg);
  * nm_block_is_free) in a `list` ("free", "remote-free") in one line, then
  * abort, or return with NUMAMALLOC_ON_ERROR=warn: the caller drops the
  * list from `b` on, so neither `b` nor a block its link names is ever
- * handed out, and the page is pinned (never given back, its count of
- * blocks in use no longer trusted: a block freed twice may be live). */
-nm_cold void nm_page_corrupt(struct nm_page *pg, const struct nm_block *b, const char *list);
+ * handed out, and with `pin` (the caller owns the page: the page's own
+ * lists) the page is pinned (never given back, its count of blocks in use
+ * no longer trusted: a block freed twice may be live).  A page of a
+ * foreign list is another thread's; the dropped blocks keep it in use. */
+nm_cold void nm_page_corrupt(struct nm_page *pg, const struct nm_block *b, const char *list,
+                             bool pin);
 
 static inline bool nm_page_has_remote(const struct nm_page *pg)
 {
