@@ -1,6 +1,7 @@
 /* testutil.h — tiny helpers shared by the C tests: CHECK() that names the
  * failing line, skip with a reason, reading this process's RSS and page
- * faults, and running the same program under glibc to compare. */
+ * faults, and running the same program under glibc to compare; a clock
+ * and a random sequence. */
 #ifndef NM_TESTUTIL_H
 #define NM_TESTUTIL_H
 
@@ -10,6 +11,7 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +60,23 @@ static inline void nm_test_skip(const char *fmt, ...)
     printf("\n");
     fflush(stdout);
     exit(77);
+}
+
+/* Seconds on the monotonic clock. */
+static inline double nm_test_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* xorshift64*: the next number of the sequence in `*s` (never 0). */
+static inline uint64_t nm_test_random(uint64_t *s)
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 2685821657736338717ull;
 }
 
 static inline int nm_test_done(void)

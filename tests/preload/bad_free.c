@@ -50,14 +50,6 @@ static char global_buf[256];
 
 /* ---- what the child does after an error in warn mode ---- */
 
-static uint64_t next_random(uint64_t *s)
-{
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 2685821657736338717ull;
-}
-
 struct block { uint64_t *p; size_t size; };
 
 static int by_address(const void *a, const void *b)
@@ -81,7 +73,7 @@ static void heap_still_works(size_t hot_size)
     for (int round = 0; round < 3; round++) {
         size_t hot = 0;
         for (int i = 0; i < COUNT; i++) {
-            size_t size = 16 + (size_t)(next_random(&rng) % 2000);
+            size_t size = 16 + (size_t)(nm_test_random(&rng) % 2000);
             if (i % 4 == 0 && hot < hot_max) { size = hot_size; hot++; }
             if (i % 1000 == 1) size = 300 * KiB;
             b[i].size = size;
@@ -536,13 +528,6 @@ struct child_result {
     int timed_out;
 };
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void run_child(const char *name, int warn, int secure, struct child_result *r)
 {
     int out[2], err[2];
@@ -572,8 +557,8 @@ static void run_child(const char *name, int warn, int secure, struct child_resul
     size_t out_len = 0;
     struct pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
     int open_fds = 2;
-    double give_up = now() + 30;
-    while (open_fds > 0 && now() < give_up) {
+    double give_up = nm_test_now() + 30;
+    while (open_fds > 0 && nm_test_now() < give_up) {
         if (poll(fds, 2, 100) <= 0) continue;
         for (int i = 0; i < 2; i++) {
             if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP))) continue;

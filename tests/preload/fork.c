@@ -27,24 +27,9 @@
 #define CHILD_TIMEOUT_S 20
 #define SECTION_TIMEOUT_S 90
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static uint64_t next_random(uint64_t *s)
-{
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 2685821657736338717ull;
-}
-
 static size_t random_size(uint64_t *rng)
 {
-    uint64_t r = next_random(rng);
+    uint64_t r = nm_test_random(rng);
     if (r % 64 == 0) return 1 * MiB + (size_t)(r >> 20) % MiB;
     if (r % 256 == 1) return 3 * MiB;
     size_t base = (size_t)16 << ((r >> 8) % 12);
@@ -61,7 +46,7 @@ static void *watchdog(void *arg)
     (void)arg;
     for (;;) {
         usleep(100 * 1000);
-        if (now() > atomic_load(&section_deadline)) {
+        if (nm_test_now() > atomic_load(&section_deadline)) {
             char msg[200];
             int n = snprintf(msg, sizeof msg, "fork.c: %s did not finish in %d s: deadlock?\n",
                              atomic_load(&section_name), SECTION_TIMEOUT_S);
@@ -75,7 +60,7 @@ static void *watchdog(void *arg)
 static void begin_section(const char *name)
 {
     atomic_store(&section_name, name);
-    atomic_store(&section_deadline, now() + SECTION_TIMEOUT_S);
+    atomic_store(&section_deadline, nm_test_now() + SECTION_TIMEOUT_S);
     printf("%s\n", name);
     fflush(stdout);
 }
@@ -90,7 +75,7 @@ static void *busy(void *arg)
     unsigned char *slot[64] = {0};
     size_t size[64] = {0};
     while (!atomic_load_explicit(&stop_busy, memory_order_relaxed)) {
-        int i = (int)(next_random(&rng) % 64);
+        int i = (int)(nm_test_random(&rng) % 64);
         if (slot[i]) {
             unsigned char v = (unsigned char)size[i];
             CHECK(slot[i][0] == v && slot[i][size[i] - 1] == v, "busy thread: block %p changed",
@@ -130,7 +115,7 @@ static void stop_busy_threads(void)
 /* Wait for a child; it must exit with `expected` within the timeout. */
 static void wait_child(pid_t pid, int expected, const char *what)
 {
-    double deadline = now() + CHILD_TIMEOUT_S;
+    double deadline = nm_test_now() + CHILD_TIMEOUT_S;
     int status = 0;
     for (;;) {
         pid_t r = waitpid(pid, &status, WNOHANG);
@@ -139,7 +124,7 @@ static void wait_child(pid_t pid, int expected, const char *what)
             CHECK(0, "%s: waitpid(%d): %s", what, (int)pid, strerror(errno));
             return;
         }
-        if (now() > deadline) {
+        if (nm_test_now() > deadline) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
             CHECK(0, "%s: child %d did not exit within %d s (deadlock after fork?)", what,
@@ -197,7 +182,7 @@ static void churn(uint64_t seed, int rounds)
     unsigned char *held[32] = {0};
     size_t held_size[32] = {0};
     for (int r = 0; r < rounds; r++) {
-        int i = (int)(next_random(&rng) % 32);
+        int i = (int)(nm_test_random(&rng) % 32);
         if (held[i]) {
             CHECK(held[i][0] == (unsigned char)i && held[i][held_size[i] - 1] == (unsigned char)i,
                   "churn: block %p changed", (void *)held[i]);
@@ -317,8 +302,8 @@ static void fork_from_signal_handler(void)
     setitimer(ITIMER_REAL, &every_3ms, NULL);
 
     uint64_t rng = 99;
-    double give_up = now() + 60;
-    while (signal_forks < SIGNAL_FORKS && !fork_failed && now() < give_up) {
+    double give_up = nm_test_now() + 60;
+    while (signal_forks < SIGNAL_FORKS && !fork_failed && nm_test_now() < give_up) {
         size_t n = random_size(&rng);
         main_in_malloc = 1;
         atomic_signal_fence(memory_order_seq_cst);
@@ -361,8 +346,8 @@ static void *stdio_writer(void *arg)
         REQUIRE(f[i] != NULL, "stream %d: %s", i, strerror(errno));
     }
     for (unsigned long n = 0; !atomic_load(&stop_stdio); n++) {
-        int i = (int)(next_random(&rng) % STREAMS);
-        fprintf(f[i], "line %lu of stream %d: %0*d\n", n, i, (int)(next_random(&rng) % 200), 0);
+        int i = (int)(nm_test_random(&rng) % STREAMS);
+        fprintf(f[i], "line %lu of stream %d: %0*d\n", n, i, (int)(nm_test_random(&rng) % 200), 0);
         if (n % 4 == 0) fflush(NULL);
         if (n % 500 == 0) {
             /* Reopen: a fresh FILE (allocated with malloc), and for memory
@@ -425,7 +410,7 @@ static void fork_with_stdio(void)
 int main(void)
 {
     nm_test_require_numamalloc();
-    atomic_store(&section_deadline, now() + SECTION_TIMEOUT_S);
+    atomic_store(&section_deadline, nm_test_now() + SECTION_TIMEOUT_S);
     /* The watchdog never takes SIGALRM (it starts with it blocked). */
     sigset_t alarm_set, old;
     sigemptyset(&alarm_set);

@@ -33,24 +33,9 @@
 #define CHILD_TIMEOUT_S 20
 #define RUN_TIMEOUT_S 120
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static uint64_t next_random(uint64_t *s)
-{
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 2685821657736338717ull;
-}
-
 static size_t random_size(uint64_t *rng)
 {
-    uint64_t r = next_random(rng);
+    uint64_t r = nm_test_random(rng);
     if (r % 64 == 0) return 1 * MiB + (size_t)(r >> 20) % MiB;
     size_t base = (size_t)16 << ((r >> 8) % 12);
     return base + (size_t)((r >> 16) % base);
@@ -61,7 +46,7 @@ static size_t random_size(uint64_t *rng)
 static void *watchdog(void *arg)
 {
     double deadline = *(double *)arg;
-    while (now() < deadline) usleep(100 * 1000);
+    while (nm_test_now() < deadline) usleep(100 * 1000);
     static const char msg[] = "fork_signal.c: the parent did not finish in time: stuck in a fork "
                               "from the signal handler (deadlock)?\n";
     if (write(2, msg, sizeof msg - 1) < 0) _exit(3);
@@ -78,7 +63,7 @@ static void *busy(void *arg)
     unsigned char *slot[64] = {0};
     size_t size[64] = {0};
     while (!atomic_load_explicit(&stop_busy, memory_order_relaxed)) {
-        int i = (int)(next_random(&rng) % 64);
+        int i = (int)(nm_test_random(&rng) % 64);
         if (slot[i]) {
             CHECK(slot[i][0] == (unsigned char)i && slot[i][size[i] - 1] == (unsigned char)i,
                   "busy thread: block %p changed", (void *)slot[i]);
@@ -148,10 +133,10 @@ static void on_alarm(int sig)
 static void wait_children(void)
 {
     for (int i = 0; i < forks; i++) {
-        double deadline = now() + CHILD_TIMEOUT_S;
+        double deadline = nm_test_now() + CHILD_TIMEOUT_S;
         int status = 0;
         pid_t r;
-        while ((r = waitpid(child[i], &status, WNOHANG)) == 0 && now() < deadline) usleep(1000);
+        while ((r = waitpid(child[i], &status, WNOHANG)) == 0 && nm_test_now() < deadline) usleep(1000);
         if (r == 0) {
             kill(child[i], SIGKILL);
             waitpid(child[i], &status, 0);
@@ -175,7 +160,7 @@ int main(void)
     sigaddset(&alarm_set, SIGALRM);
     pthread_sigmask(SIG_BLOCK, &alarm_set, &old);
     static double deadline;
-    deadline = now() + RUN_TIMEOUT_S;
+    deadline = nm_test_now() + RUN_TIMEOUT_S;
     pthread_t dog, busy_tid[BUSY_THREADS];
     REQUIRE(pthread_create(&dog, NULL, watchdog, &deadline) == 0);
     for (int i = 0; i < BUSY_THREADS; i++) {
@@ -199,9 +184,9 @@ int main(void)
      * lands in each. */
     uint64_t rng = 99;
     unsigned char *held[16] = {0};
-    double give_up = now() + RUN_TIMEOUT_S / 2;
-    for (unsigned round = 0; forks < FORKS && !fork_errno && now() < give_up; round++) {
-        int i = (int)(next_random(&rng) % 16);
+    double give_up = nm_test_now() + RUN_TIMEOUT_S / 2;
+    for (unsigned round = 0; forks < FORKS && !fork_errno && nm_test_now() < give_up; round++) {
+        int i = (int)(nm_test_random(&rng) % 16);
         if (held[i]) {
             unsigned char *q = realloc(held[i], random_size(&rng));
             REQUIRE(q != NULL, "realloc");

@@ -29,21 +29,6 @@
 
 struct block { unsigned char *p; size_t size; };
 
-static uint64_t next_random(uint64_t *s)
-{
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 2685821657736338717ull;
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Allocate and touch ~512 MiB: 96 MiB of 16 B..4 KiB blocks, 160 MiB of
  * 4..256 KiB, 128 MiB of 256 KiB..2 MiB and 128 MiB of 2..16 MiB. */
 static struct block *burst(size_t *count, uint64_t seed)
@@ -60,7 +45,7 @@ static struct block *burst(size_t *count, uint64_t seed)
     uint64_t rng = seed;
     for (size_t m = 0; m < sizeof mix / sizeof mix[0]; m++) {
         for (size_t sum = 0; sum < mix[m].total;) {
-            size_t size = mix[m].min + (size_t)(next_random(&rng) % (mix[m].max - mix[m].min));
+            size_t size = mix[m].min + (size_t)(nm_test_random(&rng) % (mix[m].max - mix[m].min));
             REQUIRE(n < cap, "block table full");
             b[n].p = malloc(size);
             REQUIRE(b[n].p != NULL, "malloc(%zu)", size);
@@ -72,7 +57,7 @@ static struct block *burst(size_t *count, uint64_t seed)
     }
     /* Shuffle, so the frees come in no particular order. */
     for (size_t i = n; i > 1; i--) {
-        size_t j = (size_t)(next_random(&rng) % i);
+        size_t j = (size_t)(nm_test_random(&rng) % i);
         struct block t = b[i - 1];
         b[i - 1] = b[j];
         b[j] = t;
@@ -129,7 +114,7 @@ static int lazy_child(void)
     free_all(b, n);
     size_t bound = base + CACHE_MB * MiB + SLACK;
     usleep(100 * 1000); /* twice the purge delay */
-    double give_up = now() + 2.0;
+    double give_up = nm_test_now() + 2.0;
     size_t rss;
     int polls = 0;
     for (;;) {
@@ -147,7 +132,7 @@ static int lazy_child(void)
         for (int i = 0; i < 16; i++) free(small[i]);
         rss = nm_test_rss();
         polls++;
-        if (rss < bound || now() > give_up) break;
+        if (rss < bound || nm_test_now() > give_up) break;
         usleep(50 * 1000);
     }
     printf("(b) start %zu KiB, peak %zu KiB, after free and %d polls %zu KiB (bound %zu KiB)\n",
@@ -173,9 +158,9 @@ static void lazy_purge(void)
         _exit(127);
     }
     int status = 0;
-    double give_up = now() + 60;
+    double give_up = nm_test_now() + 60;
     pid_t r;
-    while ((r = waitpid(pid, &status, WNOHANG)) == 0 && now() < give_up) usleep(10 * 1000);
+    while ((r = waitpid(pid, &status, WNOHANG)) == 0 && nm_test_now() < give_up) usleep(10 * 1000);
     if (r == 0) {
         kill(pid, SIGKILL);
         waitpid(pid, &status, 0);

@@ -50,14 +50,6 @@ static struct thread_state threads[THREADS];
 static struct mailbox mailboxes[THREADS];
 static pthread_barrier_t barrier;
 
-static uint64_t next_random(uint64_t *s)
-{
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 2685821657736338717ull;
-}
-
 static uint64_t mix(uint64_t x)
 {
     x ^= x >> 31;
@@ -132,7 +124,7 @@ static int verify(const struct block *b, const char *when)
 
 static size_t random_size(uint64_t *rng)
 {
-    uint64_t r = next_random(rng);
+    uint64_t r = nm_test_random(rng);
     unsigned pick = (unsigned)(r % 100);
     if (pick < 90) {
         size_t base = (size_t)16 << ((r >> 8) % 12); /* 16 B .. 32 KiB */
@@ -144,7 +136,7 @@ static size_t random_size(uint64_t *rng)
 
 static uint64_t *allocate(struct thread_state *t, size_t size)
 {
-    uint64_t r = next_random(&t->rng) % 100;
+    uint64_t r = nm_test_random(&t->rng) % 100;
     uint64_t *p;
     if (r < 4) {
         p = calloc(1, size);
@@ -155,7 +147,7 @@ static uint64_t *allocate(struct thread_state *t, size_t size)
                 if (c[i]) { CHECK(0, "calloc(1, %zu): byte %zu is not zero", size, i); break; }
         }
     } else if (r < 7) {
-        size_t align = (size_t)64 << (next_random(&t->rng) % 8);
+        size_t align = (size_t)64 << (nm_test_random(&t->rng) % 8);
         void *q = NULL;
         int rc = posix_memalign(&q, align, size);
         p = rc == 0 ? q : NULL;
@@ -192,7 +184,7 @@ static void free_checked(const struct block *b, const char *when)
 static void op_free(struct thread_state *t)
 {
     if (t->live_count == 0) return;
-    struct block b = take_live(t, (int)(next_random(&t->rng) % (uint64_t)t->live_count));
+    struct block b = take_live(t, (int)(nm_test_random(&t->rng) % (uint64_t)t->live_count));
     free_checked(&b, "local free");
 }
 
@@ -209,9 +201,9 @@ static void op_alloc(struct thread_state *t)
 static void op_realloc(struct thread_state *t)
 {
     if (t->live_count == 0) return;
-    int i = (int)(next_random(&t->rng) % (uint64_t)t->live_count);
+    int i = (int)(nm_test_random(&t->rng) % (uint64_t)t->live_count);
     struct block old = t->live[i];
-    size_t size = (next_random(&t->rng) % 4 == 0) ? old.size / 2 + 1 : random_size(&t->rng);
+    size_t size = (nm_test_random(&t->rng) % 4 == 0) ? old.size / 2 + 1 : random_size(&t->rng);
     if (t->live_bytes - old.size + size > LIVE_BYTES_MAX) return;
     if (!verify(&old, "before realloc")) return;
     uintptr_t old_addr = (uintptr_t)old.p;
@@ -239,9 +231,9 @@ static void op_realloc(struct thread_state *t)
 static void op_hand_over(struct thread_state *t)
 {
     if (t->live_count == 0) return;
-    int to = (int)(next_random(&t->rng) % (THREADS - 1));
+    int to = (int)(nm_test_random(&t->rng) % (THREADS - 1));
     if (to >= t->id) to++;
-    struct block b = take_live(t, (int)(next_random(&t->rng) % (uint64_t)t->live_count));
+    struct block b = take_live(t, (int)(nm_test_random(&t->rng) % (uint64_t)t->live_count));
     if (!verify(&b, "before hand-over")) return;
     struct mailbox *m = &mailboxes[to];
     pthread_mutex_lock(&m->lock);
@@ -264,7 +256,7 @@ static void drain_mailbox(struct thread_state *t, int keep_some)
     m->count = 0;
     pthread_mutex_unlock(&m->lock);
     for (int i = 0; i < n; i++) {
-        if (keep_some && next_random(&t->rng) % 4 == 0 && t->live_count < LIVE_MAX &&
+        if (keep_some && nm_test_random(&t->rng) % 4 == 0 && t->live_count < LIVE_MAX &&
             t->live_bytes + got[i].size <= LIVE_BYTES_MAX) {
             if (verify(&got[i], "received block")) add_live(t, got[i]);
         } else {
@@ -323,7 +315,7 @@ static void *worker(void *arg)
     struct thread_state *t = arg;
     for (int phase = 0; phase < PHASES; phase++) {
         for (int op = 0; op < OPS_PER_PHASE; op++) {
-            unsigned r = (unsigned)(next_random(&t->rng) % 100);
+            unsigned r = (unsigned)(nm_test_random(&t->rng) % 100);
             if (r < 45) op_alloc(t);
             else if (r < 77) op_free(t);
             else if (r < 87) op_realloc(t);

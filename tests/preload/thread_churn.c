@@ -44,14 +44,6 @@ struct thread_job {
 
 static struct thread_job jobs[PENDING_WAVES + 1][WAVE];
 
-static uint64_t next_random(uint64_t *s)
-{
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 2685821657736338717ull;
-}
-
 /* Write one byte in every page and the last byte, so each page is resident. */
 static void touch(const struct block *b)
 {
@@ -95,7 +87,7 @@ static void *thread_main(void *arg)
         if (i == BLOCKS_PER_THREAD / 2) {
             size = 1 * MiB;
         } else {
-            uint64_t r = next_random(&rng);
+            uint64_t r = nm_test_random(&rng);
             size_t base = (size_t)16 << (r % 11); /* 16 B .. 16 KiB */
             size = base + (size_t)((r >> 8) % base);
             if (r % 50 == 0) size = 100 * KiB + (size_t)(r >> 32) % (150 * KiB);

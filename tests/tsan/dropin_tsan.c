@@ -46,21 +46,6 @@
 #define FORKS 30
 #define CHILD_TIMEOUT_S 20
 
-static uint64_t next_random(uint64_t *s)
-{
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 2685821657736338717ull;
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* How a block was made says how it is freed: free() for every libc entry
  * point, the matching operator delete for operator new. */
 enum block_kind { BY_LIBC, BY_NEW, BY_NEW_ALIGNED };
@@ -98,7 +83,7 @@ static int intact_upto(const struct block *b, size_t len)
 
 static size_t random_size(uint64_t *rng)
 {
-    uint64_t r = next_random(rng);
+    uint64_t r = nm_test_random(rng);
     if (r % 200 == 0) return 1 * MiB + (size_t)(r >> 20) % (2 * MiB);   /* large */
     if (r % 16 == 1) return 4 * KiB + (size_t)(r >> 20) % (252 * KiB);  /* medium */
     return 1 + (size_t)(r >> 20) % 2048;                                /* small */
@@ -108,9 +93,9 @@ static size_t random_size(uint64_t *rng)
 static struct block make_block(uint64_t *rng, size_t size)
 {
     struct block b = { .size = size, .kind = BY_LIBC, .tag = atomic_fetch_add(&next_tag, 1) };
-    size_t align = (size_t)16 << (next_random(rng) % 9);   /* 16 .. 4096 */
+    size_t align = (size_t)16 << (nm_test_random(rng) % 9);   /* 16 .. 4096 */
     size_t want = align;                                   /* the alignment promised */
-    switch (next_random(rng) % 9) {
+    switch (nm_test_random(rng) % 9) {
     case 0: b.p = malloc(size); want = 16; break;
     case 1:
         b.p = calloc(1, size);
@@ -172,7 +157,7 @@ static void resize_block(struct block *b, uint64_t *rng, const char *who)
         return;
     }
     size_t old = b->size;
-    size_t size = (next_random(rng) % 2) ? old * 2 + (next_random(rng) % 4096)   /* grow */
+    size_t size = (nm_test_random(rng) % 2) ? old * 2 + (nm_test_random(rng) % 4096)   /* grow */
                                          : old / 3 + 1;                           /* shrink */
     if (size > 8 * MiB) size = old / 3 + 1;
     CHECK(intact_upto(b, old), "%s: block %p changed before realloc", who, (void *)b->p);
@@ -228,13 +213,13 @@ static void *worker(void *arg)
         if (op % 4 == 0 && take(me, &in)) {
             /* A block another thread made: resize it, keep it or free it. */
             resize_block(&in, &rng, who);
-            int i = (int)(next_random(&rng) % SLOTS);
+            int i = (int)(nm_test_random(&rng) % SLOTS);
             if (held[i].p) drop_block(&held[i], who);
             held[i] = in;
             continue;
         }
-        int i = (int)(next_random(&rng) % SLOTS);
-        uint64_t r = next_random(&rng) % 8;
+        int i = (int)(nm_test_random(&rng) % SLOTS);
+        uint64_t r = nm_test_random(&rng) % 8;
         if (!held[i].p) {
             held[i] = make_block(&rng, random_size(&rng));
         } else if (r < 4) {
@@ -331,10 +316,10 @@ static void *forker(void *arg)
         pid_t pid = fork();
         REQUIRE(pid >= 0, "fork: %s", strerror(errno));
         if (pid == 0) child_allocates(round);
-        double deadline = now() + CHILD_TIMEOUT_S;
+        double deadline = nm_test_now() + CHILD_TIMEOUT_S;
         int status = 0;
         pid_t r;
-        while ((r = waitpid(pid, &status, WNOHANG)) == 0 && now() < deadline) {
+        while ((r = waitpid(pid, &status, WNOHANG)) == 0 && nm_test_now() < deadline) {
             struct timespec pause = { 0, 2 * 1000 * 1000 };
             nanosleep(&pause, NULL);
         }

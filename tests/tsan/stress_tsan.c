@@ -37,14 +37,6 @@
 
 struct block { unsigned char *p; size_t size; uint32_t tag; };
 
-static uint64_t next_random(uint64_t *s)
-{
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 2685821657736338717ull;
-}
-
 /* The pattern covers the first and last 64 bytes (the middle of a big block
  * is the same memory as far as races go). */
 static unsigned char pattern(const struct block *b, size_t i)
@@ -80,7 +72,7 @@ static atomic_uint next_tag;
 
 static size_t random_size(uint64_t *rng)
 {
-    uint64_t r = next_random(rng);
+    uint64_t r = nm_test_random(rng);
     if (r % 100 < 93) {
         size_t base = (size_t)16 << ((r >> 8) % 12);
         return base + (size_t)((r >> 16) % base);
@@ -93,7 +85,7 @@ static struct block new_block(uint64_t *rng)
 {
     size_t size = random_size(rng);
     struct block b = {NULL, size, atomic_fetch_add(&next_tag, 1)};
-    switch (next_random(rng) % 10) {
+    switch (nm_test_random(rng) % 10) {
     case 0:
         b.p = nm_calloc(1, size);
         if (b.p)
@@ -101,7 +93,7 @@ static struct block new_block(uint64_t *rng)
                 if (b.p[i]) { CHECK(0, "nm_calloc(1, %zu): byte %zu not zero", size, i); break; }
         break;
     case 1: {
-        size_t align = (size_t)32 << (next_random(rng) % 10);
+        size_t align = (size_t)32 << (nm_test_random(rng) % 10);
         b.p = nm_aligned_alloc(align, size);
         CHECK(b.p == NULL || (uintptr_t)b.p % align == 0, "nm_aligned_alloc(%zu) = %p", align,
               (void *)b.p);
@@ -159,15 +151,15 @@ static void *worker(void *arg)
     static _Thread_local struct block got[MAILBOX_CAP];
     int n = 0;
     for (int op = 0; op < WORKER_OPS || !atomic_load(&churn_done); op++) {
-        unsigned r = (unsigned)(next_random(&rng) % 100);
+        unsigned r = (unsigned)(nm_test_random(&rng) % 100);
         if (r < 40 && n < LIVE_MAX) {
             live[n++] = new_block(&rng);
         } else if (r < 70 && n > 0) {
-            int i = (int)(next_random(&rng) % (uint64_t)n);
+            int i = (int)(nm_test_random(&rng) % (uint64_t)n);
             free_checked(&live[i], "worker free");
             live[i] = live[--n];
         } else if (r < 82 && n > 0) {
-            int i = (int)(next_random(&rng) % (uint64_t)n);
+            int i = (int)(nm_test_random(&rng) % (uint64_t)n);
             struct block *b = &live[i];
             CHECK(intact(b), "worker: block %p changed before realloc", (void *)b->p);
             size_t size = random_size(&rng);
@@ -178,8 +170,8 @@ static void *worker(void *arg)
             b->tag = atomic_fetch_add(&next_tag, 1);
             fill(b);
         } else if (n > 0) {
-            int i = (int)(next_random(&rng) % (uint64_t)n);
-            int to = (int)(next_random(&rng) % WORKERS);
+            int i = (int)(nm_test_random(&rng) % (uint64_t)n);
+            int to = (int)(nm_test_random(&rng) % WORKERS);
             if (to != id && post(to, live[i])) live[i] = live[--n];
         }
         if (op % 8 == 0) {
