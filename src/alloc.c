@@ -27,16 +27,13 @@
 static nm_cold void report(const char *fn, const char *what, const void *p, const char *why)
 {
     nm_line l = { .len = 0 };
-    nm_line_str(&l, "numamalloc: ");
     nm_line_str(&l, fn);
     nm_line_str(&l, "(): ");
     nm_line_str(&l, what);
     nm_line_str(&l, " ");
     nm_line_hex(&l, (uintptr_t)p);
     nm_line_str(&l, why);
-    nm_line_str(&l, "\n");
-    nm_line_write(&l, 2);
-    if (nm_opt.on_error == NM_ON_ERROR_ABORT) abort();
+    nm_report_error(&l);
 }
 
 static nm_cold void report_invalid(const char *fn, const void *p)

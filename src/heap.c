@@ -452,11 +452,9 @@ static struct nm_segment *heap_segment_with_free_page(struct nm_heap *h, enum nm
 nm_cold void nm_heap_double_free(const void *b)
 {
     nm_line l = { .len = 0 };
-    nm_line_str(&l, "numamalloc: free(): double free of ");
+    nm_line_str(&l, "free(): double free of ");
     nm_line_hex(&l, (uintptr_t)b);
-    nm_line_str(&l, "\n");
-    nm_line_write(&l, 2);
-    if (nm_opt.on_error == NM_ON_ERROR_ABORT) abort();
+    nm_report_error(&l);
 }
 
 /* Foreign blocks kept per small class (heap.h: foreign): 16 KiB of them,
@@ -733,15 +731,12 @@ size_t nm_heap_secure_usable(const struct nm_page *pg, const void *b)
 static nm_cold void secure_report(const char *what, size_t size, const void *b, const char *why)
 {
     nm_line l = { .len = 0 };
-    nm_line_str(&l, "numamalloc: ");
     nm_line_str(&l, what);
     nm_line_u64(&l, size);
     nm_line_str(&l, "-byte block at ");
     nm_line_hex(&l, (uintptr_t)b);
     nm_line_str(&l, why);
-    nm_line_str(&l, "\n");
-    nm_line_write(&l, 2);
-    if (nm_opt.on_error == NM_ON_ERROR_ABORT) abort();
+    nm_report_error(&l);
 }
 
 /* The words of a freed block that hold the poison: [16, end) (blocks are
@@ -825,11 +820,11 @@ static void secure_page_check(struct nm_heap *h, struct nm_page *pg, unsigned cl
               (!pg->free || nm_page_is_block(pg, pg->free));
     if (nm_likely(ok)) return;
     nm_line l = { .len = 0 };
-    nm_line_str(&l, "numamalloc: heap corruption detected in the metadata of the page at ");
+    nm_line_str(&l, "heap corruption detected in the metadata of the page at ");
     nm_line_hex(&l, (uintptr_t)nm_page_base(s, index));
-    nm_line_str(&l, ": overwritten\n");
-    nm_line_write(&l, 2);
-    abort();
+    nm_line_str(&l, ": overwritten");
+    nm_report_error(&l);
+    abort();   /* with warn too */
 }
 
 /* Blocks the heap holds outside its pages' lists go back: the quarantine,

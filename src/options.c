@@ -3,11 +3,14 @@
  *
  * Each option names its variable, its kind and where the value goes.  A value
  * that does not parse gets one warning line naming the variable and what it
- * accepts, and the default stays.  May call the os layer (for the warning)
+ * accepts, and the default stays.  Also where an error of the program
+ * (a bad free, heap corruption) is reported and NUMAMALLOC_ON_ERROR applied
+ * (nm_report_error).  May call the os layer (for the warning)
  * and libc; never allocates, so it runs inside the very first malloc.
  */
 #include "options.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "os.h"
@@ -186,6 +189,16 @@ static const char *environment(const char *name, const void *source)
 {
     (void)source;
     return nm_getenv(name);
+}
+
+void nm_report_error(const nm_line *l)
+{
+    nm_line out = { .len = 0 };
+    nm_line_str(&out, "numamalloc: ");
+    for (size_t i = 0; i < l->len && out.len < sizeof out.data - 1; i++) out.data[out.len++] = l->data[i];
+    nm_line_str(&out, "\n");
+    nm_line_write(&out, 2);
+    if (nm_opt.on_error == NM_ON_ERROR_ABORT) abort();
 }
 
 void nm_options_init(void)

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "os.h"
+
 enum nm_hugepages { NM_HUGEPAGES_OFF, NM_HUGEPAGES_THP, NM_HUGEPAGES_HUGETLB };
 enum nm_on_error { NM_ON_ERROR_ABORT, NM_ON_ERROR_WARN };
 
@@ -29,6 +31,12 @@ struct nm_options {
 };
 
 extern struct nm_options nm_opt;
+
+/* An error of the program the library runs under (a bad free, heap
+ * corruption): its one line, built in `l` without "numamalloc: " and the
+ * newline, goes to stderr; then abort, or return with
+ * NUMAMALLOC_ON_ERROR=warn.  The one place that rule is applied. */
+void nm_report_error(const nm_line *l);
 
 /* Read the environment (once; later calls do nothing). */
 void nm_options_init(void);

@@ -6,7 +6,6 @@
  */
 #include "page.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #include "options.h"
@@ -133,15 +132,14 @@ nm_cold void nm_page_corrupt(struct nm_page *pg, const struct nm_block *b, const
                              bool pin)
 {
     nm_line l = { .len = 0 };
-    nm_line_str(&l, "numamalloc: heap corruption detected in ");
+    nm_line_str(&l, "heap corruption detected in ");
     nm_line_str(&l, list);
     nm_line_str(&l, " list of a ");
     nm_line_u64(&l, pg->block_size);
     nm_line_str(&l, "-byte block at ");
     nm_line_hex(&l, (uintptr_t)b);
-    nm_line_str(&l, ": use after free or overflow\n");
-    nm_line_write(&l, 2);
-    if (nm_opt.on_error == NM_ON_ERROR_ABORT) abort();
+    nm_line_str(&l, ": use after free or overflow");
+    nm_report_error(&l);
     if (pin && pg->used < NM_PAGE_PINNED)
         __atomic_store_n(&pg->used, pg->used + NM_PAGE_PINNED, __ATOMIC_RELAXED);
 }
