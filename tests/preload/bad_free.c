@@ -381,18 +381,24 @@ static void *free_then_write(void *arg)
 /* More blocks than the freeing thread keeps for itself (16 KiB of a class):
  * the last ones go to their page's remote-free list, where the damaged one
  * is found when the main thread collects them. */
-static size_t uaf_remote_list(void)
+/* `n` blocks of 64 bytes allocated here, handed to a thread running `body`. */
+static struct freer on_another_thread(void **blocks, int n, void *(*body)(void *))
 {
-    enum { N = 1000 };
-    static void *blocks[N];
-    for (int i = 0; i < N; i++) {
+    for (int i = 0; i < n; i++) {
         blocks[i] = malloc(64);
         REQUIRE(blocks[i] != NULL, "malloc(64)");
     }
-    struct freer f = { blocks, N, NULL };
+    struct freer f = { blocks, n, NULL };
     pthread_t t;
-    REQUIRE(pthread_create(&t, NULL, free_then_write, &f) == 0, "pthread_create");
+    REQUIRE(pthread_create(&t, NULL, body, &f) == 0, "pthread_create");
     pthread_join(t, NULL);
+    return f;
+}
+
+static size_t uaf_remote_list(void)
+{
+    static void *blocks[1000];
+    struct freer f = on_another_thread(blocks, 1000, free_then_write);
     announce(f.damaged);
     never_handed_out(64, f.damaged);
     return 64;
@@ -411,16 +417,8 @@ static void *foreign_then_allocate(void *arg)
 
 static size_t uaf_foreign_list(void)
 {
-    enum { N = 8 };
-    void *blocks[N];
-    for (int i = 0; i < N; i++) {
-        blocks[i] = malloc(64);
-        REQUIRE(blocks[i] != NULL, "malloc(64)");
-    }
-    struct freer f = { blocks, N, NULL };
-    pthread_t t;
-    REQUIRE(pthread_create(&t, NULL, foreign_then_allocate, &f) == 0, "pthread_create");
-    pthread_join(t, NULL);
+    void *blocks[8];
+    on_another_thread(blocks, 8, foreign_then_allocate);
     return 64;
 }
 
@@ -438,13 +436,31 @@ static size_t overflow_live(void)
     return 60;
 }
 
+/* Secure mode: an overflow of 16 bytes past the 64 asked for reaches the
+ * block's size tag; realloc copies the whole block, then its free reports
+ * the tag (with warn the program keeps its 64 bytes). */
+static size_t overflow_tag_realloc(void)
+{
+    unsigned char *p = malloc(64);
+    REQUIRE(p != NULL, "malloc(64)");
+    for (int i = 0; i < 64; i++) p[i] = (unsigned char)i;
+    announce(p);
+    memset(opaque(p + 64), 0x41, 16);
+    unsigned char *q = realloc(p, 200);
+    REQUIRE(q != NULL, "realloc(200)");
+    for (int i = 0; i < 64; i++)
+        CHECK(q[i] == (unsigned char)i, "realloc lost byte %d of the block", i);
+    free(q);
+    return 64;
+}
+
 /* What the one line says: it starts with `start` (with the call's name
  * where it has %s) and the pointer in hex, and ends with `end` (NULL: any
  * end).  A double free of a huge block may find its span already unmapped:
  * then the pointer is no longer the allocator's, and "invalid pointer" is
  * as right as "double free" (`also`). */
 enum error_kind { INVALID, DOUBLE, INVALID_OR_DOUBLE, CORRUPT_FREE, CORRUPT_REMOTE, OVERFLOW,
-                  QUARANTINE, DOUBLE_ERASED };
+                  OVERFLOW_TAG, QUARANTINE, DOUBLE_ERASED };
 static const struct error_text {
     const char *start, *end;
     enum error_kind also;
@@ -460,6 +476,8 @@ static const struct error_text {
      * request takes an 80-byte block (16 bytes of canary and size tag). */
     [OVERFLOW] = {"numamalloc: %s(): heap overflow past the 60-byte block at 0x",
                   ": its canary was overwritten\n", OVERFLOW},
+    [OVERFLOW_TAG] = {"numamalloc: %s(): heap overflow into the end of the 80-byte block at 0x",
+                      ": its size tag was overwritten\n", OVERFLOW_TAG},
     [QUARANTINE] = {"numamalloc: use after free detected: the 80-byte block at 0x",
                     " was written after it was freed\n", QUARANTINE},
     /* A double free of a block the program erased: with warn the block
@@ -503,6 +521,7 @@ static const struct bad_case {
     {"uaf_foreign_list", uaf_foreign_list, "malloc", CORRUPT_FREE, 0},
     {"overflow_live", overflow_live, "free", OVERFLOW, 1},
     {"uaf_quarantine", uaf_pointer_write, "malloc", QUARANTINE, 1},
+    {"overflow_tag_realloc", overflow_tag_realloc, "free", OVERFLOW_TAG, 1},
 };
 #define CASE_COUNT (sizeof cases / sizeof cases[0])
 
