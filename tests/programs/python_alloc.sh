@@ -4,7 +4,7 @@
 # to each other) must print the same digests as without the preload, with
 # PYTHONMALLOC=malloc (every object straight from malloc) and with the default
 # pymalloc, on python3 from PATH and on /usr/bin/python3 where that is another
-# interpreter.  Then a set of CPython's own regression tests must pass under
+# interpreter, and once more in secure mode (NUMAMALLOC_SECURE=1).  Then a set of CPython's own regression tests must pass under
 # the preload (a test case that fails the same way without it, because of the
 # environment, is reported, not counted).
 set -u
@@ -36,6 +36,16 @@ for py in "${pythons[@]}"; do
     done
     n=$((n + 1))
 done
+# Secure mode (NUMAMALLOC_SECURE=1) under a real program: every object
+# from malloc, each small block with its canary checked at free, every free
+# through the quarantine; the same digests, no report.
+run="alloc-secure"
+echo "$run: $python, NUMAMALLOC_SECURE=1"
+nm_run_pair "$run" env NUMAMALLOC_SECURE=1 PYTHONMALLOC=malloc "$python" -s "$NM_DATA/python_alloc.py"
+nm_compare "$run"
+nm_check_loaded "$run" "$(basename "$python")"
+grep -q '^all ' "$NM_TMP/$run.pre.out" || nm_fail "$run: the script did not reach its end"
+
 libpython=$("$python" -c 'import sysconfig; print(sysconfig.get_config_var("INSTSONAME") or "")')
 objs="libc.so.6"
 # libpython only where this python3 loads it (Debian's python3 has it built
