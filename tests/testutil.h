@@ -62,6 +62,28 @@ static inline void nm_test_skip(const char *fmt, ...)
     exit(77);
 }
 
+/* The repository root: $NM_ROOT (tests/run.sh sets it), else four levels
+ * above this binary (build/tests/KIND/NAME). */
+static inline const char *nm_test_repo(void)
+{
+    static char repo[4096];
+    if (repo[0]) return repo;
+    const char *env = getenv("NM_ROOT");
+    if (env && *env) {
+        snprintf(repo, sizeof repo, "%s", env);
+        return repo;
+    }
+    ssize_t n = readlink("/proc/self/exe", repo, sizeof repo - 1);
+    REQUIRE(n > 0, "cannot find the repository: set NM_ROOT");
+    repo[n] = '\0';
+    for (int up = 0; up < 4; up++) {
+        char *slash = strrchr(repo, '/');
+        REQUIRE(slash != NULL, "cannot find the repository: set NM_ROOT");
+        *slash = '\0';
+    }
+    return repo;
+}
+
 /* Seconds on the monotonic clock. */
 static inline double nm_test_now(void)
 {

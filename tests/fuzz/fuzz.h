@@ -1,5 +1,6 @@
 /* fuzz.h — what the libFuzzer targets in tests/fuzz/ share: a failed
- * check prints what was expected and aborts (libFuzzer keeps the input),
+ * check prints what was expected (testutil.h's line) and aborts (libFuzzer
+ * keeps the input),
  * a reader that turns the input bytes into choices, and where the
  * repository is (for the recorded sysfs trees). */
 #ifndef NM_FUZZ_H
@@ -14,28 +15,19 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../testutil.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
-
-static inline void nm_fuzz_fail(const char *file, int line, const char *cond, const char *fmt, ...)
-{
-    va_list ap;
-    fprintf(stderr, "%s:%d: FUZZ_CHECK(%s) failed", file, line, cond);
-    if (fmt[0]) {
-        fprintf(stderr, ": ");
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-    }
-    fputc('\n', stderr);
-    abort();
-}
 
 /* The condition is evaluated once; a failure aborts, so libFuzzer saves
  * the input as a crash. */
 #define FUZZ_CHECK(cond, ...)                                                    \
     do {                                                                         \
-        if (!(cond)) nm_fuzz_fail(__FILE__, __LINE__, #cond, "" __VA_ARGS__);    \
+        if (!(cond)) {                                                           \
+            nm_test_fail(__FILE__, __LINE__, #cond, "" __VA_ARGS__);             \
+            abort();                                                             \
+        }                                                                        \
     } while (0)
 
 /* The input, read from the front; past its end every read gives 0. */
@@ -63,26 +55,10 @@ static inline uint32_t fuzz_u32(struct fuzz_input *in)
     return lo | fuzz_u16(in) << 16;
 }
 
-/* The repository root: $NM_ROOT (tests/run.sh sets it), else four levels
- * above this binary (build/tests/fuzz/NAME). */
+/* The repository root (testutil.h). */
 static inline const char *nm_fuzz_repo(void)
 {
-    static char repo[PATH_MAX];
-    if (repo[0]) return repo;
-    const char *env = getenv("NM_ROOT");
-    if (env && *env) {
-        snprintf(repo, sizeof repo, "%s", env);
-        return repo;
-    }
-    ssize_t n = readlink("/proc/self/exe", repo, sizeof repo - 1);
-    FUZZ_CHECK(n > 0, "cannot find the repository: set NM_ROOT");
-    repo[n] = '\0';
-    for (int up = 0; up < 4; up++) {
-        char *slash = strrchr(repo, '/');
-        FUZZ_CHECK(slash != NULL, "cannot find the repository: set NM_ROOT");
-        *slash = '\0';
-    }
-    return repo;
+    return nm_test_repo();
 }
 
 #endif

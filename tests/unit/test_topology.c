@@ -29,19 +29,7 @@ static char repo[PATH_MAX];
  * this binary (build/tests/unit/test_topology). */
 static void find_repo(void)
 {
-    const char *env = getenv("NM_ROOT");
-    if (env && *env) {
-        snprintf(repo, sizeof repo, "%s", env);
-        return;
-    }
-    ssize_t n = readlink("/proc/self/exe", repo, sizeof repo - 1);
-    REQUIRE(n > 0, "cannot find the repository: set NM_ROOT");
-    repo[n] = '\0';
-    for (int up = 0; up < 4; up++) {
-        char *slash = strrchr(repo, '/');
-        REQUIRE(slash != NULL, "cannot find the repository: set NM_ROOT");
-        *slash = '\0';
-    }
+    snprintf(repo, sizeof repo, "%s", nm_test_repo());
 }
 
 static const char *tree(const char *name)
