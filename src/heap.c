@@ -681,7 +681,11 @@ static void heap_foreign_flush(struct nm_heap *h)
  * so n + NM_SECURE_TAG <= B.  Medium blocks (and a small request that
  * does not leave room) carry neither; every block gets the quarantine. */
 #define NM_SECURE_TAG 16
-#define NM_POISON_END 128                 /* bytes of a freed block poisoned: [16, this) */
+/* A freed block's poison covers the rest of its first cache line, [16, 64)
+ * (or the block, when smaller): the line its free-list link is on, which
+ * the free writes and the release reads anyway.  Poisoning 128 bytes took
+ * alloc_pairs pattern=pair from 25 to 41 ns per malloc+free. */
+#define NM_POISON_END 64
 #define NM_POISON_WORD 0xdbdbdbdbdbdbdbdbull
 
 static inline uint64_t secure_canary(const void *b)
@@ -749,7 +753,11 @@ static size_t secure_poison_end(const struct nm_page *pg)
 static void secure_poison(const struct nm_page *pg, struct nm_block *b)
 {
     uint64_t *w = (uint64_t *)b;
-    for (size_t i = 2; i < secure_poison_end(pg) / 8; i++) w[i] = NM_POISON_WORD;
+    if (nm_likely(pg->block_size >= NM_POISON_END)) {
+        for (size_t i = 2; i < NM_POISON_END / 8; i++) w[i] = NM_POISON_WORD;
+        return;
+    }
+    for (size_t i = 2; i < pg->block_size / 8; i++) w[i] = NM_POISON_WORD;
 }
 
 /* Whether the poison of quarantined block `b` is intact. */

@@ -288,6 +288,19 @@ static size_t uaf_pointer_write(void)
     return 64;
 }
 
+/* Secure mode: a use after free writes past the 16 bytes the encoded link
+ * holds, into the poison the quarantine checks when the block leaves it. */
+static size_t uaf_poison_write(void)
+{
+    void *p = malloc(64);
+    REQUIRE(p != NULL, "malloc(64)");
+    announce(p);
+    free(opaque(p));
+    ((volatile char *)opaque(p))[40] = 1;
+    never_handed_out(64, p);
+    return 64;
+}
+
 /* S2: a freed block zeroed (erasing what marks it free) and freed again
  * while it is still first on its page's free list: a double free. */
 static size_t uaf_zero_double_free(void)
@@ -521,6 +534,7 @@ static const struct bad_case {
     {"uaf_foreign_list", uaf_foreign_list, "malloc", CORRUPT_FREE, 0},
     {"overflow_live", overflow_live, "free", OVERFLOW, 1},
     {"uaf_quarantine", uaf_pointer_write, "malloc", QUARANTINE, 1},
+    {"uaf_quarantine_poison", uaf_poison_write, "malloc", QUARANTINE, 1},
     {"overflow_tag_realloc", overflow_tag_realloc, "free", OVERFLOW_TAG, 1},
 };
 #define CASE_COUNT (sizeof cases / sizeof cases[0])
