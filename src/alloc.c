@@ -226,8 +226,7 @@ static void *realloc_block(void *p, size_t size, struct nm_arena *into, const ch
     if (!into || into == home) {
         into = home;
         if (size <= ref.usable && size >= ref.usable / 2) return p;
-        /* Secure mode: a large block's guard page follows it; it moves. */
-        if (!ref.page && size > NM_MEDIUM_MAX && !nm_proc.secure) {
+        if (!ref.page && size > NM_MEDIUM_MAX) {
             int saved = errno;
             void *q = nm_large_resize(ref.segment, size);
             errno = saved;

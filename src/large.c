@@ -736,19 +736,22 @@ static void span_set_usable(struct nm_segment *s, size_t usable)
     s->block_size = usable;
 }
 
-void *nm_large_resize(struct nm_segment *s, size_t size)
+/* Span `s` resized for a block of `size` bytes, in place or moved (then
+ * the result is another span), or NULL when it cannot be (the caller
+ * copies).  Secure mode's guard page is off while it runs (nm_large_resize). */
+static struct nm_segment *span_resize(struct nm_segment *s, size_t size)
 {
     struct span_layout l;
     if (!span_layout(size, s->alignment, &l) || l.offset != s->block_offset) return NULL;
     char *block = nm_large_block(s);
 
-    if (s->block_offset + l.usable <= s->size) {           /* fits the span: in place */
+    if (s->block_offset + l.usable + span_guard_size() <= s->size) {   /* fits: in place */
         if (l.usable + NM_MiB <= span_used_end(s))   /* shrunk a lot: drop the tail */
             span_decommit_tail(s, l.usable);
         if (!span_commit(s, l.usable)) return NULL;
         span_set_usable(s, l.usable);
         if (s->committed < l.usable) s->committed = l.usable;
-        return block;
+        return s;
     }
     /* An owned arena lists its spans by address: they do not move. */
     if (s->alignment > NM_SEGMENT_SIZE || s->hugetlb || s->arena->owned) return NULL;
@@ -793,5 +796,16 @@ void *nm_large_resize(struct nm_segment *s, size_t size)
     atomic_fetch_add_explicit(&nm_proc.nodes[node].mapped, l.size - old_size, memory_order_relaxed);
     span_set_usable(s, l.usable);
     if (s->committed < l.usable) s->committed = l.usable;
-    return nm_large_block(s);
+    return s;
+}
+
+/* Secure mode: the block's guard page is made ordinary memory again first,
+ * so that the block's space is one kernel mapping that mremap can grow or
+ * move, and it is put back after the block's end, new or kept. */
+void *nm_large_resize(struct nm_segment *s, size_t size)
+{
+    span_guard(s, false);
+    struct nm_segment *resized = span_resize(s, size);
+    span_guard(resized ? resized : s, true);
+    return resized ? nm_large_block(resized) : NULL;
 }
