@@ -372,6 +372,13 @@ void nm_purge_passes_after_fork(void)
     atomic_store(&nm_proc.purge.running, tls_passes);
 }
 
+/* How often a safe point may count the program's threads in /proc while
+ * no purge thread runs: a few microseconds each, at most 100 a second,
+ * and only in a program that has created a thread.  Short, because the
+ * program may stop reaching slow paths soon after its second thread
+ * appears (pthread_create's own allocation comes before the thread). */
+#define NM_THREAD_LOOK_MS 10
+
 void nm_purge_at_safe_point(void)
 {
     struct nm_purge_clock *c = &nm_proc.purge;
@@ -379,17 +386,19 @@ void nm_purge_at_safe_point(void)
     void (*start)(void) = atomic_load_explicit(&c->start, memory_order_acquire);
     if (start && atomic_load(&c->state) == 0) {
         /* A second thread of the program: the program's own with a heap,
-         * or any (threads that never allocate have none), looked at in
-         * /proc at most once per purge delay. */
+         * or any (threads that never allocate have none), counted in /proc
+         * at most every NM_THREAD_LOOK_MS once the C library says a thread
+         * was created (never before), and at once when memory starts
+         * waiting (nm_purge_signal). */
         bool several = atomic_load(&c->threads) >= 2;
-        if (!several && now >= atomic_load_explicit(&c->next_count_ms, memory_order_relaxed)) {
-            atomic_store_explicit(&c->next_count_ms, now + nm_opt.purge_delay_ms,
-                                  memory_order_relaxed);
+        if (!several && !nm_os_never_threaded() &&
+            now >= atomic_load_explicit(&c->next_count_ms, memory_order_relaxed)) {
+            atomic_store_explicit(&c->next_count_ms, now + NM_THREAD_LOOK_MS, memory_order_relaxed);
             several = nm_os_thread_count() >= 2;
         }
         if (several) start();
     }
-    if (atomic_load(&c->state) == 1) return;
+    if (atomic_load(&c->state) == 1 || !atomic_load(&c->waiting)) return;
     bool (*pass)(uint64_t, bool) = atomic_load_explicit(&c->pass, memory_order_acquire);
     if (!pass || now < atomic_load_explicit(&c->next_pass_ms, memory_order_relaxed)) return;
     atomic_store_explicit(&c->next_pass_ms, now + nm_purge_tick_ms(), memory_order_relaxed);

@@ -116,8 +116,9 @@ struct nm_global_counters {
 
 #define NM_CLASS_SLOTS 66   /* size classes (page.h) */
 
-/* The background purge (purge.c): a thread, started the first time memory
- * waits for a purge, that gives back what has waited the purge delay in
+/* The background purge (purge.c): a thread, started at the first
+ * allocation safe point that finds the program with a second thread, that
+ * gives back what has waited the purge delay in
  * every heap, arena and cache, so a process that goes quiet returns its
  * free memory without calling malloc again.  Lower layers only signal it:
  *   waiting   set when memory starts waiting for a purge (futex word)
@@ -236,9 +237,13 @@ struct nm_segment *nm_arena_take_abandoned(struct nm_arena *a);
 /* ---- the retention rule and the background purge ------------------------------ */
 
 
+/* Memory starts waiting for a purge.  The next safe point looks at the
+ * thread count again (nm_purge_at_safe_point): it may be the last one
+ * before the program goes quiet. */
 static inline void nm_purge_signal(void)
 {
     if (atomic_load_explicit(&nm_proc.purge.waiting, memory_order_relaxed)) return;
+    atomic_store_explicit(&nm_proc.purge.next_count_ms, 0, memory_order_relaxed);
     atomic_store(&nm_proc.purge.waiting, 1);
     if (atomic_load(&nm_proc.purge.idle)) nm_os_futex_wake(&nm_proc.purge.waiting);
 }
@@ -272,14 +277,17 @@ void nm_purge_wait_passes(uint64_t timeout_ms);
 /* In a fork child: only the forking thread's passes are in progress. */
 void nm_purge_passes_after_fork(void);
 
-/* At a safe point of an allocation path, while memory waits and no purge
- * thread runs: start one if the program has a second thread, else run a
- * pass here when one is due (arena.c). */
+/* At a safe point of an allocation path, while no purge thread runs:
+ * start one if the program has a second thread (whether memory waits or
+ * not: frees never start it, and a program that frees its memory and then
+ * allocates only on fast paths, or not at all, would keep it all), else
+ * run a pass here when one is due and memory waits (arena.c). */
 void nm_purge_at_safe_point(void);
 static inline void nm_purge_safe_point(void)
 {
-    if (nm_likely(atomic_load_explicit(&nm_proc.purge.state, memory_order_relaxed) == 1) ||
-        !atomic_load_explicit(&nm_proc.purge.waiting, memory_order_relaxed))
+    int state = atomic_load_explicit(&nm_proc.purge.state, memory_order_relaxed);
+    if (nm_likely(state == 1) ||
+        (state == 2 && !atomic_load_explicit(&nm_proc.purge.waiting, memory_order_relaxed)))
         return;
     nm_purge_at_safe_point();
 }

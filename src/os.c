@@ -557,6 +557,15 @@ bool nm_os_membarrier(void)
 
 /* ---- threads ------------------------------------------------------------------ */
 
+/* glibc clears it when the process creates its first thread, and never
+ * sets it again; weak, for a C library without it. */
+extern char __libc_single_threaded __attribute__((weak));
+
+bool nm_os_never_threaded(void)
+{
+    return &__libc_single_threaded != NULL && __libc_single_threaded;
+}
+
 int nm_os_thread_count(void)
 {
     char buf[1024];

@@ -202,6 +202,10 @@ uint64_t nm_os_now_ms(void);
 ssize_t nm_os_read_file(const char *path, char *buf, size_t cap);
 /* The number of threads of this process (/proc/self/stat), or 0 if unknown. */
 int nm_os_thread_count(void);
+/* Whether the process has never created a thread, as the C library knows
+ * without a system call (glibc 2.32 and later: __libc_single_threaded);
+ * false when the library does not say. */
+bool nm_os_never_threaded(void);
 /* open(path, O_RDONLY | O_CLOEXEC) and close, for callers above this layer. */
 int nm_os_open_read(const char *path);
 void nm_os_close(int fd);

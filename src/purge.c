@@ -6,9 +6,9 @@
  * without calling malloc again (a server after its load, an idle rank
  * between phases).
  *
- * The thread starts when memory waits for a purge and the program has a
- * second thread, at a safe point of an allocation path (creating a thread
- * allocates; arena.c: nm_purge_at_safe_point), and ends once nothing waits
+ * The thread starts once the program has a second thread, at a safe point
+ * of an allocation path (creating a thread allocates; arena.c:
+ * nm_purge_at_safe_point), and ends once nothing waits
  * and the program is down to one thread, so that it never keeps a process
  * alive nor a single-threaded program multi-threaded.  It sleeps on a
  * futex while nothing waits, so an idle process with nothing to give back

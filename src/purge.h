@@ -14,7 +14,7 @@
 
 /* Register the pass for allocation paths and the release for refused
  * mappings, and let the background thread start (from now on, at a safe
- * point where memory waits and the program has a second thread) unless
+ * point where the program has a second thread) unless
  * NUMAMALLOC_PURGE_THREAD=0 or the delay is 0.  Called once the process is
  * up (override.c's constructor). */
 void nm_purge_init(void);

@@ -25,6 +25,14 @@
  *                all but their first block, and exit.  Deadline: the purge
  *                delay plus 1 s.  An exited thread's free pages go back
  *                although no other thread takes its heap.
+ *   one_allocator  a server whose second thread never allocates (it only
+ *                waits, as an I/O or signal thread may): main allocates
+ *                64 MiB of 1 KiB blocks right after creating it, frees
+ *                them all, then serves a 1 KiB request every 20 ms, always
+ *                from a page it has (no slow path after the frees).
+ *                Deadline: the purge delay (300 ms) plus 1 s.  The purge
+ *                thread starts although no free may start it and nothing
+ *                waited before the frees.
  *   fork_child   (purge delay 2 s) a thread allocates 64 MiB of 1-32 KiB
  *                blocks, frees all but its first one and waits; main forks
  *                at once (the parent has given nothing back yet).  The
@@ -297,6 +305,39 @@ static void case_thread_exit(void)
     for (int i = 0; i < EXIT_THREADS; i++) free(kept[i]);
 }
 
+/* ---- one_allocator ------------------------------------------------------------------ */
+
+static void *waiting_thread(void *arg)
+{
+    (void)arg;
+    pthread_barrier_wait(&step);   /* until main is done; no allocation */
+    return NULL;
+}
+
+static void case_one_allocator(void)
+{
+    pthread_barrier_init(&step, NULL, 2);
+    size_t base = nm_test_rss();
+    pthread_t t;
+    pthread_create(&t, NULL, waiting_thread, NULL);
+    enum { N = 64 * 1024 };
+    static void *blocks[N];
+    for (int i = 0; i < N; i++) blocks[i] = alloc_touched(1024);
+    size_t peak = nm_test_rss();
+    for (int i = 0; i < N; i++) free(blocks[i]);
+    uint64_t start = now_ms();
+    size_t limit = limit_for(base, peak);
+    size_t after = nm_test_rss();
+    while (after > limit && now_ms() < start + 300 + 1000) {
+        free(alloc_touched(1024));   /* a request */
+        sleep_ms(20);
+        after = nm_test_rss();
+    }
+    report("one_allocator", base, peak, after, limit, now_ms() - start);
+    pthread_barrier_wait(&step);
+    pthread_join(t, NULL);
+}
+
 /* ---- fork_child and trim_heaps: a thread that holds free memory and waits ------------- */
 
 static nm_heap_t *policy_heap;
@@ -400,6 +441,7 @@ static const struct {
     { "idle_freer", case_idle_freer, "300" },
     { "idle_class", case_idle_class, "300" },
     { "thread_exit", case_thread_exit, "300" },
+    { "one_allocator", case_one_allocator, "300" },
     { "fork_child", case_fork_child, "2000" },
     { "trim_heaps", case_trim_heaps, "10000" },
 };
