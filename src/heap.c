@@ -1211,7 +1211,12 @@ struct nm_heap *nm_heap_get(void)
      * owner, whose pages only a purge can give back if the owner idles. */
     if (atomic_load_explicit(&nm_proc.counters.threads, memory_order_relaxed) > 1) nm_purge_signal();
     heap_safe_point(h);
-    return h;
+    /* The thread's heap now, which may no longer be `h`: arming the exit
+     * destructor (pthread_setspecific) and the safe point (starting the
+     * purge thread: pthread_create) allocate, and an allocation of a
+     * thread that moved to another node since `h` was made moves it to a
+     * heap of that node and gives `h` back (heap_move). */
+    return nm_tls_heap;
 }
 
 struct nm_heap *nm_heap_for_node(int index)
