@@ -114,6 +114,22 @@ static void span_guard(struct nm_segment *s, bool on)
         nm_os_unguard(guard, NM_OS_PAGE);
 }
 
+/* Transparent huge pages for a block of `usable` bytes in span `s` (with
+ * s->thp): on its whole huge pages only, [0, usable rounded down to 2 MiB):
+ * the huge page that would hold the block's last bytes and the span's
+ * unused rest after them would be faulted in whole, up to 2 MiB the block
+ * does not have (a 3 MiB block cost 4 MiB; in a memory cgroup the
+ * difference counts).  Changes only what differs from the advice set. */
+static void span_advise_thp(struct nm_segment *s, size_t usable)
+{
+    if (!s->thp) return;
+    char *block = nm_large_block(s);
+    size_t end = usable & ~(NM_HUGE_PAGE - 1);
+    if (end > s->thp_end) nm_os_use_thp(block + s->thp_end, end - s->thp_end);
+    else if (end < s->thp_end) nm_os_no_thp(block + end, s->thp_end - end);
+    s->thp_end = end;
+}
+
 static bool span_layout(size_t size, size_t alignment, struct span_layout *l)
 {
     if (size == 0) size = 1;   /* a block of its own, inside its span */
@@ -318,9 +334,12 @@ static bool span_give_back(struct nm_segment *s, size_t from, size_t to)
     if (s->writable == SIZE_MAX) return nm_os_decommit(block + from, to - from) == 0;
     if (to < s->writable) to = s->writable;
     if (from >= to) return true;
-    struct nm_os_advice advice = { s->arena->bind_mode, &s->arena->nodes, s->thp };
+    /* A fresh mapping for [from, to): no huge pages there (span_advise_thp
+     * advises again what a block needs). */
+    struct nm_os_advice advice = { s->arena->bind_mode, &s->arena->nodes, false };
     if (nm_os_uncommit(block + from, to - from, &advice) < 0) return false;
     if (s->writable > from) s->writable = from;
+    if (s->thp_end > from) s->thp_end = from;
     return true;
 }
 
@@ -549,9 +568,8 @@ again:
         /* Transparent huge pages for the block of a huge span when asked,
          * or when hugetlb pages could not be had (the mapping came without:
          * the header's range and smaller blocks never get them). */
-        bool thp = size >= NM_HUGE_MIN && nm_opt.hugepages != NM_HUGEPAGES_OFF && !hugetlb;
-        if (thp) nm_os_use_thp((char *)s + l.offset, l.size - l.offset);
-        s->thp = thp;
+        s->thp = size >= NM_HUGE_MIN && nm_opt.hugepages != NM_HUGEPAGES_OFF && !hugetlb;
+        s->thp_end = 0;
         /* A fresh mapping reads as zero: no memset, which would also race with
          * walkers of an owned arena's span list (member_next is set). */
         s->size = l.size;
@@ -580,6 +598,7 @@ again:
     s->arena = a;
     s->block_offset = l.offset;
     s->block_size = l.usable;
+    span_advise_thp(s, l.usable);
     s->alignment = alignment;
     atomic_store_explicit(&s->large_state, NM_LARGE_LIVE, memory_order_relaxed);
     atomic_fetch_add_explicit(&nm_proc.nodes[node].in_use, l.usable, memory_order_relaxed);
@@ -793,19 +812,27 @@ static struct nm_segment *span_resize(struct nm_segment *s, size_t size)
     }
     nm_map_add(s, l.size, NM_MAP_SPAN);
     s->size = l.size;
+    /* Grown or moved, the block's space is one mapping with the advice it
+     * had all over (nm_large_resize). */
+    s->thp_end = s->thp ? l.size - offset : 0;
     atomic_fetch_add_explicit(&nm_proc.nodes[node].mapped, l.size - old_size, memory_order_relaxed);
     span_set_usable(s, l.usable);
     if (s->committed < l.usable) s->committed = l.usable;
     return s;
 }
 
-/* Secure mode: the block's guard page is made ordinary memory again first,
- * so that the block's space is one kernel mapping that mremap can grow or
- * move, and it is put back after the block's end, new or kept. */
+/* The block's space is made one kernel mapping first, which mremap can
+ * grow or move: secure mode's guard page becomes ordinary memory again and
+ * huge pages are advised over all of it; after the resize (or a failed
+ * one) the advice is cut back to the block's whole huge pages and the
+ * guard put back after its end. */
 void *nm_large_resize(struct nm_segment *s, size_t size)
 {
     span_guard(s, false);
+    span_advise_thp(s, s->size - s->block_offset);
     struct nm_segment *resized = span_resize(s, size);
-    span_guard(resized ? resized : s, true);
+    struct nm_segment *r = resized ? resized : s;
+    span_advise_thp(r, r->block_size);
+    span_guard(r, true);
     return resized ? nm_large_block(resized) : NULL;
 }

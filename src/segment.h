@@ -191,7 +191,11 @@ struct nm_segment {
     bool zeroed;                    /* block memory known to be all zero */
     bool hugetlb;                   /* backed by MAP_HUGETLB pages */
     bool reserved;                  /* nm_reserve: free pages are never decommitted */
-    bool thp;                       /* the block has MADV_HUGEPAGE (the rest NOHUGEPAGE) */
+    bool thp;                       /* transparent huge pages for the block: its bytes
+                                       [0, thp_end) have MADV_HUGEPAGE, the rest of the
+                                       span NOHUGEPAGE, with thp_end = block_size rounded
+                                       down to whole huge pages (large.c: span_advise_thp) */
+    size_t thp_end;
 
     struct nm_page pages[];         /* small and medium only */
 };
