@@ -114,20 +114,24 @@ static void span_guard(struct nm_segment *s, bool on)
         nm_os_unguard(guard, NM_OS_PAGE);
 }
 
-/* Transparent huge pages for a block of `usable` bytes in span `s` (with
- * s->thp): on its whole huge pages only, [0, usable rounded down to 2 MiB):
- * the huge page that would hold the block's last bytes and the span's
- * unused rest after them would be faulted in whole, up to 2 MiB the block
- * does not have (a 3 MiB block cost 4 MiB; in a memory cgroup the
- * difference counts).  Changes only what differs from the advice set. */
-static void span_advise_thp(struct nm_segment *s, size_t usable)
+/* The bytes of a block of `usable` bytes that get transparent huge pages:
+ * its whole huge pages, from its start (2 MiB aligned) to its size rounded
+ * down to 2 MiB.  The huge page that would hold the block's last bytes
+ * would also hold up to 2 MiB the block does not have (a 3 MiB block cost
+ * 4 MiB; in a memory cgroup the difference counts). */
+static size_t thp_extent(size_t usable)
 {
-    if (!s->thp) return;
+    return usable & ~(NM_HUGE_PAGE - 1);
+}
+
+/* The huge-page advice of span `s`'s block space goes from covering
+ * [0, from) to covering [0, to) (segment.h: thp). */
+static void span_thp_advise(const struct nm_segment *s, size_t from, size_t to)
+{
+    if (!s->thp || from == to) return;
     char *block = nm_large_block(s);
-    size_t end = usable & ~(NM_HUGE_PAGE - 1);
-    if (end > s->thp_end) nm_os_use_thp(block + s->thp_end, end - s->thp_end);
-    else if (end < s->thp_end) nm_os_no_thp(block + end, s->thp_end - end);
-    s->thp_end = end;
+    if (to > from) nm_os_use_thp(block + from, to - from);
+    else nm_os_no_thp(block + to, from - to);
 }
 
 static bool span_layout(size_t size, size_t alignment, struct span_layout *l)
@@ -334,12 +338,13 @@ static bool span_give_back(struct nm_segment *s, size_t from, size_t to)
     if (s->writable == SIZE_MAX) return nm_os_decommit(block + from, to - from) == 0;
     if (to < s->writable) to = s->writable;
     if (from >= to) return true;
-    /* A fresh mapping for [from, to): no huge pages there (span_advise_thp
-     * advises again what a block needs). */
+    /* A fresh mapping for [from, to), with the advice it had (segment.h:
+     * thp): huge pages up to the block's extent, none after. */
     struct nm_os_advice advice = { s->arena->bind_mode, &s->arena->nodes, false };
     if (nm_os_uncommit(block + from, to - from, &advice) < 0) return false;
+    size_t huge_end = s->thp ? thp_extent(s->block_size) : 0;
+    if (from < huge_end) nm_os_use_thp(block + from, (to < huge_end ? to : huge_end) - from);
     if (s->writable > from) s->writable = from;
-    if (s->thp_end > from) s->thp_end = from;
     return true;
 }
 
@@ -569,7 +574,7 @@ again:
          * or when hugetlb pages could not be had (the mapping came without:
          * the header's range and smaller blocks never get them). */
         s->thp = size >= NM_HUGE_MIN && nm_opt.hugepages != NM_HUGEPAGES_OFF && !hugetlb;
-        s->thp_end = 0;
+        s->block_size = 0;   /* no huge-page advice yet */
         /* A fresh mapping reads as zero: no memset, which would also race with
          * walkers of an owned arena's span list (member_next is set). */
         s->size = l.size;
@@ -597,8 +602,8 @@ again:
     s->node = (uint16_t)node;
     s->arena = a;
     s->block_offset = l.offset;
+    span_thp_advise(s, thp_extent(s->block_size), thp_extent(l.usable));
     s->block_size = l.usable;
-    span_advise_thp(s, l.usable);
     s->alignment = alignment;
     atomic_store_explicit(&s->large_state, NM_LARGE_LIVE, memory_order_relaxed);
     atomic_fetch_add_explicit(&nm_proc.nodes[node].in_use, l.usable, memory_order_relaxed);
@@ -755,6 +760,43 @@ static void span_set_usable(struct nm_segment *s, size_t usable)
     s->block_size = usable;
 }
 
+/* Span `s` (not owned, not hugetlb, its alignment at most NM_SEGMENT_SIZE)
+ * grown to `size` bytes for a block of `usable`: the block's mapping grown where
+ * it is, else its pages moved behind a new header page in a fresh range
+ * (the header and the block are separate mappings, and mremap moves one
+ * mapping at a time).  The kernel carries the block's node binding and
+ * huge-page advice along; nothing is copied but the header.  The caller
+ * updates the map and the counters.  NULL when it cannot (the caller
+ * copies). */
+static struct nm_segment *span_move(struct nm_segment *s, size_t size, size_t usable)
+{
+    size_t old_size = s->size, offset = s->block_offset;
+    char *block = nm_large_block(s);
+    if (s->chunk) return carved_grow(s, size);
+    if (s->writable != SIZE_MAX) return committed_grow(s, size, usable);
+    if (nm_os_remap(block, old_size - offset, size - offset, NULL)) return s;
+    char *target = nm_os_reserve(size, NM_SEGMENT_SIZE, false);
+    if (!target) return NULL;
+    if (!nm_map_prepare(target, size)) {
+        nm_os_release(target, size);
+        return NULL;
+    }
+    struct nm_arena *a = s->arena;
+    if (a->bind_mode >= 0) (void)nm_os_mbind(target, offset, a->bind_mode, &a->nodes, 0);
+    nm_os_no_thp(target, offset);
+    if (!nm_os_remap(block, old_size - offset, size - offset, target + offset)) {
+        nm_os_release(target, size);
+        return NULL;
+    }
+    memcpy(target, s, sizeof *s);
+    nm_map_remove(s, old_size);
+    nm_os_release(s, offset);
+    struct nm_segment *moved = (struct nm_segment *)target;
+    moved->cookie = nm_segment_cookie(moved);
+    nm_os_name_range(moved, size, "numamalloc");
+    return moved;
+}
+
 /* Span `s` resized for a block of `size` bytes, in place or moved (then
  * the result is another span), or NULL when it cannot be (the caller
  * copies).  Secure mode's guard page is off while it runs (nm_large_resize). */
@@ -762,77 +804,47 @@ static struct nm_segment *span_resize(struct nm_segment *s, size_t size)
 {
     struct span_layout l;
     if (!span_layout(size, s->alignment, &l) || l.offset != s->block_offset) return NULL;
-    char *block = nm_large_block(s);
+    size_t old_extent = thp_extent(s->block_size);
 
     if (s->block_offset + l.usable + span_guard_size() <= s->size) {   /* fits: in place */
         if (l.usable + NM_MiB <= span_used_end(s))   /* shrunk a lot: drop the tail */
             span_decommit_tail(s, l.usable);
         if (!span_commit(s, l.usable)) return NULL;
+        span_thp_advise(s, old_extent, thp_extent(l.usable));
         span_set_usable(s, l.usable);
         if (s->committed < l.usable) s->committed = l.usable;
         return s;
     }
     /* An owned arena lists its spans by address: they do not move. */
     if (s->alignment > NM_SEGMENT_SIZE || s->hugetlb || s->arena->owned) return NULL;
-
-    /* The header and the block are separate mappings (the block alone is
-     * marked for huge pages), and mremap moves one mapping at a time: grow
-     * the block's mapping where it is, else move its pages behind a new
-     * header page in a fresh range.  The kernel carries the block's node
-     * binding and huge-page advice along; nothing is copied but the header. */
     size_t old_size = s->size, offset = s->block_offset;
     int node = s->node;
     if (!nm_map_prepare(s, l.size)) return NULL;   /* (for growth in place) */
-    if (s->chunk) {
-        s = carved_grow(s, l.size);
-        if (!s) return NULL;
-    } else if (s->writable != SIZE_MAX) {
-        s = committed_grow(s, l.size, l.usable);
-        if (!s) return NULL;
-    } else if (!nm_os_remap(block, old_size - offset, l.size - offset, NULL)) {
-        char *target = nm_os_reserve(l.size, NM_SEGMENT_SIZE, false);
-        if (!target) return NULL;
-        if (!nm_map_prepare(target, l.size)) {
-            nm_os_release(target, l.size);
-            return NULL;
-        }
-        struct nm_arena *a = s->arena;
-        if (a->bind_mode >= 0) (void)nm_os_mbind(target, offset, a->bind_mode, &a->nodes, 0);
-        nm_os_no_thp(target, offset);
-        if (!nm_os_remap(block, old_size - offset, l.size - offset, target + offset)) {
-            nm_os_release(target, l.size);
-            return NULL;
-        }
-        memcpy(target, s, sizeof *s);
-        nm_map_remove(s, old_size);
-        nm_os_release(s, offset);
-        s = (struct nm_segment *)target;
-        s->cookie = nm_segment_cookie(s);
-        nm_os_name_range(s, l.size, "numamalloc");
+    /* One advice over all of the block's space, so that it is one mapping
+     * for mremap; cut back to the block's huge pages once it moved. */
+    span_thp_advise(s, old_extent, old_size - offset);
+    struct nm_segment *moved = span_move(s, l.size, l.usable);
+    if (!moved) {
+        span_thp_advise(s, old_size - offset, old_extent);
+        return NULL;
     }
+    s = moved;
     nm_map_add(s, l.size, NM_MAP_SPAN);
     s->size = l.size;
-    /* Grown or moved, the block's space is one mapping with the advice it
-     * had all over (nm_large_resize). */
-    s->thp_end = s->thp ? l.size - offset : 0;
     atomic_fetch_add_explicit(&nm_proc.nodes[node].mapped, l.size - old_size, memory_order_relaxed);
+    span_thp_advise(s, l.size - offset, thp_extent(l.usable));
     span_set_usable(s, l.usable);
     if (s->committed < l.usable) s->committed = l.usable;
     return s;
 }
 
-/* The block's space is made one kernel mapping first, which mremap can
- * grow or move: secure mode's guard page becomes ordinary memory again and
- * huge pages are advised over all of it; after the resize (or a failed
- * one) the advice is cut back to the block's whole huge pages and the
- * guard put back after its end. */
+/* Secure mode: the block's guard page is made ordinary memory again first,
+ * so that the block's space is one kernel mapping that mremap can grow or
+ * move, and it is put back after the block's end, new or kept. */
 void *nm_large_resize(struct nm_segment *s, size_t size)
 {
     span_guard(s, false);
-    span_advise_thp(s, s->size - s->block_offset);
     struct nm_segment *resized = span_resize(s, size);
-    struct nm_segment *r = resized ? resized : s;
-    span_advise_thp(r, r->block_size);
-    span_guard(r, true);
+    span_guard(resized ? resized : s, true);
     return resized ? nm_large_block(resized) : NULL;
 }

@@ -191,11 +191,11 @@ struct nm_segment {
     bool zeroed;                    /* block memory known to be all zero */
     bool hugetlb;                   /* backed by MAP_HUGETLB pages */
     bool reserved;                  /* nm_reserve: free pages are never decommitted */
-    bool thp;                       /* transparent huge pages for the block: its bytes
-                                       [0, thp_end) have MADV_HUGEPAGE, the rest of the
-                                       span NOHUGEPAGE, with thp_end = block_size rounded
-                                       down to whole huge pages (large.c: span_advise_thp) */
-    size_t thp_end;
+    bool thp;                       /* transparent huge pages for its blocks: while the
+                                       span holds a block, live or cached, the bytes
+                                       [0, nm_thp_extent(block_size)) of its block space
+                                       have MADV_HUGEPAGE and the rest NOHUGEPAGE
+                                       (large.c: span_thp_advise) */
 
     struct nm_page pages[];         /* small and medium only */
 };
