@@ -1210,12 +1210,12 @@ struct nm_heap *nm_heap_get(void)
     /* A second thread: blocks may now be freed by threads other than their
      * owner, whose pages only a purge can give back if the owner idles. */
     if (atomic_load_explicit(&nm_proc.counters.threads, memory_order_relaxed) > 1) nm_purge_signal();
-    heap_safe_point(h);
-    /* The thread's heap now, which may no longer be `h`: arming the exit
+    /* From here on the thread's heap may no longer be `h`: arming the exit
      * destructor (pthread_setspecific) and the safe point (starting the
      * purge thread: pthread_create) allocate, and an allocation of a
      * thread that moved to another node since `h` was made moves it to a
      * heap of that node and gives `h` back (heap_move). */
+    heap_safe_point(nm_tls_heap);
     return nm_tls_heap;
 }
 

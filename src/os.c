@@ -569,7 +569,9 @@ bool nm_os_never_threaded(void)
 int nm_os_thread_count(void)
 {
     char buf[1024];
+    int saved = errno;   /* an allocation path asks: a failed open must not show */
     ssize_t n = nm_os_read_file("/proc/self/stat", buf, sizeof buf - 1);
+    errno = saved;
     if (n <= 0) return 0;
     buf[n] = 0;
     /* Field 20; the command name (field 2) may hold spaces, so count from

@@ -114,8 +114,11 @@ static void *purge_thread(void *arg)
         }
         /* Nothing waits.  The program is down to one thread (or none: it
          * ends when we do): end, leaving it as it would be without us; a
-         * later need starts a new purge thread. */
-        if (nm_os_thread_count() <= 2) break;
+         * later need starts a new purge thread.  When /proc cannot say
+         * (no /proc, no file descriptor left), the threads with a heap
+         * decide. */
+        int count = nm_os_thread_count();
+        if (count ? count <= 2 : atomic_load(&c->threads) <= 1) break;
         /* Sleep until memory waits (nm_purge_signal) or a thread with a
          * heap exits.  Without such a thread, no exit would wake us: look
          * at the thread count every second then. */
@@ -128,7 +131,11 @@ static void *purge_thread(void *arg)
         if (!atomic_load(&c->quit)) nm_os_futex_wait(&c->quit, 0, nm_purge_tick_ms());
     }
     /* Memory that begins to wait from now on is purged from allocation
-     * paths, or starts a new thread. */
+     * paths, or starts a new thread.  The thread count is not looked at
+     * for a purge delay: this thread, still counted until it is gone,
+     * would start another. */
+    atomic_store_explicit(&c->next_count_ms, nm_os_now_ms() + nm_opt.purge_delay_ms,
+                          memory_order_relaxed);
     atomic_store(&c->state, 0);
     return NULL;
 }

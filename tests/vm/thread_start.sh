@@ -5,7 +5,7 @@
 # 400 times under numamalloc and must exit 0 every time (a thread that
 # moved to the other node while its first allocation set up its heap, and
 # allocated again inside that set-up, went on with the heap it had just
-# given back: 16 of 400 runs crashed so).  The same runs on glibc's malloc
+# given back: 7-16 of 400 runs crashed so).  The same runs on glibc's malloc
 # are printed for reference.
 # Exit 0 = passed; 77 = no guest can be had here.
 set -u
