@@ -293,20 +293,11 @@ static void fill(struct blocks *bl, const struct how *h, size_t size, long count
     }
 }
 
-static uint64_t next_random(uint64_t *state)   /* xorshift64 */
-{
-    uint64_t x = *state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *state = x;
-}
-
 /* Blocks of random sizes in [min, max] until `bytes` are allocated. */
 static void fill_random(struct blocks *bl, const struct how *h, size_t min, size_t max, size_t bytes, uint64_t seed)
 {
     for (size_t total = 0; total < bytes;) {
-        size_t size = min + next_random(&seed) % (max - min + 1);
+        size_t size = guest_random_between(&seed, min, max);
         fill(bl, h, size, 1);
         total += size;
     }

@@ -117,6 +117,22 @@ static inline void *map_zeroed(size_t bytes)
     return p;
 }
 
+/* xorshift64: the programs' random numbers (a fixed seed, the same run). */
+static inline uint64_t guest_random(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *state = x;
+}
+
+/* A number from low to high, both included. */
+static inline size_t guest_random_between(uint64_t *state, size_t low, size_t high)
+{
+    return low + (size_t)(guest_random(state) % (high - low + 1));
+}
+
 struct block { char *p; size_t size; };
 
 struct blocks {              /* a list of blocks in mmap'd memory */

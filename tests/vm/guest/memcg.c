@@ -104,20 +104,6 @@ static double sample(const char *job, const char *step)
 
 /* ---------------------------------------------------------------- the workers */
 
-static uint64_t next_random(uint64_t *state)
-{
-    uint64_t x = *state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *state = x;
-}
-
-static size_t random_between(uint64_t *state, size_t low, size_t high)
-{
-    return low + (size_t)(next_random(state) % (high - low + 1));
-}
-
 /* Allocate and write `bytes` of blocks from the ranges [low, high) given,
  * half the bytes in each when there are two. */
 static void allocate(struct blocks *list, uint64_t *state, size_t bytes, const size_t ranges[][2], int nranges,
@@ -126,7 +112,7 @@ static void allocate(struct blocks *list, uint64_t *state, size_t bytes, const s
     for (int r = 0; r < nranges; r++) {
         size_t share = bytes / (size_t)nranges;
         for (size_t done = 0; done < share;) {
-            size_t size = random_between(state, ranges[r][0], ranges[r][1]);
+            size_t size = guest_random_between(state, ranges[r][0], ranges[r][1]);
             char *p = malloc(size);
             REQUIRE(p != NULL, "malloc(%zu): %s", size, strerror(errno));
             memset(p, 0x5a, size);

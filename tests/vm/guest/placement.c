@@ -73,20 +73,6 @@ static char *alloc_touch(struct blocks *bl, size_t size)
     return p;
 }
 
-static uint64_t next_random(uint64_t *state)   /* xorshift64 */
-{
-    uint64_t x = *state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *state = x;
-}
-
-static size_t random_size(uint64_t *seed, size_t min, size_t max)
-{
-    return min + next_random(seed) % (max - min + 1);
-}
-
 /* The size ranges of check a (and the mixes of c). */
 enum { SMALL, MEDIUM, LARGE, KINDS };
 static const struct kind {
@@ -104,7 +90,7 @@ static void alloc_kinds(struct blocks bl[KINDS], uint64_t *seed, int divide)
     for (int k = 0; k < KINDS; k++) {
         int count = kinds[k].count / divide;
         if (count < 2) count = 2;
-        for (int i = 0; i < count; i++) alloc_touch(&bl[k], random_size(seed, kinds[k].min, kinds[k].max));
+        for (int i = 0; i < count; i++) alloc_touch(&bl[k], guest_random_between(seed, kinds[k].min, kinds[k].max));
     }
 }
 
