@@ -192,10 +192,10 @@ struct nm_segment {
     bool hugetlb;                   /* backed by MAP_HUGETLB pages */
     bool reserved;                  /* nm_reserve: free pages are never decommitted */
     bool thp;                       /* transparent huge pages for its blocks: while the
-                                       span holds a block, live or cached, the bytes
-                                       [0, nm_thp_extent(block_size)) of its block space
-                                       have MADV_HUGEPAGE and the rest NOHUGEPAGE
-                                       (large.c: span_thp_advise) */
+                                       span holds a block, live or cached, the bytes of
+                                       its block space up to block_size rounded down to
+                                       2 MiB have MADV_HUGEPAGE and the rest NOHUGEPAGE
+                                       (large.c: thp_extent, span_thp_advise) */
 
     struct nm_page pages[];         /* small and medium only */
 };
