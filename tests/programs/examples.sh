@@ -9,7 +9,7 @@
 #   buffer_pool   one pool per node with memory, every buffer's pages on it,
 #                 as many puts as gets
 #   worker_pool   6 tasks per node with memory, each run on its data's node
-#   seed001_demo  while it waits for Enter (on a FIFO), /proc/PID/numa_maps
+#   bind_inspect  while it waits for Enter (on a FIFO), /proc/PID/numa_maps
 #                 read here shows its 256 MiB mapping bind:0 with every page
 #                 on N0; `numamalloc maps PID` shows bind:0 too (once
 #                 $NM_BUILD/numamalloc is built)
@@ -97,7 +97,7 @@ check_bound_line() {
               if ($i ~ /^N[0-9]+=/) { split(substr($i, 2), f, "="); if (f[1] == node && f[2] >= pages) ok = 1; else other = 1 }
           }
           exit !(bound && ok && !other) }' ||
-        check_fail "seed001_demo: numa_maps line is not bind:$node with >= $pages pages on N$node alone: $line"
+        check_fail "bind_inspect: numa_maps line is not bind:$node with >= $pages pages on N$node alone: $line"
 }
 
 # The rest runs when the script is run, not when it is sourced.
@@ -125,14 +125,14 @@ build_example() {   # NAME EXTRA-FLAGS...: examples/NAME.c -> $tmp/NAME
 build_example openmp -fopenmp
 build_example buffer_pool -pthread
 build_example worker_pool -pthread
-build_example seed001_demo
+build_example bind_inspect
 # The static library works as well (and malloc is numamalloc's there too).
 gcc "${cflags[@]}" -pthread "$root/examples/buffer_pool.c" -o "$tmp/buffer_pool_static" \
     "$lib_dir/libnumamalloc.a" -pthread || { echo "FAIL: cannot build buffer_pool against libnumamalloc.a"; exit 1; }
 # clang too, where installed (compiled only).  Its OpenMP header comes with
 # libomp-dev, which make deps does not install: openmp.c only where it is.
 if command -v clang >/dev/null; then
-    for name in buffer_pool worker_pool seed001_demo; do
+    for name in buffer_pool worker_pool bind_inspect; do
         clang "${cflags[@]}" -pthread -c "$root/examples/$name.c" -o "$tmp/$name.clang.o" ||
             check_fail "clang cannot build examples/$name.c"
     done
@@ -189,19 +189,19 @@ check_buffer_pool "$tmp/buffer_pool_static.out" "$nodes_with_memory"
 run_example worker_pool "$tmp/worker_pool"
 check_worker_pool "$tmp/worker_pool.out" "$nodes_with_memory"
 
-# The seed 001 demo, held on a FIFO while its numa_maps is read from here.
+# bind_inspect, held on a FIFO while its numa_maps is read from here.
 mkfifo "$tmp/enter"
 start=$(date +%s%N)
-"$tmp/seed001_demo" <"$tmp/enter" >"$tmp/seed001.out" 2>&1 &
+"$tmp/bind_inspect" <"$tmp/enter" >"$tmp/bind_inspect.out" 2>&1 &
 demo_pid=$!
 exec 3>"$tmp/enter"    # opens once the demo opens its end
 for _ in $(seq 300); do
-    grep -q '^Press Enter' "$tmp/seed001.out" && break
+    grep -q '^Press Enter' "$tmp/bind_inspect.out" && break
     kill -0 "$demo_pid" 2>/dev/null || break
     sleep 0.1
 done
-if grep -q '^Press Enter' "$tmp/seed001.out"; then
-    addr=$(sed -n 's/^pid [0-9]*: 256 MiB at 0x\([0-9a-f]*\) .*/\1/p' "$tmp/seed001.out")
+if grep -q '^Press Enter' "$tmp/bind_inspect.out"; then
+    addr=$(sed -n 's/^pid [0-9]*: 256 MiB at 0x\([0-9a-f]*\) .*/\1/p' "$tmp/bind_inspect.out")
     # The mapping that holds the block: the last numa_maps line at or below it.
     line=$(awk -v a="$addr" 'function hex(s,  i, v) { v = 0; for (i = 1; i <= length(s); i++) v = v * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1; return v }
                              hex($1) <= hex(a) { l = $0 } END { print l }' "/proc/$demo_pid/numa_maps")
@@ -219,18 +219,18 @@ if grep -q '^Press Enter' "$tmp/seed001.out"; then
         echo "note: no $build/numamalloc yet: numamalloc maps not tried"
     fi
 else
-    check_fail "seed001_demo never asked for Enter"
+    check_fail "bind_inspect never asked for Enter"
 fi
 echo >&3
 exec 3>&-
 wait "$demo_pid"
 rc=$?
 demo_pid=""
-echo "--- seed001_demo ($(( ($(date +%s%N) - start) / 1000000 )) ms, exit $rc)"
-cat "$tmp/seed001.out"
-[ $rc -eq 0 ] || check_fail "seed001_demo exited with status $rc"
-grep -q '^nm_where: 65536/65536 pages on node 0$' "$tmp/seed001.out" ||
-    check_fail "seed001_demo: nm_where does not report 65536/65536 pages on node 0"
+echo "--- bind_inspect ($(( ($(date +%s%N) - start) / 1000000 )) ms, exit $rc)"
+cat "$tmp/bind_inspect.out"
+[ $rc -eq 0 ] || check_fail "bind_inspect exited with status $rc"
+grep -q '^nm_where: 65536/65536 pages on node 0$' "$tmp/bind_inspect.out" ||
+    check_fail "bind_inspect: nm_where does not report 65536/65536 pages on node 0"
 
 if [ $check_failures -ne 0 ]; then
     echo "examples: $check_failures failure(s)"

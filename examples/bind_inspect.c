@@ -1,19 +1,19 @@
 /*
- * seed001_demo.c — the seed 001 demo with numamalloc: a 256 MiB block bound
- * to node 0, written in full, then held until Enter is pressed so that its
- * placement can be inspected from another terminal:
+ * bind_inspect.c — a block bound to a node, inspected from outside: a
+ * 256 MiB block bound to node 0, written in full, then held until Enter is
+ * pressed so that its placement can be inspected from another terminal:
  *
  *     numamalloc maps PID               (per node and per mapping)
- *     grep bind /proc/PID/numa_maps     (by hand, as seed 001 did)
+ *     grep bind /proc/PID/numa_maps     (the kernel's own view)
  *
  * The numa_maps line of the block reads "bind:0 ... N0=65536": the policy is
  * bound to node 0, and all 65,536 pages of 4 KiB are there.  The program
  * shows that line itself, and checks with nm_where that every page is on
  * the node (exit status 1 if not).
  *
- *   gcc -O2 -I include examples/seed001_demo.c -o seed001_demo \
+ *   gcc -O2 -I include examples/bind_inspect.c -o bind_inspect \
  *       -L build -lnumamalloc -Wl,-rpath,$PWD/build
- *   ./seed001_demo [--node N] [--mib M] [--no-wait]
+ *   ./bind_inspect [--node N] [--mib M] [--no-wait]
  *
  * --node and --mib choose another node and size; --no-wait exits at once
  * instead of waiting for Enter (end of input also ends the wait).
@@ -80,7 +80,7 @@ int main(int argc, char **argv)
     }
     size_t bytes = mib << 20;
     if (node < 0 || node >= NM_NODE_ID_LIMIT || mib == 0) {
-        fprintf(stderr, "seed001_demo: --node must be a node id, --mib above 0\n");
+        fprintf(stderr, "bind_inspect: --node must be a node id, --mib above 0\n");
         return 2;
     }
 
@@ -88,7 +88,7 @@ int main(int argc, char **argv)
      * the allocation fails), whichever CPU this process runs on. */
     char *block = nm_malloc_onnode(bytes, node);
     if (!block) {
-        perror("seed001_demo: nm_malloc_onnode");
+        perror("bind_inspect: nm_malloc_onnode");
         return 1;
     }
     memset(block, 0x5a, bytes);   /* fault every page in */
