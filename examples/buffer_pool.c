@@ -1,6 +1,6 @@
 /*
- * buffer_pool.c — a pool of fixed-size buffers per NUMA node (seed 004's
- * buffer-pool example), built on numamalloc heaps with a bind policy.
+ * buffer_pool.c — a pool of fixed-size buffers per NUMA node, built on
+ * numamalloc heaps with a bind policy.
  *
  * Each node with memory gets one pool, and each pool one heap made with
  * nm_heap_new(bind:NODE): every buffer the pool ever hands out lies on that

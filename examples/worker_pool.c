@@ -1,6 +1,6 @@
 /*
  * worker_pool.c — worker threads pinned per NUMA node, and every task run
- * on the node that holds its data (seed 004's worker-pool example).
+ * on the node that holds its data.
  *
  * Each node with CPUs gets a task queue and workers pinned to its CPUs.
  * The data the tasks work on is spread over the nodes in chunks, made two

@@ -277,9 +277,9 @@ NM_ATTR_MALLOC NM_ATTR_ALLOC_SIZE(1, 2) void *nm_calloc_onnode(size_t count, siz
 
 /* Fault in `bytes` (rounded up to 4 MiB) of memory on `node` now and keep
  * it for the small and medium blocks (up to 256 KiB) of threads running on
- * that node, so that they take no page faults later (seed 000's
- * numa_allocator_init).  The memory is never returned to the OS by the
- * purge (nm_trim does return it).  For big arrays use nm_region_map with
+ * that node, so that they take no page faults later (a reserve a program
+ * sets up in its initialisation).  The memory is never returned to the OS
+ * by the purge (nm_trim does return it).  For big arrays use nm_region_map with
  * NM_PREFAULT_POPULATE.  Returns 0, or -1 with errno EINVAL (no such node,
  * a node without memory or outside the process's cpuset) or ENOMEM. */
 int nm_reserve(int node, size_t bytes);
