@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/vm/examples.sh — make check: the examples of examples/ on four nodes.
 # In the 4node guest (nodes 0-3, one CPU each: CPU i is on node i) it runs
-# openmp, buffer_pool, worker_pool and seed001_demo (built as in
+# openmp, buffer_pool, worker_pool and bind_inspect (built as in
 # tests/programs/examples.sh: -lnumamalloc with an rpath, so the guest gets
 # libnumamalloc.so.0 and libgomp.so.1 at their host paths through vm.sh's
 # ldd) and checks their per-node output with the check_* functions of
@@ -10,7 +10,7 @@
 #                 node of its CPU; threads on all of nodes 0-3
 #   buffer_pool   a pool on each of nodes 0-3, every buffer on its pool's node
 #   worker_pool   6 tasks per node, each run on the node holding its data
-#   seed001_demo  256 MiB bound to node 0 (the seed's demo) and 64 MiB bound
+#   bind_inspect  256 MiB bound to node 0 and 64 MiB bound
 #                 to node 2: while each waits for Enter (a FIFO), the guest
 #                 dumps /proc/PID/numa_maps, and the block's mapping must say
 #                 bind:N with every page on N alone
@@ -21,7 +21,7 @@ set -u
 . "$root/tests/programs/examples.sh"    # check_* (its own tests do not run when sourced)
 vm_need_lib
 
-examples=(openmp buffer_pool worker_pool seed001_demo)
+examples=(openmp buffer_pool worker_pool bind_inspect)
 for name in "${examples[@]}"; do
     flags=(-pthread)
     [ "$name" = openmp ] && flags=(-fopenmp)
@@ -45,7 +45,7 @@ for spec in "0 256" "2 64"; do
     set -- $spec
     node=$1 mib=$2
     mkfifo /tmp/enter$node
-    /ex_seed001_demo --node $node --mib $mib </tmp/enter$node >/tmp/demo$node.out 2>&1 &
+    /ex_bind_inspect --node $node --mib $mib </tmp/enter$node >/tmp/demo$node.out 2>&1 &
     pid=$!
     exec 3>/tmp/enter$node
     i=0
@@ -60,9 +60,9 @@ for spec in "0 256" "2 64"; do
     exec 3>&-
     wait $pid
     rc=$?
-    echo "=== seed001_demo $node"
+    echo "=== bind_inspect $node"
     cat /tmp/demo$node.out
-    echo "=== seed001_demo $node exit $rc"
+    echo "=== bind_inspect $node exit $rc"
     [ $rc -eq 0 ] || status=1
 done
 exit $status
@@ -79,7 +79,7 @@ exit_of() { sed -n "s/^=== $1 exit \([0-9]*\)$/\1/p" "$vm_log"; }
 if [ "$vm_rc" -ne 77 ]; then
     tmp=$(mktemp -d "${TMPDIR:-/tmp}/nm-vm-examples.XXXXXX")
     trap 'rm -f "$vm_log"; rm -rf "$tmp"' EXIT
-    for name in openmp buffer_pool worker_pool "seed001_demo 0" "seed001_demo 2"; do
+    for name in openmp buffer_pool worker_pool "bind_inspect 0" "bind_inspect 2"; do
         [ "$(exit_of "$name")" = 0 ] || check_fail "$name: exit status '$(exit_of "$name")' in the guest"
     done
     section openmp >"$tmp/openmp.out"
@@ -92,11 +92,11 @@ if [ "$vm_rc" -ne 77 ]; then
     for spec in "0 256" "2 64"; do
         read -r node mib <<<"$spec"
         pages=$((mib * 256))
-        section "seed001_demo $node" >"$tmp/demo.out"
+        section "bind_inspect $node" >"$tmp/demo.out"
         grep -q "^nm_where: $pages/$pages pages on node $node$" "$tmp/demo.out" ||
-            check_fail "seed001_demo --node $node: nm_where does not report $pages/$pages pages on node $node"
+            check_fail "bind_inspect --node $node: nm_where does not report $pages/$pages pages on node $node"
         addr=$(sed -n 's/^pid [0-9]*: [0-9]* MiB at 0x\([0-9a-f]*\) .*/\1/p' "$tmp/demo.out")
-        [ -n "$addr" ] || { check_fail "seed001_demo --node $node: no block address"; continue; }
+        [ -n "$addr" ] || { check_fail "bind_inspect --node $node: no block address"; continue; }
         # The block's mapping: the last numa_maps line starting at or below it.
         line=$(section "maps $node" | awk -v a="$addr" '
             function hex(s,  i, v) { v = 0; for (i = 1; i <= length(s); i++) v = v * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1; return v }
