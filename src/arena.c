@@ -382,7 +382,6 @@ void nm_purge_passes_after_fork(void)
 void nm_purge_at_safe_point(void)
 {
     struct nm_purge_clock *c = &nm_proc.purge;
-    uint64_t now = nm_os_now_ms();
     void (*start)(void) = atomic_load_explicit(&c->start, memory_order_acquire);
     if (start && atomic_load(&c->state) == 0) {
         /* A second thread of the program: the program's own with a heap,
@@ -391,14 +390,20 @@ void nm_purge_at_safe_point(void)
          * was created (never before), and at once when memory starts
          * waiting (nm_purge_signal). */
         bool several = atomic_load(&c->threads) >= 2;
-        if (!several && !nm_os_never_threaded() &&
-            now >= atomic_load_explicit(&c->next_count_ms, memory_order_relaxed)) {
-            atomic_store_explicit(&c->next_count_ms, now + NM_THREAD_LOOK_MS, memory_order_relaxed);
-            several = nm_os_thread_count() >= 2;
+        if (!several && !nm_os_never_threaded()) {
+            uint64_t now = nm_os_now_ms();
+            if (now >= atomic_load_explicit(&c->next_count_ms, memory_order_relaxed)) {
+                atomic_store_explicit(&c->next_count_ms, now + NM_THREAD_LOOK_MS,
+                                      memory_order_relaxed);
+                several = nm_os_thread_count() >= 2;
+            }
         }
         if (several) start();
     }
+    /* A single-threaded program with nothing waiting gets here on every
+     * slow path: it reads no clock. */
     if (atomic_load(&c->state) == 1 || !atomic_load(&c->waiting)) return;
+    uint64_t now = nm_os_now_ms();
     bool (*pass)(uint64_t, bool) = atomic_load_explicit(&c->pass, memory_order_acquire);
     if (!pass || now < atomic_load_explicit(&c->next_pass_ms, memory_order_relaxed)) return;
     atomic_store_explicit(&c->next_pass_ms, now + nm_purge_tick_ms(), memory_order_relaxed);
