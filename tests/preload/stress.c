@@ -4,10 +4,13 @@
  * derived from (pointer, size, writer), checked before each free, realloc
  * and hand-over.  Each thread checks now and then that its live blocks do
  * not overlap; between phases all threads stop and one checks every live
- * block in the process (patterns and overlaps). */
+ * block in the process (patterns and overlaps).  A thread holds at most
+ * 40 MiB and its mailbox 8 MiB, so the blocks alive never pass 288 MiB (the
+ * peak is printed at the end, beside the peak RSS). */
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +27,7 @@
 #define LIVE_MAX 2000                 /* blocks a thread holds at most */
 #define LIVE_BYTES_MAX (40 * MiB)     /* bytes a thread holds at most */
 #define MAILBOX_CAP 512
+#define MAILBOX_BYTES_MAX (8 * MiB)   /* bytes waiting in a mailbox at most */
 
 struct block {
     uint64_t *p;
@@ -35,6 +39,7 @@ struct mailbox {
     pthread_mutex_t lock;
     struct block slot[MAILBOX_CAP];
     int count;
+    size_t bytes;     /* sum of the slots' sizes */
 };
 
 struct thread_state {
@@ -47,6 +52,8 @@ struct thread_state {
 };
 
 static struct thread_state threads[THREADS];
+/* Bytes asked for by the blocks alive in the whole process, and their peak. */
+static _Atomic size_t live_total, live_peak;
 static struct mailbox mailboxes[THREADS];
 static pthread_barrier_t barrier;
 
@@ -138,8 +145,12 @@ static uint64_t *allocate(struct thread_state *t, size_t size)
 {
     uint64_t r = nm_test_random(&t->rng) % 100;
     uint64_t *p;
+    const char *call = "malloc";
+    int err;
     if (r < 4) {
+        call = "calloc";
         p = calloc(1, size);
+        err = errno;
         if (p) {
             const unsigned char *c = (const unsigned char *)p;
             size_t step = size > 8 * KiB ? 509 : 1;
@@ -150,15 +161,26 @@ static uint64_t *allocate(struct thread_state *t, size_t size)
         size_t align = (size_t)64 << (nm_test_random(&t->rng) % 8);
         void *q = NULL;
         int rc = posix_memalign(&q, align, size);
+        call = "posix_memalign";
+        err = rc;
         p = rc == 0 ? q : NULL;
         CHECK(p == NULL || (uintptr_t)p % align == 0, "posix_memalign(.., %zu, ..) = %p", align,
               (void *)p);
     } else {
         p = malloc(size);
+        err = errno;
     }
-    REQUIRE(p != NULL, "allocation of %zu bytes failed: errno %d", size, errno);
+    REQUIRE(p != NULL, "%s of %zu bytes failed: %s", call, size, strerror(err));
     CHECK((uintptr_t)p % 16 == 0, "block %p is not 16-byte aligned", (void *)p);
     return p;
+}
+
+static void count_live(size_t grown, size_t shrunk)
+{
+    size_t now = atomic_fetch_add(&live_total, grown) + grown;
+    atomic_fetch_sub(&live_total, shrunk);
+    size_t peak = atomic_load(&live_peak);
+    while (now > peak && !atomic_compare_exchange_weak(&live_peak, &peak, now)) {}
 }
 
 static void add_live(struct thread_state *t, struct block b)
@@ -179,6 +201,7 @@ static void free_checked(const struct block *b, const char *when)
 {
     verify(b, when);
     free(b->p);
+    count_live(0, b->size);
 }
 
 static void op_free(struct thread_state *t)
@@ -194,6 +217,7 @@ static void op_alloc(struct thread_state *t)
     while (t->live_count > 0 && (t->live_count == LIVE_MAX || t->live_bytes + size > LIVE_BYTES_MAX))
         op_free(t);
     struct block b = {allocate(t, size), size, (uint32_t)t->id};
+    count_live(size, 0);
     fill(&b);
     add_live(t, b);
 }
@@ -208,7 +232,8 @@ static void op_realloc(struct thread_state *t)
     if (!verify(&old, "before realloc")) return;
     uintptr_t old_addr = (uintptr_t)old.p;
     uint64_t *q = realloc(old.p, size);
-    REQUIRE(q != NULL, "realloc(.., %zu) failed", size);
+    REQUIRE(q != NULL, "realloc(.., %zu) failed: %s", size, strerror(errno));
+    count_live(size, old.size);
     /* The kept prefix still holds the old pattern, keyed on the old
      * pointer, now at the new address. */
     size_t keep = old.size < size ? old.size : size;
@@ -227,7 +252,8 @@ static void op_realloc(struct thread_state *t)
     t->reallocs++;
 }
 
-/* Give a block to another thread; if its mailbox is full, free it here. */
+/* Give a block to another thread; if its mailbox is full (in blocks or in
+ * bytes), free it here. */
 static void op_hand_over(struct thread_state *t)
 {
     if (t->live_count == 0) return;
@@ -237,11 +263,14 @@ static void op_hand_over(struct thread_state *t)
     if (!verify(&b, "before hand-over")) return;
     struct mailbox *m = &mailboxes[to];
     pthread_mutex_lock(&m->lock);
-    int sent = m->count < MAILBOX_CAP;
-    if (sent) m->slot[m->count++] = b;
+    int sent = m->count < MAILBOX_CAP && m->bytes + b.size <= MAILBOX_BYTES_MAX;
+    if (sent) {
+        m->slot[m->count++] = b;
+        m->bytes += b.size;
+    }
     pthread_mutex_unlock(&m->lock);
     if (sent) t->handed++;
-    else free(b.p);
+    else free_checked(&b, "hand-over refused");
 }
 
 /* Take everything in this thread's mailbox: free most of it (remote frees),
@@ -254,6 +283,7 @@ static void drain_mailbox(struct thread_state *t, int keep_some)
     int n = m->count;
     memcpy(got, m->slot, (size_t)n * sizeof got[0]);
     m->count = 0;
+    m->bytes = 0;
     pthread_mutex_unlock(&m->lock);
     for (int i = 0; i < n; i++) {
         if (keep_some && nm_test_random(&t->rng) % 4 == 0 && t->live_count < LIVE_MAX &&
@@ -358,5 +388,15 @@ int main(void)
     CHECK(reallocs > 10000, "only %llu reallocs", (unsigned long long)reallocs);
     printf("%llu blocks handed over, %llu remote frees, %llu reallocs\n",
            (unsigned long long)handed, (unsigned long long)remote, (unsigned long long)reallocs);
+    /* What the blocks asked for at most, beside the process's peak RSS (the
+     * guest test tests/vm/overcommit.sh sets these beside CommitLimit). */
+    char line[256];
+    long hwm_kib = -1;
+    FILE *status = fopen("/proc/self/status", "r");
+    while (status && fgets(line, sizeof line, status))
+        if (sscanf(line, "VmHWM: %ld kB", &hwm_kib) == 1) break;
+    if (status) fclose(status);
+    printf("peak of live bytes asked for: %.1f MiB; peak RSS (VmHWM): %.1f MiB\n",
+           (double)atomic_load(&live_peak) / (double)MiB, (double)hwm_kib / 1024.0);
     return nm_test_done();
 }

@@ -19,8 +19,8 @@
 # With NM_OVERCOMMIT_GLIBC=1 the same programs then run on glibc's malloc
 # (NM_TEST_OTHER_ALLOCATOR), as a report that judges nothing.  Measured there: calloc, realloc, errno_api
 # and limit_retry pass; stress fails (a 3-4 MB allocation or realloc gets
-# ENOMEM: it peaks above 466 MB of Committed_AS, where numamalloc peaks at
-# 357 MB); fork passes its fork checks (peak 158 MB, numamalloc 199 MB) but
+# ENOMEM, where numamalloc peaks at 372-404 MB of Committed_AS for at most
+# 253 MiB of live blocks); fork passes its fork checks (peak 158 MB, numamalloc 199 MB) but
 # mostly trips its 90 s watchdog in the signal-handler section (glibc's
 # malloc is not async-signal-safe); sizes and overcommit fail only their
 # numamalloc-specific checks (2 MiB alignment of huge blocks, the
