@@ -48,6 +48,18 @@ extern "C" {
 #define NUMAMALLOC_VERSION_MINOR 1
 #define NUMAMALLOC_VERSION_PATCH 0
 
+/* A program's own default configuration: define it, as
+ *     const char *nm_conf = "purge_delay_ms:5000,cache_mb:1G";
+ * in the form of NUMAMALLOC_CONF ("key:value" items separated by commas;
+ * the keys are the NUMAMALLOC_ variables' names without the prefix, in
+ * lower case; a piece without ':' belongs to the value before it, as in
+ * "policy:bind:0,2").  It is read once at start-up, before NUMAMALLOC_CONF
+ * and then the single variables, each overriding it.  The library sees it
+ * when the program is linked with -lnumamalloc (or built with -rdynamic
+ * when the library is preloaded).  Items that do not parse are reported
+ * on stderr, one line each, and ignored. */
+extern const char *nm_conf;
+
 #if defined(__GNUC__)
 #define NM_ATTR_MALLOC __attribute__((malloc))
 #define NM_ATTR_ALLOC_SIZE(...) __attribute__((alloc_size(__VA_ARGS__)))

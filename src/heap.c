@@ -58,7 +58,9 @@ static void process_placement_init(void)
         char err[200];
         if (nm_policy_parse(nm_opt.policy, &p, err, sizeof err) != 0) {
             nm_line l = { .len = 0 };
-            nm_line_str(&l, "numamalloc: ignoring NUMAMALLOC_POLICY='");
+            nm_line_str(&l, "numamalloc: ignoring ");
+            nm_line_str(&l, nm_opt.policy_from);
+            nm_line_str(&l, strcmp(nm_opt.policy_from, "NUMAMALLOC_POLICY") ? " item 'policy:" : "='");
             nm_line_value(&l, nm_opt.policy);
             nm_line_str(&l, "': ");
             nm_line_str(&l, err);

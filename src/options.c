@@ -1,9 +1,14 @@
 /*
- * options.c — environment options, parsed from a table.
+ * options.c — run-time options, parsed from a table.
  *
- * Each option names its variable, its kind and where the value goes.  A value
- * that does not parse gets one warning line naming the variable and what it
- * accepts, and the default stays.  Also where an error of the program
+ * Each option names its variable, its kind and where the value goes.  The
+ * sources, each overriding the one before (as jemalloc's malloc_conf):
+ * the program's own `nm_conf` string, the NUMAMALLOC_CONF string, then
+ * the single variables (NUMAMALLOC_PURGE_DELAY_MS=...).  A value that does
+ * not parse gets one warning line naming the variable (or the string's
+ * item) and what it accepts, and the option stays as it was; an unknown
+ * NUMAMALLOC_ variable or key gets one line naming the closest option.
+ * Also where an error of the program
  * (a bad free, heap corruption) is reported and NUMAMALLOC_ON_ERROR applied
  * (nm_report_error).  May call the os layer (for the warning)
  * and libc; never allocates, so it runs inside the very first malloc.
@@ -17,6 +22,10 @@
 
 extern char **environ;
 
+/* The program's built-in configuration string, if it defines one
+ * (numamalloc.h: nm_conf). */
+extern const char *nm_conf __attribute__((weak));
+
 struct nm_options nm_opt = {
     .verbose = false,
     .stats_at_exit = false,
@@ -27,6 +36,7 @@ struct nm_options nm_opt = {
     .on_error = NM_ON_ERROR_ABORT,
     .sysfs_root = "/sys",
     .policy = NULL,
+    .policy_from = "NUMAMALLOC_POLICY",
     .interleave_above = 0,
 };
 
@@ -82,7 +92,8 @@ struct option_desc {
     const char *name;
     enum option_kind kind;
     void *target;                         /* bool*, uint64_t*, int-sized enum*, const char** */
-    uint64_t scale;                       /* OPT_UINT: multiply the number by this */
+    uint64_t scale;                       /* OPT_UINT: multiply the number by this;
+                                             OPT_SIZE: the unit of a bare number */
     const struct option_choice *choices;  /* OPT_CHOICE: NULL-terminated */
     const char *accepted;                 /* for the warning */
 };
@@ -100,8 +111,8 @@ static const struct option_desc options[] = {
     { "NUMAMALLOC_STATS", OPT_BOOL, &nm_opt.stats_at_exit, 0, NULL, "0 or 1" },
     { "NUMAMALLOC_PURGE_DELAY_MS", OPT_UINT, &nm_opt.purge_delay_ms, 1, NULL,
       "a number of milliseconds (0 = return memory at once)" },
-    { "NUMAMALLOC_CACHE_MB", OPT_UINT, &nm_opt.cache_bytes, NM_MiB, NULL,
-      "a number of MiB kept per node" },
+    { "NUMAMALLOC_CACHE_MB", OPT_SIZE, &nm_opt.cache_bytes, NM_MiB, NULL,
+      "a number of MiB kept per node, or a size with K, M or G" },
     { "NUMAMALLOC_PURGE_THREAD", OPT_BOOL, &nm_opt.purge_thread, 0, NULL, "0 or 1" },
     { "NUMAMALLOC_HUGEPAGES", OPT_CHOICE, &nm_opt.hugepages, 0, hugepage_choices,
       "off, thp or hugetlb" },
@@ -112,7 +123,7 @@ static const struct option_desc options[] = {
       "local, bind:NODES, preferred:NODE, preferred-many:NODES, interleave:NODES or "
       "weighted-interleave:NODES" },
     { "NUMAMALLOC_INTERLEAVE_ABOVE", OPT_SIZE, &nm_opt.interleave_above, 1, NULL,
-      "a size in bytes, with an optional K, M or G (0 = off)" },
+      "a size in bytes, or with K, M or G (0 = off)" },
 };
 
 /* The `n` characters at `s`, all decimal digits (at least one), times
@@ -132,29 +143,47 @@ static bool parse_uint(const char *s, size_t n, uint64_t scale, uint64_t *out)
     return true;
 }
 
+/* A size: digits, then an optional unit K, M, G or T (either case, powers
+ * of 1024), which may be followed by "iB" or "B" (64K, 64KiB, 64kb); a bare
+ * number counts in `unit`s. */
+static bool parse_size(const char *value, uint64_t unit, uint64_t *out)
+{
+    static const struct { char letter; uint64_t scale; } units[] = {
+        { 'k', NM_KiB }, { 'm', NM_MiB }, { 'g', NM_GiB }, { 't', NM_GiB * 1024 },
+    };
+    size_t n = strlen(value);
+    if (n >= 2 && (value[n - 1] == 'B' || value[n - 1] == 'b')) {
+        n--;                                             /* "..B" */
+        if (n >= 2 && value[n - 1] == 'i') n--;          /* "..iB" */
+    }
+    if (n >= 2) {
+        char c = value[n - 1] | 0x20;                    /* lower case */
+        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+            if (c == units[i].letter) return parse_uint(value, n - 1, units[i].scale, out);
+    }
+    if (n != strlen(value)) return false;                /* a "B" with no unit */
+    return parse_uint(value, n, unit, out);
+}
+
 static bool apply(const struct option_desc *o, const char *value)
 {
     switch (o->kind) {
     case OPT_BOOL: {
         bool *b = o->target;
-        if (!strcmp(value, "1") || !strcmp(value, "yes") || !strcmp(value, "on")) { *b = true; return true; }
-        if (!strcmp(value, "0") || !strcmp(value, "no") || !strcmp(value, "off")) { *b = false; return true; }
+        if (!strcmp(value, "1") || !strcmp(value, "yes") || !strcmp(value, "on") || !strcmp(value, "true")) {
+            *b = true;
+            return true;
+        }
+        if (!strcmp(value, "0") || !strcmp(value, "no") || !strcmp(value, "off") || !strcmp(value, "false")) {
+            *b = false;
+            return true;
+        }
         return false;
     }
     case OPT_UINT:
         return parse_uint(value, strlen(value), o->scale, o->target);
-    case OPT_SIZE: {
-        /* digits, then an optional K, M or G (powers of 1024) */
-        static const struct { char suffix; uint64_t scale; } units[] = {
-            { 'K', NM_KiB }, { 'k', NM_KiB }, { 'M', NM_MiB }, { 'm', NM_MiB },
-            { 'G', NM_GiB }, { 'g', NM_GiB },
-        };
-        size_t n = strlen(value);
-        uint64_t scale = 1;
-        for (size_t i = 0; n > 0 && i < sizeof units / sizeof units[0]; i++)
-            if (value[n - 1] == units[i].suffix) { scale = units[i].scale; n--; break; }
-        return parse_uint(value, n, scale, o->target);
-    }
+    case OPT_SIZE:
+        return parse_size(value, o->scale, o->target);
     case OPT_CHOICE:
         for (const struct option_choice *c = o->choices; c->text; c++) {
             if (!strcmp(value, c->text)) { *(int *)o->target = c->value; return true; }
@@ -168,27 +197,234 @@ static bool apply(const struct option_desc *o, const char *value)
     return false;
 }
 
-void nm_options_parse(nm_option_lookup *lookup, const void *source, int warn_fd)
+/* ---- names: variables, configuration keys, the closest one ---------------- */
+
+#define OPTION_COUNT (sizeof options / sizeof options[0])
+#define PREFIX "NUMAMALLOC_"
+#define PREFIX_LEN (sizeof PREFIX - 1)
+
+/* Variables of the numamalloc family that are not options of the library
+ * (read by the command, or the configuration string itself). */
+static const char *const other_variables[] = { "NUMAMALLOC_CONF", "NUMAMALLOC_PROC_ROOT" };
+
+static char lower(char c) { return c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c; }
+
+/* Whether the `n` characters at `key` are option o's configuration key:
+ * its variable's name without the prefix, in lower case. */
+static bool key_is(const struct option_desc *o, const char *key, size_t n)
 {
-    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
-        const char *value = lookup(options[i].name, source);
-        if (!value || apply(&options[i], value)) continue;
-        nm_line l = { .len = 0 };
-        nm_line_str(&l, "numamalloc: ignoring ");
-        nm_line_str(&l, options[i].name);
-        nm_line_str(&l, "='");
-        nm_line_value(&l, value);
-        nm_line_str(&l, "': expected ");
-        nm_line_str(&l, options[i].accepted);
-        nm_line_str(&l, "\n");
-        nm_line_write(&l, warn_fd);
+    const char *name = o->name + PREFIX_LEN;
+    if (strlen(name) != n) return false;
+    for (size_t i = 0; i < n; i++)
+        if (lower(name[i]) != key[i]) return false;
+    return true;
+}
+
+/* Edit distance (insertions, deletions, substitutions; case ignored)
+ * between the `an` characters at a and the `bn` at b, for names of up to
+ * 63 characters (longer ones count as far from everything). */
+static size_t distance(const char *a, size_t an, const char *b, size_t bn)
+{
+    enum { MAX = 63 };
+    if (an > MAX || bn > MAX) return SIZE_MAX;
+    size_t row[MAX + 1];
+    for (size_t j = 0; j <= bn; j++) row[j] = j;
+    for (size_t i = 1; i <= an; i++) {
+        size_t diagonal = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= bn; j++) {
+            size_t up = row[j];
+            size_t best = diagonal + (lower(a[i - 1]) != lower(b[j - 1]));
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
+            diagonal = up;
+        }
     }
+    return row[bn];
+}
+
+/* The option whose name (skip = 0) or key (skip = PREFIX_LEN) is closest
+ * to the `n` characters at `text`; the first of the table on a tie. */
+static const struct option_desc *closest(const char *text, size_t n, size_t skip)
+{
+    const struct option_desc *best = &options[0];
+    size_t best_d = SIZE_MAX;
+    for (size_t i = 0; i < OPTION_COUNT; i++) {
+        const char *name = options[i].name + skip;
+        size_t d = distance(text, n, name, strlen(name));
+        if (d < best_d) { best_d = d; best = &options[i]; }
+    }
+    return best;
+}
+
+/* ---- warnings ------------------------------------------------------------------ */
+
+/* "numamalloc: ignoring <what>: expected <accepted>" */
+static void warn_value(int fd, const char *source, const char *what, const struct option_desc *o)
+{
+    nm_line l = { .len = 0 };
+    nm_line_str(&l, "numamalloc: ignoring ");
+    if (source) {
+        nm_line_str(&l, source);
+        nm_line_str(&l, " item '");
+        nm_line_value(&l, what);
+        nm_line_str(&l, "'");
+    } else {
+        nm_line_str(&l, o->name);
+        nm_line_str(&l, "='");
+        nm_line_value(&l, what);
+        nm_line_str(&l, "'");
+    }
+    nm_line_str(&l, ": expected ");
+    nm_line_str(&l, o->accepted);
+    nm_line_str(&l, "\n");
+    nm_line_write(&l, fd);
+}
+
+/* "numamalloc: ignoring <source> <kind> '<text>': <why>[; did you mean <name>?]" */
+static void warn_unknown(int fd, const char *source, const char *kind, const char *text, size_t n,
+                         const char *why, const char *suggestion)
+{
+    char shown[72];
+    size_t len = n < sizeof shown - 1 ? n : sizeof shown - 1;
+    memcpy(shown, text, len);
+    shown[len] = '\0';
+    nm_line l = { .len = 0 };
+    nm_line_str(&l, "numamalloc: ignoring ");
+    if (source) {
+        nm_line_str(&l, source);
+        nm_line_str(&l, " ");
+    }
+    nm_line_str(&l, kind);
+    nm_line_str(&l, " '");
+    nm_line_value(&l, shown);
+    nm_line_str(&l, "': ");
+    nm_line_str(&l, why);
+    if (suggestion) {
+        nm_line_str(&l, "; did you mean ");
+        nm_line_str(&l, suggestion);
+        nm_line_str(&l, "?");
+    }
+    nm_line_str(&l, "\n");
+    nm_line_write(&l, fd);
+}
+
+/* ---- the configuration string ---------------------------------------------------
+ *
+ * "key:value,key:value,...": the keys are the variables' names without
+ * NUMAMALLOC_, in any case (purge_delay_ms:50).  A piece between commas
+ * that has no ':' belongs to the value before it, so node lists keep
+ * their commas (policy:bind:0,2,cache_mb:64); an empty piece ends an item.
+ * The text is copied (the values of text options point into the copy), at
+ * most NM_CONF_MAX - 1 bytes. */
+#define NM_CONF_MAX 1024
+
+static void conf_item(char *item, const char *source, int fd)
+{
+    char *colon = strchr(item, ':');
+    if (!colon) {
+        warn_unknown(fd, source, "item", item, strlen(item), "expected key:value", NULL);
+        return;
+    }
+    size_t n = (size_t)(colon - item);
+    for (size_t i = 0; i < n; i++) item[i] = lower(item[i]);
+    if (n == 0) {
+        warn_unknown(fd, source, "item", item, strlen(item), "expected key:value", NULL);
+        return;
+    }
+    for (size_t i = 0; i < OPTION_COUNT; i++) {
+        if (!key_is(&options[i], item, n)) continue;
+        if (!apply(&options[i], colon + 1)) warn_value(fd, source, item, &options[i]);
+        else if (options[i].target == &nm_opt.policy) nm_opt.policy_from = source;
+        return;
+    }
+    /* The key is shown in lower case, as the table's keys are. */
+    char key[64];
+    size_t k = 0;
+    for (const char *c = closest(item, n, PREFIX_LEN)->name + PREFIX_LEN; *c && k < sizeof key - 1; c++)
+        key[k++] = lower(*c);
+    key[k] = '\0';
+    warn_unknown(fd, source, "key", item, n, "not an option", key);
+}
+
+static void conf_parse(const char *text, char copy[NM_CONF_MAX], const char *source, int fd)
+{
+    size_t len = strlen(text);
+    if (len >= NM_CONF_MAX) {
+        warn_unknown(fd, NULL, source, text, len, "longer than 1023 bytes", NULL);
+        return;
+    }
+    memcpy(copy, text, len + 1);
+    /* Piece by piece (the text between commas): an empty piece ends the
+     * item before it, a piece with a ':' starts an item, one without
+     * joins the item before it (its comma stays) or, with none, is an
+     * item by itself. */
+    char *item = NULL;
+    for (char *piece = copy;;) {
+        char *comma = strchr(piece, ',');
+        size_t n = comma ? (size_t)(comma - piece) : strlen(piece);
+        if (n == 0 || memchr(piece, ':', n) || !item) {
+            if (item) {
+                piece[-1] = '\0';
+                conf_item(item, source, fd);
+            }
+            item = n ? piece : NULL;
+        }
+        if (!comma) break;
+        piece = comma + 1;
+    }
+    if (item) conf_item(item, source, fd);
+}
+
+/* ---- reading every source ------------------------------------------------------- */
+
+/* A variable NUMAMALLOC_... (the entry "NAME=VALUE") that is not an option:
+ * one warning naming the closest option. */
+static void check_name(const char *entry, int fd)
+{
+    if (strncmp(entry, PREFIX, PREFIX_LEN) != 0) return;
+    const char *eq = strchr(entry, '=');
+    size_t n = eq ? (size_t)(eq - entry) : strlen(entry);
+    for (size_t i = 0; i < OPTION_COUNT; i++)
+        if (strlen(options[i].name) == n && !memcmp(options[i].name, entry, n)) return;
+    for (size_t i = 0; i < sizeof other_variables / sizeof other_variables[0]; i++)
+        if (strlen(other_variables[i]) == n && !memcmp(other_variables[i], entry, n)) return;
+    warn_unknown(fd, NULL, "variable", entry, n, "not an option", closest(entry, n, 0)->name);
+}
+
+void nm_options_parse(const struct nm_option_source *src, const char *builtin_conf, int warn_fd)
+{
+    static char builtin_copy[NM_CONF_MAX], env_copy[NM_CONF_MAX];
+    if (builtin_conf) conf_parse(builtin_conf, builtin_copy, "nm_conf", warn_fd);
+    const char *conf = src->lookup("NUMAMALLOC_CONF", src->source);
+    if (conf) conf_parse(conf, env_copy, "NUMAMALLOC_CONF", warn_fd);
+    for (size_t i = 0; i < OPTION_COUNT; i++) {
+        const char *value = src->lookup(options[i].name, src->source);
+        if (!value) continue;
+        if (!apply(&options[i], value)) warn_value(warn_fd, NULL, value, &options[i]);
+        else if (options[i].target == &nm_opt.policy) nm_opt.policy_from = options[i].name;
+    }
+    size_t cursor = 0;
+    for (const char *entry; (entry = src->next(src->source, &cursor));) check_name(entry, warn_fd);
 }
 
 static const char *environment(const char *name, const void *source)
 {
     (void)source;
     return nm_getenv(name);
+}
+
+/* The entries of the environment, or of /proc/self/environ before libc
+ * set `environ` (nm_getenv read it then). */
+static const char *environment_next(const void *source, size_t *cursor)
+{
+    (void)source;
+    if (environ) return environ[*cursor] ? environ[(*cursor)++] : NULL;
+    if (*cursor >= proc_environ_len) return NULL;
+    const char *entry = proc_environ + *cursor;
+    *cursor += strnlen(entry, proc_environ_len - *cursor) + 1;
+    return entry;
 }
 
 void nm_report_error(const nm_line *l)
@@ -206,5 +442,6 @@ void nm_options_init(void)
     static bool done;
     if (done) return;
     done = true;
-    nm_options_parse(environment, NULL, 2);
+    const struct nm_option_source env = { environment, environment_next, NULL };
+    nm_options_parse(&env, &nm_conf ? nm_conf : NULL, 2);
 }

@@ -1,6 +1,6 @@
 /*
- * options.h — run-time options, read once from the environment at start-up
- * without allocating.  The lowest layer: calls nothing but libc (and the os
+ * options.h — run-time options, read once at start-up (the environment and
+ * the program's nm_conf string) without allocating.  The lowest layer: calls nothing but libc (and the os
  * layer's output helper to warn about a value it cannot parse).
  */
 #ifndef NM_OPTIONS_H
@@ -27,6 +27,8 @@ struct nm_options {
     bool secure;                    /* NUMAMALLOC_SECURE: guard pages, canaries, quarantine */
     const char *sysfs_root;         /* NUMAMALLOC_SYSFS_ROOT: topology source (tests) */
     const char *policy;             /* NUMAMALLOC_POLICY: policy text for all allocations */
+    const char *policy_from;        /* where `policy` was set (its variable, NUMAMALLOC_CONF
+                                       or nm_conf), for the warning when it is checked */
     uint64_t interleave_above;      /* NUMAMALLOC_INTERLEAVE_ABOVE: bytes; 0 = off */
 };
 
@@ -41,14 +43,25 @@ void nm_report_error(const nm_line *l);
 /* Read the environment (once; later calls do nothing). */
 void nm_options_init(void);
 
-/* Where nm_options_parse finds each variable's value (NULL: not set):
- * the environment for nm_options_init, a buffer for tests and fuzzing. */
-typedef const char *nm_option_lookup(const char *name, const void *source);
+/* Where nm_options_parse finds the variables: `lookup` gives the value of
+ * one (NULL: not set), `next` the entries "NAME=VALUE" one by one from
+ * *cursor (0 at first; NULL after the last), both in `source`: the
+ * environment for nm_options_init, a buffer for tests and fuzzing. */
+struct nm_option_source {
+    const char *(*lookup)(const char *name, const void *source);
+    const char *(*next)(const void *source, size_t *cursor);
+    const void *source;
+};
 
-/* Set nm_opt from the variables `lookup` finds in `source`; a value that
- * does not parse leaves its option as it was and writes one warning line
- * to `warn_fd`.  What nm_options_init does with the environment and fd 2. */
-void nm_options_parse(nm_option_lookup *lookup, const void *source, int warn_fd);
+/* Set nm_opt from, in this order, each overriding the one before: the
+ * configuration string `builtin_conf` (NULL: none), the string in
+ * NUMAMALLOC_CONF, and the single variables; then warn about the
+ * NUMAMALLOC_ variables that are no option.  Strings are "key:value,..."
+ * (options.c, "the configuration string").  A value that does not parse
+ * leaves its option as it was; each problem is one line on `warn_fd`.
+ * What nm_options_init does with the environment, the program's nm_conf
+ * and fd 2. */
+void nm_options_parse(const struct nm_option_source *src, const char *builtin_conf, int warn_fd);
 
 /* The value of environment variable `name`, or NULL.  Works before libc has
  * set up `environ` (reads /proc/self/environ then).  Does not allocate. */

@@ -352,6 +352,65 @@ static void keep_stderr_for_stats(void)
     stats_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
 }
 
+/* NUMAMALLOC_VERBOSE: what this process runs with, as it was applied (not
+ * as it was asked): the library and its version, the topology, the
+ * placement, huge pages, purging and the error rule, on two lines. */
+static void print_configuration(void)
+{
+    static const char *const hugepages[] = {
+        [NM_HUGEPAGES_OFF] = "off", [NM_HUGEPAGES_THP] = "transparent", [NM_HUGEPAGES_HUGETLB] = "hugetlb",
+    };
+    Dl_info self;
+    nm_line l = { .len = 0 };
+    nm_line_str(&l, "numamalloc: version ");
+    nm_line_u64(&l, NUMAMALLOC_VERSION_MAJOR);
+    nm_line_str(&l, ".");
+    nm_line_u64(&l, NUMAMALLOC_VERSION_MINOR);
+    nm_line_str(&l, ".");
+    nm_line_u64(&l, NUMAMALLOC_VERSION_PATCH);
+    if (dladdr((void *)print_configuration, &self) && self.dli_fname && self.dli_fname[0]) {
+        nm_line_str(&l, " from ");
+        nm_line_str(&l, self.dli_fname);
+    }
+    nm_line_str(&l, ", ");
+    nm_line_u64(&l, (uint64_t)nm_topo.node_count);
+    nm_line_str(&l, nm_topo.node_count == 1 ? " node" : " nodes");
+    nm_line_str(&l, nm_topo.fallback ? " (sysfs unreadable: single-node fallback)" : "");
+    nm_line_str(&l, nm_proc.bind_segments ? ", segments bound to their node"
+                                          : ", segments not bound (one node or process policy)");
+    if (nm_topo.mems_limited) {
+        const char *sep = ", cpuset allows the memory of nodes ";
+        for (int i = 0; i < nm_topo.node_count; i++) {
+            if (!nm_topology_usable(&nm_topo, i)) continue;
+            nm_line_str(&l, sep);
+            nm_line_u64(&l, (uint64_t)nm_topo.node_id[i]);
+            sep = ",";
+        }
+    }
+    nm_line_str(&l, "\n");
+    nm_line_write(&l, 2);
+    nm_line_str(&l, "numamalloc: policy ");
+    nm_line_str(&l, nm_proc.policy_arena ? nm_opt.policy : "local (first touch)");
+    if (nm_opt.interleave_above && nm_topo.node_count > 1) {
+        nm_line_str(&l, ", blocks from ");
+        nm_line_size(&l, nm_opt.interleave_above);
+        nm_line_str(&l, " interleaved");
+    }
+    nm_line_str(&l, ", huge pages ");
+    nm_line_str(&l, hugepages[nm_opt.hugepages]);
+    nm_line_str(&l, ", purge delay ");
+    nm_line_u64(&l, nm_opt.purge_delay_ms);
+    nm_line_str(&l, nm_opt.purge_thread ? " ms (a background thread once threaded)" : " ms (no background thread)");
+    nm_line_str(&l, ", cache ");
+    nm_line_size(&l, nm_opt.cache_bytes);
+    nm_line_str(&l, " per node, secure mode ");
+    nm_line_str(&l, nm_proc.secure ? "on" : "off");
+    nm_line_str(&l, ", on error ");
+    nm_line_str(&l, nm_opt.on_error == NM_ON_ERROR_WARN ? "warn" : "abort");
+    nm_line_str(&l, "\n");
+    nm_line_write(&l, 2);
+}
+
 __attribute__((constructor)) static void numamalloc_start(void)
 {
     nm_heap_init();
@@ -361,28 +420,5 @@ __attribute__((constructor)) static void numamalloc_start(void)
         keep_stderr_for_stats();
         atexit(print_stats_at_exit);
     }
-    if (nm_opt.verbose) {
-        nm_line l = { .len = 0 };
-        nm_line_str(&l, "numamalloc: ");
-        nm_line_u64(&l, (uint64_t)nm_topo.node_count);
-        nm_line_str(&l, nm_topo.node_count == 1 ? " node" : " nodes");
-        nm_line_str(&l, nm_topo.fallback ? " (sysfs unreadable: single-node fallback)" : "");
-        nm_line_str(&l, nm_proc.bind_segments ? ", segments bound to their node"
-                                         : ", segments not bound (one node or process policy)");
-        if (nm_topo.mems_limited) {
-            const char *sep = ", cpuset allows the memory of nodes ";
-            for (int i = 0; i < nm_topo.node_count; i++) {
-                if (!nm_topology_usable(&nm_topo, i)) continue;
-                nm_line_str(&l, sep);
-                nm_line_u64(&l, (uint64_t)nm_topo.node_id[i]);
-                sep = ",";
-            }
-        }
-        nm_line_str(&l, ", purge delay ");
-        nm_line_u64(&l, nm_opt.purge_delay_ms);
-        nm_line_str(&l, " ms, cache ");
-        nm_line_size(&l, nm_opt.cache_bytes);
-        nm_line_str(&l, " per node\n");
-        nm_line_write(&l, 2);
-    }
+    if (nm_opt.verbose) print_configuration();
 }

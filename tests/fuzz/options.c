@@ -4,22 +4,31 @@
  * NAME=VALUE entries, each ended by '\0'.  nm_env_block_find looks the
  * options up in it (the real environment is never touched) and
  * nm_options_parse sets nm_opt from them, its warnings going to a pipe.
- * Each option's value is then checked against a model written here from
- * the documented grammar (README's Environment section): the first entry
- * for a name wins; booleans 0/1/yes/no/on/off; numbers are plain decimal
- * digits, scaled (MiB) without overflow; sizes take one K, M or G suffix;
- * choices are exact words; text is any non-empty value.  A value that
- * does not parse leaves the default and gets exactly one warning line,
- * "numamalloc: ignoring NAME=...", in table order; a value that parses
- * gets none. */
+ * The result is then checked against a model written here from the
+ * documented grammar (README's Environment section): the first entry for a
+ * name wins; NUMAMALLOC_CONF is "key:value" items separated by commas
+ * (keys are the names without NUMAMALLOC_, in any case; a piece without
+ * ':' joins the item before it, an empty piece ends it; 1023 bytes at
+ * most), applied in order, and each single variable overrides it;
+ * booleans 0/1/yes/no/on/off/true/false; numbers are plain decimal digits,
+ * scaled without overflow; sizes take one unit letter K, M, G or T, maybe
+ * followed by "iB" or "B" (a bare number in the option's unit); choices are
+ * exact words; text is any non-empty value.  Each problem is one warning
+ * line, in this order: the string's items, the variables (table order),
+ * then each NUMAMALLOC_ entry that is no option, naming the closest
+ * option (no other is nearer by edit distance).  The first byte of the
+ * input, when it is '#', makes the rest of its first entry a built-in
+ * string (nm_conf) that NUMAMALLOC_CONF and the variables override. */
 #define _GNU_SOURCE
 #include "options.h"
 
 #include "fuzz.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <strings.h>
 
 static struct nm_options defaults;
 static int warn_pipe[2];
@@ -42,6 +51,15 @@ static const char *lookup(const char *name, const void *source)
 {
     const struct block *b = source;
     return nm_env_block_find(b->text, b->len, name);
+}
+
+static const char *next_entry(const void *source, size_t *cursor)
+{
+    const struct block *b = source;
+    if (*cursor >= b->len) return NULL;
+    const char *entry = b->text + *cursor;
+    *cursor += strlen(entry) + 1;
+    return entry;
 }
 
 /* ---- the model --------------------------------------------------------------- */
@@ -77,59 +95,48 @@ static bool model_number(const char *s, size_t n, uint64_t scale, uint64_t *out)
 
 static bool model_bool(const char *s, bool *out)
 {
-    static const char *const yes[] = { "1", "yes", "on" }, *const no[] = { "0", "no", "off" };
-    for (int i = 0; i < 3; i++) {
+    static const char *const yes[] = { "1", "yes", "on", "true" }, *const no[] = { "0", "no", "off", "false" };
+    for (int i = 0; i < 4; i++) {
         if (!strcmp(s, yes[i])) { *out = true; return true; }
         if (!strcmp(s, no[i])) { *out = false; return true; }
     }
     return false;
 }
 
-static bool model_size(const char *s, uint64_t *out)
+/* Digits, then nothing (counted in `unit`s) or one of the suffixes. */
+static bool model_size(const char *s, uint64_t unit, uint64_t *out)
 {
-    size_t n = strlen(s);
-    uint64_t scale = 1;
-    if (n > 0) {
-        switch (s[n - 1]) {
-        case 'K': case 'k': scale = (uint64_t)1 << 10; n--; break;
-        case 'M': case 'm': scale = (uint64_t)1 << 20; n--; break;
-        case 'G': case 'g': scale = (uint64_t)1 << 30; n--; break;
-        }
-    }
-    return model_number(s, n, scale, out);
+    size_t digits = strspn(s, "0123456789");
+    const char *suffix = s + digits;
+    if (!*suffix) return model_number(s, digits, unit, out);
+    static const char letters[] = "kKmMgGtT";
+    const char *l = *suffix ? strchr(letters, *suffix) : NULL;
+    if (!l) return false;
+    static const char *const tails[] = { "", "B", "b", "iB", "ib" };
+    bool tail_ok = false;
+    for (size_t t = 0; t < 5; t++) tail_ok |= !strcmp(suffix + 1, tails[t]);
+    if (!tail_ok) return false;
+    return model_number(s, digits, (uint64_t)1 << (10 * (1 + (l - letters) / 2)), out);
 }
 
-/* The options in nm_options_parse's order (its table), each with the
- * model's verdict on the block and the field to compare. */
-enum kind { BOOL, UINT, SIZE, HUGEPAGES, ON_ERROR, TEXT };
-static const struct model_option {
-    const char *name;
-    enum kind kind;
-    uint64_t scale;
-} model_options[] = {
-    { "NUMAMALLOC_VERBOSE", BOOL, 0 },
-    { "NUMAMALLOC_STATS", BOOL, 0 },
-    { "NUMAMALLOC_PURGE_DELAY_MS", UINT, 1 },
-    { "NUMAMALLOC_CACHE_MB", UINT, (uint64_t)1 << 20 },
-    { "NUMAMALLOC_PURGE_THREAD", BOOL, 0 },
-    { "NUMAMALLOC_HUGEPAGES", HUGEPAGES, 0 },
-    { "NUMAMALLOC_ON_ERROR", ON_ERROR, 0 },
-    { "NUMAMALLOC_SYSFS_ROOT", TEXT, 0 },
-    { "NUMAMALLOC_POLICY", TEXT, 0 },
-    { "NUMAMALLOC_INTERLEAVE_ABOVE", SIZE, 0 },
+/* The options in nm_options_parse's order (its table). */
+static const char *const model_names[] = {
+    "NUMAMALLOC_VERBOSE", "NUMAMALLOC_STATS", "NUMAMALLOC_PURGE_DELAY_MS", "NUMAMALLOC_CACHE_MB",
+    "NUMAMALLOC_PURGE_THREAD", "NUMAMALLOC_HUGEPAGES", "NUMAMALLOC_ON_ERROR", "NUMAMALLOC_SECURE",
+    "NUMAMALLOC_SYSFS_ROOT", "NUMAMALLOC_POLICY", "NUMAMALLOC_INTERLEAVE_ABOVE",
 };
-#define OPTION_COUNT (sizeof model_options / sizeof model_options[0])
+#define OPTION_COUNT (sizeof model_names / sizeof model_names[0])
+#define POLICY 9
 
 /* Apply option i's value to `want` as the model reads it; false if the
  * model rejects it. */
 static bool model_apply(size_t i, const char *v, struct nm_options *want)
 {
-    const struct model_option *o = &model_options[i];
     switch (i) {
     case 0: return model_bool(v, &want->verbose);
     case 1: return model_bool(v, &want->stats_at_exit);
-    case 2: return model_number(v, strlen(v), o->scale, &want->purge_delay_ms);
-    case 3: return model_number(v, strlen(v), o->scale, &want->cache_bytes);
+    case 2: return model_number(v, strlen(v), 1, &want->purge_delay_ms);
+    case 3: return model_size(v, (uint64_t)1 << 20, &want->cache_bytes);
     case 4: return model_bool(v, &want->purge_thread);
     case 5:
         if (!strcmp(v, "off") || !strcmp(v, "0")) { want->hugepages = NM_HUGEPAGES_OFF; return true; }
@@ -140,11 +147,119 @@ static bool model_apply(size_t i, const char *v, struct nm_options *want)
         if (!strcmp(v, "abort")) { want->on_error = NM_ON_ERROR_ABORT; return true; }
         if (!strcmp(v, "warn")) { want->on_error = NM_ON_ERROR_WARN; return true; }
         return false;
-    case 7: if (!*v) return false; want->sysfs_root = v; return true;
-    case 8: if (!*v) return false; want->policy = v; return true;
-    case 9: return model_size(v, &want->interleave_above);
+    case 7: return model_bool(v, &want->secure);
+    case 8: if (!*v) return false; want->sysfs_root = v; return true;
+    case POLICY: if (!*v) return false; want->policy = v; return true;
+    case 10: return model_size(v, 1, &want->interleave_above);
     }
     return false;
+}
+
+/* ---- the expected warnings ---------------------------------------------------- */
+
+static char expected[65536];   /* the lines' starts, each ended by '\n' */
+static size_t expected_len;
+static char expected_suggestion[64][64];   /* per "did you mean" line, the name given */
+static int suggestions;
+
+static void expect(const char *start)
+{
+    size_t n = strlen(start);
+    FUZZ_CHECK(expected_len + n + 1 < sizeof expected);
+    memcpy(expected + expected_len, start, n);
+    expected_len += n;
+    expected[expected_len++] = '\n';
+}
+
+/* The model's configuration strings keep their values here, for as long
+ * as the input is checked (text options point at them). */
+static char model_items[2][1100][1100];
+
+/* Split `text` into items as the grammar says; returns how many. */
+static int model_split(const char *text, char items[][1100])
+{
+    int count = 0;
+    bool open = false;
+    for (const char *p = text;;) {
+        size_t n = strcspn(p, ",");
+        bool colon = memchr(p, ':', n) != NULL;
+        if (n == 0) {
+            open = false;
+        } else if (colon || !open) {
+            memcpy(items[count], p, n);
+            items[count][n] = '\0';
+            count++;
+            open = true;
+        } else {   /* joins the open item, with its comma */
+            size_t have = strlen(items[count - 1]);
+            items[count - 1][have] = ',';
+            memcpy(items[count - 1] + have + 1, p, n);
+            items[count - 1][have + 1 + n] = '\0';
+        }
+        if (!p[n]) break;
+        p += n + 1;
+    }
+    return count;
+}
+
+static size_t model_distance(const char *a, const char *b)
+{
+    size_t an = strlen(a), bn = strlen(b), d[65][65];
+    if (an > 64 || bn > 64) return SIZE_MAX;
+    for (size_t i = 0; i <= an; i++) d[i][0] = i;
+    for (size_t j = 0; j <= bn; j++) d[0][j] = j;
+    for (size_t i = 1; i <= an; i++)
+        for (size_t j = 1; j <= bn; j++) {
+            size_t best = d[i - 1][j - 1] + (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
+            if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
+            d[i][j] = best;
+        }
+    return d[an][bn];
+}
+
+/* A string's items applied to `want` (source: its name in the warnings). */
+static void model_conf(const char *text, int which, const char *source, struct nm_options *want,
+                       const char **policy_from)
+{
+    char line[1400];
+    if (strlen(text) > 1023) {
+        snprintf(line, sizeof line, "numamalloc: ignoring %s '", source);
+        expect(line);
+        return;
+    }
+    int count = model_split(text, model_items[which]);
+    for (int k = 0; k < count; k++) {
+        char *item = model_items[which][k];
+        char *colon = strchr(item, ':');
+        if (!colon || colon == item) {
+            snprintf(line, sizeof line, "numamalloc: ignoring %s item '", source);
+            expect(line);
+            continue;
+        }
+        size_t i = 0;
+        for (; i < OPTION_COUNT; i++) {
+            const char *key = model_names[i] + strlen("NUMAMALLOC_");
+            if (strlen(key) == (size_t)(colon - item) && !strncasecmp(key, item, strlen(key))) break;
+        }
+        if (i == OPTION_COUNT) {
+            snprintf(line, sizeof line, "numamalloc: ignoring %s key '", source);
+            expect(line);
+            expected_suggestion[suggestions][0] = 'k';   /* a key: compared in lower case */
+            FUZZ_CHECK(suggestions < 63);
+            size_t n = (size_t)(colon - item) < 62 ? (size_t)(colon - item) : 62;
+            memcpy(expected_suggestion[suggestions] + 1, item, n);
+            expected_suggestion[suggestions][n + 1] = '\0';
+            suggestions++;
+            continue;
+        }
+        if (!model_apply(i, colon + 1, want)) {
+            snprintf(line, sizeof line, "numamalloc: ignoring %s item '", source);
+            expect(line);
+        } else if (i == POLICY) {
+            *policy_from = source;
+        }
+    }
 }
 
 /* ---- the target ---------------------------------------------------------------- */
@@ -156,18 +271,56 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(text, data, size);
     text[size] = '\0';
     struct block b = { text, size };
+    const char *builtin = NULL;
+    if (size > 0 && text[0] == '#') {   /* the first entry is nm_conf */
+        builtin = text + 1;
+        size_t first = strlen(text) + 1;
+        b.text = text + first;
+        b.len = first <= size ? size - first : 0;
+    }
 
+    expected_len = 0;
+    suggestions = 0;
     struct nm_options want = defaults;
-    bool rejected[OPTION_COUNT] = { false };
+    const char *policy_from = "NUMAMALLOC_POLICY";
+    if (builtin) model_conf(builtin, 0, "nm_conf", &want, &policy_from);
+    const char *conf = model_find(&b, "NUMAMALLOC_CONF");
+    FUZZ_CHECK(nm_env_block_find(b.text, b.len, "NUMAMALLOC_CONF") == conf);
+    if (conf) model_conf(conf, 1, "NUMAMALLOC_CONF", &want, &policy_from);
     for (size_t i = 0; i < OPTION_COUNT; i++) {
-        const char *v = model_find(&b, model_options[i].name);
-        FUZZ_CHECK(nm_env_block_find(b.text, b.len, model_options[i].name) == v,
-                   "%s found at another entry", model_options[i].name);
-        if (v && !model_apply(i, v, &want)) rejected[i] = true;
+        const char *v = model_find(&b, model_names[i]);
+        FUZZ_CHECK(nm_env_block_find(b.text, b.len, model_names[i]) == v, "%s found at another entry",
+                   model_names[i]);
+        if (!v) continue;
+        if (model_apply(i, v, &want)) {
+            if (i == POLICY) policy_from = model_names[i];
+        } else {
+            char line[128];
+            snprintf(line, sizeof line, "numamalloc: ignoring %s='", model_names[i]);
+            expect(line);
+        }
+    }
+    /* Entries of the family that are no option, in the block's order. */
+    for (const char *e = b.text, *end = b.text + b.len; e < end; e += strlen(e) + 1) {
+        if (strncmp(e, "NUMAMALLOC_", 11) != 0) continue;
+        size_t n = strcspn(e, "=");
+        bool known = (n == 15 && !strncmp(e, "NUMAMALLOC_CONF", 15)) ||
+                     (n == 20 && !strncmp(e, "NUMAMALLOC_PROC_ROOT", 20));
+        for (size_t i = 0; i < OPTION_COUNT && !known; i++)
+            known = strlen(model_names[i]) == n && !strncmp(e, model_names[i], n);
+        if (known) continue;
+        expect("numamalloc: ignoring variable '");
+        FUZZ_CHECK(suggestions < 63);
+        size_t shown = n < 62 ? n : 62;
+        expected_suggestion[suggestions][0] = 'v';
+        memcpy(expected_suggestion[suggestions] + 1, e, shown);
+        expected_suggestion[suggestions][shown + 1] = '\0';
+        suggestions++;
     }
 
     nm_opt = defaults;
-    nm_options_parse(lookup, &b, warn_pipe[1]);
+    const struct nm_option_source source = { lookup, next_entry, &b };
+    nm_options_parse(&source, builtin, warn_pipe[1]);
 
     FUZZ_CHECK(nm_opt.verbose == want.verbose);
     FUZZ_CHECK(nm_opt.stats_at_exit == want.stats_at_exit);
@@ -178,14 +331,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(nm_opt.purge_thread == want.purge_thread);
     FUZZ_CHECK(nm_opt.hugepages == want.hugepages);
     FUZZ_CHECK(nm_opt.on_error == want.on_error);
-    FUZZ_CHECK(nm_opt.sysfs_root == want.sysfs_root);
-    FUZZ_CHECK(nm_opt.policy == want.policy);
+    FUZZ_CHECK(nm_opt.secure == want.secure);
+    FUZZ_CHECK(!strcmp(nm_opt.sysfs_root, want.sysfs_root), "'%s', model '%s'", nm_opt.sysfs_root,
+               want.sysfs_root);
+    FUZZ_CHECK((nm_opt.policy == NULL) == (want.policy == NULL));
+    FUZZ_CHECK(!want.policy || !strcmp(nm_opt.policy, want.policy), "'%s', model '%s'", nm_opt.policy,
+               want.policy);
+    FUZZ_CHECK(!strcmp(nm_opt.policy_from, policy_from), "'%s', model '%s'", nm_opt.policy_from,
+               policy_from);
     FUZZ_CHECK(nm_opt.interleave_above == want.interleave_above, "%llu, model %llu",
                (unsigned long long)nm_opt.interleave_above,
                (unsigned long long)want.interleave_above);
 
-    /* The warnings: one whole line per rejected value, in table order. */
-    char out[16384];
+    /* The warnings: one whole line per problem, in the model's order, each
+     * starting as expected; a "did you mean" names the closest option. */
+    static char out[65536];
     ssize_t n = read(warn_pipe[0], out, sizeof out - 1);
     if (n < 0) {
         FUZZ_CHECK(errno == EAGAIN);
@@ -193,18 +353,44 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     out[n] = '\0';
     FUZZ_CHECK(n == 0 || out[n - 1] == '\n', "the last warning is not a whole line: '%s'", out);
-    const char *line = out;
-    for (size_t i = 0; i < OPTION_COUNT; i++) {
-        if (!rejected[i]) continue;
-        char start[64];
-        snprintf(start, sizeof start, "numamalloc: ignoring %s='", model_options[i].name);
-        FUZZ_CHECK(strncmp(line, start, strlen(start)) == 0,
-                   "expected a line starting \"%s\", found \"%s\"", start, line);
+    const char *line = out, *want_line = expected;
+    int suggestion = 0;
+    while (want_line < expected + expected_len) {
+        size_t start = strcspn(want_line, "\n");
+        FUZZ_CHECK(strncmp(line, want_line, start) == 0, "expected a line starting \"%.*s\", found \"%s\"",
+                   (int)start, want_line, line);
         const char *end = strchr(line, '\n');
         FUZZ_CHECK(end != NULL);
+        if (strstr(want_line, "key '") == want_line + start - 5 ||
+            strstr(want_line, "variable '") == want_line + start - 10) {
+            /* The last one in the line (the name shown may hold the words). */
+            const char *mean = NULL;
+            for (const char *m = strstr(line, "; did you mean "); m && m < end; m = strstr(m + 1, "; did you mean "))
+                mean = m;
+            FUZZ_CHECK(mean != NULL, "no suggestion in \"%.*s\"", (int)(end - line), line);
+            char named[64];
+            size_t len = (size_t)(end - 1 - (mean + 15));   /* up to the '?' */
+            FUZZ_CHECK(len < sizeof named && end[-1] == '?');
+            memcpy(named, mean + 15, len);
+            named[len] = '\0';
+            const char *asked = expected_suggestion[suggestion] + 1;
+            bool is_key = expected_suggestion[suggestion][0] == 'k';
+            suggestion++;
+            size_t best = SIZE_MAX, got = SIZE_MAX;
+            for (size_t i = 0; i < OPTION_COUNT; i++) {
+                const char *name = model_names[i] + (is_key ? 11 : 0);
+                size_t d = model_distance(asked, name);
+                if (d < best) best = d;
+                if (!strcasecmp(name, named)) got = d;
+            }
+            FUZZ_CHECK(got != SIZE_MAX, "\"%s\" is no option", named);
+            FUZZ_CHECK(got == best || strlen(asked) >= 62, "\"%s\" suggested for \"%s\": %zu edits, the closest takes %zu",
+                       named, asked, got, best);
+        }
         line = end + 1;
+        want_line += start + 1;
     }
-    FUZZ_CHECK(*line == '\0', "more output than one line per rejected value: \"%s\"", line);
+    FUZZ_CHECK(*line == '\0', "more output than one line per problem: \"%s\"", line);
     free(text);
     return 0;
 }

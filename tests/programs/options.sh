@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Environment options: a value that does not parse gives exactly one warning
-# line naming the variable and what it accepts, and the program runs on;
-# valid values give no output; NUMAMALLOC_VERBOSE prints the configuration,
-# NUMAMALLOC_STATS the statistics at exit; NUMAMALLOC_HUGEPAGES=off keeps
+# Options: a value that does not parse gives exactly one warning line naming
+# the variable (or the NUMAMALLOC_CONF item) and what it accepts, and the
+# program runs on; an unknown NUMAMALLOC_ variable or key is named with the
+# closest option; valid values give no output; NUMAMALLOC_CONF and a
+# program's nm_conf set every option, each overridden by the next source;
+# NUMAMALLOC_VERBOSE prints the configuration in effect, NUMAMALLOC_STATS
+# the statistics at exit; NUMAMALLOC_HUGEPAGES=off keeps
 # huge blocks out of transparent huge pages, and =hugetlb works with or
 # without pages in the hugetlb pool.
 set -u
@@ -29,7 +32,7 @@ expect_warning NUMAMALLOC_VERBOSE maybe "0 or 1"
 expect_warning NUMAMALLOC_STATS 2 "0 or 1"
 expect_warning NUMAMALLOC_PURGE_DELAY_MS 10ms "a number of milliseconds (0 = return memory at once)"
 expect_warning NUMAMALLOC_PURGE_DELAY_MS -5 "a number of milliseconds (0 = return memory at once)"
-expect_warning NUMAMALLOC_CACHE_MB 99999999999999999999 "a number of MiB kept per node"
+expect_warning NUMAMALLOC_CACHE_MB 99999999999999999999 "a number of MiB kept per node, or a size with K, M or G"
 expect_warning NUMAMALLOC_HUGEPAGES always "off, thp or hugetlb"
 expect_warning NUMAMALLOC_ON_ERROR ignore "abort or warn"
 expect_silent NUMAMALLOC_VERBOSE 0
@@ -43,10 +46,75 @@ out=$(NUMAMALLOC_STATS=x NUMAMALLOC_ON_ERROR=y LD_PRELOAD="$lib" "${prog[@]}" 2>
 [ "$(printf '%s\n' "$out" | grep -c '^numamalloc: ignoring')" = 2 ] || { echo "two bad values: $out"; fail=1; }
 
 out=$(NUMAMALLOC_VERBOSE=1 LD_PRELOAD="$lib" "${prog[@]}" 2>&1)
-[[ "$out" == "numamalloc: "*node*"purge delay 1000 ms, cache 256.0 MiB per node" ]] ||
-    { echo "NUMAMALLOC_VERBOSE=1 printed: $out"; fail=1; }
+version=$(sed -n 's/^#define NUMAMALLOC_VERSION_\(MAJOR\|MINOR\|PATCH\) //p' "$root/include/numamalloc.h" | paste -sd.)
+want="numamalloc: version $version from $lib, *node*
+numamalloc: policy local (first touch), huge pages transparent, purge delay 1000 ms (a background thread once threaded), cache 256.0 MiB per node, secure mode off, on error abort"
+[[ "$out" == $want ]] || { echo "NUMAMALLOC_VERBOSE=1 printed:"; printf '%s\n' "$out"; fail=1; }
 out=$(NUMAMALLOC_VERBOSE=1 NUMAMALLOC_PURGE_DELAY_MS=7 NUMAMALLOC_CACHE_MB=5 LD_PRELOAD="$lib" "${prog[@]}" 2>&1)
-[[ "$out" == *"purge delay 7 ms, cache 5.0 MiB per node" ]] || { echo "options not applied: $out"; fail=1; }
+[[ "$out" == *"purge delay 7 ms"*", cache 5.0 MiB per node"* ]] || { echo "options not applied: $out"; fail=1; }
+# What is in effect, not what was asked: a policy that does not parse
+# leaves the local policy (and its own warning line).
+out=$(NUMAMALLOC_VERBOSE=1 NUMAMALLOC_POLICY=bind:999 NUMAMALLOC_HUGEPAGES=off NUMAMALLOC_SECURE=1 \
+      NUMAMALLOC_ON_ERROR=warn NUMAMALLOC_PURGE_THREAD=0 LD_PRELOAD="$lib" "${prog[@]}" 2>&1)
+[[ "$out" == *"numamalloc: ignoring NUMAMALLOC_POLICY='bind:999': "* &&
+   "$out" == *"policy local (first touch), huge pages off, purge delay 1000 ms (no background thread), cache 256.0 MiB per node, secure mode on, on error warn"* ]] ||
+    { echo "NUMAMALLOC_VERBOSE=1 with a bad policy, no THP, secure, warn, no thread:"; printf '%s\n' "$out"; fail=1; }
+out=$(NUMAMALLOC_VERBOSE=1 NUMAMALLOC_POLICY=interleave:all LD_PRELOAD="$lib" "${prog[@]}" 2>&1)
+[[ "$out" == *"policy interleave:all, huge pages"* ]] || { echo "NUMAMALLOC_POLICY=interleave:all: $out"; fail=1; }
+
+# Sizes: a unit letter, "iB" or "B" after it, either case; a bare number in
+# the variable's unit.
+for v in 1G 1g 1GiB 1gb 1024M 1048576K; do
+    out=$(NUMAMALLOC_VERBOSE=1 NUMAMALLOC_CACHE_MB=$v LD_PRELOAD="$lib" "${prog[@]}" 2>&1)
+    [[ "$out" == *"cache 1.0 GiB per node"* ]] || { echo "NUMAMALLOC_CACHE_MB=$v: $out"; fail=1; }
+done
+for v in 1B 1Gi G 1GiBB 1X; do
+    expect_warning NUMAMALLOC_CACHE_MB "$v" "a number of MiB kept per node, or a size with K, M or G"
+done
+expect_warning NUMAMALLOC_INTERLEAVE_ABOVE 64MB_ "a size in bytes, or with K, M or G (0 = off)"
+
+# A NUMAMALLOC_ variable that is no option: one line naming the closest.
+out=$(NUMAMALLOC_PURGE_DELAY=5 NUMAMALLOC_HUGEPAGE=off LD_PRELOAD="$lib" "${prog[@]}" 2>&1)
+want="numamalloc: ignoring variable 'NUMAMALLOC_PURGE_DELAY': not an option; did you mean NUMAMALLOC_PURGE_DELAY_MS?
+numamalloc: ignoring variable 'NUMAMALLOC_HUGEPAGE': not an option; did you mean NUMAMALLOC_HUGEPAGES?"
+# (the environment's order decides which comes first)
+[ "$(printf '%s\n' "$out" | sort)" = "$(printf '%s\n' "$want" | sort)" ] ||
+    { echo "unknown variables:"; printf '%s\n' "$out"; fail=1; }
+expect_silent NUMAMALLOC_PROC_ROOT /proc
+
+# NUMAMALLOC_CONF: every option by its key, a node list with commas, the
+# single variable over the string, each bad item in one line.
+out=$(NUMAMALLOC_CONF='verbose:1,purge_delay_ms:7,cache_mb:64M,hugepages:off,secure:true,on_error:warn,purge_thread:off,policy:interleave:0,0' \
+      LD_PRELOAD="$lib" "${prog[@]}" 2>&1)
+[[ "$out" == *"policy interleave:0,0, huge pages off, purge delay 7 ms (no background thread), cache 64.0 MiB per node, secure mode on, on error warn" ]] ||
+    { echo "NUMAMALLOC_CONF not applied:"; printf '%s\n' "$out"; fail=1; }
+out=$(NUMAMALLOC_CONF='verbose:1,cache_mb:64M' NUMAMALLOC_CACHE_MB=3 LD_PRELOAD="$lib" "${prog[@]}" 2>&1)
+[[ "$out" == *"cache 3.0 MiB per node"* ]] || { echo "NUMAMALLOC_CACHE_MB does not override NUMAMALLOC_CONF: $out"; fail=1; }
+out=$(NUMAMALLOC_CONF='verbose,Verbose:1,purge_dealy_ms:5,cache_mb:lots,:3,,policy:bind:99' LD_PRELOAD="$lib" "${prog[@]}" 2>&1)
+want="numamalloc: ignoring NUMAMALLOC_CONF item 'verbose': expected key:value
+numamalloc: ignoring NUMAMALLOC_CONF key 'purge_dealy_ms': not an option; did you mean purge_delay_ms?
+numamalloc: ignoring NUMAMALLOC_CONF item 'cache_mb:lots': expected a number of MiB kept per node, or a size with K, M or G
+numamalloc: ignoring NUMAMALLOC_CONF item ':3': expected key:value
+numamalloc: ignoring NUMAMALLOC_CONF item 'policy:bind:99': "
+[[ "$out" == "$want"* && "$out" == *"policy local (first touch)"* ]] ||
+    { echo "NUMAMALLOC_CONF with bad items:"; printf '%s\n' "$out"; fail=1; }
+
+# A program's own nm_conf, under NUMAMALLOC_CONF and the variables.
+if command -v cc >/dev/null; then
+    tmp=$(mktemp -d)
+    printf '%s\n' '#include <stdlib.h>' 'const char *nm_conf = "verbose:1,purge_delay_ms:5000,cache_mb:8";' \
+        'int main(void) { free(malloc(10)); return 0; }' > "$tmp/conf.c"
+    if cc -std=gnu11 -Wall -Werror "$tmp/conf.c" -o "$tmp/conf" -L"$(dirname "$lib")" -lnumamalloc \
+          -Wl,-rpath,"$(dirname "$lib")"; then
+        out=$("$tmp/conf" 2>&1)
+        [[ "$out" == *"purge delay 5000 ms"*"cache 8.0 MiB per node"* ]] || { echo "nm_conf not applied: $out"; fail=1; }
+        out=$(NUMAMALLOC_CONF=cache_mb:9 NUMAMALLOC_PURGE_DELAY_MS=6 "$tmp/conf" 2>&1)
+        [[ "$out" == *"purge delay 6 ms"*"cache 9.0 MiB per node"* ]] || { echo "nm_conf not overridden: $out"; fail=1; }
+    else
+        echo "cannot build a program linked with the library"; fail=1
+    fi
+    rm -rf "$tmp"
+fi
 
 out=$(NUMAMALLOC_STATS=1 LD_PRELOAD="$lib" "${prog[@]}" 2>&1)
 for want in "numamalloc statistics" "  node" "block size" "thread heaps"; do
