@@ -475,6 +475,7 @@ struct nm_node_stats {
     uint64_t segments;          /* live 4 MiB segments for small and medium blocks */
     uint64_t large_blocks;      /* live large (> 256 KiB) blocks */
     uint64_t cached;            /* bytes kept for reuse in the node cache */
+    uint64_t peak_in_use;       /* the most in_use has been since the process started */
 };
 
 struct nm_class_stats {
@@ -519,6 +520,23 @@ void nm_stats_get(struct nm_stats *out);
  * example 2 for stderr).  Does not allocate and does not use stdio, so it is
  * safe to call from anywhere, including at exit. */
 void nm_stats_print(int fd);
+
+/* The statistics as one JSON object and a newline, written into `buf` as
+ * snprintf does: at most len - 1 bytes and a NUL (when len > 0); returns
+ * the length of the whole text, so a caller whose buffer was too small
+ * (result >= len) can call again with a bigger one.  Does not allocate.
+ *   {"numamalloc": "0.1.0", "pid": N, "command": "...", "rank": N or null
+ *    (OMPI_COMM_WORLD_RANK, PMI_RANK, PMIX_RANK or SLURM_PROCID), "time": unix seconds,
+ *    "process": {"rss", "peak_rss" (bytes), "minor_faults", "major_faults"},
+ *    "nodes": [{"node", "mapped", "committed", "in_use", "peak_in_use", "cached"
+ *               (bytes), "segments", "large_blocks"}],
+ *    "classes": [{"block_size", "allocs", "pages", "page_bytes"}] (classes in use),
+ *    "events": {"large_allocs", "large_frees", "remote_frees", "purges",
+ *               "purged_bytes", "thread_heaps", "segments_abandoned",
+ *               "segments_adopted"}}
+ * The fields mean what the same fields of struct nm_stats mean.
+ * NUMAMALLOC_STATS=json prints it at exit. */
+size_t nm_stats_json(char *buf, size_t len);
 
 #ifdef __cplusplus
 }

@@ -95,6 +95,7 @@ struct nm_node_state {
     _Atomic uint64_t cached;            /* in cached segments and spans */
     _Atomic uint64_t reserved;          /* nm_reserve: cached memory kept regardless */
     _Atomic uint64_t in_use;            /* pages serving a class + live large blocks */
+    _Atomic uint64_t in_use_peak;       /* the most in_use has been (nm_node_use) */
     _Atomic uint64_t segments;          /* live small/medium segments (count) */
     _Atomic uint64_t large_blocks;      /* live large blocks (count) */
 } __attribute__((aligned(64)));
@@ -195,6 +196,19 @@ struct nm_process {
 extern struct nm_process nm_proc __attribute__((visibility("hidden")));
 
 /* ---- operations --------------------------------------------------------------- */
+
+/* Count `bytes` more in use on node state `ns`, and raise its peak.  (A
+ * node's in_use never goes below zero between two updates: each block or
+ * page is counted before it is uncounted.) */
+static inline void nm_node_use(struct nm_node_state *ns, uint64_t bytes)
+{
+    uint64_t now = atomic_fetch_add_explicit(&ns->in_use, bytes, memory_order_relaxed) + bytes;
+    uint64_t peak = atomic_load_explicit(&ns->in_use_peak, memory_order_relaxed);
+    while (now > peak && !atomic_compare_exchange_weak_explicit(&ns->in_use_peak, &peak, now,
+                                                                memory_order_relaxed,
+                                                                memory_order_relaxed)) {
+    }
+}
 
 /* Once, at start-up: whether segments are bound to nodes (not when the
  * process runs under its own memory policy, or on one node), and every

@@ -369,8 +369,7 @@ static struct nm_page *page_take(struct nm_heap *h, struct nm_segment *s, unsign
     page_recommitted(s, index);
     nm_page_format(s, index, cls);
     atomic_fetch_add_explicit(&nm_proc.class_pages[cls], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&nm_proc.nodes[s->node].in_use, (size_t)1 << s->page_shift,
-                              memory_order_relaxed);
+    nm_node_use(&nm_proc.nodes[s->node], (size_t)1 << s->page_shift);
     nm_heap_segment_reorder(h, s);
     nm_queue_push_page_front(h, pg);
     return pg;

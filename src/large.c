@@ -630,7 +630,7 @@ again:
     s->block_size = l.usable;
     s->alignment = alignment;
     atomic_store_explicit(&s->large_state, NM_LARGE_LIVE, memory_order_relaxed);
-    atomic_fetch_add_explicit(&nm_proc.nodes[node].in_use, l.usable, memory_order_relaxed);
+    nm_node_use(&nm_proc.nodes[node], l.usable);
     atomic_fetch_add_explicit(&nm_proc.nodes[node].large_blocks, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&nm_proc.counters.large_allocs, 1, memory_order_relaxed);
 
@@ -770,8 +770,7 @@ static struct nm_segment *committed_grow(struct nm_segment *s, size_t size, size
 
 static void span_set_usable(struct nm_segment *s, size_t usable)
 {
-    atomic_fetch_add_explicit(&nm_proc.nodes[s->node].in_use, usable - s->block_size,
-                              memory_order_relaxed);   /* wraps correctly when shrinking */
+    nm_node_use(&nm_proc.nodes[s->node], usable - s->block_size);   /* wraps correctly when shrinking */
     s->block_size = usable;
 }
 

@@ -28,7 +28,8 @@ extern const char *nm_conf __attribute__((weak));
 
 struct nm_options nm_opt = {
     .verbose = false,
-    .stats_at_exit = false,
+    .stats_at_exit = NM_STATS_OFF,
+    .stats_file = NULL,
     .purge_delay_ms = 1000,
     .cache_bytes = 256 * NM_MiB,
     .purge_thread = true,
@@ -102,13 +103,19 @@ static const struct option_choice hugepage_choices[] = {
     { "off", NM_HUGEPAGES_OFF }, { "0", NM_HUGEPAGES_OFF }, { "thp", NM_HUGEPAGES_THP },
     { "hugetlb", NM_HUGEPAGES_HUGETLB }, { NULL, 0 },
 };
+static const struct option_choice stats_choices[] = {
+    { "0", NM_STATS_OFF }, { "no", NM_STATS_OFF }, { "off", NM_STATS_OFF }, { "false", NM_STATS_OFF },
+    { "1", NM_STATS_TEXT }, { "yes", NM_STATS_TEXT }, { "on", NM_STATS_TEXT }, { "true", NM_STATS_TEXT },
+    { "text", NM_STATS_TEXT }, { "json", NM_STATS_JSON }, { NULL, 0 },
+};
 static const struct option_choice on_error_choices[] = {
     { "abort", NM_ON_ERROR_ABORT }, { "warn", NM_ON_ERROR_WARN }, { NULL, 0 },
 };
 
 static const struct option_desc options[] = {
     { "NUMAMALLOC_VERBOSE", OPT_BOOL, &nm_opt.verbose, 0, NULL, "0 or 1" },
-    { "NUMAMALLOC_STATS", OPT_BOOL, &nm_opt.stats_at_exit, 0, NULL, "0 or 1" },
+    { "NUMAMALLOC_STATS", OPT_CHOICE, &nm_opt.stats_at_exit, 0, stats_choices, "0, 1 (a table) or json" },
+    { "NUMAMALLOC_STATS_FILE", OPT_TEXT, &nm_opt.stats_file, 0, NULL, "a file name (%p: pid, %r: rank)" },
     { "NUMAMALLOC_PURGE_DELAY_MS", OPT_UINT, &nm_opt.purge_delay_ms, 1, NULL,
       "a number of milliseconds (0 = return memory at once)" },
     { "NUMAMALLOC_CACHE_MB", OPT_SIZE, &nm_opt.cache_bytes, NM_MiB, NULL,
@@ -425,6 +432,19 @@ static const char *environment_next(const void *source, size_t *cursor)
     const char *entry = proc_environ + *cursor;
     *cursor += strnlen(entry, proc_environ_len - *cursor) + 1;
     return entry;
+}
+
+long nm_process_rank(void)
+{
+    static const char *const names[] = { "OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID" };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *v = nm_getenv(names[i]);
+        if (!v || *v < '0' || *v > '9') continue;
+        long r = 0;
+        for (; *v >= '0' && *v <= '9' && r < 100000000; v++) r = r * 10 + (*v - '0');
+        return r;
+    }
+    return -1;
 }
 
 void nm_report_error(const nm_line *l)

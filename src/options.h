@@ -14,10 +14,14 @@
 
 enum nm_hugepages { NM_HUGEPAGES_OFF, NM_HUGEPAGES_THP, NM_HUGEPAGES_HUGETLB };
 enum nm_on_error { NM_ON_ERROR_ABORT, NM_ON_ERROR_WARN };
+enum nm_stats_at_exit { NM_STATS_OFF, NM_STATS_TEXT, NM_STATS_JSON };
 
 struct nm_options {
     bool verbose;                   /* NUMAMALLOC_VERBOSE: say what was chosen at start-up */
-    bool stats_at_exit;             /* NUMAMALLOC_STATS: print statistics at exit */
+    enum nm_stats_at_exit stats_at_exit;  /* NUMAMALLOC_STATS: print statistics at exit,
+                                             as a table or as JSON */
+    const char *stats_file;         /* NUMAMALLOC_STATS_FILE: where (%p: pid, %r: rank);
+                                       NULL: stderr */
     uint64_t purge_delay_ms;        /* NUMAMALLOC_PURGE_DELAY_MS: free memory kept this long */
     uint64_t cache_bytes;           /* NUMAMALLOC_CACHE_MB: at most this much free memory in
                                        a node's caches; past it, it goes back at once */
@@ -62,6 +66,11 @@ struct nm_option_source {
  * What nm_options_init does with the environment, the program's nm_conf
  * and fd 2. */
 void nm_options_parse(const struct nm_option_source *src, const char *builtin_conf, int warn_fd);
+
+/* The MPI or Slurm rank of this process, from the variables the launchers
+ * set (Open MPI's OMPI_COMM_WORLD_RANK, PMI_RANK, PMIX_RANK, Slurm's
+ * SLURM_PROCID, in that order); -1 when none is set. */
+long nm_process_rank(void);
 
 /* The value of environment variable `name`, or NULL.  Works before libc has
  * set up `environ` (reads /proc/self/environ then).  Does not allocate. */

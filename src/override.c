@@ -337,10 +337,80 @@ static bool same_file(int fd)
     return fstat(fd, &st) == 0 && st.st_dev == stats_dev && st.st_ino == stats_ino;
 }
 
+/* NUMAMALLOC_STATS_FILE with %p (the pid) and %r (the MPI or Slurm rank,
+ * "none" without one) put in, %% as %; false when it does not fit. */
+static bool stats_file_name(char *out, size_t cap)
+{
+    size_t n = 0;
+    for (const char *c = nm_opt.stats_file; *c; c++) {
+        char number[24];
+        const char *add = number;
+        if (c[0] == '%' && (c[1] == 'p' || c[1] == 'r')) {
+            long v = c[1] == 'p' ? (long)getpid() : nm_process_rank();
+            nm_line l = { .len = 0 };
+            if (v >= 0) nm_line_u64(&l, (uint64_t)v);
+            else nm_line_str(&l, "none");
+            memcpy(number, l.data, l.len);
+            number[l.len] = '\0';
+            c++;
+        } else if (c[0] == '%' && c[1] == '%') {
+            add = "%";
+            c++;
+        } else {
+            number[0] = *c;
+            number[1] = '\0';
+        }
+        size_t len = strlen(add);
+        if (n + len >= cap) return false;
+        memcpy(out + n, add, len);
+        n += len;
+    }
+    out[n] = '\0';
+    return true;
+}
+
+static void write_all(int fd, const char *text, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, text, len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return;
+        text += n;
+        len -= (size_t)n;
+    }
+}
+
+static void print_stats(int fd)
+{
+    if (nm_opt.stats_at_exit == NM_STATS_TEXT) {
+        nm_stats_print(fd);
+        return;
+    }
+    static char json[128 * 1024];   /* no malloc at exit; 64 nodes and every class fit */
+    size_t len = nm_stats_json(json, sizeof json);
+    write_all(fd, json, len < sizeof json ? len : sizeof json - 1);
+}
+
 static void print_stats_at_exit(void)
 {
-    if (stats_fd >= 0 && same_file(stats_fd)) nm_stats_print(stats_fd);
-    else if (same_file(2)) nm_stats_print(2);
+    if (nm_opt.stats_file) {
+        char path[4096];
+        int fd = stats_file_name(path, sizeof path)
+                     ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
+        if (fd >= 0) {
+            print_stats(fd);
+            close(fd);
+            return;
+        }
+        nm_line l = { .len = 0 };
+        nm_line_str(&l, "numamalloc: cannot write NUMAMALLOC_STATS_FILE='");
+        nm_line_value(&l, nm_opt.stats_file);
+        nm_line_str(&l, "': statistics go to stderr\n");
+        if (stats_fd >= 0 && same_file(stats_fd)) nm_line_write(&l, stats_fd);
+        else if (same_file(2)) nm_line_write(&l, 2);
+    }
+    if (stats_fd >= 0 && same_file(stats_fd)) print_stats(stats_fd);
+    else if (same_file(2)) print_stats(2);
 }
 
 static void keep_stderr_for_stats(void)

@@ -1,18 +1,27 @@
 /*
  * stats.c — statistics: a snapshot of the counters every layer keeps
- * (nm_stats_get) and a readable table of it (nm_stats_print).
+ * (nm_stats_get), a readable table of it (nm_stats_print) and the same as
+ * JSON with the process's own figures (nm_stats_json).
  *
  * Reads the node counters (segment layer), the per-class counters of every
  * heap ever made (heap layer) and the process-wide event counters.  Other
  * threads keep running while we read, so a snapshot is approximate.  Never
  * allocates and never uses stdio: safe at exit and inside malloc_stats().
  *
- * May call the heap, large, page, segment, topology and os layers.
+ * May call the heap, large, page, segment, topology, options and os layers.
  */
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "heap.h"
 #include "numamalloc.h"
+#include "options.h"
+
+#define TEXT_OF(x) #x
+#define VERSION_OF(major, minor, patch) TEXT_OF(major) "." TEXT_OF(minor) "." TEXT_OF(patch)
+#define VERSION_TEXT VERSION_OF(NUMAMALLOC_VERSION_MAJOR, NUMAMALLOC_VERSION_MINOR, NUMAMALLOC_VERSION_PATCH)
 
 static uint64_t load(_Atomic uint64_t *c)
 {
@@ -33,6 +42,7 @@ nm_export void nm_stats_get(struct nm_stats *out)
         n->mapped = load(&ns->mapped);
         n->committed = n->mapped > decommitted ? n->mapped - decommitted : 0;
         n->in_use = load(&ns->in_use);
+        n->peak_in_use = load(&ns->in_use_peak);
         n->segments = load(&ns->segments);
         n->large_blocks = load(&ns->large_blocks);
         n->cached = load(&ns->cached);
@@ -153,4 +163,176 @@ nm_export void nm_stats_print(int fd)
     print_event(fd, "thread heaps", st.threads, false);
     print_event(fd, "segments abandoned", st.abandoned, false);
     print_event(fd, "segments adopted", st.reclaimed, false);
+}
+
+/* ---- JSON ------------------------------------------------------------------------------
+ *
+ * Written into the caller's buffer as snprintf does: as much as fits,
+ * always NUL-terminated when len > 0, and the length the whole text needs
+ * is returned.  Numbers are bytes or counts, never text. */
+
+struct json_out {
+    char *buf;
+    size_t len, pos;             /* pos counts every byte, also past len */
+    bool first;                  /* no member yet in the open object or array */
+};
+
+static void json_raw(struct json_out *j, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++, j->pos++)
+        if (j->pos + 1 < j->len) j->buf[j->pos] = s[i];
+}
+
+static void json_text(struct json_out *j, const char *s) { json_raw(j, s, strlen(s)); }
+
+/* A JSON string: quotes, backslashes and control characters escaped. */
+static void json_string(struct json_out *j, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    json_raw(j, "\"", 1);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            char e[2] = { '\\', (char)c };
+            json_raw(j, e, 2);
+        } else if (c < 0x20) {
+            char e[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+            json_raw(j, e, 6);
+        } else {
+            json_raw(j, (const char *)&c, 1);
+        }
+    }
+    json_raw(j, "\"", 1);
+}
+
+static void json_key(struct json_out *j, const char *key)
+{
+    if (!j->first) json_raw(j, ",", 1);
+    j->first = false;
+    if (key) {
+        json_string(j, key);
+        json_raw(j, ":", 1);
+    }
+}
+
+static void json_number(struct json_out *j, uint64_t v)
+{
+    char digits[24];
+    int n = 0;
+    do { digits[n++] = (char)('0' + v % 10); v /= 10; } while (v);
+    while (n > 0) json_raw(j, &digits[--n], 1);
+}
+
+static void json_u64(struct json_out *j, const char *key, uint64_t v)
+{
+    json_key(j, key);
+    json_number(j, v);
+}
+
+static void json_open(struct json_out *j, const char *key, char bracket)
+{
+    json_key(j, key);
+    json_raw(j, &bracket, 1);
+    j->first = true;
+}
+
+static void json_close(struct json_out *j, char bracket)
+{
+    json_raw(j, &bracket, 1);
+    j->first = false;
+}
+
+/* The first line of /proc/self/status starting with `field` ("VmHWM:"),
+ * its number in kB times 1024; 0 if not found. */
+static uint64_t status_kib(const char *text, const char *field)
+{
+    const char *at = strstr(text, field);
+    if (!at) return 0;
+    uint64_t v = 0;
+    for (at += strlen(field); *at == ' ' || *at == '\t'; at++) {}
+    for (; *at >= '0' && *at <= '9'; at++) v = v * 10 + (uint64_t)(*at - '0');
+    return v * 1024;
+}
+
+nm_export size_t nm_stats_json(char *buf, size_t len)
+{
+    static struct nm_stats st;   /* static: as nm_stats_print */
+    nm_stats_get(&st);
+    struct json_out j = { buf, len, 0, true };
+
+    /* Who: the process, and what the kernel says of its memory. */
+    static char text[4096];
+    json_open(&j, NULL, '{');
+    json_key(&j, "numamalloc");
+    json_text(&j, "\"" VERSION_TEXT "\"");
+    json_u64(&j, "pid", (uint64_t)getpid());
+    json_key(&j, "command");
+    ssize_t n = nm_os_read_file("/proc/self/cmdline", text, sizeof text);
+    json_string(&j, n > 0 ? text : "");
+    json_key(&j, "rank");
+    long rank = nm_process_rank();
+    if (rank >= 0) json_number(&j, (uint64_t)rank);
+    else json_text(&j, "null");
+    json_u64(&j, "time", (uint64_t)time(NULL));
+
+    json_open(&j, "process", '{');
+    uint64_t resident = 0;
+    if (nm_os_read_file("/proc/self/statm", text, sizeof text) > 0) {
+        const char *at = strchr(text, ' ');   /* size, then resident (pages) */
+        for (at = at ? at + 1 : ""; *at >= '0' && *at <= '9'; at++)
+            resident = resident * 10 + (uint64_t)(*at - '0');
+    }
+    json_u64(&j, "rss", resident * (uint64_t)sysconf(_SC_PAGESIZE));
+    n = nm_os_read_file("/proc/self/status", text, sizeof text);
+    json_u64(&j, "peak_rss", n > 0 ? status_kib(text, "VmHWM:") : 0);
+    struct rusage usage;
+    bool have_usage = getrusage(RUSAGE_SELF, &usage) == 0;
+    json_u64(&j, "minor_faults", have_usage ? (uint64_t)usage.ru_minflt : 0);
+    json_u64(&j, "major_faults", have_usage ? (uint64_t)usage.ru_majflt : 0);
+    json_close(&j, '}');
+
+    json_open(&j, "nodes", '[');
+    for (int i = 0; i < st.node_count; i++) {
+        const struct nm_node_stats *s = &st.node[i];
+        json_open(&j, NULL, '{');
+        json_u64(&j, "node", (uint64_t)s->node);
+        json_u64(&j, "mapped", s->mapped);
+        json_u64(&j, "committed", s->committed);
+        json_u64(&j, "in_use", s->in_use);
+        json_u64(&j, "peak_in_use", s->peak_in_use);
+        json_u64(&j, "cached", s->cached);
+        json_u64(&j, "segments", s->segments);
+        json_u64(&j, "large_blocks", s->large_blocks);
+        json_close(&j, '}');
+    }
+    json_close(&j, ']');
+
+    json_open(&j, "classes", '[');
+    for (int c = 0; c < st.class_count; c++) {
+        const struct nm_class_stats *k = &st.size_class[c];
+        if (k->allocs == 0 && k->pages == 0) continue;
+        json_open(&j, NULL, '{');
+        json_u64(&j, "block_size", k->block_size);
+        json_u64(&j, "allocs", k->allocs);
+        json_u64(&j, "pages", k->pages);
+        json_u64(&j, "page_bytes", k->pages << (k->block_size <= NM_SMALL_MAX ? NM_SMALL_PAGE_SHIFT
+                                                                             : NM_MEDIUM_PAGE_SHIFT));
+        json_close(&j, '}');
+    }
+    json_close(&j, ']');
+
+    json_open(&j, "events", '{');
+    json_u64(&j, "large_allocs", st.large_allocs);
+    json_u64(&j, "large_frees", st.large_frees);
+    json_u64(&j, "remote_frees", st.remote_frees);
+    json_u64(&j, "purges", st.purges);
+    json_u64(&j, "purged_bytes", st.purged_bytes);
+    json_u64(&j, "thread_heaps", st.threads);
+    json_u64(&j, "segments_abandoned", st.abandoned);
+    json_u64(&j, "segments_adopted", st.reclaimed);
+    json_close(&j, '}');
+    json_close(&j, '}');
+    json_raw(&j, "\n", 1);
+    if (len) buf[j.pos < len ? j.pos : len - 1] = '\0';
+    return j.pos;
 }

@@ -1,14 +1,16 @@
 /*
  * stat.c — `numamalloc stat [OPTIONS] -- PROGRAM [ARGS]`: run a program with
- * the library preloaded and NUMAMALLOC_STATS=1, and report what the run did:
+ * the library preloaded and NUMAMALLOC_STATS=1 (=json with --json, whose
+ * report then holds the library's JSON objects), and report what the run did:
  * the system's NUMA counters from /proc/vmstat, the same per node
  * (nodeN/numastat), free memory per node, before and after, and the
  * statistics numamalloc printed at the program's exit.
  *
  * Those statistics go to the program's standard error, so that is a pipe
  * through this command: each block from the line "numamalloc statistics" to
- * the last line indented by two spaces (or "events") is kept for the
- * report, everything else is passed on to our standard error as it comes.
+ * the last line indented by two spaces (or "events"), and each line that
+ * starts as the library's JSON object does, is kept for the report;
+ * everything else is passed on to our standard error as it comes.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -28,6 +30,7 @@
 #include "tool.h"
 
 #define STATS_HEADER "numamalloc statistics"
+#define STATS_JSON_START "{\"numamalloc\":\""   /* a line of NUMAMALLOC_STATS=json */
 
 /* The counters of /proc/vmstat, and their names in nodeN/numastat. */
 static const struct {
@@ -155,6 +158,13 @@ static void filter_line(struct filter *f, const char *line, size_t len)
         return;
     }
     block_end(f);
+    if (len > strlen(STATS_JSON_START) && memcmp(line, STATS_JSON_START, strlen(STATS_JSON_START)) == 0) {
+        f->block = calloc(1, 1);   /* the whole object is on this line */
+        if (!f->block) fail(EXIT_FAILED, "out of memory");
+        block_append(f, line, len);
+        block_end(f);
+        return;
+    }
     if (len == strlen(STATS_HEADER) && memcmp(line, STATS_HEADER, len) == 0) {
         f->block = calloc(1, 1);
         if (!f->block) fail(EXIT_FAILED, "out of memory");
@@ -169,7 +179,9 @@ static void filter_line(struct filter *f, const char *line, size_t len)
 static bool may_be_statistics(const struct filter *f)
 {
     if (f->block) return true;
-    return f->len <= strlen(STATS_HEADER) && memcmp(f->line, STATS_HEADER, f->len) == 0;
+    if (f->len <= strlen(STATS_HEADER) && memcmp(f->line, STATS_HEADER, f->len) == 0) return true;
+    size_t start = f->len < strlen(STATS_JSON_START) ? f->len : strlen(STATS_JSON_START);
+    return memcmp(f->line, STATS_JSON_START, start) == 0;
 }
 
 static void filter_data(struct filter *f, const char *data, size_t n)
@@ -439,8 +451,10 @@ static void print_json(FILE *out, const struct report *r)
         json_close(&j, '{');
     }
     json_close(&j, '[');
+    /* The library's own JSON objects (NUMAMALLOC_STATS=json), one per
+     * process that used it, in exit order. */
     json_open(&j, "numamalloc_statistics", '[');
-    for (int i = 0; i < r->blocks.count; i++) json_string(&j, NULL, r->blocks.text[i]);
+    for (int i = 0; i < r->blocks.count; i++) json_raw(&j, NULL, r->blocks.text[i]);
     json_close(&j, '[');
     json_close(&j, '{');
     json_end(&j);
@@ -487,6 +501,7 @@ int cmd_stat(int argc, char **argv)
     /* The environment is set here and inherited by the child; our own
      * allocator read its options long ago. */
     launch_environment(&l);
+    if (json && setenv("NUMAMALLOC_STATS", "json", 1) != 0) fail(EXIT_FAILED, "stat: setenv: %s", strerror(errno));
     signal(SIGINT, SIG_IGN);
     signal(SIGQUIT, SIG_IGN);
     take_snapshot(&r.before, r.ids, r.count);

@@ -67,6 +67,7 @@ void json_int(struct json *j, const char *key, int64_t value);
 void json_double(struct json *j, const char *key, double value);
 void json_bool(struct json *j, const char *key, bool value);
 void json_null(struct json *j, const char *key);
+void json_raw(struct json *j, const char *key, const char *text);   /* a JSON value as it is */
 
 /* ---- starting a program with the library (run, stat) ------------------------ */
 

@@ -210,6 +210,14 @@ void json_close(struct json *j, char bracket)
     fputc(bracket == '{' ? '}' : ']', j->out);
 }
 
+void json_raw(struct json *j, const char *key, const char *text)
+{
+    size_t n = strlen(text);
+    while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == ' ')) n--;
+    json_item(j, key);
+    fwrite(text, 1, n, j->out);
+}
+
 void json_end(struct json *j)
 {
     fputc('\n', j->out);

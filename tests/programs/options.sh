@@ -29,7 +29,7 @@ expect_silent() {    # VAR VALUE
 }
 
 expect_warning NUMAMALLOC_VERBOSE maybe "0 or 1"
-expect_warning NUMAMALLOC_STATS 2 "0 or 1"
+expect_warning NUMAMALLOC_STATS 2 "0, 1 (a table) or json"
 expect_warning NUMAMALLOC_PURGE_DELAY_MS 10ms "a number of milliseconds (0 = return memory at once)"
 expect_warning NUMAMALLOC_PURGE_DELAY_MS -5 "a number of milliseconds (0 = return memory at once)"
 expect_warning NUMAMALLOC_CACHE_MB 99999999999999999999 "a number of MiB kept per node, or a size with K, M or G"

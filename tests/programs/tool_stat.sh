@@ -9,8 +9,8 @@
 #   - the JSON report (-o FILE --json): the six /proc/vmstat counters with
 #     before, after and delta = after - before >= 0, numa_hit grown; each
 #     node of sysfs with its numastat deltas >= 0 and free memory; exactly
-#     one numamalloc statistics block with the large block counted; max RSS
-#     >= 32 MiB;
+#     one numamalloc statistics object (the library's JSON, with numbers)
+#     with the large block counted; max RSS >= 32 MiB;
 #   - the text report (on stderr) after the program's own stderr, with the
 #     same sections;
 #   - a program killed by SIGTERM: exit 143, "killed by signal 15", no
@@ -123,12 +123,14 @@ for n in r["nodes"]:
 stats = r["numamalloc_statistics"]
 same("numamalloc statistics blocks", len(stats), blocks)
 for i, block in enumerate(stats):
-    if not block.startswith("numamalloc statistics\n") or "\nevents\n" not in block:
-        errors.append("block %d is not a statistics block: %r" % (i, block[:200]))
-    m = re.search(r"^  large allocs\s+(\d+)$", block, re.M)
-    if not m or int(m.group(1)) < 1:
+    if not isinstance(block, dict) or not {"pid", "process", "nodes", "classes", "events"} <= set(block):
+        errors.append("block %d is not the library's statistics object: %r" % (i, str(block)[:200]))
+        continue
+    if block["events"]["large_allocs"] < 1:
         errors.append("block %d: the 32 MiB block is not counted as a large allocation" % i)
-    if "err" in block or "partial" in block:
+    if not block["command"].endswith("/work"):
+        errors.append("block %d: command %r" % (i, block["command"]))
+    if "err" in json.dumps(block) or "partial" in json.dumps(block):
         errors.append("block %d holds the program's own stderr" % i)
 if exit_status == 3 and r["max_rss_bytes"] < 32 << 20:
     errors.append("max_rss_bytes %d < 32 MiB" % r["max_rss_bytes"])
@@ -175,7 +177,7 @@ import json, re, sys
 blocks = json.load(open(sys.argv[1]))["numamalloc_statistics"]
 # sh may use malloc too and leave a block of its own: the two programs' are
 # the ones with a large block.
-sys.exit(0 if sum(bool(re.search(r"^  large allocs\s+[1-9]", b, re.M)) for b in blocks) == 2 else 1)
+sys.exit(0 if sum(b["events"]["large_allocs"] > 0 for b in blocks) == 2 else 1)
 EOF
 [ "$(grep -c '^err one$' "$tmp/err")" -eq 2 ] || bad "two programs: their stderr did not both come through"
 

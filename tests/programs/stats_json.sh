@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Statistics as JSON, checked with python's json module against what the
+# program knows (tests/programs/data/stats_json.c: ten 3 MiB blocks live,
+# then freed):
+#   - nm_stats_json: its pid, command and rank (SLURM_PROCID, and Open MPI's
+#     variable first when both are set), ten more large blocks live and
+#     then ten fewer, ten large frees, at least 30 MiB more in use and a
+#     peak in use at least that, the process's RSS at least 30 MiB while they
+#     live and its page faults; the snprintf contract (checked in the
+#     program);
+#   - NUMAMALLOC_STATS=json prints the same object at exit on stderr, and
+#     nothing else there;
+#   - NUMAMALLOC_STATS_FILE=DIR/s.%p.%r.json writes it to that file (the
+#     pid and rank put in); a file that cannot be written: one warning line,
+#     the statistics on stderr;
+#   - NUMAMALLOC_STATS=1 with a file: the table goes to the file.
+set -u
+root=${NM_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+build=${NM_BUILD:-$root/build}
+lib=${NM_LIB:-$build/libnumamalloc.so}
+command -v python3 >/dev/null || { echo "python3 not installed (make deps)"; exit 77; }
+command -v cc >/dev/null || { echo "no C compiler"; exit 77; }
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fail=0
+bad() { echo "FAIL: $*"; fail=1; }
+
+cc -std=gnu11 -Wall -Wextra -Werror -O1 -I"$root/include" "$root/tests/programs/data/stats_json.c" \
+    -o "$tmp/prog" -L"$(dirname "$lib")" -lnumamalloc -Wl,-rpath,"$(dirname "$lib")" ||
+    { echo "cannot build tests/programs/data/stats_json.c"; exit 1; }
+
+SLURM_PROCID=5 "$tmp/prog" >"$tmp/out" 2>"$tmp/err" || bad "the program failed: $(cat "$tmp/err")"
+python3 - "$tmp/out" "$tmp/prog" 5 <<'PY' || fail=1
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+pid = int(lines[0])
+live, freed = (json.loads(l) for l in lines[1:3])
+errors = []
+def check(cond, what):
+    if not cond: errors.append(what)
+MiB = 1 << 20
+for name, s in (("live", live), ("freed", freed)):
+    check(s["pid"] == pid, "%s: pid %r, the program's is %d" % (name, s["pid"], pid))
+    check(s["command"] == sys.argv[2], "%s: command %r" % (name, s["command"]))
+    check(s["rank"] == int(sys.argv[3]), "%s: rank %r" % (name, s["rank"]))
+    check(s["numamalloc"].count(".") == 2, "%s: version %r" % (name, s["numamalloc"]))
+    for key in ("rss", "peak_rss", "minor_faults", "major_faults"):
+        check(isinstance(s["process"][key], int), "%s: process.%s %r" % (name, key, s["process"].get(key)))
+    check(s["process"]["peak_rss"] >= s["process"]["rss"] > 0, "%s: rss %r" % (name, s["process"]))
+    for n in s["nodes"]:
+        check(n["peak_in_use"] >= n["in_use"], "%s: node %d in_use %d above its peak %d" % (name, n["node"], n["in_use"], n["peak_in_use"]))
+        check(n["mapped"] >= n["committed"], "%s: node %d committed above mapped" % (name, n["node"]))
+    for c in s["classes"]:
+        check(c["page_bytes"] in (c["pages"] << 16, c["pages"] << 19), "%s: class %r" % (name, c))
+def total(s, key): return sum(n[key] for n in s["nodes"])
+check(total(live, "large_blocks") - total(freed, "large_blocks") == 10,
+      "large blocks %d live, %d after the frees: not 10 fewer" % (total(live, "large_blocks"), total(freed, "large_blocks")))
+check(freed["events"]["large_frees"] - live["events"]["large_frees"] == 10, "large frees %r -> %r" % (live["events"], freed["events"]))
+check(live["events"]["large_allocs"] >= 10, "large allocs %d" % live["events"]["large_allocs"])
+check(total(live, "in_use") - total(freed, "in_use") >= 30 * MiB, "in use %d -> %d" % (total(live, "in_use"), total(freed, "in_use")))
+check(total(freed, "peak_in_use") >= 30 * MiB, "peak in use %d" % total(freed, "peak_in_use"))
+check(live["process"]["rss"] >= 30 * MiB, "rss %d with 30 MiB written" % live["process"]["rss"])
+check(live["process"]["minor_faults"] >= 30 * MiB // (2 * MiB), "minor faults %d" % live["process"]["minor_faults"])
+for e in errors: print("FAIL:", e)
+sys.exit(1 if errors else 0)
+PY
+
+# Open MPI's variable is asked first.
+OMPI_COMM_WORLD_RANK=2 SLURM_PROCID=5 "$tmp/prog" >"$tmp/out" 2>/dev/null
+python3 -c 'import json,sys; sys.exit(json.loads(open(sys.argv[1]).read().splitlines()[1])["rank"] != 2)' "$tmp/out" ||
+    bad "OMPI_COMM_WORLD_RANK=2 SLURM_PROCID=5: rank is not 2"
+"$tmp/prog" >"$tmp/out" 2>/dev/null
+python3 -c 'import json,sys; sys.exit(json.loads(open(sys.argv[1]).read().splitlines()[1])["rank"] is not None)' "$tmp/out" ||
+    bad "no rank variable: rank is not null"
+
+# At exit, on stderr: one object and nothing else.
+NUMAMALLOC_STATS=json "$tmp/prog" >/dev/null 2>"$tmp/err" || bad "NUMAMALLOC_STATS=json: the program failed"
+python3 - "$tmp/err" <<'PY' || bad "NUMAMALLOC_STATS=json: stderr is not one statistics object"
+import json, sys
+text = open(sys.argv[1]).read()
+s = json.loads(text)
+sys.exit(0 if text.count("\n") == 1 and s["events"]["large_frees"] >= 10 else 1)
+PY
+
+# To a file, with the pid and rank in its name.
+SLURM_PROCID=7 NUMAMALLOC_STATS=json NUMAMALLOC_STATS_FILE="$tmp/s.%p.%r.json" "$tmp/prog" >"$tmp/out" 2>"$tmp/err"
+pid=$(head -n 1 "$tmp/out")
+[ -s "$tmp/err" ] && bad "NUMAMALLOC_STATS_FILE: stderr not empty: $(cat "$tmp/err")"
+python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); sys.exit(s["pid"] != int(sys.argv[2]) or s["rank"] != 7)' \
+    "$tmp/s.$pid.7.json" "$pid" || bad "NUMAMALLOC_STATS_FILE: no object for pid $pid and rank 7 in $tmp/s.$pid.7.json"
+NUMAMALLOC_STATS=json NUMAMALLOC_STATS_FILE="$tmp/none/s.json" "$tmp/prog" >/dev/null 2>"$tmp/err"
+head -n 1 "$tmp/err" | grep -qx "numamalloc: cannot write NUMAMALLOC_STATS_FILE='$tmp/none/s.json': statistics go to stderr" &&
+    tail -n 1 "$tmp/err" | python3 -c 'import json,sys; json.loads(sys.stdin.read())' ||
+    bad "an unwritable NUMAMALLOC_STATS_FILE: $(cat "$tmp/err")"
+NUMAMALLOC_STATS=1 NUMAMALLOC_STATS_FILE="$tmp/table.%%.txt" "$tmp/prog" >/dev/null 2>"$tmp/err"
+grep -q '^numamalloc statistics$' "$tmp/table.%.txt" && [ ! -s "$tmp/err" ] ||
+    bad "NUMAMALLOC_STATS=1 with a file: no table in $tmp/table.%.txt"
+
+[ $fail = 0 ] && echo "statistics as JSON: the program's numbers, at exit, to a file"
+exit $fail
