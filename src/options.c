@@ -212,7 +212,7 @@ static bool apply(const struct option_desc *o, const char *value)
 
 /* Variables of the numamalloc family that are not options of the library
  * (read by the command, or the configuration string itself). */
-static const char *const other_variables[] = { "NUMAMALLOC_CONF", "NUMAMALLOC_PROC_ROOT" };
+static const char *const other_variables[] = { "NUMAMALLOC_CONF", "NUMAMALLOC_PROC_ROOT", "NUMAMALLOC_LIBRARY" };
 
 static char lower(char c) { return c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c; }
 

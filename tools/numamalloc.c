@@ -9,11 +9,16 @@
  * it runs from build/, PREFIX/lib/libnumamalloc.so.N after make install.
  */
 #define _GNU_SOURCE
+#include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "numamalloc.h"
@@ -34,13 +39,14 @@ static const char usage_main[] =
     "NUMA-aware malloc: run programs with it and see where memory is.\n"
     "\n"
     "commands:\n"
-    "  run [OPTIONS] -- PROGRAM [ARGS]   run PROGRAM with numamalloc preloaded and a policy\n"
-    "  topology [--json]                 nodes, CPUs, memory, distances, tiers, huge pages\n"
-    "  maps PID [--json] [--mappings]    where a running process's memory is, by node and kind\n"
-    "  stat [OPTIONS] -- PROGRAM [ARGS]  run PROGRAM, report NUMA counters and numamalloc statistics\n"
+    "  run [OPTIONS] -- PROGRAM [ARGS]   run PROGRAM with numamalloc and a policy\n"
+    "  topology [--json]                 nodes, CPUs, memory, distances, tiers\n"
+    "  maps PID [--json] [--mappings]    where a process's memory is, by node\n"
+    "  stat [OPTIONS] -- PROGRAM [ARGS]  run PROGRAM, report NUMA counters and\n"
+    "                                    numamalloc's statistics\n"
     "  help [COMMAND]                    this text, or a command's\n"
     "\n"
-    "`numamalloc COMMAND --help` describes each command; man numamalloc has the details.\n"
+    "`numamalloc COMMAND --help` describes each command; man numamalloc has more.\n"
     "Options: --help, --version.\n";
 
 static const char usage_run[] =
@@ -48,20 +54,29 @@ static const char usage_run[] =
     "\n"
     "Run PROGRAM with libnumamalloc preloaded (LD_PRELOAD, put before any\n"
     "preload already set) and configured through its environment variables.\n"
+    "A policy also applies to the whole process, as numactl sets it\n"
+    "(set_mempolicy: stacks, static data and other libraries' memory follow it).\n"
     "\n"
-    "  --policy=POLICY      NUMAMALLOC_POLICY: local, bind:NODES, preferred:NODE,\n"
-    "                       preferred-many:NODES, interleave:NODES,\n"
-    "                       weighted-interleave:NODES (NODES: all, 0-3, 0,2)\n"
-    "  --interleave=NODES   the same as --policy=interleave:NODES\n"
-    "  --membind=NODES      the same as --policy=bind:NODES\n"
-    "  --preferred=NODE     the same as --policy=preferred:NODE\n"
-    "  --hugepages=MODE     NUMAMALLOC_HUGEPAGES: off, thp or hugetlb\n"
-    "  --stats              NUMAMALLOC_STATS=1: print statistics when PROGRAM exits\n"
-    "  --help               this text\n"
+    "  --policy=POLICY         NUMAMALLOC_POLICY: local, bind:NODES, preferred:NODE,\n"
+    "                          preferred-many:NODES, interleave:NODES,\n"
+    "                          weighted-interleave:NODES (NODES: all, 0-3, 0,2)\n"
+    "  -i, --interleave=NODES  the same as --policy=interleave:NODES\n"
+    "  -m, --membind=NODES     the same as --policy=bind:NODES\n"
+    "  -p, --preferred=NODE    the same as --policy=preferred:NODE\n"
+    "  -l, --localalloc        the same as --policy=local\n"
+    "  -N, --cpunodebind=NODES run on the CPUs of NODES only\n"
+    "  -C, --physcpubind=CPUS  run on CPUS only (0-3,8 or all)\n"
+    "  --hugepages=MODE        NUMAMALLOC_HUGEPAGES: off, thp or hugetlb\n"
+    "  --stats                 NUMAMALLOC_STATS=1: statistics when PROGRAM exits\n"
+    "  --library=PATH          preload this library (default: NUMAMALLOC_LIBRARY,\n"
+    "                          else the one installed with this command)\n"
+    "  --help                  this text\n"
     "\n"
-    "Only one policy option may be given; it is checked against this machine\n"
-    "first.  Exit status: PROGRAM's; 2 for a bad option, policy or node; 126 if\n"
-    "PROGRAM cannot be run, 127 if it is not found.\n";
+    "Only one policy option and one CPU option may be given; both are checked\n"
+    "against this machine first.  A statically linked or set-user-ID PROGRAM\n"
+    "cannot have the library preloaded: a line says so, and the policy and CPU\n"
+    "binding still apply.  Exit status: PROGRAM's; 2 for a bad option, policy,\n"
+    "node or CPU; 126 if PROGRAM cannot be run, 127 if it is not found.\n";
 
 static const char usage_topology[] =
     "usage: numamalloc topology [--json]\n"
@@ -101,10 +116,11 @@ static const char usage_stat[] =
     "PROGRAM's standard error passes through a pipe so that the statistics can be\n"
     "taken out of it; everything else it writes there is passed on.\n"
     "\n"
-    "  --policy=POLICY, --interleave=NODES, --membind=NODES, --preferred=NODE,\n"
-    "  --hugepages=MODE     as for numamalloc run\n"
+    "  --policy, -i, -m, -p, -l, -N, -C, --hugepages, --library\n"
+    "                       as for numamalloc run\n"
     "  --json               the report as a JSON object\n"
-    "  -o, --output=FILE    write the report to FILE (default: standard error)\n"
+    "  -o, --output=FILE    write the report to FILE (-: standard output;\n"
+    "                       default: standard error)\n"
     "  --help               this text\n"
     "\n"
     "The counters are system-wide: other processes' allocations count too.\n"
@@ -156,28 +172,51 @@ static const char *const hugepage_modes[] = { "off", "thp", "hugetlb" };
 
 bool launch_option(struct launch *l, int opt, const char *arg)
 {
-    static const char *const prefix[] = {
-        [OPT_POLICY - OPT_POLICY] = "",
-        [OPT_INTERLEAVE - OPT_POLICY] = "interleave:",
-        [OPT_MEMBIND - OPT_POLICY] = "bind:",
-        [OPT_PREFERRED - OPT_POLICY] = "preferred:",
+    /* Each policy option: what it puts before its argument, and its
+     * spellings (long, short) for messages. */
+    static const struct {
+        int opt, short_opt;
+        const char *prefix, *spelling, *short_spelling;
+    } policies[] = {
+        { OPT_POLICY, 0, "", "--policy", NULL },
+        { OPT_INTERLEAVE, 'i', "interleave:", "--interleave", "-i" },
+        { OPT_MEMBIND, 'm', "bind:", "--membind", "-m" },
+        { OPT_PREFERRED, 'p', "preferred:", "--preferred", "-p" },
+        { OPT_LOCALALLOC, 'l', "local", "--localalloc", "-l" },
     };
-    static const char *const spelling[] = { "--policy", "--interleave", "--membind", "--preferred" };
-    switch (opt) {
-    case OPT_POLICY:
-    case OPT_INTERLEAVE:
-    case OPT_MEMBIND:
-    case OPT_PREFERRED:
+    for (size_t i = 0; i < sizeof policies / sizeof policies[0]; i++) {
+        bool is_short = opt == policies[i].short_opt;
+        if (opt != policies[i].opt && !is_short) continue;
         if (l->policy_option[0]) {
-            fail(EXIT_USAGE, "%s: give only one of --policy, --interleave, --membind, --preferred",
-                 l->command);
+            fail(EXIT_USAGE, "%s: give only one of --policy, --interleave (-i), --membind (-m), "
+                             "--preferred (-p), --localalloc (-l)", l->command);
         }
-        if (snprintf(l->policy, sizeof l->policy, "%s%s", prefix[opt - OPT_POLICY], arg) >=
-            (int)sizeof l->policy) {
-            fail(EXIT_USAGE, "%s: policy too long: '%s'", l->command, arg);
+        const char *value = policies[i].opt == OPT_LOCALALLOC ? "" : arg;
+        if (snprintf(l->policy, sizeof l->policy, "%s%s", policies[i].prefix, value) >= (int)sizeof l->policy) {
+            fail(EXIT_USAGE, "%s: policy too long: '%s'", l->command, value);
         }
-        snprintf(l->policy_option, sizeof l->policy_option, "%s=%s", spelling[opt - OPT_POLICY], arg);
+        if (policies[i].opt == OPT_LOCALALLOC)
+            snprintf(l->policy_option, sizeof l->policy_option, "%s",
+                     is_short ? policies[i].short_spelling : policies[i].spelling);
+        else if (is_short)
+            snprintf(l->policy_option, sizeof l->policy_option, "%s %s", policies[i].short_spelling, arg);
+        else
+            snprintf(l->policy_option, sizeof l->policy_option, "%s=%s", policies[i].spelling, arg);
         return true;
+    }
+    switch (opt) {
+    case OPT_CPUNODEBIND:
+    case 'N':
+    case OPT_PHYSCPUBIND:
+    case 'C': {
+        bool nodes = opt == OPT_CPUNODEBIND || opt == 'N';
+        if (l->cpu_option[0]) fail(EXIT_USAGE, "%s: give only one of --cpunodebind (-N), --physcpubind (-C)", l->command);
+        if (snprintf(l->cpus, sizeof l->cpus, "%s%s", nodes ? "node:" : "", arg) >= (int)sizeof l->cpus)
+            fail(EXIT_USAGE, "%s: list too long: '%s'", l->command, arg);
+        snprintf(l->cpu_option, sizeof l->cpu_option, "%s%s",
+                 opt == 'N' ? "-N " : opt == 'C' ? "-C " : nodes ? "--cpunodebind=" : "--physcpubind=", arg);
+        return true;
+    }
     case OPT_HUGEPAGES:
         for (size_t i = 0; i < sizeof hugepage_modes / sizeof hugepage_modes[0]; i++) {
             if (strcmp(arg, hugepage_modes[i]) == 0) {
@@ -186,13 +225,102 @@ bool launch_option(struct launch *l, int opt, const char *arg)
             }
         }
         fail(EXIT_USAGE, "%s: --hugepages=%s: not a mode (off, thp, hugetlb)", l->command, arg);
+    case OPT_LIBRARY:
+        l->library = arg;
+        return true;
     default:
         return false;
     }
 }
 
+/* A list of numbers as cpulist files and numactl write them ("0-3,8,8"):
+ * each one (repeats allowed) goes to `add`; "all" adds every one of
+ * [0, all_limit).  False, with the part that is wrong in `err`, when the
+ * text is not such a list. */
+static bool parse_id_list(const char *text, int limit, void (*add)(int id, void *arg), void *arg,
+                          char *err, size_t err_len)
+{
+    if (strcmp(text, "all") == 0) {
+        for (int id = 0; id < limit; id++) add(id, arg);
+        return true;
+    }
+    const char *c = text;
+    do {
+        char *end;
+        errno = 0;
+        long first = strtol(c, &end, 10), last = first;
+        if (end == c || first < 0 || errno) break;
+        c = end;
+        if (*c == '-') {
+            last = strtol(c + 1, &end, 10);
+            if (end == c + 1 || last < first || errno) break;
+            c = end;
+        }
+        if (last >= limit) {
+            snprintf(err, err_len, "%ld is out of range (below %d)", last, limit);
+            return false;
+        }
+        for (long id = first; id <= last; id++) add((int)id, arg);
+        if (*c == '\0') return true;
+    } while (*c++ == ',');
+    snprintf(err, err_len, "not a list such as 0-3,8");
+    return false;
+}
+
+static void add_cpu(int cpu, void *set) { CPU_SET((size_t)cpu, (cpu_set_t *)set); }
+
+/* The CPUs of node `node` (its sysfs cpulist) into `set`. */
+static void add_node_cpus(int node, void *set)
+{
+    char path[PATH_MAX], err[128];
+    snprintf(path, sizeof path, "%s/devices/system/node/node%d/cpulist", sysfs_root(), node);
+    char *text = read_text(path);
+    if (!text) fail(EXIT_USAGE, "node %d does not exist (%s: %s)", node, path, strerror(errno));
+    text[strcspn(text, "\n")] = '\0';
+    if (text[0] && !parse_id_list(text, CPU_SETSIZE, add_cpu, set, err, sizeof err))
+        fail(EXIT_FAILED, "%s: %s", path, err);
+    free(text);
+}
+
+/* The CPUs -N or -C ask for; exits 2 when the list is wrong or leaves no
+ * CPU this process may run on. */
+static void launch_cpu_set(const struct launch *l, cpu_set_t *set)
+{
+    char err[160];
+    CPU_ZERO(set);
+    bool nodes = strncmp(l->cpus, "node:", 5) == 0;
+    const char *list = l->cpus + (nodes ? 5 : 0);
+    if (nodes) {
+        nm_policy p;   /* the node list as a policy reads it: "all", ranges */
+        char text[300];
+        snprintf(text, sizeof text, "bind:%s", list);
+        if (nm_policy_parse(text, &p, err, sizeof err) != 0) fail(EXIT_USAGE, "%s: bad node list '%s': %s", l->command, l->cpu_option, err);
+        for (int node = 0; node < NM_NODE_ID_LIMIT; node++)
+            if (nm_nodeset_has(&p.nodes, node)) add_node_cpus(node, set);
+    } else if (!parse_id_list(list, CPU_SETSIZE, add_cpu, set, err, sizeof err)) {
+        fail(EXIT_USAGE, "%s: bad CPU list '%s': %s", l->command, l->cpu_option, err);
+    }
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) == 0) {
+        CPU_AND(set, set, &allowed);
+        if (CPU_COUNT(set) == 0) {
+            int ids[CPU_SETSIZE], n = 0;
+            for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
+                if (CPU_ISSET((size_t)cpu, &allowed)) ids[n++] = cpu;
+            char have[1024];
+            format_list(have, sizeof have, ids, n);
+            fail(EXIT_USAGE, "%s: '%s': none of these CPUs is available to this process (CPUs: %s)",
+                 l->command, l->cpu_option, have);
+        }
+    }
+}
+
 void launch_check(const struct launch *l)
 {
+    if (l->cpu_option[0]) {
+        cpu_set_t set;
+        launch_cpu_set(l, &set);
+    }
     if (!l->policy_option[0]) return;
     nm_policy policy;
     char err[256];
@@ -203,9 +331,30 @@ void launch_check(const struct launch *l)
 }
 
 /* The library this command belongs to: next to it (the build directory) or
- * in ../lib (an installed tree). */
-static void find_library(char out[PATH_MAX])
+ * in PREFIX/lib, lib64 or lib/TRIPLET (an installed tree). */
+#if defined(__x86_64__)
+#define MULTIARCH "x86_64-linux-gnu"
+#elif defined(__aarch64__)
+#define MULTIARCH "aarch64-linux-gnu"
+#elif defined(__powerpc64__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define MULTIARCH "powerpc64le-linux-gnu"
+#elif defined(__riscv) && __riscv_xlen == 64
+#define MULTIARCH "riscv64-linux-gnu"
+#elif defined(__s390x__)
+#define MULTIARCH "s390x-linux-gnu"
+#else
+#define MULTIARCH "."
+#endif
+
+static void find_library(const struct launch *l, char out[PATH_MAX])
 {
+    const char *given = l->library ? l->library : getenv("NUMAMALLOC_LIBRARY");
+    if (given && *given) {
+        const char *how = l->library ? "--library" : "NUMAMALLOC_LIBRARY";
+        if (!realpath(given, out)) fail(EXIT_FAILED, "%s=%s: %s", how, given, strerror(errno));
+        if (access(out, R_OK) != 0) fail(EXIT_FAILED, "%s=%s: %s", how, given, strerror(errno));
+        return;
+    }
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0) fail(EXIT_FAILED, "cannot find this command's path: %s", strerror(errno));
@@ -219,9 +368,11 @@ static void find_library(char out[PATH_MAX])
         { "", "libnumamalloc.so" },             /* build/ */
         { "/../lib", NM_SONAME },               /* PREFIX/bin -> PREFIX/lib */
         { "/../lib", "libnumamalloc.so" },
+        { "/../lib64", NM_SONAME },
+        { "/../lib/" MULTIARCH, NM_SONAME },
     };
     for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
-        char dir[PATH_MAX + 16], real_dir[PATH_MAX];
+        char dir[PATH_MAX + 32], real_dir[PATH_MAX];
         snprintf(dir, sizeof dir, "%s%s", exe, candidates[i].dir);
         if (!realpath(dir, real_dir)) continue;
         /* The directory without "..", the file as named (not resolved to
@@ -230,13 +381,38 @@ static void find_library(char out[PATH_MAX])
         if (snprintf(out, PATH_MAX, "%s%s%s", real_dir, sep, candidates[i].file) >= PATH_MAX) continue;
         if (access(out, R_OK) == 0) return;
     }
-    fail(EXIT_FAILED, "cannot find libnumamalloc.so: not in %s nor in %s/../lib", exe, exe);
+    fail(EXIT_FAILED, "cannot find libnumamalloc.so: not in %s nor in %s/../lib, lib64 or lib/%s "
+                      "(give it with --library=PATH or NUMAMALLOC_LIBRARY)", exe, exe, MULTIARCH);
+}
+
+/* The policy for the whole process, as numactl sets it. */
+static void apply_process_policy(const struct launch *l)
+{
+    /* The kernel's modes (linux/mempolicy.h: MPOL_LOCAL, MPOL_BIND, ...),
+     * as the library names them in src/os.h. */
+    static const int modes[] = {
+        [NM_POLICY_LOCAL] = 4,
+        [NM_POLICY_BIND] = 2,
+        [NM_POLICY_PREFERRED] = 1,
+        [NM_POLICY_PREFERRED_MANY] = 5,              /* Linux 5.15 */
+        [NM_POLICY_INTERLEAVE] = 3,
+        [NM_POLICY_WEIGHTED_INTERLEAVE] = 6,         /* Linux 6.9 */
+    };
+    nm_policy p;
+    char err[256];
+    if (nm_policy_parse(l->policy, &p, err, sizeof err) != 0) fail(EXIT_USAGE, "%s: %s", l->command, err);
+    unsigned long mask[NM_NODE_ID_LIMIT / (8 * sizeof(unsigned long))] = { 0 };
+    for (int node = 0; node < NM_NODE_ID_LIMIT; node++)
+        if (nm_nodeset_has(&p.nodes, node)) mask[node / (8 * sizeof(unsigned long))] |= 1ul << (node % (8 * sizeof(unsigned long)));
+    bool local = p.mode == NM_POLICY_LOCAL;
+    if (syscall(SYS_set_mempolicy, modes[p.mode], local ? NULL : mask, local ? 0ul : (unsigned long)NM_NODE_ID_LIMIT + 1) != 0)
+        fail(EXIT_FAILED, "%s: '%s': set_mempolicy: %s", l->command, l->policy_option, strerror(errno));
 }
 
 void launch_environment(const struct launch *l)
 {
     char library[PATH_MAX];
-    find_library(library);
+    find_library(l, library);
     if (strpbrk(library, " :")) {
         fail(EXIT_FAILED, "cannot preload %s: LD_PRELOAD cannot hold a path with a space or a colon", library);
     }
@@ -254,6 +430,76 @@ void launch_environment(const struct launch *l)
     if (l->policy_option[0]) setenv("NUMAMALLOC_POLICY", l->policy, 1);
     if (l->hugepages) setenv("NUMAMALLOC_HUGEPAGES", l->hugepages, 1);
     if (l->stats) setenv("NUMAMALLOC_STATS", "1", 1);
+    if (l->policy_option[0]) apply_process_policy(l);
+    if (l->cpu_option[0]) {
+        cpu_set_t set;
+        launch_cpu_set(l, &set);
+        if (sched_setaffinity(0, sizeof set, &set) != 0)
+            fail(EXIT_FAILED, "%s: '%s': sched_setaffinity: %s", l->command, l->cpu_option, strerror(errno));
+    }
+}
+
+/* The file execvp would run for `program` (PATH searched as it does), or
+ * false. */
+static bool program_file(const char *program, char out[PATH_MAX])
+{
+    if (strchr(program, '/')) return snprintf(out, PATH_MAX, "%s", program) < PATH_MAX;
+    const char *path = getenv("PATH");
+    for (const char *dir = path ? path : "/bin:/usr/bin"; *dir;) {
+        size_t len = strcspn(dir, ":");
+        if (snprintf(out, PATH_MAX, "%.*s/%s", (int)len, len ? dir : ".", program) < PATH_MAX &&
+            access(out, X_OK) == 0)
+            return true;
+        dir += len + (dir[len] == ':');
+    }
+    return false;
+}
+
+/* Whether the ELF file `fd` asks for a dynamic loader (a PT_INTERP
+ * program header); -1 if it is no ELF file we can read (a script). */
+static int elf_is_dynamic(int fd)
+{
+    unsigned char ident[EI_NIDENT];
+    if (pread(fd, ident, sizeof ident, 0) != (ssize_t)sizeof ident || memcmp(ident, ELFMAG, SELFMAG) != 0)
+        return -1;
+    bool wide = ident[EI_CLASS] == ELFCLASS64;
+    Elf64_Ehdr h64;
+    Elf32_Ehdr h32;
+    uint64_t phoff;
+    unsigned phnum, phentsize;
+    if (wide) {
+        if (pread(fd, &h64, sizeof h64, 0) != (ssize_t)sizeof h64) return -1;
+        phoff = h64.e_phoff, phnum = h64.e_phnum, phentsize = h64.e_phentsize;
+    } else {
+        if (pread(fd, &h32, sizeof h32, 0) != (ssize_t)sizeof h32) return -1;
+        phoff = h32.e_phoff, phnum = h32.e_phnum, phentsize = h32.e_phentsize;
+    }
+    for (unsigned i = 0; i < phnum && i < 4096; i++) {
+        uint32_t type;   /* p_type is the first word of both layouts */
+        if (pread(fd, &type, sizeof type, (off_t)(phoff + (uint64_t)i * phentsize)) != (ssize_t)sizeof type)
+            return -1;
+        if (type == PT_INTERP) return 1;
+    }
+    return 0;
+}
+
+void launch_warn_unpreloadable(const struct launch *l, const char *program)
+{
+    char file[PATH_MAX];
+    struct stat st;
+    if (!program_file(program, file) || stat(file, &st) != 0) return;   /* exec will say why */
+    const char *why = NULL;
+    if (st.st_mode & (S_ISUID | S_ISGID)) {
+        why = st.st_mode & S_ISUID ? "is set-user-ID: the loader ignores LD_PRELOAD for it"
+                                   : "is set-group-ID: the loader ignores LD_PRELOAD for it";
+    } else {
+        int fd = open(file, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0 && elf_is_dynamic(fd) == 0) why = "is statically linked: no library can be preloaded into it";
+        if (fd >= 0) close(fd);
+    }
+    if (why)
+        fprintf(stderr, "numamalloc: %s: %s %s; the memory policy and CPU binding still apply\n", l->command,
+                program, why);
 }
 
 int exec_failure_status(int err)
@@ -284,18 +530,14 @@ void launch_exec(char **argv)
 int cmd_run(int argc, char **argv)
 {
     static const struct option options[] = {
-        { "policy", required_argument, NULL, OPT_POLICY },
-        { "interleave", required_argument, NULL, OPT_INTERLEAVE },
-        { "membind", required_argument, NULL, OPT_MEMBIND },
-        { "preferred", required_argument, NULL, OPT_PREFERRED },
-        { "hugepages", required_argument, NULL, OPT_HUGEPAGES },
+        LAUNCH_LONG_OPTIONS,
         { "stats", no_argument, NULL, OPT_STATS },
         { "help", no_argument, NULL, OPT_HELP },
         { NULL, 0, NULL, 0 },
     };
     struct launch l = { .command = "run" };
     int opt;
-    while ((opt = getopt_long(argc, argv, "+:", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+:" LAUNCH_SHORT_OPTIONS, options, NULL)) != -1) {
         if (launch_option(&l, opt, optarg)) continue;
         switch (opt) {
         case OPT_STATS: l.stats = true; break;
@@ -306,6 +548,7 @@ int cmd_run(int argc, char **argv)
     if (optind >= argc) fail(EXIT_USAGE, "run: no program given (numamalloc run [OPTIONS] -- PROGRAM [ARGS])");
     launch_check(&l);
     launch_environment(&l);
+    launch_warn_unpreloadable(&l, argv[optind]);
     launch_exec(argv + optind);
 }
 

@@ -463,11 +463,7 @@ static void print_json(FILE *out, const struct report *r)
 int cmd_stat(int argc, char **argv)
 {
     static const struct option options[] = {
-        { "policy", required_argument, NULL, OPT_POLICY },
-        { "interleave", required_argument, NULL, OPT_INTERLEAVE },
-        { "membind", required_argument, NULL, OPT_MEMBIND },
-        { "preferred", required_argument, NULL, OPT_PREFERRED },
-        { "hugepages", required_argument, NULL, OPT_HUGEPAGES },
+        LAUNCH_LONG_OPTIONS,
         { "json", no_argument, NULL, OPT_JSON },
         { "output", required_argument, NULL, 'o' },
         { "help", no_argument, NULL, OPT_HELP },
@@ -477,7 +473,7 @@ int cmd_stat(int argc, char **argv)
     bool json = false;
     const char *output = NULL;
     int opt;
-    while ((opt = getopt_long(argc, argv, "+:o:", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+:o:" LAUNCH_SHORT_OPTIONS, options, NULL)) != -1) {
         if (launch_option(&l, opt, optarg)) continue;
         switch (opt) {
         case OPT_JSON: json = true; break;
@@ -489,7 +485,8 @@ int cmd_stat(int argc, char **argv)
     if (optind >= argc) fail(EXIT_USAGE, "stat: no program given (numamalloc stat [OPTIONS] -- PROGRAM [ARGS])");
     launch_check(&l);
     FILE *out = stderr;
-    if (output && !(out = fopen(output, "we"))) fail(EXIT_FAILED, "stat: cannot write %s: %s", output, strerror(errno));
+    if (output && strcmp(output, "-") == 0) out = stdout;
+    else if (output && !(out = fopen(output, "we"))) fail(EXIT_FAILED, "stat: cannot write %s: %s", output, strerror(errno));
 
     struct report r = { .argv = argv + optind };
     r.count = nm_node_count();
@@ -501,6 +498,7 @@ int cmd_stat(int argc, char **argv)
     /* The environment is set here and inherited by the child; our own
      * allocator read its options long ago. */
     launch_environment(&l);
+    launch_warn_unpreloadable(&l, argv[optind]);
     if (json && setenv("NUMAMALLOC_STATS", "json", 1) != 0) fail(EXIT_FAILED, "stat: setenv: %s", strerror(errno));
     signal(SIGINT, SIG_IGN);
     signal(SIGQUIT, SIG_IGN);
@@ -513,7 +511,7 @@ int cmd_stat(int argc, char **argv)
 
     if (json) print_json(out, &r);
     else print_text(out, &r);
-    if (fflush(out) != 0 || ferror(out) || (out != stderr && fclose(out) != 0)) {
+    if (fflush(out) != 0 || ferror(out) || (out != stderr && out != stdout && fclose(out) != 0)) {
         fail(EXIT_FAILED, "stat: cannot write the report: %s", strerror(errno));
     }
     return exit_status(&r.outcome);

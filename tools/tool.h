@@ -77,23 +77,46 @@ struct launch {
     char policy[256];           /* NUMAMALLOC_POLICY, "" to leave it alone */
     const char *hugepages;      /* NUMAMALLOC_HUGEPAGES, NULL to leave it */
     bool stats;                 /* NUMAMALLOC_STATS=1 */
+    char cpu_option[300];       /* -N/--cpunodebind or -C/--physcpubind as written; "" if none */
+    char cpus[256];             /* -C: a CPU list; -N: "node:" and a node list */
+    const char *library;        /* --library=PATH; NULL: NUMAMALLOC_LIBRARY or next to us */
 };
 
-/* Options both run and stat take; values for getopt_long. */
+/* Options both run and stat take; values for getopt_long.  The short forms
+ * are numactl's: LAUNCH_SHORT_OPTIONS goes in getopt's option string. */
 enum {
     OPT_POLICY = 256, OPT_INTERLEAVE, OPT_MEMBIND, OPT_PREFERRED, OPT_HUGEPAGES,
-    OPT_STATS, OPT_JSON, OPT_HELP, OPT_OUTPUT, OPT_MAPPINGS,
+    OPT_STATS, OPT_JSON, OPT_HELP, OPT_OUTPUT, OPT_MAPPINGS, OPT_LOCALALLOC,
+    OPT_CPUNODEBIND, OPT_PHYSCPUBIND, OPT_LIBRARY,
 };
+#define LAUNCH_SHORT_OPTIONS "m:i:p:lN:C:"
+#define LAUNCH_LONG_OPTIONS                                                 \
+    { "policy", required_argument, NULL, OPT_POLICY },                     \
+    { "interleave", required_argument, NULL, OPT_INTERLEAVE },             \
+    { "membind", required_argument, NULL, OPT_MEMBIND },                   \
+    { "preferred", required_argument, NULL, OPT_PREFERRED },               \
+    { "localalloc", no_argument, NULL, OPT_LOCALALLOC },                   \
+    { "cpunodebind", required_argument, NULL, OPT_CPUNODEBIND },           \
+    { "physcpubind", required_argument, NULL, OPT_PHYSCPUBIND },           \
+    { "hugepages", required_argument, NULL, OPT_HUGEPAGES },               \
+    { "library", required_argument, NULL, OPT_LIBRARY }
 
-/* Take one of the policy or huge page options; false if `opt` is not one. */
+/* Take one of the policy, CPU, huge page or library options (long or
+ * short); false if `opt` is not one. */
 bool launch_option(struct launch *l, int opt, const char *arg);
-/* Check the policy against this machine (nm_policy_parse, nm_policy_check);
- * a bad one is reported in one line, exit 2. */
+/* Check the policy against this machine (nm_policy_parse, nm_policy_check)
+ * and the CPU list; a bad one is reported in one line, exit 2. */
 void launch_check(const struct launch *l);
-/* Set LD_PRELOAD (the library next to this command) and the NUMAMALLOC_
- * variables in this process's environment; exits 1 if the library cannot
- * be found. */
+/* Set LD_PRELOAD (the library: --library, NUMAMALLOC_LIBRARY, or the one
+ * next to this command) and the NUMAMALLOC_ variables in this process's
+ * environment; exits 1 if the library cannot be found.  Then, as numactl
+ * does, apply the policy to this whole process (set_mempolicy: the program
+ * inherits it across exec, so its stacks, static data and other
+ * libraries' mappings follow it too) and bind it to the CPUs asked for. */
 void launch_environment(const struct launch *l);
+/* Say, in one line, why the library will not be preloaded into `program`
+ * (statically linked, set-user-ID or set-group-ID); nothing otherwise. */
+void launch_warn_unpreloadable(const struct launch *l, const char *program);
 /* execvp, or report why not in one line and exit 126 or 127. */
 __attribute__((noreturn)) void launch_exec(char **argv);
 /* The exit status a shell would give for execvp's errno. */

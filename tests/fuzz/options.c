@@ -314,7 +314,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (strncmp(e, "NUMAMALLOC_", 11) != 0) continue;
         size_t n = strcspn(e, "=");
         bool known = (n == 15 && !strncmp(e, "NUMAMALLOC_CONF", 15)) ||
-                     (n == 20 && !strncmp(e, "NUMAMALLOC_PROC_ROOT", 20));
+                     (n == 20 && !strncmp(e, "NUMAMALLOC_PROC_ROOT", 20)) ||
+                     (n == 18 && !strncmp(e, "NUMAMALLOC_LIBRARY", 18));
         for (size_t i = 0; i < OPTION_COUNT && !known; i++)
             known = strlen(model_names[i]) == n && !strncmp(e, model_names[i], n);
         if (known) continue;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every error of the numamalloc command: a malformed policy, a node that
-# does not exist, a missing or unrunnable program, a process that does not
+# does not exist, a bad CPU list or one outside the cpuset, a library that
+# is not there (--library, NUMAMALLOC_LIBRARY), a missing or unrunnable program, a process that does not
 # exist or cannot be read, a malformed process id, bad options and commands.
 # Each must give exactly one line on stderr, beginning "numamalloc: " and
 # saying what is wrong, nothing on stdout (never a partial table), and the
@@ -38,7 +39,10 @@ error() {
 online=$(cat /sys/devices/system/node/online 2>/dev/null || echo 0)
 missing_node=$(( $(echo "$online" | tr ',-' '\n\n' | sort -n | tail -n 1) + 1 ))
 
-# ---- policies and nodes (run and stat check them the same way) ----------------------------
+cpus_allowed=$(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/self/status)
+cpu_outside=$(( $(echo "$cpus_allowed" | tr ',-' '\n\n' | sort -n | tail -n 1) + 1 ))
+
+# ---- policies, nodes and CPUs (run and stat check them the same way) -----------------------
 for cmd in run stat; do
     error 2 "$cmd: bad policy '--policy=bogus': unknown policy 'bogus'" "$tool" $cmd --policy=bogus -- true
     error 2 "$cmd: bad policy '--policy=bind:': bind needs nodes" "$tool" $cmd --policy=bind: -- true
@@ -49,8 +53,19 @@ for cmd in run stat; do
     error 2 "$cmd: bad policy '--interleave=0,$missing_node': node $missing_node does not exist" \
         "$tool" $cmd --interleave=0,$missing_node -- true
     error 2 "$cmd: bad policy '--preferred=999': node 999 does not exist" "$tool" $cmd --preferred=999 -- true
-    error 2 "$cmd: give only one of --policy, --interleave, --membind, --preferred" \
+    error 2 "$cmd: give only one of --policy, --interleave \\(-i\\), --membind \\(-m\\), --preferred \\(-p\\), --localalloc \\(-l\\)" \
         "$tool" $cmd --membind=0 --interleave=0 -- true
+    error 2 "$cmd: give only one of --policy" "$tool" $cmd -m 0 -l -- true
+    error 2 "$cmd: bad policy '-m $missing_node': node $missing_node does not exist" "$tool" $cmd -m $missing_node -- true
+    error 2 "$cmd: bad policy '-i x': bad node list 'x'" "$tool" $cmd -i x -- true
+    error 2 "$cmd: bad node list '-N $missing_node': node $missing_node does not exist" "$tool" $cmd -N $missing_node -- true
+    error 2 "$cmd: bad CPU list '--physcpubind=0-x': not a list such as 0-3,8" "$tool" $cmd --physcpubind=0-x -- true
+    error 2 "$cmd: bad CPU list '-C 99999': 99999 is out of range" "$tool" $cmd -C 99999 -- true
+    error 2 "$cmd: '-C $cpu_outside': none of these CPUs is available to this process \\(CPUs: $cpus_allowed\\)" \
+        "$tool" $cmd -C $cpu_outside -- true
+    error 2 "$cmd: give only one of --cpunodebind \\(-N\\), --physcpubind \\(-C\\)" "$tool" $cmd -N 0 -C 0 -- true
+    error 1 "--library=$tmp/none.so: No such file or directory" "$tool" $cmd --library="$tmp/none.so" -- true
+    error 1 "NUMAMALLOC_LIBRARY=$tmp/none.so: No such file or directory" env NUMAMALLOC_LIBRARY="$tmp/none.so" "$tool" $cmd -- true
     error 2 "$cmd: --hugepages=huge: not a mode \\(off, thp, hugetlb\\)" "$tool" $cmd --hugepages=huge -- true
     error 2 "$cmd: unknown option '--bogus'" "$tool" $cmd --bogus -- true
     error 2 "$cmd: option '--policy' needs a value" "$tool" $cmd --policy

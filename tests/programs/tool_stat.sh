@@ -187,8 +187,13 @@ out=$(echo "through stdin" | "$tool" stat -o /dev/null -- cat)
 first=${nodes%%[-,]*}
 out=$("$tool" stat --membind="$first" -o /dev/null -- "$tmp/policy_of_blocks")
 mask=$(printf '%#x' $((1 << first)))
-[ "$out" = "small=bind:$mask medium=bind:$mask large=bind:$mask process=default:0 " ] ||
-    bad "stat --membind=$first: the program's blocks are '$out'"
+[ "$out" = "small=bind:$mask medium=bind:$mask large=bind:$mask process=bind:$mask " ] ||
+    bad "stat --membind=$first: the program's blocks and process policy are '$out'"
+out=$("$tool" stat -m "$first" -o - -- "$tmp/policy_of_blocks" 2>/dev/null | head -n 1)
+[ "$out" = "small=bind:$mask medium=bind:$mask large=bind:$mask process=bind:$mask " ] ||
+    bad "stat -m $first -o -: the program's first line is '$out'"
+"$tool" stat --json -o - -- true 2>/dev/null | python3 -c 'import json,sys; json.load(sys.stdin)' ||
+    bad "stat --json -o -: standard output is not the JSON report"
 
 [ $fail -eq 0 ] && echo "numamalloc stat: counters, statistics, output pass-through, exit statuses as expected"
 exit $fail

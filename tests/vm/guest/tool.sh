@@ -13,6 +13,9 @@
 #     the mapping holding it with exactly the pages per node move_pages
 #     found, policy bind:BIND, kind numamalloc when the kernel names
 #     mappings (as /proc/PID/maps says);
+#   run -m BIND -N BIND: the program's stack (the process policy, which
+#     no mbind touched) is bound to BIND with its pages there, and its CPUs
+#     are BIND's;
 #   run --interleave=NODES: the block's pages on every node of NODES and on
 #     no other; maps agrees with move_pages again;
 #   stat --membind=BIND: numa_hit grew by at least 32 on node BIND (64 MiB
@@ -82,6 +85,19 @@ $tool run --membind="$bind" -- /tool_hold >/tmp/bind.out 2>/tmp/bind.err &
 check_hold bind "bind:$bind"
 [ "$block" = "N$bind=16384" ] || bad "bind: the block's pages are '$block', expected N$bind=16384"
 kill "$pid"
+
+# numactl's forms: -m applies to the whole process (its stack, which no
+# mbind touched, is bound and on BIND), -N runs it on BIND's CPUs.
+stack=$($tool run -m "$bind" -N "$bind" -- sh -c 'grep " stack " /proc/$$/numa_maps; sed -n "s/^Cpus_allowed_list:[[:space:]]*//p" /proc/$$/status')
+echo "run -m $bind -N $bind: $stack"
+case $(echo "$stack" | head -n 1) in
+    *" bind:$bind stack "*) ;;
+    *) bad "run -m $bind: the program's stack is not bound to $bind: $stack" ;;
+esac
+echo "$stack" | head -n 1 | tr ' ' '\n' | grep '^N[0-9]*=' | grep -qv "^N$bind=" &&
+    bad "run -m $bind: stack pages on another node: $stack"
+[ "$(echo "$stack" | tail -n 1)" = "$(cat /sys/devices/system/node/node$bind/cpulist)" ] ||
+    bad "run -N $bind: CPUs '$(echo "$stack" | tail -n 1)', node $bind has $(cat /sys/devices/system/node/node$bind/cpulist)"
 
 # "all" is every node with memory: every node of these shapes.
 nodes=$interleave
