@@ -9,13 +9,14 @@
 #                      seed corpus once
 #   make bench         benchmarks against glibc and the installed peers
 #   make deps          install what the tests and benchmarks need (Debian/Ubuntu)
-#   make install PREFIX=/usr/local [DESTDIR=...]   (and make uninstall, the same way)
+#   make install PREFIX=/usr/local [LIBDIR=PREFIX/lib] [DESTDIR=...]   (and make uninstall, the same way)
 #
 # CC=clang works as well as gcc.
 
 CC       ?= cc
 CXX      ?= c++
 PREFIX   ?= /usr/local
+LIBDIR   ?= $(PREFIX)/lib
 DESTDIR  ?=
 MANDIR   ?= $(PREFIX)/share/man
 BUILD    ?= build
@@ -42,7 +43,7 @@ TSAN_OBJ = $(LIB_SRC:src/%.c=$(BUILD)/tsan/%.o)
 TOOL_SRC   = $(wildcard tools/*.c)
 TOOL       = $(BUILD)/numamalloc
 TOOL_FLAGS = -std=gnu11 $(WARN) $(CFLAGS) -Iinclude -DNM_SONAME='"libnumamalloc.so.$(SOVERSION)"' -pthread
-CMAKEDIR   = $(PREFIX)/lib/cmake/numamalloc
+CMAKEDIR   = $(LIBDIR)/cmake/numamalloc
 
 SO       = $(BUILD)/libnumamalloc.so
 ARCHIVE  = $(BUILD)/libnumamalloc.a
@@ -189,27 +190,31 @@ deps:
 bench-deps:
 	bench/deps.sh
 
+# The CMake package finds its tree from where it is (LIBDIR/cmake/numamalloc):
+# the header's directory is given relative to LIBDIR.
+LIB_TO_INCLUDE = $(shell realpath -m --relative-to='$(LIBDIR)' '$(PREFIX)/include')
+SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+            -e 's|@LIB_TO_INCLUDE@|$(LIB_TO_INCLUDE)|g'
+
 install: lib tool
-	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(LIBDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
 	    $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(CMAKEDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
 	install -m 644 include/numamalloc.h $(DESTDIR)$(PREFIX)/include/
-	install -m 755 $(SO) $(DESTDIR)$(PREFIX)/lib/libnumamalloc.so.$(VERSION)
-	ln -sf libnumamalloc.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libnumamalloc.so.$(SOVERSION)
-	ln -sf libnumamalloc.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libnumamalloc.so
-	install -m 644 $(ARCHIVE) $(DESTDIR)$(PREFIX)/lib/
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' numamalloc.pc.in \
-	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/numamalloc.pc
+	install -m 755 $(SO) $(DESTDIR)$(LIBDIR)/libnumamalloc.so.$(VERSION)
+	ln -sf libnumamalloc.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libnumamalloc.so.$(SOVERSION)
+	ln -sf libnumamalloc.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libnumamalloc.so
+	install -m 644 $(ARCHIVE) $(DESTDIR)$(LIBDIR)/
+	$(SUBST) numamalloc.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/numamalloc.pc
 	for f in numamallocConfig numamallocConfigVersion; do \
-	    sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' cmake/$$f.cmake.in \
-	        > $(DESTDIR)$(CMAKEDIR)/$$f.cmake || exit 1; \
+	    $(SUBST) cmake/$$f.cmake.in > $(DESTDIR)$(CMAKEDIR)/$$f.cmake || exit 1; \
 	done
 	install -m 755 $(TOOL) $(DESTDIR)$(PREFIX)/bin/numamalloc
 	install -m 644 man/numamalloc.1 $(DESTDIR)$(MANDIR)/man1/numamalloc.1
 	install -m 644 man/numamalloc.3 $(DESTDIR)$(MANDIR)/man3/numamalloc.3
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/include/numamalloc.h $(DESTDIR)$(PREFIX)/lib/libnumamalloc.so* \
-	      $(DESTDIR)$(PREFIX)/lib/libnumamalloc.a $(DESTDIR)$(PREFIX)/lib/pkgconfig/numamalloc.pc \
+	rm -f $(DESTDIR)$(PREFIX)/include/numamalloc.h $(DESTDIR)$(LIBDIR)/libnumamalloc.so* \
+	      $(DESTDIR)$(LIBDIR)/libnumamalloc.a $(DESTDIR)$(LIBDIR)/pkgconfig/numamalloc.pc \
 	      $(DESTDIR)$(CMAKEDIR)/numamallocConfig.cmake $(DESTDIR)$(CMAKEDIR)/numamallocConfigVersion.cmake \
 	      $(DESTDIR)$(PREFIX)/bin/numamalloc \
 	      $(DESTDIR)$(MANDIR)/man1/numamalloc.1 $(DESTDIR)$(MANDIR)/man3/numamalloc.3

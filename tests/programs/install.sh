@@ -2,7 +2,9 @@
 # make install into a temporary prefix installs exactly the expected files
 # (the library with its soname links, the static library, the header,
 # numamalloc.pc, the CMake package config, the numamalloc command, the man
-# pages), and a program builds against that prefix with
+# pages), also into LIBDIR=PREFIX/lib64 (pkg-config, CMake and the command
+# find it there; a program linked with pkg-config's rpath variable starts
+# without LD_LIBRARY_PATH), and a program builds against that prefix with
 # `pkg-config --cflags --libs numamalloc` and with CMake's
 # find_package(numamalloc): linked with numamalloc::numamalloc and
 # numamalloc::static, each runs with numamalloc as its malloc.  The same
@@ -195,6 +197,46 @@ make_in_root "$tmp/uninstall.log" uninstall PREFIX="$prefix" DESTDIR=
 left=$(tree "$prefix")
 [ -z "$left" ] || bad "make uninstall left: $(echo $left)"
 [ ! -d "$prefix/lib/cmake/numamalloc" ] || bad "make uninstall left lib/cmake/numamalloc"
+
+# ---- LIBDIR: a lib64 tree, and the rpath pkg-config gives ---------------------------------
+prefix64=$tmp/prefix64
+make_in_root "$tmp/install64.log" install PREFIX="$prefix64" LIBDIR="$prefix64/lib64" DESTDIR= || exit 1
+got=$(tree "$prefix64")
+[ "$got" = "$(echo "$expected" | sed 's|^lib/|lib64/|')" ] || bad "LIBDIR=lib64 installed: $(echo $got)"
+grep -qx "libdir=$prefix64/lib64" "$prefix64/lib64/pkgconfig/numamalloc.pc" || bad "numamalloc.pc does not say libdir=$prefix64/lib64"
+out=$("$prefix64/bin/numamalloc" run -- sh -c 'echo "$LD_PRELOAD"')
+[ "$out" = "$prefix64/lib64/libnumamalloc.so.$major" ] || bad "numamalloc run in a lib64 tree preloads '$out'"
+# A program linked with the rpath variable starts without LD_LIBRARY_PATH;
+# without it, the loader does not find the library (why the variable is there).
+export PKG_CONFIG_PATH=$prefix64/lib64/pkgconfig
+rpath=$(pkg-config --variable=rpath numamalloc)
+[ "$rpath" = "-Wl,-rpath,$prefix64/lib64" ] || bad "pkg-config --variable=rpath gives '$rpath'"
+# shellcheck disable=SC2046
+if cc -std=gnu11 -Wall -Werror "$tmp/example.c" -o "$tmp/example_rpath" $(pkg-config --cflags --libs numamalloc) "$rpath" &&
+    cc -std=gnu11 -Wall -Werror "$tmp/example.c" -o "$tmp/example_norpath" $(pkg-config --cflags --libs numamalloc); then
+    out=$(env -u LD_LIBRARY_PATH "$tmp/example_rpath" 2>&1)
+    [ "$out" = "$want" ] || bad "example linked with the rpath variable: '$out', expected '$want'"
+    env -u LD_LIBRARY_PATH "$tmp/example_norpath" >/dev/null 2>&1 &&
+        bad "example linked without the rpath started: the rpath check proves nothing here"
+else
+    bad "cannot build the example against the lib64 tree"
+fi
+mkdir -p "$tmp/cmake64"
+cp "$tmp/cmake/CMakeLists.txt" "$tmp/cmake64/"
+# (CMake searches lib64 only where the platform says so, not on Debian:
+# numamalloc_DIR names the directory, as CMake's message says to.)
+if cmake -S "$tmp/cmake64" -B "$tmp/cmake64/build" -Dnumamalloc_DIR="$prefix64/lib64/cmake/numamalloc" \
+        >"$tmp/cmake64.log" 2>&1 &&
+    cmake --build "$tmp/cmake64/build" >>"$tmp/cmake64.log" 2>&1; then
+    out=$(env -u LD_LIBRARY_PATH "$tmp/cmake64/build/example_shared" 2>&1)
+    [ "$out" = "$want" ] || bad "CMake example_shared against lib64: '$out', expected '$want'"
+else
+    cat "$tmp/cmake64.log"; bad "CMake could not build the example against the lib64 tree"
+fi
+unset PKG_CONFIG_PATH
+make_in_root "$tmp/uninstall64.log" uninstall PREFIX="$prefix64" LIBDIR="$prefix64/lib64" DESTDIR=
+left=$(tree "$prefix64")
+[ -z "$left" ] || bad "make uninstall with LIBDIR left: $(echo $left)"
 
 # ---- staged install: DESTDIR ------------------------------------------------------------
 stage=$tmp/stage
