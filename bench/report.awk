@@ -21,11 +21,12 @@
 #
 # Plot data:
 #   plot_dir/<workload>.<metric>.scaling.<allocator>: for workloads run at
-#     more than one thread count, "threads median" lines of each metric, and
+#     more than one thread count, "threads median min max" lines of each
+#     metric, and
 #     one line per workload and metric in plot_dir/scaling.list:
 #     workload|metric|unit|better|the allocators that have points
 #   plot_dir/<workload>.<metric>.bars: for workloads run at one thread count
-#     by more than one allocator, "allocator median" lines of the first
+#     by more than one allocator, "allocator median min max" lines of the first
 #     metric, and one line per such workload in plot_dir/bars.list:
 #     workload|metric|unit|better|file
 #   plot_dir/summary.dat: "allocator time_ratio rss_ratio" lines of the
@@ -256,7 +257,8 @@ END {
                 for (ai = 1; ai <= count["allocators"]; ai++) {
                     a = list["allocators", ai]
                     if (((w, tlist[1], a) in runs) && ok[a]) {
-                        printf "%s %s\n", a, median(values[w, m, tlist[1], a]) > file
+                        mid = median(values[w, m, tlist[1], a])
+                        printf "%s %s %s %s\n", a, mid, g_min, g_max > file
                         bars++
                     }
                 }
@@ -279,7 +281,8 @@ END {
                     for (ti = 1; ti <= nt; ti++) {
                         t = tlist[ti]
                         if (((w, t, a) in runs) && !((w, t, a) in failures) && ((w, m, t, a) in values)) {
-                            printf "%s %s\n", t, median(values[w, m, t, a]) > file
+                            mid = median(values[w, m, t, a])
+                            printf "%s %s %s %s\n", t, mid, g_min, g_max > file
                             points++
                         }
                     }

@@ -423,53 +423,87 @@ suite_seconds=$(( $(date +%s) - suite_start ))
 # ---- plots ---------------------------------------------------------------------------
 plots=()
 plot_note=""
+# What each metric is, in words, for titles and axes (the metric's name
+# otherwise, with spaces).
+declare -A metric_label=(
+    [mops_per_s]="throughput" [kops_per_s]="throughput" [kreq_per_s]="requests served"
+    [ns_per_pair]="time per malloc/free pair" [ns_per_read]="time per read"
+    [malloc_ns]="time per malloc" [heap_ns]="time per heap malloc" [onnode_ns]="time per on-node malloc"
+    [heap_ratio]="heap malloc cost / malloc" [onnode_ratio]="on-node malloc cost / malloc"
+    [peak_rss_mib]="peak RSS" [rss_peak_mib]="peak RSS" [seconds]="run time" [us_per_cycle]="time per cycle"
+    [fill_ms]="time to fill" [local_gbs]="local bandwidth" [remote_gbs]="remote bandwidth"
+    [interleave_gbs]="interleaved bandwidth" [shared_gbs]="shared-array bandwidth"
+    [huge_pct]="share in huge pages" [dtlb_misses_per_read]="dTLB misses per read"
+    [rss_after_flush_mib]="RSS after FLUSHALL" [rss_after_free_mib]="RSS after the frees"
+    [rss_after_pause_mib]="RSS after the pause" [rss_empty_start_mib]="RSS at start" [rss_loaded_mib]="RSS loaded"
+)
+label_of() { local m=$1; echo "${metric_label[$m]:-${m//_/ }}"; }
+# One colour and point type per allocator, all dark enough on white (no
+# yellow), the same in every plot; numamalloc's line is the thick one.
+declare -A alloc_color=(
+    [numamalloc]="#d95f02" [numamalloc_secure]="#8c510a" [glibc]="#4d4d4d" [jemalloc]="#1b9e77"
+    [mimalloc]="#7570b3" [tcmalloc]="#1f78b4" [tbbmalloc]="#c51b7d" [numamalloc_nothp]="#a6761d"
+)
+declare -A alloc_point=(
+    [numamalloc]=7 [numamalloc_secure]=5 [glibc]=1 [jemalloc]=2 [mimalloc]=4 [tcmalloc]=6 [tbbmalloc]=8
+    [numamalloc_nothp]=9
+)
+color_of() { echo "${alloc_color[$1]:-#000000}"; }
 draw_plots() {
     local term="png size 800,500"
     gnuplot -e 'set terminal pngcairo' >/dev/null 2>&1 && term="pngcairo size 800,500"
     # thread scaling of each metric of the threaded workloads (the first
-    # metric's plot is <workload>_scaling.png, the others' <workload>_<metric>_scaling.png)
+    # metric's plot is <workload>_scaling.png, the others' <workload>_<metric>_scaling.png):
+    # the median of the runs, with a bar from the lowest to the highest run
     if [ -f "$tmp/scaling.list" ]; then
         while IFS='|' read -r w metric unit better allocs; do
-            local png="$out/${w}_scaling.png" series="" a
+            local png="$out/${w}_scaling.png" series="" a label
             [ -f "$png" ] && png="$out/${w}_${metric}_scaling.png"
+            label=$(label_of "$metric")
             for a in $allocs; do
                 local width=2; [ "$a" = numamalloc ] && width=4
-                series+="${series:+, }'$tmp/$w.$metric.scaling.$a' using 1:2 with linespoints lw $width title '$a'"
+                series+="${series:+, }'$tmp/$w.$metric.scaling.$a' using 1:2:3:4 with yerrorlines lw $width"
+                series+=" lc rgb '$(color_of "$a")' pt ${alloc_point[$a]:-3} title '$a'"
             done
             gnuplot >"$tmp/gnuplot.log" 2>&1 <<EOF && plots+=("$png")
 set terminal $term noenhanced
 set output '$png'
-set title "$w: $metric by thread count ($better is better)"
+set title "$w: $label ($unit) by thread count, $better is better\nmedian of the runs; bars from the lowest to the highest run"
 set xlabel 'threads'
-set ylabel '$metric ($unit)'
+set ylabel '$label ($unit)'
 set logscale x 2
 set key outside right
 set grid
 set yrange [0:*]
+set offsets graph 0.05, graph 0.05, 0, 0
 plot $series
 EOF
         done <"$tmp/scaling.list"
     fi
     # one bar per allocator for the first metric of the workloads run at one
-    # thread count (medians, from report.awk)
+    # thread count (medians from report.awk, bars to the lowest and highest run)
     if [ -f "$tmp/bars.list" ]; then
         while IFS='|' read -r w metric unit better data; do
-            local png="$out/${w}_bars.png"
+            local png="$out/${w}_bars.png" label
+            label=$(label_of "$metric")
+            while read -r a med lo hi; do
+                printf '%s %s %s %s %d\n' "$a" "$med" "$lo" "$hi" "$(( $(color_of "$a" | sed 's/#/0x/') ))"
+            done <"$data" >"$data.colored"
             gnuplot >"$tmp/gnuplot.log" 2>&1 <<EOF && plots+=("$png")
 set terminal $term noenhanced
 set output '$png'
-set title "$w: $metric, median of the runs ($better is better)"
-set ylabel '$metric ($unit)'
-set style fill solid 0.6 border -1
+set title "$w: $label ($unit), $better is better\nmedian of the runs; bars from the lowest to the highest run"
+set ylabel '$label ($unit)'
+set style fill solid 0.7 border -1
 set boxwidth 0.6
 set grid ytics
 set yrange [0:*]
 set offsets 0, 0, graph 0.1, 0
 set xtics rotate by -30
 unset key
-plot '$data' using 0:2:(stringcolumn(1) eq 'numamalloc' ? 0xcc6633 : 0x4477aa):xtic(1) \
-         with boxes lc rgb variable, \
-     '' using 0:2:(sprintf('%.3g', \$2)) with labels offset 0,0.8
+plot '$data.colored' using 0:2:5:xtic(1) with boxes lc rgb variable, \
+     '' using 0:2:3:4 with yerrorbars lc rgb '#000000' pt 0 lw 1.5, \
+     '' using 0:4:(sprintf('%.3g', \$2)) with labels offset 0,0.8
 EOF
         done <"$tmp/bars.list"
     fi
@@ -479,17 +513,18 @@ EOF
         gnuplot >"$tmp/gnuplot.log" 2>&1 <<EOF && plots+=("$png")
 set terminal $term noenhanced
 set output '$png'
-set title "All workloads: geometric mean of the cost relative to glibc (below 1 is better)"
-set ylabel 'ratio to glibc'
+set title "All workloads: geometric mean of time and of peak RSS relative to glibc's\n(1 = glibc; below 1 is better)"
+set ylabel 'ratio to glibc (geometric mean)'
 set style data histogram
 set style histogram clustered gap 1
-set style fill solid 0.6 border -1
+set style fill solid 0.7 border -1
 set boxwidth 0.9
 set grid ytics
 set yrange [0:*]
 set xtics rotate by -30
 set key outside right
-plot '$tmp/summary.dat' using 2:xtic(1) title 'time', '' using 3 title 'peak RSS'
+plot '$tmp/summary.dat' using 2:xtic(1) title 'time' lc rgb '#1f78b4', '' using 3 title 'peak RSS' lc rgb '#d95f02', \
+     1 with lines lc rgb '#4d4d4d' dt 2 notitle
 EOF
     fi
     # RSS over time for workloads that print TRACE lines (last good run of each allocator)
@@ -500,7 +535,7 @@ EOF
             local log="${last_ok_log[$w|$a]:-}"
             if [ -z "$log" ] || ! grep -q '^TRACE ' "$log"; then continue; fi
             awk '/^TRACE / { split($2, t, "="); split($3, r, "="); print t[2], r[2] }' "$log" >"$tmp/$w.trace.$a"
-            series+="${series:+, }'$tmp/$w.trace.$a' using 1:2 with lines lw 2 title '$a'"
+            series+="${series:+, }'$tmp/$w.trace.$a' using 1:2 with lines lw 2 lc rgb '$(color_of "$a")' title '$a'"
         done
         [ -n "$series" ] || continue
         local png="$out/${w}_trace.png"
