@@ -86,7 +86,7 @@ $(BUILD)/obj $(BUILD)/tsan $(BUILD)/tests/unit $(BUILD)/tests/preload $(BUILD)/t
 $(BUILD)/tests/unit/%: tests/unit/%.c $(ARCHIVE) tests/testutil.h | $(BUILD)/tests/unit
 	$(CC) $(TEST_FLAGS) $< -o $@ $(ARCHIVE) -pthread
 
-$(BUILD)/tests/preload/%: tests/preload/%.c tests/testutil.h | $(BUILD)/tests/preload
+$(BUILD)/tests/preload/%: tests/preload/%.c tests/testutil.h include/numamalloc.h | $(BUILD)/tests/preload
 	$(CC) $(TEST_FLAGS) $< -o $@ -pthread
 
 # Without a C++ compiler a C++ test is a stub that skips with the reason.

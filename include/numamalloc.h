@@ -475,7 +475,6 @@ struct nm_node_stats {
     uint64_t segments;          /* live 4 MiB segments for small and medium blocks */
     uint64_t large_blocks;      /* live large (> 256 KiB) blocks */
     uint64_t cached;            /* bytes kept for reuse in the node cache */
-    uint64_t peak_in_use;       /* the most in_use has been since the process started */
 };
 
 struct nm_class_stats {
@@ -534,8 +533,10 @@ void nm_stats_print(int fd);
  *    "events": {"large_allocs", "large_frees", "remote_frees", "purges",
  *               "purged_bytes", "thread_heaps", "segments_abandoned",
  *               "segments_adopted"}}
- * The fields mean what the same fields of struct nm_stats mean.
- * NUMAMALLOC_STATS=json prints it at exit. */
+ * The fields mean what the same fields of struct nm_stats mean;
+ * peak_in_use is the most in_use has been since the process started.
+ * Calls from several threads at once take turns.  NUMAMALLOC_STATS=json
+ * prints it at exit. */
 size_t nm_stats_json(char *buf, size_t len);
 
 #ifdef __cplusplus

@@ -34,7 +34,7 @@
 #define NM_LARGE_CACHE_SHARE 8      /* nor spans above the node cache limit / 8 */
 #define NM_LARGE_KEEP 2             /* a reused span keeps 2x its new block committed, */
 #define NM_LARGE_KEEP_MIN (2 * NM_MiB)  /* and at least this */
-#define NM_LARGE_CLEAR_MAX (8 * NM_MiB) /* a calloc clears less than this by writing */
+#define NM_LARGE_CLEAR_MAX (8 * NM_MiB) /* a calloc of a smaller block clears it by writing */
 
 #define NM_LARGE_CACHE_FLOOR (4 * NM_MiB)   /* cached whatever the demand */
 #define NM_LARGE_GHOSTS 32          /* spans given back that a node remembers */
@@ -378,7 +378,7 @@ static void span_trim(struct nm_segment *s, size_t usable)
 }
 
 /* A large calloc on a reused span: the bytes its earlier blocks may have
- * left in [0, usable) are cleared.  Below NM_LARGE_CLEAR_MAX they are
+ * left in [0, usable) are cleared.  For a block below NM_LARGE_CLEAR_MAX they are
  * written with zeros: the pages stay committed and where they are, and a
  * buffer that is cleared, written and freed over and over takes no page
  * faults (tests/preload/stress.c, where 4% of the allocations are callocs:
@@ -392,7 +392,7 @@ static void span_trim(struct nm_segment *s, size_t usable)
 static void span_clear(struct nm_segment *s, size_t usable)
 {
     size_t dirty = s->committed < usable ? s->committed : usable;
-    if (dirty >= NM_LARGE_CLEAR_MAX && !s->arena->strict && !s->hugetlb &&
+    if (usable >= NM_LARGE_CLEAR_MAX && !s->arena->strict && !s->hugetlb &&
         nm_os_decommit(nm_large_block(s), s->size - s->block_offset) == 0) {
         s->committed = 0;
         return;

@@ -119,7 +119,7 @@ static const struct option_desc options[] = {
     { "NUMAMALLOC_PURGE_DELAY_MS", OPT_UINT, &nm_opt.purge_delay_ms, 1, NULL,
       "a number of milliseconds (0 = return memory at once)" },
     { "NUMAMALLOC_CACHE_MB", OPT_SIZE, &nm_opt.cache_bytes, NM_MiB, NULL,
-      "a number of MiB kept per node, or a size with K, M or G" },
+      "a number of MiB kept per node, or a size with K, M, G or T" },
     { "NUMAMALLOC_PURGE_THREAD", OPT_BOOL, &nm_opt.purge_thread, 0, NULL, "0 or 1" },
     { "NUMAMALLOC_HUGEPAGES", OPT_CHOICE, &nm_opt.hugepages, 0, hugepage_choices,
       "off, thp or hugetlb" },
@@ -130,7 +130,7 @@ static const struct option_desc options[] = {
       "local, bind:NODES, preferred:NODE, preferred-many:NODES, interleave:NODES or "
       "weighted-interleave:NODES" },
     { "NUMAMALLOC_INTERLEAVE_ABOVE", OPT_SIZE, &nm_opt.interleave_above, 1, NULL,
-      "a size in bytes, or with K, M or G (0 = off)" },
+      "a size in bytes, or with K, M, G or T (0 = off)" },
 };
 
 /* The `n` characters at `s`, all decimal digits (at least one), times

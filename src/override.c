@@ -29,6 +29,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -393,10 +394,12 @@ static void print_stats(int fd)
 
 static void print_stats_at_exit(void)
 {
-    if (nm_opt.stats_file) {
+    /* A set-user-ID program (or one with capabilities) does not create or
+     * truncate a file the environment names: its statistics go to stderr. */
+    if (nm_opt.stats_file && !getauxval(AT_SECURE)) {
         char path[4096];
         int fd = stats_file_name(path, sizeof path)
-                     ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
+                     ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644) : -1;
         if (fd >= 0) {
             print_stats(fd);
             close(fd);
@@ -460,7 +463,8 @@ static void print_configuration(void)
     nm_line_str(&l, "\n");
     nm_line_write(&l, 2);
     nm_line_str(&l, "numamalloc: policy ");
-    nm_line_str(&l, nm_proc.policy_arena ? nm_opt.policy : "local (first touch)");
+    if (nm_proc.policy_arena) nm_line_value(&l, nm_opt.policy);
+    else nm_line_str(&l, "local (first touch)");
     if (nm_opt.interleave_above && nm_topo.node_count > 1) {
         nm_line_str(&l, ", blocks from ");
         nm_line_size(&l, nm_opt.interleave_above);

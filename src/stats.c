@@ -10,6 +10,8 @@
  *
  * May call the heap, large, page, segment, topology, options and os layers.
  */
+#include <sched.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -42,7 +44,6 @@ nm_export void nm_stats_get(struct nm_stats *out)
         n->mapped = load(&ns->mapped);
         n->committed = n->mapped > decommitted ? n->mapped - decommitted : 0;
         n->in_use = load(&ns->in_use);
-        n->peak_in_use = load(&ns->in_use_peak);
         n->segments = load(&ns->segments);
         n->large_blocks = load(&ns->large_blocks);
         n->cached = load(&ns->cached);
@@ -185,21 +186,33 @@ static void json_raw(struct json_out *j, const char *s, size_t n)
 
 static void json_text(struct json_out *j, const char *s) { json_raw(j, s, strlen(s)); }
 
-/* A JSON string: quotes, backslashes and control characters escaped. */
+/* The length of the UTF-8 sequence at s (2 to 4), or 0 if it is none. */
+static size_t utf8_length(const unsigned char *s)
+{
+    size_t n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
+    if (s[0] >= 0xf8) return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80) return 0;
+    return n;
+}
+
+/* A JSON string: quotes, backslashes and control characters escaped, and
+ * each byte that is not part of valid UTF-8 (a file name may hold any). */
 static void json_string(struct json_out *j, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
     json_raw(j, "\"", 1);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            char e[2] = { '\\', (char)c };
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        size_t n = *c >= 0x80 ? utf8_length(c) : 1;
+        if (*c == '"' || *c == '\\') {
+            char e[2] = { '\\', (char)*c };
             json_raw(j, e, 2);
-        } else if (c < 0x20) {
-            char e[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+        } else if (*c < 0x20 || *c == 0x7f || n == 0) {
+            char e[6] = { '\\', 'u', '0', '0', hex[*c >> 4], hex[*c & 15] };
             json_raw(j, e, 6);
         } else {
-            json_raw(j, (const char *)&c, 1);
+            json_raw(j, (const char *)c, n);
+            c += n - 1;
         }
     }
     json_raw(j, "\"", 1);
@@ -256,7 +269,11 @@ static uint64_t status_kib(const char *text, const char *field)
 
 nm_export size_t nm_stats_json(char *buf, size_t len)
 {
-    static struct nm_stats st;   /* static: as nm_stats_print */
+    /* Static (10 KiB is too much for a small thread's stack), so callers
+     * take turns: a second thread waits for the first. */
+    static struct nm_stats st;
+    static atomic_flag busy = ATOMIC_FLAG_INIT;
+    while (atomic_flag_test_and_set_explicit(&busy, memory_order_acquire)) sched_yield();
     nm_stats_get(&st);
     struct json_out j = { buf, len, 0, true };
 
@@ -299,7 +316,7 @@ nm_export size_t nm_stats_json(char *buf, size_t len)
         json_u64(&j, "mapped", s->mapped);
         json_u64(&j, "committed", s->committed);
         json_u64(&j, "in_use", s->in_use);
-        json_u64(&j, "peak_in_use", s->peak_in_use);
+        json_u64(&j, "peak_in_use", load(&nm_proc.nodes[i].in_use_peak));
         json_u64(&j, "cached", s->cached);
         json_u64(&j, "segments", s->segments);
         json_u64(&j, "large_blocks", s->large_blocks);
@@ -334,5 +351,6 @@ nm_export size_t nm_stats_json(char *buf, size_t len)
     json_close(&j, '}');
     json_raw(&j, "\n", 1);
     if (len) buf[j.pos < len ? j.pos : len - 1] = '\0';
+    atomic_flag_clear_explicit(&busy, memory_order_release);
     return j.pos;
 }

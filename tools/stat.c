@@ -150,6 +150,33 @@ static bool in_block(const char *line, size_t len)
     return (len >= 2 && line[0] == ' ' && line[1] == ' ') || (len == 6 && memcmp(line, "events", 6) == 0);
 }
 
+/* Whether the `len` bytes at `line` are one whole JSON object: braces and
+ * brackets balanced outside strings, nothing after the last one.  (A line
+ * of the program's own that starts as the library's does, or one cut
+ * short, is passed on as output, not pasted into the report.) */
+static bool one_json_object(const char *line, size_t len)
+{
+    int depth = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = line[i];
+        if (in_string) {
+            if (c == '\\') i++;
+            else if (c == '"') in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (--depth == 0) return i + 1 == len;
+            if (depth < 0) return false;
+        } else if ((unsigned char)c < 0x20) {
+            return false;
+        }
+    }
+    return false;
+}
+
 /* A whole line (without its '\n'): keep it in the block or pass it on. */
 static void filter_line(struct filter *f, const char *line, size_t len)
 {
@@ -158,7 +185,8 @@ static void filter_line(struct filter *f, const char *line, size_t len)
         return;
     }
     block_end(f);
-    if (len > strlen(STATS_JSON_START) && memcmp(line, STATS_JSON_START, strlen(STATS_JSON_START)) == 0) {
+    if (len > strlen(STATS_JSON_START) && memcmp(line, STATS_JSON_START, strlen(STATS_JSON_START)) == 0 &&
+        one_json_object(line, len)) {
         f->block = calloc(1, 1);   /* the whole object is on this line */
         if (!f->block) fail(EXIT_FAILED, "out of memory");
         block_append(f, line, len);
@@ -499,6 +527,7 @@ int cmd_stat(int argc, char **argv)
      * allocator read its options long ago. */
     launch_environment(&l);
     launch_warn_unpreloadable(&l, argv[optind]);
+    unsetenv("NUMAMALLOC_STATS_FILE");   /* the statistics must come through stderr */
     if (json && setenv("NUMAMALLOC_STATS", "json", 1) != 0) fail(EXIT_FAILED, "stat: setenv: %s", strerror(errno));
     signal(SIGINT, SIG_IGN);
     signal(SIGQUIT, SIG_IGN);

@@ -12,12 +12,15 @@
  *   array    a 16 MiB calloc on a reused span that was written whole has
  *            none of its pages resident before it is written (mincore): an
  *            OpenMP team's first write places them (tests/vm/first_touch.sh
- *            checks where), and a sparse table takes only what it touches.
+ *            checks where), and a sparse table takes only what it touches;
+ *            also on a 20 MiB span that a 3 MiB block used since (6 MiB of
+ *            it committed: the rule goes by the block's size).
  *
  * Every calloc is checked for zeros.  NM_TEST_OTHER_ALLOCATOR=1 runs it
  * on another malloc as a report: the counts are printed, numamalloc's rule
  * is not judged. */
 #define _GNU_SOURCE
+#include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,17 +102,30 @@ static void buffer_rounds(void)
               "back and faulted in again", BUFFER_ROUNDS, faults);
 }
 
-static void array_reuse(void)
+/* `span_size` bytes written and freed, then (when `small` is not 0) a
+ * block of `small` bytes on the same span written and freed, then a
+ * calloc'ed array of ARRAY_SIZE; with nothing cached before (malloc_trim),
+ * so that the span the blocks take is that one. */
+static void array_reuse(size_t span_size, size_t small)
 {
-    unsigned char *a = malloc(ARRAY_SIZE);
-    REQUIRE(a != NULL, "malloc(%zu)", ARRAY_SIZE);
-    memset(a, 0x5a, ARRAY_SIZE);
+    malloc_trim(0);
+    unsigned char *a = malloc(span_size);
+    REQUIRE(a != NULL, "malloc(%zu)", span_size);
+    memset(a, 0x5a, span_size);
     free(a);
+    if (small) {
+        unsigned char *b = malloc(small);
+        REQUIRE(b != NULL, "malloc(%zu)", small);
+        CHECK(b == a || !judged, "malloc(%zu MiB) did not reuse the freed %zu MiB span", small / MiB, span_size / MiB);
+        memset(b, 0x5b, small);
+        free(b);
+    }
     unsigned char *z = calloc(ARRAY_SIZE / 8, 8);
     REQUIRE(z != NULL, "calloc(%zu, 8)", ARRAY_SIZE / 8);
     size_t resident = resident_pages(z, ARRAY_SIZE);
-    printf("array: calloc(%zu MiB) %s the freed array: %zu pages resident before any write\n",
-           ARRAY_SIZE / MiB, z == a ? "on" : "beside", resident);
+    printf("array: calloc(%zu MiB) %s a freed %zu MiB block%s: %zu pages resident before any write\n",
+           ARRAY_SIZE / MiB, z == a ? "on" : "beside", span_size / MiB,
+           small ? " (its span since used by a small one)" : "", resident);
     /* Where a span is not reused there is nothing to give back: the check
      * is about reuse. */
     if (judged) {
@@ -127,6 +143,9 @@ int main(void)
     nm_test_require_numamalloc();
     judged = getenv("NM_TEST_OTHER_ALLOCATOR") == NULL;
     buffer_rounds();
-    array_reuse();
+    array_reuse(ARRAY_SIZE, 0);
+    /* The rule goes by the block's size, not by what the span has
+     * committed: a 3 MiB block left 6 MiB of a 20 MiB span committed. */
+    array_reuse(20 * MiB, 3 * MiB);
     return nm_test_done();
 }

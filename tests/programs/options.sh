@@ -32,7 +32,7 @@ expect_warning NUMAMALLOC_VERBOSE maybe "0 or 1"
 expect_warning NUMAMALLOC_STATS 2 "0, 1 (a table) or json"
 expect_warning NUMAMALLOC_PURGE_DELAY_MS 10ms "a number of milliseconds (0 = return memory at once)"
 expect_warning NUMAMALLOC_PURGE_DELAY_MS -5 "a number of milliseconds (0 = return memory at once)"
-expect_warning NUMAMALLOC_CACHE_MB 99999999999999999999 "a number of MiB kept per node, or a size with K, M or G"
+expect_warning NUMAMALLOC_CACHE_MB 99999999999999999999 "a number of MiB kept per node, or a size with K, M, G or T"
 expect_warning NUMAMALLOC_HUGEPAGES always "off, thp or hugetlb"
 expect_warning NUMAMALLOC_ON_ERROR ignore "abort or warn"
 expect_silent NUMAMALLOC_VERBOSE 0
@@ -69,9 +69,9 @@ for v in 1G 1g 1GiB 1gb 1024M 1048576K; do
     [[ "$out" == *"cache 1.0 GiB per node"* ]] || { echo "NUMAMALLOC_CACHE_MB=$v: $out"; fail=1; }
 done
 for v in 1B 1Gi G 1GiBB 1X; do
-    expect_warning NUMAMALLOC_CACHE_MB "$v" "a number of MiB kept per node, or a size with K, M or G"
+    expect_warning NUMAMALLOC_CACHE_MB "$v" "a number of MiB kept per node, or a size with K, M, G or T"
 done
-expect_warning NUMAMALLOC_INTERLEAVE_ABOVE 64MB_ "a size in bytes, or with K, M or G (0 = off)"
+expect_warning NUMAMALLOC_INTERLEAVE_ABOVE 64MB_ "a size in bytes, or with K, M, G or T (0 = off)"
 
 # A NUMAMALLOC_ variable that is no option: one line naming the closest.
 out=$(NUMAMALLOC_PURGE_DELAY=5 NUMAMALLOC_HUGEPAGE=off LD_PRELOAD="$lib" "${prog[@]}" 2>&1)
@@ -93,7 +93,7 @@ out=$(NUMAMALLOC_CONF='verbose:1,cache_mb:64M' NUMAMALLOC_CACHE_MB=3 LD_PRELOAD=
 out=$(NUMAMALLOC_CONF='verbose,Verbose:1,purge_dealy_ms:5,cache_mb:lots,:3,,policy:bind:99' LD_PRELOAD="$lib" "${prog[@]}" 2>&1)
 want="numamalloc: ignoring NUMAMALLOC_CONF item 'verbose': expected key:value
 numamalloc: ignoring NUMAMALLOC_CONF key 'purge_dealy_ms': not an option; did you mean purge_delay_ms?
-numamalloc: ignoring NUMAMALLOC_CONF item 'cache_mb:lots': expected a number of MiB kept per node, or a size with K, M or G
+numamalloc: ignoring NUMAMALLOC_CONF item 'cache_mb:lots': expected a number of MiB kept per node, or a size with K, M, G or T
 numamalloc: ignoring NUMAMALLOC_CONF item ':3': expected key:value
 numamalloc: ignoring NUMAMALLOC_CONF item 'policy:bind:99': "
 [[ "$out" == "$want"* && "$out" == *"policy local (first touch)"* ]] ||
