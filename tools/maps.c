@@ -1,6 +1,7 @@
 /*
- * maps.c — `numamalloc maps PID [--json] [--mappings]`: where a running
- * process's memory is.  /proc/PID/numa_maps gives each mapping's policy and
+ * maps.c — `numamalloc maps PID|NAME... [--json] [--mappings] [-o FILE]`:
+ * where running processes' memory is (a name: every process with that
+ * command); `numamalloc maps --system`: each node's memory, as numastat -m.  /proc/PID/numa_maps gives each mapping's policy and
  * resident pages per node; /proc/PID/maps gives its end and name, which
  * says its kind ([anon:numamalloc] is the library's, named with
  * PR_SET_VMA_ANON_NAME).  Both files are read whole before anything is
@@ -11,6 +12,7 @@
  * mappings or hugetlb pages).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -455,36 +457,214 @@ static void print_json(const struct process *p, bool list)
     json_end(&j);
 }
 
+/* ---- the whole system: each node's meminfo, as numastat -m ---------------------------- */
+
+/* The fields of nodeN/meminfo shown, in this order (kB; HugePages_ in pages). */
+static const char *const meminfo_fields[] = {
+    "MemTotal", "MemFree", "MemUsed", "FilePages", "AnonPages", "Shmem", "Slab", "KernelStack",
+    "PageTables", "AnonHugePages", "HugePages_Total", "HugePages_Free",
+};
+#define MEMINFO_COUNT (sizeof meminfo_fields / sizeof meminfo_fields[0])
+#define SYSTEM_COLUMNS 5   /* nodes per block of the text table: 80 columns */
+
+/* Field f of node `node`'s meminfo in bytes (huge pages at the default
+ * huge page size); false if the file or the field is not there. */
+static bool meminfo_bytes(const char *text, size_t f, uint64_t huge_page, uint64_t *out)
+{
+    const char *field = meminfo_fields[f];
+    for (const char *line = text; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+        const char *colon = strchr(line, ':');
+        const char *eol = strchr(line, '\n');
+        if (!colon || (eol && colon > eol)) continue;
+        const char *name = colon;
+        while (name > line && name[-1] != ' ') name--;
+        if ((size_t)(colon - name) != strlen(field) || strncmp(name, field, strlen(field)) != 0) continue;
+        uint64_t v = strtoull(colon + 1, NULL, 10);
+        *out = strncmp(field, "HugePages_", 10) == 0 ? v * huge_page : v * 1024;
+        return true;
+    }
+    return false;
+}
+
+static void print_system(bool json)
+{
+    int ids[NM_NODE_ID_LIMIT];
+    int count = nm_node_ids(ids, NM_NODE_ID_LIMIT);
+    if (count <= 0) fail(EXIT_FAILED, "maps: no NUMA node found under %s", sysfs_root());
+    uint64_t huge_page = 2 << 20;
+    char *meminfo = read_text("/proc/meminfo");
+    if (meminfo) {
+        const char *at = strstr(meminfo, "Hugepagesize:");
+        if (at) huge_page = strtoull(at + strlen("Hugepagesize:"), NULL, 10) * 1024;
+        free(meminfo);
+    }
+    uint64_t (*value)[MEMINFO_COUNT] = xcalloc((size_t)count, sizeof *value);
+    bool have[MEMINFO_COUNT] = { false };
+    uint64_t total[MEMINFO_COUNT] = { 0 };
+    for (int n = 0; n < count; n++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/devices/system/node/node%d/meminfo", sysfs_root(), ids[n]);
+        char *text = read_text(path);
+        if (!text) fail(EXIT_FAILED, "maps: cannot read %s: %s", path, strerror(errno));
+        for (size_t f = 0; f < MEMINFO_COUNT; f++) {
+            if (!meminfo_bytes(text, f, huge_page, &value[n][f])) continue;
+            have[f] = true;
+            total[f] += value[n][f];
+        }
+        free(text);
+    }
+    if (json) {
+        struct json j;
+        json_begin(&j, stdout);
+        json_open(&j, NULL, '{');
+        json_uint(&j, "huge_page_size", huge_page);
+        json_open(&j, "nodes", '[');
+        for (int n = 0; n < count; n++) {
+            json_open_inline(&j, NULL, '{');
+            json_int(&j, "node", ids[n]);
+            for (size_t f = 0; f < MEMINFO_COUNT; f++)
+                if (have[f]) json_uint(&j, meminfo_fields[f], value[n][f]);
+            json_close(&j, '{');
+        }
+        json_close(&j, '[');
+        json_open_inline(&j, "total", '{');
+        for (size_t f = 0; f < MEMINFO_COUNT; f++)
+            if (have[f]) json_uint(&j, meminfo_fields[f], total[f]);
+        json_close(&j, '{');
+        json_close(&j, '{');
+        json_end(&j);
+    } else {
+        printf("memory of every node, MiB (nodeN/meminfo; huge pages of %" PRIu64 " KiB)\n",
+               huge_page >> 10);
+        /* Blocks of SYSTEM_COLUMNS nodes, the total after the last. */
+        for (int first = 0; first < count; first += SYSTEM_COLUMNS) {
+            int last = first + SYSTEM_COLUMNS < count ? first + SYSTEM_COLUMNS : count;
+            bool with_total = last == count;
+            printf("\n%-16s", "node");
+            for (int n = first; n < last; n++) printf(" %11d", ids[n]);
+            if (with_total) printf(" %11s", "total");
+            printf("\n");
+            for (size_t f = 0; f < MEMINFO_COUNT; f++) {
+                if (!have[f]) continue;
+                printf("%-16s", meminfo_fields[f]);
+                for (int n = first; n < last; n++) printf(" %11.2f", (double)value[n][f] / (1 << 20));
+                if (with_total) printf(" %11.2f", (double)total[f] / (1 << 20));
+                printf("\n");
+            }
+        }
+    }
+    free(value);
+}
+
+/* ---- which processes ------------------------------------------------------------------- */
+
+/* A process id as given ("123"), or 0 if the argument is not a number. */
+static int pid_of(const char *arg)
+{
+    if (arg[0] < '0' || arg[0] > '9') return 0;
+    char *end;
+    errno = 0;
+    long pid = strtol(arg, &end, 10);
+    if (*end || errno || pid <= 0 || pid > 0x7fffffff) fail(EXIT_USAGE, "maps: '%s' is not a process id", arg);
+    return (int)pid;
+}
+
+/* The processes whose command (comm) is `name`, except this one, in pid
+ * order, appended to *pids; returns how many. */
+static int pids_named(const char *name, int **pids, int *count)
+{
+    DIR *dir = opendir(proc_root());
+    if (!dir) fail(EXIT_FAILED, "maps: cannot read %s: %s", proc_root(), strerror(errno));
+    int found = 0;
+    for (struct dirent *e; (e = readdir(dir));) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end || pid <= 0 || pid == getpid()) continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%ld/comm", proc_root(), pid);
+        char *comm = read_text(path);
+        if (!comm) continue;
+        comm[strcspn(comm, "\n")] = '\0';
+        if (strcmp(comm, name) == 0) {
+            *pids = realloc(*pids, (size_t)(*count + 1) * sizeof **pids);
+            if (!*pids) fail(EXIT_FAILED, "out of memory");
+            (*pids)[(*count)++] = (int)pid;
+            found++;
+        }
+        free(comm);
+    }
+    closedir(dir);
+    return found;
+}
+
+static int by_pid(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
+
 int cmd_maps(int argc, char **argv)
 {
     static const struct option options[] = {
         { "json", no_argument, NULL, OPT_JSON },
         { "mappings", no_argument, NULL, OPT_MAPPINGS },
+        { "system", no_argument, NULL, OPT_SYSTEM },
+        { "output", required_argument, NULL, 'o' },
         { "help", no_argument, NULL, OPT_HELP },
         { NULL, 0, NULL, 0 },
     };
-    bool json = false, list = false;
+    bool json = false, list = false, system = false;
+    const char *output = NULL;
     int opt;
-    while ((opt = getopt_long(argc, argv, ":", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":o:", options, NULL)) != -1) {
         switch (opt) {
         case OPT_JSON: json = true; break;
         case OPT_MAPPINGS: list = true; break;
+        case OPT_SYSTEM: system = true; break;
+        case 'o': output = optarg; break;
         case OPT_HELP: command_help("maps");
         default: bad_option("maps", opt, argv);
         }
     }
-    if (optind >= argc) fail(EXIT_USAGE, "maps: no process id given (numamalloc maps PID)");
-    if (optind + 1 < argc) fail(EXIT_USAGE, "maps: one process id only, not '%s'", argv[optind + 1]);
-    const char *arg = argv[optind];
-    char *end;
-    errno = 0;
-    long pid = strtol(arg, &end, 10);
-    if (end == arg || *end || errno || pid <= 0 || pid > 0x7fffffff || arg[0] == '+' || arg[0] == ' ') {
-        fail(EXIT_USAGE, "maps: '%s' is not a process id", arg);
+    if (system && optind < argc) fail(EXIT_USAGE, "maps: --system takes no process, not '%s'", argv[optind]);
+    if (!system && optind >= argc) fail(EXIT_USAGE, "maps: no process given (numamalloc maps PID|NAME... or --system)");
+    int *pids = NULL, count = 0;
+    bool one_pid = optind + 1 == argc && pid_of(argv[optind]);
+    for (int i = optind; i < argc; i++) {
+        int pid = pid_of(argv[i]);
+        if (pid) {
+            pids = realloc(pids, (size_t)(count + 1) * sizeof *pids);
+            if (!pids) fail(EXIT_FAILED, "out of memory");
+            pids[count++] = pid;
+        } else {
+            if (!argv[i][0]) fail(EXIT_USAGE, "maps: '' is not a process id nor a command name");
+            int before = count;
+            if (!pids_named(argv[i], &pids, &count)) fail(EXIT_FAILED, "maps: no process named '%s'", argv[i]);
+            qsort(pids + before, (size_t)(count - before), sizeof *pids, by_pid);
+        }
     }
-    struct process p = { .pid = (int)pid };
-    gather(&p);
-    if (json) print_json(&p, list);
-    else print_text(&p, list);
+    /* Everything is read before anything is written: an error never
+     * leaves a partial report. */
+    struct process *p = xcalloc((size_t)count, sizeof *p);
+    for (int i = 0; i < count; i++) {
+        p[i].pid = pids[i];
+        gather(&p[i]);
+    }
+    if (output && strcmp(output, "-") != 0 && !freopen(output, "we", stdout))
+        fail(EXIT_FAILED, "maps: cannot write %s: %s", output, strerror(errno));
+    if (system) {
+        print_system(json);
+    } else if (json && one_pid) {
+        print_json(&p[0], list);
+    } else if (json) {
+        /* Several processes (or a name): an array of the same objects. */
+        printf("[\n");
+        for (int i = 0; i < count; i++) {
+            print_json(&p[i], list);
+            if (i + 1 < count) printf(",\n");
+        }
+        printf("]\n");
+    } else {
+        for (int i = 0; i < count; i++) {
+            if (i) printf("\n");
+            print_text(&p[i], list);
+        }
+    }
     finish();
 }

@@ -91,12 +91,17 @@ error 1 "cannot find libnumamalloc.so" "$tmp/bin/numamalloc" run -- true
 # ---- maps -----------------------------------------------------------------------------
 pid_max=$(cat /proc/sys/kernel/pid_max)   # pids are below pid_max: this one never exists
 error 1 "maps: no process $pid_max" "$tool" maps "$pid_max"
-for bad_pid in abc 12abc 0 +5 ''; do
-    error 2 "maps: '${bad_pid/+/\\+}' is not a process id" "$tool" maps "$bad_pid"
+for bad_pid in 12abc 0 99999999999; do
+    error 2 "maps: '$bad_pid' is not a process id" "$tool" maps "$bad_pid"
 done
+error 2 "maps: '' is not a process id nor a command name" "$tool" maps ''
+error 1 "maps: no process named '\\+5'" "$tool" maps +5
 error 2 "maps: unknown option '-5'" "$tool" maps -5
-error 2 "maps: no process id given" "$tool" maps
-error 2 "maps: one process id only, not '1'" "$tool" maps $$ 1
+error 2 "maps: no process given" "$tool" maps
+error 1 "maps: no process named 'no-such-program-here'" "$tool" maps no-such-program-here
+error 1 "maps: no process $pid_max" "$tool" maps $$ "$pid_max"
+error 2 "maps: --system takes no process, not '$$'" "$tool" maps --system $$
+error 1 "maps: cannot write /nonexistent-dir/m: No such file or directory" "$tool" maps -o /nonexistent-dir/m $$
 error 2 "maps: unknown option '--bogus'" "$tool" maps --bogus $$
 
 # A process that cannot be read: ours, read as nobody (when we are root),

@@ -13,6 +13,11 @@
 #     kinds adding up to the total;
 #   - the text output's tables agree with the JSON;
 #   - a process that does not use numamalloc has no numamalloc memory;
+#   - two processes (text: two reports; JSON: an array of the two objects),
+#     a command name, -o FILE and -o -;
+#   - --system: each node's MemTotal as sysfs says, the total their sum, the
+#     text within 80 columns; on a recorded eight-node tree, two blocks of
+#     columns with each node's MemFree;
 #   - recorded numa_maps and maps files (NUMAMALLOC_PROC_ROOT) with what
 #     this kernel cannot show (named mappings, hugetlb pages, policies
 #     with a space or a flag, 4 nodes) give exactly the expected kinds.
@@ -217,7 +222,105 @@ stop_child || { echo "FAIL: the child exited with status $?"; fail=1; }
 # A process without numamalloc.
 start_child plain sh -c 'echo $$; exec cat'
 python3 "$tmp/check.py" "$tool" "$child" 0 "$node" || fail=1
+
+# Several processes, and a command name: one report each (text), an array
+# of the same objects (JSON); -o writes the file, - is standard output.
+plain=$child
+cp "$tmp/hold" "$tmp/nm-maps-probe"
+start_child probe "$tool" run -- "$tmp/nm-maps-probe"
+probe=$child
+"$tool" maps --json "$plain" "$probe" >"$tmp/two.json" || { echo "FAIL: maps of two pids exited $?"; fail=1; }
+"$tool" maps nm-maps-probe >"$tmp/name.txt" || { echo "FAIL: maps nm-maps-probe exited $?"; fail=1; }
+"$tool" maps -o "$tmp/one.json" --json "$probe" && "$tool" maps -o - --json "$probe" >"$tmp/one-stdout.json" ||
+    { echo "FAIL: maps -o exited $?"; fail=1; }
+"$tool" maps "$plain" "$probe" >"$tmp/two.txt"
+python3 - "$tmp" "$plain" "$probe" <<'END' || fail=1
+import json, sys
+tmp, plain, probe = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+errors = []
+two = json.load(open(tmp + "/two.json"))
+if not isinstance(two, list) or [p["pid"] for p in two] != [plain, probe]:
+    errors.append("maps --json PID PID: not an array of the two processes: %r" % str(two)[:200])
+numamalloc = {p["pid"]: sum(k["resident_bytes"] for k in p["kinds"] if k["kind"] in ("numamalloc", "anon")) for p in two}
+if isinstance(two, list) and numamalloc.get(probe, 0) < 64 << 20:
+    errors.append("maps --json: the probe's 64 MiB block is not there: %r" % numamalloc)
+one = json.load(open(tmp + "/one.json"))
+if not isinstance(one, dict) or one["pid"] != probe:
+    errors.append("maps -o FILE --json PID: not the object of %d" % probe)
+if json.load(open(tmp + "/one-stdout.json"))["pid"] != probe:
+    errors.append("maps -o - --json PID: not the object of %d" % probe)
+name = open(tmp + "/name.txt").read()
+if not name.startswith("process %d (nm-maps-probe): " % probe) or name.count("\nprocess ") != 0:
+    errors.append("maps NAME: not one report of %d: %r" % (probe, name[:100]))
+text = open(tmp + "/two.txt").read()
+heads = [l for l in text.splitlines() if l.startswith("process ")]
+if [h.split()[1] for h in heads] != [str(plain), str(probe)]:
+    errors.append("maps PID PID: reports %r" % heads)
+for e in errors:
+    print("FAIL (several processes): " + e)
+sys.exit(1 if errors else 0)
+END
+stop_child || { echo "FAIL: the probe exited with status $?"; fail=1; }
+child=$plain
 stop_child
+
+# The whole system, as numastat -m: each node's meminfo, in MiB (text) and
+# bytes (JSON), agreeing with sysfs; the text fits 80 columns.
+"$tool" maps --system >"$tmp/system.txt" && "$tool" maps --system --json >"$tmp/system.json" ||
+    { echo "FAIL: maps --system exited $?"; fail=1; }
+cat "$tmp/system.txt"
+python3 - "$tmp" <<'END' || fail=1
+import glob, json, re, sys
+tmp = sys.argv[1]
+errors = []
+js = json.load(open(tmp + "/system.json"))
+text = open(tmp + "/system.txt").read()
+for path in sorted(glob.glob("/sys/devices/system/node/node[0-9]*/meminfo")):
+    node = int(re.search(r"node(\d+)/meminfo", path).group(1))
+    kb = {m.group(1): int(m.group(2)) for m in re.finditer(r"^Node \d+ (\w+):\s+(\d+) kB", open(path).read(), re.M)}
+    got = [n for n in js["nodes"] if n["node"] == node]
+    if not got:
+        errors.append("--system --json: no node %d" % node)
+        continue
+    if got[0]["MemTotal"] != kb["MemTotal"] * 1024:
+        errors.append("node %d MemTotal %d, sysfs %d kB" % (node, got[0]["MemTotal"], kb["MemTotal"]))
+if js["total"]["MemTotal"] != sum(n["MemTotal"] for n in js["nodes"]):
+    errors.append("total MemTotal is not the nodes' sum")
+row = [l.split() for l in text.splitlines() if l.startswith("MemTotal")]
+if not row or abs(float(row[-1][-1]) - js["total"]["MemTotal"] / 2**20) > 0.01:
+    errors.append("text MemTotal total %r, JSON %d" % (row, js["total"]["MemTotal"]))
+long = [l for l in text.splitlines() if len(l) > 80]
+if long:
+    errors.append("lines over 80 columns: %r" % long)
+for e in errors:
+    print("FAIL (--system): " + e)
+sys.exit(1 if errors else 0)
+END
+# Eight nodes (a recorded tree): two blocks of columns, 0-4 then 5-7 and
+# the total, each value that of the node's meminfo.
+eight=$root/tests/sysfs/eight-node
+NUMAMALLOC_SYSFS_ROOT=$eight "$tool" maps --system >"$tmp/eight.txt" || { echo "FAIL: maps --system (eight nodes) exited $?"; fail=1; }
+python3 - "$tmp/eight.txt" "$eight" <<'END' || fail=1
+import re, sys
+text, root = open(sys.argv[1]).read(), sys.argv[2]
+errors = []
+heads = [l.split()[1:] for l in text.splitlines() if l.startswith("node ")]
+if heads != [["0", "1", "2", "3", "4"], ["5", "6", "7", "total"]]:
+    errors.append("column blocks %r" % heads)
+rows = [l.split() for l in text.splitlines() if l.startswith("MemFree ")]
+values = [float(v) for r in rows for v in r[1:]]
+want = []
+for n in range(8):
+    kb = int(re.search(r"MemFree:\s+(\d+) kB", open("%s/devices/system/node/node%d/meminfo" % (root, n)).read()).group(1))
+    want.append(kb / 1024)
+if len(values) != 9 or any(abs(a - b) > 0.01 for a, b in zip(values, want + [sum(want)])):
+    errors.append("MemFree %r, meminfo says %r" % (values, want))
+if any(len(l) > 80 for l in text.splitlines()):
+    errors.append("lines over 80 columns")
+for e in errors:
+    print("FAIL (--system, eight nodes): " + e)
+sys.exit(1 if errors else 0)
+END
 
 # ---- recorded files (NUMAMALLOC_PROC_ROOT) ------------------------------------------------
 # What this machine's kernel cannot show: mappings named [anon:numamalloc]
