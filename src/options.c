@@ -272,18 +272,10 @@ static void warn_value(int fd, const char *source, const char *what, const struc
 {
     nm_line l = { .len = 0 };
     nm_line_str(&l, "numamalloc: ignoring ");
-    if (source) {
-        nm_line_str(&l, source);
-        nm_line_str(&l, " item '");
-        nm_line_value(&l, what);
-        nm_line_str(&l, "'");
-    } else {
-        nm_line_str(&l, o->name);
-        nm_line_str(&l, "='");
-        nm_line_value(&l, what);
-        nm_line_str(&l, "'");
-    }
-    nm_line_str(&l, ": expected ");
+    nm_line_str(&l, source ? source : o->name);   /* NUMAMALLOC_CONF item '..' or NAME='..' */
+    nm_line_str(&l, source ? " item '" : "='");
+    nm_line_value(&l, what);
+    nm_line_str(&l, "': expected ");
     nm_line_str(&l, o->accepted);
     nm_line_str(&l, "\n");
     nm_line_write(&l, fd);
