@@ -530,11 +530,15 @@ void nm_stats_print(int fd);
  *    "nodes": [{"node", "mapped", "committed", "in_use", "peak_in_use", "cached"
  *               (bytes), "segments", "large_blocks"}],
  *    "classes": [{"block_size", "allocs", "pages", "page_bytes"}] (classes in use),
- *    "events": {"large_allocs", "large_frees", "remote_frees", "purges",
- *               "purged_bytes", "thread_heaps", "segments_abandoned",
+ *    "events": {"large_allocs", "large_frees", "remote_frees", "cross_node_frees",
+ *               "purges", "purged_bytes", "thread_heaps", "segments_abandoned",
  *               "segments_adopted"}}
  * The fields mean what the same fields of struct nm_stats mean;
- * peak_in_use is the most in_use has been since the process started.
+ * peak_in_use is the most in_use has been since the process started, and
+ * cross_node_frees counts the blocks freed by a thread on another node than
+ * the one their memory is on (an array filled on one socket and freed on
+ * the other: each such free costs a remote cache line, or a remote-free
+ * list, and its memory is reused on its own node).
  * Calls from several threads at once take turns.  NUMAMALLOC_STATS=json
  * prints it at exit. */
 size_t nm_stats_json(char *buf, size_t len);

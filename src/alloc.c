@@ -156,6 +156,7 @@ nm_noinline void nm_free_slow(void *p, const char *fn)
         break;
     case BLOCK_LIVE:
         if (!ref.page) {
+            nm_heap_note_free(ref.segment);
             if (!nm_large_free(ref.segment)) report_double_free(fn, p);
             nm_heap_tick();
         } else if (nm_proc.secure) {

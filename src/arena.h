@@ -113,6 +113,7 @@ struct nm_global_counters {
                                            purge (idle owners, abandoned segments) */
     _Atomic uint64_t map_retries;       /* refused mappings retried after a release of
                                            everything cached */
+    _Atomic uint64_t cross_node_frees;  /* those of threads without a heap (heap.h) */
 };
 
 #define NM_CLASS_SLOTS 66   /* size classes (page.h) */

@@ -515,10 +515,23 @@ static inline uint32_t foreign_changed(struct nm_heap *h, unsigned cls, int delt
     return n;
 }
 
+void nm_heap_note_free(const struct nm_segment *s)
+{
+    struct nm_heap *h = nm_tls_heap;
+    if (atomic_load_explicit(&h->arena, memory_order_relaxed)) {
+        if (nm_unlikely(s->node != h->node)) nm_count(&h->cross_node_frees, 1);
+    } else if (s->node != nm_topology_home_node()) {
+        /* A thread without a heap (one that only frees) shares
+         * nm_heap_empty: counted process-wide. */
+        atomic_fetch_add_explicit(&nm_proc.counters.cross_node_frees, 1, memory_order_relaxed);
+    }
+}
+
 void nm_heap_free_other(struct nm_segment *s, struct nm_page *pg, struct nm_block *b)
 {
     struct nm_heap *h = nm_tls_heap;
     unsigned cls = pg->size_class;
+    nm_heap_note_free(s);
     /* nm_heap_empty has no arena: a thread without a heap keeps nothing. */
     if (s->arena == atomic_load_explicit(&h->arena, memory_order_relaxed) &&
         cls < NM_SMALL_CLASSES && foreign_enter(h)) {

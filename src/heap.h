@@ -117,6 +117,11 @@ struct nm_heap {
     _Atomic uint64_t allocs[NM_CLASS_COUNT];   /* blocks supplied to free lists (and foreign
                                                   blocks taken back), per class */
     _Atomic uint64_t remote_frees;             /* blocks collected from remote lists */
+    _Atomic uint64_t cross_node_frees;         /* blocks whose memory is on another node than
+                                                  the heap's that this thread freed (small,
+                                                  medium and large; nm_heap_note_free; a
+                                                  thread without a heap counts in
+                                                  nm_proc.counters) */
 
     /* Who is changing the heap's lists and page states: 0 nobody; 1, 2, ..
      * the owner, that many calls deep (allocation slow path, page releases,
@@ -226,6 +231,11 @@ void nm_heap_free_other(struct nm_segment *s, struct nm_page *pg, struct nm_bloc
 nm_cold void nm_heap_double_free(const void *b);
 /* Give the block back to its page's remote list for the owner. */
 void nm_heap_free_remote(struct nm_segment *s, struct nm_page *pg, struct nm_block *b);
+
+/* A block of segment `s` (any kind) that is not the calling thread's own
+ * is being freed: counted in its heap's cross_node_frees when its memory
+ * is charged to another node than the thread's. */
+void nm_heap_note_free(const struct nm_segment *s);
 
 /* The calling thread's heap, set up if needed (NULL + ENOMEM if impossible). */
 struct nm_heap *nm_heap_get(void);

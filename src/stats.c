@@ -72,6 +72,15 @@ nm_export void nm_stats_get(struct nm_stats *out)
     out->reclaimed = load(&nm_proc.counters.reclaimed);
 }
 
+/* Blocks freed by a thread on another node than their memory's, all heaps. */
+static uint64_t cross_node_frees(void)
+{
+    uint64_t n = load(&nm_proc.counters.cross_node_frees);
+    for (struct nm_heap *h = atomic_load_explicit(&nm_proc.heaps, memory_order_acquire); h; h = h->all_next)
+        n += load(&h->cross_node_frees);
+    return n;
+}
+
 /* ---- printing --------------------------------------------------------------------------- */
 
 struct column {
@@ -159,6 +168,7 @@ nm_export void nm_stats_print(int fd)
     print_event(fd, "large allocs", st.large_allocs, false);
     print_event(fd, "large frees", st.large_frees, false);
     print_event(fd, "remote frees", st.remote_frees, false);
+    print_event(fd, "cross-node frees", cross_node_frees(), false);
     print_event(fd, "purges", st.purges, false);
     print_event(fd, "purged", st.purged_bytes, true);
     print_event(fd, "thread heaps", st.threads, false);
@@ -342,6 +352,7 @@ nm_export size_t nm_stats_json(char *buf, size_t len)
     json_u64(&j, "large_allocs", st.large_allocs);
     json_u64(&j, "large_frees", st.large_frees);
     json_u64(&j, "remote_frees", st.remote_frees);
+    json_u64(&j, "cross_node_frees", cross_node_frees());
     json_u64(&j, "purges", st.purges);
     json_u64(&j, "purged_bytes", st.purged_bytes);
     json_u64(&j, "thread_heaps", st.threads);
