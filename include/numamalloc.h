@@ -47,6 +47,11 @@ extern "C" {
 #define NUMAMALLOC_VERSION_MAJOR 0
 #define NUMAMALLOC_VERSION_MINOR 1
 #define NUMAMALLOC_VERSION_PATCH 0
+#define NM_STRINGIFY_(x) #x
+#define NM_STRINGIFY(x) NM_STRINGIFY_(x)
+/* "0.1.0" */
+#define NUMAMALLOC_VERSION_STRING NM_STRINGIFY(NUMAMALLOC_VERSION_MAJOR) "." \
+    NM_STRINGIFY(NUMAMALLOC_VERSION_MINOR) "." NM_STRINGIFY(NUMAMALLOC_VERSION_PATCH)
 
 /* A program's own default configuration: define it, as
  *     const char *nm_conf = "purge_delay_ms:5000,cache_mb:1G";

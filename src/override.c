@@ -435,12 +435,7 @@ static void print_configuration(void)
     };
     Dl_info self;
     nm_line l = { .len = 0 };
-    nm_line_str(&l, "numamalloc: version ");
-    nm_line_u64(&l, NUMAMALLOC_VERSION_MAJOR);
-    nm_line_str(&l, ".");
-    nm_line_u64(&l, NUMAMALLOC_VERSION_MINOR);
-    nm_line_str(&l, ".");
-    nm_line_u64(&l, NUMAMALLOC_VERSION_PATCH);
+    nm_line_str(&l, "numamalloc: version " NUMAMALLOC_VERSION_STRING);
     if (dladdr((void *)print_configuration, &self) && self.dli_fname && self.dli_fname[0]) {
         nm_line_str(&l, " from ");
         nm_line_str(&l, self.dli_fname);

@@ -21,18 +21,23 @@
 #include "numamalloc.h"
 #include "options.h"
 
-#define TEXT_OF(x) #x
-#define VERSION_OF(major, minor, patch) TEXT_OF(major) "." TEXT_OF(minor) "." TEXT_OF(patch)
-#define VERSION_TEXT VERSION_OF(NUMAMALLOC_VERSION_MAJOR, NUMAMALLOC_VERSION_MINOR, NUMAMALLOC_VERSION_PATCH)
-
 static uint64_t load(_Atomic uint64_t *c)
 {
     return atomic_load_explicit(c, memory_order_relaxed);
 }
 
-nm_export void nm_stats_get(struct nm_stats *out)
+/* What the table and the JSON show beyond struct nm_stats (whose layout
+ * programs compiled against the header rely on). */
+struct stats_more {
+    uint64_t peak_in_use[NM_STATS_MAX_NODES];
+    uint64_t cross_node_frees;   /* all heaps, and threads without one */
+};
+
+/* One pass over the counters: `out`, and `more` unless NULL. */
+static void snapshot(struct nm_stats *out, struct stats_more *more)
 {
     memset(out, 0, sizeof *out);
+    if (more) memset(more, 0, sizeof *more);
     nm_heap_init();
     out->node_count = nm_topo.node_count < NM_STATS_MAX_NODES ? nm_topo.node_count
                                                               : NM_STATS_MAX_NODES;
@@ -47,6 +52,7 @@ nm_export void nm_stats_get(struct nm_stats *out)
         n->segments = load(&ns->segments);
         n->large_blocks = load(&ns->large_blocks);
         n->cached = load(&ns->cached);
+        if (more) more->peak_in_use[i] = load(&ns->in_use_peak);
     }
 
     out->class_count = NM_CLASS_COUNT < NM_STATS_MAX_CLASSES ? NM_CLASS_COUNT
@@ -61,7 +67,9 @@ nm_export void nm_stats_get(struct nm_stats *out)
             out->size_class[c].allocs += load(&h->allocs[c]);
         }
         out->remote_frees += load(&h->remote_frees);
+        if (more) more->cross_node_frees += load(&h->cross_node_frees);
     }
+    if (more) more->cross_node_frees += load(&nm_proc.counters.cross_node_frees);
     out->remote_frees += load(&nm_proc.counters.purge_collected);
     out->large_allocs = load(&nm_proc.counters.large_allocs);
     out->large_frees = load(&nm_proc.counters.large_frees);
@@ -72,13 +80,9 @@ nm_export void nm_stats_get(struct nm_stats *out)
     out->reclaimed = load(&nm_proc.counters.reclaimed);
 }
 
-/* Blocks freed by a thread on another node than their memory's, all heaps. */
-static uint64_t cross_node_frees(void)
+nm_export void nm_stats_get(struct nm_stats *out)
 {
-    uint64_t n = load(&nm_proc.counters.cross_node_frees);
-    for (struct nm_heap *h = atomic_load_explicit(&nm_proc.heaps, memory_order_acquire); h; h = h->all_next)
-        n += load(&h->cross_node_frees);
-    return n;
+    snapshot(out, NULL);
 }
 
 /* ---- printing --------------------------------------------------------------------------- */
@@ -117,7 +121,8 @@ nm_export void nm_stats_print(int fd)
     /* Static: 10 KiB is too much for a small thread stack, and printing
      * twice at once only mixes two snapshots. */
     static struct nm_stats st;
-    nm_stats_get(&st);
+    static struct stats_more more;
+    snapshot(&st, &more);
 
     nm_line l = { .len = 0 };
     nm_line_str(&l, "numamalloc statistics\n");
@@ -168,7 +173,7 @@ nm_export void nm_stats_print(int fd)
     print_event(fd, "large allocs", st.large_allocs, false);
     print_event(fd, "large frees", st.large_frees, false);
     print_event(fd, "remote frees", st.remote_frees, false);
-    print_event(fd, "cross-node frees", cross_node_frees(), false);
+    print_event(fd, "cross-node frees", more.cross_node_frees, false);
     print_event(fd, "purges", st.purges, false);
     print_event(fd, "purged", st.purged_bytes, true);
     print_event(fd, "thread heaps", st.threads, false);
@@ -282,16 +287,17 @@ nm_export size_t nm_stats_json(char *buf, size_t len)
     /* Static (10 KiB is too much for a small thread's stack), so callers
      * take turns: a second thread waits for the first. */
     static struct nm_stats st;
+    static struct stats_more more;
     static atomic_flag busy = ATOMIC_FLAG_INIT;
     while (atomic_flag_test_and_set_explicit(&busy, memory_order_acquire)) sched_yield();
-    nm_stats_get(&st);
+    snapshot(&st, &more);
     struct json_out j = { buf, len, 0, true };
 
     /* Who: the process, and what the kernel says of its memory. */
     static char text[4096];
     json_open(&j, NULL, '{');
     json_key(&j, "numamalloc");
-    json_text(&j, "\"" VERSION_TEXT "\"");
+    json_text(&j, "\"" NUMAMALLOC_VERSION_STRING "\"");
     json_u64(&j, "pid", (uint64_t)getpid());
     json_key(&j, "command");
     ssize_t n = nm_os_read_file("/proc/self/cmdline", text, sizeof text);
@@ -326,7 +332,7 @@ nm_export size_t nm_stats_json(char *buf, size_t len)
         json_u64(&j, "mapped", s->mapped);
         json_u64(&j, "committed", s->committed);
         json_u64(&j, "in_use", s->in_use);
-        json_u64(&j, "peak_in_use", load(&nm_proc.nodes[i].in_use_peak));
+        json_u64(&j, "peak_in_use", more.peak_in_use[i]);
         json_u64(&j, "cached", s->cached);
         json_u64(&j, "segments", s->segments);
         json_u64(&j, "large_blocks", s->large_blocks);
@@ -352,7 +358,7 @@ nm_export size_t nm_stats_json(char *buf, size_t len)
     json_u64(&j, "large_allocs", st.large_allocs);
     json_u64(&j, "large_frees", st.large_frees);
     json_u64(&j, "remote_frees", st.remote_frees);
-    json_u64(&j, "cross_node_frees", cross_node_frees());
+    json_u64(&j, "cross_node_frees", more.cross_node_frees);
     json_u64(&j, "purges", st.purges);
     json_u64(&j, "purged_bytes", st.purged_bytes);
     json_u64(&j, "thread_heaps", st.threads);

@@ -28,10 +28,6 @@
 #define NM_SONAME "libnumamalloc.so.0"   /* the Makefile passes libnumamalloc.so.$(SOVERSION) */
 #endif
 
-#define STRINGIFY_(x) #x
-#define STRINGIFY(x) STRINGIFY_(x)
-#define VERSION_TEXT STRINGIFY(NUMAMALLOC_VERSION_MAJOR) "." STRINGIFY(NUMAMALLOC_VERSION_MINOR) \
-    "." STRINGIFY(NUMAMALLOC_VERSION_PATCH)
 
 static const char usage_main[] =
     "usage: numamalloc COMMAND [OPTIONS] [ARGS]\n"
@@ -565,7 +561,7 @@ int main(int argc, char **argv)
     const char *name = argv[1];
     if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) help(usage_main);
     if (strcmp(name, "--version") == 0) {
-        printf("numamalloc %s\n", VERSION_TEXT);
+        printf("numamalloc %s\n", NUMAMALLOC_VERSION_STRING);
         finish();
     }
     if (strcmp(name, "help") == 0) {
