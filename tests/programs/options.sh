@@ -59,6 +59,11 @@ out=$(NUMAMALLOC_VERBOSE=1 NUMAMALLOC_POLICY=bind:999 NUMAMALLOC_HUGEPAGES=off N
 [[ "$out" == *"numamalloc: ignoring NUMAMALLOC_POLICY='bind:999': "* &&
    "$out" == *"policy local (first touch), huge pages off, purge delay 1000 ms (no background thread), cache 256.0 MiB per node, secure mode on, on error warn"* ]] ||
     { echo "NUMAMALLOC_VERBOSE=1 with a bad policy, no THP, secure, warn, no thread:"; printf '%s\n' "$out"; fail=1; }
+# A long policy is cut in the line, which stays one line.
+long=interleave:$(printf '0,%.0s' $(seq 300))0
+out=$(NUMAMALLOC_VERBOSE=1 NUMAMALLOC_POLICY="$long" LD_PRELOAD="$lib" "${prog[@]}" 2>&1)
+[ "$(printf '%s\n' "$out" | wc -l)" -eq 2 ] && [[ "$(printf '%s\n' "$out" | tail -n 1)" == *"..., huge pages "*", on error abort" ]] ||
+    { echo "NUMAMALLOC_VERBOSE=1 with a ${#long}-byte policy:"; printf '%s\n' "$out"; fail=1; }
 out=$(NUMAMALLOC_VERBOSE=1 NUMAMALLOC_POLICY=interleave:all LD_PRELOAD="$lib" "${prog[@]}" 2>&1)
 [[ "$out" == *"policy interleave:all, huge pages"* ]] || { echo "NUMAMALLOC_POLICY=interleave:all: $out"; fail=1; }
 

@@ -13,7 +13,10 @@
 #   - NUMAMALLOC_STATS_FILE=DIR/s.%p.%r.json writes it to that file (the
 #     pid and rank put in); a file that cannot be written: one warning line,
 #     the statistics on stderr;
-#   - NUMAMALLOC_STATS=1 with a file: the table goes to the file.
+#   - NUMAMALLOC_STATS=1 with a file: the table goes to the file;
+#   - a symbolic link in the file's place is not followed, a set-user-ID
+#     program run by another user writes no file, and a command name that
+#     is not UTF-8 still gives valid JSON.
 set -u
 root=${NM_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${NM_BUILD:-$root/build}
@@ -91,6 +94,32 @@ NUMAMALLOC_STATS=json NUMAMALLOC_STATS_FILE="$tmp/none/s.json" "$tmp/prog" >/dev
 head -n 1 "$tmp/err" | grep -qx "numamalloc: cannot write NUMAMALLOC_STATS_FILE='$tmp/none/s.json': statistics go to stderr" &&
     tail -n 1 "$tmp/err" | python3 -c 'import json,sys; json.loads(sys.stdin.read())' ||
     bad "an unwritable NUMAMALLOC_STATS_FILE: $(cat "$tmp/err")"
+# A symbolic link in the file's place is not followed (its target stays
+# as it was); the statistics go to stderr.
+echo keep >"$tmp/target"
+ln -s "$tmp/target" "$tmp/link.json"
+NUMAMALLOC_STATS=json NUMAMALLOC_STATS_FILE="$tmp/link.json" "$tmp/prog" >/dev/null 2>"$tmp/err"
+[ "$(cat "$tmp/target")" = keep ] && tail -n 1 "$tmp/err" | python3 -c 'import json,sys; json.loads(sys.stdin.read())' ||
+    bad "NUMAMALLOC_STATS_FILE naming a symbolic link: target now '$(head -c 80 "$tmp/target")', stderr $(head -c 200 "$tmp/err")"
+# A set-user-ID program run by another user (secure execution) creates no
+# file the environment names (when we are root and can run as nobody).
+if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
+    chmod 755 "$tmp" && cp "$tmp/prog" "$tmp/suid-prog" && chmod 4755 "$tmp/suid-prog"
+    setpriv --reuid=65534 --regid=65534 --clear-groups env NUMAMALLOC_STATS=json \
+        NUMAMALLOC_STATS_FILE=/tmp/nm-suid-stats.$$.json "$tmp/suid-prog" >/dev/null 2>"$tmp/err"
+    if [ -e /tmp/nm-suid-stats.$$.json ]; then
+        bad "a set-user-ID program wrote NUMAMALLOC_STATS_FILE"; rm -f /tmp/nm-suid-stats.$$.json
+    fi
+    tail -n 1 "$tmp/err" | python3 -c 'import json,sys; json.loads(sys.stdin.read())' ||
+        bad "a set-user-ID program: no statistics on stderr: $(head -c 200 "$tmp/err")"
+fi
+# A command name that is not UTF-8 (any bytes may name a file) still gives
+# valid JSON, the name's valid characters kept.
+weird=$tmp/$'prog-\xff\x01-\xc3\xa9'
+cp "$tmp/prog" "$weird"
+"$weird" >"$tmp/out" 2>/dev/null
+python3 -c 'import json,sys; s=json.loads(open(sys.argv[1]).read().splitlines()[1]); sys.exit(not s["command"].endswith("prog-\u00ff\u0001-\u00e9"))' "$tmp/out" ||
+    bad "a command name that is not UTF-8: $(sed -n 2p "$tmp/out" | head -c 300)"
 NUMAMALLOC_STATS=1 NUMAMALLOC_STATS_FILE="$tmp/table.%%.txt" "$tmp/prog" >/dev/null 2>"$tmp/err"
 grep -q '^numamalloc statistics$' "$tmp/table.%.txt" && [ ! -s "$tmp/err" ] ||
     bad "NUMAMALLOC_STATS=1 with a file: no table in $tmp/table.%.txt"

@@ -194,6 +194,13 @@ out=$("$tool" stat -m "$first" -o - -- "$tmp/policy_of_blocks" 2>/dev/null | hea
     bad "stat -m $first -o -: the program's first line is '$out'"
 "$tool" stat --json -o - -- true 2>/dev/null | python3 -c 'import json,sys; json.load(sys.stdin)' ||
     bad "stat --json -o -: standard output is not the JSON report"
+# A line of the program's own that starts as the library's JSON does but is
+# no whole object passes through to stderr, and the report stays valid.
+half='{"numamalloc":"9.9.9","pid":1,'
+"$tool" stat --json -o "$tmp/half.json" -- sh -c "echo '$half' >&2" >/dev/null 2>"$tmp/err" </dev/null
+grep -qxF "$half" "$tmp/err" || bad "stat: the program's half JSON line did not come through: $(cat "$tmp/err")"
+python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$tmp/half.json" ||
+    bad "stat --json: a half JSON line of the program made the report invalid"
 
 [ $fail -eq 0 ] && echo "numamalloc stat: counters, statistics, output pass-through, exit statuses as expected"
 exit $fail
