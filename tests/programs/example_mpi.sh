@@ -7,6 +7,9 @@
 #   preloaded   hooks on, and LD_PRELOAD=$NM_LIB for mpirun and every rank,
 #               with NUMAMALLOC_PURGE_DELAY_MS=0 NUMAMALLOC_CACHE_MB=0 so
 #               that freed memory goes back to the OS from inside free
+# A fourth run, linked, writes NUMAMALLOC_STATS=json to
+# NUMAMALLOC_STATS_FILE=rank%r.pid%p.json: one file per rank, each holding
+# its rank and pid.
 # Each run must end (a watchdog turns a hang, e.g. a deadlock between the
 # hooks and the allocator, into a failure) with status 0, and its output
 # must show: both ranks' vectors wholly on their node, the Allreduce
@@ -85,6 +88,26 @@ run_mpi preloaded yes LD_PRELOAD="$lib" NUMAMALLOC_VERBOSE=1 NUMAMALLOC_PURGE_DE
 # at least (a local daemon may add one).
 started=$(grep -c '^numamalloc: .*purge delay 0 ms' "$tmp/preloaded.out")
 [ "$started" -ge 3 ] || fail "preloaded: numamalloc started in $started processes, expected mpirun and 2 ranks"
+
+# Statistics per rank: NUMAMALLOC_STATS_FILE with %r and %p gives each rank
+# its own JSON file, named and filled with its rank (mpirun, not linked
+# with numamalloc, writes none).
+mkdir "$tmp/stats"
+run_mpi stats no NUMAMALLOC_STATS=json NUMAMALLOC_STATS_FILE="$tmp/stats/rank%r.pid%p.json"
+python3 - "$tmp/stats" <<'EOF' || fail "stats: not one JSON file per rank, named and filled with it"
+import glob, json, os, re, sys
+files = sorted(glob.glob(os.path.join(sys.argv[1], "*")))
+ranks = []
+for f in files:
+    m = re.fullmatch(r"rank(\d+)\.pid(\d+)\.json", os.path.basename(f))
+    s = json.load(open(f))
+    if not m or s["rank"] != int(m.group(1)) or s["pid"] != int(m.group(2)):
+        print("stats: %s holds rank %r pid %r" % (os.path.basename(f), s.get("rank"), s.get("pid")))
+        sys.exit(1)
+    ranks.append(s["rank"])
+print("stats files:", [os.path.basename(f) for f in files])
+sys.exit(0 if sorted(ranks) == [0, 1] else 1)
+EOF
 
 if [ $failures -ne 0 ]; then
     echo "example_mpi: $failures failure(s)"
