@@ -33,7 +33,7 @@ TEST_FLAGS = -std=gnu11 $(WARN) $(CFLAGS) -Iinclude -Isrc -pthread
 # Layers, bottom to top (see docs/design.md).  override.c alone defines the
 # libc symbols (malloc, free, ...); everything else is the nm_ API.
 LIB_SRC  = src/options.c src/os.c src/chunk.c src/topology.c src/policy.c src/segment.c src/arena.c src/page.c src/page_queue.c src/heap.c \
-           src/large.c src/purge.c src/stats.c src/tier.c src/region.c src/alloc.c src/override.c
+           src/large.c src/purge.c src/stats.c src/tier.c src/region.c src/prof.c src/alloc.c src/override.c
 LIB_HDR  = $(wildcard src/*.h) include/numamalloc.h
 LIB_OBJ  = $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
 TSAN_OBJ = $(LIB_SRC:src/%.c=$(BUILD)/tsan/%.o)
@@ -69,9 +69,11 @@ tests: $(UNIT_BIN) $(PRELOAD_BIN)
 $(BUILD)/obj/%.o: src/%.c $(LIB_HDR) | $(BUILD)/obj
 	$(CC) $(LIB_FLAGS) -c $< -o $@
 
+# -static-libgcc: the heap profiler's unwinder (libgcc's) is linked in, so
+# the library needs nothing at run time beyond libc.
 $(SO): $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,libnumamalloc.so.$(SOVERSION) -Wl,-z,now -Wl,--no-undefined \
-	    -o $@ $(LIB_OBJ) -pthread
+	    -static-libgcc -o $@ $(LIB_OBJ) -pthread
 	ln -sf libnumamalloc.so $(BUILD)/libnumamalloc.so.$(SOVERSION)
 
 $(ARCHIVE): $(LIB_OBJ)

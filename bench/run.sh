@@ -81,7 +81,10 @@ workload_table=(
 # settings): it is never counted as a peer, and the tables compare numamalloc
 # with it.  numamalloc_nothp measures what huge pages bring: numamalloc asks
 # for transparent huge pages on blocks of 2 MiB and more by default.
-# numamalloc_secure measures what secure mode costs, in every workload.
+# numamalloc_secure measures what secure mode costs, in every workload, and
+# numamalloc_prof what the heap profiler costs at its default rate (its
+# profiles go to /dev/null; with the profiler off, numamalloc itself is the
+# same library with nothing counted).
 nm_lib="${NM_LIB:-$root/build/libnumamalloc.so}"
 allocator_table=(
   "glibc            | -                        | libc6"
@@ -92,6 +95,7 @@ allocator_table=(
   "tbbmalloc        | libtbbmalloc_proxy.so.2  | libtbbmalloc2"
   "numamalloc_nothp | $nm_lib                  | -  | NUMAMALLOC_HUGEPAGES=off | large hugepages triad"
   "numamalloc_secure | $nm_lib                 | -  | NUMAMALLOC_SECURE=1 |"
+  "numamalloc_prof  | $nm_lib                  | -  | NUMAMALLOC_PROF=1 NUMAMALLOC_PROF_FILE=/dev/null |"
 )
 
 trim() { local s="$1"; s="${s#"${s%%[![:space:]]*}"}"; printf '%s' "${s%"${s##*[![:space:]]}"}"; }
@@ -443,10 +447,11 @@ label_of() { local m=$1; echo "${metric_label[$m]:-${m//_/ }}"; }
 declare -A alloc_color=(
     [numamalloc]="#d95f02" [numamalloc_secure]="#8c510a" [glibc]="#4d4d4d" [jemalloc]="#1b9e77"
     [mimalloc]="#7570b3" [tcmalloc]="#1f78b4" [tbbmalloc]="#c51b7d" [numamalloc_nothp]="#a6761d"
+    [numamalloc_prof]="#e7298a"
 )
 declare -A alloc_point=(
     [numamalloc]=7 [numamalloc_secure]=5 [glibc]=1 [jemalloc]=2 [mimalloc]=4 [tcmalloc]=6 [tbbmalloc]=8
-    [numamalloc_nothp]=9
+    [numamalloc_nothp]=9 [numamalloc_prof]=3
 )
 color_of() { echo "${alloc_color[$1]:-#000000}"; }
 draw_plots() {

@@ -548,6 +548,28 @@ void nm_stats_print(int fd);
  * prints it at exit. */
 size_t nm_stats_json(char *buf, size_t len);
 
+/* ---- Heap profiler ----------------------------------------------------- */
+
+/* With NUMAMALLOC_PROF=1 (or prof:true in NUMAMALLOC_CONF) numamalloc
+ * samples allocations, one per NUMAMALLOC_PROF_SAMPLE bytes allocated on
+ * average (default 512 KiB; 1: every allocation), each with its call
+ * stack, and writes a heap profile at exit, on NUMAMALLOC_PROF_SIGNAL
+ * (USR1 or USR2) and when the program calls nm_prof_dump.  Per call site:
+ * the blocks and bytes live, on which node their pages are, allocated and
+ * freed totals, the blocks freed by a thread of another node than theirs,
+ * and the live blocks the kernel placed outside the nodes their policy
+ * names.  The profile is pprof's text heap profile with comment lines
+ * that carry the per-node figures; `numamalloc prof report FILE` prints
+ * the top sites and draws a flame graph.  Off, the profiler costs nothing:
+ * the allocation fast paths are the same.
+ *
+ * Write a profile of the process now to `path`, or, with NULL, to
+ * NUMAMALLOC_PROF_FILE (default "numamalloc.%p.heap"; %p the pid, %r the
+ * MPI or Slurm rank, %n the number of profiles written before).  Returns
+ * 0, or -1 with errno: EINVAL when the profiler is off, or what opening or
+ * writing the file failed with.  Does not allocate. */
+int nm_prof_dump(const char *path);
+
 #ifdef __cplusplus
 }
 #endif

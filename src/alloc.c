@@ -18,6 +18,7 @@
 #include "numamalloc.h"
 #include "options.h"
 #include "policy.h"
+#include "prof.h"
 #include "purge.h"
 
 /* ---- errors -------------------------------------------------------------------- */
@@ -58,6 +59,30 @@ static struct nm_arena *large_arena(size_t size)
     if (nm_proc.interleave_arena && size >= nm_opt.interleave_above) return nm_proc.interleave_arena;
     if (nm_proc.policy_arena) return nm_proc.policy_arena;
     return nm_first_touch_arena(nm_topology_home_node());
+}
+
+/* The one way to a large block: a span of arena `a`, or, when the
+ * profiler's countdown says so, a sampled one (prof.h). */
+static void *large_alloc(size_t size, size_t alignment, struct nm_arena *a, bool zero)
+{
+    if (nm_unlikely(nm_prof_counts(size))) {
+        void *p = nm_prof_alloc(a, size, alignment, zero);
+        if (p) return p;
+    }
+    return nm_large_alloc(size, alignment, a, zero);
+}
+
+/* Resize the large block of span `s` (large.h), keeping the profiler's
+ * record of a sampled one across a move. */
+static void *large_resize(struct nm_segment *s, size_t size)
+{
+    uint32_t site = nm_unlikely(s->prof.site) ? nm_prof_detach(s) : 0;
+    void *q = nm_large_resize(s, size);
+    if (site) {
+        if (q) nm_prof_attach(nm_segment_find(q), site, size);
+        else nm_prof_attach(s, site, s->prof.size);
+    }
+    return q;
 }
 
 /* A heap made by nm_heap_new: an owned arena bound by the policy, and an id
@@ -111,7 +136,7 @@ nm_noinline void *nm_alloc_slow(size_t size, bool zero)
 {
     if (size > PTRDIFF_MAX) { errno = ENOMEM; return NULL; }
     int saved = errno;
-    void *p = nm_large_alloc(size, 0, large_arena(size), zero);
+    void *p = large_alloc(size, 0, large_arena(size), zero);
     nm_heap_tick();
     nm_purge_safe_point();
     if (p) errno = saved;
@@ -136,7 +161,7 @@ nm_export void *nm_aligned_alloc(size_t alignment, size_t size)
     if (alignment <= NM_MEDIUM_MAX && size <= NM_MEDIUM_MAX)
         return nm_heap_alloc_aligned(nm_tls_heap, size, alignment);
     int saved = errno;
-    void *p = nm_large_alloc(size, alignment, large_arena(size), false);
+    void *p = large_alloc(size, alignment, large_arena(size), false);
     if (p) errno = saved;
     return p;
 }
@@ -157,6 +182,7 @@ nm_noinline void nm_free_slow(void *p, const char *fn)
     case BLOCK_LIVE:
         if (!ref.page) {
             nm_heap_note_free(ref.segment);
+            if (nm_unlikely(ref.segment->prof.site)) nm_prof_free(ref.segment);
             if (!nm_large_free(ref.segment)) report_double_free(fn, p);
             nm_heap_tick();
         } else if (nm_proc.secure) {
@@ -226,10 +252,14 @@ static void *realloc_block(void *p, size_t size, struct nm_arena *into, const ch
     struct nm_arena *home = ref.segment->arena;
     if (!into || into == home) {
         into = home;
-        if (size <= ref.usable && size >= ref.usable / 2) return p;
+        if (size <= ref.usable && size >= ref.usable / 2) {
+            if (nm_unlikely(!ref.page && ref.segment->prof.site))
+                nm_prof_attach(ref.segment, nm_prof_detach(ref.segment), size);
+            return p;
+        }
         if (!ref.page && size > NM_MEDIUM_MAX) {
             int saved = errno;
-            void *q = nm_large_resize(ref.segment, size);
+            void *q = large_resize(ref.segment, size);
             errno = saved;
             if (q) return q;
         }
@@ -292,7 +322,7 @@ nm_export void *nm_malloc_onnode(size_t size, int node)
     if (nm_likely(size <= NM_DIRECT_MAX)) return nm_heap_alloc_small(h, size);
     if (nm_likely(size <= NM_MEDIUM_MAX)) return nm_heap_alloc_medium(h, size);
     if (size > PTRDIFF_MAX) { errno = ENOMEM; return NULL; }
-    return nm_large_alloc(size, 0, nm_bound_arena(index), false);
+    return large_alloc(size, 0, nm_bound_arena(index), false);
 }
 
 nm_export void *nm_calloc_onnode(size_t count, size_t size, int node)
@@ -303,7 +333,7 @@ nm_export void *nm_calloc_onnode(size_t count, size_t size, int node)
         int index;
         if (!node_heap(node, &index)) return NULL;
         if (bytes > PTRDIFF_MAX) { errno = ENOMEM; return NULL; }
-        return nm_large_alloc(bytes, 0, nm_bound_arena(index), true);
+        return large_alloc(bytes, 0, nm_bound_arena(index), true);
     }
     void *p = nm_malloc_onnode(bytes, node);
     if (p) memset(p, 0, bytes);
@@ -361,7 +391,7 @@ nm_export void *nm_heap_malloc(nm_heap_t *uh, size_t size)
     if (nm_likely(size <= NM_DIRECT_MAX)) return nm_heap_alloc_small(h, size);
     if (nm_likely(size <= NM_MEDIUM_MAX)) return nm_heap_alloc_medium(h, size);
     if (size > PTRDIFF_MAX) { errno = ENOMEM; return NULL; }
-    return nm_large_alloc(size, 0, &uh->arena, false);
+    return large_alloc(size, 0, &uh->arena, false);
 }
 
 nm_export void *nm_heap_calloc(nm_heap_t *uh, size_t count, size_t size)
@@ -371,7 +401,7 @@ nm_export void *nm_heap_calloc(nm_heap_t *uh, size_t count, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    if (bytes > NM_MEDIUM_MAX) return nm_large_alloc(bytes, 0, &uh->arena, true);
+    if (bytes > NM_MEDIUM_MAX) return large_alloc(bytes, 0, &uh->arena, true);
     void *p = nm_heap_malloc(uh, bytes);
     if (p) memset(p, 0, bytes);
     return p;
@@ -386,7 +416,7 @@ nm_export void *nm_heap_aligned_alloc(nm_heap_t *uh, size_t alignment, size_t si
         struct nm_heap *h = nm_heap_user(&uh->arena, uh->id);
         return h ? nm_heap_alloc_aligned(h, size, alignment) : NULL;
     }
-    return nm_large_alloc(size, alignment, &uh->arena, false);
+    return large_alloc(size, alignment, &uh->arena, false);
 }
 
 nm_export void *nm_heap_realloc(nm_heap_t *uh, void *p, size_t size)

@@ -176,7 +176,16 @@ struct nm_process {
     uintptr_t canary_key;           /* random: secure mode's canaries and size tags (heap.c) */
     bool secure;                    /* NUMAMALLOC_SECURE (here, beside the keys the fast
                                        paths load, for free's one test) */
+    bool slow_allocs;               /* every allocation of a heap takes the heap's slow
+                                       path (direct[] stays empty): secure mode, the
+                                       profiler */
     bool bind_segments;             /* false when the process has its own policy */
+    /* The heap profiler, once it is ready (prof.h: nm_prof_alloc; NULL while
+     * it is off): an allocation of `size` bytes for arena `a` that crossed
+     * its thread's sampling countdown, as a sampled block, or NULL to serve
+     * it the usual way.  Heaps call it through this pointer: the profiler
+     * is a layer above them. */
+    void *(*_Atomic sample_alloc)(struct nm_arena *a, size_t size, size_t alignment, bool zero);
     /* NUMAMALLOC_POLICY, NUMAMALLOC_INTERLEAVE_ABOVE: the arena every thread
      * heap and large block comes from instead of the node-local ones (NULL:
      * node-local), and the one for large blocks of at least

@@ -31,6 +31,7 @@
 struct nm_heap nm_heap_empty = { .node_word = &nm_heap_empty.node_seen,
                                  .direct = { [0 ... NM_DIRECT_SLOTS - 1] = &nm_empty_page } };
 __thread struct nm_heap *nm_tls_heap __attribute__((tls_model("initial-exec"))) = &nm_heap_empty;
+__thread int64_t nm_tls_sample_left __attribute__((tls_model("initial-exec")));
 __thread struct nm_heap *nm_tls_node_heap[NM_MAX_NODES] __attribute__((tls_model("initial-exec")));
 __thread int64_t nm_tls_last_node_id __attribute__((tls_model("initial-exec"))) = NM_NO_LAST_NODE;
 __thread struct nm_user_slot nm_tls_user[NM_USER_SLOTS] __attribute__((tls_model("initial-exec")));
@@ -1629,12 +1630,32 @@ static inline bool heap_node_current(struct nm_heap *h)
     return nm_topo.node_count < 2 || !a || !nm_arena_is_local(a);
 }
 
+/* Every allocation of a heap comes here while nm_proc.slow_allocs is set:
+ * the profiler's countdown first (its sampled block comes from the heap's
+ * arena), then secure mode's blocks, else the class's first page as the
+ * fast path would pop it. */
+static nm_noinline void *heap_alloc_counted(struct nm_heap *h, size_t size, size_t alignment)
+{
+    void *(*sample)(struct nm_arena *, size_t, size_t, bool) =
+        atomic_load_explicit(&nm_proc.sample_alloc, memory_order_relaxed);
+    if (sample && (nm_tls_sample_left -= (int64_t)size) < 0) {
+        int saved = errno;
+        void *p = sample(atomic_load_explicit(&h->arena, memory_order_relaxed), size, alignment, false);
+        errno = saved;
+        if (p) return p;
+    }
+    if (nm_proc.secure) return nm_heap_alloc_secure(h, size, alignment);
+    unsigned cls = alignment > 16 ? nm_aligned_class(size, alignment) : nm_size_class(size);
+    struct nm_page *pg = h->queue[cls].first;
+    return pg ? nm_heap_pop(h, pg, cls) : nm_heap_alloc_class(h, cls);
+}
+
 void *nm_heap_alloc_slow(struct nm_heap *h, size_t size, size_t alignment)
 {
     /* A thread's first allocation sets up its heap, and the process's
      * first one reads the options: secure mode is known from here on. */
     if (h == &nm_heap_empty && !(h = nm_heap_get())) return NULL;
-    if (nm_unlikely(nm_proc.secure)) return nm_heap_alloc_secure(h, size, alignment);
+    if (nm_unlikely(nm_proc.slow_allocs)) return heap_alloc_counted(h, size, alignment);
     if (alignment > 16) return nm_heap_alloc_class(h, nm_aligned_class(size, alignment));
     unsigned cls = nm_size_class(size);
     /* A thread that frees what others allocated takes it back here, at

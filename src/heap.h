@@ -166,6 +166,12 @@ static inline void nm_count(_Atomic uint64_t *c, uint64_t n)
  * takes the slow path, which sets up the thread's real heap. */
 extern struct nm_heap nm_heap_empty;
 extern __thread struct nm_heap *nm_tls_heap __attribute__((tls_model("initial-exec")));
+/* The heap profiler's sampling countdown (prof.h): bytes the calling thread
+ * may still allocate before its next sampled allocation.  Counted only
+ * while the profiler is on, by the slow paths every allocation then takes;
+ * an allocation that takes it below zero goes to nm_proc.sample_alloc,
+ * which draws the next interval. */
+extern __thread int64_t nm_tls_sample_left __attribute__((tls_model("initial-exec")));
 /* The thread's heaps for nm_malloc_onnode, by dense node index (NULL until
  * used), and the kernel node id asked for last with its heap.  The id is
  * kept wider than an int so that "none yet" (NM_NO_LAST_NODE) equals no
@@ -311,12 +317,13 @@ static inline void *nm_heap_alloc_small(struct nm_heap *h, size_t size)
 
 /* A block of class `cls`, for `size` bytes aligned to `alignment` (medium
  * sizes, aligned requests): the class's first page.  An empty queue (also
- * a thread's first allocation) or secure mode takes the slow path. */
+ * a thread's first allocation), secure mode or the profiler takes the slow
+ * path. */
 static inline void *nm_heap_alloc_in_class(struct nm_heap *h, unsigned cls, size_t size,
                                            size_t alignment)
 {
     struct nm_page *pg = h->queue[cls].first;
-    if (nm_unlikely(pg == NULL || nm_proc.secure)) return nm_heap_alloc_slow(h, size, alignment);
+    if (nm_unlikely(pg == NULL || nm_proc.slow_allocs)) return nm_heap_alloc_slow(h, size, alignment);
     return nm_heap_pop(h, pg, cls);
 }
 

@@ -15,8 +15,11 @@
  */
 #include "options.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
+#include <unistd.h>
 
 #include "os.h"
 
@@ -39,6 +42,10 @@ struct nm_options nm_opt = {
     .policy = NULL,
     .policy_from = "NUMAMALLOC_POLICY",
     .interleave_above = 0,
+    .prof = false,
+    .prof_sample = 512 * NM_KiB,
+    .prof_file = "numamalloc.%p.heap",
+    .prof_signal = 0,
 };
 
 /* ---- finding a variable without malloc ----------------------------------- */
@@ -108,6 +115,10 @@ static const struct option_choice stats_choices[] = {
     { "1", NM_STATS_TEXT }, { "yes", NM_STATS_TEXT }, { "on", NM_STATS_TEXT }, { "true", NM_STATS_TEXT },
     { "text", NM_STATS_TEXT }, { "json", NM_STATS_JSON }, { NULL, 0 },
 };
+static const struct option_choice signal_choices[] = {
+    { "0", 0 }, { "off", 0 }, { "USR1", SIGUSR1 }, { "SIGUSR1", SIGUSR1 },
+    { "USR2", SIGUSR2 }, { "SIGUSR2", SIGUSR2 }, { NULL, 0 },
+};
 static const struct option_choice on_error_choices[] = {
     { "abort", NM_ON_ERROR_ABORT }, { "warn", NM_ON_ERROR_WARN }, { NULL, 0 },
 };
@@ -131,6 +142,13 @@ static const struct option_desc options[] = {
       "weighted-interleave:NODES" },
     { "NUMAMALLOC_INTERLEAVE_ABOVE", OPT_SIZE, &nm_opt.interleave_above, 1, NULL,
       "a size in bytes, or with K, M, G or T (0 = off)" },
+    { "NUMAMALLOC_PROF", OPT_BOOL, &nm_opt.prof, 0, NULL, "0 or 1" },
+    { "NUMAMALLOC_PROF_SAMPLE", OPT_SIZE, &nm_opt.prof_sample, 1, NULL,
+      "a size in bytes, or with K, M, G or T (1 = every allocation)" },
+    { "NUMAMALLOC_PROF_FILE", OPT_TEXT, &nm_opt.prof_file, 0, NULL,
+      "a file name (%p: pid, %r: rank, %n: dump number)" },
+    { "NUMAMALLOC_PROF_SIGNAL", OPT_CHOICE, &nm_opt.prof_signal, 0, signal_choices,
+      "USR1, USR2 or 0" },
 };
 
 /* The `n` characters at `s`, all decimal digits (at least one), times
@@ -456,4 +474,34 @@ void nm_options_init(void)
     done = true;
     const struct nm_option_source env = { environment, environment_next, NULL };
     nm_options_parse(&env, &nm_conf ? nm_conf : NULL, 2);
+    /* A set-user-ID program (or one with capabilities) writes no profile
+     * to a file its environment names. */
+    if (nm_opt.prof && getauxval(AT_SECURE)) {
+        nm_opt.prof = false;
+        nm_os_warn("NUMAMALLOC_PROF ignored in a set-user-ID program");
+    }
+}
+
+bool nm_file_name(const char *pattern, long number, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (const char *c = pattern; *c; c++) {
+        nm_line l = { .len = 0 };
+        if (c[0] == '%' && (c[1] == 'p' || c[1] == 'r' || (c[1] == 'n' && number >= 0))) {
+            long v = c[1] == 'p' ? (long)getpid() : c[1] == 'r' ? nm_process_rank() : number;
+            if (v >= 0) nm_line_u64(&l, (uint64_t)v);
+            else nm_line_str(&l, "none");
+            c++;
+        } else if (c[0] == '%' && c[1] == '%') {
+            nm_line_str(&l, "%");
+            c++;
+        } else {
+            l.data[l.len++] = *c;
+        }
+        if (n + l.len >= cap) return false;
+        memcpy(out + n, l.data, l.len);
+        n += l.len;
+    }
+    out[n] = '\0';
+    return true;
 }

@@ -34,6 +34,12 @@ struct nm_options {
     const char *policy_from;        /* where `policy` was set (its variable, NUMAMALLOC_CONF
                                        or nm_conf), for the warning when it is checked */
     uint64_t interleave_above;      /* NUMAMALLOC_INTERLEAVE_ABOVE: bytes; 0 = off */
+    bool prof;                      /* NUMAMALLOC_PROF: the heap profiler (prof.h) */
+    uint64_t prof_sample;           /* NUMAMALLOC_PROF_SAMPLE: mean bytes between samples
+                                       (0 or 1: every allocation) */
+    const char *prof_file;          /* NUMAMALLOC_PROF_FILE: where profiles go (%p: pid,
+                                       %r: rank, %n: the dump's number) */
+    int prof_signal;                /* NUMAMALLOC_PROF_SIGNAL: dump on this signal; 0: none */
 };
 
 extern struct nm_options nm_opt;
@@ -66,6 +72,11 @@ struct nm_option_source {
  * What nm_options_init does with the environment, the program's nm_conf
  * and fd 2. */
 void nm_options_parse(const struct nm_option_source *src, const char *builtin_conf, int warn_fd);
+
+/* File name `pattern` with %p (the pid), %r (the MPI or Slurm rank,
+ * "none" without one), %n (`number`; with number < 0 left as it is) put in
+ * and %% as %, into `out` of `cap` bytes; false when it does not fit. */
+bool nm_file_name(const char *pattern, long number, char *out, size_t cap);
 
 /* The MPI or Slurm rank of this process, from the variables the launchers
  * set (Open MPI's OMPI_COMM_WORLD_RANK, PMI_RANK, PMIX_RANK, Slurm's

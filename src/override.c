@@ -36,6 +36,7 @@
 #include "alloc.h"
 #include "numamalloc.h"
 #include "options.h"
+#include "prof.h"
 #include "purge.h"
 
 #define nm_libc_export __attribute__((visibility("default"), used))
@@ -311,13 +312,28 @@ nm_libc_export void nm_libc(_ZdaPvSt11align_val_tRKSt9nothrow_t)(void *p) nm_ali
 
 /* ---- process hooks ---------------------------------------------------------------------- */
 
-/* Nothing is locked, so the child can allocate at once.  The pop flags of
+/* The profiler's lock is held across the fork, so its tables are whole
+ * in the child. */
+static void before_fork(void)
+{
+    nm_prof_before_fork();
+    nm_purge_before_fork();
+}
+
+static void after_fork_in_parent(void)
+{
+    nm_purge_after_fork_parent();
+    nm_prof_after_fork(false);
+}
+
+/* Nothing else is locked, so the child can allocate at once.  The pop flags of
  * the arena stacks are cleared, in case a thread that does not exist in the
  * child held one, and the heaps of those threads go to their arenas as at
  * thread exit: the child's threads adopt their segments, so the parent's
  * blocks are freed, reused and given back in the child too. */
 static void after_fork_in_child(void)
 {
+    nm_prof_after_fork(true);
     nm_purge_after_fork_child();
     nm_arenas_after_fork();
     nm_heap_after_fork();
@@ -336,38 +352,6 @@ static bool same_file(int fd)
 {
     struct stat st;
     return fstat(fd, &st) == 0 && st.st_dev == stats_dev && st.st_ino == stats_ino;
-}
-
-/* NUMAMALLOC_STATS_FILE with %p (the pid) and %r (the MPI or Slurm rank,
- * "none" without one) put in, %% as %; false when it does not fit. */
-static bool stats_file_name(char *out, size_t cap)
-{
-    size_t n = 0;
-    for (const char *c = nm_opt.stats_file; *c; c++) {
-        char number[24];
-        const char *add = number;
-        if (c[0] == '%' && (c[1] == 'p' || c[1] == 'r')) {
-            long v = c[1] == 'p' ? (long)getpid() : nm_process_rank();
-            nm_line l = { .len = 0 };
-            if (v >= 0) nm_line_u64(&l, (uint64_t)v);
-            else nm_line_str(&l, "none");
-            memcpy(number, l.data, l.len);
-            number[l.len] = '\0';
-            c++;
-        } else if (c[0] == '%' && c[1] == '%') {
-            add = "%";
-            c++;
-        } else {
-            number[0] = *c;
-            number[1] = '\0';
-        }
-        size_t len = strlen(add);
-        if (n + len >= cap) return false;
-        memcpy(out + n, add, len);
-        n += len;
-    }
-    out[n] = '\0';
-    return true;
 }
 
 static void write_all(int fd, const char *text, size_t len)
@@ -398,7 +382,7 @@ static void print_stats_at_exit(void)
      * truncate a file the environment names: its statistics go to stderr. */
     if (nm_opt.stats_file && !getauxval(AT_SECURE)) {
         char path[4096];
-        int fd = stats_file_name(path, sizeof path)
+        int fd = nm_file_name(nm_opt.stats_file, -1, path, sizeof path)
                      ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644) : -1;
         if (fd >= 0) {
             print_stats(fd);
@@ -474,6 +458,13 @@ static void print_configuration(void)
     nm_line_size(&l, nm_opt.cache_bytes);
     nm_line_str(&l, " per node, secure mode ");
     nm_line_str(&l, nm_proc.secure ? "on" : "off");
+    if (atomic_load(&nm_proc.sample_alloc)) {
+        nm_line_str(&l, ", heap profiler on (a sample per ");
+        nm_line_size(&l, nm_opt.prof_sample > 1 ? nm_opt.prof_sample : 1);
+        nm_line_str(&l, ", to ");
+        nm_line_value(&l, nm_opt.prof_file);
+        nm_line_str(&l, ")");
+    }
     nm_line_str(&l, ", on error ");
     nm_line_str(&l, nm_opt.on_error == NM_ON_ERROR_WARN ? "warn" : "abort");
     nm_line_str(&l, "\n");
@@ -483,8 +474,9 @@ static void print_configuration(void)
 __attribute__((constructor)) static void numamalloc_start(void)
 {
     nm_heap_init();
-    (void)pthread_atfork(nm_purge_before_fork, nm_purge_after_fork_parent, after_fork_in_child);
+    (void)pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
     nm_purge_init();
+    nm_prof_init();
     if (nm_opt.stats_at_exit) {
         keep_stderr_for_stats();
         atexit(print_stats_at_exit);

@@ -18,7 +18,7 @@ struct nm_page nm_empty_page;
 void nm_queue_direct_update(struct nm_heap *h, unsigned cls)
 {
     /* Secure mode: every allocation takes the slow path (heap.h). */
-    if (nm_class_size[cls] > NM_DIRECT_MAX || nm_proc.secure) return;
+    if (nm_class_size[cls] > NM_DIRECT_MAX || nm_proc.slow_allocs) return;
     struct nm_page *pg = h->queue[cls].first ? h->queue[cls].first : &nm_empty_page;
     size_t lo = cls == 0 ? 0 : (nm_class_size[cls - 1] + 16) >> 4;
     size_t hi = nm_class_size[cls] >> 4;

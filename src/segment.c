@@ -56,6 +56,7 @@ void nm_segment_init(void)
     nm_proc.check_key = mix64(key + 0xD1B54A32D192ED03ull);
     nm_proc.canary_key = mix64(key ^ 0x2545F4914F6CDD1Dull);
     nm_proc.secure = nm_opt.secure;
+    nm_proc.slow_allocs = nm_opt.secure || nm_opt.prof;
     map_lazy_init();
 }
 

@@ -196,6 +196,19 @@ struct nm_segment {
                                        its block space up to block_size rounded down to
                                        2 MiB have MADV_HUGEPAGE and the rest NOHUGEPAGE
                                        (large.c: thp_extent, span_thp_advise) */
+    /* The heap profiler's record of the block when it was sampled (prof.h):
+     *   prof.site != 0  <=>  the block is live, sampled, and on the list of
+     *       live blocks of site prof.site (prof.next, prof.prev), or being
+     *       resized (off the list until nm_prof_attach);
+     * set and cleared under the profiler's lock; 0 in every other span. */
+    struct nm_prof_mark {
+        uint32_t site;              /* index of its call stack's site in prof.c's table */
+        int16_t node_seen;          /* a dump's answer: the node its first page is on
+                                       (dense index), -1: not known */
+        bool mismatched;            /* a dump's answer: outside the nodes its arena names */
+        size_t size;                /* bytes the program asked for */
+        struct nm_segment *next, *prev;
+    } prof;
 
     struct nm_page pages[];         /* small and medium only */
 };

@@ -28,6 +28,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <strings.h>
 
@@ -124,7 +125,8 @@ static bool model_size(const char *s, uint64_t unit, uint64_t *out)
 static const char *const model_names[] = {
     "NUMAMALLOC_VERBOSE", "NUMAMALLOC_STATS", "NUMAMALLOC_STATS_FILE", "NUMAMALLOC_PURGE_DELAY_MS", "NUMAMALLOC_CACHE_MB",
     "NUMAMALLOC_PURGE_THREAD", "NUMAMALLOC_HUGEPAGES", "NUMAMALLOC_ON_ERROR", "NUMAMALLOC_SECURE",
-    "NUMAMALLOC_SYSFS_ROOT", "NUMAMALLOC_POLICY", "NUMAMALLOC_INTERLEAVE_ABOVE",
+    "NUMAMALLOC_SYSFS_ROOT", "NUMAMALLOC_POLICY", "NUMAMALLOC_INTERLEAVE_ABOVE", "NUMAMALLOC_PROF",
+    "NUMAMALLOC_PROF_SAMPLE", "NUMAMALLOC_PROF_FILE", "NUMAMALLOC_PROF_SIGNAL",
 };
 #define OPTION_COUNT (sizeof model_names / sizeof model_names[0])
 #define POLICY 10
@@ -160,6 +162,18 @@ static bool model_apply(size_t i, const char *v, struct nm_options *want)
     case 9: if (!*v) return false; want->sysfs_root = v; return true;
     case POLICY: if (!*v) return false; want->policy = v; return true;
     case 11: return model_size(v, 1, &want->interleave_above);
+    case 12: return model_bool(v, &want->prof);
+    case 13: return model_size(v, 1, &want->prof_sample);
+    case 14: if (!*v) return false; want->prof_file = v; return true;
+    case 15: {
+        static const struct { const char *text; int signal; } signals[] = {
+            { "0", 0 }, { "off", 0 }, { "USR1", SIGUSR1 }, { "SIGUSR1", SIGUSR1 },
+            { "USR2", SIGUSR2 }, { "SIGUSR2", SIGUSR2 },
+        };
+        for (size_t k = 0; k < sizeof signals / sizeof signals[0]; k++)
+            if (!strcmp(v, signals[k].text)) { want->prof_signal = signals[k].signal; return true; }
+        return false;
+    }
     }
     return false;
 }
@@ -354,6 +368,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(nm_opt.interleave_above == want.interleave_above, "%llu, model %llu",
                (unsigned long long)nm_opt.interleave_above,
                (unsigned long long)want.interleave_above);
+    FUZZ_CHECK(nm_opt.prof == want.prof);
+    FUZZ_CHECK(nm_opt.prof_sample == want.prof_sample, "%llu, model %llu",
+               (unsigned long long)nm_opt.prof_sample, (unsigned long long)want.prof_sample);
+    FUZZ_CHECK(!strcmp(nm_opt.prof_file, want.prof_file), "'%s', model '%s'", nm_opt.prof_file,
+               want.prof_file);
+    FUZZ_CHECK(nm_opt.prof_signal == want.prof_signal);
 
     /* The warnings: one whole line per problem, in the model's order, each
      * starting as expected; a "did you mean" names the closest option. */
