@@ -193,13 +193,11 @@ static void live_unlink(struct nm_segment *s)
 void *nm_prof_alloc(struct nm_arena *a, size_t size, size_t alignment, bool zero)
 {
     if (nm_unlikely(prof_rng == 0)) {
-        /* The thread's first count: seed, and start from a drawn interval
-         * (unless every allocation is sampled). */
+        /* The thread's first count (its countdown started at 0): seed, and
+         * count this allocation against a drawn interval instead. */
         prof_rng = (prof.seed ^ ((uintptr_t)&prof_rng * 0x9E3779B97F4A7C15ull)) | 1;
-        if (prof.mean > 1) {
-            nm_tls_sample_left = next_interval();
-            return NULL;
-        }
+        nm_tls_sample_left = next_interval() - (int64_t)size;
+        if (nm_tls_sample_left >= 0) return NULL;
     }
     nm_tls_sample_left = next_interval();
     if (prof_busy) return NULL;

@@ -18,7 +18,8 @@
  *   sampled  at the default kind of rate (64 KiB here), 64 MiB allocated
  *            at one site in 1000-byte blocks is estimated, by pprof's rule
  *            (each sample divided by 1 - exp(-size / rate)), within 20%
- *            (about 1000 samples: 7 standard deviations).
+ *            (about 1000 samples: 7 standard deviations); a thread's very
+ *            first allocation, 4 MiB, is sampled as any other would be.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -85,6 +86,13 @@ __attribute__((noinline)) static void *site_stream(size_t n)
     return p;
 }
 
+__attribute__((noinline)) static void *site_first(size_t n)
+{
+    void *p = malloc(n);
+    memset(p, 6, 64);
+    return p;
+}
+
 /* The site functions, to find which one a return address is in: the one
  * that starts closest below it (they are a few dozen bytes long). */
 static const struct {
@@ -93,6 +101,7 @@ static const struct {
 } sites[] = {
     { "kept", site_kept }, { "leak", site_leak }, { "large", site_large },
     { "handed", site_handed }, { "child", site_child }, { "stream", site_stream },
+    { "first", site_first },
 };
 #define SITE_COUNT (sizeof sites / sizeof sites[0])
 
@@ -301,8 +310,21 @@ static void exact(void)
     }
 }
 
+static void *first_allocation(void *arg)
+{
+    (void)arg;
+    return site_first(4 << 20);
+}
+
 static void sampled(void)
 {
+    /* A thread's very first allocation counts like any other: 4 MiB at a
+     * 64 KiB mean is sampled with probability 1 - exp(-64). */
+    pthread_t t;
+    void *first;
+    REQUIRE(pthread_create(&t, NULL, first_allocation, NULL) == 0, "pthread_create");
+    pthread_join(t, &first);
+
     enum { BLOCK = 1000, COUNT = 64 << 10 };   /* 64 MiB in all */
     for (int i = 0; i < COUNT; i++) free(site_stream(BLOCK));
     char path[256];
@@ -317,6 +339,10 @@ static void sampled(void)
            est / (1 << 20), truth / (1 << 20));
     CHECK(est > truth * 0.8 && est < truth * 1.2, "estimated %.0f bytes, allocated %.0f", est, truth);
     CHECK(s->live_blocks == 0, "stream: %lu live, all were freed", s->live_blocks);
+    const struct site_figures *f = &pr.site[site_named("first")];
+    CHECK(f->live_blocks == 1 && f->live_bytes == 4 << 20,
+          "a thread's first allocation (4 MiB) was not sampled: %lu live blocks", f->live_blocks);
+    free(first);
 }
 
 static void remove_dir(void)
