@@ -540,6 +540,9 @@ static void print_table(FILE *out, const struct profile *p, const struct report_
         }
     }
     free(order);
+    if (p->version)
+        fprintf(out, "\ncross-node: freed by a thread on another node than the block's memory;\n"
+                     "mismatched: live, its first page outside the nodes its policy names\n");
 
     struct site total = { 0 };
     uint64_t *node_total = xcalloc((size_t)p->node_count, sizeof *node_total);
@@ -569,9 +572,9 @@ static void print_table(FILE *out, const struct profile *p, const struct report_
     if (p->version) {
         fprintf(out, "  freed             %12s in %" PRIu64 " %s\n", format_bytes(a, total.est_freed),
                 total.est_freed_objs, plural(total.est_freed_objs, "block", "blocks"));
-        fprintf(out, "  cross-node frees  %12s in %" PRIu64 " %s (freed by a thread on another node)\n",
+        fprintf(out, "  cross-node frees  %12s in %" PRIu64 " %s\n",
                 format_bytes(a, total.est_cross), total.est_cross_objs, plural(total.est_cross_objs, "block", "blocks"));
-        fprintf(out, "  mismatched        %12s in %" PRIu64 " %s (live, first page outside the policy's nodes)\n",
+        fprintf(out, "  mismatched        %12s in %" PRIu64 " %s\n",
                 format_bytes(a, total.est_mismatched), total.est_mismatched_objs,
                 plural(total.est_mismatched_objs, "block", "blocks"));
     }
