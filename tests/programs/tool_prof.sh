@@ -140,6 +140,7 @@ exec 3>&-
 wait $prog_pid
 [ -s "$tmp/maps" ] && grep -q '^main ' "$tmp/addresses" || { echo "FAIL: no addresses or maps from the test program"; exit 1; }
 python3 "$tmp/gen.py" "$tmp/addresses" "$tmp/maps" 1 0,1 >"$tmp/hand.heap" || exit 1
+h=$tmp/hand.heap
 python3 "$tmp/gen.py" "$tmp/addresses" "$tmp/maps" 524288 0,1 >"$tmp/sampled.heap" || exit 1
 python3 "$tmp/gen.py" "$tmp/addresses" "$tmp/maps" 524288 0,1,2,3 >"$tmp/four.heap" || exit 1
 
@@ -312,6 +313,34 @@ grep -A2 'alloc_large < main' "$tmp/four.table" | grep -qE '^ +live by node 0:0 
 grep -A1 ' live bytes by node' "$tmp/hand.table" >/dev/null
 grep -qE '^  node 0 +4\.3 MiB +50\.0%$' "$tmp/hand.table" || bad "per-node totals: $(grep -A3 'by node' "$tmp/hand.table")"
 
+# ---- prof PROGRAM finding the files: a stand-in for the library ----------------------------
+# A script that writes what the library would (the hand-written profile
+# with its own pid, at NUMAMALLOC_PROF_FILE with %p replaced) after moving
+# to /, and has a child do the same: the program's profile is reported,
+# the child's listed, an older file of the same pattern left out; the
+# relative -o pattern is taken in prof's directory; the variables are set.
+mkdir "$tmp/run"
+cat >"$tmp/standin.sh" <<'EOF'
+#!/bin/sh
+cd / || exit 1
+[ "$NUMAMALLOC_PROF" = 1 ] && [ "$NUMAMALLOC_PROF_SAMPLE" = 64K ] || exit 9
+if [ "${1:-}" != child ]; then sh "$0" child; fi
+sed "s/^# pid .*/# pid $$/" "$HAND" >"$(printf '%s' "$NUMAMALLOC_PROF_FILE" | sed "s/%p/$$/")"
+exit 5
+EOF
+chmod +x "$tmp/standin.sh"
+sed 's/^# pid .*/# pid 1/' "$h" >"$tmp/run/p.1.heap"
+touch -d '2020-01-01' "$tmp/run/p.1.heap"
+(cd "$tmp/run" && HAND=$h "$tool" prof --sample=64K -o 'p.%p.heap' -- "$tmp/standin.sh") >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[ $rc -eq 5 ] || bad "prof -- standin.sh exited $rc, the program 5 ($(cat "$tmp/err"))"
+[ "$(ls "$tmp/run" | wc -l)" -eq 3 ] || bad "prof -- standin.sh: files in the run directory: $(ls "$tmp/run")"
+grep -q '^     alloc_large < main' "$tmp/err" || bad "prof -- standin.sh: no report of its profile: $(cat "$tmp/err")"
+grep -q '^other processes of the run wrote 1 profile' "$tmp/err" ||
+    bad "prof -- standin.sh: the child's profile is not listed: $(cat "$tmp/err")"
+grep -q 'p\.1\.heap' "$tmp/err" && bad "prof -- standin.sh: the older p.1.heap is listed"
+[ -s "$tmp/out" ] && bad "prof -- standin.sh wrote on stdout"
+
 # ---- errors: one line on stderr, nothing on stdout ---------------------------------------
 error() {
     local want=$1 pattern=$2; shift 2
@@ -324,7 +353,6 @@ error() {
         printf '%-60s %3d  %s\n' "${*#"$tool "}" "$rc" "$(cat "$tmp/err")"
     fi
 }
-h=$tmp/hand.heap
 echo "hello" >"$tmp/hello"
 error 1 "prof: .*hello: not a heap profile" "$tool" prof report "$tmp/hello"
 error 1 "prof: .*prog: not a heap profile" "$tool" prof report "$tmp/prog"
