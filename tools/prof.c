@@ -661,7 +661,7 @@ static void frame_sort(struct frame *f, int depth, int *max_depth, size_t *count
 {
     (*count)++;
     if (depth > *max_depth) *max_depth = depth;
-    qsort(f->children, f->child_count, sizeof *f->children, frame_by_name);
+    if (f->child_count > 1) qsort(f->children, f->child_count, sizeof *f->children, frame_by_name);
     for (size_t i = 0; i < f->child_count; i++) frame_sort(&f->children[i], depth + 1, max_depth, count);
 }
 

@@ -29,7 +29,7 @@ set -u
 root=${NM_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${NM_BUILD:-$root/build}
 lib=${NM_LIB:-$build/libnumamalloc.so}
-tool=$build/numamalloc
+tool=${NM_TOOL:-$build/numamalloc}   # NM_TOOL: another build of the command (sanitizers)
 [ -x "$tool" ] || { echo "no $tool: build it first (make)"; exit 1; }
 command -v python3 >/dev/null || { echo "python3 not installed (make deps)"; exit 77; }
 command -v cc >/dev/null || { echo "no C compiler (cc) to build the test program"; exit 77; }
@@ -90,7 +90,8 @@ int main(int argc, char **argv)
     return 3;
 }
 EOF
-cc -g -O1 -fno-omit-frame-pointer -o "$tmp/prog" "$tmp/prog.c" || { echo "FAIL: cannot build the test program"; exit 1; }
+# -rdynamic: the functions are in .dynsym too, for the stripped copy below.
+cc -g -O1 -fno-omit-frame-pointer -rdynamic -o "$tmp/prog" "$tmp/prog.c" || { echo "FAIL: cannot build the test program"; exit 1; }
 
 cat >"$tmp/gen.py" <<'EOF'
 # gen.py ADDRESSES MAPS RATE NODES: a numamalloc heap profile of the test
@@ -340,6 +341,19 @@ grep -q '^other processes of the run wrote 1 profile' "$tmp/err" ||
     bad "prof -- standin.sh: the child's profile is not listed: $(cat "$tmp/err")"
 grep -q 'p\.1\.heap' "$tmp/err" && bad "prof -- standin.sh: the older p.1.heap is listed"
 [ -s "$tmp/out" ] && bad "prof -- standin.sh wrote on stdout"
+
+# ---- a stripped executable: the names come from .dynsym -----------------------------------
+if command -v strip >/dev/null; then
+    strip -o "$tmp/prog.stripped" "$tmp/prog" || bad "strip failed"
+    sed "s|$tmp/prog\$|$tmp/prog.stripped|" "$h" >"$tmp/stripped.heap"
+    grep -q 'prog\.stripped$' "$tmp/stripped.heap" || bad "no stripped path in the maps section"
+    "$tool" prof report --collapsed "$h" >"$tmp/unstripped.folded" || bad "report exited $?"
+    "$tool" prof report --collapsed "$tmp/stripped.heap" >"$tmp/stripped.folded" || bad "stripped report exited $?"
+    grep -q ';main;alloc_large ' "$tmp/stripped.folded" && cmp -s "$tmp/stripped.folded" "$tmp/unstripped.folded" ||
+        bad "the stripped executable gives other names: $(cat "$tmp/stripped.folded")"
+else
+    echo "no strip: the .dynsym case is not checked"
+fi
 
 # ---- errors: one line on stderr, nothing on stdout ---------------------------------------
 error() {
