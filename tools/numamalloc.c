@@ -145,7 +145,7 @@ static const char usage_prof[] =
     "  --policy, -i, -m, -p, -l, -N, -C, --hugepages, --library\n"
     "                       as for numamalloc run\n"
     "  -o, --output=PATTERN NUMAMALLOC_PROF_FILE: where profiles go (%p: pid,\n"
-    "                       %r: MPI/Slurm rank; default numamalloc.%p.heap)\n"
+    "                       %r: MPI/Slurm rank, %n: a count; numamalloc.%p.heap)\n"
     "  --sample=SIZE        NUMAMALLOC_PROF_SAMPLE: sample one block every SIZE\n"
     "                       bytes on average (default 512K; 1: every block)\n"
     "  --top=N, --alloc, --svg=OUT.svg   as for prof report\n"

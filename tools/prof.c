@@ -489,18 +489,34 @@ static const char *plural(uint64_t n, const char *one, const char *many)
     return n == 1 ? one : many;
 }
 
+/* `text` in at most `width` columns (bytes), "..." where it is cut (not
+ * inside a UTF-8 character). */
+static void print_clipped(FILE *out, const char *text, size_t width)
+{
+    size_t n = strlen(text);
+    if (n <= width) {
+        fputs(text, out);
+        return;
+    }
+    n = width > 3 ? width - 3 : 0;
+    while (n > 0 && ((unsigned char)text[n] & 0xc0) == 0x80) n--;
+    fprintf(out, "%.*s...", (int)n, text);
+}
+
 static void print_table(FILE *out, const struct profile *p, const struct report_options *o)
 {
     char a[32], b[32], c[32], d[32], e[32];
     const char *what = o->alloc ? "allocated" : "live";
-    fprintf(out, "numamalloc heap profile of pid %lld", p->pid);
-    if (p->rank >= 0) fprintf(out, ", rank %lld", p->rank);
-    fprintf(out, ": %s\n", p->command ? p->command : "(command unknown)");
+    int used = fprintf(out, "numamalloc heap profile of pid %lld", p->pid);
+    if (p->rank >= 0) used += fprintf(out, ", rank %lld", p->rank);
+    used += fprintf(out, ": ");
+    print_clipped(out, p->command ? p->command : "(command unknown)", used < 60 ? 80 - (size_t)used : 20);
+    fputc('\n', out);
     const struct site **order = sorted_sites(p, o->alloc);
     size_t shown = 0;
     while (shown < p->count && shown < (size_t)o->top && site_value(order[shown], o->alloc) > 0) shown++;
     if (p->rate > 1)
-        fprintf(out, "top %zu of %zu sites by %s bytes, estimated from samples every %s on average\n", shown,
+        fprintf(out, "top %zu of %zu sites by %s bytes, estimated from samples every %s\n", shown,
                 p->count, what, format_bytes(a, p->rate));
     else
         fprintf(out, "top %zu of %zu sites by %s bytes (every allocation recorded)\n", shown, p->count, what);
@@ -581,7 +597,9 @@ static void print_table(FILE *out, const struct profile *p, const struct report_
     fprintf(out, "\nprofile %s\n", p->path);
     fprintf(out, "  pid %lld, rank %s", p->pid, p->rank >= 0 ? "" : "none (not an MPI or Slurm task)");
     if (p->rank >= 0) fprintf(out, "%lld", p->rank);
-    fprintf(out, "\n  command %s\n", p->command ? p->command : "(unknown)");
+    fprintf(out, "\n  command ");
+    print_clipped(out, p->command ? p->command : "(unknown)", 80 - 10);
+    fputc('\n', out);
     if (p->has_time) {
         time_t t = (time_t)(p->time_ms / 1000);
         struct tm tm;
@@ -924,14 +942,14 @@ static bool valid_size(const char *s)
     return !*unit || strcmp(unit, "B") == 0 || strcmp(unit, "b") == 0 || strcmp(unit, "iB") == 0;
 }
 
-/* The profile files of a run: the glob of the pattern with %p and %r as
- * '*' (the rest escaped). */
+/* The profile files of a run: the glob of the pattern with %p, %r and %n
+ * as '*' (the rest escaped). */
 static void pattern_glob(const char *pattern, glob_t *g)
 {
     size_t len = strlen(pattern);
     char *text = xmalloc(2 * len + 1), *w = text;
     for (const char *c = pattern; *c; c++) {
-        if (c[0] == '%' && (c[1] == 'p' || c[1] == 'r')) {
+        if (c[0] == '%' && (c[1] == 'p' || c[1] == 'r' || c[1] == 'n')) {
             *w++ = '*';
             c++;
         } else if (c[0] == '%' && c[1] == '%') {
@@ -964,6 +982,18 @@ static bool unchanged(const struct file_state *before, size_t n, const char *pat
                before[i].st.st_mtim.tv_sec == st.st_mtim.tv_sec && before[i].st.st_mtim.tv_nsec == st.st_mtim.tv_nsec;
     }
     return false;
+}
+
+struct other {
+    struct profile *profile;
+    uint64_t live;
+};
+
+static int by_live(const void *a, const void *b)
+{
+    const struct other *x = a, *y = b;
+    if (x->live != y->live) return x->live > y->live ? -1 : 1;
+    return strcmp(x->profile->path, y->profile->path);
 }
 
 static int exit_status_of(int status)
@@ -1083,19 +1113,30 @@ static int prof_run(int argc, char **argv)
                 argv[optind], full);
     }
     if (others) {
-        fprintf(out, "\nother processes of the run wrote %zu %s (numamalloc prof report FILE):\n", others,
-                plural(others, "profile", "profiles"));
-        for (size_t i = 0; i < after.gl_pathc; i++) {
+        /* The largest first, at most OTHERS_SHOWN of them. */
+        enum { OTHERS_SHOWN = 10 };
+        struct other *list = xcalloc(others, sizeof *list);
+        size_t n = 0;
+        for (size_t i = 0; i < after.gl_pathc && n < others; i++) {
             const char *path = after.gl_pathv[i];
             if (unchanged(states, state_count, path) || (own && strcmp(path, own->path) == 0)) continue;
             struct profile *p = profile_read(path, msg, sizeof msg);
             if (!p) continue;
-            uint64_t live = 0;
-            for (size_t k = 0; k < p->count; k++) live += p->sites[k].est_live;
-            char a[32];
-            fprintf(out, "  %s  pid %lld, %s live: %s\n", path, p->pid, format_bytes(a, live),
-                    p->command ? p->command : "?");
+            list[n].profile = p;
+            for (size_t k = 0; k < p->count; k++) list[n].live += p->sites[k].est_live;
+            n++;
         }
+        qsort(list, n, sizeof *list, by_live);
+        fprintf(out, "\nother processes of the run wrote %zu %s (numamalloc prof report FILE):\n", n,
+                plural(n, "profile", "profiles"));
+        for (size_t i = 0; i < n && i < OTHERS_SHOWN; i++) {
+            char a[32];
+            const struct profile *p = list[i].profile;
+            int used = fprintf(out, "  %s: %s live, pid %lld, ", p->path, format_bytes(a, list[i].live), p->pid);
+            print_clipped(out, p->command ? p->command : "?", used < 60 ? 80 - (size_t)used : 20);
+            fputc('\n', out);
+        }
+        if (n > OTHERS_SHOWN) fprintf(out, "  and %zu more with less live memory\n", n - OTHERS_SHOWN);
     }
     if (fflush(out) != 0 || ferror(out)) fail(EXIT_FAILED, "prof: cannot write the report: %s", strerror(errno));
     return exit_status_of(status);

@@ -148,7 +148,7 @@ python3 "$tmp/gen.py" "$tmp/addresses" "$tmp/maps" 524288 0,1,2,3 >"$tmp/four.he
 # ---- the profile: the library's, or the hand-written one ---------------------------------
 if [ -r "$lib" ] && grep -aq NUMAMALLOC_PROF_FILE "$lib"; then
     source="the library ($lib)"
-    (cd "$tmp" && "$tool" prof --sample=1 -o "$tmp/real.%p.heap" -- ./prog) >"$tmp/run.out" 2>"$tmp/run.err"
+    (cd "$tmp" && "$tool" prof --library="$lib" --sample=1 -o "$tmp/real.%p.heap" -- ./prog) >"$tmp/run.out" 2>"$tmp/run.err"
     rc=$?
     [ $rc -eq 3 ] || bad "prof -- prog exited $rc, the program 3"
     files=("$tmp"/real.*.heap)
