@@ -320,7 +320,11 @@ grep -qE '^  node 0 +4\.3 MiB +50\.0%$' "$tmp/hand.table" || bad "per-node total
 # to /, and has a child do the same: the program's profile is reported,
 # the child's listed, an older file of the same pattern left out; the
 # relative -o pattern is taken in prof's directory; the variables are set.
+# The preloaded library is an empty one, so that no process of the script
+# writes profiles of its own.
 mkdir "$tmp/run"
+echo 'int nm_test_stand_in;' >"$tmp/empty.c"
+cc -shared -fPIC -o "$tmp/empty.so" "$tmp/empty.c" || { echo "FAIL: cannot build an empty library"; exit 1; }
 cat >"$tmp/standin.sh" <<'EOF'
 #!/bin/sh
 cd / || exit 1
@@ -332,7 +336,7 @@ EOF
 chmod +x "$tmp/standin.sh"
 sed 's/^# pid .*/# pid 1/' "$h" >"$tmp/run/p.1.heap"
 touch -d '2020-01-01' "$tmp/run/p.1.heap"
-(cd "$tmp/run" && HAND=$h "$tool" prof --sample=64K -o 'p.%p.heap' -- "$tmp/standin.sh") >"$tmp/out" 2>"$tmp/err"
+(cd "$tmp/run" && HAND=$h "$tool" prof --library="$tmp/empty.so" --sample=64K -o 'p.%p.heap' -- "$tmp/standin.sh") >"$tmp/out" 2>"$tmp/err"
 rc=$?
 [ $rc -eq 5 ] || bad "prof -- standin.sh exited $rc, the program 5 ($(cat "$tmp/err"))"
 [ "$(ls "$tmp/run" | wc -l)" -eq 3 ] || bad "prof -- standin.sh: files in the run directory: $(ls "$tmp/run")"
