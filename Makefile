@@ -80,7 +80,7 @@ $(ARCHIVE): $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $(LIB_OBJ)
 
 $(TOOL): $(TOOL_SRC) tools/tool.h include/numamalloc.h $(ARCHIVE)
-	$(CC) $(TOOL_FLAGS) $(TOOL_SRC) -o $@ $(ARCHIVE)
+	$(CC) $(TOOL_FLAGS) $(TOOL_SRC) -o $@ $(ARCHIVE) -lm
 
 $(BUILD)/obj $(BUILD)/tsan $(BUILD)/tests/unit $(BUILD)/tests/preload $(BUILD)/tests/tsan:
 	mkdir -p $@

@@ -1,9 +1,10 @@
 /*
  * numamalloc.c — the `numamalloc` command: runs programs with the library
  * preloaded and a policy (run), shows the machine's nodes (topology), where
- * a process's memory is (maps), and what a run did to the NUMA counters
- * (stat).  This file: the command line, help texts, and `run`; the other
- * subcommands are in topology.c, maps.c and stat.c.
+ * a process's memory is (maps), what a run did to the NUMA counters
+ * (stat), and heap profiles (prof).  This file: the command line, help
+ * texts, and `run`; the other subcommands are in topology.c, maps.c,
+ * stat.c and prof.c (with symbols.c).
  *
  * The library is found next to the command: build/libnumamalloc.so when
  * it runs from build/, PREFIX/lib/libnumamalloc.so.N after make install.
@@ -40,6 +41,9 @@ static const char usage_main[] =
     "  maps PID|NAME... | --system       where processes' memory is, by node\n"
     "  stat [OPTIONS] -- PROGRAM [ARGS]  run PROGRAM, report NUMA counters and\n"
     "                                    numamalloc's statistics\n"
+    "  prof [OPTIONS] -- PROGRAM [ARGS]  run PROGRAM with heap profiling, report\n"
+    "                                    where its live memory was allocated\n"
+    "  prof report FILE                  report a heap profile the library wrote\n"
     "  help [COMMAND]                    this text, or a command's\n"
     "\n"
     "`numamalloc COMMAND --help` describes each command; man numamalloc has more.\n"
@@ -127,6 +131,43 @@ static const char usage_stat[] =
     "The counters are system-wide: other processes' allocations count too.\n"
     "Exit status: PROGRAM's (128 + N if signal N killed it); 2, 126, 127 as for run.\n";
 
+static const char usage_prof[] =
+    "usage: numamalloc prof [OPTIONS] [--] PROGRAM [ARGS]\n"
+    "       numamalloc prof report FILE [--top=N] [--alloc] [--collapsed]\n"
+    "                                   [--svg=OUT.svg] [-o OUT|-]\n"
+    "\n"
+    "Heap profiles: which call stacks hold the memory, on which node, and how\n"
+    "much of it was freed from another node or placed outside its policy.\n"
+    "\n"
+    "prof PROGRAM runs PROGRAM as `numamalloc run` does, with NUMAMALLOC_PROF=1;\n"
+    "each process writes a profile at exit, and the one of PROGRAM itself is\n"
+    "reported on standard error (other processes' files are listed).\n"
+    "  --policy, -i, -m, -p, -l, -N, -C, --hugepages, --library\n"
+    "                       as for numamalloc run\n"
+    "  -o, --output=PATTERN NUMAMALLOC_PROF_FILE: where profiles go (%p: pid,\n"
+    "                       %r: MPI/Slurm rank, %n: a count; numamalloc.%p.heap)\n"
+    "  --sample=SIZE        NUMAMALLOC_PROF_SAMPLE: sample one block every SIZE\n"
+    "                       bytes on average (default 512K; 1: every block)\n"
+    "  --top=N, --alloc, --svg=OUT.svg   as for prof report\n"
+    "\n"
+    "prof report FILE reads a profile and prints the top sites by live bytes:\n"
+    "live bytes and blocks, live bytes per node, allocated bytes, cross-node\n"
+    "frees, mismatched bytes, and the allocating function < its callers, with\n"
+    "totals per node.  Functions are named from the ELF symbol tables of the\n"
+    "files the process had mapped (they must still be there).\n"
+    "  --top=N              the N largest sites (default 10)\n"
+    "  --alloc              rank and draw by allocated bytes, not live\n"
+    "  --collapsed          folded stacks instead (\"main;f;g BYTES\" lines, for\n"
+    "                       flamegraph.pl, inferno or speedscope)\n"
+    "  --svg=OUT.svg        also draw a flame graph into OUT.svg\n"
+    "  -o, --output=OUT     write the report to OUT (-: standard output, default)\n"
+    "  --help               this text\n"
+    "\n"
+    "Counts are sampled: bytes and blocks are estimated as pprof does.  The file\n"
+    "is a gperftools heap profile (pprof reads it) with the NUMA data on '#'\n"
+    "lines.  Exit status: prof report 0, 1 if FILE is no complete profile, 2 for\n"
+    "a bad option; prof PROGRAM: PROGRAM's, and 2, 126, 127 as for run.\n";
+
 struct command {
     const char *name;
     int (*run)(int argc, char **argv);
@@ -138,6 +179,7 @@ static const struct command commands[] = {
     { "topology", cmd_topology, usage_topology },
     { "maps", cmd_maps, usage_maps },
     { "stat", cmd_stat, usage_stat },
+    { "prof", cmd_prof, usage_prof },
 };
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])
 
@@ -557,7 +599,7 @@ int cmd_run(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) fail(EXIT_USAGE, "no command given (commands: run, topology, maps, stat; see numamalloc --help)");
+    if (argc < 2) fail(EXIT_USAGE, "no command given (commands: run, topology, maps, stat, prof; see numamalloc --help)");
     const char *name = argv[1];
     if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) help(usage_main);
     if (strcmp(name, "--version") == 0) {
@@ -566,12 +608,12 @@ int main(int argc, char **argv)
     }
     if (strcmp(name, "help") == 0) {
         if (argc < 3) help(usage_main);
-        if (!find_command(argv[2])) fail(EXIT_USAGE, "help: unknown command '%s' (commands: run, topology, maps, stat)", argv[2]);
+        if (!find_command(argv[2])) fail(EXIT_USAGE, "help: unknown command '%s' (commands: run, topology, maps, stat, prof)", argv[2]);
         command_help(argv[2]);
     }
     const struct command *c = find_command(name);
     if (!c) {
-        fail(EXIT_USAGE, "unknown command '%s' (commands: run, topology, maps, stat; see numamalloc --help)",
+        fail(EXIT_USAGE, "unknown command '%s' (commands: run, topology, maps, stat, prof; see numamalloc --help)",
              name);
     }
     opterr = 0;

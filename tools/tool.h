@@ -1,8 +1,9 @@
 /*
  * tool.h — what the files of the `numamalloc` command share: errors and
  * exit statuses, reading /proc and /sys files, number and list formatting,
- * a small JSON writer, and the options that start a program with the
- * library preloaded (run, stat).
+ * a small JSON writer, the options that start a program with the
+ * library preloaded (run, stat, prof), and function names for addresses
+ * (prof).
  *
  * The command is a tool, not the library: it uses stdio and malloc freely
  * (its malloc is numamalloc's, from libnumamalloc.a).
@@ -128,9 +129,32 @@ __attribute__((noreturn)) void bad_option(const char *command, int opt, char **a
 /* Print the help of a command on stdout and exit 0. */
 __attribute__((noreturn)) void command_help(const char *name);
 
+/* ---- function names for addresses (prof; symbols.c) ----------------------------- */
+
+/* One line of /proc/PID/maps: "start-end perms offset dev inode path". */
+struct maps_line {
+    uint64_t start, end, offset;
+    bool executable;            /* perms has 'x' */
+    size_t path_at;             /* where the path starts in the line (= its length if none) */
+};
+/* False if the `len` bytes at `line` are not such a line. */
+bool maps_line_parse(const char *line, size_t len, struct maps_line *out);
+
+/* The executable mappings of a process, from its maps text; each ELF file
+ * is read once, when an address in it is first asked for. */
+struct symbolizer;
+struct symbolizer *symbolizer_new(const char *maps, size_t len);
+/* The function `address` is in: the STT_FUNC symbol of .symtab (else
+ * .dynsym) that holds it; else the nearest before it, as "NAME+0xDISTANCE"
+ * when that one's size ends before the address; "FILE+0xVADDR" when the
+ * file has none before it, "0xADDRESS" outside every file mapping (`buf`,
+ * of `len` bytes, holds those). */
+const char *symbolize(struct symbolizer *s, uint64_t address, char *buf, size_t len);
+
 int cmd_run(int argc, char **argv);
 int cmd_topology(int argc, char **argv);
 int cmd_maps(int argc, char **argv);
 int cmd_stat(int argc, char **argv);
+int cmd_prof(int argc, char **argv);
 
 #endif
