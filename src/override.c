@@ -37,6 +37,7 @@
 #include "numamalloc.h"
 #include "options.h"
 #include "purge.h"
+#include "stats.h"
 
 #define nm_libc_export __attribute__((visibility("default"), used))
 
@@ -321,6 +322,7 @@ static void after_fork_in_child(void)
     nm_purge_after_fork_child();
     nm_arenas_after_fork();
     nm_heap_after_fork();
+    nm_stats_after_fork();
 }
 
 /* NUMAMALLOC_STATS: the statistics go to a private copy of stderr taken at

@@ -81,6 +81,19 @@ bool nm_purge_pass(uint64_t now_ms, bool force)
     return waiting;
 }
 
+bool nm_purge_visit_begin(void)
+{
+    nm_purge_pass_begin();
+    if (!atomic_load(&fork_pending)) return true;
+    nm_purge_pass_end();
+    return false;
+}
+
+void nm_purge_visit_end(void)
+{
+    nm_purge_pass_end();
+}
+
 void nm_purge_trim(void)
 {
     atomic_fetch_add(&forced_passes, 1);

@@ -8,6 +8,12 @@
 #     peak in use at least that, the process's RSS at least 30 MiB while they
 #     live and its page faults; the snprintf contract (checked in the
 #     program);
+#   - blocks in use: with 1000 blocks of 40 bytes and 300 of 3000 live, the
+#     classes serving them count at least that many blocks in use, their
+#     bytes at least count x size, exactly blocks x block size and no more
+#     than their pages hold, and the nodes' in_blocks at least all of that;
+#     after the frees each class counts at least that many fewer; the large
+#     entry counts the ten 3 MiB blocks while they live;
 #   - NUMAMALLOC_STATS=json prints the same object at exit on stderr, and
 #     nothing else there;
 #   - NUMAMALLOC_STATS_FILE=DIR/s.%p.%r.json writes it to that file (the
@@ -63,6 +69,25 @@ check(total(live, "in_use") - total(freed, "in_use") >= 30 * MiB, "in use %d -> 
 check(total(freed, "peak_in_use") >= 30 * MiB, "peak in use %d" % total(freed, "peak_in_use"))
 check(live["process"]["rss"] >= 30 * MiB, "rss %d with 30 MiB written" % live["process"]["rss"])
 check(live["process"]["minor_faults"] >= 30 * MiB // (2 * MiB), "minor faults %d" % live["process"]["minor_faults"])
+# Blocks in use, counted page by page when the statistics are taken.
+check(live["large"]["blocks_in_use"] - freed["large"]["blocks_in_use"] == 10, "large %r -> %r" % (live["large"], freed["large"]))
+check(live["large"]["bytes_in_use"] - freed["large"]["bytes_in_use"] >= 30 * MiB, "large bytes %r -> %r" % (live["large"], freed["large"]))
+small_live, small_freed = (json.loads(l) for l in lines[3:5])
+def serving(s, size):   # the smallest class listed that holds `size`: the one serving it
+    return min((c for c in s["classes"] if c["block_size"] >= size), key=lambda c: c["block_size"])
+ours = 0
+for count, size in ((1000, 40), (300, 3000)):
+    c, after = serving(small_live, size), serving(small_freed, size)
+    check(after["block_size"] == c["block_size"], "%d-byte blocks: class %d, then %d" % (size, c["block_size"], after["block_size"]))
+    check(c["blocks_in_use"] >= count, "%d blocks of %d bytes live: class %r" % (count, size, c))
+    check(c["bytes_in_use"] == c["blocks_in_use"] * c["block_size"], "class %r: bytes are not blocks x size" % c)
+    check(c["bytes_in_use"] >= count * size, "%d blocks of %d bytes live: class %r" % (count, size, c))
+    check(c["bytes_in_use"] <= c["page_bytes"], "class %r: more bytes in use than its pages hold" % c)
+    check(c["blocks_in_use"] - after["blocks_in_use"] >= count, "%d blocks of %d bytes freed: %r -> %r" % (count, size, c, after))
+    ours += c["bytes_in_use"]
+check(small_live["blocks_counted"] is True and small_live["heaps_skipped"] == 0, "blocks not all counted: %r %r" % (small_live["blocks_counted"], small_live["heaps_skipped"]))
+check(total(small_live, "in_blocks") >= ours, "nodes' in_blocks %d, classes hold %d" % (total(small_live, "in_blocks"), ours))
+check(total(live, "in_blocks") - total(freed, "in_blocks") >= 30 * MiB, "in_blocks %d -> %d with 30 MiB freed" % (total(live, "in_blocks"), total(freed, "in_blocks")))
 for e in errors: print("FAIL:", e)
 sys.exit(1 if errors else 0)
 PY
