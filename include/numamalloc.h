@@ -531,6 +531,7 @@ void nm_stats_print(int fd);
  * (result >= len) can call again with a bigger one.  Does not allocate.
  *   {"numamalloc": "0.1.0", "pid": N, "command": "...", "rank": N or null
  *    (OMPI_COMM_WORLD_RANK, PMI_RANK, PMIX_RANK or SLURM_PROCID), "time": unix seconds,
+ *    "time_ms": the same in milliseconds,
  *    "process": {"rss", "peak_rss" (bytes), "minor_faults", "major_faults"},
  *    "nodes": [{"node", "mapped", "committed", "in_use", "peak_in_use", "cached"
  *               (bytes), "segments", "large_blocks", "in_blocks"}],

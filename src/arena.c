@@ -406,7 +406,7 @@ void nm_purge_at_safe_point(void)
             if (now >= atomic_load_explicit(&c->next_count_ms, memory_order_relaxed)) {
                 atomic_store_explicit(&c->next_count_ms, now + NM_THREAD_LOOK_MS,
                                       memory_order_relaxed);
-                several = nm_os_thread_count() >= 2;
+                several = nm_os_thread_count() - (int)atomic_load(&c->helpers) >= 2;
             }
         }
         if (several) start();

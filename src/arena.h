@@ -157,6 +157,12 @@ struct nm_purge_clock {
     _Atomic int state;
     _Atomic uint32_t running;        /* purge passes in progress (any thread) */
     _Atomic uint32_t threads;
+    _Atomic uint32_t helpers;        /* the library's other threads (the statistics timer,
+                                        override.c): not the program's, left out where
+                                        the program's threads are counted in /proc */
+    _Atomic uint32_t exits;          /* futex word: bumped at each thread exit while
+                                        helpers run, which look whether any of the
+                                        program's threads is left */
     _Atomic uint32_t quit;           /* futex word: look whether to end */
     _Atomic uint64_t next_pass_ms;   /* no pass from an allocation path before */
     _Atomic uint64_t next_count_ms;  /* no look at the thread count before */

@@ -1178,6 +1178,10 @@ static void heap_thread_exit(void *arg)
      * (it then ends once nothing waits: it must not keep the process
      * alive, nor a single-threaded program multi-threaded). */
     atomic_fetch_sub(&nm_proc.purge.threads, 1);
+    if (atomic_load(&nm_proc.purge.helpers)) {
+        atomic_fetch_add(&nm_proc.purge.exits, 1);
+        nm_os_futex_wake(&nm_proc.purge.exits);
+    }
     if (atomic_load_explicit(&nm_proc.purge.state, memory_order_relaxed) == 1) {
         atomic_store(&nm_proc.purge.quit, 1);
         nm_os_futex_wake(&nm_proc.purge.quit);

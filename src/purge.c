@@ -131,6 +131,7 @@ static void *purge_thread(void *arg)
          * (no /proc, no file descriptor left), the threads with a heap
          * decide. */
         int count = nm_os_thread_count();
+        if (count) count -= (int)atomic_load(&c->helpers);
         if (count ? count <= 2 : atomic_load(&c->threads) <= 1) break;
         /* Sleep until memory waits (nm_purge_signal) or a thread with a
          * heap exits.  Without such a thread, no exit would wake us: look

@@ -360,7 +360,10 @@ nm_export size_t nm_stats_json(char *buf, size_t len)
     long rank = nm_process_rank();
     if (rank >= 0) json_number(&j, (uint64_t)rank);
     else json_text(&j, "null");
-    json_u64(&j, "time", (uint64_t)time(NULL));
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    json_u64(&j, "time", (uint64_t)now.tv_sec);
+    json_u64(&j, "time_ms", (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000);
 
     json_open(&j, "process", '{');
     uint64_t resident = 0;
