@@ -531,10 +531,14 @@ void nm_stats_print(int fd);
  * (result >= len) can call again with a bigger one.  Does not allocate.
  *   {"numamalloc": "0.1.0", "pid": N, "command": "...", "rank": N or null
  *    (OMPI_COMM_WORLD_RANK, PMI_RANK, PMIX_RANK or SLURM_PROCID), "time": unix seconds,
+ *    "time_ms": the same in milliseconds,
  *    "process": {"rss", "peak_rss" (bytes), "minor_faults", "major_faults"},
  *    "nodes": [{"node", "mapped", "committed", "in_use", "peak_in_use", "cached"
- *               (bytes), "segments", "large_blocks"}],
- *    "classes": [{"block_size", "allocs", "pages", "page_bytes"}] (classes in use),
+ *               (bytes), "segments", "large_blocks", "in_blocks"}],
+ *    "classes": [{"block_size", "allocs", "pages", "page_bytes", "blocks_in_use",
+ *                 "bytes_in_use"}] (classes in use),
+ *    "large": {"blocks_in_use", "bytes_in_use"},
+ *    "blocks_counted": true or false, "heaps_skipped": N,
  *    "events": {"large_allocs", "large_frees", "remote_frees", "cross_node_frees",
  *               "purges", "purged_bytes", "thread_heaps", "segments_abandoned",
  *               "segments_adopted"}}
@@ -544,6 +548,15 @@ void nm_stats_print(int fd);
  * the one their memory is on (an array filled on one socket and freed on
  * the other: each such free costs a remote cache line, or a remote-free
  * list, and its memory is reused on its own node).
+ * blocks_in_use and bytes_in_use (blocks x block_size, not whole pages) are
+ * counted page by page when the statistics are taken, as is a node's
+ * in_blocks (the bytes of its small, medium and large blocks in use):
+ * nothing on the allocation paths counts them.  Other threads keep running
+ * meanwhile, so they are approximate, and a block freed by another thread
+ * counts as in use until the thread owning its page collects it (its next
+ * slow path, or the purge).  heaps_skipped counts thread heaps busy for the
+ * whole look (not counted); blocks_counted is false when the look was
+ * skipped (a fork was being made).  nm_stats_print's table shows the same.
  * Calls from several threads at once take turns.  NUMAMALLOC_STATS=json
  * prints it at exit. */
 size_t nm_stats_json(char *buf, size_t len);

@@ -131,6 +131,16 @@ struct nm_segment *nm_stack_take_all(struct nm_stack *st)
     return all;
 }
 
+bool nm_stack_visit(struct nm_stack *st, void (*visit)(struct nm_segment *s, void *arg), void *arg)
+{
+    if (!stack_try_enter(st)) return false;
+    for (struct nm_segment *s = atomic_load_explicit(&st->top, memory_order_acquire); s;
+         s = s->stack_next)
+        visit(s, arg);
+    stack_leave(st);
+    return true;
+}
+
 /* ---- segments of an arena ------------------------------------------------------------- */
 
 struct nm_segment *nm_arena_take_segment(struct nm_arena *a, enum nm_segment_kind kind)
@@ -216,6 +226,7 @@ void nm_arena_release(struct nm_arena *a)
         next = s->member_next;
         if (atomic_load_explicit(&s->large_state, memory_order_relaxed) == NM_LARGE_LIVE) {
             atomic_fetch_sub_explicit(&ns->in_use, s->block_size, memory_order_relaxed);
+            atomic_fetch_sub_explicit(&ns->large_bytes, s->block_size, memory_order_relaxed);
             atomic_fetch_sub_explicit(&ns->large_blocks, 1, memory_order_relaxed);
         }
         nm_segment_unmap_memory(s, s->size, a->node);
@@ -395,7 +406,7 @@ void nm_purge_at_safe_point(void)
             if (now >= atomic_load_explicit(&c->next_count_ms, memory_order_relaxed)) {
                 atomic_store_explicit(&c->next_count_ms, now + NM_THREAD_LOOK_MS,
                                       memory_order_relaxed);
-                several = nm_os_thread_count() >= 2;
+                several = nm_os_thread_count() - (int)atomic_load(&c->helpers) >= 2;
             }
         }
         if (several) start();

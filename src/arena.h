@@ -55,6 +55,11 @@ void nm_stack_push(struct nm_stack *st, struct nm_segment *s);
 struct nm_segment *nm_stack_pop(struct nm_stack *st);
 /* Take the whole stack (NULL if empty or busy); walk it through stack_next. */
 struct nm_segment *nm_stack_take_all(struct nm_stack *st);
+/* Call `visit` for each segment on the stack, leaving them there: the pop
+ * flag is held meanwhile (nobody pops; pushes only add above the top we
+ * started from), so `visit` must be short and make no system call.  False
+ * when the stack is empty or another thread is popping (nothing visited). */
+bool nm_stack_visit(struct nm_stack *st, void (*visit)(struct nm_segment *s, void *arg), void *arg);
 
 struct nm_arena {
     struct nm_stack cache;              /* empty segments, still mapped and bound */
@@ -98,6 +103,7 @@ struct nm_node_state {
     _Atomic uint64_t in_use_peak;       /* the most in_use has been (nm_node_use) */
     _Atomic uint64_t segments;          /* live small/medium segments (count) */
     _Atomic uint64_t large_blocks;      /* live large blocks (count) */
+    _Atomic uint64_t large_bytes;       /* their usable bytes (also in in_use) */
 } __attribute__((aligned(64)));
 
 /* Process-wide event counters. */
@@ -151,6 +157,12 @@ struct nm_purge_clock {
     _Atomic int state;
     _Atomic uint32_t running;        /* purge passes in progress (any thread) */
     _Atomic uint32_t threads;
+    _Atomic uint32_t helpers;        /* the library's other threads (the statistics timer,
+                                        override.c): not the program's, left out where
+                                        the program's threads are counted in /proc */
+    _Atomic uint32_t exits;          /* futex word: bumped at each thread exit while
+                                        helpers run, which look whether any of the
+                                        program's threads is left */
     _Atomic uint32_t quit;           /* futex word: look whether to end */
     _Atomic uint64_t next_pass_ms;   /* no pass from an allocation path before */
     _Atomic uint64_t next_count_ms;  /* no look at the thread count before */

@@ -1179,6 +1179,10 @@ static void heap_thread_exit(void *arg)
      * (it then ends once nothing waits: it must not keep the process
      * alive, nor a single-threaded program multi-threaded). */
     atomic_fetch_sub(&nm_proc.purge.threads, 1);
+    if (atomic_load(&nm_proc.purge.helpers)) {
+        atomic_fetch_add(&nm_proc.purge.exits, 1);
+        nm_os_futex_wake(&nm_proc.purge.exits);
+    }
     if (atomic_load_explicit(&nm_proc.purge.state, memory_order_relaxed) == 1) {
         atomic_store(&nm_proc.purge.quit, 1);
         nm_os_futex_wake(&nm_proc.purge.quit);
@@ -1524,6 +1528,82 @@ void nm_heap_purge_abandoned(struct nm_arena *a, uint64_t now_ms, bool force, bo
         next = s->stack_next;
         nm_stack_push(&a->abandoned, s);
     }
+}
+
+/* ---- blocks in use ------------------------------------------------------------------------- */
+
+static void count_segment(struct nm_segment *s, void *arg)
+{
+    struct nm_block_count *out = arg;
+    for (size_t i = 0; i < s->page_count; i++) {
+        const struct nm_page *pg = &s->pages[i];
+        if (pg->state == NM_PAGE_FREE || pg->block_size == 0) continue;
+        uint64_t used = __atomic_load_n(&pg->used, __ATOMIC_RELAXED);
+        out->blocks[pg->size_class] += used;
+        out->pages[pg->size_class]++;
+        out->node_bytes[s->node] += used * pg->block_size;
+    }
+}
+
+/* The arenas whose abandoned stacks were counted (owned arenas are shared
+ * by the heaps of one nm_heap_new heap: counted once). */
+#define NM_COUNT_OWNED_MAX 256
+
+static void count_abandoned(struct nm_arena *a, struct nm_block_count *out)
+{
+    (void)nm_stack_visit(&a->abandoned, count_segment, out);
+}
+
+void nm_heap_count_blocks(struct nm_block_count *out)
+{
+    static struct nm_arena *owned_seen[NM_COUNT_OWNED_MAX];   /* the caller's turn (stats.c) */
+    size_t owned_count = 0;
+    memset(out, 0, sizeof *out);
+    for (struct nm_heap *h = atomic_load_explicit(&nm_proc.heaps, memory_order_acquire); h;
+         h = h->all_next) {
+        struct nm_arena *a = atomic_load_explicit(&h->arena, memory_order_acquire);
+        if (!a || atomic_load(&a->releasing)) continue;
+        if (h->lost) {
+            out->heaps_skipped++;
+            continue;
+        }
+        /* Held as a purge holds it: the owner's slow path waits for the
+         * few microseconds of the walk, and no segment leaves the heap.  A
+         * heap its owner holds (it is in its slow path) is tried again for
+         * a moment, then left out. */
+        bool locked = heap_try_purge_lock(h);
+        for (int tries = 0; !locked && tries < 1000; tries++) {
+            sched_yield();
+            locked = heap_try_purge_lock(h);
+        }
+        if (!locked) {
+            out->heaps_skipped++;
+            continue;
+        }
+        if (atomic_load_explicit(&h->arena, memory_order_relaxed)) {
+            for (int kind = 0; kind < 2; kind++)
+                for (struct nm_segment *s = h->segments[kind]; s; s = s->heap_next)
+                    count_segment(s, out);
+        }
+        heap_purge_unlock(h);
+        if (a->owned) {
+            size_t i = 0;
+            while (i < owned_count && owned_seen[i] != a) i++;
+            if (i == owned_count && owned_count == NM_COUNT_OWNED_MAX) {
+                out->heaps_skipped++;   /* its abandoned segments, if any, are not counted */
+            } else if (i == owned_count) {
+                owned_seen[owned_count++] = a;
+                count_abandoned(a, out);
+            }
+        }
+    }
+    for (int node = 0; node < nm_topo.node_count; node++) {
+        count_abandoned(nm_local_arena(node), out);
+        count_abandoned(nm_bound_arena(node), out);
+        count_abandoned(nm_first_touch_arena(node), out);
+    }
+    if (nm_proc.policy_arena) count_abandoned(nm_proc.policy_arena, out);
+    if (nm_proc.interleave_arena) count_abandoned(nm_proc.interleave_arena, out);
 }
 
 /* ---- the slow path -------------------------------------------------------------------------- */

@@ -288,6 +288,31 @@ void nm_heap_purge(struct nm_heap *h, uint64_t now_ms, bool force, bool *waiting
  * empty segments go to the arena's cache. */
 void nm_heap_purge_abandoned(struct nm_arena *a, uint64_t now_ms, bool force, bool *waiting);
 
+/* ---- blocks in use (stats.c) --------------------------------------------------------------- */
+
+/* What the pages of small and medium blocks hold, counted by
+ * nm_heap_count_blocks when the statistics are taken (never on an
+ * allocation path). */
+struct nm_block_count {
+    uint64_t blocks[NM_CLASS_COUNT];     /* blocks in use, per class */
+    uint64_t pages[NM_CLASS_COUNT];      /* pages serving the class that were walked */
+    uint64_t node_bytes[NM_MAX_NODES];   /* bytes of those blocks, per dense node index */
+    uint32_t heaps_skipped;              /* heaps busy for the whole look (or whose thread
+                                            was stopped in them by a fork): not counted */
+};
+
+/* Add up, in *out (zeroed first), each page's `used` count over every heap
+ * and every arena's abandoned segments.  A blocks in use are blocks handed
+ * out and not yet back on their page: blocks another thread freed count
+ * until their page's owner collects them, and so do blocks waiting in a
+ * thread's cache of freed blocks (`foreign`) or secure mode's quarantine.
+ * Each heap is held as a purge holds it (never waited for long, never
+ * across a system call) while its pages are read, relaxed; threads keep
+ * allocating meanwhile, so the totals are approximate.  The caller
+ * brackets the call with nm_purge_visit_begin/_end (purge.h).  Does not
+ * allocate. */
+void nm_heap_count_blocks(struct nm_block_count *out);
+
 /* Pop a block of page `pg` (its class's first page) or take the slow path.
  * No statistic and no counter here: allocs are counted on refills. */
 static inline void *nm_heap_pop(struct nm_heap *h, struct nm_page *pg, unsigned cls)

@@ -631,6 +631,7 @@ again:
     s->alignment = alignment;
     atomic_store_explicit(&s->large_state, NM_LARGE_LIVE, memory_order_relaxed);
     nm_node_use(&nm_proc.nodes[node], l.usable);
+    atomic_fetch_add_explicit(&nm_proc.nodes[node].large_bytes, l.usable, memory_order_relaxed);
     atomic_fetch_add_explicit(&nm_proc.nodes[node].large_blocks, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&nm_proc.counters.large_allocs, 1, memory_order_relaxed);
 
@@ -652,6 +653,7 @@ bool nm_large_free(struct nm_segment *s)
     int node = s->node;
     span_guard(s, false);
     atomic_fetch_sub_explicit(&nm_proc.nodes[node].in_use, s->block_size, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&nm_proc.nodes[node].large_bytes, s->block_size, memory_order_relaxed);
     atomic_fetch_sub_explicit(&nm_proc.nodes[node].large_blocks, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&nm_proc.counters.large_frees, 1, memory_order_relaxed);
     uint64_t now = nm_os_now_ms();
@@ -771,6 +773,8 @@ static struct nm_segment *committed_grow(struct nm_segment *s, size_t size, size
 static void span_set_usable(struct nm_segment *s, size_t usable)
 {
     nm_node_use(&nm_proc.nodes[s->node], usable - s->block_size);   /* wraps correctly when shrinking */
+    atomic_fetch_add_explicit(&nm_proc.nodes[s->node].large_bytes, usable - s->block_size,
+                              memory_order_relaxed);
     s->block_size = usable;
 }
 

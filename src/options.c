@@ -33,6 +33,7 @@ struct nm_options nm_opt = {
     .verbose = false,
     .stats_at_exit = NM_STATS_OFF,
     .stats_file = NULL,
+    .stats_interval_ms = 0,
     .purge_delay_ms = 1000,
     .cache_bytes = 256 * NM_MiB,
     .purge_thread = true,
@@ -92,7 +93,7 @@ const char *nm_getenv(const char *name)
 
 /* ---- the table ------------------------------------------------------------- */
 
-enum option_kind { OPT_BOOL, OPT_UINT, OPT_SIZE, OPT_CHOICE, OPT_TEXT };
+enum option_kind { OPT_BOOL, OPT_UINT, OPT_SIZE, OPT_CHOICE, OPT_TEXT, OPT_DURATION };
 
 struct option_choice { const char *text; int value; };
 
@@ -101,7 +102,8 @@ struct option_desc {
     enum option_kind kind;
     void *target;                         /* bool*, uint64_t*, int-sized enum*, const char** */
     uint64_t scale;                       /* OPT_UINT: multiply the number by this;
-                                             OPT_SIZE: the unit of a bare number */
+                                             OPT_SIZE: the unit of a bare number;
+                                             OPT_DURATION: ms */
     const struct option_choice *choices;  /* OPT_CHOICE: NULL-terminated */
     const char *accepted;                 /* for the warning */
 };
@@ -127,6 +129,8 @@ static const struct option_desc options[] = {
     { "NUMAMALLOC_VERBOSE", OPT_BOOL, &nm_opt.verbose, 0, NULL, "0 or 1" },
     { "NUMAMALLOC_STATS", OPT_CHOICE, &nm_opt.stats_at_exit, 0, stats_choices, "0, 1 (a table) or json" },
     { "NUMAMALLOC_STATS_FILE", OPT_TEXT, &nm_opt.stats_file, 0, NULL, "a file name (%p: pid, %r: rank)" },
+    { "NUMAMALLOC_STATS_INTERVAL", OPT_DURATION, &nm_opt.stats_interval_ms, 0, NULL,
+      "a duration: 10s, 500ms, 2m or a number of seconds (0 = off)" },
     { "NUMAMALLOC_PURGE_DELAY_MS", OPT_UINT, &nm_opt.purge_delay_ms, 1, NULL,
       "a number of milliseconds (0 = return memory at once)" },
     { "NUMAMALLOC_CACHE_MB", OPT_SIZE, &nm_opt.cache_bytes, NM_MiB, NULL,
@@ -190,6 +194,19 @@ static bool parse_size(const char *value, uint64_t unit, uint64_t *out)
     return parse_uint(value, n, unit, out);
 }
 
+/* A duration in milliseconds: digits, then "ms", "s", "m" or nothing
+ * (seconds). */
+static bool parse_duration(const char *value, uint64_t *out)
+{
+    static const struct { const char *unit; uint64_t ms; } units[] = {
+        { "ms", 1 }, { "s", 1000 }, { "m", 60 * 1000 }, { "", 1000 },
+    };
+    size_t digits = strspn(value, "0123456789");
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (!strcmp(value + digits, units[i].unit)) return parse_uint(value, digits, units[i].ms, out);
+    return false;
+}
+
 static bool apply(const struct option_desc *o, const char *value)
 {
     switch (o->kind) {
@@ -209,6 +226,8 @@ static bool apply(const struct option_desc *o, const char *value)
         return parse_uint(value, strlen(value), o->scale, o->target);
     case OPT_SIZE:
         return parse_size(value, o->scale, o->target);
+    case OPT_DURATION:
+        return parse_duration(value, o->target);
     case OPT_CHOICE:
         for (const struct option_choice *c = o->choices; c->text; c++) {
             if (!strcmp(value, c->text)) { *(int *)o->target = c->value; return true; }

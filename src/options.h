@@ -22,6 +22,8 @@ struct nm_options {
                                              as a table or as JSON */
     const char *stats_file;         /* NUMAMALLOC_STATS_FILE: where (%p: pid, %r: rank);
                                        NULL: stderr */
+    uint64_t stats_interval_ms;     /* NUMAMALLOC_STATS_INTERVAL: also print them this often
+                                       while the process runs; 0: never */
     uint64_t purge_delay_ms;        /* NUMAMALLOC_PURGE_DELAY_MS: free memory kept this long */
     uint64_t cache_bytes;           /* NUMAMALLOC_CACHE_MB: at most this much free memory in
                                        a node's caches; past it, it goes back at once */

@@ -17,7 +17,8 @@
  * as with glibc.
  *
  * Also the process hooks: a constructor that registers the fork handler and
- * the statistics printed at exit.
+ * the statistics printed at exit, and the thread that prints them every
+ * NUMAMALLOC_STATS_INTERVAL.
  *
  * Top layer: may call alloc.h and everything below it.
  */
@@ -29,8 +30,11 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/auxv.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -38,6 +42,7 @@
 #include "options.h"
 #include "prof.h"
 #include "purge.h"
+#include "stats.h"
 
 #define nm_libc_export __attribute__((visibility("default"), used))
 
@@ -331,12 +336,21 @@ static void after_fork_in_parent(void)
  * child held one, and the heaps of those threads go to their arenas as at
  * thread exit: the child's threads adopt their segments, so the parent's
  * blocks are freed, reused and given back in the child too. */
+static _Atomic bool stats_timer_started;   /* NUMAMALLOC_STATS_INTERVAL (below) */
+static void stats_timer_start(void);
+
 static void after_fork_in_child(void)
 {
     nm_prof_after_fork(true);
     nm_purge_after_fork_child();
     nm_arenas_after_fork();
     nm_heap_after_fork();
+    nm_stats_after_fork();
+    /* The parent's timer thread does not exist here. */
+    if (atomic_exchange(&stats_timer_started, false)) {
+        atomic_fetch_sub(&nm_proc.purge.helpers, 1);
+        stats_timer_start();
+    }
 }
 
 /* NUMAMALLOC_STATS: the statistics go to a private copy of stderr taken at
@@ -365,39 +379,163 @@ static void write_all(int fd, const char *text, size_t len)
     }
 }
 
-static void print_stats(int fd)
+#define NM_STATS_JSON_MAX (128 * 1024)   /* 64 nodes and every class fit */
+
+/* The statistics on `fd`: the table (NUMAMALLOC_STATS=1), else JSON, one
+ * object on one line written at once, built in `json` (no malloc). */
+static void print_stats(int fd, char json[NM_STATS_JSON_MAX])
 {
     if (nm_opt.stats_at_exit == NM_STATS_TEXT) {
         nm_stats_print(fd);
         return;
     }
-    static char json[128 * 1024];   /* no malloc at exit; 64 nodes and every class fit */
-    size_t len = nm_stats_json(json, sizeof json);
-    write_all(fd, json, len < sizeof json ? len : sizeof json - 1);
+    size_t len = nm_stats_json(json, NM_STATS_JSON_MAX);
+    write_all(fd, json, len < NM_STATS_JSON_MAX ? len : NM_STATS_JSON_MAX - 1);
 }
 
-static void print_stats_at_exit(void)
+/* Whether the file was written yet by this process (or the parent it was
+ * forked from): the first write empties it, later ones (the periodic
+ * dumps, then the one at exit) are appended. */
+static _Atomic bool stats_file_started;
+static _Atomic bool stats_file_warned;
+
+/* Print the statistics where NUMAMALLOC_STATS_FILE says, or on stderr. */
+static void print_stats_out(char json[NM_STATS_JSON_MAX])
 {
     /* A set-user-ID program (or one with capabilities) does not create or
      * truncate a file the environment names: its statistics go to stderr. */
     if (nm_opt.stats_file && !getauxval(AT_SECURE)) {
         char path[4096];
+        bool first = !atomic_exchange(&stats_file_started, true);
         int fd = nm_file_name(nm_opt.stats_file, -1, path, sizeof path)
-                     ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644) : -1;
+                     ? open(path, O_WRONLY | O_CREAT | O_APPEND | (first ? O_TRUNC : 0) |
+                                      O_CLOEXEC | O_NOFOLLOW, 0644)
+                     : -1;
         if (fd >= 0) {
-            print_stats(fd);
+            print_stats(fd, json);
             close(fd);
             return;
         }
-        nm_line l = { .len = 0 };
-        nm_line_str(&l, "numamalloc: cannot write NUMAMALLOC_STATS_FILE='");
-        nm_line_value(&l, nm_opt.stats_file);
-        nm_line_str(&l, "': statistics go to stderr\n");
-        if (stats_fd >= 0 && same_file(stats_fd)) nm_line_write(&l, stats_fd);
-        else if (same_file(2)) nm_line_write(&l, 2);
+        if (!atomic_exchange(&stats_file_warned, true)) {
+            nm_line l = { .len = 0 };
+            nm_line_str(&l, "numamalloc: cannot write NUMAMALLOC_STATS_FILE='");
+            nm_line_value(&l, nm_opt.stats_file);
+            nm_line_str(&l, "': statistics go to stderr\n");
+            if (stats_fd >= 0 && same_file(stats_fd)) nm_line_write(&l, stats_fd);
+            else if (same_file(2)) nm_line_write(&l, 2);
+        }
     }
-    if (stats_fd >= 0 && same_file(stats_fd)) print_stats(stats_fd);
-    else if (same_file(2)) print_stats(2);
+    if (stats_fd >= 0 && same_file(stats_fd)) print_stats(stats_fd, json);
+    else if (same_file(2)) print_stats(2, json);
+}
+
+static void print_stats_at_exit(void)
+{
+    static char json[NM_STATS_JSON_MAX];
+    print_stats_out(json);
+}
+
+/* NUMAMALLOC_STATS_INTERVAL: a thread (numamalloc-stats) that prints the
+ * statistics every interval, from the start of the process to its end,
+ * whether the program allocates or not.  It makes no allocation and takes
+ * no lock of the allocator but the statistics' own turn (whose snapshot
+ * holds each heap only as a purge does), blocks every signal and sleeps on
+ * the monotonic clock, so the dumps keep their pace.  It is detached: exit
+ * ends it with the process; and it ends by itself once the program has no
+ * thread left (all ended with pthread_exit), so that the process ends as it
+ * would without it: looked at when a thread with a heap exits (heap.c
+ * wakes it) and at each dump.  A fork child starts its own (its pid
+ * differs: a %p file of its own). */
+
+/* Whether the process's first thread has ended (pthread_exit) while others
+ * run: /proc/self/stat shows the process as a zombie (state Z) then, and
+ * still counts that thread. */
+static bool first_thread_ended(void)
+{
+    char buf[512];
+    ssize_t n = nm_os_read_file("/proc/self/stat", buf, sizeof buf - 1);
+    if (n <= 0) return false;
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')');   /* the command may hold spaces */
+    return paren && paren[1] == ' ' && paren[2] == 'Z';
+}
+
+/* Whether none of the program's own threads is left: /proc counts them
+ * with ours (this one, and the purge thread while it runs).  Waits up to
+ * 200 ms for a thread that is exiting to be gone. */
+static bool program_ended(void)
+{
+    for (int tries = 0; tries < 20; tries++) {
+        int count = nm_os_thread_count();
+        if (count == 0) return false;   /* cannot tell */
+        int ours = (int)atomic_load(&nm_proc.purge.helpers) + nm_purge_thread_running() +
+                   first_thread_ended();
+        if (count - ours <= 0) return true;
+        if (count - ours > 1) return false;
+        struct timespec t = { 0, 10 * 1000000 };
+        nanosleep(&t, NULL);
+    }
+    return false;
+}
+
+static uint64_t monotonic_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+static void *stats_timer(void *arg)
+{
+    (void)arg;
+    (void)prctl(PR_SET_NAME, "numamalloc-stats", 0, 0, 0);
+    static char json[NM_STATS_JSON_MAX];
+    uint64_t next = monotonic_ms();
+    for (;;) {
+        next += nm_opt.stats_interval_ms;
+        for (uint64_t now; (now = monotonic_ms()) < next;) {
+            uint32_t exits = atomic_load(&nm_proc.purge.exits);
+            nm_os_futex_wait(&nm_proc.purge.exits, exits, next - now);
+            if (atomic_load(&nm_proc.purge.exits) != exits && program_ended()) goto end;
+        }
+        if (program_ended()) break;
+        print_stats_out(json);
+    }
+end:
+    atomic_fetch_sub(&nm_proc.purge.helpers, 1);
+    atomic_store(&stats_timer_started, false);
+    return NULL;
+}
+
+/* The thread's stack: given, so that pthread_create reads no default
+ * attributes (purge.c says why); it needs little beyond its static buffer. */
+#define NM_STATS_TIMER_STACK (256 * 1024)
+
+static void stats_timer_start(void)
+{
+    if (!nm_opt.stats_interval_ms || atomic_exchange(&stats_timer_started, true)) return;
+    int saved = errno;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_t attr;
+    pthread_t thread;
+    /* Not the program's thread: the purge thread's count of the program's
+     * threads leaves it out (arena.h: helpers). */
+    atomic_fetch_add(&nm_proc.purge.helpers, 1);
+    bool started = pthread_attr_init(&attr) == 0 &&
+                   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
+                   pthread_attr_setstacksize(&attr, NM_STATS_TIMER_STACK) == 0 &&
+                   pthread_create(&thread, &attr, stats_timer, NULL) == 0;
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!started) {
+        atomic_fetch_sub(&nm_proc.purge.helpers, 1);
+        nm_line l = { .len = 0 };
+        nm_line_str(&l, "numamalloc: cannot start the thread for NUMAMALLOC_STATS_INTERVAL\n");
+        nm_line_write(&l, 2);
+    }
+    errno = saved;
 }
 
 static void keep_stderr_for_stats(void)
@@ -467,6 +605,11 @@ static void print_configuration(void)
     }
     nm_line_str(&l, ", on error ");
     nm_line_str(&l, nm_opt.on_error == NM_ON_ERROR_WARN ? "warn" : "abort");
+    if (nm_opt.stats_interval_ms) {
+        nm_line_str(&l, ", statistics every ");
+        nm_line_u64(&l, nm_opt.stats_interval_ms);
+        nm_line_str(&l, " ms");
+    }
     nm_line_str(&l, "\n");
     nm_line_write(&l, 2);
 }
@@ -477,9 +620,8 @@ __attribute__((constructor)) static void numamalloc_start(void)
     (void)pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
     nm_purge_init();
     nm_prof_init();
-    if (nm_opt.stats_at_exit) {
-        keep_stderr_for_stats();
-        atexit(print_stats_at_exit);
-    }
+    if (nm_opt.stats_at_exit || nm_opt.stats_interval_ms) keep_stderr_for_stats();
+    if (nm_opt.stats_at_exit) atexit(print_stats_at_exit);
     if (nm_opt.verbose) print_configuration();
+    stats_timer_start();
 }

@@ -81,6 +81,19 @@ bool nm_purge_pass(uint64_t now_ms, bool force)
     return waiting;
 }
 
+bool nm_purge_visit_begin(void)
+{
+    nm_purge_pass_begin();
+    if (!atomic_load(&fork_pending)) return true;
+    nm_purge_pass_end();
+    return false;
+}
+
+void nm_purge_visit_end(void)
+{
+    nm_purge_pass_end();
+}
+
 void nm_purge_trim(void)
 {
     atomic_fetch_add(&forced_passes, 1);
@@ -118,6 +131,7 @@ static void *purge_thread(void *arg)
          * (no /proc, no file descriptor left), the threads with a heap
          * decide. */
         int count = nm_os_thread_count();
+        if (count) count -= (int)atomic_load(&c->helpers);
         if (count ? count <= 2 : atomic_load(&c->threads) <= 1) break;
         /* Sleep until memory waits (nm_purge_signal) or a thread with a
          * heap exits.  Without such a thread, no exit would wake us: look

@@ -34,6 +34,13 @@ void nm_purge_trim(void);
  * (arena.h: nm_arena_release_for_retry). */
 void nm_purge_release_all(void);
 
+/* A look at other threads' heaps that is no purge (the statistics'
+ * count of blocks in use, heap.h: nm_heap_count_blocks), bracketed as a
+ * pass is: a fork and an owned arena's release wait for it.  False (and
+ * nothing to end) while a fork is being made: the look is skipped. */
+bool nm_purge_visit_begin(void);
+void nm_purge_visit_end(void);
+
 /* Fork: before, the passes in progress end and no new one starts; after,
  * in the parent they go on, in the child (where the thread does not exist)
  * a new one starts when needed. */

@@ -4,11 +4,15 @@
  * JSON with the process's own figures (nm_stats_json).
  *
  * Reads the node counters (segment layer), the per-class counters of every
- * heap ever made (heap layer) and the process-wide event counters.  Other
- * threads keep running while we read, so a snapshot is approximate.  Never
- * allocates and never uses stdio: safe at exit and inside malloc_stats().
+ * heap ever made (heap layer) and the process-wide event counters; the
+ * table and the JSON also count the blocks in use, page by page
+ * (heap.h: nm_heap_count_blocks), as nothing on the allocation paths
+ * counts them.  Other threads keep running while we read, so a snapshot
+ * is approximate.  Never allocates and never uses stdio: safe at exit and
+ * inside malloc_stats().  Calls take turns (one snapshot at a time).
  *
- * May call the heap, large, page, segment, topology, options and os layers.
+ * May call the heap, large, page, segment, purge, topology, options and os
+ * layers.
  */
 #include <sched.h>
 #include <stdatomic.h>
@@ -20,6 +24,8 @@
 #include "heap.h"
 #include "numamalloc.h"
 #include "options.h"
+#include "purge.h"
+#include "stats.h"
 
 static uint64_t load(_Atomic uint64_t *c)
 {
@@ -31,7 +37,33 @@ static uint64_t load(_Atomic uint64_t *c)
 struct stats_more {
     uint64_t peak_in_use[NM_STATS_MAX_NODES];
     uint64_t cross_node_frees;   /* all heaps, and threads without one */
+    uint64_t large_bytes[NM_STATS_MAX_NODES];   /* usable bytes of live large blocks */
+    uint64_t large_blocks, large_total;         /* all nodes */
+    struct nm_block_count blocks;               /* small and medium blocks in use */
+    bool counted;                               /* blocks were counted (no fork at it) */
 };
+
+/* One snapshot at a time: the table and the JSON use static storage (10 KiB
+ * is too much for a small thread's stack).  A second caller waits. */
+static atomic_flag stats_busy = ATOMIC_FLAG_INIT;
+
+static void stats_enter(void)
+{
+    while (atomic_flag_test_and_set_explicit(&stats_busy, memory_order_acquire)) sched_yield();
+}
+
+static void stats_leave(void) { atomic_flag_clear_explicit(&stats_busy, memory_order_release); }
+
+void nm_stats_after_fork(void)
+{
+    stats_leave();   /* a thread that held it does not exist in the child */
+}
+
+/* The bytes of the blocks of class `c` in use. */
+static uint64_t class_bytes(const struct stats_more *more, int c)
+{
+    return more->blocks.blocks[c] * nm_class_size[c];
+}
 
 /* One pass over the counters: `out`, and `more` unless NULL. */
 static void snapshot(struct nm_stats *out, struct stats_more *more)
@@ -52,7 +84,12 @@ static void snapshot(struct nm_stats *out, struct stats_more *more)
         n->segments = load(&ns->segments);
         n->large_blocks = load(&ns->large_blocks);
         n->cached = load(&ns->cached);
-        if (more) more->peak_in_use[i] = load(&ns->in_use_peak);
+        if (more) {
+            more->peak_in_use[i] = load(&ns->in_use_peak);
+            more->large_bytes[i] = load(&ns->large_bytes);
+            more->large_blocks += n->large_blocks;
+            more->large_total += more->large_bytes[i];
+        }
     }
 
     out->class_count = NM_CLASS_COUNT < NM_STATS_MAX_CLASSES ? NM_CLASS_COUNT
@@ -78,6 +115,11 @@ static void snapshot(struct nm_stats *out, struct stats_more *more)
     out->threads = load(&nm_proc.counters.threads);
     out->abandoned = load(&nm_proc.counters.abandoned);
     out->reclaimed = load(&nm_proc.counters.reclaimed);
+    if (more && nm_purge_visit_begin()) {
+        nm_heap_count_blocks(&more->blocks);
+        nm_purge_visit_end();
+        more->counted = true;
+    }
 }
 
 nm_export void nm_stats_get(struct nm_stats *out)
@@ -122,6 +164,7 @@ nm_export void nm_stats_print(int fd)
      * twice at once only mixes two snapshots. */
     static struct nm_stats st;
     static struct stats_more more;
+    stats_enter();
     snapshot(&st, &more);
 
     nm_line l = { .len = 0 };
@@ -151,11 +194,12 @@ nm_export void nm_stats_print(int fd)
 
     static const struct column class_cols[] = {
         { "  block size", 14 }, { "allocs", 16 }, { "pages", 10 }, { "page bytes", 12 },
+        { "blocks", 12 }, { "in blocks", 10 },
     };
     print_header(fd, class_cols, sizeof class_cols / sizeof class_cols[0]);
     for (int c = 0; c < st.class_count; c++) {
         const struct nm_class_stats *k = &st.size_class[c];
-        if (k->allocs == 0 && k->pages == 0) continue;
+        if (k->allocs == 0 && k->pages == 0 && more.blocks.blocks[c] == 0) continue;
         size_t at = 0;
         nm_line_str(&l, "  ");
         nm_line_u64(&l, k->block_size);
@@ -164,9 +208,21 @@ nm_export void nm_stats_print(int fd)
         nm_line_u64(&l, k->pages);      nm_line_pad(&l, at += class_cols[2].width);
         nm_line_size(&l, k->pages << (k->block_size <= NM_SMALL_MAX ? NM_SMALL_PAGE_SHIFT
                                                                     : NM_MEDIUM_PAGE_SHIFT));
+        nm_line_pad(&l, at += class_cols[3].width);
+        nm_line_u64(&l, more.blocks.blocks[c]);
+        nm_line_pad(&l, at += class_cols[4].width);
+        nm_line_size(&l, class_bytes(&more, c));
         nm_line_str(&l, "\n");
         nm_line_write(&l, fd);
     }
+
+    nm_line_str(&l, "  large");
+    nm_line_pad(&l, 52);
+    nm_line_u64(&l, more.large_blocks);
+    nm_line_pad(&l, 64);
+    nm_line_size(&l, more.large_total);
+    nm_line_str(&l, "\n");
+    nm_line_write(&l, fd);
 
     nm_line_str(&l, "events\n");
     nm_line_write(&l, fd);
@@ -179,6 +235,7 @@ nm_export void nm_stats_print(int fd)
     print_event(fd, "thread heaps", st.threads, false);
     print_event(fd, "segments abandoned", st.abandoned, false);
     print_event(fd, "segments adopted", st.reclaimed, false);
+    stats_leave();
 }
 
 /* ---- JSON ------------------------------------------------------------------------------
@@ -284,12 +341,9 @@ static uint64_t status_kib(const char *text, const char *field)
 
 nm_export size_t nm_stats_json(char *buf, size_t len)
 {
-    /* Static (10 KiB is too much for a small thread's stack), so callers
-     * take turns: a second thread waits for the first. */
     static struct nm_stats st;
     static struct stats_more more;
-    static atomic_flag busy = ATOMIC_FLAG_INIT;
-    while (atomic_flag_test_and_set_explicit(&busy, memory_order_acquire)) sched_yield();
+    stats_enter();
     snapshot(&st, &more);
     struct json_out j = { buf, len, 0, true };
 
@@ -306,7 +360,10 @@ nm_export size_t nm_stats_json(char *buf, size_t len)
     long rank = nm_process_rank();
     if (rank >= 0) json_number(&j, (uint64_t)rank);
     else json_text(&j, "null");
-    json_u64(&j, "time", (uint64_t)time(NULL));
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    json_u64(&j, "time", (uint64_t)now.tv_sec);
+    json_u64(&j, "time_ms", (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000);
 
     json_open(&j, "process", '{');
     uint64_t resident = 0;
@@ -336,6 +393,9 @@ nm_export size_t nm_stats_json(char *buf, size_t len)
         json_u64(&j, "cached", s->cached);
         json_u64(&j, "segments", s->segments);
         json_u64(&j, "large_blocks", s->large_blocks);
+        uint64_t in_blocks = more.large_bytes[i];
+        in_blocks += more.blocks.node_bytes[i];
+        json_u64(&j, "in_blocks", in_blocks);
         json_close(&j, '}');
     }
     json_close(&j, ']');
@@ -343,16 +403,26 @@ nm_export size_t nm_stats_json(char *buf, size_t len)
     json_open(&j, "classes", '[');
     for (int c = 0; c < st.class_count; c++) {
         const struct nm_class_stats *k = &st.size_class[c];
-        if (k->allocs == 0 && k->pages == 0) continue;
+        if (k->allocs == 0 && k->pages == 0 && more.blocks.blocks[c] == 0) continue;
         json_open(&j, NULL, '{');
         json_u64(&j, "block_size", k->block_size);
         json_u64(&j, "allocs", k->allocs);
         json_u64(&j, "pages", k->pages);
         json_u64(&j, "page_bytes", k->pages << (k->block_size <= NM_SMALL_MAX ? NM_SMALL_PAGE_SHIFT
                                                                              : NM_MEDIUM_PAGE_SHIFT));
+        json_u64(&j, "blocks_in_use", more.blocks.blocks[c]);
+        json_u64(&j, "bytes_in_use", class_bytes(&more, c));
         json_close(&j, '}');
     }
     json_close(&j, ']');
+
+    json_open(&j, "large", '{');
+    json_u64(&j, "blocks_in_use", more.large_blocks);
+    json_u64(&j, "bytes_in_use", more.large_total);
+    json_close(&j, '}');
+    json_key(&j, "blocks_counted");
+    json_text(&j, more.counted ? "true" : "false");
+    json_u64(&j, "heaps_skipped", more.blocks.heaps_skipped);
 
     json_open(&j, "events", '{');
     json_u64(&j, "large_allocs", st.large_allocs);
@@ -368,6 +438,6 @@ nm_export size_t nm_stats_json(char *buf, size_t len)
     json_close(&j, '}');
     json_raw(&j, "\n", 1);
     if (len) buf[j.pos < len ? j.pos : len - 1] = '\0';
-    atomic_flag_clear_explicit(&busy, memory_order_release);
+    stats_leave();
     return j.pos;
 }

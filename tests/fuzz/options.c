@@ -12,6 +12,7 @@
  * most), applied in order, and each single variable overrides it;
  * booleans 0/1/yes/no/on/off/true/false (NUMAMALLOC_STATS also text and
  * json); numbers are plain decimal digits,
+ * durations digits and one of "ms", "s", "m" or nothing (seconds),
  * scaled without overflow; sizes take one unit letter K, M, G or T, maybe
  * followed by "iB" or "B" (a bare number in the option's unit); choices are
  * exact words; text is any non-empty value.  Each problem is one warning
@@ -121,15 +122,27 @@ static bool model_size(const char *s, uint64_t unit, uint64_t *out)
     return model_number(s, digits, (uint64_t)1 << (10 * (1 + (l - letters) / 2)), out);
 }
 
+/* Digits and then exactly "ms" (times 1), "s" or nothing (times 1000),
+ * or "m" (times 60000). */
+static bool model_duration(const char *s, uint64_t *out)
+{
+    size_t digits = strspn(s, "0123456789");
+    const char *unit = s + digits;
+    uint64_t scale = !strcmp(unit, "ms") ? 1 : !strcmp(unit, "s") || !*unit ? 1000
+                   : !strcmp(unit, "m") ? 60000 : 0;
+    return scale && model_number(s, digits, scale, out);
+}
+
 /* The options in nm_options_parse's order (its table). */
 static const char *const model_names[] = {
-    "NUMAMALLOC_VERBOSE", "NUMAMALLOC_STATS", "NUMAMALLOC_STATS_FILE", "NUMAMALLOC_PURGE_DELAY_MS", "NUMAMALLOC_CACHE_MB",
+    "NUMAMALLOC_VERBOSE", "NUMAMALLOC_STATS", "NUMAMALLOC_STATS_FILE", "NUMAMALLOC_STATS_INTERVAL",
+    "NUMAMALLOC_PURGE_DELAY_MS", "NUMAMALLOC_CACHE_MB",
     "NUMAMALLOC_PURGE_THREAD", "NUMAMALLOC_HUGEPAGES", "NUMAMALLOC_ON_ERROR", "NUMAMALLOC_SECURE",
     "NUMAMALLOC_SYSFS_ROOT", "NUMAMALLOC_POLICY", "NUMAMALLOC_INTERLEAVE_ABOVE", "NUMAMALLOC_PROF",
     "NUMAMALLOC_PROF_SAMPLE", "NUMAMALLOC_PROF_FILE", "NUMAMALLOC_PROF_SIGNAL",
 };
 #define OPTION_COUNT (sizeof model_names / sizeof model_names[0])
-#define POLICY 10
+#define POLICY 11
 
 /* Apply option i's value to `want` as the model reads it; false if the
  * model rejects it. */
@@ -146,26 +159,27 @@ static bool model_apply(size_t i, const char *v, struct nm_options *want)
         return true;
     }
     case 2: if (!*v) return false; want->stats_file = v; return true;
-    case 3: return model_number(v, strlen(v), 1, &want->purge_delay_ms);
-    case 4: return model_size(v, (uint64_t)1 << 20, &want->cache_bytes);
-    case 5: return model_bool(v, &want->purge_thread);
-    case 6:
+    case 3: return model_duration(v, &want->stats_interval_ms);
+    case 4: return model_number(v, strlen(v), 1, &want->purge_delay_ms);
+    case 5: return model_size(v, (uint64_t)1 << 20, &want->cache_bytes);
+    case 6: return model_bool(v, &want->purge_thread);
+    case 7:
         if (!strcmp(v, "off") || !strcmp(v, "0")) { want->hugepages = NM_HUGEPAGES_OFF; return true; }
         if (!strcmp(v, "thp")) { want->hugepages = NM_HUGEPAGES_THP; return true; }
         if (!strcmp(v, "hugetlb")) { want->hugepages = NM_HUGEPAGES_HUGETLB; return true; }
         return false;
-    case 7:
+    case 8:
         if (!strcmp(v, "abort")) { want->on_error = NM_ON_ERROR_ABORT; return true; }
         if (!strcmp(v, "warn")) { want->on_error = NM_ON_ERROR_WARN; return true; }
         return false;
-    case 8: return model_bool(v, &want->secure);
-    case 9: if (!*v) return false; want->sysfs_root = v; return true;
+    case 9: return model_bool(v, &want->secure);
+    case 10: if (!*v) return false; want->sysfs_root = v; return true;
     case POLICY: if (!*v) return false; want->policy = v; return true;
-    case 11: return model_size(v, 1, &want->interleave_above);
-    case 12: return model_bool(v, &want->prof);
-    case 13: return model_size(v, 1, &want->prof_sample);
-    case 14: if (!*v) return false; want->prof_file = v; return true;
-    case 15: {
+    case 12: return model_size(v, 1, &want->interleave_above);
+    case 13: return model_bool(v, &want->prof);
+    case 14: return model_size(v, 1, &want->prof_sample);
+    case 15: if (!*v) return false; want->prof_file = v; return true;
+    case 16: {
         static const struct { const char *text; int signal; } signals[] = {
             { "0", 0 }, { "off", 0 }, { "USR1", SIGUSR1 }, { "SIGUSR1", SIGUSR1 },
             { "USR2", SIGUSR2 }, { "SIGUSR2", SIGUSR2 },
@@ -350,6 +364,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(nm_opt.stats_at_exit == want.stats_at_exit);
     FUZZ_CHECK((nm_opt.stats_file == NULL) == (want.stats_file == NULL));
     FUZZ_CHECK(!want.stats_file || !strcmp(nm_opt.stats_file, want.stats_file));
+    FUZZ_CHECK(nm_opt.stats_interval_ms == want.stats_interval_ms, "%llu, model %llu",
+               (unsigned long long)nm_opt.stats_interval_ms, (unsigned long long)want.stats_interval_ms);
     FUZZ_CHECK(nm_opt.purge_delay_ms == want.purge_delay_ms, "%llu, model %llu",
                (unsigned long long)nm_opt.purge_delay_ms, (unsigned long long)want.purge_delay_ms);
     FUZZ_CHECK(nm_opt.cache_bytes == want.cache_bytes, "%llu, model %llu",

@@ -5,7 +5,8 @@
 # closest option; valid values give no output; NUMAMALLOC_CONF and a
 # program's nm_conf set every option, each overridden by the next source;
 # NUMAMALLOC_VERBOSE prints the configuration in effect, NUMAMALLOC_STATS
-# the statistics at exit; NUMAMALLOC_HUGEPAGES=off keeps
+# the statistics at exit; NUMAMALLOC_STATS_INTERVAL takes 10s, 500ms, 2m
+# or a bare number of seconds, from the variable or NUMAMALLOC_CONF; NUMAMALLOC_HUGEPAGES=off keeps
 # huge blocks out of transparent huge pages, and =hugetlb works with or
 # without pages in the hugetlb pool.
 set -u
@@ -78,6 +79,20 @@ for v in 1B 1Gi G 1GiBB 1X; do
 done
 expect_warning NUMAMALLOC_INTERLEAVE_ABOVE 64MB_ "a size in bytes, or with K, M, G or T (0 = off)"
 
+# Durations: ms, s, m or a bare number of seconds.
+for v in 10h 1.5s s -1 "10 s" 10S 99999999999999999999; do
+    expect_warning NUMAMALLOC_STATS_INTERVAL "$v" "a duration: 10s, 500ms, 2m or a number of seconds (0 = off)"
+done
+expect_silent NUMAMALLOC_STATS_INTERVAL 0
+for v in 10s:10000 500ms:500 2m:120000 5:5000 0ms:; do
+    out=$(NUMAMALLOC_VERBOSE=1 NUMAMALLOC_STATS_INTERVAL=${v%%:*} LD_PRELOAD="$lib" "${prog[@]}" 2>&1)
+    if [ -n "${v#*:}" ]; then
+        [[ "$out" == *", on error abort, statistics every ${v#*:} ms" ]] || { echo "NUMAMALLOC_STATS_INTERVAL=${v%%:*}: $out"; fail=1; }
+    else
+        [[ "$out" == *", on error abort" ]] || { echo "NUMAMALLOC_STATS_INTERVAL=${v%%:*}: $out"; fail=1; }
+    fi
+done
+
 # A NUMAMALLOC_ variable that is no option: one line naming the closest.
 out=$(NUMAMALLOC_PURGE_DELAY=5 NUMAMALLOC_HUGEPAGE=off LD_PRELOAD="$lib" "${prog[@]}" 2>&1)
 want="numamalloc: ignoring variable 'NUMAMALLOC_PURGE_DELAY': not an option; did you mean NUMAMALLOC_PURGE_DELAY_MS?
@@ -89,9 +104,9 @@ expect_silent NUMAMALLOC_PROC_ROOT /proc
 
 # NUMAMALLOC_CONF: every option by its key, a node list with commas, the
 # single variable over the string, each bad item in one line.
-out=$(NUMAMALLOC_CONF='verbose:1,purge_delay_ms:7,cache_mb:64M,hugepages:off,secure:true,on_error:warn,purge_thread:off,policy:interleave:0,0' \
+out=$(NUMAMALLOC_CONF='verbose:1,purge_delay_ms:7,cache_mb:64M,hugepages:off,secure:true,on_error:warn,purge_thread:off,stats_interval:2m,policy:interleave:0,0' \
       LD_PRELOAD="$lib" "${prog[@]}" 2>&1)
-[[ "$out" == *"policy interleave:0,0, huge pages off, purge delay 7 ms (no background thread), cache 64.0 MiB per node, secure mode on, on error warn" ]] ||
+[[ "$out" == *"policy interleave:0,0, huge pages off, purge delay 7 ms (no background thread), cache 64.0 MiB per node, secure mode on, on error warn, statistics every 120000 ms" ]] ||
     { echo "NUMAMALLOC_CONF not applied:"; printf '%s\n' "$out"; fail=1; }
 out=$(NUMAMALLOC_CONF='verbose:1,cache_mb:64M' NUMAMALLOC_CACHE_MB=3 LD_PRELOAD="$lib" "${prog[@]}" 2>&1)
 [[ "$out" == *"cache 3.0 MiB per node"* ]] || { echo "NUMAMALLOC_CACHE_MB does not override NUMAMALLOC_CONF: $out"; fail=1; }

@@ -8,6 +8,12 @@
 #     peak in use at least that, the process's RSS at least 30 MiB while they
 #     live and its page faults; the snprintf contract (checked in the
 #     program);
+#   - blocks in use: with 1000 blocks of 40 bytes and 300 of 3000 live, the
+#     classes serving them count at least that many blocks in use, their
+#     bytes at least count x size, exactly blocks x block size and no more
+#     than their pages hold, and the nodes' in_blocks at least all of that;
+#     after the frees each class counts at least that many fewer; the large
+#     entry counts the ten 3 MiB blocks while they live;
 #   - NUMAMALLOC_STATS=json prints the same object at exit on stderr, and
 #     nothing else there;
 #   - NUMAMALLOC_STATS_FILE=DIR/s.%p.%r.json writes it to that file (the
@@ -16,7 +22,14 @@
 #   - NUMAMALLOC_STATS=1 with a file: the table goes to the file;
 #   - a symbolic link in the file's place is not followed, a set-user-ID
 #     program run by another user writes no file, and a command name that
-#     is not UTF-8 still gives valid JSON.
+#     is not UTF-8 still gives valid JSON;
+#   - NUMAMALLOC_STATS_INTERVAL=300ms (or stats_interval:300ms in
+#     NUMAMALLOC_CONF): a program that sleeps 1.2 s without allocating
+#     writes at least 3 objects, one per line, each valid JSON with its pid
+#     and a later time_ms than the one before, to the file (appended; with
+#     NUMAMALLOC_STATS=json the one at exit comes last) or to stderr;
+#     interval 0 writes none; a program that forks gets lines from parent
+#     and child, each in its own %p file, and ends.
 set -u
 root=${NM_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${NM_BUILD:-$root/build}
@@ -63,6 +76,25 @@ check(total(live, "in_use") - total(freed, "in_use") >= 30 * MiB, "in use %d -> 
 check(total(freed, "peak_in_use") >= 30 * MiB, "peak in use %d" % total(freed, "peak_in_use"))
 check(live["process"]["rss"] >= 30 * MiB, "rss %d with 30 MiB written" % live["process"]["rss"])
 check(live["process"]["minor_faults"] >= 30 * MiB // (2 * MiB), "minor faults %d" % live["process"]["minor_faults"])
+# Blocks in use, counted page by page when the statistics are taken.
+check(live["large"]["blocks_in_use"] - freed["large"]["blocks_in_use"] == 10, "large %r -> %r" % (live["large"], freed["large"]))
+check(live["large"]["bytes_in_use"] - freed["large"]["bytes_in_use"] >= 30 * MiB, "large bytes %r -> %r" % (live["large"], freed["large"]))
+small_live, small_freed = (json.loads(l) for l in lines[3:5])
+def serving(s, size):   # the smallest class listed that holds `size`: the one serving it
+    return min((c for c in s["classes"] if c["block_size"] >= size), key=lambda c: c["block_size"])
+ours = 0
+for count, size in ((1000, 40), (300, 3000)):
+    c, after = serving(small_live, size), serving(small_freed, size)
+    check(after["block_size"] == c["block_size"], "%d-byte blocks: class %d, then %d" % (size, c["block_size"], after["block_size"]))
+    check(c["blocks_in_use"] >= count, "%d blocks of %d bytes live: class %r" % (count, size, c))
+    check(c["bytes_in_use"] == c["blocks_in_use"] * c["block_size"], "class %r: bytes are not blocks x size" % c)
+    check(c["bytes_in_use"] >= count * size, "%d blocks of %d bytes live: class %r" % (count, size, c))
+    check(c["bytes_in_use"] <= c["page_bytes"], "class %r: more bytes in use than its pages hold" % c)
+    check(c["blocks_in_use"] - after["blocks_in_use"] >= count, "%d blocks of %d bytes freed: %r -> %r" % (count, size, c, after))
+    ours += c["bytes_in_use"]
+check(small_live["blocks_counted"] is True and small_live["heaps_skipped"] == 0, "blocks not all counted: %r %r" % (small_live["blocks_counted"], small_live["heaps_skipped"]))
+check(total(small_live, "in_blocks") >= ours, "nodes' in_blocks %d, classes hold %d" % (total(small_live, "in_blocks"), ours))
+check(total(live, "in_blocks") - total(freed, "in_blocks") >= 30 * MiB, "in_blocks %d -> %d with 30 MiB freed" % (total(live, "in_blocks"), total(freed, "in_blocks")))
 for e in errors: print("FAIL:", e)
 sys.exit(1 if errors else 0)
 PY
@@ -124,5 +156,44 @@ NUMAMALLOC_STATS=1 NUMAMALLOC_STATS_FILE="$tmp/table.%%.txt" "$tmp/prog" >/dev/n
 grep -q '^numamalloc statistics$' "$tmp/table.%.txt" && [ ! -s "$tmp/err" ] ||
     bad "NUMAMALLOC_STATS=1 with a file: no table in $tmp/table.%.txt"
 
-[ $fail = 0 ] && echo "statistics as JSON: the program's numbers, at exit, to a file"
+# Every interval, while the program sleeps.
+cc -std=gnu11 -Wall -Wextra -Werror -O1 "$root/tests/programs/data/stats_interval.c" -o "$tmp/sleeper" -Wl,--no-as-needed \
+    -L"$(dirname "$lib")" -lnumamalloc -Wl,-rpath,"$(dirname "$lib")" ||
+    { echo "cannot build tests/programs/data/stats_interval.c"; exit 1; }
+# lines FILE PID MIN [EXIT]: FILE holds at least MIN JSON objects, one per
+# line, of process PID, each later than the one before (and with EXIT the
+# last one is the exit's: after the program's last allocation).
+lines() {
+    python3 - "$@" <<'PY'
+import json, sys
+path, pid, least = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+text = open(path).read()
+objects = [json.loads(l) for l in text.splitlines()]
+times = [o["time_ms"] for o in objects]
+ok = (len(objects) >= least and text.endswith("\n") and all(o["pid"] == pid for o in objects)
+      and all(a < b for a, b in zip(times, times[1:])))
+if not ok: print("%s: %d objects, pids %s, times %s" % (path, len(objects), [o["pid"] for o in objects], times))
+sys.exit(0 if ok else 1)
+PY
+}
+NUMAMALLOC_STATS_INTERVAL=300ms NUMAMALLOC_STATS_FILE="$tmp/every.%p.jsonl" timeout 20 "$tmp/sleeper" 1200 >"$tmp/out" 2>"$tmp/err" ||
+    bad "NUMAMALLOC_STATS_INTERVAL=300ms: the program failed or hung: $(cat "$tmp/err")"
+pid=$(head -n 1 "$tmp/out")
+lines "$tmp/every.$pid.jsonl" "$pid" 3 || bad "NUMAMALLOC_STATS_INTERVAL=300ms over 1.2 s: not 3 JSON lines in the file"
+[ -s "$tmp/err" ] && bad "NUMAMALLOC_STATS_INTERVAL with a file: stderr not empty: $(head -c 300 "$tmp/err")"
+NUMAMALLOC_CONF=stats_interval:300ms timeout 20 "$tmp/sleeper" 1200 >"$tmp/out" 2>"$tmp/err"
+lines "$tmp/err" "$(head -n 1 "$tmp/out")" 3 || bad "NUMAMALLOC_CONF=stats_interval:300ms: not 3 JSON lines on stderr"
+NUMAMALLOC_STATS=json NUMAMALLOC_STATS_INTERVAL=300ms NUMAMALLOC_STATS_FILE="$tmp/both.jsonl" timeout 20 "$tmp/sleeper" 1200 >"$tmp/out" 2>"$tmp/err"
+lines "$tmp/both.jsonl" "$(head -n 1 "$tmp/out")" 4 || bad "NUMAMALLOC_STATS=json with an interval: not the dumps and the one at exit, appended"
+NUMAMALLOC_STATS_INTERVAL=0 NUMAMALLOC_STATS_FILE="$tmp/none.%p.jsonl" timeout 20 "$tmp/sleeper" 1200 >"$tmp/out" 2>"$tmp/err"
+ls "$tmp"/none.* >/dev/null 2>&1 && bad "NUMAMALLOC_STATS_INTERVAL=0 wrote $(ls "$tmp"/none.*)"
+[ -s "$tmp/err" ] && bad "NUMAMALLOC_STATS_INTERVAL=0: stderr not empty: $(head -c 300 "$tmp/err")"
+NUMAMALLOC_STATS_INTERVAL=300ms NUMAMALLOC_STATS_FILE="$tmp/fork.%p.jsonl" timeout 20 "$tmp/sleeper" 1200 fork >"$tmp/out" 2>"$tmp/err" ||
+    bad "NUMAMALLOC_STATS_INTERVAL with a fork: the program failed or hung (status $?)"
+[ "$(wc -l <"$tmp/out")" = 2 ] || bad "the forking program printed $(wc -l <"$tmp/out") pids"
+while read -r pid; do
+    lines "$tmp/fork.$pid.jsonl" "$pid" 3 || bad "NUMAMALLOC_STATS_INTERVAL with a fork: process $pid"
+done <"$tmp/out"
+
+[ $fail = 0 ] && echo "statistics as JSON: the program's numbers, at exit, to a file, every interval"
 exit $fail

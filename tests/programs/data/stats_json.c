@@ -1,7 +1,9 @@
 /* stats_json.c — for tests/programs/stats_json.sh: prints its pid, then
  * nm_stats_json() with ten 3 MiB blocks live and written, then again after
- * they are freed, one object per line; checks the buffer contract itself
- * (a short buffer gets the same length back and a NUL at its end). */
+ * they are freed, then with 1000 blocks of 40 bytes and 300 of 3000 bytes
+ * live, then after they are freed: one object per line; checks the buffer
+ * contract itself (a short buffer gets the same length back and a NUL at
+ * its end). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,10 @@
 
 #define BLOCKS 10
 #define BLOCK_SIZE (3u << 20)
+#define SMALL_BLOCKS 1000
+#define SMALL_SIZE 40
+#define MEDIUM_BLOCKS 300
+#define MEDIUM_SIZE 3000
 
 static void print_json(void)
 {
@@ -42,6 +48,16 @@ int main(void)
     }
     print_json();
     for (int i = 0; i < BLOCKS; i++) free(p[i]);
+    print_json();
+
+    static void *small[SMALL_BLOCKS], *medium[MEDIUM_BLOCKS];
+    for (int i = 0; i < SMALL_BLOCKS; i++)
+        if (!(small[i] = malloc(SMALL_SIZE))) return 1;
+    for (int i = 0; i < MEDIUM_BLOCKS; i++)
+        if (!(medium[i] = malloc(MEDIUM_SIZE))) return 1;
+    print_json();
+    for (int i = 0; i < SMALL_BLOCKS; i++) free(small[i]);
+    for (int i = 0; i < MEDIUM_BLOCKS; i++) free(medium[i]);
     print_json();
     return 0;
 }
