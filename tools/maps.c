@@ -306,16 +306,41 @@ static void gather(struct process *p)
     p->names_supported = anon_names_supported();
 }
 
-/* " N0=12 N1=3": pages per node, nodes without pages left out. */
-static void print_pages(const struct process *p, const uint64_t *bytes_by_node)
+/* Text that may run past 80 columns, printed from column `at` (where the
+ * cursor is) in words, each further line indented to column `indent`. */
+static void print_words(const char *text, int at, int indent)
 {
-    bool any = false;
-    for (int n = 0; n < NM_NODE_ID_LIMIT; n++) {
-        if (!bytes_by_node[n]) continue;
-        printf(" N%d=%" PRIu64, n, bytes_by_node[n] / p->page_size);
-        any = true;
+    int column = at;
+    for (const char *w = text; *w;) {
+        size_t n = strcspn(w, " ");
+        if (n > 0) {
+            if (column > indent && column + 1 + (int)n > 80) {
+                printf("\n%*s", indent, "");
+                column = indent;
+            } else if (column > at || (column == at && w != text)) {
+                putchar(' ');
+                column++;
+            }
+            printf("%.*s", (int)n, w);
+            column += (int)n;
+        }
+        w += n;
+        while (*w == ' ') w++;
     }
-    if (!any) printf(" -");
+}
+
+/* "N0=12 N1=3": pages per node, nodes without pages left out ("-": none). */
+static void format_pages(char *buf, size_t len, const struct process *p, const uint64_t *bytes_by_node)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int n = 0; n < NM_NODE_ID_LIMIT && used < len; n++) {
+        if (!bytes_by_node[n]) continue;
+        int w = snprintf(buf + used, len - used, "%sN%d=%" PRIu64, used ? " " : "", n,
+                         bytes_by_node[n] / p->page_size);
+        if (w > 0) used += (size_t)w;
+    }
+    if (!buf[0]) snprintf(buf, len, "-");
 }
 
 static uint64_t total_of(const uint64_t *bytes_by_node)
@@ -338,30 +363,40 @@ static void print_text(const struct process *p, bool list)
     }
     printf("%-6s %12" PRIu64 " %12s\n", "total", total / p->page_size, format_bytes(a, total));
 
-    printf("\n%-18s %8s %12s %12s  %-24s %s\n", "kind", "mappings", "size", "resident", "policies",
-           "pages by node");
+    /* Within 80 columns: pages by node wrap under their column, and each
+     * kind's policies follow on a line of their own. */
+    printf("\n%-17s %8s %10s %10s  %s\n", "kind", "mappings", "size", "resident", "pages by node");
     for (int k = 0; k < K_COUNT; k++) {
         const struct kind_total *t = &p->kinds[k];
-        char policies[256] = "-";
+        char pages[2048], policies[1024] = "";
         size_t used = 0;
         for (int i = 0; i < t->policy_count && used < sizeof policies; i++) {
             int w = snprintf(policies + used, sizeof policies - used, "%s%s", i ? "; " : "", t->policies[i].policy);
             if (w > 0) used += (size_t)w;
         }
-        printf("%-18s %8" PRIu64 " %12s %12s  %-24s", kind_names[k], t->mappings, format_bytes(a, t->size),
-               format_bytes(b, t->resident), policies);
-        print_pages(p, t->bytes);
+        format_pages(pages, sizeof pages, p, t->bytes);
+        printf("%-17s %8" PRIu64 " %10s %10s  ", kind_names[k], t->mappings, format_bytes(a, t->size),
+               format_bytes(b, t->resident));
+        print_words(pages, 51, 51);
         printf("\n");
+        if (policies[0]) {
+            printf("%18spolicies: ", "");
+            print_words(policies, 28, 28);
+            printf("\n");
+        }
     }
     if (!p->names_supported && p->kinds[K_NUMAMALLOC].mappings == 0 && p->kinds[K_REGION].mappings == 0) {
-        printf("\nThis kernel does not name anonymous mappings (no CONFIG_ANON_VMA_NAME): numamalloc's\n"
-               "memory is counted as anon.\n");
+        printf("\nThis kernel does not name anonymous mappings (no CONFIG_ANON_VMA_NAME):\n"
+               "numamalloc's memory is counted as anon.\n");
     }
     if (!list) return;
-    printf("\n%-25s %10s %-18s %-20s %-20s %s\n", "address", "size", "kind", "policy", "pages by node", "name");
+    /* Two lines a mapping: where, how big, its policy and kind; then its
+     * pages by node and its name. */
+    printf("\n%-25s %10s %-20s %s\n", "address", "size", "policy", "kind");
+    printf("%4s%s\n", "", "pages by node, name");
     for (int i = 0; i < p->mapping_count; i++) {
         const struct mapping *m = &p->mappings[i];
-        char range[48], pages[256] = "";
+        char range[48], pages[2048] = "", rest[4096];
         size_t used = 0;
         snprintf(range, sizeof range, "%" PRIx64 "-%" PRIx64, m->start, m->end);
         for (int n = 0; n < m->node_count && used < sizeof pages; n++) {
@@ -369,8 +404,12 @@ static void print_text(const struct process *p, bool list)
                              m->bytes[n] / p->page_size);
             if (w > 0) used += (size_t)w;
         }
-        printf("%-25s %10s %-18s %-20s %-20s %s\n", range, format_bytes(a, m->end - m->start),
-               kind_names[m->kind], m->policy, pages[0] ? pages : "-", m->name);
+        printf("%-25s %10s %-20s %s\n", range, format_bytes(a, m->end - m->start), m->policy,
+               kind_names[m->kind]);
+        snprintf(rest, sizeof rest, "%s%s%s", pages[0] ? pages : "-", m->name[0] ? " " : "", m->name);
+        printf("%4s", "");
+        print_words(rest, 4, 8);
+        printf("\n");
     }
 }
 

@@ -202,6 +202,10 @@ same("text total pages", rows.get("total"), js["total"]["pages"])
 for k in js["kinds"]:
     m = re.search(r"^%s\s+(\d+) " % re.escape(k["kind"]), text, re.M)
     same("text mappings of kind %s" % k["kind"], int(m.group(1)) if m else None, k["mappings"])
+for label, out in (("maps", text), ("maps --mappings", text_list)):
+    wide = [l for l in out.splitlines() if len(l) > 80]
+    if wide:
+        errors.append("%s: %d lines wider than 80 columns, first: %r" % (label, len(wide), wide[0]))
 first = text.splitlines()[0] if text else ""
 if not first.startswith("process %d (%s): %d mappings" % (pid, js.get("command"), len(kernel))):
     errors.append("text: first line %r" % first)
@@ -393,10 +397,18 @@ if any(got_nodes.get(n) != c for n, c in totals.items()) or any(got_nodes[n] for
     errors.append("nodes: got %r, expected %r" % (got_nodes, totals))
 if (js["command"], js["mems_allowed"], js["mapping_count"]) != ("app", "0-3", 11):
     errors.append("header: %r" % ((js["command"], js["mems_allowed"], js["mapping_count"]),))
-for line in ("numamalloc                3     66.4 MiB     66.4 MiB  prefer:1; prefer (many):0-1; bind=static:3 N0=60 N1=16424 N3=512",
-             "hugetlb                   1     16.0 MiB     16.0 MiB  bind:2                   N2=4096"):
-    if line not in text.splitlines():
+lines = text.splitlines()
+for line, policies in (("numamalloc               3   66.4 MiB   66.4 MiB  N0=60 N1=16424 N3=512",
+                        "                  policies: prefer:1; prefer (many):0-1; bind=static:3"),
+                       ("hugetlb                  1   16.0 MiB   16.0 MiB  N2=4096",
+                        "                  policies: bind:2")):
+    if line not in lines:
         errors.append("text: no line %r" % line)
+    elif lines[lines.index(line) + 1] != policies:
+        errors.append("text: after %r, %r instead of %r" % (line, lines[lines.index(line) + 1], policies))
+wide = [l for l in lines if len(l) > 80]
+if wide:
+    errors.append("text: %d lines wider than 80 columns, first: %r" % (len(wide), wide[0]))
 for e in errors:
     print("FAIL (recorded files): " + e)
 sys.exit(1 if errors else 0)

@@ -63,7 +63,8 @@ check_hold() {
     mapping=$(echo "$rest" | sed 's/.* mapping //')
     $tool maps "$pid" --mappings >/tmp/$name.maps 2>/tmp/err || bad "$name: maps exited $?: $(cat /tmp/err)"
     cat /tmp/$name.maps
-    line=$(grep "^$start-" /tmp/$name.maps)
+    # A mapping's two lines (address, size, policy, kind; pages, name) as one.
+    line=$(grep -A1 "^$start-" /tmp/$name.maps | tr '\n' ' ')
     [ -n "$line" ] || { bad "$name: maps lists no mapping at $start"; return; }
     got=$(echo "$line" | tr ' ' '\n' | grep '^N[0-9]*=' | tr '\n' ' ' | sed 's/ $//')
     [ "$got" = "$mapping" ] || bad "$name: maps says '$got' for the mapping at $start, move_pages '$mapping'"
