@@ -281,13 +281,11 @@ const char *symbolize(struct symbolizer *s, uint64_t address, char *buf, size_t 
         if (offset - f->loads[i].offset >= f->loads[i].filesz || offset < f->loads[i].offset) continue;
         uint64_t vaddr = offset - f->loads[i].offset + f->loads[i].vaddr;
         const struct function *fn = find_function(f, vaddr);
-        /* Past the end of the nearest function before it (a stripped
-         * file's static function): that name, marked with the distance. */
-        if (fn && fn->size && vaddr - fn->start >= fn->size) {
-            snprintf(buf, len, "%s+0x%" PRIx64, fn->name, vaddr - fn->start);
-            return buf;
-        }
-        if (fn) return fn->name;
+        /* Past the end of the nearest function before it, the address is
+         * in a function the file does not name (a stripped library's
+         * static function, libc's start_thread): the file and address,
+         * rather than a neighbour's name that would mislead. */
+        if (fn && !(fn->size && vaddr - fn->start >= fn->size)) return fn->name;
         snprintf(buf, len, "%s+0x%" PRIx64, base_name(f->path), vaddr);
         return buf;
     }

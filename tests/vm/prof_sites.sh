@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
 # tests/vm/prof_sites.sh — make check: the heap profiler's sites in the
 # 2node guest (guest/prof_sites.c says what runs, with every allocation
-# recorded).  The profile must show exactly three sites of the program's
-# own code (four with site_moved), each found by the function that called malloc: site_local with
-# 400 x 128 B live, all on the first node, none freed; site_cross with 300
-# x 256 B allocated, all freed by the second node's thread, so 300
-# cross-node frees and nothing live; site_leak with 200 x 512 B live, all
-# on the second node; site_moved with 100 x 64 B live on the second node,
-# where the program moved their pages, all counted as mismatched (their
-# heap binds them to the first); no other block is mismatched.  The profile is read here with python3.
+# recorded).  The profile must show exactly four sites of the program's
+# own code, each found by the function that called malloc: site_local
+# with 400 x 128 B live, all on the first node, none freed; site_cross
+# with 300 x 256 B allocated, all freed by the second node's thread, so
+# 300 cross-node frees and nothing live; site_leak with 200 x 512 B live,
+# all on the second node; site_moved with 100 x 64 B live on the second
+# node, where the program moved their pages, all counted as mismatched
+# (their heap binds them to the first); no other block is mismatched.
+# The profile is read here with python3; `numamalloc prof report`, run in
+# the guest on the same file, must name the functions, and its folded
+# stacks give each site's live bytes.
 # Exit 0 = passed; 77 = no guest can be had here.
 set -u
 . "$(dirname "$0")/lib.bash"
 vm_need_lib
 command -v python3 >/dev/null || { echo "python3 not installed (make deps)"; exit 77; }
+tool=$build/numamalloc
+[ -x "$tool" ] || { echo "no $tool: run make first"; exit 1; }
 vm_build prof_sites -pthread -ldl
-vm_run 2node 120 "$lib $out/prof_sites" \
-    "NUMAMALLOC_PROF=1 NUMAMALLOC_PROF_SAMPLE=1 NUMAMALLOC_PROF_FILE=/dev/null LD_PRELOAD=$preload /prof_sites"
+vm_run 2node 120 "$lib $out/prof_sites $tool" \
+    "NUMAMALLOC_PROF=1 NUMAMALLOC_PROF_SAMPLE=1 NUMAMALLOC_PROF_FILE=/dev/null LD_PRELOAD=$preload /prof_sites &&
+     /numamalloc prof report --top=20 /tmp/prof_sites.heap | sed 's/^/report /' &&
+     /numamalloc prof report --collapsed /tmp/prof_sites.heap | sed 's/^/folded /'"
 result=fail
 if [ "$vm_rc" -eq 0 ]; then
     python3 - "$vm_log" <<'PY' && result=pass
@@ -76,6 +83,19 @@ else:
         want_mismatched = w["live"] if name == "moved" else (0, 0)
         if s["mismatched"] != want_mismatched:
             errors.append("%s: mismatched %r, want %r" % (name, s["mismatched"], want_mismatched))
+# The command, run in the guest on the same profile, names the functions.
+report = [l[7:] for l in text.split("\n") if l.startswith("report ")]
+folded = {}
+for l in text.split("\n"):
+    if l.startswith("folded "):
+        stack, _, value = l[7:].rpartition(" ")
+        leaf = stack.split(";")[-1]
+        folded[leaf] = folded.get(leaf, 0) + int(value)
+for name, live in (("site_local", 51200), ("site_leak", 102400), ("site_moved", 6400)):
+    if not any(name in l for l in report):
+        errors.append("numamalloc prof report does not name %s" % name)
+    if folded.get(name) != live:
+        errors.append("folded stacks ending in %s: %r bytes, want %d" % (name, folded.get(name), live))
 for e in errors:
     print("FAIL:", e)
 sys.exit(1 if errors else 0)
