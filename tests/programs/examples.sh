@@ -126,13 +126,14 @@ build_example openmp -fopenmp
 build_example buffer_pool -pthread
 build_example worker_pool -pthread
 build_example bind_inspect
+build_example pipeline -pthread
 # The static library works as well (and malloc is numamalloc's there too).
 gcc "${cflags[@]}" -pthread "$root/examples/buffer_pool.c" -o "$tmp/buffer_pool_static" \
     "$lib_dir/libnumamalloc.a" -pthread || { echo "FAIL: cannot build buffer_pool against libnumamalloc.a"; exit 1; }
 # clang too, where installed (compiled only).  Its OpenMP header comes with
 # libomp-dev, which make deps does not install: openmp.c only where it is.
 if command -v clang >/dev/null; then
-    for name in buffer_pool worker_pool bind_inspect; do
+    for name in buffer_pool worker_pool bind_inspect pipeline; do
         clang "${cflags[@]}" -pthread -c "$root/examples/$name.c" -o "$tmp/$name.clang.o" ||
             check_fail "clang cannot build examples/$name.c"
     done
@@ -188,6 +189,16 @@ check_buffer_pool "$tmp/buffer_pool_static.out" "$nodes_with_memory"
 
 run_example worker_pool "$tmp/worker_pool"
 check_worker_pool "$tmp/worker_pool.out" "$nodes_with_memory"
+
+# pipeline, profiled as the README shows: its sum, and a profile whose
+# sites include the records it allocates (20,000 x 2 KiB: about 78
+# samples at the default rate; the chance of none is e^-78).
+run_example pipeline env NUMAMALLOC_PROF=1 NUMAMALLOC_PROF_FILE="$tmp/pipeline.heap" "$tmp/pipeline"
+grep -q ' sum [0-9]*: ok$' "$tmp/pipeline.out" || check_fail "pipeline: its sum is not ok"
+head -n 1 "$tmp/pipeline.heap" 2>/dev/null | grep -q '^heap profile: .* @ heap_v2/524288$' ||
+    check_fail "pipeline: no heap profile at the default rate in $tmp/pipeline.heap"
+read_samples=$(grep -c '^[0-9]*: [0-9]* \[ [1-9]' "$tmp/pipeline.heap" 2>/dev/null)
+[ "${read_samples:-0}" -ge 2 ] || check_fail "pipeline: the profile has ${read_samples:-0} sites that allocated"
 
 # bind_inspect, held on a FIFO while its numa_maps is read from here.
 mkfifo "$tmp/enter"
