@@ -183,7 +183,7 @@ if [ -f "$man1" ]; then
     for var in $(grep -o '^| `NUMAMALLOC_[A-Z_]*`' "$root/README.md" | tr -d '|` '); do
         grep -q "$var" "$man1" || bad "numamalloc(1) does not describe $var (README.md does)"
     done
-    for cmd in run topology maps stat; do
+    for cmd in run topology maps stat prof; do
         grep -q "^\.SS \"$cmd" "$man1" || bad "numamalloc(1) has no section for '$cmd'"
     done
 fi
