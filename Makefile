@@ -69,11 +69,12 @@ tests: $(UNIT_BIN) $(PRELOAD_BIN)
 $(BUILD)/obj/%.o: src/%.c $(LIB_HDR) | $(BUILD)/obj
 	$(CC) $(LIB_FLAGS) -c $< -o $@
 
-# -static-libgcc: the heap profiler's unwinder (libgcc's) is linked in, so
-# the library needs nothing at run time beyond libc.
+# -static-libgcc -u _Unwind_Backtrace: the heap profiler's unwinder
+# (libgcc's, referenced weakly by prof.c) is linked in, so the library
+# needs nothing at run time beyond libc.
 $(SO): $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,libnumamalloc.so.$(SOVERSION) -Wl,-z,now -Wl,--no-undefined \
-	    -static-libgcc -o $@ $(LIB_OBJ) -pthread
+	    -static-libgcc -Wl,-u,_Unwind_Backtrace -o $@ $(LIB_OBJ) -pthread
 	ln -sf libnumamalloc.so $(BUILD)/libnumamalloc.so.$(SOVERSION)
 
 $(ARCHIVE): $(LIB_OBJ)

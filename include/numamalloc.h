@@ -579,8 +579,10 @@ size_t nm_stats_json(char *buf, size_t len);
  * Write a profile of the process now to `path`, or, with NULL, to
  * NUMAMALLOC_PROF_FILE (default "numamalloc.%p.heap"; %p the pid, %r the
  * MPI or Slurm rank, %n the number of profiles written before).  Returns
- * 0, or -1 with errno: EINVAL when the profiler is off, or what opening or
- * writing the file failed with.  Does not allocate. */
+ * 0, or -1 with errno: EINVAL when the profiler is off, ENOTRECOVERABLE in
+ * a child forked from a signal handler while the profiler's tables were
+ * being changed (it profiles no more), or what opening or writing the
+ * file failed with.  Does not allocate. */
 int nm_prof_dump(const char *path);
 
 #ifdef __cplusplus

@@ -73,7 +73,8 @@ static void *large_alloc(size_t size, size_t alignment, struct nm_arena *a, bool
 }
 
 /* Resize the large block of span `s` (large.h), keeping the profiler's
- * record of a sampled one across a move. */
+ * record of a sampled one across a move; a resize counts as an allocation
+ * of the new size for the profiler's countdown, as a new block would. */
 static void *large_resize(struct nm_segment *s, size_t size)
 {
     uint32_t site = nm_unlikely(s->prof.site) ? nm_prof_detach(s) : 0;
@@ -81,9 +82,12 @@ static void *large_resize(struct nm_segment *s, size_t size)
     if (site) {
         if (q) nm_prof_attach(nm_segment_find(q), site, size);
         else nm_prof_attach(s, site, s->prof.size);
+    } else if (q && nm_unlikely(nm_prof_counts(size))) {
+        nm_prof_adopt(nm_segment_find(q), size);
     }
     return q;
 }
+
 
 /* A heap made by nm_heap_new: an owned arena bound by the policy, and an id
  * that names it in every thread's table of heaps (heap.h).  Every owned
@@ -233,6 +237,14 @@ static void *alloc_like(struct nm_arena *a, size_t size)
     return nm_alloc_inline(size);
 }
 
+/* A sampled block of up to NM_MEDIUM_MAX bytes has a span of its own in
+ * place of a heap block (prof.h): realloc treats it as the heap block it
+ * stands for, so that growing it goes where a heap block's growth goes. */
+static bool stands_for_heap_block(const struct block_ref *ref)
+{
+    return !ref->page && nm_unlikely(ref->segment->prof.site) && ref->segment->prof.size <= NM_MEDIUM_MAX;
+}
+
 /* The one realloc.  Resize live block `p` to `size`: kept when the new
  * size still fits and wastes under half, a large block grown or shrunk in
  * its span or moved with mremap; else copied to a new block and freed.  The
@@ -253,11 +265,10 @@ static void *realloc_block(void *p, size_t size, struct nm_arena *into, const ch
     if (!into || into == home) {
         into = home;
         if (size <= ref.usable && size >= ref.usable / 2) {
-            if (nm_unlikely(!ref.page && ref.segment->prof.site))
-                nm_prof_attach(ref.segment, nm_prof_detach(ref.segment), size);
+            if (nm_unlikely(!ref.page && ref.segment->prof.site)) nm_prof_resized(ref.segment, size);
             return p;
         }
-        if (!ref.page && size > NM_MEDIUM_MAX) {
+        if (!ref.page && size > NM_MEDIUM_MAX && !stands_for_heap_block(&ref)) {
             int saved = errno;
             void *q = large_resize(ref.segment, size);
             errno = saved;
@@ -429,6 +440,7 @@ nm_export void nm_heap_destroy(nm_heap_t *uh)
 {
     if (!uh) return;
     int saved = errno;
+    nm_prof_forget_arena(&uh->arena);
     nm_heap_release_arena(&uh->arena);
     nm_os_release(uh, sizeof *uh);
     errno = saved;

@@ -317,18 +317,19 @@ nm_libc_export void nm_libc(_ZdaPvSt11align_val_tRKSt9nothrow_t)(void *p) nm_ali
 
 /* ---- process hooks ---------------------------------------------------------------------- */
 
-/* The profiler's lock is held across the fork, so its tables are whole
- * in the child. */
+/* The profiler's lock is held across the fork when it can be had (prof.h),
+ * so its tables are whole in the child; taken after the purge's, which
+ * waits for passes that a signal-handler profile could be in. */
 static void before_fork(void)
 {
-    nm_prof_before_fork();
     nm_purge_before_fork();
+    nm_prof_before_fork();
 }
 
 static void after_fork_in_parent(void)
 {
-    nm_purge_after_fork_parent();
     nm_prof_after_fork(false);
+    nm_purge_after_fork_parent();
 }
 
 /* Nothing else is locked, so the child can allocate at once.  The pop flags of

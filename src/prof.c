@@ -56,10 +56,27 @@ static struct {
     uint32_t site_count;                /* indices in use, PROF_OTHER included */
     uint64_t dropped;                   /* samples whose stack went to PROF_OTHER */
     uintptr_t own_lo, own_hi;           /* this library's code, left out of stacks */
-    uint64_t mean;                      /* NUMAMALLOC_PROF_SAMPLE; <= 1: every allocation */
+    uint64_t mean;                      /* NUMAMALLOC_PROF_SAMPLE (at most PROF_MEAN_MAX);
+                                           <= 1: every allocation */
     uint64_t seed;
-    long dumps;                         /* profiles written (%n) */
+    _Atomic long dumps;                 /* profiles begun (%n) */
+    bool fork_locked;                   /* the forking thread holds the lock */
+    /* A fork child whose parent was changing the tables when it forked
+     * (the lock could not be had: a fork from a signal handler that
+     * interrupted its holder): nothing is sampled or written any more,
+     * and frees only clear their marks. */
+    bool broken;
 } prof;
+
+#define PROF_MEAN_MAX ((uint64_t)1 << 40)   /* 1 TiB between samples: none, in practice */
+#define PROF_FORK_WAIT_MS 5                 /* how long a fork waits for the lock */
+
+/* libgcc's unwinder: linked into the shared library (the Makefile links it
+ * with -static-libgcc -u _Unwind_Backtrace); weak, so that a program
+ * linked with libnumamalloc.a gets no library it did not ask for (its
+ * stacks are empty unless it has the unwinder: C++ programs do, C
+ * programs link -lgcc_s). */
+extern _Unwind_Reason_Code _Unwind_Backtrace(_Unwind_Trace_Fn trace, void *arg) __attribute__((weak));
 
 static __thread uint64_t prof_rng __attribute__((tls_model("initial-exec")));
 static __thread bool prof_busy __attribute__((tls_model("initial-exec")));
@@ -69,15 +86,24 @@ static void prof_lock(void)
     while (!nm_flag_try(&prof.lock)) sched_yield();
 }
 
-static int write_profile(int fd);
 static int dump_to_pattern(void);
+
+/* The profiles that signals asked for while the lock was held, written
+ * by the thread that let go of it (errno kept). */
+static void pending_dumps(void)
+{
+    while (nm_unlikely(atomic_load_explicit(&prof.dump_pending, memory_order_relaxed)) &&
+           atomic_exchange(&prof.dump_pending, false)) {
+        int saved = errno;
+        (void)dump_to_pattern();
+        errno = saved;
+    }
+}
 
 static void prof_unlock(void)
 {
     nm_flag_release(&prof.lock);
-    if (nm_unlikely(atomic_load_explicit(&prof.dump_pending, memory_order_relaxed)) &&
-        atomic_exchange(&prof.dump_pending, false))
-        (void)dump_to_pattern();
+    pending_dumps();
 }
 
 /* ---- sampling intervals ---------------------------------------------------------- */
@@ -106,6 +132,7 @@ static int64_t next_interval(void)
     x ^= x >> 27;
     prof_rng = x;
     uint64_t r = (x * 0x2545F4914F6CDD1Dull) >> 11;   /* 53 bits */
+    /* At most 2^40 * 37 (-ln 2^-53): far below 2^63. */
     return (int64_t)((double)prof.mean * neg_log_unit(r + 1));
 }
 
@@ -184,14 +211,33 @@ static void live_link(struct nm_segment *s, uint32_t index, size_t size)
 static void live_unlink(struct nm_segment *s)
 {
     struct prof_site *site = &prof.sites[s->prof.site];
+    if (!s->prof.prev && site->live != s) return;   /* off the list (being resized) */
     if (s->prof.prev) s->prof.prev->prof.next = s->prof.next;
     else site->live = s->prof.next;
     if (s->prof.next) s->prof.next->prof.prev = s->prof.prev;
     s->prof.next = s->prof.prev = NULL;
 }
 
+/* Record the block of span `s`, `size` bytes, with the caller's stack. */
+static void record(struct nm_segment *s, size_t size)
+{
+    uintptr_t frame[PROF_DEPTH];
+    struct stack_walk w = { frame, 0 };
+    if (_Unwind_Backtrace) _Unwind_Backtrace(stack_step, &w);
+    prof_lock();
+    uint32_t index = site_of(frame, w.depth);
+    prof.sites[index].alloc_blocks++;
+    prof.sites[index].alloc_bytes += size;
+    live_link(s, index, size);
+    prof_unlock();
+}
+
 void *nm_prof_alloc(struct nm_arena *a, size_t size, size_t alignment, bool zero)
 {
+    if (nm_unlikely(prof.broken)) {
+        nm_tls_sample_left = INT64_MAX;
+        return NULL;
+    }
     if (nm_unlikely(prof_rng == 0)) {
         /* The thread's first count (its countdown started at 0): seed, and
          * count this allocation against a drawn interval instead. */
@@ -203,24 +249,26 @@ void *nm_prof_alloc(struct nm_arena *a, size_t size, size_t alignment, bool zero
     if (prof_busy) return NULL;
     prof_busy = true;
     void *p = nm_large_alloc(size, alignment, a, zero);
-    if (p) {
-        uintptr_t frame[PROF_DEPTH];
-        struct stack_walk w = { frame, 0 };
-        _Unwind_Backtrace(stack_step, &w);
-        struct nm_segment *s = nm_segment_find(p);
-        prof_lock();
-        uint32_t index = site_of(frame, w.depth);
-        prof.sites[index].alloc_blocks++;
-        prof.sites[index].alloc_bytes += size;
-        live_link(s, index, size);
-        prof_unlock();
-    }
+    if (p) record(nm_segment_find(p), size);
     prof_busy = false;
     return p;
 }
 
+void nm_prof_adopt(struct nm_segment *s, size_t size)
+{
+    nm_tls_sample_left = next_interval();
+    if (prof.broken || prof_busy) return;
+    prof_busy = true;
+    record(s, size);
+    prof_busy = false;
+}
+
 void nm_prof_free(struct nm_segment *s)
 {
+    if (nm_unlikely(prof.broken)) {
+        s->prof.site = 0;
+        return;
+    }
     int here = nm_topology_home_node();
     prof_lock();
     uint32_t index = s->prof.site;
@@ -240,6 +288,10 @@ void nm_prof_free(struct nm_segment *s)
 
 uint32_t nm_prof_detach(struct nm_segment *s)
 {
+    if (nm_unlikely(prof.broken)) {
+        s->prof.site = 0;
+        return 0;
+    }
     prof_lock();
     uint32_t index = s->prof.site;
     if (index) live_unlink(s);
@@ -257,23 +309,52 @@ void nm_prof_attach(struct nm_segment *s, uint32_t index, size_t size)
     prof_unlock();
 }
 
+void nm_prof_resized(struct nm_segment *s, size_t size)
+{
+    if (nm_unlikely(prof.broken)) return;
+    prof_lock();
+    uint32_t index = s->prof.site;
+    if (index && size > s->prof.size) prof.sites[index].alloc_bytes += size - s->prof.size;
+    if (index) s->prof.size = size;
+    prof_unlock();
+}
+
+void nm_prof_forget_arena(const struct nm_arena *a)
+{
+    if (!atomic_load_explicit(&nm_proc.sample_alloc, memory_order_relaxed) || prof.broken) return;
+    prof_lock();
+    for (uint32_t index = PROF_OTHER; index <= prof.site_count; index++) {
+        struct prof_site *site = &prof.sites[index];
+        for (struct nm_segment *s = site->live, *next; s; s = next) {
+            next = s->prof.next;
+            if (s->arena != a) continue;
+            live_unlink(s);
+            site->freed_blocks++;
+            site->freed_bytes += s->prof.size;
+            s->prof.site = 0;
+        }
+    }
+    prof_unlock();
+}
+
 /* ---- the profile ------------------------------------------------------------------- */
 
 /* Output without stdio: a buffer flushed with write(2); a failed write
  * makes the whole profile fail. */
 static struct {
     int fd;
-    bool failed;
+    int error;                  /* the first failed write's errno (0: none) */
     size_t len;
     char buf[16384];
 } out;
 
 static void out_flush(void)
 {
-    for (size_t done = 0; done < out.len && !out.failed;) {
+    for (size_t done = 0; done < out.len && !out.error;) {
         ssize_t n = write(out.fd, out.buf + done, out.len - done);
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) out.failed = true;
+        if (n < 0) out.error = errno;
+        else if (n == 0) out.error = EIO;
         else done += (size_t)n;
     }
     out.len = 0;
@@ -325,7 +406,10 @@ static void out_pair(uint64_t blocks, uint64_t bytes)
 static void out_file(const char *path)
 {
     int fd = nm_os_open_read(path);
-    if (fd < 0) { out.failed = true; return; }
+    if (fd < 0) {
+        out.error = errno ? errno : EIO;
+        return;
+    }
     for (;;) {
         if (out.len == sizeof out.buf) out_flush();
         ssize_t n = read(fd, out.buf + out.len, sizeof out.buf - out.len);
@@ -417,7 +501,7 @@ static void site_live(const struct prof_site *site, struct site_live *l)
 static int write_profile(int fd)
 {
     out.fd = fd;
-    out.failed = false;
+    out.error = 0;
     out.len = 0;
     find_pages();
     struct site_live l;
@@ -502,14 +586,29 @@ static int write_profile(int fd)
     out_str("\nMAPPED_LIBRARIES:\n");
     out_file("/proc/self/maps");
     out_flush();
-    if (out.failed) { errno = EIO; return -1; }
+    if (out.error) {
+        errno = out.error;
+        return -1;
+    }
     return 0;
 }
 
-static int dump_locked(const char *path)
+/* Open `path` for a profile without waiting: a FIFO nobody reads fails
+ * (ENXIO) instead of holding up the process; then writes block again. */
+static int open_profile(const char *path)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0) return -1;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
+    if (fd >= 0) {
+        int flags = fcntl(fd, F_GETFL);
+        if (flags >= 0) (void)fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    }
+    return fd;
+}
+
+/* Write a profile to open file `fd` and close it, under the lock (the
+ * caller holds it).  0, or -1 with errno. */
+static int write_and_close(int fd)
+{
     int rc = write_profile(fd);
     int saved = errno;
     if (close(fd) != 0 && rc == 0) return -1;
@@ -517,20 +616,36 @@ static int dump_locked(const char *path)
     return rc;
 }
 
-/* NUMAMALLOC_PROF_FILE, numbered; the caller does not hold the lock. */
-static int dump_to_pattern(void)
+/* The next file of NUMAMALLOC_PROF_FILE (%n: profiles begun before). */
+static int open_next_profile(void)
 {
     char path[4096];
-    prof_lock();
-    if (!nm_file_name(nm_opt.prof_file, prof.dumps, path, sizeof path)) {
-        prof_unlock();
+    if (!nm_file_name(nm_opt.prof_file, atomic_fetch_add(&prof.dumps, 1), path, sizeof path)) {
         errno = ENAMETOOLONG;
         return -1;
     }
-    prof.dumps++;
-    int rc = dump_locked(path);
+    return open_profile(path);
+}
+
+/* A profile to `fd` (the caller does not hold the lock). */
+static int dump_to_fd(int fd)
+{
+    if (fd < 0) return -1;
+    prof_lock();
+    int rc = write_and_close(fd);
+    int saved = errno;
     nm_flag_release(&prof.lock);
+    errno = saved;
     return rc;
+}
+
+static int dump_to_pattern(void)
+{
+    if (prof.broken) {
+        errno = ENOTRECOVERABLE;
+        return -1;
+    }
+    return dump_to_fd(open_next_profile());
 }
 
 nm_export int nm_prof_dump(const char *path)
@@ -539,10 +654,14 @@ nm_export int nm_prof_dump(const char *path)
         errno = EINVAL;
         return -1;
     }
-    if (!path) return dump_to_pattern();
-    prof_lock();
-    int rc = dump_locked(path);
-    prof_unlock();
+    if (prof.broken) {
+        errno = ENOTRECOVERABLE;
+        return -1;
+    }
+    int rc = path ? dump_to_fd(open_profile(path)) : dump_to_pattern();
+    int saved = errno;
+    pending_dumps();
+    errno = saved;
     return rc;
 }
 
@@ -550,7 +669,10 @@ nm_export int nm_prof_dump(const char *path)
 
 static void dump_at_exit(void)
 {
-    if (dump_to_pattern() == 0) return;
+    if (prof.broken) return;
+    int rc = dump_to_pattern();
+    pending_dumps();
+    if (rc == 0) return;
     nm_line l = { .len = 0 };
     nm_line_str(&l, "numamalloc: cannot write the heap profile to NUMAMALLOC_PROF_FILE='");
     nm_line_value(&l, nm_opt.prof_file);
@@ -558,15 +680,19 @@ static void dump_at_exit(void)
     nm_line_write(&l, 2);
 }
 
-/* A dump now, or, when the signal interrupted a holder of the lock, when
- * it lets go of it. */
+/* A profile now, written with the lock this handler won (no other thread
+ * changes the tables meanwhile, and no fork takes it halfway); or, when
+ * the lock is held (perhaps by the thread this signal interrupted), by
+ * its holder when it lets go. */
 static void dump_on_signal(int sig)
 {
     (void)sig;
     int saved = errno;
+    if (prof.broken) return;
     if (nm_flag_try(&prof.lock)) {
-        nm_flag_release(&prof.lock);
-        (void)dump_to_pattern();
+        int fd = open_next_profile();
+        if (fd >= 0) (void)write_and_close(fd);
+        prof_unlock();
     } else {
         atomic_store(&prof.dump_pending, true);
     }
@@ -623,7 +749,7 @@ void nm_prof_init(void)
         return;
     }
     prof.site_count = PROF_OTHER;
-    prof.mean = nm_opt.prof_sample;
+    prof.mean = nm_opt.prof_sample < PROF_MEAN_MAX ? nm_opt.prof_sample : PROF_MEAN_MAX;
     prof.seed = nm_proc.cookie_key ^ (uint64_t)getpid() << 32;
     find_own_code();
     atexit(dump_at_exit);
@@ -638,14 +764,31 @@ void nm_prof_init(void)
     atomic_store(&nm_proc.sample_alloc, nm_prof_alloc);
 }
 
+/* The lock across a fork, so that the child's tables are whole: waited
+ * for a few milliseconds at most, because a fork from a signal handler
+ * may have interrupted its holder, which cannot let go before the fork
+ * returns.  Without it the child stops profiling (prof.broken). */
 void nm_prof_before_fork(void)
 {
-    if (atomic_load_explicit(&nm_proc.sample_alloc, memory_order_relaxed)) prof_lock();
+    if (!atomic_load_explicit(&nm_proc.sample_alloc, memory_order_relaxed)) return;
+    uint64_t give_up = 0;
+    while (!(prof.fork_locked = nm_flag_try(&prof.lock))) {
+        uint64_t now = nm_os_now_ms();
+        if (give_up == 0) give_up = now + PROF_FORK_WAIT_MS;
+        else if (now >= give_up) break;
+        sched_yield();
+    }
 }
 
 void nm_prof_after_fork(bool child)
 {
     if (!atomic_load_explicit(&nm_proc.sample_alloc, memory_order_relaxed)) return;
-    if (child) prof.dumps = 0;
-    nm_flag_release(&prof.lock);
+    if (child) {
+        atomic_store(&prof.dump_pending, false);
+        atomic_store(&prof.dumps, 0);
+        if (!prof.fork_locked) prof.broken = true;
+        atomic_store(&prof.lock, false);   /* the holder, if another thread, is not here */
+        return;
+    }
+    if (prof.fork_locked) prof_unlock();
 }

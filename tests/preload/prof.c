@@ -15,6 +15,15 @@
  *            section names this program.  The signal (USR2) and
  *            nm_prof_dump(NULL) write numbered files (%n), and a fork
  *            child writes its own profile at exit, with its own site.
+ *            A heap made with nm_heap_new and destroyed with 10 sampled
+ *            blocks live leaves no sample behind (they count as freed; a
+ *            dump and a new sample at the same site read no unmapped
+ *            header).
+ *   fork     with every allocation recorded, a thread that allocates all
+ *            the time is interrupted 300 times by a signal whose handler
+ *            forks (the child exits at once): no fork waits for the
+ *            profiler's lock the interrupted thread holds (a watchdog of
+ *            60 s fails the test instead of hanging).
  *   sampled  at the default kind of rate (64 KiB here), 64 MiB allocated
  *            at one site in 1000-byte blocks is estimated, by pprof's rule
  *            (each sample divided by 1 - exp(-size / rate)), within 20%
@@ -86,6 +95,13 @@ __attribute__((noinline)) static void *site_stream(size_t n)
     return p;
 }
 
+__attribute__((noinline)) static void *site_heap(void *heap, void *(*heap_malloc)(void *, size_t), size_t n)
+{
+    void *p = heap_malloc(heap, n);
+    memset(p, 7, n);
+    return p;
+}
+
 __attribute__((noinline)) static void *site_first(size_t n)
 {
     void *p = malloc(n);
@@ -97,11 +113,11 @@ __attribute__((noinline)) static void *site_first(size_t n)
  * that starts closest below it (they are a few dozen bytes long). */
 static const struct {
     const char *name;
-    void *(*fn)(size_t);
+    const void *fn;
 } sites[] = {
-    { "kept", site_kept }, { "leak", site_leak }, { "large", site_large },
-    { "handed", site_handed }, { "child", site_child }, { "stream", site_stream },
-    { "first", site_first },
+    { "kept", (const void *)site_kept }, { "leak", (const void *)site_leak }, { "large", (const void *)site_large },
+    { "handed", (const void *)site_handed }, { "child", (const void *)site_child }, { "stream", (const void *)site_stream },
+    { "first", (const void *)site_first }, { "heap", (const void *)site_heap },
 };
 #define SITE_COUNT (sizeof sites / sizeof sites[0])
 
@@ -239,6 +255,32 @@ static void *free_handed(void *arg)
 
 static char dir[] = "/tmp/nm-prof-XXXXXX";
 
+/* Sampled blocks of a heap destroyed with them live. */
+static void destroyed_heap(void)
+{
+    void *(*heap_new)(const void *) = (void *(*)(const void *))dlsym(RTLD_DEFAULT, "nm_heap_new");
+    void *(*heap_malloc)(void *, size_t) = (void *(*)(void *, size_t))dlsym(RTLD_DEFAULT, "nm_heap_malloc");
+    void (*heap_destroy)(void *) = (void (*)(void *))dlsym(RTLD_DEFAULT, "nm_heap_destroy");
+    REQUIRE(heap_new && heap_malloc && heap_destroy, "nm_heap_new, nm_heap_malloc, nm_heap_destroy");
+    for (int round = 0; round < 2; round++) {
+        void *heap = heap_new(NULL);
+        REQUIRE(heap, "nm_heap_new");
+        for (int i = 0; i < 10; i++) (void)site_heap(heap, heap_malloc, 200);
+        heap_destroy(heap);
+        /* Other blocks take the address space the heap gave back. */
+        for (int i = 0; i < 64; i++) free(malloc(1 << 20));
+        char path[256];
+        snprintf(path, sizeof path, "%s/destroyed.heap", dir);
+        REQUIRE(prof_dump(path) == 0, "nm_prof_dump after nm_heap_destroy: %s", strerror(errno));
+        struct profile pr;
+        parse_profile(path, &pr);
+        const struct site_figures *h = &pr.site[site_named("heap")];
+        CHECK(h->live_blocks == 0 && h->freed_blocks == 10u * (unsigned)(round + 1),
+              "round %d: destroyed heap's site: %lu live, %lu freed; want 0, %d", round, h->live_blocks,
+              h->freed_blocks, 10 * (round + 1));
+    }
+}
+
 static void exact(void)
 {
     for (int i = 0; i < 1000; i++) kept[i] = site_kept(100);
@@ -279,6 +321,7 @@ static void exact(void)
           "handed: allocated %lu, freed %lu, live %lu; want 200, 200, 0", h->alloc_blocks, h->freed_blocks,
           h->live_blocks);
     CHECK(((unsigned char *)big)[12345] == 0, "calloc'd sampled block not zero");
+    destroyed_heap();
 
     /* The signal's dump and nm_prof_dump(NULL): files 0 and 1 of the pattern. */
     REQUIRE(raise(SIGUSR2) == 0, "raise");
@@ -308,6 +351,44 @@ static void exact(void)
               c->live_blocks, c->live_bytes);
         CHECK(cp.site[site_named("kept")].live_blocks == 500, "child: the parent's live blocks are its own too");
     }
+}
+
+static _Atomic bool churn_stop;
+
+static void *churn(void *arg)
+{
+    (void)arg;
+    while (!churn_stop) free(site_stream(48));
+    return NULL;
+}
+
+static void fork_in_handler(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    pid_t pid = fork();
+    if (pid == 0) _exit(0);
+    if (pid > 0) waitpid(pid, NULL, 0);
+    errno = saved;
+}
+
+static void fork_from_signal(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = fork_in_handler;
+    sigemptyset(&sa.sa_mask);
+    REQUIRE(sigaction(SIGUSR1, &sa, NULL) == 0, "sigaction");
+    alarm(60);   /* the default action ends the test: a deadlock fails it */
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, churn, NULL) == 0, "pthread_create");
+    for (int i = 0; i < 300; i++) {
+        REQUIRE(pthread_kill(t, SIGUSR1) == 0, "pthread_kill");
+        usleep(2000);
+    }
+    churn_stop = true;
+    pthread_join(t, NULL);
+    alarm(0);
 }
 
 static void *first_allocation(void *arg)
@@ -388,6 +469,7 @@ int main(int argc, char **argv)
     snprintf(dir, sizeof dir, "%s", getenv("NM_PROF_DIR"));
     if (!strcmp(stage, "exact")) {
         exact();
+        fork_from_signal();
         if (nm_test_done() != 0) {
             remove_dir();
             return 1;
