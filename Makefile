@@ -241,7 +241,7 @@ FMODDIR ?= $(LIBDIR)/fortran
 install: lib tool fortran
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(LIBDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
 	    $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(CMAKEDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
-	install -m 644 include/numamalloc.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 include/numamalloc.h include/numamalloc.hpp $(DESTDIR)$(PREFIX)/include/
 	install -m 755 $(SO) $(DESTDIR)$(LIBDIR)/libnumamalloc.so.$(VERSION)
 	ln -sf libnumamalloc.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libnumamalloc.so.$(SOVERSION)
 	ln -sf libnumamalloc.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libnumamalloc.so
@@ -261,7 +261,7 @@ ifneq ($(HAVE_FC),)
 endif
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/include/numamalloc.h \
+	rm -f $(DESTDIR)$(PREFIX)/include/numamalloc.h $(DESTDIR)$(PREFIX)/include/numamalloc.hpp \
 	      $(DESTDIR)$(LIBDIR)/libnumamalloc.so* \
 	      $(DESTDIR)$(LIBDIR)/libnumamalloc.a $(DESTDIR)$(LIBDIR)/pkgconfig/numamalloc.pc \
 	      $(DESTDIR)$(LIBDIR)/libnumamalloc_fortran.a $(DESTDIR)$(LIBDIR)/pkgconfig/numamalloc-fortran.pc \
