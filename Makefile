@@ -10,6 +10,8 @@
 #   make bench         benchmarks against glibc and the installed peers
 #   make deps          install what the tests and benchmarks need (Debian/Ubuntu)
 #   make install PREFIX=/usr/local [LIBDIR=PREFIX/lib] [DESTDIR=...]   (and make uninstall, the same way)
+#   make fortran       build/libnumamalloc_fortran.a and build/fortran/numamalloc.mod (part of
+#                      make; with gfortran, FC=...: skipped with a line where there is none)
 #
 # CC=clang works as well as gcc.
 
@@ -60,8 +62,8 @@ PRELOAD_BIN = $(PRELOAD_SRC:tests/preload/%.c=$(BUILD)/tests/preload/%) \
 TSAN_BIN    = $(TSAN_SRC:tests/tsan/%.c=$(BUILD)/tests/tsan/%)
 SCRIPT_TESTS = $(wildcard tests/programs/*.sh) bench/selftest.sh $(filter-out tests/vm/vm.sh,$(wildcard tests/vm/*.sh))
 
-.PHONY: all lib tool tests check check-tsan fuzz fuzz-targets bench bench-deps deps install uninstall clean
-all: lib tool tests
+.PHONY: all lib tool tests fortran check check-tsan fuzz fuzz-targets bench bench-deps deps install uninstall clean
+all: lib tool tests fortran
 lib: $(SO) $(ARCHIVE)
 tool: $(TOOL)
 tests: $(UNIT_BIN) $(PRELOAD_BIN)
@@ -106,6 +108,37 @@ ifneq ($(HAVE_CXX),)
 	$(CXX) -std=gnu++17 $(WARN) $(CXXFLAGS) $< -o $@ -pthread
 else
 	printf '#!/bin/sh\necho "no C++ compiler ($(CXX)): make deps installs g++"\nexit 77\n' > $@ && chmod +x $@
+endif
+
+# Fortran bindings: the module numamalloc (bindings/fortran/numamalloc.f90)
+# compiled into $(BUILD)/fortran/numamalloc.mod (what `use numamalloc`
+# reads: -I$(BUILD)/fortran) and $(BUILD)/libnumamalloc_fortran.a (its
+# code: link it before -lnumamalloc).  gfortran by default (make's own
+# default FC, f77, is not taken); without it the target says so in one
+# line and the Fortran tests skip.
+ifeq ($(origin FC),default)
+FC = gfortran
+endif
+FFLAGS      ?= -O2 -g
+HAVE_FC     := $(shell command -v $(FC) 2>/dev/null)
+FORTRAN_LIB  = $(BUILD)/libnumamalloc_fortran.a
+FORTRAN_OBJ  = $(BUILD)/fortran/numamalloc.o
+FORTRAN_WARN = $(if $(findstring gfortran,$(FC)),-std=f2008 $(WARN))
+
+$(BUILD)/fortran:
+	mkdir -p $@
+
+ifneq ($(HAVE_FC),)
+fortran: $(FORTRAN_LIB)
+
+$(FORTRAN_OBJ): bindings/fortran/numamalloc.f90 | $(BUILD)/fortran
+	$(FC) $(FORTRAN_WARN) $(FFLAGS) -fPIC -J$(BUILD)/fortran -c $< -o $@
+
+$(FORTRAN_LIB): $(FORTRAN_OBJ)
+	rm -f $@ && ar rcs $@ $(FORTRAN_OBJ)
+else
+fortran:
+	@echo "no Fortran compiler ($(FC)): the Fortran bindings are not built (make deps installs gfortran)"
 endif
 
 # First what the tests need (tests/deps.sh --auto: installs missing packages
@@ -197,12 +230,19 @@ bench-deps:
 # the header's directory is given relative to LIBDIR.
 LIB_TO_INCLUDE = $(shell realpath -m --relative-to='$(LIBDIR)' '$(PREFIX)/include')
 SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
-            -e 's|@LIB_TO_INCLUDE@|$(LIB_TO_INCLUDE)|g'
+            -e 's|@LIB_TO_INCLUDE@|$(LIB_TO_INCLUDE)|g' -e 's|@FMODDIR@|$(FMODDIR)|g'
 
-install: lib tool
+# The Fortran module goes to LIBDIR/fortran, not to include/: a .mod file is
+# compiled code, tied to the compiler (gfortran's module format changes
+# between releases) and the architecture, so it belongs with the
+# libraries, as Debian keeps modules under /usr/lib/TRIPLET/fortran.
+# numamalloc-fortran.pc gives -I for it and the libraries to link.
+FMODDIR ?= $(LIBDIR)/fortran
+
+install: lib tool fortran
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(LIBDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
 	    $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(CMAKEDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
-	install -m 644 include/numamalloc.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 include/numamalloc.h include/numamalloc.hpp $(DESTDIR)$(PREFIX)/include/
 	install -m 755 $(SO) $(DESTDIR)$(LIBDIR)/libnumamalloc.so.$(VERSION)
 	ln -sf libnumamalloc.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libnumamalloc.so.$(SOVERSION)
 	ln -sf libnumamalloc.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libnumamalloc.so
@@ -214,14 +254,23 @@ install: lib tool
 	install -m 755 $(TOOL) $(DESTDIR)$(PREFIX)/bin/numamalloc
 	install -m 644 man/numamalloc.1 $(DESTDIR)$(MANDIR)/man1/numamalloc.1
 	install -m 644 man/numamalloc.3 $(DESTDIR)$(MANDIR)/man3/numamalloc.3
+ifneq ($(HAVE_FC),)
+	install -d $(DESTDIR)$(FMODDIR)
+	install -m 644 $(BUILD)/fortran/numamalloc.mod $(DESTDIR)$(FMODDIR)/
+	install -m 644 $(FORTRAN_LIB) $(DESTDIR)$(LIBDIR)/
+	$(SUBST) bindings/fortran/numamalloc-fortran.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/numamalloc-fortran.pc
+endif
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/include/numamalloc.h $(DESTDIR)$(LIBDIR)/libnumamalloc.so* \
+	rm -f $(DESTDIR)$(PREFIX)/include/numamalloc.h $(DESTDIR)$(PREFIX)/include/numamalloc.hpp \
+	      $(DESTDIR)$(LIBDIR)/libnumamalloc.so* \
 	      $(DESTDIR)$(LIBDIR)/libnumamalloc.a $(DESTDIR)$(LIBDIR)/pkgconfig/numamalloc.pc \
+	      $(DESTDIR)$(LIBDIR)/libnumamalloc_fortran.a $(DESTDIR)$(LIBDIR)/pkgconfig/numamalloc-fortran.pc \
+	      $(DESTDIR)$(FMODDIR)/numamalloc.mod \
 	      $(DESTDIR)$(CMAKEDIR)/numamallocConfig.cmake $(DESTDIR)$(CMAKEDIR)/numamallocConfigVersion.cmake \
 	      $(DESTDIR)$(PREFIX)/bin/numamalloc \
 	      $(DESTDIR)$(MANDIR)/man1/numamalloc.1 $(DESTDIR)$(MANDIR)/man3/numamalloc.3
-	rmdir $(DESTDIR)$(CMAKEDIR) 2>/dev/null || true
+	rmdir $(DESTDIR)$(CMAKEDIR) $(DESTDIR)$(FMODDIR) 2>/dev/null || true
 
 clean:
 	rm -rf $(BUILD)
@@ -231,7 +280,8 @@ clean:
 # one only where mpicc is.  make check builds and runs them on its own
 # (tests/programs/examples.sh, example_mpi.sh, tests/vm/examples.sh).
 EXAMPLES      = $(addprefix $(BUILD)/examples/,openmp buffer_pool worker_pool bind_inspect) \
-                $(if $(shell command -v mpicc),$(BUILD)/examples/mpi)
+                $(if $(shell command -v mpicc),$(BUILD)/examples/mpi) \
+                $(if $(HAVE_FC),$(BUILD)/examples/fortran_onnode)
 EXAMPLE_FLAGS = -std=gnu11 $(WARN) $(CFLAGS) -Iinclude
 EXAMPLE_LINK  = -L$(BUILD) -lnumamalloc -Wl,-rpath,$(abspath $(BUILD))
 
@@ -246,6 +296,9 @@ $(BUILD)/examples/openmp: examples/openmp.c include/numamalloc.h $(SO) | $(BUILD
 
 $(BUILD)/examples/mpi: examples/mpi.c include/numamalloc.h $(SO) | $(BUILD)/examples
 	mpicc $(EXAMPLE_FLAGS) $< -o $@ $(EXAMPLE_LINK)
+
+$(BUILD)/examples/fortran_onnode: examples/fortran_onnode.f90 $(FORTRAN_LIB) $(SO) | $(BUILD)/examples
+	$(FC) $(FORTRAN_WARN) $(FFLAGS) -fopenmp -I$(BUILD)/fortran $< -o $@ $(FORTRAN_LIB) $(EXAMPLE_LINK)
 
 $(BUILD)/examples/%: examples/%.c include/numamalloc.h $(SO) | $(BUILD)/examples
 	$(CC) $(EXAMPLE_FLAGS) -pthread $< -o $@ $(EXAMPLE_LINK) -pthread

@@ -13,7 +13,7 @@ auto=0
 [ "${1:-}" = --auto ] && auto=1
 log=${NM_BUILD:-build}/deps.log
 pkgs=(
-  g++ clang make                    # compilers (clang: the build is checked with both)
+  g++ clang make gfortran           # compilers (clang: the build is checked with both; gfortran: the Fortran bindings)
   cmake pkg-config groff-base       # the install test (find_package, pkg-config) and man pages
   python3 git sqlite3 coreutils     # real programs run under LD_PRELOAD in tests/programs
   redis-server redis-tools time     # a server that goes idle (tests/programs/redis_idle.sh)

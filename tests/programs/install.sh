@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make install into a temporary prefix installs exactly the expected files
-# (the library with its soname links, the static library, the header,
-# numamalloc.pc, the CMake package config, the numamalloc command, the man
+# (the library with its soname links, the static library, the headers
+# numamalloc.h and numamalloc.hpp, numamalloc.pc; where gfortran built them,
+# the Fortran module in lib/fortran, libnumamalloc_fortran.a and
+# numamalloc-fortran.pc, the CMake package config, the numamalloc command, the man
 # pages), also into LIBDIR=PREFIX/lib64 (pkg-config, CMake and the command
 # find it there; a program linked with pkg-config's rpath variable starts
 # without LD_LIBRARY_PATH), and a program builds against that prefix with
@@ -36,9 +38,13 @@ make_in_root() {   # LOG ARGS...: make in the repository, output kept in LOG
 # Every file and link under a tree, relative to it.
 tree() { (cd "$1" && find . \( -type f -o -type l \) | sed 's|^\./||' | LC_ALL=C sort); }
 
+fortran=0
+[ -f "$build/libnumamalloc_fortran.a" ] && command -v gfortran >/dev/null && fortran=1
 expected=$(LC_ALL=C sort <<EOF
 bin/numamalloc
 include/numamalloc.h
+include/numamalloc.hpp
+$([ $fortran = 1 ] && printf '%s\n' lib/fortran/numamalloc.mod lib/libnumamalloc_fortran.a lib/pkgconfig/numamalloc-fortran.pc)
 lib/cmake/numamalloc/numamallocConfig.cmake
 lib/cmake/numamalloc/numamallocConfigVersion.cmake
 lib/libnumamalloc.a
@@ -69,6 +75,7 @@ check_tree() {
     soname=$(readelf -d "$dir/lib/libnumamalloc.so.$version" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
     [ "$soname" = "libnumamalloc.so.$major" ] || bad "soname '$soname', expected libnumamalloc.so.$major"
     cmp -s "$dir/include/numamalloc.h" "$root/include/numamalloc.h" || bad "installed header differs"
+    cmp -s "$dir/include/numamalloc.hpp" "$root/include/numamalloc.hpp" || bad "installed numamalloc.hpp differs"
     cmp -s "$dir/lib/libnumamalloc.a" "$build/libnumamalloc.a" || bad "installed libnumamalloc.a differs"
     [ -x "$dir/bin/numamalloc" ] || bad "bin/numamalloc is not executable"
     grep -qx "prefix=$prefix" "$dir/lib/pkgconfig/numamalloc.pc" || bad "numamalloc.pc does not say prefix=$prefix"
@@ -136,6 +143,33 @@ if cc -std=gnu11 -Wall -Wextra -Werror "$tmp/example.c" -o "$tmp/example_pc" $fl
         bad "example built with pkg-config does not load $prefix/lib/libnumamalloc.so.$major"
 else
     bad "cannot build the example with pkg-config flags '$flags'"
+fi
+
+# C++: the installed numamalloc.hpp with pkg-config's flags.
+if command -v g++ >/dev/null; then
+    printf '#include <numamalloc.hpp>\n#include <vector>\nint main() { std::vector<int, numamalloc::allocator<int>> v(1000, 1, numamalloc::on_node{0}); return nm_usable_size(v.data()) >= 4000 ? 0 : 1; }\n' >"$tmp/example.cc"
+    # shellcheck disable=SC2086
+    if g++ -std=c++17 -Wall -Werror "$tmp/example.cc" -o "$tmp/example_cxx" $flags; then
+        LD_LIBRARY_PATH=$prefix/lib "$tmp/example_cxx" || bad "C++ example against the installed numamalloc.hpp failed"
+    else
+        bad "cannot build a C++ program with the installed numamalloc.hpp"
+    fi
+fi
+# Fortran: the installed module with numamalloc-fortran.pc.
+if [ $fortran = 1 ]; then
+    fflags=$(pkg-config --cflags --libs numamalloc-fortran) || bad "pkg-config numamalloc-fortran failed"
+    fflags=$(echo $fflags)
+    [ "$fflags" = "-I$prefix/lib/fortran -I$prefix/include -L$prefix/lib -lnumamalloc_fortran -lnumamalloc" ] ||
+        bad "pkg-config numamalloc-fortran gives '$fflags'"
+    # shellcheck disable=SC2086
+    if gfortran -fopenmp "$root/examples/fortran_onnode.f90" -o "$tmp/fortran_onnode" $fflags; then
+        LD_LIBRARY_PATH=$prefix/lib OMP_NUM_THREADS=1 "$tmp/fortran_onnode" >"$tmp/fortran.out" 2>&1 ||
+            bad "fortran_onnode against the installed module failed: $(tail -n 2 "$tmp/fortran.out")"
+    else
+        bad "cannot build examples/fortran_onnode.f90 with numamalloc-fortran.pc's flags '$fflags'"
+    fi
+else
+    echo "note: no Fortran bindings built (gfortran): their installation not checked"
 fi
 
 # CMake: the shared and the static target, and a version it must refuse.

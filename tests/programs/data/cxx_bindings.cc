@@ -1,0 +1,245 @@
+// cxx_bindings.cc — include/numamalloc.hpp: numamalloc::allocator with
+// std::vector and std::map, numamalloc::memory_resource with std::pmr
+// containers, numamalloc::heap, for each binding (local, a node, a heap, a
+// policy).  Each block is checked to come from numamalloc (nm_usable_size
+// covers it), to carry the memory policy the binding means (the kernel's
+// get_mempolicy of its page: bind for a node, the heap's policy for a
+// heap) and to have its pages on the intended node (nm_where).  Then
+// equality, rebind, over-aligned types, propagation, and the errors
+// (std::bad_alloc, std::system_error, std::invalid_argument).  Prints one
+// line per group and "cxx bindings: N checks, 0 failed"; exit 1 on a failure.
+// Built and run by tests/programs/cxx_bindings.sh, linked with -lnumamalloc.
+#include <numamalloc.hpp>
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <memory_resource>
+#include <string>
+#include <system_error>
+#include <vector>
+
+static int checks, failures;
+#define CHECK(cond)                                                                            \
+    do {                                                                                       \
+        checks++;                                                                              \
+        if (!(cond)) {                                                                         \
+            failures++;                                                                        \
+            std::printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                        \
+        }                                                                                      \
+    } while (0)
+
+enum { MPOL_DEFAULT_ = 0, MPOL_PREFERRED_ = 1, MPOL_BIND_ = 2, MPOL_INTERLEAVE_ = 3 };
+
+// The kernel's policy mode for the page of `p`, and its node mask's first word.
+static int policy_of(const void *p, unsigned long *mask0)
+{
+    unsigned long mask[NM_NODE_ID_LIMIT / 64] = {0};
+    int mode = -1;
+    if (syscall(SYS_get_mempolicy, &mode, mask, (unsigned long)NM_NODE_ID_LIMIT + 1, p, 2 /* MPOL_F_ADDR */) != 0)
+        return -1;
+    *mask0 = mask[0];
+    return mode;
+}
+
+// Pages of [p, p + bytes) resident on `node` and in all.
+static bool all_pages_on(const void *p, size_t bytes, int node)
+{
+    static uint64_t counts[NM_NODE_ID_LIMIT];
+    std::memset(counts, 0, sizeof counts);
+    long resident = nm_where(p, bytes, counts, NM_NODE_ID_LIMIT);
+    return resident > 0 && (long)counts[node] == resident;
+}
+
+// A block is numamalloc's, covers `bytes`, and sits under mode `mode` with
+// node `node` in its mask (mode -1: any mode but bind and interleave).
+static void check_block(const char *what, const void *p, size_t bytes, int mode, int node)
+{
+    unsigned long mask0 = 0;
+    int got = policy_of(p, &mask0);
+    bool usable = nm_usable_size(p) >= bytes;
+    bool mode_ok = mode < 0 ? (got != MPOL_BIND_ && got != MPOL_INTERLEAVE_) : got == mode;
+    bool mask_ok = mode < 0 || (mask0 & (1ul << node));
+    bool placed = all_pages_on(p, bytes, node);
+    std::printf("%-34s %p usable %zu policy %d mask %#lx pages on node %d: %s\n", what, p, nm_usable_size(p), got,
+                mask0, node, usable && mode_ok && mask_ok && placed ? "ok" : "WRONG");
+    CHECK(usable);
+    CHECK(mode_ok);
+    CHECK(mask_ok);
+    CHECK(placed);
+}
+
+struct alignas(256) wide {
+    double v[4];
+};
+
+int main()
+{
+    using numamalloc::allocator;
+    using numamalloc::on_node;
+    int ids[NM_NODE_ID_LIMIT];
+    nm_node_ids(ids, NM_NODE_ID_LIMIT);
+    int node = ids[0];   // NM_NODE env: another node (the 2-node guest)
+    if (const char *e = std::getenv("NM_NODE")) node = std::atoi(e);
+    std::printf("node %d of %d\n", node, nm_node_count());
+    std::string pol = "bind:" + std::to_string(node);
+
+    // ---- std::vector with each binding
+    {
+        std::vector<double, allocator<double>> local(100000, 1.0);
+        check_block("vector, local", local.data(), local.size() * sizeof(double), -1, nm_current_node());
+        std::vector<double, allocator<double>> bound(100000, 2.0, allocator<double>(on_node{node}));
+        check_block("vector, on_node", bound.data(), bound.size() * sizeof(double), MPOL_BIND_, node);
+        std::vector<int, allocator<int>> small(10, 3, allocator<int>(on_node{node}));
+        check_block("small vector, on_node", small.data(), small.size() * sizeof(int), MPOL_BIND_, node);
+
+        numamalloc::heap h(numamalloc::parse_policy(("interleave:" + std::to_string(node)).c_str()));
+        std::vector<double, allocator<double>> in_heap(100000, 3.0, allocator<double>(h));
+        check_block("vector, heap interleave", in_heap.data(), in_heap.size() * sizeof(double), MPOL_INTERLEAVE_, node);
+
+        allocator<double> by_policy(numamalloc::parse_policy(pol.c_str()));
+        std::vector<double, allocator<double>> pv(100000, 4.0, by_policy);
+        check_block("vector, policy bind", pv.data(), pv.size() * sizeof(double), MPOL_BIND_, node);
+        CHECK(pv.get_allocator().get_binding().heap_handle() == by_policy.get_binding().heap_handle());
+        nm_policy hp = nm_heap_policy(by_policy.get_binding().heap_handle());
+        CHECK(hp.mode == NM_POLICY_BIND && nm_nodeset_has(&hp.nodes, node));
+
+        // Over-aligned elements: aligned, and still bound to the node.
+        std::vector<wide, allocator<wide>> w(1000, wide{}, allocator<wide>(on_node{node}));
+        CHECK(reinterpret_cast<uintptr_t>(w.data()) % 256 == 0);
+        check_block("vector<alignas(256)>, on_node", w.data(), w.size() * sizeof(wide), MPOL_BIND_, node);
+        std::vector<wide, allocator<wide>> wl(3);
+        CHECK(reinterpret_cast<uintptr_t>(wl.data()) % 256 == 0);
+    }
+
+    // ---- std::map: its nodes through the rebound allocator
+    {
+        using pair_alloc = allocator<std::pair<const int, long>>;
+        std::map<int, long, std::less<int>, pair_alloc> m{pair_alloc(on_node{node})};
+        for (int i = 0; i < 1000; i++) m[i] = i;
+        int wrong = 0;
+        for (auto &kv : m) {
+            unsigned long mask0 = 0;
+            // (&kv is inside the tree node: the policy of its page, not nm_usable_size)
+            if (policy_of(&kv, &mask0) != MPOL_BIND_ || !(mask0 & (1ul << node)) || !all_pages_on(&kv, sizeof kv, node))
+                wrong++;
+        }
+        std::printf("map, on_node: 1000 nodes, %d not bound to node %d\n", wrong, node);
+        CHECK(wrong == 0);
+        numamalloc::heap h(numamalloc::parse_policy(pol.c_str()));
+        std::map<int, long, std::less<int>, pair_alloc> mh{pair_alloc(h)};
+        mh[1] = 1;
+        unsigned long mask0 = 0;
+        CHECK(policy_of(&*mh.begin(), &mask0) == MPOL_BIND_ && (mask0 & (1ul << node)));
+    }
+
+    // ---- equality and rebind
+    {
+        numamalloc::heap h1, h2;
+        allocator<int> a0(on_node{node}), b0(on_node{node}), l1, l2, x1(h1), y1(h1), x2(h2);
+        allocator<double> d0(a0);   // rebind keeps the binding
+        allocator<int>::rebind<char>::other c0(a0);
+        CHECK(a0 == b0 && l1 == l2 && x1 == y1);
+        CHECK(a0 != l1 && x1 != x2 && a0 != x1);
+        CHECK(d0 == a0 && c0 == a0 && d0.get_binding().node() == node);
+        nm_policy p = numamalloc::parse_policy(pol.c_str());
+        allocator<int> p1(p), p2(p), p1copy(p1);
+        CHECK(p1 != p2 && p1 == p1copy);   // each policy allocator has a heap of its own
+        CHECK(std::allocator_traits<allocator<int>>::propagate_on_container_swap::value);
+        // Swap carries the allocators with the storage.
+        std::vector<int, allocator<int>> va(10, 1, a0), vb(10, 2, x1);
+        int *da = va.data();
+        va.swap(vb);
+        CHECK(vb.data() == da && vb.get_allocator() == a0 && va.get_allocator() == x1);
+        std::printf("equality and rebind: checked\n");
+    }
+
+    // ---- std::pmr
+    {
+        numamalloc::memory_resource on{on_node{node}}, on2{on_node{node}}, local;
+        numamalloc::heap h(numamalloc::parse_policy(("interleave:" + std::to_string(node)).c_str()));
+        numamalloc::memory_resource in_heap{h};
+        numamalloc::memory_resource by_policy{numamalloc::parse_policy(pol.c_str())};
+
+        std::pmr::vector<double> v(100000, 5.0, &on);
+        check_block("pmr::vector, on_node", v.data(), v.size() * sizeof(double), MPOL_BIND_, node);
+        std::pmr::vector<double> vh(100000, 6.0, &in_heap);
+        check_block("pmr::vector, heap interleave", vh.data(), vh.size() * sizeof(double), MPOL_INTERLEAVE_, node);
+        std::pmr::vector<double> vp(100000, 7.0, &by_policy);
+        check_block("pmr::vector, policy bind", vp.data(), vp.size() * sizeof(double), MPOL_BIND_, node);
+        std::pmr::vector<double> vl(100000, 8.0, &local);
+        check_block("pmr::vector, local", vl.data(), vl.size() * sizeof(double), -1, nm_current_node());
+        // Alignment through do_allocate.
+        void *a = on.allocate(1000, 4096);
+        CHECK(reinterpret_cast<uintptr_t>(a) % 4096 == 0);
+        std::memset(a, 1, 1000);
+        check_block("pmr allocate(1000, 4096), on_node", a, 1000, MPOL_BIND_, node);
+        on.deallocate(a, 1000, 4096);
+        // A pool on top: its chunks come from the node.
+        std::pmr::unsynchronized_pool_resource pool{&on};
+        std::pmr::vector<int> pv(50000, 1, &pool);
+        check_block("pmr pool over on_node", pv.data(), pv.size() * sizeof(int), MPOL_BIND_, node);
+        CHECK(on.is_equal(on2) && !on.is_equal(local) && !on.is_equal(in_heap));
+        CHECK(!on.is_equal(*std::pmr::new_delete_resource()));
+    }
+
+    // ---- numamalloc::heap
+    {
+        numamalloc::heap a(numamalloc::parse_policy(pol.c_str()));
+        nm_heap_t *raw = a.get();
+        numamalloc::heap b(std::move(a));
+        CHECK(!a && b.get() == raw);
+        numamalloc::heap c;
+        c = std::move(b);
+        CHECK(!b && c.get() == raw);
+        CHECK(c.policy().mode == NM_POLICY_BIND);
+        static_assert(!std::is_copy_constructible_v<numamalloc::heap>, "heap is not copyable");
+        static_assert(std::is_nothrow_move_constructible_v<numamalloc::heap>, "heap moves");
+        std::printf("heap: moved twice, owns %p\n", static_cast<void *>(raw));
+    }
+
+    // ---- errors
+    {
+        int caught = 0;
+        try {
+            allocator<int> bad(on_node{NM_NODE_ID_LIMIT + 3});
+            std::vector<int, allocator<int>> v(10, 0, bad);
+        } catch (const std::bad_alloc &) {
+            caught++;
+        }
+        try {
+            allocator<char> a(on_node{node});
+            a.allocate(std::size_t(1) << 62);    // more than any machine has
+        } catch (const std::bad_alloc &) {
+            caught++;
+        }
+        try {
+            allocator<double> a;
+            a.allocate(std::size_t(-1) / 4);     // n * sizeof overflows
+        } catch (const std::bad_array_new_length &) {
+            caught++;
+        }
+        try {
+            nm_nodeset set;
+            nm_nodeset_clear(&set);
+            nm_nodeset_add(&set, NM_NODE_ID_LIMIT - 1);
+            numamalloc::heap h(nm_policy_bind(&set));
+        } catch (const std::system_error &e) {
+            if (e.code() == std::errc::invalid_argument) caught++;
+        }
+        try {
+            numamalloc::parse_policy("bind:999");
+        } catch (const std::invalid_argument &e) {
+            if (std::strstr(e.what(), "999")) caught++;
+        }
+        std::printf("errors: %d of 5 thrown as expected\n", caught);
+        CHECK(caught == 5);
+    }
+
+    std::printf("cxx bindings: %d checks, %d failed\n", checks, failures);
+    return failures ? 1 : 0;
+}
