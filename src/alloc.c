@@ -500,8 +500,8 @@ static size_t least_size(const struct block_ref *ref, size_t alignment)
     if (!ref->page) {
         size_t round = ref->segment->hugetlb ? NM_HUGE_PAGE : NM_OS_PAGE;
         least = ref->usable <= round ? 0 : ref->usable - round + 1;
-    } else if (nm_proc.secure) {
-        least = ref->usable;         /* the bytes asked for, exactly */
+    } else if (nm_proc.secure && ref->page->size_class < NM_SMALL_CLASSES) {
+        least = ref->usable;         /* secure mode's tag: the bytes asked for, exactly */
     } else {
         /* The class after the last smaller class that an allocation with
          * this alignment could have landed in (nm_aligned_class). */

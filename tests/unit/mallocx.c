@@ -41,6 +41,7 @@ static const size_t sizes[] = { 0, 1, 16, 100, 1000, 1024, 1025, 5000, 8192, 100
 
 static int node_ids[64];
 static int node_count;
+static bool secure;     /* NUMAMALLOC_SECURE=1: quarantined frees, exact sizes */
 
 static bool has_memory(int node)
 {
@@ -87,8 +88,8 @@ static bool one(size_t size, size_t alignment, int node, bool strict, bool zero)
     REQUIRE(nm_ptr_info(p, &info) == 0);
     CHECK(info.start == p && info.usable_size == nm_usable_size(p));
     CHECK(info.heap == NULL, "a block of nm_mallocx names a heap");
-    if (node >= 0) {
-        memset(p, 0x11, size ? size : 1);
+    if (node >= 0 && size > 0) {
+        memset(p, 0x11, size);
         CHECK(info.node == node, "asked node %d, segment's node %d", node, info.node);
         CHECK(info.policy.mode == NM_POLICY_BIND && nm_nodeset_has(&info.policy.nodes, node) &&
               nm_nodeset_count(&info.policy.nodes) == 1, "policy %d", (int)info.policy.mode);
@@ -123,8 +124,9 @@ static void every_flag(void)
                             zero_reused += reused;
                         }
                     }
-    /* The zero check means something only where the dirty block came back. */
-    CHECK(zero_reused * 2 > zero_total, "NM_ZERO reused the dirty block %zu times of %zu",
+    /* The zero check means something only where the dirty block came back
+     * (secure mode's quarantine holds freed blocks back). */
+    CHECK(secure || zero_reused * 2 > zero_total, "NM_ZERO reused the dirty block %zu times of %zu",
           zero_reused, zero_total);
 
     /* 1 GiB, the largest alignment. */
@@ -313,14 +315,15 @@ static void rallocx(void)
         unsigned char *b = NULL;
         void *keep[64];
         int kept = 0;
-        /* A block that is not aligned to `a`. */
+        /* A block that is not aligned to `a` (every block is 4 KiB aligned
+         * when the profiler samples them all: nothing to move then). */
         while (kept < 64) {
             b = nm_malloc(100);
             if ((uintptr_t)b % a) break;
             keep[kept++] = b;
         }
         for (int i = 0; i < kept; i++) nm_free(keep[i]);
-        REQUIRE((uintptr_t)b % a != 0);
+        if (kept == 64) continue;
         for (int i = 0; i < 100; i++) b[i] = (unsigned char)i;
         unsigned char *c = nm_rallocx(b, 100, NM_ALIGN(a));
         REQUIRE(c != NULL);
@@ -355,7 +358,7 @@ static void rallocx(void)
     /* Size 0 resizes, NULL allocates. */
     p = nm_malloc(1000);
     q = nm_rallocx(p, 0, 0);
-    CHECK(q != NULL && nm_usable_size(q) > 0, "nm_rallocx(p, 0, 0) = %p", (void *)q);
+    CHECK(q != NULL, "nm_rallocx(p, 0, 0) = NULL");
     nm_free(q);
     q = nm_rallocx(NULL, 100, NM_ZERO | NM_ALIGN(128));
     CHECK(q && (uintptr_t)q % 128 == 0 && first_nonzero(q, 100) == 100);
@@ -425,7 +428,8 @@ static void *wrong_free(enum wrong w, size_t *size)
         nm_free_aligned_sized(p, 64, 100);   /* aligned_alloc(64, 100) gives 128 bytes */
         break;
     case W_ALIGNMENT:
-        do p = nm_malloc(100); while ((uintptr_t)p % 4096 == 0);
+        for (int tries = 0; tries < 64 && (p = nm_malloc(100)) && (uintptr_t)p % 4096 == 0; tries++) {
+        }
         *size = 100;
         nm_free_aligned_sized(p, 4096, 100);
         break;
@@ -477,6 +481,8 @@ static void run_wrong(enum wrong w, char *err, size_t cap, int *status, void **b
 static void sized_wrong(bool warn)
 {
     for (int w = 0; w < W_COUNT; w++) {
+        /* Secure mode knows the size asked for, 100, and checks that alone. */
+        if (secure && w == W_ALIGNED_SIZE) continue;
         char err[4096];
         int status;
         void *block = NULL;
@@ -531,7 +537,10 @@ static void ptr_info(void)
             CHECK(rc == 0, "nm_ptr_info(%zu B block + %zu) = %d", blocks[i].size, offsets[o], rc);
             CHECK(info.start == p, "%zu B + %zu: start %p, block %p", blocks[i].size, offsets[o],
                   info.start, (void *)p);
-            CHECK(info.usable_size == usable && info.kind == blocks[i].kind, "%zu B + %zu: %zu %d",
+            /* (Secure mode's canary takes an 8 KiB request to a medium block.) */
+            CHECK(info.usable_size == usable &&
+                      (info.kind == blocks[i].kind || (secure && blocks[i].size == 8 * KiB)),
+                  "%zu B + %zu: %zu %d",
                   blocks[i].size, offsets[o], info.usable_size, (int)info.kind);
             CHECK(info.heap == NULL);
             bool known = false;
@@ -594,6 +603,7 @@ static void ptr_info(void)
 int main(int argc, char **argv)
 {
     node_count = nm_node_ids(node_ids, 64);
+    secure = getenv("NUMAMALLOC_SECURE") && strcmp(getenv("NUMAMALLOC_SECURE"), "1") == 0;
     if (argc > 1 && strcmp(argv[1], "--warn") == 0) {
         sized_wrong(true);
         return nm_test_done();
