@@ -457,11 +457,13 @@ static nm_noinline void *mallocx_node(size_t size, unsigned f)
 }
 
 /* The fast cases first, each one compare: an alignment alone (f is its
- * log2, up to 1 GiB), a node with or without an alignment. */
+ * log2, up to 1 GiB), a node alone (nm_malloc_onnode itself), a node with
+ * an alignment. */
 nm_export void *nm_mallocx(size_t size, int flags)
 {
     unsigned f = (unsigned)flags;
     if (nm_likely(f <= NM_ALIGN_LG_MAX)) return mallocx_aligned(size, (size_t)1 << f);
+    if (nm_likely((f & ~(unsigned)NM_NODE_MASK) == NM_NODE_GIVEN)) return nm_malloc_onnode(size, flags_node(f));
     if (nm_likely((f & ~(unsigned)(NM_ALIGN_LG_MASK | NM_NODE_MASK)) == NM_NODE_GIVEN &&
                   (f & NM_ALIGN_LG_MASK) <= NM_ALIGN_LG_MAX))
         return mallocx_node(size, f);
