@@ -2,7 +2,9 @@
  * alloc.c — the nm_ allocation API: malloc-family operations on top of the
  * heap (small and medium blocks) and large spans, with the checks the
  * public contract promises (sizes that overflow, bad alignments, pointers
- * we do not own, double frees).
+ * we do not own, double frees); allocation with flags (nm_mallocx: where,
+ * how aligned, zeroed, strict), sized frees that check the size against
+ * the block, and what a pointer is (nm_ptr_info).
  *
  * May call every layer below (heap, large, page, segment, topology, os,
  * options).  override.c maps the libc names onto these.
