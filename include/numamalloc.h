@@ -381,7 +381,8 @@ NM_ATTR_ALLOC_SIZE(2) void *nm_rallocx(void *ptr, size_t size, int flags);
  * block: a size above its usable size, or below what any allocation that
  * could have returned it asked for (less than half its usable size and
  * smaller than its size class serves; realloc keeps a block down to half
- * its size), is reported like an invalid free, in one line naming the
+ * its size; a block the heap profiler sampled: any other size than the
+ * one asked for), is reported like an invalid free, in one line naming the
  * pointer and the sizes, then aborts (NUMAMALLOC_ON_ERROR=warn: the block
  * is not freed and the program goes on).  NULL does nothing. */
 void nm_free_sized(void *ptr, size_t size);

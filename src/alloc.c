@@ -493,37 +493,43 @@ nm_export void *nm_rallocx(void *p, size_t size, int flags)
 
 /* ---- sized frees --------------------------------------------------------------------------- */
 
-/* The smallest size an allocation that returned live block `ref` may have
- * asked for, allocating with `alignment` (0: none): the sizes its size
- * class serves (a large span: its usable size less a page, the rounding of
- * large blocks), or half its usable size, down to which realloc keeps a
- * block. */
-static size_t least_size(const struct block_ref *ref, size_t alignment)
+/* The sizes an allocation that returned live block `ref` may have asked
+ * for, allocating with `alignment` (0: none), as [*least, *most]: up to its
+ * usable size, down to the smallest its size class serves (a large span:
+ * its usable size less a page, the rounding of large blocks) or half its
+ * usable size, down to which realloc keeps a block.  A block the profiler
+ * sampled (a span of its own, whatever its size) records the size itself. */
+static void size_range(const struct block_ref *ref, size_t alignment, size_t *least, size_t *most)
 {
-    size_t least;
+    *most = ref->usable;
+    if (!ref->page && nm_unlikely(ref->segment->prof.site)) {
+        *least = *most = ref->segment->prof.size;
+        return;
+    }
+    size_t low;
     if (!ref->page) {
         size_t round = ref->segment->hugetlb ? NM_HUGE_PAGE : NM_OS_PAGE;
-        least = ref->usable <= round ? 0 : ref->usable - round + 1;
+        low = ref->usable <= round ? 0 : ref->usable - round + 1;
     } else if (nm_proc.secure && ref->page->size_class < NM_SMALL_CLASSES) {
-        least = ref->usable;         /* secure mode's tag: the bytes asked for, exactly */
+        low = ref->usable;           /* secure mode's tag: the bytes asked for, exactly */
     } else {
         /* The class after the last smaller class that an allocation with
          * this alignment could have landed in (nm_aligned_class). */
         size_t align = alignment > 16 ? alignment : 16;
         unsigned cls = ref->page->size_class;
-        least = 0;
+        low = 0;
         while (cls-- > 0) {
             if (nm_class_size[cls] >= align && nm_class_size[cls] % align == 0) {
-                least = nm_class_size[cls] + 1;
+                low = nm_class_size[cls] + 1;
                 break;
             }
         }
     }
-    return least < ref->usable / 2 ? least : ref->usable / 2;
+    *least = low < ref->usable / 2 ? low : ref->usable / 2;
 }
 
 static nm_cold void report_size(const char *fn, const void *p, size_t size, size_t least,
-                                size_t usable)
+                                size_t most, size_t usable)
 {
     nm_line l = { .len = 0 };
     nm_line_str(&l, fn);
@@ -536,7 +542,7 @@ static nm_cold void report_size(const char *fn, const void *p, size_t size, size
     nm_line_str(&l, ": allocated with ");
     nm_line_u64(&l, least);
     nm_line_str(&l, " to ");
-    nm_line_u64(&l, usable);
+    nm_line_u64(&l, most);
     nm_line_str(&l, " bytes)");
     nm_report_error(&l);
 }
@@ -574,9 +580,10 @@ void nm_free_sized_named(void *p, bool aligned, size_t alignment, size_t size, c
             report_alignment(fn, p, alignment);
             break;
         }
-        size_t least = least_size(&ref, aligned ? alignment : 0);
-        if (size > ref.usable || size < least) {
-            report_size(fn, p, size, least, ref.usable);
+        size_t least, most;
+        size_range(&ref, aligned ? alignment : 0, &least, &most);
+        if (size > most || size < least) {
+            report_size(fn, p, size, least, most, ref.usable);
             break;
         }
         free_live(&ref, p, fn);
