@@ -1,6 +1,7 @@
 /* placement: what allocating on a chosen node costs next to plain malloc, in
- * numamalloc (issue 3: nm_malloc_onnode and heap allocation within 1.3x of
- * malloc's time for small sizes).
+ * numamalloc (nm_malloc_onnode and heap allocation within 1.3x of malloc's
+ * time for small sizes; nm_mallocx with a node or NM_ALIGN(64) within
+ * 1.15x).
  *
  * Models code that places its small objects explicitly: a per-node buffer
  * pool, a heap bound to one node.  One thread makes malloc+free pairs of
@@ -10,6 +11,8 @@
  *   malloc   malloc + free
  *   onnode   nm_malloc_onnode(size, the thread's node) + free
  *   heap     nm_heap_malloc(a bind:<the thread's node> heap) + free
+ *   xnode    nm_mallocx(size, NM_NODE(the thread's node)) + free
+ *   xalign   nm_mallocx(size, NM_ALIGN(64)) + free
  * The nm_ functions are looked up with dlsym: the program runs under
  * numamalloc only (bench/run.sh runs this workload for numamalloc alone), and
  * says so and fails without it.
@@ -24,7 +27,8 @@
  *
  * Usage:  placement pattern=pair|batch mode=tiny|quick|full
  * Prints: RESULT bench=placement ... malloc_ns=X onnode_ns=Y heap_ns=Z
- *         onnode_ratio=Y/X heap_ratio=Z/X ...   (ns per malloc+free pair) */
+ *         xnode_ns=.. xalign_ns=.. onnode_ratio=Y/X heap_ratio=Z/X
+ *         xnode_ratio=.. xalign_ratio=.. ...   (ns per malloc+free pair) */
 #include "bench.h"
 
 #include "../include/numamalloc.h"
@@ -36,8 +40,8 @@
 #define ROUND 4096             /* pairs per timed round of one way */
 #define VERIFY_BLOCKS 4096
 
-enum way { WAY_MALLOC, WAY_ONNODE, WAY_HEAP, WAYS };
-static const char *const way_names[WAYS] = { "malloc", "onnode", "heap" };
+enum way { WAY_MALLOC, WAY_ONNODE, WAY_HEAP, WAY_XNODE, WAY_XALIGN, WAYS };
+static const char *const way_names[WAYS] = { "malloc", "onnode", "heap", "xnode", "xalign" };
 
 struct mode_params {
     double warm_s, run_s;
@@ -52,7 +56,8 @@ static const struct mode_params mode_table[] = {
 /* numamalloc's API, found at run time. */
 static void *(*onnode_malloc)(size_t, int);
 static void *(*heap_malloc)(nm_heap_t *, size_t);
-static int node;
+static void *(*mallocx)(size_t, int);
+static int node, node_flags;
 static nm_heap_t *heap;
 static int check_ok = 1;
 
@@ -68,6 +73,8 @@ static void *allocate(enum way way, size_t size)
     switch (way) {
     case WAY_ONNODE: return onnode_malloc(size, node);
     case WAY_HEAP: return heap_malloc(heap, size);
+    case WAY_XNODE: return mallocx(size, node_flags);
+    case WAY_XALIGN: return mallocx(size, NM_ALIGN(64));
     default: return malloc(size);
     }
 }
@@ -167,12 +174,14 @@ int main(int argc, char **argv)
         (nm_heap_t * (*)(const nm_policy *))(uintptr_t)dlsym(RTLD_DEFAULT, "nm_heap_new");
     onnode_malloc = (void *(*)(size_t, int))(uintptr_t)dlsym(RTLD_DEFAULT, "nm_malloc_onnode");
     heap_malloc = (void *(*)(nm_heap_t *, size_t))(uintptr_t)dlsym(RTLD_DEFAULT, "nm_heap_malloc");
-    if (!current_node || !policy_parse || !heap_new || !onnode_malloc || !heap_malloc) {
+    mallocx = (void *(*)(size_t, int))(uintptr_t)dlsym(RTLD_DEFAULT, "nm_mallocx");
+    if (!current_node || !policy_parse || !heap_new || !onnode_malloc || !heap_malloc || !mallocx) {
         fprintf(stderr, "placement: numamalloc's nm_ functions are not loaded (run with "
                         "LD_PRELOAD=libnumamalloc.so); malloc comes from %s\n", bench_malloc_from());
         return 1;
     }
     node = current_node();
+    node_flags = NM_NODE(node);
     char text[32], err[200] = "";
     nm_policy bind;
     snprintf(text, sizeof text, "bind:%d", node);
@@ -218,8 +227,10 @@ int main(int argc, char **argv)
     printf("RESULT bench=placement pattern=%s node=%d", pattern, node);
     for (int w = 0; w < WAYS; w++)
         printf(" %s_ns=%.3f", way_names[w], ns[w]);
-    printf(" onnode_ratio=%.3f heap_ratio=%.3f pairs=%llu", ns[WAY_ONNODE] / ns[WAY_MALLOC],
-           ns[WAY_HEAP] / ns[WAY_MALLOC], (unsigned long long)pairs[WAY_MALLOC]);
+    printf(" onnode_ratio=%.3f heap_ratio=%.3f xnode_ratio=%.3f xalign_ratio=%.3f pairs=%llu",
+           ns[WAY_ONNODE] / ns[WAY_MALLOC], ns[WAY_HEAP] / ns[WAY_MALLOC],
+           ns[WAY_XNODE] / ns[WAY_MALLOC], ns[WAY_XALIGN] / ns[WAY_MALLOC],
+           (unsigned long long)pairs[WAY_MALLOC]);
     bench_result_end(check_ok, checksum);
     return check_ok ? 0 : 1;
 }

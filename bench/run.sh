@@ -69,8 +69,8 @@ workload_table=(
   "python      | programs    | program=python     | no | seconds:lower:s | python3 building, sorting and dropping lists, dicts and strings of 200000 items (quick); results checked by the script"
   "gcc         | programs    | program=gcc        | no | seconds:lower:s | gcc -O2 -c (driver and cc1 under the allocator) of a generated C file of 80 functions (quick); the object is linked and run, and its output checked"
   "clang       | programs    | program=clang      | no | seconds:lower:s | the same with clang"
-  "place_pair  | placement   | pattern=pair  | no  | onnode_ratio:lower:x,heap_ratio:lower:x,malloc_ns:lower:ns,onnode_ns:lower:ns,heap_ns:lower:ns | numamalloc's nm_malloc_onnode(size, this node) and nm_heap_malloc(bind:this node heap) against its malloc: ns per pair of 16 B - 1 KiB, one block at a time; ratio = time / malloc's time | numamalloc"
-  "place_batch | placement   | pattern=batch | no  | onnode_ratio:lower:x,heap_ratio:lower:x,malloc_ns:lower:ns,onnode_ns:lower:ns,heap_ns:lower:ns | the same with a window of 256 blocks freed shuffled | numamalloc"
+  "place_pair  | placement   | pattern=pair  | no  | onnode_ratio:lower:x,heap_ratio:lower:x,xnode_ratio:lower:x,xalign_ratio:lower:x,malloc_ns:lower:ns,onnode_ns:lower:ns,heap_ns:lower:ns,xnode_ns:lower:ns,xalign_ns:lower:ns | numamalloc's nm_malloc_onnode(size, this node), nm_heap_malloc(bind:this node heap), nm_mallocx(size, NM_NODE(this node)) and nm_mallocx(size, NM_ALIGN(64)) against its malloc: ns per pair of 16 B - 1 KiB, one block at a time; ratio = time / malloc's time | numamalloc"
+  "place_batch | placement   | pattern=batch | no  | onnode_ratio:lower:x,heap_ratio:lower:x,xnode_ratio:lower:x,xalign_ratio:lower:x,malloc_ns:lower:ns,onnode_ns:lower:ns,heap_ns:lower:ns,xnode_ns:lower:ns,xalign_ns:lower:ns | the same with a window of 256 blocks freed shuffled | numamalloc"
 )
 
 # ---- the allocators ----------------------------------------------------------

@@ -292,6 +292,140 @@ int nm_policy_format(const nm_policy *p, char *buf, size_t len);
 NM_ATTR_MALLOC NM_ATTR_ALLOC_SIZE(1) void *nm_malloc_onnode(size_t size, int node);
 NM_ATTR_MALLOC NM_ATTR_ALLOC_SIZE(1, 2) void *nm_calloc_onnode(size_t count, size_t size, int node);
 
+/* ------------------------------------------------------------------------
+ * Allocation with flags (as jemalloc's mallocx)
+ *
+ * `flags` is 0 or an OR of:
+ *   NM_ALIGN(a)  align the block to `a` bytes, a power of two up to 1 GiB
+ *                (below 16 it is 16); encoded as log2(a) in bits 0-5
+ *   NM_ZERO      the first `size` bytes of the block are zero (as calloc)
+ *   NM_NODE(n)   place the block on kernel node `n` exactly as
+ *                nm_malloc_onnode(size, n) does (bound to the node, from the
+ *                calling thread's cache for that node); bits 8-17 hold n,
+ *                bit 18 says a node is given
+ *   NM_STRICT    with NM_NODE only: the node's memory or nothing.  The
+ *                block comes from a heap of the library's own, one per node,
+ *                made at the node's first NM_STRICT allocation as
+ *                nm_heap_new_flags(&bind_to_n, NM_HEAP_STRICT) would make it:
+ *                its memory is faulted in when it is mapped and the call
+ *                fails with ENOMEM when the node cannot hold it (instead of
+ *                the kernel reclaiming, swapping or calling the OOM killer at
+ *                first touch).  That memory stays resident until the process
+ *                ends (freed blocks are reused, not given back), in 4 MiB
+ *                segments per thread that uses it
+ * Without NM_NODE a block is placed as nm_malloc places it.  Alignments up
+ * to 4 KiB of blocks up to 256 KiB take the same fast path as malloc.
+ *
+ * Errors: NULL with errno EINVAL for bits that are no flag, an alignment
+ * that is not a power of two or is above 1 GiB (NM_ALIGN then sets an
+ * invalid bit), a node that does not exist, has no memory or is outside
+ * the process's cpuset (a negative or too large id: NM_NODE sets the
+ * invalid bit), NM_STRICT without NM_NODE; ENOMEM when memory is short
+ * (or, with NM_STRICT, the node is).
+ * ------------------------------------------------------------------------ */
+
+#define NM_ALIGN_LG_MASK 0x3f         /* bits 0-5: log2 of the alignment */
+#define NM_ALIGN_LG_MAX 30            /* 1 GiB */
+#define NM_ZERO (1 << 6)
+#define NM_STRICT (1 << 7)
+#define NM_NODE_SHIFT 8               /* bits 8-17: the node id */
+#define NM_NODE_MASK (0x3ff << NM_NODE_SHIFT)
+#define NM_NODE_GIVEN (1 << 18)
+#define NM_FLAGS_INVALID (1 << 30)    /* set by NM_ALIGN and NM_NODE for bad values */
+
+/* The flag for alignment `a` (NM_FLAGS_INVALID unless a is a power of two
+ * up to 1 GiB), and the flags for kernel node id `n` (NM_FLAGS_INVALID
+ * outside 0 .. 1023).  Macros, so that flags are constant expressions (a
+ * static table of them); each evaluates its argument more than once. */
+#define NM_ALIGN(a)                                                                      \
+    ((int)((a) != 0 && ((unsigned long long)(a) & ((unsigned long long)(a) - 1)) == 0 && \
+                   (unsigned long long)(a) <= (1ull << NM_ALIGN_LG_MAX)                  \
+               ? __builtin_ctzll((unsigned long long)(a))                               \
+               : NM_FLAGS_INVALID))
+#define NM_NODE(n)                                                                       \
+    ((unsigned long long)(n) < NM_NODE_ID_LIMIT ? NM_NODE_GIVEN | ((int)(n) << NM_NODE_SHIFT) \
+                                                : NM_FLAGS_INVALID)
+
+/* `size` bytes placed, aligned and zeroed as `flags` say.  nm_mallocx(n, 0)
+ * is nm_malloc(n). */
+NM_ATTR_MALLOC NM_ATTR_ALLOC_SIZE(1) void *nm_mallocx(size_t size, int flags);
+
+/* Resize block `ptr` to `size` bytes as nm_realloc does (contents kept up
+ * to the smaller size), with `flags`:
+ *   no NM_NODE  the block keeps its placement (its node binding, its heap,
+ *               its policy), as with nm_realloc;
+ *   NM_NODE(n)  the block ends up placed as nm_mallocx(size, NM_NODE(n))
+ *               places (moved when it is not there already; NM_STRICT: into
+ *               the node's strict heap);
+ *   NM_ALIGN(a) the block ends up aligned to `a`: a block that is not
+ *               aligned enough is moved;
+ *   NM_ZERO     the bytes from the old block's usable size (nm_usable_size)
+ *               up to `size` are zero.  The size the block was asked for
+ *               last is not known: bytes between it and the usable size
+ *               keep what they held (to keep a whole block zero, allocate
+ *               and grow it with sizes it uses entirely, or clear it).
+ * Unlike nm_realloc, a size of 0 does not free: the block is resized to
+ * the smallest one.  nm_rallocx(NULL, n, flags) is nm_mallocx(n, flags).
+ * On failure returns NULL with errno (EINVAL for bad flags, or for a
+ * pointer numamalloc does not own, after reporting it as nm_realloc
+ * does; ENOMEM) and leaves `ptr` untouched. */
+NM_ATTR_ALLOC_SIZE(2) void *nm_rallocx(void *ptr, size_t size, int flags);
+
+/* ------------------------------------------------------------------------
+ * Sized frees and what a pointer is
+ * ------------------------------------------------------------------------ */
+
+/* Free `ptr`, which the program says it allocated with `size` bytes (C23's
+ * free_sized; numamalloc also exports free_sized and free_aligned_sized
+ * when it is the process's malloc).  The size is checked against the
+ * block: a size above its usable size, or below what any allocation that
+ * could have returned it asked for (less than half its usable size and
+ * smaller than its size class serves; realloc keeps a block down to half
+ * its size; a block the heap profiler sampled: any other size than the
+ * one asked for), is reported like an invalid free, in one line naming the
+ * pointer and the sizes, then aborts (NUMAMALLOC_ON_ERROR=warn: the block
+ * is not freed and the program goes on).  NULL does nothing. */
+void nm_free_sized(void *ptr, size_t size);
+
+/* The same for a block from an aligned allocation (nm_aligned_alloc,
+ * aligned_alloc, NM_ALIGN): a block not aligned to `alignment`, or an
+ * alignment that is not a power of two, is reported too, as is a size
+ * that aligned allocation would not have served from the block. */
+void nm_free_aligned_sized(void *ptr, size_t alignment, size_t size);
+
+enum nm_ptr_kind {
+    NM_PTR_SMALL,     /* a block of up to 8 KiB in a 64 KiB page */
+    NM_PTR_MEDIUM,    /* up to 256 KiB, in a 512 KiB page */
+    NM_PTR_LARGE,     /* a span of its own */
+};
+
+struct nm_ptr_info {
+    void *start;            /* the block that holds the pointer (the pointer
+                               itself unless it points inside the block) */
+    size_t usable_size;     /* nm_usable_size(start) */
+    enum nm_ptr_kind kind;
+    int node;               /* kernel node id the block's memory is meant for:
+                               the node its segment or span is charged to (for
+                               a policy over several nodes, the first; where
+                               the kernel put the pages: nm_where) */
+    struct nm_user_heap *heap;  /* the heap (nm_heap_t) made by nm_heap_new that
+                               the block belongs to, else NULL (plain, on-node
+                               and NM_STRICT blocks) */
+    nm_policy policy;       /* the placement the block was allocated under:
+                               its heap's policy, else its arena's binding:
+                               preferred on its node (thread heaps), bind to
+                               its node (nm_malloc_onnode, NM_NODE), local
+                               (large blocks placed by first touch), or the
+                               NUMAMALLOC_POLICY / interleave policy */
+};
+
+/* Whether numamalloc owns `ptr`, a pointer to or into a live block: 0 and
+ * `info` filled, or -1 with errno EINVAL for a pointer that is not in a
+ * block of numamalloc's or whose block is free.  Reads only the
+ * allocator's own records (no system call); async-signal-safe as
+ * nm_usable_size is. */
+int nm_ptr_info(const void *ptr, struct nm_ptr_info *info);
+
 /* Fault in `bytes` (rounded up to 4 MiB) of memory on `node` now and keep
  * it for the small and medium blocks (up to 256 KiB) of threads running on
  * that node, so that they take no page faults later (a reserve a program
@@ -344,6 +478,10 @@ NM_ATTR_MALLOC NM_ATTR_ALLOC_SIZE(2, 3) void *nm_heap_calloc(nm_heap_t *heap, si
  * be, a block of anything else is always moved into `heap`. */
 NM_ATTR_ALLOC_SIZE(3) void *nm_heap_realloc(nm_heap_t *heap, void *ptr, size_t size);
 NM_ATTR_MALLOC NM_ATTR_ALLOC_SIZE(3) void *nm_heap_aligned_alloc(nm_heap_t *heap, size_t alignment, size_t size);
+/* nm_mallocx for `heap`: NM_ALIGN and NM_ZERO; the heap's policy places
+ * the block, so NM_NODE and NM_STRICT give EINVAL (a heap made with
+ * NM_HEAP_STRICT is strict). */
+NM_ATTR_MALLOC NM_ATTR_ALLOC_SIZE(2) void *nm_heap_mallocx(nm_heap_t *heap, size_t size, int flags);
 
 /* The policy the heap was made with. */
 nm_policy nm_heap_policy(const nm_heap_t *heap);

@@ -17,16 +17,59 @@
 #include "large.h"
 #include "numamalloc.h"
 
-void *nm_alloc_slow(size_t size, bool zero);
+/* A block above the heap's sizes, or aligned beyond them, from arena `a`
+ * (NULL: where malloc puts the calling thread's large blocks); zeroed if
+ * `zero`.  NULL + ENOMEM (sizes above PTRDIFF_MAX included). */
+void *nm_alloc_large(struct nm_arena *a, size_t size, size_t alignment, bool zero);
+/* nm_alloc_in for alignments above NM_ALIGNED_FAST_MAX. */
+void *nm_alloc_aligned_slow(struct nm_heap *h, struct nm_arena *a, size_t size, size_t alignment,
+                            bool zero);
 void nm_free_slow(void *p, const char *fn);
+/* free_sized (aligned: free_aligned_sized), naming `fn` in error reports:
+ * `size` and `alignment` are checked against the block (numamalloc.h:
+ * nm_free_sized); a mismatch is reported and the block left alone. */
+void nm_free_sized_named(void *p, bool aligned, size_t alignment, size_t size, const char *fn);
 /* realloc, naming `fn` in error reports. */
 void *nm_realloc_named(void *p, size_t size, const char *fn);
 
-static inline void *nm_alloc_inline(size_t size)
+/* Alignments served by the class whose size is the first multiple of the
+ * alignment (every class has one up to this) on the fast path; larger ones
+ * take nm_alloc_aligned_slow. */
+#define NM_ALIGNED_FAST_MAX (4 * NM_KiB)
+
+/* The one size dispatch of every allocation: `size` bytes aligned to
+ * `alignment` (a power of two; 16 or less: the class's own alignment),
+ * small and medium blocks from thread heap `h`, large ones from arena `a`
+ * (NULL: as malloc places the thread's large blocks; else `h`'s arena),
+ * the first `size` bytes zeroed if `zero`.  malloc is (nm_tls_heap, NULL,
+ * size, 0, false), nm_malloc_onnode a node's heap and bound arena,
+ * nm_heap_malloc the heap's.  Always inlined, so that each caller's
+ * constant arguments fold away (malloc's copy has no alignment or zero
+ * test). */
+static nm_always_inline void *nm_alloc_in(struct nm_heap *h, struct nm_arena *a, size_t size,
+                                size_t alignment, bool zero)
 {
-    if (nm_likely(size <= NM_DIRECT_MAX)) return nm_heap_alloc_small(nm_tls_heap, size);
-    if (nm_likely(size <= NM_MEDIUM_MAX)) return nm_heap_alloc_medium(nm_tls_heap, size);
-    return nm_alloc_slow(size, false);
+    void *p;
+    if (nm_likely(alignment <= 16)) {
+        if (nm_likely(size <= NM_DIRECT_MAX)) p = nm_heap_alloc_small(h, size);
+        else if (nm_likely(size <= NM_MEDIUM_MAX)) p = nm_heap_alloc_medium(h, size);
+        else return nm_alloc_large(a, size, 0, zero);
+    } else if (nm_likely(size <= NM_DIRECT_MAX && alignment <= NM_DIRECT_MAX)) {
+        p = nm_heap_alloc_direct(h, nm_aligned_slot(size, alignment), size, alignment);
+    } else if (nm_likely(alignment <= NM_ALIGNED_FAST_MAX && size <= NM_MEDIUM_MAX)) {
+        p = nm_heap_alloc_aligned(h, size, alignment);
+    } else {
+        return nm_alloc_aligned_slow(h, a, size, alignment, zero);
+    }
+    if (zero && nm_likely(p != NULL)) memset(p, 0, size);
+    return p;
+}
+
+/* malloc's fast path: with gcc one shared copy per file, that malloc jumps
+ * to and calloc and operator new call (docs/design.md, "The fast paths"). */
+static nm_noinline void *nm_alloc_inline(size_t size)
+{
+    return nm_alloc_in(nm_tls_heap, NULL, size, 0, false);
 }
 
 /* calloc: the fast path, then zeroing. */
@@ -34,24 +77,16 @@ static inline void *nm_calloc_inline(size_t count, size_t size)
 {
     size_t bytes;
     if (__builtin_mul_overflow(count, size, &bytes)) { errno = ENOMEM; return NULL; }
-    if (nm_unlikely(bytes > NM_MEDIUM_MAX)) return nm_alloc_slow(bytes, true);
+    if (nm_unlikely(bytes > NM_MEDIUM_MAX)) return nm_alloc_large(NULL, bytes, 0, true);
     void *p = nm_alloc_inline(bytes);
     if (nm_likely(p != NULL)) memset(p, 0, bytes);
     return p;
 }
 
-/* Alignments served by the class whose size is the first multiple of the
- * alignment (every class has one up to this) on the fast path; larger ones
- * go to nm_aligned_alloc. */
-#define NM_ALIGNED_FAST_MAX (4 * NM_KiB)
-
 /* aligned_alloc for a power-of-two `alignment`. */
 static inline void *nm_aligned_inline(size_t alignment, size_t size)
 {
-    if (alignment <= 16) return nm_alloc_inline(size);
-    if (nm_likely(alignment <= NM_ALIGNED_FAST_MAX && size <= NM_MEDIUM_MAX))
-        return nm_heap_alloc_aligned(nm_tls_heap, size, alignment);
-    return nm_aligned_alloc(alignment, size);
+    return nm_alloc_in(nm_tls_heap, NULL, size, alignment, false);
 }
 
 /* Free `p` on the common path: a live small or medium block.  Anything

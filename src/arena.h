@@ -181,6 +181,7 @@ struct nm_purge_clock {
  * after_fork_in_child (override.c) repairs it in a fork child, where only
  * the forking thread exists. */
 struct nm_heap;
+struct nm_user_heap;
 struct nm_process {
     /* Set once at start-up. */
     uintptr_t cookie_key;           /* random: a header's cookie proves it is ours */
@@ -213,6 +214,9 @@ struct nm_process {
     _Atomic(struct nm_heap *) heaps;               /* every heap struct ever made (heap.c) */
     _Atomic uintptr_t next_thread_id;              /* names given (segment.h: nm_thread_name) */
     _Atomic uint64_t next_user_heap_id;            /* ids given (alloc.c: nm_heap_new; from 1) */
+    /* Each node's heap for NM_STRICT allocations (alloc.c: strict_heap),
+     * made at the node's first one and kept; by dense node index. */
+    _Atomic(struct nm_user_heap *) strict_node_heap[NM_MAX_NODES];
 };
 /* Hidden: the fast paths load the block keys directly, not through the GOT. */
 extern struct nm_process nm_proc __attribute__((visibility("hidden")));

@@ -326,18 +326,41 @@ static inline void *nm_heap_pop(struct nm_heap *h, struct nm_page *pg, unsigned 
     return b;
 }
 
-/* A block that fails its check sends the call to the slow path, which
- * reports it (nm_heap_alloc_class). */
-static inline void *nm_heap_alloc_small(struct nm_heap *h, size_t size)
+/* A block of the class of `slot` (at most NM_DIRECT_MAX) through the direct
+ * table, for `size` bytes aligned to `alignment` (0: the class's own; else
+ * the class of `slot` must be the one nm_aligned_class gives).  A block
+ * that fails its check sends the call to the slow path, which reports it
+ * (nm_heap_alloc_class). */
+static inline void *nm_heap_alloc_direct(struct nm_heap *h, size_t slot, size_t size,
+                                         size_t alignment)
 {
-    struct nm_page *pg = h->direct[(size + 15) >> 4];
+    struct nm_page *pg = h->direct[(slot + 15) >> 4];
     struct nm_block *b = pg->free;
     if (nm_unlikely(b == NULL || !nm_block_is_free(b) || nm_heap_node_changed(h)))
-        return nm_heap_alloc_slow(h, size, 0);
+        return nm_heap_alloc_slow(h, size, alignment);
     pg->free = nm_block_next(b);
     __atomic_store_n(&pg->used, pg->used + 1, __ATOMIC_RELAXED);
     nm_block_take(b);
     return b;
+}
+
+static inline void *nm_heap_alloc_small(struct nm_heap *h, size_t size)
+{
+    return nm_heap_alloc_direct(h, size, size, 0);
+}
+
+/* A block of `size` bytes aligned to `alignment`, both at most
+ * NM_DIRECT_MAX, through the direct table: the class of the size rounded up
+ * to a multiple of the alignment (at least the alignment) is the one
+ * nm_aligned_class gives.  (Classes in (2^k, 2^(k+1)] are the multiples of
+ * 2^(k-3), 16 below 128: a multiple of an alignment no larger than the step
+ * is in a class that is its multiple too, and a multiple of a larger
+ * power-of-two alignment is a multiple of the step, so a class itself;
+ * and no class between the request and that multiple is a multiple of the
+ * alignment.  tests/unit/size_classes.c checks every pair.) */
+static inline size_t nm_aligned_slot(size_t size, size_t alignment)
+{
+    return ((size > alignment ? size : alignment) + alignment - 1) & ~(alignment - 1);
 }
 
 /* A block of class `cls`, for `size` bytes aligned to `alignment` (medium

@@ -22,12 +22,14 @@
 #define nm_likely(x) __builtin_expect(!!(x), 1)
 #define nm_unlikely(x) __builtin_expect(!!(x), 0)
 #define nm_noinline __attribute__((noinline))
+#define nm_always_inline inline __attribute__((always_inline))
 #define nm_cold __attribute__((cold, noinline))
 #define nm_export __attribute__((visibility("default")))
 #else
 #define nm_likely(x) (x)
 #define nm_unlikely(x) (x)
 #define nm_noinline
+#define nm_always_inline inline
 #define nm_cold
 #define nm_export
 #endif

@@ -2,7 +2,8 @@
  * override.c — the libc allocation symbols, so that LD_PRELOAD (or linking)
  * makes numamalloc the process's malloc: malloc, free, calloc, realloc,
  * reallocarray, posix_memalign, aligned_alloc, memalign, valloc, pvalloc,
- * malloc_usable_size, the glibc extensions malloc_trim, malloc_stats,
+ * C23's free_sized and free_aligned_sized (their sizes checked against the
+ * block: alloc.c), malloc_usable_size, the glibc extensions malloc_trim, malloc_stats,
  * mallinfo and mallinfo2, and glibc's internal __libc_* names.  They all
  * use the fast paths of alloc.h (free inline; malloc's, with gcc, as one
  * shared copy that malloc jumps to: docs/design.md).
@@ -133,6 +134,16 @@ nm_libc_export void *nm_libc(pvalloc)(size_t size)
     size_t rounded = nm_align_up(size ? size : 1, page);
     if (rounded < size) { errno = ENOMEM; return NULL; }
     return nm_aligned_alloc(page, rounded);
+}
+
+nm_libc_export void nm_libc(free_sized)(void *p, size_t size)
+{
+    nm_free_sized_named(p, false, 0, size, "free_sized");
+}
+
+nm_libc_export void nm_libc(free_aligned_sized)(void *p, size_t alignment, size_t size)
+{
+    nm_free_sized_named(p, true, alignment, size, "free_aligned_sized");
 }
 
 nm_libc_export size_t nm_libc(malloc_usable_size)(void *p)

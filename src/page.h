@@ -124,6 +124,19 @@ static inline bool nm_is_block_offset(uint64_t off, uint64_t recip)
     return off * recip < recip;
 }
 
+/* The index of the block that holds offset `off` (< 2^32) of a page of
+ * blocks of `size` bytes, with recip = nm_block_recip(size): floor(off /
+ * size) by one multiply.  recip = (2^64 + e) / size with 0 <= e < size,
+ * so off * recip / 2^64 = off / size + off * e / (size * 2^64), and the
+ * excess is below off / 2^64 < 2^-32; the fraction of off / size is at
+ * most 1 - 1/size, and 1/size >= 2^-18, so the excess never carries into
+ * the integer part.  tests/unit/size_classes.c checks every class and
+ * offset. */
+static inline uint64_t nm_block_index(uint64_t off, uint64_t recip)
+{
+    return (uint64_t)(((unsigned __int128)off * recip) >> 64);
+}
+
 /* Whether `p` is the start of a block carved from this page.  Any thread
  * may ask (`carved` is atomic because the owner may be carving). */
 static inline bool nm_page_is_block(const struct nm_page *pg, const void *p)

@@ -31,6 +31,13 @@
  *                mapped (/proc/self/maps keeps its line count)
  *   bad-env      NUMAMALLOC_POLICY naming a missing node: one line on stderr,
  *                local placement kept
+ *   mallocx      nm_mallocx(size, NM_NODE(n) [| NM_ALIGN(4096) | NM_ZERO]) and
+ *                nm_rallocx of a plain block to NM_NODE(n), 16 B - 8 MiB, for
+ *                every node n with memory, from a thread on another node:
+ *                100% on n, aligned, zeroed, contents kept; nm_rallocx
+ *                without a node keeps n; NM_NODE(n) | NM_STRICT blocks are
+ *                resident on n before they are written, and one larger than
+ *                the node fails with ENOMEM
  *   strict       nm_heap_new_flags(bind:n, NM_HEAP_STRICT) on the smallest
  *                node: a block larger than the node fails with ENOMEM up
  *                front, nothing mapped, no OOM kill; blocks that fit are
@@ -259,14 +266,16 @@ static int range_policy(const void *p)
 
 /* ---------------------------------------------------------------- allocating */
 
-/* How a list is filled: plain malloc, nm_malloc_onnode, nm_calloc_onnode or
- * a heap. */
-enum source { PLAIN, ONNODE, CALLOC_ONNODE, HEAP };
+/* How a list is filled: plain malloc, nm_malloc_onnode, nm_calloc_onnode, a
+ * heap, nm_mallocx(NM_NODE(node) | mallocx_flags), or a plain block moved
+ * to the node by nm_rallocx(NM_NODE(node) | mallocx_flags). */
+enum source { PLAIN, ONNODE, CALLOC_ONNODE, HEAP, MALLOCX, RALLOCX };
 struct how {
     enum source source;
     int node;
     nm_heap_t *heap;
 };
+static int mallocx_flags;
 
 static char *alloc_one(const struct how *h, size_t size)
 {
@@ -276,10 +285,25 @@ static char *alloc_one(const struct how *h, size_t size)
     case ONNODE: p = nm_malloc_onnode(size, h->node); break;
     case CALLOC_ONNODE: p = nm_calloc_onnode(1, size, h->node); break;
     case HEAP: p = nm_heap_malloc(h->heap, size); break;
+    case MALLOCX: p = nm_mallocx(size, NM_NODE(h->node) | mallocx_flags); break;
+    case RALLOCX: {
+        char *q = malloc(size / 2 + 1);
+        REQUIRE(q != NULL, "malloc(%zu)", size / 2 + 1);
+        memset(q, 0x3c, size / 2 + 1);
+        p = nm_rallocx(q, size, NM_NODE(h->node) | mallocx_flags);
+        if (p) CHECK(p[0] == 0x3c && p[size / 2] == 0x3c, "nm_rallocx(%zu) lost the contents", size);
+        break;
+    }
     }
     REQUIRE(p != NULL, "allocating %zu bytes (source %d, node %d): %s", size, (int)h->source, h->node, strerror(errno));
-    if (h->source == CALLOC_ONNODE)
-        CHECK(p[0] == 0 && p[size / 2] == 0 && p[size - 1] == 0, "nm_calloc_onnode(%zu) not zeroed", size);
+    if (h->source == CALLOC_ONNODE || (h->source == MALLOCX && (mallocx_flags & NM_ZERO)))
+        CHECK(p[0] == 0 && p[size / 2] == 0 && p[size - 1] == 0, "%s(%zu) not zeroed",
+              h->source == MALLOCX ? "nm_mallocx" : "nm_calloc_onnode", size);
+    if (h->source == MALLOCX || h->source == RALLOCX) {
+        size_t align = (size_t)1 << (mallocx_flags & NM_ALIGN_LG_MASK);
+        CHECK((uintptr_t)p % align == 0, "nm_%s(%zu, NM_ALIGN(%zu)) = %p", h->source == MALLOCX ? "mallocx" : "rallocx",
+              size, align, (void *)p);
+    }
     return p;
 }
 
@@ -395,6 +419,81 @@ static void check_onnode(void)
                  node == memory_only ? " (memory only)" : "", from);
         judge("onnode", what, &j.large, want_on(node));
         fixed_job_release(&j);
+    }
+}
+
+/* ---------------------------------------------------------------- check mallocx */
+
+static void resident_on(const void *p, size_t bytes, int node, long *on, long *total);
+
+static void check_mallocx(void)
+{
+    static const struct { enum source source; int flags; const char *name; } ways[] = {
+        {MALLOCX, 0, "nm_mallocx(NM_NODE)"},
+        {MALLOCX, NM_ALIGN(4096) | NM_ZERO, "nm_mallocx(NM_NODE | NM_ALIGN(4096) | NM_ZERO)"},
+        {RALLOCX, 0, "nm_rallocx(plain, NM_NODE)"},
+        {RALLOCX, NM_ALIGN(4096), "nm_rallocx(plain, NM_NODE | NM_ALIGN(4096))"},
+    };
+    for (int i = 0; i < mem_node_count; i++) {
+        int node = mem_nodes[i], from = other_cpu_node(node);
+        for (size_t w = 0; w < sizeof ways / sizeof ways[0]; w++) {
+            struct fixed_job j;
+            mallocx_flags = ways[w].flags;
+            fixed_job_init(&j, (struct how){ways[w].source, node, NULL}, 32 * KiB);
+            on_node(from, fixed_job_run, &j);
+            char what[128];
+            snprintf(what, sizeof what, "%s %d, from %d: 16 B-256 KiB", ways[w].name, node, from);
+            judge("mallocx", what, &j.small, want_on(node));
+            snprintf(what, sizeof what, "%s %d, from %d: 300 KiB-8 MiB", ways[w].name, node, from);
+            judge("mallocx", what, &j.large, want_on(node));
+            if (w == 0) {
+                /* Grown without a node flag: they stay on the node. */
+                struct blocks grown;
+                blocks_init(&grown, j.small.n + j.large.n);
+                struct blocks *lists[2] = {&j.small, &j.large};
+                for (int l = 0; l < 2; l++) {
+                    for (long k = 0; k < lists[l]->n; k++) {
+                        struct block b = lists[l]->b[k];
+                        char *q = nm_rallocx(b.p, b.size * 2, 0);
+                        REQUIRE(q != NULL, "nm_rallocx(%zu)", b.size * 2);
+                        CHECK(q[b.size - 1] == 0x5a, "nm_rallocx lost the contents");
+                        memset(q, 0x5a, b.size * 2);
+                        blocks_push(&grown, (struct block){q, b.size * 2});
+                    }
+                    lists[l]->n = 0;
+                }
+                snprintf(what, sizeof what, "nm_rallocx(x2, no node) of those on %d", node);
+                judge("mallocx", what, &grown, want_on(node));
+                free_all(&grown);
+                blocks_release(&grown);
+            }
+            fixed_job_release(&j);
+        }
+        /* NM_STRICT: resident on the node before any write. */
+        const size_t sizes[] = {1000, 100000, 3 * MiB};
+        for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+            char *b = nm_mallocx(sizes[k], NM_NODE(node) | NM_STRICT | NM_ALIGN(4096));
+            REQUIRE(b != NULL, "nm_mallocx(%zu, NM_NODE(%d) | NM_STRICT): %s", sizes[k], node, strerror(errno));
+            long on, pages;
+            resident_on(b, sizes[k], node, &on, &pages);
+            bool good = on == pages && (uintptr_t)b % 4096 == 0;
+            char what[128];
+            snprintf(what, sizeof what, "nm_mallocx(%zu, NM_NODE(%d) | NM_STRICT) before any write", sizes[k], node);
+            printf("%-18s %-60s %ld of %ld pages on %d [%s]\n", "mallocx", what, on, pages, node, good ? "ok" : "FAIL");
+            if (!good) failures++;
+            nm_free(b);
+        }
+        uint64_t total = 0;
+        nm_node_memory(node, &total, NULL);
+        errno = 0;
+        void *p = nm_mallocx((size_t)total + 64 * MiB, NM_NODE(node) | NM_STRICT);
+        int err = errno;
+        bool ok = p == NULL && err == ENOMEM;
+        char what[128];
+        snprintf(what, sizeof what, "nm_mallocx(node %d's size + 64 MiB, NM_NODE | NM_STRICT)", node);
+        printf("%-18s %-60s %s [%s]\n", "mallocx", what, p ? "succeeded" : strerror(err), ok ? "ok" : "FAIL");
+        if (!ok) failures++;
+        nm_free(p);
     }
 }
 
@@ -1238,6 +1337,7 @@ static const struct check {
     {"bad", check_bad, ENV_NONE, WRAP_NONE},
     {"bad-env", check_bad_env, ENV_BAD, WRAP_NONE},
     {"strict", check_strict, ENV_NONE, WRAP_NONE},
+    {"mallocx", check_mallocx, ENV_NONE, WRAP_NONE},
 };
 #define NCHECKS (int)(sizeof checks / sizeof checks[0])
 

@@ -15,6 +15,7 @@
  *              naming an excluded node is refused with EINVAL and the line
  *              "node N is not allowed in this cpuset (allowed: LIST)" (parse,
  *              nm_policy_check); nm_malloc_onnode, nm_calloc_onnode,
+ *              nm_mallocx and nm_rallocx with NM_NODE (NM_STRICT too),
  *              nm_reserve, nm_heap_new and nm_region_map on excluded nodes:
  *              EINVAL; on allowed ones: 100% on the node; heaps and a
  *              region with interleave:all: pages on allowed nodes only, on
@@ -314,6 +315,17 @@ static void check_policies(void)
         CHECK(nm_malloc_onnode(3 * MiB, n) == NULL && errno == EINVAL, "nm_malloc_onnode(3 MiB, %d): errno %d", n, errno);
         errno = 0;
         CHECK(nm_calloc_onnode(1, 4 * MiB, n) == NULL && errno == EINVAL, "nm_calloc_onnode(%d): errno %d", n, errno);
+        static const int extra[] = { 0, NM_ALIGN(4096), NM_ZERO, NM_STRICT, NM_STRICT | NM_ALIGN(64) };
+        for (size_t k = 0; k < sizeof extra / sizeof extra[0]; k++) {
+            errno = 0;
+            CHECK(nm_mallocx(100, NM_NODE(n) | extra[k]) == NULL && errno == EINVAL,
+                  "nm_mallocx(100, NM_NODE(%d) | %#x): errno %d", n, (unsigned)extra[k], errno);
+            void *b = nm_malloc(100);
+            errno = 0;
+            CHECK(nm_rallocx(b, 200, NM_NODE(n) | extra[k]) == NULL && errno == EINVAL && nm_usable_size(b) >= 100,
+                  "nm_rallocx(p, 200, NM_NODE(%d) | %#x): errno %d", n, (unsigned)extra[k], errno);
+            nm_free(b);
+        }
         errno = 0;
         CHECK(nm_reserve(n, 4 * MiB) == -1 && errno == EINVAL, "nm_reserve(%d): errno %d", n, errno);
         nm_policy p = nm_policy_preferred(n);
