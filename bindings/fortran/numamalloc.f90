@@ -10,11 +10,13 @@
 ! with ISO_C_BINDING types (size_t is integer(c_size_t), uint64_t
 ! integer(c_int64_t), pointers type(c_ptr)), and its structs are BIND(C)
 ! derived types laid out as in C (nm_nodeset, nm_policy, nm_node_perf_t,
-! nm_enforcement, nm_node_stats, nm_class_stats, nm_stats; arrays in them
+! nm_enforcement, nm_node_stats, nm_class_stats, nm_stats, nm_ptr_info_t; arrays in them
 ! start at index 0, as in C).  Fortran names ignore case, so two C names
 ! change: the policy modes are NM_MODE_LOCAL, NM_MODE_BIND, ... (not
 ! NM_POLICY_*, which would be the functions nm_policy_*), and struct
-! nm_node_perf is type nm_node_perf_t.  Functions taking or returning C
+! nm_node_perf is type nm_node_perf_t, struct nm_ptr_info type
+! nm_ptr_info_t, and the macros NM_ALIGN(a) and NM_NODE(n) are the
+! functions nm_align(a) and nm_node(n).  Functions taking or returning C
 ! strings are bound as nm_policy_parse_c, nm_policy_format_c,
 ! nm_stats_json_c and nm_prof_dump_c, with Fortran-string versions under
 ! the C names.  On top of them, for Fortran programs:
@@ -69,6 +71,21 @@ module numamalloc
     enum, bind(c)   ! enum nm_enforcement_level
         enumerator :: NM_ENFORCEMENT_HARD, NM_ENFORCEMENT_SOFT
     end enum
+    enum, bind(c)   ! enum nm_ptr_kind
+        enumerator :: NM_PTR_SMALL, NM_PTR_MEDIUM, NM_PTR_LARGE
+    end enum
+
+    ! nm_mallocx / nm_rallocx flags: NM_ZERO, NM_STRICT, and the functions
+    ! nm_align(a) and nm_node(n) for C's macros NM_ALIGN(a) and NM_NODE(n)
+    ! (combine with ior).
+    integer(c_int), parameter :: NM_ALIGN_LG_MASK = 63
+    integer(c_int), parameter :: NM_ALIGN_LG_MAX = 30
+    integer(c_int), parameter :: NM_ZERO = 64
+    integer(c_int), parameter :: NM_STRICT = 128
+    integer(c_int), parameter :: NM_NODE_SHIFT = 8
+    integer(c_int), parameter :: NM_NODE_MASK = 1023 * 256
+    integer(c_int), parameter :: NM_NODE_GIVEN = 262144
+    integer(c_int), parameter :: NM_FLAGS_INVALID = 1073741824
 
     type, bind(c) :: nm_nodeset
         integer(c_int64_t) :: bits(0:NM_NODESET_WORDS - 1) = 0   ! bit i of the set: node id i
@@ -100,6 +117,17 @@ module numamalloc
         integer(c_int64_t) :: block_size, allocs, pages
     end type
 
+    ! struct nm_ptr_info (nm_ptr_info fills it); kind is an NM_PTR_* value,
+    ! heap the nm_heap_t the block belongs to (c_null_ptr: none)
+    type, bind(c) :: nm_ptr_info_t
+        type(c_ptr) :: start = c_null_ptr
+        integer(c_size_t) :: usable_size = 0
+        integer(c_int) :: kind = NM_PTR_SMALL
+        integer(c_int) :: node = -1
+        type(c_ptr) :: heap = c_null_ptr
+        type(nm_policy) :: policy
+    end type
+
     type, bind(c) :: nm_stats
         integer(c_int) :: node_count
         type(nm_node_stats) :: node(0:NM_STATS_MAX_NODES - 1)
@@ -116,6 +144,36 @@ module numamalloc
             import :: c_ptr, c_size_t
             integer(c_size_t), value :: size
             type(c_ptr) :: nm_malloc
+        end function
+        ! Flags on every call, sized frees, what a pointer is
+        function nm_mallocx(size, flags) bind(c, name="nm_mallocx")
+            import :: c_ptr, c_size_t, c_int
+            integer(c_size_t), value :: size
+            integer(c_int), value :: flags
+            type(c_ptr) :: nm_mallocx
+        end function
+        function nm_rallocx(ptr, size, flags) bind(c, name="nm_rallocx")
+            import :: c_ptr, c_size_t, c_int
+            type(c_ptr), value :: ptr
+            integer(c_size_t), value :: size
+            integer(c_int), value :: flags
+            type(c_ptr) :: nm_rallocx
+        end function
+        subroutine nm_free_sized(ptr, size) bind(c, name="nm_free_sized")
+            import :: c_ptr, c_size_t
+            type(c_ptr), value :: ptr
+            integer(c_size_t), value :: size
+        end subroutine
+        subroutine nm_free_aligned_sized(ptr, alignment, size) bind(c, name="nm_free_aligned_sized")
+            import :: c_ptr, c_size_t
+            type(c_ptr), value :: ptr
+            integer(c_size_t), value :: alignment, size
+        end subroutine
+        function nm_ptr_info(ptr, info) bind(c, name="nm_ptr_info")
+            import :: c_ptr, c_int, nm_ptr_info_t
+            type(c_ptr), value :: ptr
+            type(nm_ptr_info_t), intent(out) :: info
+            integer(c_int) :: nm_ptr_info
         end function
         function nm_calloc(count, size) bind(c, name="nm_calloc")
             import :: c_ptr, c_size_t
@@ -304,6 +362,13 @@ module numamalloc
             type(c_ptr), value :: policy
             integer(c_int), value :: flags
             type(c_ptr) :: nm_heap_new_flags
+        end function
+        function nm_heap_mallocx(heap, size, flags) bind(c, name="nm_heap_mallocx")
+            import :: c_ptr, c_size_t, c_int
+            type(c_ptr), value :: heap
+            integer(c_size_t), value :: size
+            integer(c_int), value :: flags
+            type(c_ptr) :: nm_heap_mallocx
         end function
         function nm_heap_malloc(heap, size) bind(c, name="nm_heap_malloc")
             import :: c_ptr, c_size_t
@@ -881,6 +946,24 @@ contains
     end function
 
     ! The statistics as one JSON object (without the trailing newline).
+    ! C's NM_ALIGN(a): the flag for alignment a (a power of two up to 1 GiB),
+    ! else NM_FLAGS_INVALID, which makes nm_mallocx fail with EINVAL.
+    elemental function nm_align(a) result(flag)
+        integer(c_size_t), intent(in) :: a
+        integer(c_int) :: flag
+        flag = NM_FLAGS_INVALID
+        if (a > 0 .and. iand(a, a - 1) == 0 .and. a <= ishft(1_c_size_t, NM_ALIGN_LG_MAX)) &
+            flag = int(trailz(a), c_int)
+    end function
+
+    ! C's NM_NODE(n): the flags for kernel node id n (0 .. NM_NODE_ID_LIMIT-1).
+    elemental function nm_node(n) result(flag)
+        integer(c_int), intent(in) :: n
+        integer(c_int) :: flag
+        flag = NM_FLAGS_INVALID
+        if (n >= 0 .and. n < NM_NODE_ID_LIMIT) flag = ior(NM_NODE_GIVEN, ishft(n, NM_NODE_SHIFT))
+    end function
+
     function nm_stats_json() result(text)
         character(len=:), allocatable :: text
         character(kind=c_char), allocatable :: buf(:)

@@ -19,6 +19,8 @@ program fortran_api
     type(nm_enforcement) :: enf
     type(nm_stats) :: st
     type(c_ptr) :: heap, raw, raw2, region
+    type(nm_ptr_info_t) :: info
+    integer(c_int64_t), target :: not_ours
     character(len=200) :: err
     character(len=:), allocatable :: json
     real(8), pointer :: r8(:)
@@ -152,6 +154,28 @@ program fortran_api
     heap = nm_heap_new_flags(c_null_ptr, NM_HEAP_STRICT)
     call check(c_associated(heap), "nm_heap_new_flags(local, NM_HEAP_STRICT)")
     call nm_heap_destroy(heap)
+
+    ! ---- flags on every call, sized frees, what a pointer is
+    raw = nm_mallocx(5000_c_size_t, ior(ior(nm_align(4096_c_size_t), nm_node(node)), NM_ZERO))
+    call check(c_associated(raw) .and. mod(transfer(raw, 0_c_intptr_t), 4096_c_intptr_t) == 0, &
+               "nm_mallocx(NM_ALIGN(4096) | NM_NODE(node) | NM_ZERO): aligned")
+    call c_f_pointer(raw, bytes, [5000])
+    call check(all(bytes == 0), "nm_mallocx(NM_ZERO) zeroes")
+    rc = nm_ptr_info(c_loc(bytes(100)), info)
+    call check(rc == 0 .and. c_associated(info%start, raw) .and. info%node == node .and. &
+               info%usable_size >= 5000, "nm_ptr_info of an interior pointer: the block, its node")
+    raw = nm_rallocx(raw, 20000_c_size_t, NM_ZERO)
+    call c_f_pointer(raw, bytes, [20000])
+    call check(c_associated(raw) .and. all(bytes(5001:) == 0), "nm_rallocx(NM_ZERO) zeroes the growth")
+    call nm_free_sized(raw, 20000_c_size_t)
+    raw = nm_mallocx(100_c_size_t, nm_align(3_c_size_t))
+    e = nm_errno()
+    call check(.not. c_associated(raw) .and. e == 22, "nm_mallocx(NM_ALIGN(3)): EINVAL")
+    rc = nm_ptr_info(c_loc(not_ours), info)
+    e = nm_errno()
+    call check(rc == -1 .and. e == 22, "nm_ptr_info of a pointer numamalloc does not own: EINVAL")
+    raw = nm_aligned_alloc(256_c_size_t, 1000_c_size_t)
+    call nm_free_aligned_sized(raw, 256_c_size_t, 1000_c_size_t)
 
     ! ---- the C allocation functions
     raw = nm_malloc(100_c_size_t)

@@ -36,6 +36,14 @@ int main(void)
     OFF(struct nm_stats, purges); OFF(struct nm_stats, purged_bytes);
     OFF(struct nm_stats, threads); OFF(struct nm_stats, abandoned);
     OFF(struct nm_stats, reclaimed);
+    SIZE(struct nm_ptr_info);
+    OFF(struct nm_ptr_info, start); OFF(struct nm_ptr_info, usable_size);
+    OFF(struct nm_ptr_info, kind); OFF(struct nm_ptr_info, node);
+    OFF(struct nm_ptr_info, heap); OFF(struct nm_ptr_info, policy);
+    VALUE(NM_PTR_SMALL); VALUE(NM_PTR_MEDIUM); VALUE(NM_PTR_LARGE);
+    VALUE(NM_ZERO); VALUE(NM_STRICT); VALUE(NM_NODE_SHIFT); VALUE(NM_NODE_MASK);
+    VALUE(NM_NODE_GIVEN); VALUE(NM_FLAGS_INVALID); VALUE(NM_ALIGN_LG_MASK); VALUE(NM_ALIGN_LG_MAX);
+    VALUE(NM_ALIGN(4096)); VALUE(NM_ALIGN(3)); VALUE(NM_NODE(5)); VALUE(NM_NODE(2000));
     VALUE(NM_POLICY_LOCAL); VALUE(NM_POLICY_BIND); VALUE(NM_POLICY_PREFERRED);
     VALUE(NM_POLICY_PREFERRED_MANY); VALUE(NM_POLICY_INTERLEAVE);
     VALUE(NM_POLICY_WEIGHTED_INTERLEAVE);

@@ -13,6 +13,7 @@ program fortran_layout
     type(nm_node_stats), target :: ns
     type(nm_class_stats), target :: cs
     type(nm_stats), target :: st
+    type(nm_ptr_info_t), target :: pi
 
     call size_line("nm_nodeset", c_sizeof(set))
     call off("nm_nodeset", "bits", c_loc(set), c_loc(set%bits))
@@ -55,6 +56,28 @@ program fortran_layout
     call off("struct nm_stats", "threads", c_loc(st), c_loc(st%threads))
     call off("struct nm_stats", "abandoned", c_loc(st), c_loc(st%abandoned))
     call off("struct nm_stats", "reclaimed", c_loc(st), c_loc(st%reclaimed))
+    call size_line("struct nm_ptr_info", c_sizeof(pi))
+    call off("struct nm_ptr_info", "start", c_loc(pi), c_loc(pi%start))
+    call off("struct nm_ptr_info", "usable_size", c_loc(pi), c_loc(pi%usable_size))
+    call off("struct nm_ptr_info", "kind", c_loc(pi), c_loc(pi%kind))
+    call off("struct nm_ptr_info", "node", c_loc(pi), c_loc(pi%node))
+    call off("struct nm_ptr_info", "heap", c_loc(pi), c_loc(pi%heap))
+    call off("struct nm_ptr_info", "policy", c_loc(pi), c_loc(pi%policy))
+    call value("NM_PTR_SMALL", int(NM_PTR_SMALL, c_size_t))
+    call value("NM_PTR_MEDIUM", int(NM_PTR_MEDIUM, c_size_t))
+    call value("NM_PTR_LARGE", int(NM_PTR_LARGE, c_size_t))
+    call value("NM_ZERO", int(NM_ZERO, c_size_t))
+    call value("NM_STRICT", int(NM_STRICT, c_size_t))
+    call value("NM_NODE_SHIFT", int(NM_NODE_SHIFT, c_size_t))
+    call value("NM_NODE_MASK", int(NM_NODE_MASK, c_size_t))
+    call value("NM_NODE_GIVEN", int(NM_NODE_GIVEN, c_size_t))
+    call value("NM_FLAGS_INVALID", int(NM_FLAGS_INVALID, c_size_t))
+    call value("NM_ALIGN_LG_MASK", int(NM_ALIGN_LG_MASK, c_size_t))
+    call value("NM_ALIGN_LG_MAX", int(NM_ALIGN_LG_MAX, c_size_t))
+    call value("NM_ALIGN(4096)", int(nm_align(4096_c_size_t), c_size_t))
+    call value("NM_ALIGN(3)", int(nm_align(3_c_size_t), c_size_t))
+    call value("NM_NODE(5)", int(nm_node(5), c_size_t))
+    call value("NM_NODE(2000)", int(nm_node(2000), c_size_t))
     call value("NM_POLICY_LOCAL", int(NM_MODE_LOCAL, c_size_t))
     call value("NM_POLICY_BIND", int(NM_MODE_BIND, c_size_t))
     call value("NM_POLICY_PREFERRED", int(NM_MODE_PREFERRED, c_size_t))
