@@ -8,8 +8,10 @@
  *
  * The cache is an array of 64 slots per node (as many spans as the node
  * cache limit holds at 4 MiB each), for spans up to an eighth of that
- * limit: bigger ones go back when freed.  A block takes the cached span
- * that fits it with the fewest committed pages that still cover it (else
+ * limit: bigger ones go back when freed.  A span waits for a block of its
+ * own arena (first-touch, a node's bound or local arena, a policy's; not
+ * an owned arena's, which keeps its spans itself).  A block takes the
+ * cached span of its arena that fits it with the fewest committed pages that still cover it (else
  * the one with the most), keeps them up to twice its size and gives back
  * the rest.  The committed bytes the cache holds follow the demand: a
  * floor plus what large blocks recently took from it or would have
@@ -62,9 +64,12 @@ struct large_demand {
 };
 
 /* Hints, written before the slot is filled and read without claiming it:
- * the span's size, its block offset, and its committed bytes. */
+ * the span's arena, size, block offset and committed bytes.  A span is
+ * only ever reused by a block of its own arena (its binding is the one
+ * the block asks for). */
 struct large_cache {
     _Atomic(struct nm_segment *) slot[NM_LARGE_CACHE_SLOTS];
+    _Atomic(struct nm_arena *) slot_arena[NM_LARGE_CACHE_SLOTS];
     _Atomic size_t slot_size[NM_LARGE_CACHE_SLOTS];
     _Atomic size_t slot_offset[NM_LARGE_CACHE_SLOTS];
     _Atomic size_t slot_committed[NM_LARGE_CACHE_SLOTS];
@@ -250,20 +255,23 @@ static void slot_return(struct large_cache *c, int i, struct nm_segment *s)
     span_unmap(s);
 }
 
-/* Claim slot `i` of `c` if it holds a span for layout `l` (span_fits).
- * The hints may be stale: the span itself decides, once claimed. */
-static bool slot_fits(struct large_cache *c, int i, const struct span_layout *l)
+/* Claim slot `i` of `c` if it holds a span of arena `a` for layout `l`
+ * (span_fits).  The hints may be stale: the span itself decides, once
+ * claimed. */
+static bool slot_fits(struct large_cache *c, int i, const struct span_layout *l, const struct nm_arena *a)
 {
     return atomic_load_explicit(&c->slot[i], memory_order_relaxed) &&
+           atomic_load_explicit(&c->slot_arena[i], memory_order_relaxed) == a &&
            span_fits(atomic_load_explicit(&c->slot_size[i], memory_order_relaxed),
                      atomic_load_explicit(&c->slot_offset[i], memory_order_relaxed), l);
 }
 
-static struct nm_segment *slot_claim(struct large_cache *c, int i, const struct span_layout *l)
+static struct nm_segment *slot_claim(struct large_cache *c, int i, const struct span_layout *l,
+                                     const struct nm_arena *a)
 {
     struct nm_segment *s = atomic_load_explicit(&c->slot[i], memory_order_acquire);
     if (!s || !atomic_compare_exchange_strong(&c->slot[i], &s, NULL)) return NULL;
-    if (span_fits(s->size, s->block_offset, l)) return s;
+    if (s->arena == a && span_fits(s->size, s->block_offset, l)) return s;
     slot_return(c, i, s);
     return NULL;
 }
@@ -281,13 +289,13 @@ static size_t span_take_cost(size_t committed, size_t usable)
  * cheapest to take (span_take_cost: no page fault first, then the least
  * held beyond the block); if another thread claims that one first, any
  * that fits (a miss maps and faults a whole span). */
-static struct nm_segment *cache_take(int node, const struct span_layout *l)
+static struct nm_segment *cache_take(int node, const struct span_layout *l, const struct nm_arena *a)
 {
     struct large_cache *c = &caches[node];
     int best = -1;
     size_t best_cost = SIZE_MAX;
     for (int i = 0; i < NM_LARGE_CACHE_SLOTS; i++) {
-        if (!slot_fits(c, i, l)) continue;
+        if (!slot_fits(c, i, l, a)) continue;
         size_t cost = span_take_cost(atomic_load_explicit(&c->slot_committed[i], memory_order_relaxed),
                                      l->usable);
         if (cost < best_cost) {
@@ -296,9 +304,9 @@ static struct nm_segment *cache_take(int node, const struct span_layout *l)
         }
     }
     if (best < 0) return NULL;
-    struct nm_segment *s = slot_claim(c, best, l);
+    struct nm_segment *s = slot_claim(c, best, l, a);
     for (int i = 0; !s && i < NM_LARGE_CACHE_SLOTS; i++)
-        if (slot_fits(c, i, l)) s = slot_claim(c, i, l);
+        if (slot_fits(c, i, l, a)) s = slot_claim(c, i, l, a);
     if (s) cache_count(node, s->size, s->committed, false);
     return s;
 }
@@ -453,9 +461,10 @@ static void span_settle(struct nm_segment *s)
     }
 }
 
-/* Cache a freed span for reuse by large blocks of threads on its node:
- * first-touch spans only (other arenas' bindings are not what a plain
- * malloc asks for), not hugetlb ones (their pages, once given back, may
+/* Cache a freed span for reuse by large blocks of its arena (threads on
+ * its node for a first-touch span; the same binding for the others:
+ * nm_malloc_onnode's, a policy's, the profiler's sampled blocks of a
+ * node's heaps), except owned arenas' (kept by their arena), not hugetlb ones (their pages, once given back, may
  * not come back from the pool), within the node cache limit and the
  * demand budget.  The caller purged the cache of the span's node (when no
  * background purge runs), so spans that waited the delay there do not
@@ -463,11 +472,11 @@ static void span_settle(struct nm_segment *s)
 static bool cache_put(struct nm_segment *s, uint64_t now_ms)
 {
     if (s->alignment || s->hugetlb || s->size > NM_LARGE_CACHE_MAX_SPAN ||
-        s->size > nm_opt.cache_bytes / NM_LARGE_CACHE_SHARE ||
-        s->arena != nm_first_touch_arena(s->node))
+        s->size > nm_opt.cache_bytes / NM_LARGE_CACHE_SHARE || s->arena->owned)
         return false;
     int home = s->node;
-    span_settle(s);
+    /* A bound span's pages are where its binding put them. */
+    if (s->arena == nm_first_touch_arena(s->node)) span_settle(s);
     /* A span that commits on use gives its charge back while it waits: it
      * keeps its address space, and its next block commits anew. */
     if (s->writable != SIZE_MAX && s->writable && span_give_back(s, 0, s->size - s->block_offset)) {
@@ -481,6 +490,7 @@ static bool cache_put(struct nm_segment *s, uint64_t now_ms)
         (void)nm_large_cache_purge(s->node, now_ms, false);
     /* Once in a slot the span is anyone's: read what we need first. */
     int node = s->node;
+    struct nm_arena *arena = s->arena;
     size_t size = s->size, offset = s->block_offset, committed = s->committed;
     /* The cache limit holds for spans at once: a span that would take the
      * node past it goes back now rather than after the purge delay. */
@@ -497,6 +507,7 @@ static bool cache_put(struct nm_segment *s, uint64_t now_ms)
         struct nm_segment *empty = NULL;
         if (atomic_load_explicit(&c->slot[i], memory_order_relaxed)) continue;
         cache_count(node, size, committed, true);
+        atomic_store_explicit(&c->slot_arena[i], arena, memory_order_relaxed);
         atomic_store_explicit(&c->slot_size[i], size, memory_order_relaxed);
         atomic_store_explicit(&c->slot_offset[i], offset, memory_order_relaxed);
         atomic_store_explicit(&c->slot_committed[i], committed, memory_order_relaxed);
@@ -580,8 +591,8 @@ void *nm_large_alloc(size_t size, size_t alignment, struct nm_arena *a, bool zer
     struct nm_segment *s = NULL;
     bool retried = false;
 again:
-    if (!alignment && a == nm_first_touch_arena(node)) {
-        s = cache_take(node, &l);
+    if (!alignment && !a->owned) {
+        s = cache_take(node, &l, a);
         if (s) demand_add(&caches[node].demand, l.usable, now);
         else ghost_hit(&caches[node].demand, &l, now);
     }
