@@ -108,6 +108,9 @@ int main(void)
           "report: resident %llu asked %llu moved %llu, blocks' pages (counted per block) %llu",
           (unsigned long long)rep.resident, (unsigned long long)rep.asked,
           (unsigned long long)rep.moved, (unsigned long long)resident);
+    printf("move %d -> %d: resident %llu, asked %llu, moved %llu, not moved %llu\n", a, b,
+           (unsigned long long)rep.resident, (unsigned long long)rep.asked,
+           (unsigned long long)rep.moved, (unsigned long long)rep.not_moved);
     check_contents("after the move");
     struct nm_ptr_info info;
     for (int i = 0; i < NBLOCKS; i += 50) {
