@@ -593,7 +593,15 @@ int nm_heap_migrate(nm_heap_t *heap, const nm_policy *policy, struct nm_migrate_
  * block from before the call stays a plain block, a block of `heap`
  * stays in `heap`).  A heap may be set on several threads at once.  While
  * a thread has the heap set, nm_heap_destroy and nm_heap_reset of it are
- * errors (see there).  Returns the heap set before (NULL: none).  On
+ * errors (see there).  Everything the thread allocates meanwhile is a
+ * block of the heap, also what the C library allocates on its behalf and
+ * keeps: a thread it creates gets its TLS vector from the creator's
+ * malloc and glibc keeps it with the thread's cached stack after the
+ * thread exits; a stdio stream's FILE and buffer, locale and name-service
+ * data live as long as the library keeps them.  Such blocks go with
+ * nm_heap_destroy and nm_heap_reset like any other, and a later use of
+ * them crashes: create threads and open streams that outlive the heap
+ * while no heap is set.  Returns the heap set before (NULL: none).  On
  * failure returns NULL with errno ENOMEM (no memory for the thread's part
  * of the heap) and keeps the heap set before; with errno 0 set first, a
  * NULL return with errno 0 means "none before". */

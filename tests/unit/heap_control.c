@@ -16,7 +16,11 @@
  *                is not affected; realloc keeps plain blocks plain and heap
  *                blocks in the heap; frees from another thread work; the
  *                previous heap is returned; reset of a heap set is EBUSY,
- *                destroy of it is reported (child aborts)
+ *                destroy of it is reported (child aborts); threads that exit
+ *                with the heap set leave their blocks valid and the heap
+ *                free to reset
+ *   limit_threads 4 threads fill a limited heap: each stops with ENOMEM,
+ *                and together they never take it over the limit
  *   migrate      bad input (NULL heap, a node that does not exist) gives
  *                EINVAL with the policy unchanged; a move to where the
  *                pages are moves nothing and reports the resident pages */
@@ -272,7 +276,13 @@ static void case_set_heap(void)
     /* Another thread: its own malloc, and it frees one of ours. */
     struct other_arg oa = { .to_free = c };
     pthread_t t;
+    /* Created with no heap set: the C library allocates the new thread's
+     * TLS vector (DTV) with the creator's malloc and keeps it with the
+     * thread's cached stack after the thread exits, past the heap's
+     * destroy below (numamalloc.h: nm_thread_set_heap). */
+    CHECK(nm_thread_set_heap(NULL) == h);
     REQUIRE(pthread_create(&t, NULL, other_thread, &oa) == 0);
+    CHECK(nm_thread_set_heap(h) == NULL);
     pthread_join(t, NULL);
     CHECK(oa.seen == NULL, "another thread's malloc came from heap %p", (void *)oa.seen);
 
@@ -323,6 +333,90 @@ static void case_set_heap(void)
     printf("set_heap: plain allocations, strdup and fopen come from the heap set; rules hold\n");
 }
 
+/* A thread that sets a heap and exits with it set: its blocks stay valid,
+ * and the heap is no longer set anywhere (destroy goes through). */
+static void *exit_with_heap(void *h)
+{
+    nm_thread_set_heap(h);
+    void **blocks = malloc(100 * sizeof *blocks);
+    for (int i = 0; i < 100; i++) {
+        blocks[i] = malloc(i % 10 == 9 ? 400000 : 1000);
+        memset(blocks[i], i, 16);
+    }
+    return blocks;
+}
+
+static void case_set_heap_exit(void)
+{
+    nm_heap_t *h = nm_heap_new(NULL);
+    REQUIRE(h != NULL);
+    for (int round = 0; round < 8; round++) {
+        pthread_t t;
+        void **blocks;
+        REQUIRE(pthread_create(&t, NULL, exit_with_heap, h) == 0);
+        pthread_join(t, (void **)&blocks);
+        CHECK(heap_of(blocks) == h);
+        for (int i = 0; i < 100; i++) {
+            CHECK(heap_of(blocks[i]) == h && ((char *)blocks[i])[15] == (char)i);
+            free(blocks[i]);
+        }
+        free(blocks);
+        CHECK(nm_heap_reset(h) == 0, "reset after the thread that set the heap exited: errno %d", errno);
+    }
+    nm_heap_destroy(h);
+    printf("set_heap_exit: 8 threads exited with the heap set; their blocks lived on\n");
+}
+
+/* Threads allocating from one heap at its limit: never over it together. */
+struct limit_arg {
+    nm_heap_t *h;
+    int served;
+    int error;
+};
+
+static void *fill_to_limit(void *argp)
+{
+    struct limit_arg *a = argp;
+    for (;;) {
+        errno = 0;
+        void *p = nm_heap_malloc(a->h, a->served % 4 == 3 ? 700 * KiB : 48 * KiB);
+        if (!p) break;
+        memset(p, 1, 4096);
+        a->served++;
+    }
+    a->error = errno;
+    return NULL;
+}
+
+static void case_limit_threads(void)
+{
+    nm_heap_t *h = nm_heap_new(NULL);
+    REQUIRE(h != NULL);
+    REQUIRE(nm_heap_set_limit(h, 40 * MiB) == 0);
+    struct limit_arg args[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (struct limit_arg){ .h = h };
+        REQUIRE(pthread_create(&t[i], NULL, fill_to_limit, &args[i]) == 0);
+    }
+    int served = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        CHECK(args[i].error == ENOMEM, "thread %d stopped with errno %d", i, args[i].error);
+        served += args[i].served;
+    }
+    struct nm_heap_stats st;
+    REQUIRE(nm_heap_stats(h, &st) == 0);
+    CHECK(st.charged <= 40 * MiB && st.mapped <= 40 * MiB + 16 * MiB,
+          "4 threads took the heap to %llu charged, %llu mapped (limit 40 MiB)",
+          (unsigned long long)st.charged, (unsigned long long)st.mapped);
+    CHECK(st.charged >= 20 * MiB, "4 threads stopped at %llu charged of 40 MiB",
+          (unsigned long long)st.charged);
+    nm_heap_destroy(h);
+    printf("limit_threads: 4 threads, %d blocks, %llu bytes charged of 40 MiB\n", served,
+           (unsigned long long)st.charged);
+}
+
 /* ---- migrate: bad input ---------------------------------------------------------- */
 
 static void case_migrate_input(void)
@@ -364,6 +458,8 @@ int main(void)
     case_reset();
     case_limit();
     case_set_heap();
+    case_set_heap_exit();
+    case_limit_threads();
     case_migrate_input();
     return nm_test_done();
 }
