@@ -522,7 +522,9 @@ struct nm_heap_stats {
     uint64_t blocks;        /* its live blocks, large ones included (blocks
                                that another thread freed count until the
                                heap takes them back) */
-    uint64_t large_blocks;  /* live blocks above 256 KiB, each a span */
+    uint64_t large_blocks;  /* live blocks above 256 KiB, each a span (a
+                               smaller block the heap profiler sampled has
+                               a span too, and counts as a block only) */
     uint64_t charged;       /* bytes counted against the limit: 4 MiB per
                                segment held plus the span of each live large
                                block */

@@ -354,8 +354,11 @@ void nm_arena_stats(struct nm_arena *a, struct nm_heap_stats *out)
         out->committed += committed < s->size ? committed : s->size;
         if (!live) continue;
         out->blocks++;
-        out->large_blocks++;
-        out->in_use += s->block_size;
+        /* A block the heap profiler sampled has a span of its own whatever
+         * its size (prof.h): one up to 256 KiB stands for a heap block. */
+        bool stands_for_small = s->prof.site && s->prof.size <= NM_MEDIUM_MAX;
+        if (!stands_for_small) out->large_blocks++;
+        out->in_use += s->block_size;   /* its usable size (nm_usable_size) */
     }
     out->charged = atomic_load_explicit(&a->charged, memory_order_relaxed);
     out->limit = atomic_load_explicit(&a->limit, memory_order_relaxed);
