@@ -483,13 +483,131 @@ NM_ATTR_MALLOC NM_ATTR_ALLOC_SIZE(3) void *nm_heap_aligned_alloc(nm_heap_t *heap
  * NM_HEAP_STRICT is strict). */
 NM_ATTR_MALLOC NM_ATTR_ALLOC_SIZE(2) void *nm_heap_mallocx(nm_heap_t *heap, size_t size, int flags);
 
-/* The policy the heap was made with. */
+/* The policy the heap places its memory by: the one it was made with, or
+ * the last one nm_heap_migrate gave it. */
 nm_policy nm_heap_policy(const nm_heap_t *heap);
 
 /* Release every block of the heap and all its memory at once.  No thread may
  * use the heap or any of its blocks during or after the call (freeing one
- * afterwards is reported as an invalid pointer). */
+ * afterwards is reported as an invalid pointer).  A heap that a thread
+ * still has set (nm_thread_set_heap) is not destroyed: the call is
+ * reported on stderr in one line, then aborts (NUMAMALLOC_ON_ERROR=warn:
+ * returns with errno EBUSY, the heap untouched). */
 void nm_heap_destroy(nm_heap_t *heap);
+
+/* Free every block of the heap at once and keep the heap (per-timestep data:
+ * allocate during a step, reset at its end).  Its memory stays with it
+ * for the next blocks: its 4 MiB segments wait empty in the heap, their
+ * pages given back to the kernel after the purge delay as any free memory
+ * is (NUMAMALLOC_PURGE_DELAY_MS; a strict heap keeps them resident), and
+ * its large blocks' spans wait decommitted for blocks of a similar size.
+ * Every block of the heap becomes invalid: freeing one afterwards is
+ * reported as an invalid pointer or a double free, as after
+ * nm_heap_destroy.  The same rule as nm_heap_destroy: no thread may use the
+ * heap or its blocks during the call.  Returns 0, or -1 with errno EINVAL
+ * (NULL) or EBUSY (a thread has the heap set: nm_thread_set_heap(NULL)
+ * first; nothing is freed). */
+int nm_heap_reset(nm_heap_t *heap);
+
+/* What a heap holds now.  The counts are read without stopping the
+ * heap's threads: exact when no thread uses the heap, else a snapshot
+ * that may be a little off. */
+struct nm_heap_stats {
+    uint64_t mapped;        /* address space the heap holds: its 4 MiB segments
+                               (small and medium blocks; kept until
+                               nm_heap_destroy) and its large blocks' spans */
+    uint64_t committed;     /* of that, what was not given back to the kernel
+                               (resident once written; an upper bound) */
+    uint64_t in_use;        /* bytes of its live blocks (usable sizes) */
+    uint64_t blocks;        /* its live blocks, large ones included (blocks
+                               that another thread freed count until the
+                               heap takes them back) */
+    uint64_t large_blocks;  /* live blocks above 256 KiB, each a span (a
+                               smaller block the heap profiler sampled has
+                               a span too, and counts as a block only) */
+    uint64_t charged;       /* bytes counted against the limit: 4 MiB per
+                               segment held plus the span of each live large
+                               block */
+    uint64_t limit;         /* nm_heap_set_limit's limit (0: none) */
+};
+/* Fill `out`.  Returns 0, or -1 with errno EINVAL for a NULL argument. */
+int nm_heap_stats(const nm_heap_t *heap, struct nm_heap_stats *out);
+
+/* Cap the heap's memory at `bytes` (0: no limit): an allocation that would
+ * take the heap's charged bytes (struct nm_heap_stats: 4 MiB per segment it
+ * maps for small and medium blocks, and each large block's span while the
+ * block lives) over the limit returns NULL with errno ENOMEM, and the heap
+ * stays usable (blocks that fit in memory it holds still come; freeing
+ * makes room).  Charged where the heap takes memory, not per block: so a
+ * small block may fail while less than 4 MiB is in use below the limit,
+ * and blocks up to 256 KiB are served from segments already held without
+ * a check.  A limit below what the heap holds now stops new memory only.
+ * Returns 0, or -1 with errno EINVAL for NULL. */
+int nm_heap_set_limit(nm_heap_t *heap, size_t bytes);
+
+/* What nm_heap_migrate did with the heap's pages (4 KiB each; a huge page
+ * counts as its 4 KiB pages). */
+struct nm_migrate_report {
+    uint64_t resident;      /* pages of the heap in memory, looked at */
+    uint64_t asked;         /* of those, pages not where the new policy puts
+                               them, asked to move */
+    uint64_t moved;         /* of those, pages now on their new node */
+    uint64_t not_moved;     /* asked - moved: */
+    uint64_t busy;          /*   EBUSY or EAGAIN: pinned, locked, under I/O,
+                               or shared with another process */
+    uint64_t no_memory;     /*   ENOMEM: the target node had no room */
+    uint64_t other;         /*   any other status the kernel gave */
+    int last_error;         /* errno of the last page not moved (0: none) */
+};
+
+/* Move the heap to `policy` (NULL: local): every resident page of its memory (its
+ * segments and spans, live blocks and free memory alike) that is not where
+ * the policy puts it is moved (move_pages), and its memory from then on is
+ * placed by the policy (mbind of its ranges, and of those it maps later);
+ * nm_heap_policy returns it.  Pages are moved to: bind and preferred-many,
+ * the node of the set nearest to the page's node (pages already on a node
+ * of the set stay); preferred, the node; interleave and weighted
+ * interleave, pages outside the set to the set's nodes in turn by address
+ * (pages already on a node of the set stay); local, none (new memory goes
+ * where it is first written).  Blocks keep their addresses and contents.
+ * No thread may allocate from the heap or free its blocks during the call
+ * (the caller makes sure, as for nm_heap_destroy: e.g. between the phases
+ * of the program); other heaps and plain malloc are not affected, and
+ * reading and writing the heap's blocks meanwhile is allowed (a page is
+ * copied while it is unmapped for a moment).  `report` (NULL: none) is
+ * filled in either case.  Returns 0 when every page asked to move moved;
+ * -1 with errno EIO when some did not (see the report; the new policy is
+ * in effect all the same), EINVAL (NULL heap, a bad policy: see
+ * nm_policy_check, e.g. a node without memory or outside the process's
+ * cpuset) or ENOSYS (a mode the kernel lacks), with nothing changed. */
+int nm_heap_migrate(nm_heap_t *heap, const nm_policy *policy, struct nm_migrate_report *report);
+
+/* Make heap `heap` the calling thread's heap for everything it allocates
+ * without naming a heap: malloc, calloc, realloc of NULL, posix_memalign,
+ * aligned_alloc, memalign, valloc, C++ new, nm_malloc, nm_calloc,
+ * nm_aligned_alloc and nm_mallocx without NM_NODE now come from `heap`,
+ * until the thread calls nm_thread_set_heap(NULL) (or sets another heap,
+ * or exits).  So the memory of code the program does not control (a
+ * library, the C++ standard library's containers, a Fortran runtime)
+ * goes where the heap's policy says.  Other threads are not affected.
+ * Blocks are freed as usual, with free or nm_free from any thread, also
+ * after the heap is no longer set; realloc keeps a block in its heap (a
+ * block from before the call stays a plain block, a block of `heap`
+ * stays in `heap`).  A heap may be set on several threads at once.  While
+ * a thread has the heap set, nm_heap_destroy and nm_heap_reset of it are
+ * errors (see there).  Everything the thread allocates meanwhile is a
+ * block of the heap, also what the C library allocates on its behalf and
+ * keeps: a thread it creates gets its TLS vector from the creator's
+ * malloc and glibc keeps it with the thread's cached stack after the
+ * thread exits; a stdio stream's FILE and buffer, locale and name-service
+ * data live as long as the library keeps them.  Such blocks go with
+ * nm_heap_destroy and nm_heap_reset like any other, and a later use of
+ * them crashes: create threads and open streams that outlive the heap
+ * while no heap is set.  Returns the heap set before (NULL: none).  On
+ * failure returns NULL with errno ENOMEM (no memory for the thread's part
+ * of the heap) and keeps the heap set before; with errno 0 set first, a
+ * NULL return with errno 0 means "none before". */
+nm_heap_t *nm_thread_set_heap(nm_heap_t *heap);
 
 /* ------------------------------------------------------------------------
  * Memory tiers

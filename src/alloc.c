@@ -55,12 +55,21 @@ static nm_cold void report_double_free(const char *fn, const void *p)
  * home node now (topology.h; not bound: the pages go to the nodes of the
  * threads that first write them, as an OpenMP code that initialises a
  * shared array in parallel expects). */
-static struct nm_arena *large_arena(size_t size)
+static struct nm_arena *plain_large_arena(size_t size)
 {
     nm_heap_init();
     if (nm_proc.interleave_arena && size >= nm_opt.interleave_above) return nm_proc.interleave_arena;
     if (nm_proc.policy_arena) return nm_proc.policy_arena;
     return nm_first_touch_arena(nm_topology_home_node());
+}
+
+/* The arena of a large block that names none: the heap the thread has set
+ * (nm_thread_set_heap; a load on this slow path only), else as above. */
+static struct nm_arena *large_arena(size_t size)
+{
+    struct nm_arena *set = nm_tls_set_arena;
+    if (nm_unlikely(set != NULL)) return set;
+    return plain_large_arena(size);
 }
 
 /* The one way to a large block: a span of arena `a`, or, when the
@@ -92,11 +101,13 @@ static void *large_resize(struct nm_segment *s, size_t size)
 
 /* A heap made by nm_heap_new: an owned arena bound by the policy, and an id
  * that names it in every thread's table of heaps (heap.h).  Every owned
- * arena is the first member of one: user_heap_of() finds it. */
+ * arena is the first member of one: user_heap_of() finds it.  The id is
+ * replaced by a new one when the heap is reset (nm_heap_reset: the
+ * threads' heaps for the old one were handed back), never reused. */
 struct nm_user_heap {
     struct nm_arena arena;
     uint64_t id;
-    nm_policy policy;
+    nm_policy policy;   /* the arena's binding (nm_heap_migrate changes both) */
     bool internal;      /* the library's own: a node's heap for NM_STRICT (not the
                            program's, so nm_ptr_info names no heap) */
 };
@@ -300,6 +311,9 @@ static void *alloc_like(struct nm_arena *a, size_t size, size_t alignment)
 {
     if (a->owned) return heap_alloc(user_heap_of(a), size, alignment, false);
     if (a == nm_bound_arena(a->node)) return node_alloc(nm_topo.node_id[a->node], size, alignment, false);
+    /* A plain block stays plain while the thread has a heap set. */
+    if (nm_unlikely(nm_tls_set_arena != NULL))
+        return nm_alloc_in(nm_heap_own(), plain_large_arena(size), size, alignment, false);
     return nm_aligned_inline(alignment, size);
 }
 
@@ -735,14 +749,106 @@ nm_export void *nm_heap_realloc(nm_heap_t *uh, void *p, size_t size)
     return realloc_block(p, size, &uh->arena, 1, false, "nm_heap_realloc");
 }
 
+/* A heap that threads still have set (nm_thread_set_heap) cannot go:
+ * reported in one line (abort, or with warn errno EBUSY). */
+static nm_cold void report_heap_set(const char *fn, const nm_heap_t *uh, uint32_t threads)
+{
+    nm_line l = { .len = 0 };
+    nm_line_str(&l, fn);
+    nm_line_str(&l, "(): heap ");
+    nm_line_hex(&l, (uintptr_t)uh);
+    nm_line_str(&l, " is still set as the heap of ");
+    nm_line_u64(&l, threads);
+    nm_line_str(&l, threads == 1 ? " thread (nm_thread_set_heap)" : " threads (nm_thread_set_heap)");
+    nm_report_error(&l);
+    errno = EBUSY;
+}
+
 nm_export void nm_heap_destroy(nm_heap_t *uh)
 {
     if (!uh) return;
+    uint32_t set = atomic_load(&uh->arena.set_threads);
+    if (nm_unlikely(set != 0)) {
+        report_heap_set("nm_heap_destroy", uh, set);
+        return;
+    }
     int saved = errno;
     nm_prof_forget_arena(&uh->arena);
     nm_heap_release_arena(&uh->arena);
     nm_os_release(uh, sizeof *uh);
     errno = saved;
+}
+
+nm_export int nm_heap_reset(nm_heap_t *uh)
+{
+    if (!uh) { errno = EINVAL; return -1; }
+    if (atomic_load(&uh->arena.set_threads) != 0) { errno = EBUSY; return -1; }
+    int saved = errno;
+    struct nm_arena *a = &uh->arena;
+    nm_prof_forget_arena(a);
+    /* The threads' heaps for it go (their slots name the old id, which no
+     * heap has from here on), then its live large blocks and its
+     * segments' blocks; its memory stays in it. */
+    nm_heap_forget_arena(a);
+    uh->id = 1 + atomic_fetch_add_explicit(&nm_proc.next_user_heap_id, 1, memory_order_relaxed);
+    for (struct nm_segment *s = atomic_load_explicit(&a->spans, memory_order_acquire); s;
+         s = s->member_next)
+        if (atomic_load_explicit(&s->large_state, memory_order_relaxed) == NM_LARGE_LIVE)
+            (void)nm_large_free(s);
+    nm_arena_empty(a);
+    atomic_store(&a->releasing, false);
+    errno = saved;
+    return 0;
+}
+
+nm_export int nm_heap_stats(const nm_heap_t *uh, struct nm_heap_stats *out)
+{
+    if (!uh || !out) { errno = EINVAL; return -1; }
+    nm_arena_stats((struct nm_arena *)&uh->arena, out);
+    return 0;
+}
+
+nm_export int nm_heap_set_limit(nm_heap_t *uh, size_t bytes)
+{
+    if (!uh) { errno = EINVAL; return -1; }
+    atomic_store_explicit(&uh->arena.limit, bytes, memory_order_relaxed);
+    return 0;
+}
+
+nm_export int nm_heap_migrate(nm_heap_t *uh, const nm_policy *policy, struct nm_migrate_report *report)
+{
+    struct nm_migrate_report none;
+    if (!report) report = &none;
+    memset(report, 0, sizeof *report);
+    if (!uh) { errno = EINVAL; return -1; }
+    nm_heap_init();
+    nm_policy p = policy ? *policy : nm_policy_local();
+    if (nm_policy_check(&p, NULL, 0) != 0) return -1;
+    struct nm_arena *a = &uh->arena;
+    /* The node its memory is charged to, as nm_heap_new would choose it
+     * (a local heap keeps its node). */
+    struct nm_arena charged;
+    nm_arena_init_policy(&charged, &p, a->node);
+    int saved = errno;
+    atomic_store(&a->releasing, true);
+    nm_purge_wait_passes(0);
+    bool all = nm_arena_migrate(a, &p, charged.node, report);
+    uh->policy = p;
+    nm_heap_arena_moved(a);
+    atomic_store(&a->releasing, false);
+    errno = saved;
+    if (!all) { errno = EIO; return -1; }
+    return 0;
+}
+
+nm_export nm_heap_t *nm_thread_set_heap(nm_heap_t *uh)
+{
+    nm_heap_init();
+    int saved = errno;
+    struct nm_arena *before = nm_tls_set_arena;
+    if (nm_heap_set_thread(uh ? &uh->arena : NULL, uh ? uh->id : 0) != 0) return NULL;
+    errno = saved;
+    return before ? user_heap_of(before) : NULL;
 }
 
 /* ---- threads and trimming ------------------------------------------------------------------- */

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "options.h"
+#include "policy.h"
 
 /* All zero at load (in .bss, so a process touches only the pages of it
  * that it uses: 46 KiB in .data were all resident, the kernel mapping a
@@ -150,12 +151,26 @@ struct nm_segment *nm_arena_take_segment(struct nm_arena *a, enum nm_segment_kin
     if (s) {
         atomic_fetch_sub_explicit(&ns->cached, NM_SEGMENT_SIZE, memory_order_relaxed);
     } else {
+        /* A new member of an owned arena counts against its limit. */
+        if (!nm_arena_charge(a, NM_SEGMENT_SIZE)) return NULL;
         s = nm_segment_map_memory(NM_SEGMENT_SIZE, NM_SEGMENT_SIZE, a, NULL,
                                   nm_map_segment_kind(kind));
-        if (!s) return NULL;
+        if (!s) {
+            nm_arena_uncharge(a, NM_SEGMENT_SIZE);
+            return NULL;
+        }
     }
     if (nm_segment_format(s, a, kind) != 0) {   /* past the commit limit (os.h) */
-        nm_segment_unmap_memory(s, NM_SEGMENT_SIZE, a->node);
+        /* Only a segment of an arena that is not owned (an owned one keeps
+         * its members mapped) can be given back here: the owned one waits
+         * in the cache. */
+        if (a->owned) {
+            s->cached_ms = nm_os_now_ms();
+            atomic_fetch_add_explicit(&ns->cached, NM_SEGMENT_SIZE, memory_order_relaxed);
+            nm_stack_push(&a->cache, s);
+        } else {
+            nm_segment_unmap_memory(s, NM_SEGMENT_SIZE, a->node);
+        }
         errno = ENOMEM;
         return NULL;
     }
@@ -248,6 +263,261 @@ void nm_arena_release(struct nm_arena *a)
         s = next;
     }
     atomic_store_explicit(&a->abandoned.top, NULL, memory_order_relaxed);
+    atomic_store_explicit(&a->charged, 0, memory_order_relaxed);
+}
+
+/* ---- emptying an owned arena ---------------------------------------------------------------- */
+
+/* Bytes of the pages of `s` marked given back (decommitted_pages). */
+static uint64_t segment_decommitted_bytes(struct nm_segment *s)
+{
+    uint64_t bytes = 0;
+    uint64_t valid = s->page_count >= 64 ? ~0ull : (1ull << s->page_count) - 1;
+    for (uint64_t bits = atomic_load_explicit(&s->decommitted_pages, memory_order_relaxed) & valid;
+         bits; bits &= bits - 1) {
+        uint8_t *start;
+        size_t len;
+        nm_page_area(s, (size_t)__builtin_ctzll(bits), &start, &len);
+        bytes += len;
+    }
+    return bytes;
+}
+
+void nm_arena_empty(struct nm_arena *a)
+{
+    struct nm_node_state *ns = &nm_proc.nodes[a->node];
+    /* Cached segments stay as they are; abandoned ones are members too,
+     * emptied below with the heaps' own. */
+    struct nm_segment *cached = nm_stack_take_all(&a->cache);
+    (void)nm_stack_take_all(&a->abandoned);
+    uint64_t now = nm_os_now_ms();
+    for (struct nm_segment *s = atomic_load_explicit(&a->members, memory_order_acquire); s;
+         s = s->member_next) {
+        /* A cached segment has no owner and no page in use (as in
+         * nm_arena_release); every other one has one or the other. */
+        if (!atomic_load_explicit(&s->heap, memory_order_relaxed) && !s->pages_used) continue;
+        /* What nm_arena_release uncounts for it, and what nm_arena_cache_segment
+         * does with its given-back pages: from here on it counts as cached. */
+        atomic_fetch_sub_explicit(&ns->segments, 1, memory_order_relaxed);
+        for (uint32_t i = 0; i < s->page_count; i++) {
+            if (s->pages[i].state == NM_PAGE_FREE) continue;
+            atomic_fetch_sub_explicit(&nm_proc.class_pages[s->pages[i].size_class], 1,
+                                      memory_order_relaxed);
+            atomic_fetch_sub_explicit(&ns->in_use, (size_t)1 << s->page_shift, memory_order_relaxed);
+        }
+        atomic_fetch_sub_explicit(&ns->decommitted, segment_decommitted_bytes(s),
+                                  memory_order_relaxed);
+        /* Its pages' records go: a free of one of its old blocks finds no
+         * block there (an invalid pointer).  The header of the segment's
+         * own kind is writable already, so this cannot fail. */
+        if (nm_segment_format(s, a, (enum nm_segment_kind)s->kind) != 0) continue;
+        nm_segment_uncommit_pages(s);
+        s->cached_ms = now;
+        atomic_fetch_add_explicit(&ns->cached, NM_SEGMENT_SIZE, memory_order_relaxed);
+        nm_stack_push(&a->cache, s);
+    }
+    for (struct nm_segment *s = cached, *next; s; s = next) {
+        next = s->stack_next;
+        nm_stack_push(&a->cache, s);
+    }
+    nm_purge_signal();
+}
+
+/* ---- what an owned arena holds ------------------------------------------------------------ */
+
+void nm_arena_stats(struct nm_arena *a, struct nm_heap_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    /* Members and spans are only ever pushed until the arena is released:
+     * walking them is safe while its threads run. */
+    for (struct nm_segment *s = atomic_load_explicit(&a->members, memory_order_acquire); s;
+         s = s->member_next) {
+        out->mapped += NM_SEGMENT_SIZE;
+        out->committed += NM_SEGMENT_SIZE - segment_decommitted_bytes(s);
+        if (!atomic_load_explicit(&s->heap, memory_order_relaxed) && !s->pages_used) continue;
+        /* Read once and bounded: another thread may be formatting it. */
+        uint32_t pages = __atomic_load_n(&s->page_count, __ATOMIC_RELAXED);
+        if (pages > NM_MAX_PAGES) pages = NM_MAX_PAGES;
+        for (uint32_t i = 0; i < pages; i++) {
+            const struct nm_page *pg = &s->pages[i];
+            if (__atomic_load_n(&pg->state, __ATOMIC_RELAXED) == NM_PAGE_FREE) continue;
+            uint64_t used = __atomic_load_n(&pg->used, __ATOMIC_RELAXED);
+            out->blocks += used;
+            out->in_use += used * __atomic_load_n(&pg->block_size, __ATOMIC_RELAXED);
+        }
+    }
+    for (struct nm_segment *s = atomic_load_explicit(&a->spans, memory_order_acquire); s;
+         s = s->member_next) {
+        out->mapped += s->size;
+        bool live = atomic_load_explicit(&s->large_state, memory_order_relaxed) == NM_LARGE_LIVE;
+        size_t committed = NM_OS_PAGE + (live ? s->committed : 0);
+        out->committed += committed < s->size ? committed : s->size;
+        if (!live) continue;
+        out->blocks++;
+        /* A block the heap profiler sampled has a span of its own whatever
+         * its size (prof.h): one up to 256 KiB stands for a heap block. */
+        bool stands_for_small = s->prof.site && s->prof.size <= NM_MEDIUM_MAX;
+        if (!stands_for_small) out->large_blocks++;
+        out->in_use += s->block_size;   /* its usable size (nm_usable_size) */
+    }
+    out->charged = atomic_load_explicit(&a->charged, memory_order_relaxed);
+    out->limit = atomic_load_explicit(&a->limit, memory_order_relaxed);
+}
+
+/* ---- moving an owned arena -------------------------------------------------------------- */
+
+#define MOVE_BATCH 512      /* pages asked about per move_pages call */
+
+/* Where policy `p` (nodes in ascending order in `set`, `n` of them) puts
+ * the page at `addr` that sits on kernel node `on`: a node id, or -1 when
+ * it may stay (numamalloc.h: nm_heap_migrate). */
+static int move_target(const nm_policy *p, const int *set, int n, uintptr_t addr, int on)
+{
+    switch (p->mode) {
+    case NM_POLICY_LOCAL:
+        return -1;
+    case NM_POLICY_PREFERRED:
+        return on == set[0] ? -1 : set[0];
+    case NM_POLICY_INTERLEAVE:
+    case NM_POLICY_WEIGHTED_INTERLEAVE:
+        if (nm_nodeset_has(&p->nodes, on)) return -1;
+        return set[(addr / NM_OS_PAGE) % (size_t)n];
+    default: {   /* bind, preferred-many: the nearest node of the set */
+        if (nm_nodeset_has(&p->nodes, on)) return -1;
+        int from = nm_topology_index(&nm_topo, on), best = set[0], best_d = 1 << 30;
+        for (int i = 0; from >= 0 && i < n; i++) {
+            int to = nm_topology_index(&nm_topo, set[i]);
+            int d = to < 0 ? 1 << 29 : nm_topo.distance[from][to];
+            if (d < best_d) {
+                best_d = d;
+                best = set[i];
+            }
+        }
+        return best;
+    }
+    }
+}
+
+static void move_failed(struct nm_migrate_report *r, int error)
+{
+    r->not_moved++;
+    if (error == EBUSY || error == EAGAIN) r->busy++;
+    else if (error == ENOMEM) r->no_memory++;
+    else r->other++;
+    r->last_error = error;
+}
+
+/* Move the resident pages of [start, start + len) that `p` wants elsewhere. */
+static void move_range(char *start, size_t len, const nm_policy *p, const int *set, int n,
+                       struct nm_migrate_report *r)
+{
+    for (size_t done = 0; done < len;) {
+        void *pages[MOVE_BATCH], *moving[MOVE_BATCH];
+        int status[MOVE_BATCH], targets[MOVE_BATCH];
+        size_t count = 0, moves = 0;
+        for (; count < MOVE_BATCH && done < len; count++, done += NM_OS_PAGE)
+            pages[count] = start + done;
+        if (nm_os_move_pages(count, pages, NULL, status, 0) < 0) continue;   /* cannot look */
+        for (size_t i = 0; i < count; i++) {
+            if (status[i] < 0) continue;   /* not resident */
+            r->resident++;
+            int target = move_target(p, set, n, (uintptr_t)pages[i], status[i]);
+            if (target < 0) continue;
+            moving[moves] = pages[i];
+            targets[moves++] = target;
+        }
+        if (!moves) continue;
+        r->asked += moves;
+        if (nm_os_move_pages(moves, moving, targets, status, NM_MPOL_MF_MOVE) < 0) {
+            int error = errno;
+            for (size_t i = 0; i < moves; i++) move_failed(r, error);
+            continue;
+        }
+        /* A page of a huge page answers EBUSY once the whole huge page
+         * moved with an earlier one: look again where the others are. */
+        size_t again = 0;
+        int first[MOVE_BATCH];
+        for (size_t i = 0; i < moves; i++) {
+            if (status[i] == targets[i]) {
+                r->moved++;
+                continue;
+            }
+            moving[again] = moving[i];
+            targets[again] = targets[i];
+            first[again++] = status[i] < 0 ? -status[i] : EINVAL;
+        }
+        if (!again) continue;
+        if (nm_os_move_pages(again, moving, NULL, status, 0) < 0)
+            for (size_t i = 0; i < again; i++) status[i] = -1;
+        for (size_t i = 0; i < again; i++) {
+            if (status[i] == targets[i]) r->moved++;
+            else move_failed(r, first[i]);
+        }
+    }
+}
+
+/* Move the counters of range `s` (a member segment or a span of arena
+ * `a`) from node index `from` to `to`. */
+static void recharge(struct nm_segment *s, bool span, int from, int to)
+{
+    struct nm_node_state *old = &nm_proc.nodes[from], *now = &nm_proc.nodes[to];
+    atomic_fetch_sub_explicit(&old->mapped, s->size, memory_order_relaxed);
+    atomic_fetch_add_explicit(&now->mapped, s->size, memory_order_relaxed);
+    s->node = (uint16_t)to;
+    if (span) {
+        if (atomic_load_explicit(&s->large_state, memory_order_relaxed) != NM_LARGE_LIVE) return;
+        atomic_fetch_sub_explicit(&old->in_use, s->block_size, memory_order_relaxed);
+        nm_node_use(now, s->block_size);
+        atomic_fetch_sub_explicit(&old->large_bytes, s->block_size, memory_order_relaxed);
+        atomic_fetch_add_explicit(&now->large_bytes, s->block_size, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&old->large_blocks, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&now->large_blocks, 1, memory_order_relaxed);
+        return;
+    }
+    if (!atomic_load_explicit(&s->heap, memory_order_relaxed) && !s->pages_used) {
+        atomic_fetch_sub_explicit(&old->cached, NM_SEGMENT_SIZE, memory_order_relaxed);
+        atomic_fetch_add_explicit(&now->cached, NM_SEGMENT_SIZE, memory_order_relaxed);
+        return;
+    }
+    atomic_fetch_sub_explicit(&old->segments, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&now->segments, 1, memory_order_relaxed);
+    uint64_t given_back = segment_decommitted_bytes(s);
+    atomic_fetch_sub_explicit(&old->decommitted, given_back, memory_order_relaxed);
+    atomic_fetch_add_explicit(&now->decommitted, given_back, memory_order_relaxed);
+    uint64_t in_use = 0;
+    for (uint32_t i = 0; i < s->page_count; i++)
+        if (s->pages[i].state != NM_PAGE_FREE) in_use += (size_t)1 << s->page_shift;
+    atomic_fetch_sub_explicit(&old->in_use, in_use, memory_order_relaxed);
+    nm_node_use(now, in_use);
+}
+
+bool nm_arena_migrate(struct nm_arena *a, const nm_policy *p, int node, struct nm_migrate_report *r)
+{
+    memset(r, 0, sizeof *r);
+    int set[NM_MAX_NODES];
+    int n = 0;
+    for (int id = 0; id < NM_NODE_ID_LIMIT && n < NM_MAX_NODES; id++)
+        if (nm_nodeset_has(&p->nodes, id)) set[n++] = id;
+    if (n == 0 && p->mode != NM_POLICY_LOCAL) return true;   /* checked by the caller */
+    struct nm_segment *lists[2] = { atomic_load_explicit(&a->members, memory_order_acquire),
+                                    atomic_load_explicit(&a->spans, memory_order_acquire) };
+    /* The binding first, so that no page faulted in from here on lands
+     * where the old one put it; then the pages already there. */
+    for (int k = 0; k < 2; k++)
+        for (struct nm_segment *s = lists[k]; s; s = s->member_next)
+            (void)nm_policy_apply(s, s->size, p, 0);
+    a->bind_mode = nm_policy_kernel_mode(p);
+    nm_policy_kernel_mask(p, &a->nodes);
+    for (int k = 0; k < 2; k++)
+        for (struct nm_segment *s = lists[k]; s; s = s->member_next)
+            move_range((char *)s, s->size, p, set, n, r);
+    if (node != a->node) {
+        for (int k = 0; k < 2; k++)
+            for (struct nm_segment *s = lists[k]; s; s = s->member_next)
+                recharge(s, k == 1, a->node, node);
+        a->node = node;
+    }
+    return r->not_moved == 0;
 }
 
 /* ---- mapping failures ------------------------------------------------------------------ */

@@ -24,6 +24,7 @@
 #ifndef NM_ARENA_H
 #define NM_ARENA_H
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -85,6 +86,18 @@ struct nm_arena {
     _Atomic bool releasing;
     _Atomic(struct nm_segment *) members;
     _Atomic(struct nm_segment *) spans;
+    /* Owned arenas: the bytes charged against the heap's limit
+     * (nm_heap_set_limit; 0: none): NM_SEGMENT_SIZE per member segment
+     * (charged when it is mapped, kept until the arena is released) plus
+     * s->size of each live span (charged when a span is mapped or taken
+     * for a block, given back when the block is freed).  Changed only with
+     * nm_arena_charge / nm_arena_uncharge:  charged <= limit  whenever
+     * limit != 0 and the limit was set before the memory was charged. */
+    _Atomic uint64_t charged;
+    _Atomic uint64_t limit;
+    /* Owned arenas: threads that have the heap set as theirs
+     * (nm_thread_set_heap; heap.c). */
+    _Atomic uint32_t set_threads;
 };
 
 struct nm_node_state {
@@ -263,6 +276,60 @@ static inline bool nm_arena_is_local(const struct nm_arena *a)
 /* Give back every range an owned arena ever mapped, at once (its blocks
  * become invalid).  No thread may use the arena meanwhile. */
 void nm_arena_release(struct nm_arena *a);
+/* Empty owned arena `a` and keep its memory: every segment with blocks
+ * (of a heap, or abandoned) is formatted afresh (its blocks become
+ * invalid) and joins the arena's cache; its spans are left to the caller
+ * (large.c frees each live one).  No thread may use the arena meanwhile,
+ * and no heap struct may own its segments any more (heap.c resets them
+ * first). */
+void nm_arena_empty(struct nm_arena *a);
+
+/* Charge `bytes` of owned arena `a` against its limit (arena: `charged`):
+ * false with errno ENOMEM when that would take it over, nothing charged.
+ * Always true for other arenas. */
+static inline bool nm_arena_charge(struct nm_arena *a, uint64_t bytes)
+{
+    if (!a->owned) return true;
+    uint64_t now = atomic_load_explicit(&a->charged, memory_order_relaxed);
+    for (;;) {
+        uint64_t limit = atomic_load_explicit(&a->limit, memory_order_relaxed);
+        if (limit && (now + bytes > limit || now + bytes < now)) {
+            errno = ENOMEM;
+            return false;
+        }
+        if (atomic_compare_exchange_weak_explicit(&a->charged, &now, now + bytes,
+                                                  memory_order_relaxed, memory_order_relaxed))
+            return true;
+    }
+}
+static inline void nm_arena_uncharge(struct nm_arena *a, uint64_t bytes)
+{
+    if (a->owned) atomic_fetch_sub_explicit(&a->charged, bytes, memory_order_relaxed);
+}
+/* Whether `bytes` more would take owned arena `a` over its limit: a
+ * failure the release of every cache (nm_arena_release_for_retry) cannot
+ * help. */
+static inline bool nm_arena_over_limit(const struct nm_arena *a, uint64_t bytes)
+{
+    uint64_t limit = atomic_load_explicit(&a->limit, memory_order_relaxed);
+    return a->owned && limit &&
+           atomic_load_explicit(&a->charged, memory_order_relaxed) + bytes > limit;
+}
+
+/* What owned arena `a` holds (numamalloc.h: struct nm_heap_stats, all
+ * but `limit`), read relaxed while its threads may run. */
+struct nm_heap_stats;
+void nm_arena_stats(struct nm_arena *a, struct nm_heap_stats *out);
+
+/* Move the resident pages of owned arena `a` to policy `p` (checked by
+ * the caller), and bind its ranges and its future memory by it; its
+ * memory is charged to `node` (dense index) from then on (the node
+ * counters move with it).  Fills `r` (numamalloc.h; zeroed first).
+ * Returns whether every page asked to move moved.  No thread may
+ * allocate from or free into the arena meanwhile, and no purge may be at
+ * it (`releasing`, as for a release). */
+struct nm_migrate_report;
+bool nm_arena_migrate(struct nm_arena *a, const nm_policy *p, int node, struct nm_migrate_report *r);
 
 /* A fresh segment of `kind` from arena `a`: its cache, else the OS.  All
  * pages free, no owner.  NULL + ENOMEM on failure. */

@@ -36,6 +36,10 @@ __thread struct nm_heap *nm_tls_node_heap[NM_MAX_NODES] __attribute__((tls_model
 __thread int64_t nm_tls_last_node_id __attribute__((tls_model("initial-exec"))) = NM_NO_LAST_NODE;
 __thread struct nm_user_slot nm_tls_user[NM_USER_SLOTS] __attribute__((tls_model("initial-exec")));
 __thread struct nm_heap *nm_tls_last_node_heap __attribute__((tls_model("initial-exec")));
+__thread struct nm_arena *nm_tls_set_arena __attribute__((tls_model("initial-exec")));
+/* While the thread has a heap set (nm_tls_set_arena): its own heap, which
+ * nm_tls_heap held before and holds again after (never nm_heap_empty). */
+static __thread struct nm_heap *tls_own_heap __attribute__((tls_model("initial-exec")));
 
 
 static pthread_key_t heap_key;
@@ -1103,6 +1107,9 @@ static bool own_heap_held(uintptr_t self)
  * below like those of the threads that are gone (the held one is lost). */
 static void thread_start_afresh(void)
 {
+    if (nm_tls_set_arena) atomic_fetch_sub(&nm_tls_set_arena->set_threads, 1);
+    nm_tls_set_arena = NULL;
+    tls_own_heap = NULL;
     nm_tls_thread_id = NM_THREAD_UNNAMED;
     nm_thread_name();
     nm_tls_heap = &nm_heap_empty;
@@ -1143,11 +1150,13 @@ void nm_heap_after_fork(void)
 }
 
 /* Hand the heap of a user slot back, if it is still this thread's heap for
- * that id (nm_heap_destroy may have taken it away meanwhile). */
+ * that id (nm_heap_destroy may have taken it away meanwhile) and not the
+ * heap the thread has set (nm_heap_set_thread: it goes back when it is
+ * unset). */
 static void user_slot_clear(struct nm_user_slot *slot)
 {
     struct nm_heap *h = slot->heap;
-    if (h && h->user_id == slot->id && h->thread == nm_thread_self() &&
+    if (h && h != nm_tls_heap && h->user_id == slot->id && h->thread == nm_thread_self() &&
         atomic_load_explicit(&h->claimed, memory_order_acquire)) {
         heap_abandon(h);
         heap_unclaim(h);
@@ -1158,9 +1167,19 @@ static void user_slot_clear(struct nm_user_slot *slot)
 
 /* Thread exit (the pthread key's destructor, set when the thread's first
  * heap was set up): every heap of the thread goes back. */
+static void set_heap_leave(struct nm_heap *h, struct nm_arena *a);
+
 static void heap_thread_exit(void *arg)
 {
     (void)arg;
+    if (nm_tls_set_arena) {   /* the heap set goes first: nm_tls_heap is the thread's own again */
+        struct nm_heap *set = nm_tls_heap;
+        struct nm_arena *a = nm_tls_set_arena;
+        nm_tls_heap = tls_own_heap;
+        tls_own_heap = NULL;
+        nm_tls_set_arena = NULL;
+        set_heap_leave(set, a);
+    }
     struct nm_heap *h = nm_tls_heap;
     nm_tls_heap = &nm_heap_empty;
     if (h != &nm_heap_empty) heap_park(h);
@@ -1262,10 +1281,57 @@ struct nm_heap *nm_heap_for_user(struct nm_arena *a, uint64_t id)
     return h;
 }
 
+/* The heap struct `h` of arena `a` that the thread had set leaves it:
+ * the blocks it holds outside its pages (foreign lists: blocks of `a`
+ * this thread freed; secure mode's quarantine: any block it freed) go
+ * back, and the struct goes back to the arena unless the thread's table
+ * of heaps still names it. */
+static void set_heap_leave(struct nm_heap *h, struct nm_arena *a)
+{
+    atomic_fetch_sub(&a->set_threads, 1);
+    struct nm_user_slot *slot = &nm_tls_user[h->user_id % NM_USER_SLOTS];
+    if (slot->heap == h && slot->id == h->user_id) {
+        heap_release_held(h);
+        return;
+    }
+    heap_abandon(h);
+    heap_unclaim(h);
+}
+
+int nm_heap_set_thread(struct nm_arena *a, uint64_t id)
+{
+    struct nm_arena *before = nm_tls_set_arena;
+    if (a && a == before) return 0;
+    struct nm_heap *set = before ? nm_tls_heap : NULL;
+    if (!before) {
+        if (!a) return 0;
+        /* The thread's own heap is set up first: realloc of a plain block
+         * allocates from it while the heap is set (alloc.c: alloc_like). */
+        if (!nm_heap_get()) return -1;
+    }
+    struct nm_heap *h = NULL;
+    if (a) {
+        h = nm_heap_user(a, id);
+        if (!h) return -1;
+        atomic_fetch_add(&a->set_threads, 1);
+    }
+    if (!before) tls_own_heap = nm_tls_heap;
+    nm_tls_heap = a ? h : tls_own_heap;
+    nm_tls_set_arena = a;
+    if (!a) tls_own_heap = NULL;
+    if (set) set_heap_leave(set, before);
+    return 0;
+}
+
+struct nm_heap *nm_heap_own(void)
+{
+    return nm_tls_set_arena ? tls_own_heap : nm_tls_heap;
+}
+
 /* How long nm_trim waits for a heap that its owner or another purge holds. */
 #define NM_TRIM_WAIT_MS 100
 
-void nm_heap_release_arena(struct nm_arena *a)
+void nm_heap_forget_arena(struct nm_arena *a)
 {
     /* No purge may be at its heaps or segments when they go: a pass that
      * starts after `releasing` is set leaves them alone, and the passes
@@ -1276,11 +1342,25 @@ void nm_heap_release_arena(struct nm_arena *a)
     for (struct nm_heap *h = atomic_load_explicit(&nm_proc.heaps, memory_order_acquire); h;
          h = h->all_next) {
         if (h->arena != a || !atomic_load_explicit(&h->claimed, memory_order_acquire)) continue;
-        heap_reset(h, a);      /* its segments are about to go: forget them */
+        heap_foreign_forget(h);  /* blocks of `a` the heap's thread freed (a heap once set) */
+        heap_reset(h, a);        /* its segments are about to go: forget them */
         heap_unclaim(h);
     }
     nm_purge_wait_passes(0);
+}
+
+void nm_heap_release_arena(struct nm_arena *a)
+{
+    nm_heap_forget_arena(a);
     nm_arena_release(a);
+}
+
+void nm_heap_arena_moved(struct nm_arena *a)
+{
+    for (struct nm_heap *h = atomic_load_explicit(&nm_proc.heaps, memory_order_acquire); h;
+         h = h->all_next)
+        if (h->arena == a && atomic_load_explicit(&h->claimed, memory_order_acquire))
+            h->node = a->node;
 }
 
 /* The thread now runs on `node`: give the old heap's segments to their
@@ -1289,7 +1369,8 @@ static struct nm_heap *heap_move(struct nm_heap *h, int node)
 {
     struct nm_heap *moved = heap_claim(nm_local_arena(node));
     if (!moved) return h;   /* keep serving from the old node rather than fail */
-    nm_tls_heap = moved;
+    if (nm_tls_heap == h) nm_tls_heap = moved;
+    else tls_own_heap = moved;   /* the thread's own, while a heap is set */
     heap_abandon(h);
     heap_unclaim(h);
     return moved;
@@ -1671,6 +1752,12 @@ void *nm_heap_alloc_class(struct nm_heap *h, unsigned cls)
                 /* No segment could be mapped: release everything cached,
                  * with the lock let go, and look once more (arena.h). */
                 heap_leave(h);
+                /* Over the heap's limit (nm_heap_set_limit), releasing
+                 * caches gives no room: fail now. */
+                if (nm_arena_over_limit(h->arena, NM_SEGMENT_SIZE)) {
+                    errno = ENOMEM;
+                    return NULL;
+                }
                 if (!nm_arena_release_for_retry(NM_SEGMENT_SIZE)) return NULL;
                 heap_enter(h);
                 pg = heap_find_page(h, cls);

@@ -256,6 +256,27 @@ static inline struct nm_heap *nm_heap_user(struct nm_arena *a, uint64_t id)
 }
 /* Reset every heap of owned arena `a` and release all its memory. */
 void nm_heap_release_arena(struct nm_arena *a);
+/* Reset every heap of owned arena `a` (their segments and blocks are
+ * forgotten; the structs go back unclaimed), with `releasing` set and the
+ * purges at it waited for; the caller empties or releases the arena and
+ * clears `releasing` if it keeps it. */
+void nm_heap_forget_arena(struct nm_arena *a);
+/* Owned arena `a` is charged to another node now (nm_arena_migrate): its
+ * heaps follow. */
+void nm_heap_arena_moved(struct nm_arena *a);
+
+/* The heap set as the calling thread's (nm_thread_set_heap): the owned
+ * arena whose heap plain allocations come from, or NULL.  While one is
+ * set, nm_tls_heap is the thread's heap for it (as nm_heap_user gives),
+ * so that malloc's fast path serves it unchanged; large blocks look here
+ * on their slow path (alloc.c: large_arena). */
+extern __thread struct nm_arena *nm_tls_set_arena __attribute__((tls_model("initial-exec")));
+/* Set owned arena `a` (heap id `id`; NULL: none) as the calling thread's.
+ * 0, or -1 with errno ENOMEM (nothing changed). */
+int nm_heap_set_thread(struct nm_arena *a, uint64_t id);
+/* The calling thread's own heap: nm_tls_heap, or the one it had before it
+ * set a heap (set up then). */
+struct nm_heap *nm_heap_own(void);
 /* Run the calling thread's heap maintenance if it is due (purge free pages
  * and the node cache).  For slow paths outside the heap (large blocks). */
 void nm_heap_tick(void);

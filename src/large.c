@@ -596,15 +596,27 @@ again:
         if (s) demand_add(&caches[node].demand, l.usable, now);
         else ghost_hit(&caches[node].demand, &l, now);
     }
-    if (!alignment && a->owned) s = owned_take(a, &l);
+    if (!alignment && a->owned) {
+        s = owned_take(a, &l);
+        /* The span's whole size counts against the heap's limit while the
+         * block lives (arena.h: charged). */
+        if (s && !nm_arena_charge(a, s->size)) {
+            atomic_store_explicit(&s->large_state, NM_LARGE_FREE, memory_order_release);
+            return NULL;
+        }
+    }
     if (!s) {
         bool hugetlb = nm_opt.hugepages == NM_HUGEPAGES_HUGETLB && size >= NM_HUGE_MIN;
+        if (!nm_arena_charge(a, l.size)) return NULL;
         s = nm_segment_map_memory(l.size, l.align, a, &hugetlb, NM_MAP_SPAN);
         if (nm_unlikely(!s) && !retried && nm_arena_release_for_retry(l.size)) {
             retried = true;
             s = nm_segment_map_memory(l.size, l.align, a, &hugetlb, NM_MAP_SPAN);
         }
-        if (!s) return NULL;
+        if (!s) {
+            nm_arena_uncharge(a, l.size);
+            return NULL;
+        }
         /* Transparent huge pages for the block of a huge span when asked,
          * or when hugetlb pages could not be had (the mapping came without:
          * the header's range and smaller blocks never get them). */
@@ -625,8 +637,12 @@ again:
     if (nm_unlikely(!span_commit(s, l.usable))) {
         /* Past the commit limit: the span goes back, everything cached
          * too, and the block is tried once more (arena.h). */
-        if (a->owned) owned_release(s);
-        else span_unmap(s);
+        if (a->owned) {
+            nm_arena_uncharge(a, s->size);
+            owned_release(s);
+        } else {
+            span_unmap(s);
+        }
         if (retried || !nm_arena_release_for_retry(l.usable)) return NULL;
         retried = true;
         s = NULL;
@@ -672,8 +688,12 @@ bool nm_large_free(struct nm_segment *s)
      * go: first, so spans that waited the delay make room for this one. */
     bool purging_here = !nm_purge_thread_running();
     if (purging_here) (void)nm_large_cache_purge(node, now, false);
-    if (owned) owned_release(s);
-    else if (!cache_put(s, now)) span_unmap(s);
+    if (owned) {
+        nm_arena_uncharge(s->arena, s->size);
+        owned_release(s);
+    } else if (!cache_put(s, now)) {
+        span_unmap(s);
+    }
     nm_purge_signal();
     if (purging_here) nm_arena_maybe_purge(nm_local_arena(node), now);
     return true;

@@ -8,7 +8,8 @@
 # threads on nodes 0 and 3 get the memory of nodes 1 and 2, every page of
 # malloc, heaps, regions and numamalloc run --policy=interleave:all on nodes
 # 1-2 only, "all" is 1-2, node 0 refused with "node 0 is not allowed in this
-# cpuset (allowed: 1-2)", and numactl --interleave=all as the reference.
+# cpuset (allowed: 1-2)", nm_heap_migrate between nodes 1 and 2 and refused
+# (EINVAL) to node 0, and numactl --interleave=all as the reference.
 # Exit 0 = passed; 77 = no guest can be had here, or numactl is not
 # installed (make deps).
 set -u
@@ -21,7 +22,9 @@ numactl=$(command -v numactl) || { echo "numactl not installed (make deps)"; exi
 [ -x "$tool" ] || { echo "no $tool: run make first"; exit 1; }
 vm_build cpuset "$archive"
 vm_build tool_hold
-files="$out/cpuset $out/tool_hold $tool $lib $numactl $root/tests/vm/guest/cpuset.sh"
+migrate=$build/tests/unit/heap_migrate
+[ -x "$migrate" ] || { echo "no $migrate: run make first"; exit 1; }
+files="$out/cpuset $out/tool_hold $tool $lib $numactl $migrate $root/tests/vm/guest/cpuset.sh"
 vm_run 4node 300 "$files" "sh /cpuset.sh 1-2 0"
 vm_record 4node "$(grep -c '^FAIL\|: FAIL' "$vm_log") failures; $(grep '^thread on node' "$vm_log" | sed 's/ (home [0-9]*)//' | awk '!seen[$0]++' | tr '\n' ';' | sed 's/;$//')"
 vm_finish

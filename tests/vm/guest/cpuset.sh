@@ -9,6 +9,8 @@
 #   - /cpuset threads, policies (guest/cpuset.c says what they check);
 #   - NUMAMALLOC_POLICY=interleave:all and NUMAMALLOC_INTERLEAVE_ABOVE=1M:
 #     /cpuset allowed, nothing on stderr;
+#   - /heap_migrate (tests/unit/heap_migrate.c): a heap moves between the
+#     allowed nodes, and a move to the excluded node is refused (EINVAL);
 #   - NUMAMALLOC_POLICY=bind:EXCLUDED: exactly one stderr line
 #     "numamalloc: ignoring NUMAMALLOC_POLICY='bind:EXCLUDED': node EXCLUDED
 #     is not allowed in this cpuset (allowed: MEMS)", and /cpuset threads
@@ -77,6 +79,13 @@ grep -q "node $excluded is not allowed in this cpuset (allowed: $mems)" /tmp/err
     bad "numamalloc run --membind=$excluded: no 'node $excluded is not allowed in this cpuset (allowed: $mems)'"
 /numactl --membind="$excluded" /tool_hold exit >/tmp/ref.out 2>/tmp/err
 echo "reference: numactl --membind=$excluded: exit $?: $(head -n 1 /tmp/err)$(cat /tmp/ref.out)"
+
+# nm_heap_migrate between the allowed nodes, and to the excluded one:
+# refused with EINVAL, nothing changed (tests/unit/heap_migrate.c).
+/heap_migrate >/tmp/migrate.out 2>&1 || bad "heap_migrate exited $?"
+cat /tmp/migrate.out
+grep -q "a node without usable memory refused" /tmp/migrate.out ||
+    bad "heap_migrate did not try a node outside the cpuset"
 
 [ $fail -eq 0 ] && echo "cpuset: all passed"
 exit $fail
