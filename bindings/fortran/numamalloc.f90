@@ -10,12 +10,13 @@
 ! with ISO_C_BINDING types (size_t is integer(c_size_t), uint64_t
 ! integer(c_int64_t), pointers type(c_ptr)), and its structs are BIND(C)
 ! derived types laid out as in C (nm_nodeset, nm_policy, nm_node_perf_t,
-! nm_enforcement, nm_node_stats, nm_class_stats, nm_stats, nm_ptr_info_t; arrays in them
+! nm_enforcement, nm_node_stats, nm_class_stats, nm_stats, nm_ptr_info_t,
+! nm_heap_stats_t, nm_migrate_report; arrays in them
 ! start at index 0, as in C).  Fortran names ignore case, so two C names
 ! change: the policy modes are NM_MODE_LOCAL, NM_MODE_BIND, ... (not
 ! NM_POLICY_*, which would be the functions nm_policy_*), and struct
 ! nm_node_perf is type nm_node_perf_t, struct nm_ptr_info type
-! nm_ptr_info_t, and the macros NM_ALIGN(a) and NM_NODE(n) are the
+! nm_ptr_info_t, struct nm_heap_stats type nm_heap_stats_t, and the macros NM_ALIGN(a) and NM_NODE(n) are the
 ! functions nm_align(a) and nm_node(n).  Functions taking or returning C
 ! strings are bound as nm_policy_parse_c, nm_policy_format_c,
 ! nm_stats_json_c and nm_prof_dump_c, with Fortran-string versions under
@@ -126,6 +127,18 @@ module numamalloc
         integer(c_int) :: node = -1
         type(c_ptr) :: heap = c_null_ptr
         type(nm_policy) :: policy
+    end type
+
+    ! struct nm_heap_stats (named _t: the function nm_heap_stats fills it)
+    type, bind(c) :: nm_heap_stats_t
+        integer(c_int64_t) :: mapped = 0, committed = 0, in_use = 0, blocks = 0
+        integer(c_int64_t) :: large_blocks = 0, charged = 0, limit = 0
+    end type
+
+    type, bind(c) :: nm_migrate_report
+        integer(c_int64_t) :: resident = 0, asked = 0, moved = 0, not_moved = 0
+        integer(c_int64_t) :: busy = 0, no_memory = 0, other = 0
+        integer(c_int) :: last_error = 0
     end type
 
     type, bind(c) :: nm_stats
@@ -356,6 +369,34 @@ module numamalloc
             import :: c_ptr
             type(c_ptr), value :: policy
             type(c_ptr) :: nm_heap_new
+        end function
+        function nm_heap_reset(heap) bind(c, name="nm_heap_reset")
+            import :: c_ptr, c_int
+            type(c_ptr), value :: heap
+            integer(c_int) :: nm_heap_reset
+        end function
+        function nm_heap_stats(heap, out) bind(c, name="nm_heap_stats")
+            import :: c_ptr, c_int, nm_heap_stats_t
+            type(c_ptr), value :: heap
+            type(nm_heap_stats_t), intent(out) :: out
+            integer(c_int) :: nm_heap_stats
+        end function
+        function nm_heap_set_limit(heap, bytes) bind(c, name="nm_heap_set_limit")
+            import :: c_ptr, c_int, c_size_t
+            type(c_ptr), value :: heap
+            integer(c_size_t), value :: bytes
+            integer(c_int) :: nm_heap_set_limit
+        end function
+        ! policy and report: c_loc of a target, or c_null_ptr
+        function nm_heap_migrate(heap, policy, report) bind(c, name="nm_heap_migrate")
+            import :: c_ptr, c_int
+            type(c_ptr), value :: heap, policy, report
+            integer(c_int) :: nm_heap_migrate
+        end function
+        function nm_thread_set_heap(heap) bind(c, name="nm_thread_set_heap")
+            import :: c_ptr
+            type(c_ptr), value :: heap
+            type(c_ptr) :: nm_thread_set_heap
         end function
         function nm_heap_new_flags(policy, flags) bind(c, name="nm_heap_new_flags")
             import :: c_ptr, c_int

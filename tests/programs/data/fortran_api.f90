@@ -20,6 +20,8 @@ program fortran_api
     type(nm_stats) :: st
     type(c_ptr) :: heap, raw, raw2, region
     type(nm_ptr_info_t) :: info
+    type(nm_heap_stats_t) :: hstats
+    type(nm_migrate_report), target :: report
     integer(c_int64_t), target :: not_ours
     character(len=200) :: err
     character(len=:), allocatable :: json
@@ -176,6 +178,32 @@ program fortran_api
     call check(rc == -1 .and. e == 22, "nm_ptr_info of a pointer numamalloc does not own: EINVAL")
     raw = nm_aligned_alloc(256_c_size_t, 1000_c_size_t)
     call nm_free_aligned_sized(raw, 256_c_size_t, 1000_c_size_t)
+
+    ! ---- heaps that steer plain malloc, reset, have limits, move
+    heap = nm_heap_new(c_null_ptr)
+    ! Nothing but these calls while the heap is set: what the Fortran
+    ! runtime allocates meanwhile (an I/O buffer) would go with the heap.
+    raw2 = nm_thread_set_heap(heap)
+    raw = nm_malloc(100_c_size_t)           ! from the set heap
+    rc = nm_ptr_info(raw, info)
+    raw2 = nm_thread_set_heap(c_null_ptr)
+    call check(rc == 0 .and. c_associated(info%heap, heap), "nm_thread_set_heap: nm_malloc comes from the heap")
+    call check(c_associated(raw2, heap), "nm_thread_set_heap(NULL) returns the heap that was set")
+    call check(nm_heap_reset(heap) == 0, "nm_heap_reset")
+    call check(nm_heap_stats(heap, hstats) == 0 .and. hstats%blocks == 0, "after nm_heap_reset: no block")
+    call nm_heap_destroy(heap)
+    heap = nm_heap_new(c_null_ptr)
+    call check(nm_heap_set_limit(heap, 8388608_c_size_t) == 0, "nm_heap_set_limit(8 MiB)")
+    raw = nm_heap_malloc(heap, 6291456_c_size_t)
+    raw2 = nm_heap_malloc(heap, 6291456_c_size_t)
+    e = nm_errno()
+    call check(c_associated(raw) .and. .not. c_associated(raw2) .and. e == 12, &
+               "a heap limited to 8 MiB: a second 6 MiB block fails with ENOMEM")
+    call check(nm_heap_stats(heap, hstats) == 0 .and. hstats%limit == 8388608 .and. &
+               hstats%large_blocks == 1, "nm_heap_stats: the limit and one large block")
+    rc = nm_heap_migrate(heap, c_loc(p), c_loc(report))
+    call check(rc == 0 .and. report%not_moved == 0, "nm_heap_migrate to a policy of this machine")
+    call nm_heap_destroy(heap)
 
     ! ---- the C allocation functions
     raw = nm_malloc(100_c_size_t)

@@ -36,6 +36,11 @@ int main(void)
     OFF(struct nm_stats, purges); OFF(struct nm_stats, purged_bytes);
     OFF(struct nm_stats, threads); OFF(struct nm_stats, abandoned);
     OFF(struct nm_stats, reclaimed);
+    SIZE(struct nm_heap_stats);
+    OFF(struct nm_heap_stats, mapped); OFF(struct nm_heap_stats, in_use); OFF(struct nm_heap_stats, limit);
+    SIZE(struct nm_migrate_report);
+    OFF(struct nm_migrate_report, resident); OFF(struct nm_migrate_report, other);
+    OFF(struct nm_migrate_report, last_error);
     SIZE(struct nm_ptr_info);
     OFF(struct nm_ptr_info, start); OFF(struct nm_ptr_info, usable_size);
     OFF(struct nm_ptr_info, kind); OFF(struct nm_ptr_info, node);

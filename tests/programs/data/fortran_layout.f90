@@ -14,6 +14,8 @@ program fortran_layout
     type(nm_class_stats), target :: cs
     type(nm_stats), target :: st
     type(nm_ptr_info_t), target :: pi
+    type(nm_heap_stats_t), target :: hs
+    type(nm_migrate_report), target :: mr
 
     call size_line("nm_nodeset", c_sizeof(set))
     call off("nm_nodeset", "bits", c_loc(set), c_loc(set%bits))
@@ -56,6 +58,14 @@ program fortran_layout
     call off("struct nm_stats", "threads", c_loc(st), c_loc(st%threads))
     call off("struct nm_stats", "abandoned", c_loc(st), c_loc(st%abandoned))
     call off("struct nm_stats", "reclaimed", c_loc(st), c_loc(st%reclaimed))
+    call size_line("struct nm_heap_stats", c_sizeof(hs))
+    call off("struct nm_heap_stats", "mapped", c_loc(hs), c_loc(hs%mapped))
+    call off("struct nm_heap_stats", "in_use", c_loc(hs), c_loc(hs%in_use))
+    call off("struct nm_heap_stats", "limit", c_loc(hs), c_loc(hs%limit))
+    call size_line("struct nm_migrate_report", c_sizeof(mr))
+    call off("struct nm_migrate_report", "resident", c_loc(mr), c_loc(mr%resident))
+    call off("struct nm_migrate_report", "other", c_loc(mr), c_loc(mr%other))
+    call off("struct nm_migrate_report", "last_error", c_loc(mr), c_loc(mr%last_error))
     call size_line("struct nm_ptr_info", c_sizeof(pi))
     call off("struct nm_ptr_info", "start", c_loc(pi), c_loc(pi%start))
     call off("struct nm_ptr_info", "usable_size", c_loc(pi), c_loc(pi%usable_size))
