@@ -107,6 +107,27 @@ public:
         if (h_) nm_heap_destroy(std::exchange(h_, nullptr));
     }
     nm_policy policy() const noexcept { return nm_heap_policy(h_); }
+    /* Free every block of the heap at once; the heap stays (nm_heap_reset;
+     * std::system_error with EBUSY while a thread has it set). */
+    void clear() const { check(nm_heap_reset(h_), "nm_heap_reset"); }
+    /* Cap its memory (nm_heap_set_limit; 0: none): allocations past it
+     * throw std::bad_alloc. */
+    void set_limit(std::size_t bytes) const { check(nm_heap_set_limit(h_, bytes), "nm_heap_set_limit"); }
+    struct nm_heap_stats stats() const
+    {
+        struct nm_heap_stats out;
+        check(nm_heap_stats(h_, &out), "nm_heap_stats");
+        return out;
+    }
+    /* Move its pages and its future blocks to `to` (nm_heap_migrate; no
+     * other thread may use the heap meanwhile).  Pages that could not
+     * move are in the report, and make it throw std::system_error (EIO). */
+    struct nm_migrate_report migrate(const nm_policy &to) const
+    {
+        struct nm_migrate_report report;
+        check(nm_heap_migrate(h_, &to, &report), "nm_heap_migrate");
+        return report;
+    }
 
 private:
     [[noreturn]] static void fail()
@@ -114,7 +135,29 @@ private:
         if (errno == ENOMEM) throw std::bad_alloc();
         throw std::system_error(errno, std::generic_category(), "nm_heap_new");
     }
+    static void check(int rc, const char *what)
+    {
+        if (rc != 0) throw std::system_error(errno, std::generic_category(), what);
+    }
     nm_heap_t *h_;
+};
+
+/* While it lives, the calling thread's plain allocations (malloc, new, the
+ * containers of code the program does not control) come from a heap
+ * (nm_thread_set_heap); the heap set before comes back when it goes.
+ * What the C and C++ runtimes allocate meanwhile (a stream's buffer, a
+ * thread's storage) comes from the heap too: keep such things out of the
+ * scope of a heap that is cleared or destroyed before them. */
+class scoped_thread_heap {
+public:
+    explicit scoped_thread_heap(nm_heap_t *h) noexcept : previous_(nm_thread_set_heap(h)) {}
+    explicit scoped_thread_heap(const heap &h) noexcept : scoped_thread_heap(h.get()) {}
+    scoped_thread_heap(const scoped_thread_heap &) = delete;
+    scoped_thread_heap &operator=(const scoped_thread_heap &) = delete;
+    ~scoped_thread_heap() { nm_thread_set_heap(previous_); }
+
+private:
+    nm_heap_t *previous_;
 };
 
 /* Where blocks come from (see the top of this file); a small value,

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory_resource>
@@ -156,6 +157,40 @@ int main()
         va.swap(vb);
         CHECK(vb.data() == da && vb.get_allocator() == a0 && va.get_allocator() == x1);
         std::printf("equality and rebind: checked\n");
+    }
+
+    // ---- a heap's controls, and steering code we did not write into a heap
+    {
+        numamalloc::heap h;
+        std::vector<int> *v;
+        struct nm_ptr_info info;
+        {
+            numamalloc::scoped_thread_heap in(h);
+            v = new std::vector<int>(1000, 3);   // plain new: from the heap
+        }
+        CHECK(nm_ptr_info(v->data(), &info) == 0 && info.heap == h.get());
+        CHECK(nm_ptr_info(v, &info) == 0 && info.heap == h.get());
+        void *after = std::malloc(64);            // the scope is over: not from it
+        CHECK(nm_ptr_info(after, &info) == 0 && info.heap == nullptr);
+        std::free(after);
+        CHECK(h.stats().blocks >= 2);
+        h.clear();                                 // v and its storage are gone
+        CHECK(h.stats().blocks == 0);
+        numamalloc::heap capped;                   // a fresh heap: h keeps its segment
+        capped.set_limit(std::size_t(8) << 20);
+        allocator<char> in_h(capped);
+        char *big = in_h.allocate(std::size_t(6) << 20);
+        int thrown = 0;
+        try {
+            in_h.allocate(std::size_t(6) << 20);
+        } catch (const std::bad_alloc &) {
+            thrown++;
+        }
+        CHECK(thrown == 1);
+        in_h.deallocate(big, std::size_t(6) << 20);
+        struct nm_migrate_report r = capped.migrate(numamalloc::parse_policy(pol.c_str()));
+        CHECK(r.not_moved == 0);
+        std::printf("heap controls and scoped_thread_heap: checked\n");
     }
 
     // ---- std::pmr
