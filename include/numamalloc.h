@@ -811,7 +811,8 @@ void nm_stats_print(int fd);
  * meanwhile, so they are approximate, and a block freed by another thread
  * counts as in use until the thread owning its page collects it (its next
  * slow path, or the purge).  heaps_skipped counts thread heaps busy for the
- * whole look (not counted); blocks_counted is false when the look was
+ * whole look and stacks of abandoned segments another thread was taking
+ * from (not counted); blocks_counted is false when the look was
  * skipped (a fork was being made).  nm_stats_print's table shows the same.
  * Calls from several threads at once take turns.  NUMAMALLOC_STATS=json
  * prints it at exit. */

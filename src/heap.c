@@ -1630,9 +1630,13 @@ static void count_segment(struct nm_segment *s, void *arg)
  * by the heaps of one nm_heap_new heap: counted once). */
 #define NM_COUNT_OWNED_MAX 256
 
+/* The abandoned segments of arena `a`; a stack another thread is popping
+ * meanwhile is left out and counted in heaps_skipped. */
 static void count_abandoned(struct nm_arena *a, struct nm_block_count *out)
 {
-    (void)nm_stack_visit(&a->abandoned, count_segment, out);
+    if (!nm_stack_visit(&a->abandoned, count_segment, out) &&
+        atomic_load_explicit(&a->abandoned.count, memory_order_relaxed) != 0)
+        out->heaps_skipped++;
 }
 
 void nm_heap_count_blocks(struct nm_block_count *out)

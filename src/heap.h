@@ -126,10 +126,13 @@ struct nm_heap {
     /* Who is changing the heap's lists and page states: 0 nobody; 1, 2, ..
      * the owner, that many calls deep (allocation slow path, page releases,
      * maintenance, abandoning); NM_HEAP_PURGING a purge of another thread
-     * (nm_heap_purge).  The owner waits for a purge, which holds it for a
-     * few list operations and never across a system call (what it gives
-     * back, it gives back after); a purge never waits for the owner: it
-     * tries, and comes back later.  The fast paths
+     * (nm_heap_purge) or the statistics' count of blocks in use
+     * (nm_heap_count_blocks).  The owner waits for a purge, which holds it
+     * for a few list operations and never across a system call (what it
+     * gives back, it gives back after), and for the count, which reads
+     * the `used` of every page of the heap's segments (time in proportion
+     * to the heap's size, no system call); neither waits for the owner:
+     * they try, and come back later.  The fast paths
      * take no lock: a purge only touches pages they cannot reach (free
      * pages, and pages other than the first of their class whose every
      * block was freed by other threads).  A fork child leaves alone the heap
@@ -319,7 +322,8 @@ struct nm_block_count {
     uint64_t pages[NM_CLASS_COUNT];      /* pages serving the class that were walked */
     uint64_t node_bytes[NM_MAX_NODES];   /* bytes of those blocks, per dense node index */
     uint32_t heaps_skipped;              /* heaps busy for the whole look (or whose thread
-                                            was stopped in them by a fork): not counted */
+                                            was stopped in them by a fork), and stacks of
+                                            abandoned segments being popped: not counted */
 };
 
 /* Add up, in *out (zeroed first), each page's `used` count over every heap

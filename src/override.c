@@ -29,6 +29,7 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
@@ -411,6 +412,16 @@ static void print_stats(int fd, char json[NM_STATS_JSON_MAX])
 static _Atomic bool stats_file_started;
 static _Atomic bool stats_file_warned;
 
+/* NUMAMALLOC_STATS_FILE as an absolute pattern, taken once at start-up
+ * (keep_stderr_for_stats): a program that changes its directory keeps
+ * writing (appending) the same file. */
+static char stats_file_pattern[4096];
+
+/* The periodic dumps and the one at exit take turns, and once the exit's
+ * has begun no periodic one follows it: the exit's object is the last. */
+static _Atomic bool stats_print_turn;
+static bool stats_exit_printed;
+
 /* Print the statistics where NUMAMALLOC_STATS_FILE says, or on stderr. */
 static void print_stats_out(char json[NM_STATS_JSON_MAX])
 {
@@ -419,7 +430,8 @@ static void print_stats_out(char json[NM_STATS_JSON_MAX])
     if (nm_opt.stats_file && !getauxval(AT_SECURE)) {
         char path[4096];
         bool first = !atomic_exchange(&stats_file_started, true);
-        int fd = nm_file_name(nm_opt.stats_file, -1, path, sizeof path)
+        const char *pattern = stats_file_pattern[0] ? stats_file_pattern : nm_opt.stats_file;
+        int fd = nm_file_name(pattern, -1, path, sizeof path)
                      ? open(path, O_WRONLY | O_CREAT | O_APPEND | (first ? O_TRUNC : 0) |
                                       O_CLOEXEC | O_NOFOLLOW, 0644)
                      : -1;
@@ -441,10 +453,18 @@ static void print_stats_out(char json[NM_STATS_JSON_MAX])
     else if (same_file(2)) print_stats(2, json);
 }
 
+static void stats_turn_take(void)
+{
+    while (!nm_flag_try(&stats_print_turn)) sched_yield();
+}
+
 static void print_stats_at_exit(void)
 {
     static char json[NM_STATS_JSON_MAX];
+    stats_turn_take();
+    stats_exit_printed = true;
     print_stats_out(json);
+    nm_flag_release(&stats_print_turn);
 }
 
 /* NUMAMALLOC_STATS_INTERVAL: a thread (numamalloc-stats) that prints the
@@ -459,35 +479,34 @@ static void print_stats_at_exit(void)
  * wakes it) and at each dump.  A fork child starts its own (its pid
  * differs: a %p file of its own). */
 
-/* Whether the process's first thread has ended (pthread_exit) while others
- * run: /proc/self/stat shows the process as a zombie (state Z) then, and
- * still counts that thread. */
-static bool first_thread_ended(void)
+/* The state of the process's first thread in /proc/self/stat: 1 when it
+ * has ended (pthread_exit) while others run (the process shows as a zombie,
+ * state Z, and still counts that thread), 0 while it runs, -1 when /proc
+ * cannot say. */
+static int first_thread_state(void)
 {
     char buf[512];
     ssize_t n = nm_os_read_file("/proc/self/stat", buf, sizeof buf - 1);
-    if (n <= 0) return false;
+    if (n <= 0) return -1;
     buf[n] = '\0';
     const char *paren = strrchr(buf, ')');   /* the command may hold spaces */
-    return paren && paren[1] == ' ' && paren[2] == 'Z';
+    if (!paren || paren[1] != ' ') return -1;
+    return paren[2] == 'Z';
 }
 
-/* Whether none of the program's own threads is left: /proc counts them
- * with ours (this one, and the purge thread while it runs).  Waits up to
- * 200 ms for a thread that is exiting to be gone. */
+/* Whether none of the program's own threads is left.  While the first
+ * thread runs, the process ends when it returns or calls exit: not over.
+ * Once it has ended with pthread_exit, /proc's count of threads, less
+ * ours (this one, the purge thread, the first thread's zombie), says.
+ * Without /proc: whether any thread that allocated is left (heap.c). */
 static bool program_ended(void)
 {
-    for (int tries = 0; tries < 20; tries++) {
-        int count = nm_os_thread_count();
-        if (count == 0) return false;   /* cannot tell */
-        int ours = (int)atomic_load(&nm_proc.purge.helpers) + nm_purge_thread_running() +
-                   first_thread_ended();
-        if (count - ours <= 0) return true;
-        if (count - ours > 1) return false;
-        struct timespec t = { 0, 10 * 1000000 };
-        nanosleep(&t, NULL);
-    }
-    return false;
+    int first = first_thread_state();
+    if (first == 0) return false;
+    int count = first > 0 ? nm_os_thread_count() : 0;
+    if (count <= 0) return atomic_load(&nm_proc.purge.threads) == 0;
+    int ours = (int)atomic_load(&nm_proc.purge.helpers) + nm_purge_thread_running() + 1;
+    return count - ours <= 0;
 }
 
 static uint64_t monotonic_ms(void)
@@ -497,21 +516,38 @@ static uint64_t monotonic_ms(void)
     return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
 }
 
+/* How often the timer looks whether the program has ended while its first
+ * thread is gone (a thread that exits without a heap does not wake it). */
+#define NM_STATS_TIMER_LOOK_MS 100
+#define NM_STATS_TIMER_WATCH_MS 2000
+
 static void *stats_timer(void *arg)
 {
     (void)arg;
     (void)prctl(PR_SET_NAME, "numamalloc-stats", 0, 0, 0);
     static char json[NM_STATS_JSON_MAX];
-    uint64_t next = monotonic_ms();
+    uint64_t interval = nm_opt.stats_interval_ms, next = monotonic_ms(), watch_until = 0;
     for (;;) {
-        next += nm_opt.stats_interval_ms;
+        next = next > UINT64_MAX - interval ? UINT64_MAX : next + interval;
         for (uint64_t now; (now = monotonic_ms()) < next;) {
+            /* The exits seen before looking: one after it ends the wait. */
             uint32_t exits = atomic_load(&nm_proc.purge.exits);
-            nm_os_futex_wait(&nm_proc.purge.exits, exits, next - now);
-            if (atomic_load(&nm_proc.purge.exits) != exits && program_ended()) goto end;
+            if (program_ended()) goto end;
+            /* Look often while the first thread is gone, and for a while
+             * after a thread exit woke us (the first thread's own exit
+             * wakes us before /proc shows it ended). */
+            uint64_t wait = next - now;
+            if (wait > NM_STATS_TIMER_LOOK_MS && (now < watch_until || first_thread_state() != 0))
+                wait = NM_STATS_TIMER_LOOK_MS;
+            nm_os_futex_wait(&nm_proc.purge.exits, exits, wait);
+            if (atomic_load(&nm_proc.purge.exits) != exits) watch_until = monotonic_ms() + NM_STATS_TIMER_WATCH_MS;
         }
         if (program_ended()) break;
-        print_stats_out(json);
+        stats_turn_take();
+        bool over = stats_exit_printed;
+        if (!over) print_stats_out(json);
+        nm_flag_release(&stats_print_turn);
+        if (over) break;
     }
 end:
     atomic_fetch_sub(&nm_proc.purge.helpers, 1);
@@ -552,6 +588,18 @@ static void stats_timer_start(void)
 
 static void keep_stderr_for_stats(void)
 {
+    /* A relative file name, made absolute now (no malloc: getcwd into a
+     * buffer); one that does not fit stays relative. */
+    if (nm_opt.stats_file && nm_opt.stats_file[0] != '/' &&
+        getcwd(stats_file_pattern, sizeof stats_file_pattern - 1)) {
+        size_t cwd = strlen(stats_file_pattern), len = strlen(nm_opt.stats_file);
+        if (cwd + 1 + len < sizeof stats_file_pattern) {
+            stats_file_pattern[cwd] = '/';
+            memcpy(stats_file_pattern + cwd + 1, nm_opt.stats_file, len + 1);
+        } else {
+            stats_file_pattern[0] = '\0';
+        }
+    }
     struct stat st;
     if (fstat(2, &st) != 0) return;
     stats_dev = st.st_dev;

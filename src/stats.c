@@ -44,7 +44,9 @@ struct stats_more {
 };
 
 /* One snapshot at a time: the table and the JSON use static storage (10 KiB
- * is too much for a small thread's stack).  A second caller waits. */
+ * is too much for a small thread's stack).  A second caller waits (a flag,
+ * not a queue: a fork child, where a signal handler may have forked in the
+ * middle of a snapshot, just clears it). */
 static atomic_flag stats_busy = ATOMIC_FLAG_INIT;
 
 static void stats_enter(void)
@@ -160,8 +162,8 @@ static void print_event(int fd, const char *name, uint64_t value, bool as_size)
 
 nm_export void nm_stats_print(int fd)
 {
-    /* Static: 10 KiB is too much for a small thread stack, and printing
-     * twice at once only mixes two snapshots. */
+    /* Static, used in turns (stats_enter): 10 KiB is too much for a small
+     * thread stack. */
     static struct nm_stats st;
     static struct stats_more more;
     stats_enter();

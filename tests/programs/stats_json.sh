@@ -158,11 +158,11 @@ grep -q '^numamalloc statistics$' "$tmp/table.%.txt" && [ ! -s "$tmp/err" ] ||
 
 # Every interval, while the program sleeps.
 cc -std=gnu11 -Wall -Wextra -Werror -O1 "$root/tests/programs/data/stats_interval.c" -o "$tmp/sleeper" -Wl,--no-as-needed \
-    -L"$(dirname "$lib")" -lnumamalloc -Wl,-rpath,"$(dirname "$lib")" ||
+    -L"$(dirname "$lib")" -lnumamalloc -Wl,-rpath,"$(dirname "$lib")" -pthread ||
     { echo "cannot build tests/programs/data/stats_interval.c"; exit 1; }
-# lines FILE PID MIN [EXIT]: FILE holds at least MIN JSON objects, one per
-# line, of process PID, each later than the one before (and with EXIT the
-# last one is the exit's: after the program's last allocation).
+# lines FILE PID MIN: FILE holds at least MIN JSON objects, one per line,
+# of process PID, none earlier than the one before (two may fall in the
+# same millisecond: the last dump and the exit's).
 lines() {
     python3 - "$@" <<'PY'
 import json, sys
@@ -171,7 +171,7 @@ text = open(path).read()
 objects = [json.loads(l) for l in text.splitlines()]
 times = [o["time_ms"] for o in objects]
 ok = (len(objects) >= least and text.endswith("\n") and all(o["pid"] == pid for o in objects)
-      and all(a < b for a, b in zip(times, times[1:])))
+      and all(a <= b for a, b in zip(times, times[1:])))
 if not ok: print("%s: %d objects, pids %s, times %s" % (path, len(objects), [o["pid"] for o in objects], times))
 sys.exit(0 if ok else 1)
 PY
@@ -194,6 +194,24 @@ NUMAMALLOC_STATS_INTERVAL=300ms NUMAMALLOC_STATS_FILE="$tmp/fork.%p.jsonl" timeo
 while read -r pid; do
     lines "$tmp/fork.$pid.jsonl" "$pid" 3 || bad "NUMAMALLOC_STATS_INTERVAL with a fork: process $pid"
 done <"$tmp/out"
+
+# The pace holds in a program with one thread: 100 ms over 1.2 s is 11 or
+# 12 dumps (a check for the program's end before each once took 200 ms).
+NUMAMALLOC_STATS_INTERVAL=100ms NUMAMALLOC_STATS_FILE="$tmp/pace.%p.jsonl" timeout 20 "$tmp/sleeper" 1200 >"$tmp/out" 2>"$tmp/err"
+lines "$tmp/pace.$(head -n 1 "$tmp/out").jsonl" "$(head -n 1 "$tmp/out")" 9 ||
+    bad "NUMAMALLOC_STATS_INTERVAL=100ms over 1.2 s: fewer than 9 dumps"
+# A program whose first thread ends with pthread_exit while a thread that
+# never allocates sleeps 300 ms ends then, not at the next dump (30 s).
+start=$(date +%s%N)
+NUMAMALLOC_STATS_INTERVAL=30s NUMAMALLOC_STATS_FILE="$tmp/pexit.jsonl" timeout 20 "$tmp/sleeper" 300 pexit >"$tmp/out" 2>"$tmp/err"
+elapsed=$(( ($(date +%s%N) - start) / 1000000 ))
+[ "$elapsed" -lt 3000 ] || bad "NUMAMALLOC_STATS_INTERVAL=30s: a program whose threads all ended took $elapsed ms to end"
+# A relative file stays the one of the start directory when the program
+# changes directory: every dump in it, none in the new one.
+mkdir -p "$tmp/cwd/sub"
+(cd "$tmp/cwd" && NUMAMALLOC_STATS_INTERVAL=200ms NUMAMALLOC_STATS_FILE=rel.jsonl timeout 20 "$tmp/sleeper" 1200 chdir sub >"$tmp/out" 2>"$tmp/err")
+lines "$tmp/cwd/rel.jsonl" "$(head -n 1 "$tmp/out")" 5 && [ ! -e "$tmp/cwd/sub/rel.jsonl" ] ||
+    bad "a relative NUMAMALLOC_STATS_FILE after chdir: $(wc -l <"$tmp/cwd/rel.jsonl" 2>/dev/null) lines in the first, $(wc -l <"$tmp/cwd/sub/rel.jsonl" 2>/dev/null) in the new directory"
 
 [ $fail = 0 ] && echo "statistics as JSON: the program's numbers, at exit, to a file, every interval"
 exit $fail
