@@ -42,7 +42,7 @@ def load():
                   ctypes.util.find_library("numamalloc")]
     for path in candidates:
         if path and (os.path.exists(path) or not os.path.dirname(path)):
-            lib = ctypes.CDLL(path)
+            lib = ctypes.CDLL(path, use_errno=True)   # ctypes.get_errno() after a call
             break
     else:
         sys.exit("libnumamalloc.so not found: set NUMAMALLOC_LIBRARY or run make")
@@ -119,6 +119,8 @@ def main():
     if not heap:
         sys.exit("nm_heap_new failed")
     address = lib.nm_heap_malloc(heap, size)
+    if not address:
+        sys.exit(f"nm_heap_malloc failed: {os.strerror(ctypes.get_errno())}")
     good &= fill_and_check(lib, f"heap {text.value.decode()}", address, size, node)
     lib.nm_heap_destroy(heap)    # the block goes with it
 

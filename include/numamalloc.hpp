@@ -19,8 +19,8 @@
  *                      every copy of the allocator and destroyed with the
  *                      last of them
  * Over-aligned requests (alignment above 16) use nm_aligned_alloc,
- * nm_heap_aligned_alloc, or for a node a heap bound to that node (made on
- * first use, kept for the life of the process).  Every block is freed with
+ * nm_heap_aligned_alloc, or for a node nm_mallocx with NM_NODE and
+ * NM_ALIGN (placed as nm_malloc_onnode places).  Every block is freed with
  * nm_free.  Two allocators (or resources) are equal when their bindings
  * are: same kind and same node, or same heap.  An allocation that fails
  * throws std::bad_alloc (also for a node that does not exist or whose
@@ -38,7 +38,6 @@
 
 #include <numamalloc.h>
 
-#include <atomic>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -190,11 +189,9 @@ public:
             p = plain ? nm_malloc(bytes) : nm_aligned_alloc(alignment, bytes);
             break;
         case kind::node:
-            if (plain) {
-                p = nm_malloc_onnode(bytes, node_);
-            } else if (nm_heap_t *h = node_heap(node_)) {
-                p = nm_heap_aligned_alloc(h, alignment, bytes);
-            }
+            /* Aligned or not, placed as nm_malloc_onnode places. */
+            p = plain ? nm_malloc_onnode(bytes, node_)
+                      : nm_mallocx(bytes, NM_ALIGN(alignment) | NM_NODE(node_));
             break;
         case kind::heap:
             p = plain ? nm_heap_malloc(heap_.get(), bytes)
@@ -213,28 +210,6 @@ public:
     friend bool operator!=(const binding &a, const binding &b) noexcept { return !(a == b); }
 
 private:
-    /* The process's heap bound to `node`, for over-aligned blocks: made on
-     * first use, never destroyed; nullptr (errno set) for a bad node. */
-    static nm_heap_t *node_heap(int node)
-    {
-        static std::atomic<nm_heap_t *> heaps[NM_NODE_ID_LIMIT];
-        if (node < 0 || node >= NM_NODE_ID_LIMIT) {
-            errno = EINVAL;
-            return nullptr;
-        }
-        nm_heap_t *h = heaps[node].load(std::memory_order_acquire);
-        if (h) return h;
-        nm_nodeset set;
-        nm_nodeset_clear(&set);
-        nm_nodeset_add(&set, node);
-        nm_policy bind = nm_policy_bind(&set);
-        nm_heap_t *made = nm_heap_new(&bind);
-        if (!made) return nullptr;
-        if (heaps[node].compare_exchange_strong(h, made, std::memory_order_acq_rel)) return made;
-        nm_heap_destroy(made);   /* another thread made it first */
-        return h;
-    }
-
     kind kind_ = kind::local;
     int node_ = -1;
     std::shared_ptr<nm_heap_t> heap_;   /* owning for a policy, else not */
@@ -308,8 +283,13 @@ private:
     void do_deallocate(void *p, std::size_t, std::size_t) override { binding::deallocate(p); }
     bool do_is_equal(const std::pmr::memory_resource &other) const noexcept override
     {
+        if (this == &other) return true;
+#if defined(__GXX_RTTI) || defined(__cpp_rtti)
         auto *o = dynamic_cast<const memory_resource *>(&other);
         return o && o->b_ == b_;
+#else
+        return false;   /* without RTTI another resource cannot be told apart */
+#endif
     }
 
     binding b_;

@@ -377,7 +377,7 @@ static void print_text(const struct process *p, bool list)
         format_pages(pages, sizeof pages, p, t->bytes);
         printf("%-17s %8" PRIu64 " %10s %10s  ", kind_names[k], t->mappings, format_bytes(a, t->size),
                format_bytes(b, t->resident));
-        print_words(pages, 51, 51);
+        print_words(pages, 50, 50);
         printf("\n");
         if (policies[0]) {
             printf("%18spolicies: ", "");
@@ -404,8 +404,16 @@ static void print_text(const struct process *p, bool list)
                              m->bytes[n] / p->page_size);
             if (w > 0) used += (size_t)w;
         }
-        printf("%-25s %10s %-20s %s\n", range, format_bytes(a, m->end - m->start), m->policy,
-               kind_names[m->kind]);
+        /* A policy too long for its column goes on a line of its own. */
+        if (strlen(m->policy) <= 20) {
+            printf("%-25s %10s %-20s %s\n", range, format_bytes(a, m->end - m->start), m->policy,
+                   kind_names[m->kind]);
+        } else {
+            printf("%-25s %10s %-20s %s\n%4s", range, format_bytes(a, m->end - m->start), "(below)",
+                   kind_names[m->kind], "");
+            print_words(m->policy, 4, 8);
+            printf("\n");
+        }
         snprintf(rest, sizeof rest, "%s%s%s", pages[0] ? pages : "-", m->name[0] ? " " : "", m->name);
         printf("%4s", "");
         print_words(rest, 4, 8);

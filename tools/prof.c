@@ -491,16 +491,21 @@ static const char *plural(uint64_t n, const char *one, const char *many)
 
 /* `text` in at most `width` columns (bytes), "..." where it is cut (not
  * inside a UTF-8 character). */
+/* `text` in at most `width` columns ("..." when cut), control characters
+ * (a terminal's escapes, from a profile's command line) as '?'. */
 static void print_clipped(FILE *out, const char *text, size_t width)
 {
     size_t n = strlen(text);
-    if (n <= width) {
-        fputs(text, out);
-        return;
+    bool cut = n > width;
+    if (cut) {
+        n = width > 3 ? width - 3 : 0;
+        while (n > 0 && ((unsigned char)text[n] & 0xc0) == 0x80) n--;
     }
-    n = width > 3 ? width - 3 : 0;
-    while (n > 0 && ((unsigned char)text[n] & 0xc0) == 0x80) n--;
-    fprintf(out, "%.*s...", (int)n, text);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)text[i];
+        fputc(c < 0x20 || c == 0x7f ? '?' : c, out);
+    }
+    if (cut) fputs("...", out);
 }
 
 static void print_table(FILE *out, const struct profile *p, const struct report_options *o)
@@ -516,12 +521,13 @@ static void print_table(FILE *out, const struct profile *p, const struct report_
     size_t shown = 0;
     while (shown < p->count && shown < (size_t)o->top && site_value(order[shown], o->alloc) > 0) shown++;
     if (p->rate > 1)
-        fprintf(out, "top %zu of %zu sites by %s bytes, estimated from samples every %s\n", shown,
+        fprintf(out, "top %zu of %zu sites by %s bytes,\nestimated from samples every %s\n", shown,
                 p->count, what, format_bytes(a, p->rate));
     else
         fprintf(out, "top %zu of %zu sites by %s bytes (every allocation recorded)\n", shown, p->count, what);
     if (p->dropped > 0)
-        fprintf(out, "warning: %lld %s dropped (the library's site table was full): their bytes are not here\n",
+        fprintf(out, "warning: %lld %s dropped (the library's site table was full):\n"
+                     "their bytes are not here\n",
                 p->dropped, plural((uint64_t)p->dropped, "site was", "sites were"));
 
     /* Up to two nodes get a column each; more are listed under the site. */

@@ -165,7 +165,8 @@ static bool read_symbols(struct elf_file *f, const unsigned char *data, size_t s
 
 static void read_elf(struct elf_file *f)
 {
-    int fd = open(f->path, O_RDONLY | O_CLOEXEC);
+    /* Without waiting on a FIFO or a device a profile might name. */
+    int fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     struct stat st;
     if (fd < 0) return;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < (off_t)sizeof(Elf64_Ehdr)) {
@@ -266,16 +267,17 @@ const char *symbolize(struct symbolizer *s, uint64_t address, char *buf, size_t 
         return buf;
     }
     uint64_t offset = address - map->start + map->offset;
-    if (!map->file) {
-        /* A file replaced since the process mapped it shows as "PATH (deleted)". */
-        char path[4096];
-        snprintf(path, sizeof path, "%s", map->path);
-        size_t n = strlen(path);
-        static const char deleted[] = " (deleted)";
-        if (n > sizeof deleted - 1 && strcmp(path + n - (sizeof deleted - 1), deleted) == 0)
-            path[n - (sizeof deleted - 1)] = '\0';
-        map->file = elf_file(s, path);
+    /* A file replaced since the process mapped it shows as "PATH
+     * (deleted)": the file now at PATH is another build, whose names would
+     * be wrong; the address is given in the old file. */
+    static const char deleted[] = " (deleted)";
+    const char *base = base_name(map->path);
+    size_t n = strlen(base);
+    if (n > sizeof deleted - 1 && strcmp(base + n - (sizeof deleted - 1), deleted) == 0) {
+        snprintf(buf, len, "%.*s+0x%" PRIx64, (int)(n - (sizeof deleted - 1)), base, offset);
+        return buf;
     }
+    if (!map->file) map->file = elf_file(s, map->path);
     struct elf_file *f = map->file;
     for (int i = 0; i < f->load_count; i++) {
         if (offset - f->loads[i].offset >= f->loads[i].filesz || offset < f->loads[i].offset) continue;

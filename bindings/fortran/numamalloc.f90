@@ -563,8 +563,13 @@ module numamalloc
     private :: nm_alloc_on_node_r4, nm_alloc_on_node_r8, nm_alloc_on_node_i4, nm_alloc_on_node_i8
     private :: nm_alloc_local_r4, nm_alloc_local_r8, nm_alloc_local_i4, nm_alloc_local_i8
     private :: nm_alloc_heap_r4, nm_alloc_heap_r8, nm_alloc_heap_i4, nm_alloc_heap_i8
+    private :: nm_align_size, nm_align_int
     private :: raw_block, count_of, finish, c_string, fortran_string
     private :: attach_r4, attach_r8, attach_i4, attach_i8
+    ! NM_ALIGN(a) for an alignment of either integer kind
+    interface nm_align
+        module procedure nm_align_size, nm_align_int
+    end interface
 
 contains
 
@@ -986,15 +991,21 @@ contains
         text = fortran_string(buf)
     end function
 
-    ! The statistics as one JSON object (without the trailing newline).
     ! C's NM_ALIGN(a): the flag for alignment a (a power of two up to 1 GiB),
-    ! else NM_FLAGS_INVALID, which makes nm_mallocx fail with EINVAL.
-    elemental function nm_align(a) result(flag)
+    ! else NM_FLAGS_INVALID, which makes nm_mallocx fail with EINVAL;
+    ! `a` of any integer kind (generic nm_align).
+    elemental function nm_align_size(a) result(flag)
         integer(c_size_t), intent(in) :: a
         integer(c_int) :: flag
         flag = NM_FLAGS_INVALID
         if (a > 0 .and. iand(a, a - 1) == 0 .and. a <= ishft(1_c_size_t, NM_ALIGN_LG_MAX)) &
             flag = int(trailz(a), c_int)
+    end function
+
+    elemental function nm_align_int(a) result(flag)
+        integer(c_int), intent(in) :: a
+        integer(c_int) :: flag
+        flag = nm_align_size(int(a, c_size_t))
     end function
 
     ! C's NM_NODE(n): the flags for kernel node id n (0 .. NM_NODE_ID_LIMIT-1).
@@ -1005,6 +1016,7 @@ contains
         if (n >= 0 .and. n < NM_NODE_ID_LIMIT) flag = ior(NM_NODE_GIVEN, ishft(n, NM_NODE_SHIFT))
     end function
 
+    ! The statistics as one JSON object (without the trailing newline).
     function nm_stats_json() result(text)
         character(len=:), allocatable :: text
         character(kind=c_char), allocatable :: buf(:)

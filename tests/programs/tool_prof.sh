@@ -405,6 +405,20 @@ error 2 "prof: unknown option '--bogus'" "$tool" prof --bogus -- true
 error 2 "prof: --collapsed is for prof report FILE" "$tool" prof --collapsed -- true
 error 127 "$tmp/nothing: No such file" "$tool" prof -- "$tmp/nothing"
 
+# A profile whose maps name a FIFO, or a file replaced since: no wait on
+# the FIFO (it blocked in open), and no names from the file now there.
+mkfifo "$tmp/maps_fifo"
+printf 'heap profile: 1: 100 [ 1: 100] @ heap_v2/1\n1: 100 [ 1: 100] @ 0x401010\n\nMAPPED_LIBRARIES:\n00400000-00500000 r-xp 00000000 00:00 0 %s\n' \
+    "$tmp/maps_fifo" >"$tmp/fifo.heap"
+timeout 10 "$tool" prof report --collapsed "$tmp/fifo.heap" >"$tmp/out" 2>"$tmp/err"; rc=$?
+[ $rc -eq 0 ] && grep -q '^maps_fifo+0x100f 100$' "$tmp/out" ||
+    bad "a profile naming a FIFO: exit $rc (124: it hung), $(head -c 200 "$tmp/out")"
+printf 'heap profile: 1: 100 [ 1: 100] @ heap_v2/1\n1: 100 [ 1: 100] @ 0x401010\n\nMAPPED_LIBRARIES:\n00400000-00500000 r-xp 00000000 00:00 0 %s (deleted)\n' \
+    "$tool" >"$tmp/deleted.heap"
+"$tool" prof report --collapsed "$tmp/deleted.heap" >"$tmp/out" 2>"$tmp/err"
+grep -q '^numamalloc+0x100f 100$' "$tmp/out" ||
+    bad "a deleted file's address is not given as FILE+0xOFFSET: $(head -c 200 "$tmp/out")"
+
 # ---- help --------------------------------------------------------------------------------------
 for args in "prof --help" "help prof" "prof report --help"; do
     # shellcheck disable=SC2086

@@ -170,6 +170,7 @@ program fortran_api
     call c_f_pointer(raw, bytes, [20000])
     call check(c_associated(raw) .and. all(bytes(5001:) == 0), "nm_rallocx(NM_ZERO) zeroes the growth")
     call nm_free_sized(raw, 20000_c_size_t)
+    call check(nm_align(64) == nm_align(64_c_size_t) .and. nm_align(64) == 6, "nm_align of either kind")
     raw = nm_mallocx(100_c_size_t, nm_align(3_c_size_t))
     e = nm_errno()
     call check(.not. c_associated(raw) .and. e == 22, "nm_mallocx(NM_ALIGN(3)): EINVAL")
