@@ -279,7 +279,7 @@ clean:
 # $(BUILD)/examples/, linked with the shared library (rpath to it); the MPI
 # one only where mpicc is.  make check builds and runs them on its own
 # (tests/programs/examples.sh, example_mpi.sh, tests/vm/examples.sh).
-EXAMPLES      = $(addprefix $(BUILD)/examples/,openmp buffer_pool worker_pool bind_inspect) \
+EXAMPLES      = $(addprefix $(BUILD)/examples/,openmp buffer_pool worker_pool bind_inspect near_device) \
                 $(if $(shell command -v mpicc),$(BUILD)/examples/mpi) \
                 $(if $(HAVE_FC),$(BUILD)/examples/fortran_onnode)
 EXAMPLE_FLAGS = -std=gnu11 $(WARN) $(CFLAGS) -Iinclude
