@@ -3,8 +3,10 @@
 # under QEMU (TCG, no KVM needed) and run one command in it.
 #
 #   tests/vm/vm.sh --shape 2node|4node|4node-cxl|sparse [--files "a b c"]
-#                  [--timeout SECONDS] [--console] -- COMMAND [ARGS...]
+#                  [--timeout SECONDS] [--console] [--qemu "ARGS"] -- COMMAND [ARGS...]
 #
+# --qemu adds QEMU arguments (devices: tests/vm/near_device.sh puts PCI
+# devices behind a pxb host bridge on node 1).
 # The guest is a Debian cloud kernel plus an initramfs holding busybox, the
 # given files (each copied to /BASENAME in the guest; ELF files bring the
 # libraries ldd finds for them, and the dynamic loader), and an init that
@@ -28,16 +30,17 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${NM_BUILD:-$root/build}
 cache=$build/vm
 
-usage() { echo "usage: $0 --shape 2node|4node|4node-cxl|sparse [--files \"F ...\"] [--timeout S] [--console] -- COMMAND [ARGS...]" >&2; exit 64; }
+usage() { echo "usage: $0 --shape 2node|4node|4node-cxl|sparse [--files \"F ...\"] [--timeout S] [--console] [--qemu \"ARGS\"] -- COMMAND [ARGS...]" >&2; exit 64; }
 skip() { echo "vm.sh: $*"; exit 77; }
 
-shape="" files="" timeout_s=180 show_console=0
+shape="" files="" timeout_s=180 show_console=0 qemu_extra=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --shape) shape=${2:-}; shift 2 || usage ;;
         --files) files=${2:-}; shift 2 || usage ;;
         --timeout) timeout_s=${2:-}; shift 2 || usage ;;
         --console) show_console=1; shift ;;
+        --qemu) qemu_extra=${2:-}; shift 2 || usage ;;
         --) shift; break ;;
         *) usage ;;
     esac
@@ -239,6 +242,10 @@ for ((a = 0; a < nnodes; a++)); do
 done
 append="console=ttyS0 panic=-1 quiet numa_balancing=disable"
 [ -n "$removed" ] && append+=" memmap=$removed"
+# --qemu: more devices (split on blanks), e.g. a PCI bridge on a node:
+# "-device pxb,id=b1,bus_nr=8,numa_node=1 -device e1000,bus=b1,addr=1".
+# shellcheck disable=SC2206  # the words are meant to split
+[ -n "$qemu_extra" ] && qemu+=($qemu_extra)
 qemu+=(-m "${total}M" -smp "$ncpu,sockets=$ncpu,cores=1,threads=1"
        -kernel "$kernel" -initrd "$work/initrd.cpio" -append "$append"
        -serial "file:$work/console.log" -serial "file:$work/out.log")
