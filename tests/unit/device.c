@@ -9,7 +9,9 @@
  * with it, populated, and its pages must be on the kind's nodes
  * (move_pages through nm_where: in the guests of tests/vm a real check of
  * bind:cxl and bind:dram); the kinds' nodes are compared with nm_node_*
- * figures.  Then, each in a child started with NUMAMALLOC_SYSFS_ROOT and
+ * figures, and where the firmware gives HMAT figures (tests/vm/kinds.sh)
+ * hbm, highest-bandwidth and lowest-latency with the rule applied here to
+ * the figures read from sysfs.  Then, each in a child started with NUMAMALLOC_SYSFS_ROOT and
  * pinned to node 0, the recorded trees of tests/sysfs:
  *   two-node-devices  a NIC (eth0, PCI 0000:17:00.0, node 0), an NVMe drive
  *                     on node 1 (nvme0n1 and partition nvme0n1p1 under
@@ -357,6 +359,48 @@ static bool is_dram(int node, const int *ids, int n)
     return nm_node_has_cpus(node) == 1;
 }
 
+/* HMAT figure `file` (read_bandwidth, read_latency) of a node, read here
+ * with stdio; 0 when there is none. */
+static unsigned long long hmat(int node, const char *file)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/sys/devices/system/node/node%d/access0/initiators/%s", node, file);
+    FILE *f = fopen(path, "r");
+    unsigned long long v = 0;
+    if (f && fscanf(f, "%llu", &v) != 1) v = 0;
+    if (f) fclose(f);
+    return v;
+}
+
+static unsigned caller_node;   /* the node this thread is pinned to */
+
+/* The rule with HMAT: the best figure (highest bandwidth or lowest
+ * latency), then the smallest distance from the caller's node. */
+static bool best_by_hmat(int node, const int *ids, int n, const char *file, bool highest)
+{
+    unsigned long long best = 0;
+    for (int i = 0; i < n; i++) {
+        unsigned long long v = hmat(ids[i], file);
+        if (v && (!best || (highest ? v > best : v < best))) best = v;
+    }
+    int nearest = -1;
+    for (int i = 0; i < n; i++) {
+        int d = nm_node_distance((int)caller_node, ids[i]);
+        if (hmat(ids[i], file) == best && (nearest < 0 || d < nearest)) nearest = d;
+    }
+    return hmat(node, file) == best && nm_node_distance((int)caller_node, node) == nearest;
+}
+
+static bool best_bandwidth(int node, const int *ids, int n)
+{
+    return best_by_hmat(node, ids, n, "read_bandwidth", true);
+}
+
+static bool best_latency(int node, const int *ids, int n)
+{
+    return best_by_hmat(node, ids, n, "read_latency", false);
+}
+
 static bool is_biggest(int node, const int *ids, int n)
 {
     uint64_t mine = 0, most = 0;
@@ -389,22 +433,32 @@ static void this_machine(void)
     kind_here("memory-only", is_memory_only);
     kind_here("dram", is_dram);
     kind_here("highest-capacity", is_biggest);
-    /* Bandwidth and latency: one node at least, each usable; without HMAT
-     * and tiers, the caller's own node. */
+    /* Bandwidth and latency: with HMAT, the rule checked against figures
+     * read here (and the pages); without it, in one tier or none, the
+     * caller's own node. */
     unsigned cpu, node;
     REQUIRE(getcpu(&cpu, &node) == 0);
+    caller_node = node;
     cpu_set_t one;
     CPU_ZERO(&one);
     CPU_SET(cpu, &one);
     REQUIRE(sched_setaffinity(0, sizeof one, &one) == 0);   /* the caller's node stays */
     int ids[NM_NODE_ID_LIMIT];
     int n = usable_nodes(ids);
-    bool hmat = false, one_tier = true, here_usable = false;
+    bool has_hmat = false, one_tier = true, here_usable = false;
     for (int i = 0; i < n; i++) {
         struct nm_node_perf perf;
-        hmat |= nm_node_perf(ids[i], &perf) == 0;
+        has_hmat |= nm_node_perf(ids[i], &perf) == 0;
         one_tier &= nm_node_tier(ids[i]) == nm_node_tier(ids[0]);
         here_usable |= ids[i] == (int)node;
+    }
+    if (has_hmat) {
+        /* The guests of tests/vm/kinds.sh: HBM-like node 4 has the most
+         * bandwidth, each node's own DRAM the least latency. */
+        kind_here("hbm", best_bandwidth);
+        kind_here("highest-bandwidth", best_bandwidth);
+        kind_here("lowest-latency", best_latency);
+        return;
     }
     static const char *const ranked[] = { "hbm", "highest-bandwidth", "lowest-latency" };
     for (size_t i = 0; i < sizeof ranked / sizeof ranked[0]; i++) {
@@ -414,7 +468,7 @@ static void this_machine(void)
         int r = nm_policy_parse(text, &p, err, sizeof err);
         CHECK(r == 0 && nm_nodeset_count(&p.nodes) >= 1, "%s: %s", text, err);
         /* Without HMAT, in one tier (or none): the caller's own node. */
-        if (!hmat && here_usable && (one_tier || i == 2)) {
+        if (here_usable && (one_tier || i == 2)) {
             snprintf(want, sizeof want, "bind:%u", node);
             parse_ok(text, NM_POLICY_BIND, want);
             printf("%s = %s: the caller's node (no HMAT%s)\n", text, want, one_tier ? ", one tier" : "");
