@@ -35,7 +35,7 @@ TEST_FLAGS = -std=gnu11 $(WARN) $(CFLAGS) -Iinclude -Isrc -pthread
 # Layers, bottom to top (see docs/design.md).  override.c alone defines the
 # libc symbols (malloc, free, ...); everything else is the nm_ API.
 LIB_SRC  = src/options.c src/os.c src/chunk.c src/topology.c src/policy.c src/segment.c src/arena.c src/page.c src/page_queue.c src/heap.c \
-           src/large.c src/purge.c src/stats.c src/tier.c src/region.c src/prof.c src/alloc.c src/override.c
+           src/large.c src/purge.c src/stats.c src/tier.c src/device.c src/region.c src/prof.c src/alloc.c src/override.c
 LIB_HDR  = $(wildcard src/*.h) include/numamalloc.h
 LIB_OBJ  = $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
 TSAN_OBJ = $(LIB_SRC:src/%.c=$(BUILD)/tsan/%.o)
@@ -279,7 +279,7 @@ clean:
 # $(BUILD)/examples/, linked with the shared library (rpath to it); the MPI
 # one only where mpicc is.  make check builds and runs them on its own
 # (tests/programs/examples.sh, example_mpi.sh, tests/vm/examples.sh).
-EXAMPLES      = $(addprefix $(BUILD)/examples/,openmp buffer_pool worker_pool bind_inspect) \
+EXAMPLES      = $(addprefix $(BUILD)/examples/,openmp buffer_pool worker_pool bind_inspect near_device) \
                 $(if $(shell command -v mpicc),$(BUILD)/examples/mpi) \
                 $(if $(HAVE_FC),$(BUILD)/examples/fortran_onnode)
 EXAMPLE_FLAGS = -std=gnu11 $(WARN) $(CFLAGS) -Iinclude

@@ -252,15 +252,46 @@ nm_policy nm_policy_weighted_interleave(const nm_nodeset *nodes);
 /* Parse a policy from text, as NUMAMALLOC_POLICY and the numamalloc command
  * take it:
  *     local | bind:NODES | preferred:NODE | preferred-many:NODES
- *           | interleave:NODES | weighted-interleave:NODES
- * where NODES is "all" (every node whose memory this process may use: it
- * has memory and the process's cpuset allows it, as in numactl) or a list
- * of ids and ranges ("0-3", "0,2", "1,4-6").
+ *           | interleave:NODES | weighted-interleave:NODES | near:DEVICE
+ * where NODES (and NODE) is
+ *   - a list of ids and ranges ("0-3", "0,2", "1,4-6");
+ *   - "all": every node whose memory this process may use (it has memory
+ *     and the process's cpuset allows it, as in numactl);
+ *   - "near:DEVICE": the node of a device, as nm_node_of_device finds it
+ *     (when that node has no memory or the cpuset excludes it, the nearest
+ *     node whose memory may be used); "near:DEVICE" alone is
+ *     "bind:near:DEVICE", e.g. "near:eth0", "near:0000:3b:00.0";
+ *   - a kind of memory, among the nodes whose memory may be used:
+ *       hbm, highest-bandwidth  the highest read bandwidth (HMAT);
+ *       lowest-latency          the lowest read latency (HMAT);
+ *       highest-capacity        the most memory (MemTotal);
+ *       cxl, memory-only        nodes with memory and no CPUs;
+ *       dram                    nodes with memory and CPUs.
+ *     Bandwidth and latency are the ACPI HMAT figures of nm_node_perf (each
+ *     node's, from its nearest CPUs); nodes whose figures tie are ranked
+ *     by their distance from the node the calling thread runs on, and a
+ *     node without figures ranks last.  Without HMAT figures, hbm and
+ *     highest-bandwidth are the fastest memory tier (nm_node_tier, lowest
+ *     number first; all nodes when the kernel shows no tiers) nearest to
+ *     the caller, and lowest-latency the nodes nearest to the caller (the
+ *     kernel's distance).  So on a two-socket machine without HBM,
+ *     highest-bandwidth is the caller's own node.  Every node that ties
+ *     on every key is included; a mode taking one node (preferred) takes
+ *     the one nearest to the caller (ties: the lowest id).
+ * Devices and kinds are resolved when the text is parsed, for the thread
+ * that parses it (NUMAMALLOC_POLICY: the thread of the first allocation,
+ * normally the main thread at start-up); the policy holds node ids, and
+ * nm_policy_format writes them ("bind:hbm" on a machine whose HBM is node
+ * 2 formats as "bind:2").
  * The nodes must exist on this machine, have memory and be allowed by the
  * cpuset (cgroup cpuset.mems, Slurm --mem-bind: Mems_allowed_list in
- * /proc/self/status).  Returns 0, or -1 with errno EINVAL and a one-line
- * reason in `err` (if not NULL), e.g. "node 7 does not exist (nodes: 0-3)"
- * or "node 3 is not allowed in this cpuset (allowed: 0-1)". */
+ * /proc/self/status).  Returns 0, or -1 with errno and a one-line reason in
+ * `err` (if not NULL): EINVAL for text that does not parse or nodes the
+ * machine cannot use, e.g. "node 7 does not exist (nodes: 0-3)" or
+ * "node 3 is not allowed in this cpuset (allowed: 0-1)"; ENODEV for a kind
+ * with no node ("no node of kind cxl on this machine (nodes: 0-1)") or a
+ * device that does not exist; ENXIO for a device without a node (its
+ * numa_node is -1). */
 int nm_policy_parse(const char *text, nm_policy *out, char *err, size_t err_len);
 
 /* Whether this machine and kernel can honour `p`: nodes exist, have
@@ -291,6 +322,43 @@ int nm_policy_format(const nm_policy *p, char *buf, size_t len);
  * ENOMEM when memory is short. */
 NM_ATTR_MALLOC NM_ATTR_ALLOC_SIZE(1) void *nm_malloc_onnode(size_t size, int node);
 NM_ATTR_MALLOC NM_ATTR_ALLOC_SIZE(1, 2) void *nm_calloc_onnode(size_t count, size_t size, int node);
+
+/* ------------------------------------------------------------------------
+ * Memory near a device
+ *
+ * A NIC, an NVMe drive or a GPU sits on a PCI bus attached to one socket;
+ * its DMA and the threads that feed it are fastest with buffers on that
+ * socket's node.  The kernel names that node in sysfs (numa_node of the
+ * PCI function); these functions read it under NUMAMALLOC_SYSFS_ROOT
+ * ("/sys").
+ * ------------------------------------------------------------------------ */
+
+/* The NUMA node of a device, named by
+ *   - a PCI address: "0000:3b:00.0" (or "3b:00.0", domain 0000);
+ *   - a device name: a network interface ("eth0", "ib0"), a block device
+ *     ("nvme0n1", "sda", a partition "nvme0n1p2"), an InfiniBand device
+ *     ("mlx5_0"), an NVMe controller ("nvme0") or a DRM device ("card0"),
+ *     looked up in that order under <sysfs>/class/{net,block,infiniband,
+ *     nvme,drm};
+ *   - a device file ("/dev/nvme0n1", "/dev/dri/renderD128"): its major
+ *     and minor numbers under <sysfs>/dev/{char,block}.
+ * The device's parents are walked up (a partition to its disk, a disk to
+ * its controller, a controller to its PCI function) until a numa_node
+ * file names a node.  Returns the kernel's node id (which may be a node
+ * without memory: nm_malloc_near and near:DEVICE then use the nearest
+ * node with memory), or -1 with errno: EINVAL for NULL or "", ENODEV when
+ * nothing by that name exists (or a file that is not a device, or a
+ * device sysfs does not show), ENXIO when the device has no node
+ * affinity (numa_node is -1 all the way up: a machine with one node, a
+ * firmware that does not say, a virtual device such as "lo"). */
+int nm_node_of_device(const char *dev);
+
+/* Allocate `size` bytes on the node of device `dev` (nm_node_of_device),
+ * placed and bound as nm_malloc_onnode places them; when that node has no
+ * memory or is outside the process's cpuset, on the nearest node whose
+ * memory may be used.  Returns NULL with errno EINVAL, ENODEV or ENXIO as
+ * nm_node_of_device, ENOMEM when memory is short. */
+NM_ATTR_MALLOC NM_ATTR_ALLOC_SIZE(2) void *nm_malloc_near(const char *dev, size_t size);
 
 /* ------------------------------------------------------------------------
  * Allocation with flags (as jemalloc's mallocx)

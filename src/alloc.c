@@ -409,6 +409,16 @@ nm_export void *nm_calloc_onnode(size_t count, size_t size, int node)
     return node_alloc(node, bytes, 0, true);
 }
 
+nm_export void *nm_malloc_near(const char *dev, size_t size)
+{
+    int node = nm_node_of_device(dev);
+    if (node < 0) return NULL;
+    int index = nm_topology_index(&nm_topo, node);
+    if (index < 0) { errno = ENXIO; return NULL; }
+    /* The device's node, or the nearest node whose memory may be used. */
+    return node_alloc(nm_topo.node_id[nm_topo.home[index]], size, 0, false);
+}
+
 nm_export int nm_reserve(int node, size_t bytes)
 {
     nm_heap_init();

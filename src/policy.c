@@ -5,10 +5,13 @@
  *
  * Node ids in this API are the kernel's (sparse); the layers below index
  * nodes densely (topology.h).  Nothing here allocates or uses stdio: policy
- * text is parsed inside the first malloc (NUMAMALLOC_POLICY).
+ * text is parsed inside the first malloc (NUMAMALLOC_POLICY).  Policy text
+ * may name its nodes by a device (near:DEVICE, device.c) or by a kind of
+ * memory (hbm, cxl, ...: resolved here from tier.c's figures).
  *
- * May call the topology, os and options layers: it sits below the segment
- * layer, so that the heap layer can parse NUMAMALLOC_POLICY at start-up.
+ * May call the topology, tier, device, os and options layers: it sits
+ * below the segment layer, so that the heap layer can parse
+ * NUMAMALLOC_POLICY at start-up.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -360,14 +363,226 @@ nm_export int nm_policy_check(const nm_policy *p, char *err, size_t err_len)
     return 0;
 }
 
+/* ---- memory kinds ------------------------------------------------------------------
+ *
+ * A kind names nodes by what their memory is.  It is resolved when the
+ * text is parsed, for the thread that parses it, among the nodes whose
+ * memory the process may use (usable_nodes):
+ *   hbm, highest-bandwidth  the highest HMAT read bandwidth; without HMAT
+ *                           figures, the fastest memory tier (lowest
+ *                           tier number; every node when there are none)
+ *   lowest-latency          the lowest HMAT read latency; without HMAT,
+ *                           the smallest distance from the caller's node
+ *   highest-capacity        the most memory (MemTotal)
+ *   cxl, memory-only        nodes with memory and no CPUs
+ *   dram                    nodes with memory and CPUs
+ * For bandwidth and latency, nodes whose figures tie are ranked by their
+ * distance from the node the calling thread runs on (HMAT gives each
+ * node's figures from its own nearest CPUs), so a two-socket machine's
+ * highest-bandwidth is the caller's socket.  Every node that ties on
+ * every key is included.  A node without HMAT figures ranks after those
+ * with them. */
+
+enum kind_rule { KIND_BANDWIDTH, KIND_LATENCY, KIND_CAPACITY, KIND_MEMORY_ONLY, KIND_WITH_CPUS };
+
+static const struct {
+    const char *name;
+    enum kind_rule rule;
+} kinds[] = {
+    { "hbm", KIND_BANDWIDTH },
+    { "highest-bandwidth", KIND_BANDWIDTH },
+    { "lowest-latency", KIND_LATENCY },
+    { "highest-capacity", KIND_CAPACITY },
+    { "cxl", KIND_MEMORY_ONLY },
+    { "memory-only", KIND_MEMORY_ONLY },
+    { "dram", KIND_WITH_CPUS },
+};
+#define KIND_COUNT (sizeof kinds / sizeof kinds[0])
+
+/* A node's rank for a kind: lower is better, compared key by key. */
+struct rank {
+    uint64_t key[2];
+};
+
+static bool rank_below(const struct rank *a, const struct rank *b)
+{
+    return a->key[0] != b->key[0] ? a->key[0] < b->key[0] : a->key[1] < b->key[1];
+}
+
+static bool kind_admits(enum kind_rule rule, int index)
+{
+    if (rule == KIND_MEMORY_ONLY) return nm_topo.cpu_count[index] == 0;
+    if (rule == KIND_WITH_CPUS) return nm_topo.cpu_count[index] > 0;
+    return true;
+}
+
+/* The HMAT figure a kind ranks by (0: unknown). */
+static uint64_t hmat_figure(enum kind_rule rule, int index)
+{
+    struct nm_node_perf perf;
+    if (nm_node_perf(nm_topo.node_id[index], &perf) != 0) return 0;
+    return rule == KIND_BANDWIDTH ? perf.read_bandwidth : perf.read_latency;
+}
+
+/* The nodes of `rule` among `candidates` (dense indexes set in the array),
+ * relative to the calling thread's node. */
+static nm_nodeset kind_nodes(enum kind_rule rule, const bool *candidates)
+{
+    int saved_errno = errno;
+    int from = nm_topology_current_node();
+    uint64_t figure[NM_MAX_NODES] = {0};
+    bool hmat = false;
+    if (rule == KIND_BANDWIDTH || rule == KIND_LATENCY) {
+        for (int i = 0; i < nm_topo.node_count; i++) {
+            if (candidates[i]) figure[i] = hmat_figure(rule, i);
+            hmat |= figure[i] != 0;
+        }
+    }
+    struct rank rank[NM_MAX_NODES], best = { { UINT64_MAX, UINT64_MAX } };
+    for (int i = 0; i < nm_topo.node_count; i++) {
+        if (!candidates[i]) continue;
+        uint64_t distance = nm_topo.distance[from][i];
+        struct rank r = { { 0, 0 } };
+        switch (rule) {
+        case KIND_BANDWIDTH:
+            if (hmat) {
+                r.key[0] = figure[i] ? UINT64_MAX - 1 - figure[i] : UINT64_MAX - 1;
+            } else {
+                int tier = nm_node_tier(nm_topo.node_id[i]);
+                r.key[0] = tier >= 0 ? (uint64_t)tier : UINT64_MAX - 1;
+            }
+            r.key[1] = distance;
+            break;
+        case KIND_LATENCY:
+            r.key[0] = hmat ? (figure[i] ? figure[i] : UINT64_MAX - 1) : distance;
+            r.key[1] = hmat ? distance : 0;
+            break;
+        case KIND_CAPACITY:
+            r.key[0] = UINT64_MAX - 1 - nm_topo.mem_total[i];
+            break;
+        case KIND_MEMORY_ONLY:
+        case KIND_WITH_CPUS:
+            break;
+        }
+        rank[i] = r;
+        if (rank_below(&r, &best)) best = r;
+    }
+    nm_nodeset set;
+    nm_nodeset_clear(&set);
+    for (int i = 0; i < nm_topo.node_count; i++)
+        if (candidates[i] && !rank_below(&best, &rank[i])) nm_nodeset_add(&set, nm_topo.node_id[i]);
+    errno = saved_errno;
+    return set;
+}
+
+/* The node of `set` nearest to the calling thread's node (ties: the lower
+ * id): what a one-node mode takes of a kind. */
+static nm_nodeset nearest_of(const nm_nodeset *set)
+{
+    int from = nm_topology_current_node(), pick = -1;
+    for (int i = 0; i < nm_topo.node_count; i++) {
+        if (!nm_nodeset_has(set, nm_topo.node_id[i])) continue;
+        if (pick < 0 || nm_topo.distance[from][i] < nm_topo.distance[from][pick]) pick = i;
+    }
+    nm_nodeset one;
+    nm_nodeset_clear(&one);
+    if (pick >= 0) nm_nodeset_add(&one, nm_topo.node_id[pick]);
+    return one;
+}
+
+/* NODES that name a kind: 0 with the kind's nodes in *out, 1 when `list`
+ * is not a kind, -1 (ENODEV) when the machine or cpuset has no such node. */
+static int parse_kind(const char *list, nm_nodeset *out, char *err, size_t err_len)
+{
+    size_t k = 0;
+    while (k < KIND_COUNT && strcmp(list, kinds[k].name) != 0) k++;
+    if (k == KIND_COUNT) return 1;
+    bool usable[NM_MAX_NODES] = {0}, present[NM_MAX_NODES] = {0};
+    bool any_present = false;
+    for (int i = 0; i < nm_topo.node_count; i++) {
+        present[i] = nm_topo.has_memory[i] && kind_admits(kinds[k].rule, i);
+        usable[i] = present[i] && nm_topology_usable(&nm_topo, i);
+        any_present |= present[i];
+    }
+    *out = kind_nodes(kinds[k].rule, usable);
+    if (nm_nodeset_count(out) > 0) return 0;
+    if (any_present) {
+        nm_nodeset allowed = usable_nodes();
+        return fail(err, err_len, ENODEV, "no node of kind ", kinds[k].name,
+                    " is allowed in this cpuset (allowed: ", "%n", &allowed, ")", NULL);
+    }
+    nm_nodeset all = nm_nodeset_all();
+    return fail(err, err_len, ENODEV, "no node of kind ", kinds[k].name, " on this machine (nodes: ",
+                "%n", &all, ")", NULL);
+}
+
+/* NODES of the form near:DEVICE: the node of the device, or, when that
+ * node's memory cannot be used (none, or outside the cpuset), the nearest
+ * node whose memory can (as a thread running there gets).  -1 with errno
+ * ENODEV (no such device) or ENXIO (no node affinity). */
+static int parse_near(const char *dev, nm_nodeset *out, char *err, size_t err_len)
+{
+    if (!*dev) return fail(err, err_len, EINVAL, "near needs a device, e.g. 'near:eth0'", NULL);
+    int node = nm_node_of_device(dev);
+    if (node < 0 && errno == ENODEV)
+        return fail(err, err_len, ENODEV, "no device '", "%v", dev,
+                    "': expected a PCI address, network interface, block device or /dev path",
+                    NULL);
+    if (node < 0)
+        return fail(err, err_len, ENXIO, "device '", "%v", dev,
+                    "' has no NUMA node (its numa_node is -1)", NULL);
+    int index = nm_topology_index(&nm_topo, node);
+    if (index < 0) {
+        nm_nodeset all = nm_nodeset_all();
+        return fail(err, err_len, ENXIO, "device '", "%v", dev, "' is on node ", "%d", node,
+                    ", which is not a node of this machine (nodes: ", "%n", &all, ")", NULL);
+    }
+    nm_nodeset_clear(out);
+    nm_nodeset_add(out, nm_topo.node_id[nm_topo.home[index]]);
+    return 0;
+}
+
+/* The NODES part of a policy for mode `m`. */
+static int parse_nodes(const struct mode_desc *m, const char *list, nm_nodeset *out, char *err,
+                       size_t err_len)
+{
+    nm_nodeset_clear(out);
+    if (!*list)
+        return fail(err, err_len, EINVAL, m->name, " needs nodes, e.g. '", m->name,
+                    m->nodes == NODES_SET ? ":0-1'" : ":0'", NULL);
+    if (strncmp(list, "near:", 5) == 0) return parse_near(list + 5, out, err, err_len);
+    if (strcmp(list, "all") == 0) {
+        if (m->nodes == NODES_ONE)
+            return fail(err, err_len, EINVAL, m->name, " takes one node, not 'all'", NULL);
+        *out = usable_nodes();
+        return 0;
+    }
+    int kind = parse_kind(list, out, err, err_len);
+    if (kind <= 0) {
+        if (kind == 0 && m->nodes == NODES_ONE) *out = nearest_of(out);
+        return kind;
+    }
+    int64_t highest;
+    if (nm_topology_parse_list_highest(list, out->bits, NM_NODE_ID_LIMIT, &highest) < 0)
+        return fail(err, err_len, EINVAL, "bad node list '", "%v", list,
+                    "': expected ids and ranges like 0-3 or 0,2, a kind such as dram or cxl, "
+                    "or near:DEVICE", NULL);
+    if (highest >= NM_NODE_ID_LIMIT)
+        return fail(err, err_len, EINVAL, "bad node list '", "%v", list, "': node ids go up to ",
+                    "%d", NM_NODE_ID_LIMIT - 1, NULL);
+    return 0;
+}
+
 nm_export int nm_policy_parse(const char *text, nm_policy *out, char *err, size_t err_len)
 {
     nm_topology_ensure();
     if (!text) return fail(err, err_len, EINVAL, "no policy given", NULL);
+    /* "near:DEVICE" alone is bind:near:DEVICE. */
+    bool near = strncmp(text, "near:", 5) == 0;
     const char *colon = strchr(text, ':');
     size_t name_len = colon ? (size_t)(colon - text) : strlen(text);
-    const struct mode_desc *m = NULL;
-    for (size_t i = 0; i < MODE_COUNT; i++) {
+    const struct mode_desc *m = near ? &modes[NM_POLICY_BIND] : NULL;
+    for (size_t i = 0; !near && i < MODE_COUNT; i++) {
         if (strlen(modes[i].name) == name_len && strncmp(text, modes[i].name, name_len) == 0)
             m = &modes[i];
     }
@@ -378,29 +593,13 @@ nm_export int nm_policy_parse(const char *text, nm_policy *out, char *err, size_
         name[n] = '\0';
         return fail(err, err_len, EINVAL, "unknown policy '", "%v", name,
                     "': expected local, bind:NODES, preferred:NODE, preferred-many:NODES, "
-                    "interleave:NODES or weighted-interleave:NODES", NULL);
+                    "interleave:NODES, weighted-interleave:NODES or near:DEVICE", NULL);
     }
     nm_policy p = policy_of((enum nm_policy_mode)(m - modes), NULL);
     if (m->nodes == NODES_NONE) {
         if (colon) return fail(err, err_len, EINVAL, m->name, " takes no nodes: '", "%v", text, "'", NULL);
-    } else {
-        const char *list = colon ? colon + 1 : "";
-        if (!*list)
-            return fail(err, err_len, EINVAL, m->name, " needs nodes, e.g. '", m->name,
-                        m->nodes == NODES_SET ? ":0-1'" : ":0'", NULL);
-        if (strcmp(list, "all") == 0) {
-            if (m->nodes == NODES_ONE)
-                return fail(err, err_len, EINVAL, m->name, " takes one node, not 'all'", NULL);
-            p.nodes = usable_nodes();
-        } else {
-            int64_t highest;
-            if (nm_topology_parse_list_highest(list, p.nodes.bits, NM_NODE_ID_LIMIT, &highest) < 0)
-                return fail(err, err_len, EINVAL, "bad node list '", "%v", list,
-                            "': expected ids and ranges like 0-3 or 0,2", NULL);
-            if (highest >= NM_NODE_ID_LIMIT)
-                return fail(err, err_len, EINVAL, "bad node list '", "%v", list,
-                            "': node ids go up to ", "%d", NM_NODE_ID_LIMIT - 1, NULL);
-        }
+    } else if (parse_nodes(m, near ? text : colon ? colon + 1 : "", &p.nodes, err, err_len) != 0) {
+        return -1;
     }
     if (nm_policy_check(&p, err, err_len) != 0) return -1;
     *out = p;

@@ -11,8 +11,11 @@
  * Files are read with open/read (nm_os_read_file) and the directory is
  * listed with getdents64 into a stack buffer: no stdio, no malloc.
  *
- * May call: the heap layer's start-up (nm_heap_init, which sets up options
- * and topology), topology, options and os.  Nothing else.
+ * Layer: beside topology, below policy (which resolves memory kinds such
+ * as "highest-bandwidth" from these figures while it parses
+ * NUMAMALLOC_POLICY inside the first malloc).  May call topology
+ * (nm_topology_ensure, which sets up the options and the nodes), options
+ * and os.  Nothing else.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -23,7 +26,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "heap.h"
 #include "numamalloc.h"
 #include "options.h"
 #include "os.h"
@@ -57,10 +59,10 @@ static bool parse_u64(const char *s, uint64_t *out)
     return true;
 }
 
-/* Dense index of node id `node` after start-up, or -1 with errno EINVAL. */
+/* Dense index of node id `node`, or -1 with errno EINVAL. */
 static int node_index(int node)
 {
-    nm_heap_init();
+    nm_topology_ensure();
     int index = nm_topology_index(&nm_topo, node);
     if (index < 0) errno = EINVAL;
     return index;

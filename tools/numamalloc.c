@@ -59,7 +59,10 @@ static const char usage_run[] =
     "\n"
     "  --policy=POLICY         NUMAMALLOC_POLICY: local, bind:NODES, preferred:NODE,\n"
     "                          preferred-many:NODES, interleave:NODES,\n"
-    "                          weighted-interleave:NODES (NODES: all, 0-3, 0,2)\n"
+    "                          weighted-interleave:NODES (NODES: all, 0-3, 0,2,\n"
+    "                          a kind: dram, cxl, hbm, highest-bandwidth,\n"
+    "                          lowest-latency, highest-capacity, memory-only;\n"
+    "                          near:DEVICE), near:DEVICE (bind:near:DEVICE)\n"
     "  -i, --interleave=NODES  the same as --policy=interleave:NODES\n"
     "  -m, --membind=NODES     the same as --policy=bind:NODES\n"
     "  -p, --preferred=NODE    the same as --policy=preferred:NODE\n"
@@ -428,7 +431,21 @@ static void find_library(const struct launch *l, char out[PATH_MAX])
                       "(give it with --library=PATH or NUMAMALLOC_LIBRARY)", exe, exe, MULTIARCH);
 }
 
-/* The policy for the whole process, as numactl sets it. */
+/* Whether policy text names its nodes by id or "all" (not by a device or
+ * a kind of memory, which depend on the thread that resolves them). */
+static bool nodes_by_id(const char *policy)
+{
+    if (strncmp(policy, "near:", 5) == 0) return false;
+    const char *colon = strchr(policy, ':');
+    if (!colon) return true;
+    const char *nodes = colon + 1;
+    return strcmp(nodes, "all") == 0 || strspn(nodes, "0123456789,-") == strlen(nodes);
+}
+
+/* The policy for the whole process, as numactl sets it.  A policy naming
+ * a device or a kind is resolved here, on the CPUs the program will run
+ * on, and passed on as node ids, so that the library and the kernel's
+ * process policy agree. */
 static void apply_process_policy(const struct launch *l)
 {
     /* The kernel's modes (linux/mempolicy.h: MPOL_LOCAL, MPOL_BIND, ...),
@@ -444,6 +461,11 @@ static void apply_process_policy(const struct launch *l)
     nm_policy p;
     char err[256];
     if (nm_policy_parse(l->policy, &p, err, sizeof err) != 0) fail(EXIT_USAGE, "%s: %s", l->command, err);
+    if (!nodes_by_id(l->policy)) {
+        char ids[sizeof l->policy];
+        nm_policy_format(&p, ids, sizeof ids);
+        setenv("NUMAMALLOC_POLICY", ids, 1);
+    }
     unsigned long mask[NM_NODE_ID_LIMIT / (8 * sizeof(unsigned long))] = { 0 };
     for (int node = 0; node < NM_NODE_ID_LIMIT; node++)
         if (nm_nodeset_has(&p.nodes, node)) mask[node / (8 * sizeof(unsigned long))] |= 1ul << (node % (8 * sizeof(unsigned long)));
@@ -473,13 +495,13 @@ void launch_environment(const struct launch *l)
     if (l->policy_option[0]) setenv("NUMAMALLOC_POLICY", l->policy, 1);
     if (l->hugepages) setenv("NUMAMALLOC_HUGEPAGES", l->hugepages, 1);
     if (l->stats) setenv("NUMAMALLOC_STATS", "1", 1);
-    if (l->policy_option[0]) apply_process_policy(l);
     if (l->cpu_option[0]) {
         cpu_set_t set;
         launch_cpu_set(l, &set);
         if (sched_setaffinity(0, sizeof set, &set) != 0)
             fail(EXIT_FAILED, "%s: '%s': sched_setaffinity: %s", l->command, l->cpu_option, strerror(errno));
     }
+    if (l->policy_option[0]) apply_process_policy(l);
 }
 
 /* The file execvp would run for `program` (PATH searched as it does), or

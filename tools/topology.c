@@ -1,7 +1,11 @@
 /*
  * topology.c — `numamalloc topology [--json]`: the machine's NUMA nodes as
  * the library sees them (nm_node_* and nm_node_tier/nm_node_perf), plus
- * what sysfs and /proc say about huge pages, THP and NUMA balancing.
+ * what sysfs and /proc say about huge pages, THP and NUMA balancing, and
+ * the machine's devices by node (nm_node_of_device): network interfaces,
+ * block devices (not partitions) and InfiniBand devices that are not
+ * virtual, and GPUs and accelerators (PCI display or processing
+ * accelerator class, named by PCI address).
  * Everything is gathered first, then printed, as text in the manner of
  * `numactl --hardware` or as JSON.
  */
@@ -11,7 +15,9 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "numamalloc.h"
 #include "tool.h"
@@ -34,8 +40,18 @@ struct node {
     struct pool pools[MAX_POOLS];
 };
 
+#define LINE_WIDTH 80
+
+struct device {
+    char name[64];
+    const char *kind;           /* "net", "block", "infiniband", "gpu", "accelerator" */
+    int node;                   /* -1: no node affinity */
+};
+
 struct machine {
     int count;
+    int device_count;
+    struct device *devices;
     struct node *nodes;
     int *distance;              /* count x count, row = from */
     char thp[32];               /* "" if unknown */
@@ -89,6 +105,77 @@ static void read_thp(char *out, size_t len)
     free(text);
 }
 
+static void add_device(struct machine *m, const char *name, const char *kind)
+{
+    struct device *grown = realloc(m->devices, (size_t)(m->device_count + 1) * sizeof *grown);
+    if (!grown) fail(EXIT_FAILED, "out of memory");
+    m->devices = grown;
+    struct device *d = &m->devices[m->device_count++];
+    snprintf(d->name, sizeof d->name, "%s", name);
+    d->kind = kind;
+    d->node = nm_node_of_device(name);
+}
+
+/* Whether <dir>/<name> is a physical device: its directory is not under
+ * devices/virtual (lo, bridges, loop and dm devices), and for block
+ * devices not a partition. */
+static bool physical(const char *dir, const char *name, bool block)
+{
+    char path[4400], real[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (!realpath(path, real) || strstr(real, "/devices/virtual/")) return false;
+    snprintf(path, sizeof path, "%s/%s/partition", dir, name);
+    return !block || access(path, F_OK) != 0;
+}
+
+static int entry_visible(const struct dirent *e)
+{
+    return e->d_name[0] != '.';
+}
+
+/* Devices of class `class` (<root>/class/<class>), in name order. */
+static void gather_class(struct machine *m, const char *class, const char *kind)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/class/%s", sysfs_root(), class);
+    struct dirent **names;
+    int n = scandir(dir, &names, entry_visible, alphasort);
+    for (int i = 0; i < n; i++) {
+        if (physical(dir, names[i]->d_name, strcmp(kind, "block") == 0))
+            add_device(m, names[i]->d_name, kind);
+        free(names[i]);
+    }
+    if (n >= 0) free(names);
+}
+
+/* GPUs and accelerators: PCI functions of class 0x03 (display) or 0x12
+ * (processing accelerator), by address. */
+static void gather_gpus(struct machine *m)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/bus/pci/devices", sysfs_root());
+    struct dirent **names;
+    int n = scandir(dir, &names, entry_visible, alphasort);
+    for (int i = 0; i < n; i++) {
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s/class", dir, names[i]->d_name);
+        char *class = read_text(path);
+        if (class && strncmp(class, "0x03", 4) == 0) add_device(m, names[i]->d_name, "gpu");
+        else if (class && strncmp(class, "0x12", 4) == 0) add_device(m, names[i]->d_name, "accelerator");
+        free(class);
+        free(names[i]);
+    }
+    if (n >= 0) free(names);
+}
+
+static void gather_devices(struct machine *m)
+{
+    gather_class(m, "net", "net");
+    gather_class(m, "block", "block");
+    gather_class(m, "infiniband", "infiniband");
+    gather_gpus(m);
+}
+
 static void gather(struct machine *m)
 {
     m->count = nm_node_count();
@@ -112,6 +199,7 @@ static void gather(struct machine *m)
         for (int j = 0; j < m->count; j++) m->distance[i * m->count + j] = nm_node_distance(n->id, ids[j]);
     }
     free(ids);
+    gather_devices(m);
     read_thp(m->thp, sizeof m->thp);
     uint64_t balancing;
     m->balancing = read_u64("/proc/sys/kernel/numa_balancing", &balancing) ? (int)balancing : -1;
@@ -131,6 +219,58 @@ static const char *pool_size(char *buf, uint64_t kb)
     else if (kb % 1024 == 0) snprintf(buf, 32, "%" PRIu64 " MiB", kb / 1024);
     else snprintf(buf, 32, "%" PRIu64 " KiB", kb);
     return buf;
+}
+
+/* The devices of `node` (-1: those without one) on lines that start with
+ * `head`, items separated by ", ", wrapped within LINE_WIDTH columns under
+ * the first item. */
+static void print_device_line(const struct machine *m, int node, const char *head)
+{
+    size_t column = strlen(head), indent = column;
+    int shown = 0;
+    fputs(head, stdout);
+    for (int i = 0; i < m->device_count; i++) {
+        const struct device *d = &m->devices[i];
+        if (d->node != node) continue;
+        char item[96];
+        int len = snprintf(item, sizeof item, "%s (%s)", d->name, d->kind);
+        bool last = true;
+        for (int k = i + 1; k < m->device_count; k++) last &= m->devices[k].node != node;
+        size_t need = (size_t)len + (last ? 0 : 1);   /* the comma */
+        if (shown && column + 1 + need > LINE_WIDTH) {
+            printf("\n%*s", (int)indent, "");
+            column = indent;
+        } else if (shown) {
+            putchar(' ');
+            column++;
+        }
+        printf("%s%s", item, last ? "" : ",");
+        column += need;
+        shown++;
+    }
+    putchar('\n');
+}
+
+/* "devices:", then a line per node with devices and one for devices
+ * without a node. */
+static void print_devices(const struct machine *m)
+{
+    if (m->device_count == 0) {
+        printf("devices: none (no network, block or GPU device found)\n");
+        return;
+    }
+    printf("devices:\n");
+    for (int i = 0; i < m->count; i++) {
+        bool any = false;
+        for (int k = 0; k < m->device_count; k++) any |= m->devices[k].node == m->nodes[i].id;
+        if (!any) continue;
+        char head[32];
+        snprintf(head, sizeof head, "  node %d: ", m->nodes[i].id);
+        print_device_line(m, m->nodes[i].id, head);
+    }
+    bool unplaced = false;
+    for (int k = 0; k < m->device_count; k++) unplaced |= m->devices[k].node < 0;
+    if (unplaced) print_device_line(m, -1, "  no node: ");
 }
 
 static void print_text(const struct machine *m)
@@ -194,6 +334,7 @@ static void print_text(const struct machine *m)
         last = next;
     }
     printf("%s\n", shown ? "" : " none (the kernel shows no memory_tiering)");
+    print_devices(m);
     printf("transparent huge pages: %s\n", m->thp[0] ? m->thp : "unknown (no kernel/mm/transparent_hugepage/enabled)");
     printf("automatic NUMA balancing: %s\n", balancing_text(m->balancing));
     free(ids);
@@ -255,6 +396,17 @@ static void print_json(const struct machine *m)
     json_open_inline(&j, "memory_only_nodes", '[');
     for (int i = 0; i < m->count; i++) {
         if (m->nodes[i].cpu_count == 0 && m->nodes[i].size > 0) json_int(&j, NULL, m->nodes[i].id);
+    }
+    json_close(&j, '[');
+    json_open(&j, "devices", '[');
+    for (int i = 0; i < m->device_count; i++) {
+        const struct device *d = &m->devices[i];
+        json_open_inline(&j, NULL, '{');
+        json_string(&j, "name", d->name);
+        json_string(&j, "kind", d->kind);
+        if (d->node >= 0) json_int(&j, "node", d->node);
+        else json_null(&j, "node");
+        json_close(&j, '{');
     }
     json_close(&j, '[');
     json_string(&j, "transparent_hugepages", m->thp[0] ? m->thp : NULL);

@@ -19,8 +19,8 @@
 ! nm_ptr_info_t, struct nm_heap_stats type nm_heap_stats_t, and the macros NM_ALIGN(a) and NM_NODE(n) are the
 ! functions nm_align(a) and nm_node(n).  Functions taking or returning C
 ! strings are bound as nm_policy_parse_c, nm_policy_format_c,
-! nm_stats_json_c and nm_prof_dump_c, with Fortran-string versions under
-! the C names.  On top of them, for Fortran programs:
+! nm_stats_json_c, nm_prof_dump_c, nm_node_of_device_c and
+! nm_malloc_near_c, with Fortran-string versions under the C names.  On top of them, for Fortran programs:
 !   nm_alloc_on_node(a, n, node [, stat])  allocate a rank-1 pointer array of
 !                       real(4), real(8), integer(4) or integer(8) on a node
 !   nm_alloc_local(a, n [, stat])          the same on the calling thread's node
@@ -32,6 +32,8 @@
 !   nm_policy_format(p)                    the policy as a Fortran string
 !   nm_stats_json()                        the statistics as a Fortran string
 !   nm_prof_dump([path])                   path optional (NULL: the default)
+!   nm_node_of_device(dev)                 the device named by a Fortran string
+!   nm_malloc_near(dev, size)              the same, for a block near it
 ! An allocation without `stat` that fails stops the program with a message,
 ! as ALLOCATE does; with `stat`, stat is errno (0 on success) and the array
 ! is disassociated.  A zero-length array takes no memory.
@@ -513,6 +515,18 @@ module numamalloc
             import :: c_ptr, c_int
             type(c_ptr), value :: path
             integer(c_int) :: nm_prof_dump_c
+        end function
+        ! dev: a NUL-terminated C string
+        function nm_node_of_device_c(dev) bind(c, name="nm_node_of_device")
+            import :: c_char, c_int
+            character(kind=c_char), intent(in) :: dev(*)
+            integer(c_int) :: nm_node_of_device_c
+        end function
+        function nm_malloc_near_c(dev, size) bind(c, name="nm_malloc_near")
+            import :: c_char, c_ptr, c_size_t
+            character(kind=c_char), intent(in) :: dev(*)
+            integer(c_size_t), value :: size
+            type(c_ptr) :: nm_malloc_near_c
         end function
     end interface
 
@@ -1047,6 +1061,19 @@ contains
         else
             rc = nm_prof_dump_c(c_null_ptr)
         end if
+    end function
+
+    function nm_node_of_device(dev) result(node)
+        character(len=*), intent(in) :: dev
+        integer(c_int) :: node
+        node = nm_node_of_device_c(c_string(dev))
+    end function
+
+    function nm_malloc_near(dev, size) result(p)
+        character(len=*), intent(in) :: dev
+        integer(c_size_t), intent(in) :: size
+        type(c_ptr) :: p
+        p = nm_malloc_near_c(c_string(dev), size)
     end function
 
 end module numamalloc

@@ -8,12 +8,20 @@
  * answer is checked against a model written here from the grammar in
  * numamalloc.h:
  *     local | bind:NODES | preferred:NODE | preferred-many:NODES
- *           | interleave:NODES | weighted-interleave:NODES
- * NODES is "all" (the usable nodes) or ids and ranges ("0-3", "0,2", a
- * repeated id is the same node); every node must exist, have memory and be
- * allowed.  A policy the model accepts is accepted (or refused with ENOSYS
- * when the kernel lacks the mode), with the model's node set; one it
- * refuses gets EINVAL, a one-line reason, and the output left alone.
+ *           | interleave:NODES | weighted-interleave:NODES | near:DEVICE
+ * NODES is "all" (the usable nodes), ids and ranges ("0-3", "0,2", a
+ * repeated id is the same node), near:DEVICE or a kind of memory; every
+ * node must exist, have memory and be allowed.  A policy the model accepts
+ * is accepted (or refused with ENOSYS when the kernel lacks the mode), with
+ * the model's node set; one it refuses gets EINVAL (ENODEV for a kind the
+ * machine has no usable node of), a one-line reason, and the output left
+ * alone.  Kinds the model decides exactly: dram, cxl, memory-only and
+ * highest-capacity in a mode taking a set.  The ranked kinds (hbm,
+ * highest-bandwidth, lowest-latency: their HMAT figures and tiers come from
+ * this machine's /sys, not the tree), a kind in preferred (the nearest to
+ * the caller) and near:DEVICE (this machine's devices) are checked
+ * loosely: accepted, a non-empty set of usable nodes the kind admits (one
+ * for preferred, and for near); refused, ENODEV, ENXIO or EINVAL.
  * Accepted policies format to text that parses back to the same policy;
  * reasons and formatted text cut by a short buffer are prefixes of the
  * whole, and nothing is written past a buffer. */
@@ -107,32 +115,99 @@ tail:
     return *s == '\0';
 }
 
-/* What the parser must answer for `text` on machine `t`: true with the
- * policy, or false. */
-static bool model_parse(const struct nm_topology *t, const char *text, nm_policy *out)
+/* The verdicts of the model: REFUSE (with want_errno), ACCEPT (exactly
+ * the model's policy), LOOSE (accepted with a non-empty set of nodes of
+ * `allowed`, one node when `one`, or refused with ENODEV, ENXIO or EINVAL). */
+enum verdict { REFUSE, ACCEPT, LOOSE };
+static int want_errno;
+static nm_nodeset allowed;
+static bool one;
+
+/* The kinds of memory, and which nodes each admits. */
+static const struct {
+    const char *name;
+    enum { ANY, CPUS, NO_CPUS, BIGGEST } admits;
+    bool ranked;    /* by HMAT figures and tiers: checked loosely */
+} model_kinds[] = {
+    { "hbm", ANY, true }, { "highest-bandwidth", ANY, true }, { "lowest-latency", ANY, true },
+    { "highest-capacity", BIGGEST, false }, { "cxl", NO_CPUS, false },
+    { "memory-only", NO_CPUS, false }, { "dram", CPUS, false },
+};
+
+/* NODES naming kind `k` on `t`. */
+static enum verdict model_kind(const struct nm_topology *t, size_t k, bool single, nm_nodeset *set)
 {
+    uint64_t most = 0;
+    for (int i = 0; i < t->node_count; i++)
+        if (usable(t, t->node_id[i]) && t->mem_total[i] > most) most = t->mem_total[i];
+    for (int i = 0; i < t->node_count; i++) {
+        int id = t->node_id[i];
+        bool admitted = model_kinds[k].admits == ANY ? true
+                        : model_kinds[k].admits == CPUS ? t->cpu_count[i] > 0
+                        : model_kinds[k].admits == NO_CPUS ? t->cpu_count[i] == 0
+                        : t->mem_total[i] == most;
+        if (usable(t, id) && admitted) nm_nodeset_add(set, id);
+    }
+    if (nm_nodeset_count(set) == 0) {
+        want_errno = ENODEV;
+        return REFUSE;
+    }
+    if (!model_kinds[k].ranked && !single) return ACCEPT;
+    allowed = *set;
+    one = single;
+    return LOOSE;
+}
+
+/* What the parser must answer for `text` on machine `t`. */
+static enum verdict model_parse(const struct nm_topology *t, const char *text, nm_policy *out)
+{
+    want_errno = EINVAL;
+    bool near = !strncmp(text, "near:", 5);
     const char *colon = strchr(text, ':');
-    size_t name_len = colon ? (size_t)(colon - text) : strlen(text);
+    size_t name_len = near ? 4 : colon ? (size_t)(colon - text) : strlen(text);
     size_t m = 0;
     while (m < sizeof model_modes / sizeof model_modes[0] &&
-           !(strlen(model_modes[m].name) == name_len && !strncmp(text, model_modes[m].name, name_len)))
+           !(strlen(model_modes[m].name) == name_len &&
+             !strncmp(near ? "bind" : text, model_modes[m].name, name_len)))
         m++;
-    if (m == sizeof model_modes / sizeof model_modes[0]) return false;
+    if (m == sizeof model_modes / sizeof model_modes[0]) return REFUSE;
     memset(out, 0, sizeof *out);
     out->mode = model_modes[m].mode;
-    if (model_modes[m].nodes == NONE) return colon == NULL;
-    if (!colon || !colon[1]) return false;
+    if (model_modes[m].nodes == NONE) return colon == NULL ? ACCEPT : REFUSE;
+    if (!colon || !colon[1]) return REFUSE;
+    const char *nodes = near ? text : colon + 1;
+    if (!strncmp(nodes, "near:", 5)) {
+        if (!nodes[5]) return REFUSE;
+        nm_nodeset_clear(&allowed);
+        for (int id = 0; id < NM_NODE_ID_LIMIT; id++)
+            if (usable(t, id)) nm_nodeset_add(&allowed, id);
+        one = true;
+        return LOOSE;
+    }
+    for (size_t k = 0; k < sizeof model_kinds / sizeof model_kinds[0]; k++)
+        if (!strcmp(nodes, model_kinds[k].name))
+            return model_kind(t, k, model_modes[m].nodes == ONE, &out->nodes);
     if (!strcmp(colon + 1, "all")) {
-        if (model_modes[m].nodes == ONE) return false;
+        if (model_modes[m].nodes == ONE) return REFUSE;
         for (int id = 0; id < NM_NODE_ID_LIMIT; id++)
             if (usable(t, id)) nm_nodeset_add(&out->nodes, id);
     } else if (!model_list(colon + 1, &out->nodes)) {
-        return false;
+        return REFUSE;
     }
     int count = nm_nodeset_count(&out->nodes);
-    if (model_modes[m].nodes == ONE ? count != 1 : count == 0) return false;
+    if (model_modes[m].nodes == ONE ? count != 1 : count == 0) return REFUSE;
     for (int id = 0; id < NM_NODE_ID_LIMIT; id++)
-        if (nm_nodeset_has(&out->nodes, id) && !usable(t, id)) return false;
+        if (nm_nodeset_has(&out->nodes, id) && !usable(t, id)) return REFUSE;
+    return ACCEPT;
+}
+
+/* Whether `got` is a set the LOOSE verdict allows. */
+static bool loose_ok(const nm_policy *got, const nm_policy *want)
+{
+    int count = nm_nodeset_count(&got->nodes);
+    if (got->mode != want->mode || count == 0 || (one && count != 1)) return false;
+    for (int id = 0; id < NM_NODE_ID_LIMIT; id++)
+        if (nm_nodeset_has(&got->nodes, id) && !nm_nodeset_has(&allowed, id)) return false;
     return true;
 }
 
@@ -151,7 +226,8 @@ static void check_one(size_t tree, const char *text, size_t text_len)
 {
     nm_topo = trees[tree];
     nm_policy want;
-    bool accept = model_parse(&trees[tree], text, &want);
+    enum verdict verdict = model_parse(&trees[tree], text, &want);
+    bool accept = verdict == ACCEPT;
 
     nm_policy got, untouched;
     memset(&got, 0x77, sizeof got);
@@ -163,9 +239,13 @@ static void check_one(size_t tree, const char *text, size_t text_len)
     int e = errno;
     check_guard(err, ERR_LEN, sizeof err, "reason");
     if (r == 0) {
-        FUZZ_CHECK(accept, "[%s] '%s' accepted; the model refuses it", tree_names[tree], text);
-        FUZZ_CHECK(got.mode == want.mode && !memcmp(&got.nodes, &want.nodes, sizeof got.nodes),
-                   "[%s] '%s': not the model's policy", tree_names[tree], text);
+        FUZZ_CHECK(verdict != REFUSE, "[%s] '%s' accepted; the model refuses it", tree_names[tree], text);
+        if (verdict == LOOSE)
+            FUZZ_CHECK(loose_ok(&got, &want), "[%s] '%s': nodes the model does not allow",
+                       tree_names[tree], text);
+        else
+            FUZZ_CHECK(got.mode == want.mode && !memcmp(&got.nodes, &want.nodes, sizeof got.nodes),
+                       "[%s] '%s': not the model's policy", tree_names[tree], text);
         FUZZ_CHECK(nm_policy_check(&got, NULL, 0) == 0);
 
         /* Formatted, it parses back to itself; cut, it is a prefix. */
@@ -188,7 +268,12 @@ static void check_one(size_t tree, const char *text, size_t text_len)
     }
     FUZZ_CHECK(r == -1);
     FUZZ_CHECK(!memcmp(&got, &untouched, sizeof got), "a refused policy changed the output");
-    FUZZ_CHECK(e == EINVAL || (e == ENOSYS && accept), "[%s] '%s': errno %d", tree_names[tree], text, e);
+    if (verdict == LOOSE)
+        FUZZ_CHECK(e == ENODEV || e == ENXIO || e == EINVAL || e == ENOSYS, "[%s] '%s': errno %d",
+                   tree_names[tree], text, e);
+    else
+        FUZZ_CHECK(e == want_errno || (e == ENOSYS && accept), "[%s] '%s': errno %d, expected %d",
+                   tree_names[tree], text, e, want_errno);
     FUZZ_CHECK(!accept || e == ENOSYS, "[%s] '%s' refused (%s); the model accepts it",
                tree_names[tree], text, err);
     size_t len = strlen(err);

@@ -9,6 +9,12 @@
 #   buffer_pool   one pool per node with memory, every buffer's pages on it,
 #                 as many puts as gets
 #   worker_pool   6 tasks per node with memory, each run on its data's node
+#   near_device   I/O buffers near the first network interface with a NUMA
+#                 node (none here: it says so, and takes them from its own
+#                 node) and compute arrays bound to highest-bandwidth, each
+#                 line "ok"; again on the recorded tree
+#                 tests/sysfs/two-node-devices, where the buffers must be
+#                 near eth0 (node 0)
 #   bind_inspect  while it waits for Enter (on a FIFO), /proc/PID/numa_maps
 #                 read here shows its 256 MiB mapping bind:0 with every page
 #                 on N0; `numamalloc maps PID` shows bind:0 too (once
@@ -127,13 +133,14 @@ build_example buffer_pool -pthread
 build_example worker_pool -pthread
 build_example bind_inspect
 build_example pipeline -pthread
+build_example near_device
 # The static library works as well (and malloc is numamalloc's there too).
 gcc "${cflags[@]}" -pthread "$root/examples/buffer_pool.c" -o "$tmp/buffer_pool_static" \
     "$lib_dir/libnumamalloc.a" -pthread || { echo "FAIL: cannot build buffer_pool against libnumamalloc.a"; exit 1; }
 # clang too, where installed (compiled only).  Its OpenMP header comes with
 # libomp-dev, which make deps does not install: openmp.c only where it is.
 if command -v clang >/dev/null; then
-    for name in buffer_pool worker_pool bind_inspect pipeline; do
+    for name in buffer_pool worker_pool bind_inspect pipeline near_device; do
         clang "${cflags[@]}" -pthread -c "$root/examples/$name.c" -o "$tmp/$name.clang.o" ||
             check_fail "clang cannot build examples/$name.c"
     done
@@ -189,6 +196,22 @@ check_buffer_pool "$tmp/buffer_pool_static.out" "$nodes_with_memory"
 
 run_example worker_pool "$tmp/worker_pool"
 check_worker_pool "$tmp/worker_pool.out" "$nodes_with_memory"
+
+# near_device: on this machine (one node, or devices without affinity: it
+# must say why the buffers are local), then on a recorded tree with a NIC
+# on node 0.
+run_example near_device "$tmp/near_device"
+grep -Eq '^I/O buffers (near [^ ]+|local) \(node [0-9]+\): 16 x 256 KiB, 1024/1024 pages on node [0-9]+: ok$' \
+    "$tmp/near_device.out" || check_fail "near_device: no ok line for the I/O buffers"
+if grep -q '^I/O buffers local' "$tmp/near_device.out"; then
+    grep -Eq '(no network interface here has a NUMA node|has no NUMA node affinity); I/O buffers on this thread.s node instead$' \
+        "$tmp/near_device.out" || check_fail "near_device: local buffers without a reason"
+fi
+grep -Eq '^compute arrays on highest-bandwidth \(bind:[0-9,-]+\): 2 x 8 MiB, 4096/4096 pages there: ok$' \
+    "$tmp/near_device.out" || check_fail "near_device: no ok line for the compute arrays"
+run_example near_device_tree env NUMAMALLOC_SYSFS_ROOT="$root/tests/sysfs/two-node-devices" "$tmp/near_device"
+grep -qx 'I/O buffers near eth0 (node 0): 16 x 256 KiB, 1024/1024 pages on node 0: ok' \
+    "$tmp/near_device_tree.out" || check_fail "near_device on two-node-devices: buffers not near eth0 on node 0"
 
 # pipeline, profiled as the README shows: its sum, and a profile whose
 # sites include the records it allocates (20,000 x 2 KiB: about 78

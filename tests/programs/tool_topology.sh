@@ -8,7 +8,12 @@
 # same checks run on recorded sysfs trees (NUMAMALLOC_SYSFS_ROOT) with
 # several nodes, a memory-only node, memory tiers and HMAT data, so the
 # multi-node output is checked here too (tests/vm/tool.sh does it on real
-# multi-node guests).
+# multi-node guests).  The devices by node (network, block, InfiniBand and
+# GPU devices that are not virtual, each with the numa_node of its nearest
+# parent that has one) are rebuilt from the tree's class and bus
+# directories too, on this machine and on tests/sysfs/two-node-devices
+# (a NIC on node 0, an NVMe drive and a GPU on node 1, a NIC without a
+# node); every text line must fit in 80 columns.
 set -u
 root=${NM_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${NM_BUILD:-$root/build}
@@ -118,6 +123,56 @@ balancing = int(balancing) if balancing is not None else None
 balancing_text = {None: "not in this kernel", 0: "off", 1: "on", 2: "memory tiering",
                   3: "on, and memory tiering"}.get(balancing, "on")
 
+# Devices: what the tool lists, found here independently.
+def device_node(path):
+    real, top = os.path.realpath(path), os.path.realpath(sysfs + "/devices")
+    while True:
+        v = read(real + "/numa_node")
+        if v is not None and re.fullmatch(r"\d+", v):
+            return int(v)
+        if real in (top, "/"):
+            return None
+        real = os.path.dirname(real)
+
+devices = []
+for cls in ("net", "block", "infiniband"):
+    d = sysfs + "/class/" + cls
+    for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+        if name.startswith(".") or "/devices/virtual/" in os.path.realpath(d + "/" + name):
+            continue
+        if cls == "block" and os.path.exists("%s/%s/partition" % (d, name)):
+            continue
+        devices.append({"name": name, "kind": cls, "node": device_node(d + "/" + name)})
+pci = sysfs + "/bus/pci/devices"
+for name in sorted(os.listdir(pci)) if os.path.isdir(pci) else []:
+    c = read("%s/%s/class" % (pci, name), "")
+    kind = "gpu" if c.startswith("0x03") else "accelerator" if c.startswith("0x12") else None
+    if kind and not name.startswith("."):
+        devices.append({"name": name, "kind": kind, "node": device_node(pci + "/" + name)})
+
+def wrap(head, items):
+    lines, line, column = [], head, len(head)
+    for i, item in enumerate(items):
+        text = item + ("," if i < len(items) - 1 else "")
+        if i and column + 1 + len(text) > 80:
+            lines.append(line)
+            line, column = " " * len(head) + text, len(head) + len(text)
+        else:
+            if i:
+                line, column = line + " ", column + 1
+            line, column = line + text, column + len(text)
+    return lines + [line]
+
+def device_lines():
+    if not devices:
+        return ["devices: none (no network, block or GPU device found)"]
+    out = ["devices:"]
+    for n in ids + [None]:
+        items = ["%s (%s)" % (d["name"], d["kind"]) for d in devices if d["node"] == n]
+        if items:
+            out += wrap("  node %d: " % n if n is not None else "  no node: ", items)
+    return out
+
 def same(what, got, expected):
     if got != expected:
         errors.append("%s: got %r, expected %r" % (what, got, expected))
@@ -140,6 +195,7 @@ for n, node in zip(ids, js.get("nodes", [])):
     same("json node %d hugepages" % n, node.get("hugepages"), w["pools"])
 same("json distances", js.get("distances"), [want[n]["distance"] for n in ids])
 same("json memory_only_nodes", js.get("memory_only_nodes"), memory_only)
+same("json devices", js.get("devices"), devices)
 same("json transparent_hugepages", js.get("transparent_hugepages"), thp)
 same("json numa_balancing", js.get("numa_balancing"), balancing)
 same("json numa_balancing_mode", js.get("numa_balancing_mode"), balancing_text)
@@ -177,6 +233,7 @@ for t in sorted(set(tiers[n] for n in ids if n in tiers)):
     tier_parts.append(" tier %d: node%s %s" % (t, "" if len(members) == 1 else "s", format_list(members)))
 expected.append("memory tiers:" + (";".join(tier_parts) if tier_parts else
                                    " none (the kernel shows no memory_tiering)"))
+expected += device_lines()
 expected.append("transparent huge pages: %s" % (thp or "unknown (no kernel/mm/transparent_hugepage/enabled)"))
 expected.append("automatic NUMA balancing: %s" % balancing_text)
 same("text line count", len(lines), len(expected))
@@ -191,6 +248,10 @@ for i, (got, exp) in enumerate(zip(lines, expected)):
                 i + 1, got, n, (lo - slack) >> 20, (hi + slack) >> 20))
     elif got != exp:
         errors.append("text line %d: %r, expected %r" % (i + 1, got, exp))
+
+for i, line in enumerate(lines):
+    if len(line) > 80:
+        errors.append("text line %d is %d columns: %r" % (i + 1, len(line), line))
 
 # ---- numactl --hardware, on this machine ----
 if real:
@@ -214,8 +275,18 @@ EOF
 
 fail=0
 "$tool" topology
-for tree in /sys "$root"/tests/sysfs/{one-node,four-node,eight-node,sparse-cxl,tiered}; do
+# Many interfaces on one node: their line wraps within 80 columns.
+cp -r "$root/tests/sysfs/two-node-devices" "$tmp/many-devices"
+for i in $(seq 10 24); do
+    mkdir -p "$tmp/many-devices/devices/pci0000:16/0000:16:02.0/0000:17:00.0/net/enp23s0f$i"
+    ln -s "../../devices/pci0000:16/0000:16:02.0/0000:17:00.0/net/enp23s0f$i" "$tmp/many-devices/class/net/enp23s0f$i"
+done
+python3 "$tmp/check.py" "$tool" "$tmp/many-devices" || fail=1
+[ "$(NUMAMALLOC_SYSFS_ROOT=$tmp/many-devices "$tool" topology | grep -c '^          enp23s0f')" -ge 3 ] ||
+    { echo "FAIL: the 16 interfaces of node 0 are not wrapped over several lines"; fail=1; }
+for tree in /sys "$root"/tests/sysfs/{one-node,four-node,eight-node,sparse-cxl,tiered,two-node-devices}; do
     python3 "$tmp/check.py" "$tool" "$tree" || fail=1
 done
 NUMAMALLOC_SYSFS_ROOT=$root/tests/sysfs/tiered "$tool" topology
+NUMAMALLOC_SYSFS_ROOT=$root/tests/sysfs/two-node-devices "$tool" topology --json | sed -n '/"devices"/,/]/p'
 exit $fail

@@ -167,14 +167,19 @@ static void four_node(void)
     parse_fails("preferred:0-1", "preferred takes exactly one node, not 2");
     parse_fails("preferred:all", "preferred takes one node, not 'all'");
     parse_fails("local:0", "local takes no nodes: 'local:0'");
-    parse_fails("interleave:0,,1", "bad node list '0,,1': expected ids and ranges like 0-3 or 0,2");
-    parse_fails("interleave:3-1", "bad node list '3-1': expected ids and ranges like 0-3 or 0,2");
-    parse_fails("interleave:x", "bad node list 'x': expected ids and ranges like 0-3 or 0,2");
+    parse_fails("interleave:0,,1", "bad node list '0,,1': expected ids and ranges like 0-3 or "
+                                   "0,2, a kind such as dram or cxl, or near:DEVICE");
+    parse_fails("interleave:3-1", "bad node list '3-1': expected ids and ranges like 0-3 or "
+                                   "0,2, a kind such as dram or cxl, or near:DEVICE");
+    parse_fails("interleave:x", "bad node list 'x': expected ids and ranges like 0-3 or "
+                                   "0,2, a kind such as dram or cxl, or near:DEVICE");
     parse_fails("interleave:0-5000", "bad node list '0-5000': node ids go up to 1023");
     parse_fails("spread:0", "unknown policy 'spread': expected local, bind:NODES, preferred:NODE, "
-                            "preferred-many:NODES, interleave:NODES or weighted-interleave:NODES");
+                            "preferred-many:NODES, interleave:NODES, weighted-interleave:NODES or "
+                            "near:DEVICE");
     parse_fails("", "unknown policy '': expected local, bind:NODES, preferred:NODE, "
-                    "preferred-many:NODES, interleave:NODES or weighted-interleave:NODES");
+                    "preferred-many:NODES, interleave:NODES, weighted-interleave:NODES or "
+                    "near:DEVICE");
     nm_nodeset none;
     nm_nodeset_clear(&none);
     nm_policy empty = nm_policy_bind(&none);

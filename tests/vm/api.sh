@@ -10,8 +10,11 @@
 #     realloc_placement (on-node and heap blocks keep node and policy through
 #     realloc, on every node),
 #     user_heap, heap_migrate (nm_heap_migrate: pages move between nodes,
-#     checked with move_pages), tier --this-machine (the guest's own tiers) and policy (its
-#     recorded sysfs trees are copied in and NM_ROOT points at them);
+#     checked with move_pages), tier --this-machine (the guest's own tiers),
+#     policy (its recorded sysfs trees are copied in and NM_ROOT points at
+#     them) and device --this-machine (every kind of memory the guest has, as
+#     bind: a populated region's pages on the kind's nodes by move_pages: in
+#     4node-cxl bind:cxl is node 4 and bind:dram nodes 0-3);
 #   - guest/api_place.c, linked with libnumamalloc.a: every check
 #     (tests/vm/README.md lists them).
 # In the sparse guest (node ids 0, 1, 3; node 2 offline; node 3 memory only)
@@ -23,7 +26,7 @@ set -u
 vm_need_lib
 archive=$build/libnumamalloc.a
 numactl=$(command -v numactl) || { echo "numactl not installed (make deps)"; exit 77; }
-units=(region onnode user_heap heap_migrate realloc_placement tier policy)
+units=(region onnode user_heap heap_migrate realloc_placement tier policy device)
 for u in "${units[@]}"; do
     [ -x "$build/tests/unit/$u" ] || { echo "no $build/tests/unit/$u: run make first"; exit 1; }
 done
@@ -35,7 +38,7 @@ files="$out/api_place $out/nmroot.tar $numactl $root/tests/vm/guest/units.sh"
 for u in "${units[@]}"; do files+=" $build/tests/unit/$u"; done
 
 # Exit 0 or 1 only: 77 would read as "no guest".
-units_then="sh /units.sh region onnode user_heap heap_migrate realloc_placement 'tier --this-machine' policy; u=\$?; echo '--- api_place'"
+units_then="sh /units.sh region onnode user_heap heap_migrate realloc_placement 'tier --this-machine' policy 'device --this-machine'; u=\$?; echo '--- api_place'"
 api="/api_place --numactl /numactl; a=\$?"
 for shape in 4node-cxl 2node sparse; do
     if [ "$shape" = sparse ]; then guest="u=0; $api"; else guest="$units_then; $api"; fi

@@ -3,8 +3,12 @@
 # under QEMU (TCG, no KVM needed) and run one command in it.
 #
 #   tests/vm/vm.sh --shape 2node|4node|4node-cxl|sparse [--files "a b c"]
-#                  [--timeout SECONDS] [--console] -- COMMAND [ARGS...]
+#                  [--timeout SECONDS] [--console] [--qemu "ARGS"] [--hmat]
+#                  -- COMMAND [ARGS...]
 #
+# --qemu adds QEMU arguments (devices: tests/vm/near_device.sh puts PCI
+# devices behind a pxb host bridge on node 1); --hmat gives the guest an
+# ACPI HMAT table (bandwidth and latency per node, below).
 # The guest is a Debian cloud kernel plus an initramfs holding busybox, the
 # given files (each copied to /BASENAME in the guest; ELF files bring the
 # libraries ldd finds for them, and the dynamic loader), and an init that
@@ -28,16 +32,18 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${NM_BUILD:-$root/build}
 cache=$build/vm
 
-usage() { echo "usage: $0 --shape 2node|4node|4node-cxl|sparse [--files \"F ...\"] [--timeout S] [--console] -- COMMAND [ARGS...]" >&2; exit 64; }
+usage() { echo "usage: $0 --shape 2node|4node|4node-cxl|sparse [--files \"F ...\"] [--timeout S] [--console] [--qemu \"ARGS\"] [--hmat] -- COMMAND [ARGS...]" >&2; exit 64; }
 skip() { echo "vm.sh: $*"; exit 77; }
 
-shape="" files="" timeout_s=180 show_console=0
+shape="" files="" timeout_s=180 show_console=0 qemu_extra="" hmat=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --shape) shape=${2:-}; shift 2 || usage ;;
         --files) files=${2:-}; shift 2 || usage ;;
         --timeout) timeout_s=${2:-}; shift 2 || usage ;;
         --console) show_console=1; shift ;;
+        --qemu) qemu_extra=${2:-}; shift 2 || usage ;;
+        --hmat) hmat=1; shift ;;
         --) shift; break ;;
         *) usage ;;
     esac
@@ -210,14 +216,18 @@ else
 fi
 
 # ---------------------------------------------------------------- qemu
+machine=pc
+[ $hmat -eq 1 ] && machine=pc,hmat=on
 qemu=(qemu-system-x86_64 -nodefaults -no-user-config -nographic -monitor none -no-reboot
-      -machine pc -accel tcg)
+      -machine "$machine" -accel tcg)
 ncpu=0 total=0 removed="" base=0 i=0
 for n in "${nodes[@]}"; do
     set -- $n; cpus=$1 mib=$2
     size=$mib
     if [ "$mib" -eq 0 ]; then size=64; removed="64M\$$((base))M"; fi
-    qemu+=(-object "memory-backend-ram,id=m$i,size=${size}M" -numa "node,nodeid=$i,memdev=m$i")
+    initiator=""
+    if [ $hmat -eq 1 ]; then initiator=",initiator=$([ "$cpus" -eq 1 ] && echo $i || echo 0)"; fi
+    qemu+=(-object "memory-backend-ram,id=m$i,size=${size}M" -numa "node,nodeid=$i,memdev=m$i$initiator")
     if [ "$cpus" -eq 1 ]; then ncpu=$((ncpu + 1)); fi
     total=$((total + size)); base=$((base + size)); i=$((i + 1))
 done
@@ -237,8 +247,35 @@ for ((a = 0; a < nnodes; a++)); do
         [ $a -eq $b ] || qemu+=(-numa "dist,src=$a,dst=$b,val=$(dist $a $b)")
     done
 done
+# --hmat: an ACPI HMAT table.  From each node with CPUs to each node: DRAM
+# (a node with CPUs) 8 ns per unit of distance and 1000/distance GiB/s
+# (local: 80 ns, 100 GiB/s); memory without CPUs is HBM-like, 6 ns per unit
+# and 4000/distance GiB/s (from distance 28: 170 ns, 140 GiB/s: more
+# bandwidth, more latency); all rounded to tens (QEMU stores every value as
+# a multiple of one base).  A memory-only node's initiator is node 0.
+if [ $hmat -eq 1 ]; then
+    i=0
+    for n in "${nodes[@]}"; do
+        set -- $n
+        if [ "$1" -eq 1 ]; then
+            for ((b = 0; b < nnodes; b++)); do
+                set -- ${nodes[$b]}
+                d=$(dist $i $b)
+                if [ "$1" -eq 1 ]; then per_unit=8 scale=1000; else per_unit=6 scale=4000; fi
+                lat=$(( (per_unit * d + 5) / 10 * 10 )) bw=$(( (scale / d + 5) / 10 * 10 ))
+                qemu+=(-numa "hmat-lb,initiator=$i,target=$b,hierarchy=memory,data-type=access-latency,latency=$lat"
+                       -numa "hmat-lb,initiator=$i,target=$b,hierarchy=memory,data-type=access-bandwidth,bandwidth=${bw}G")
+            done
+        fi
+        i=$((i + 1))
+    done
+fi
 append="console=ttyS0 panic=-1 quiet numa_balancing=disable"
 [ -n "$removed" ] && append+=" memmap=$removed"
+# --qemu: more devices (split on blanks), e.g. a PCI bridge on a node:
+# "-device pxb,id=b1,bus_nr=8,numa_node=1 -device e1000,bus=b1,addr=1".
+# shellcheck disable=SC2206  # the words are meant to split
+[ -n "$qemu_extra" ] && qemu+=($qemu_extra)
 qemu+=(-m "${total}M" -smp "$ncpu,sockets=$ncpu,cores=1,threads=1"
        -kernel "$kernel" -initrd "$work/initrd.cpio" -append "$append"
        -serial "file:$work/console.log" -serial "file:$work/out.log")

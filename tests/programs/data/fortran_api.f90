@@ -256,6 +256,16 @@ program fortran_api
     call check(rc == -1 .and. e == 22, "nm_prof_dump with the profiler off: EINVAL")
     call check(nm_prof_dump("/nonexistent/x.heap") == -1, "nm_prof_dump(path) with the profiler off: -1")
 
+    rc = nm_node_of_device("no-such-device-0")
+    e = nm_errno()
+    call check(rc == -1 .and. e == 19, "nm_node_of_device(unknown): -1, ENODEV")
+    rc = nm_node_of_device("/dev/null")
+    e = nm_errno()
+    call check(rc == -1 .and. e == 6, "nm_node_of_device('/dev/null'): -1, ENXIO")
+    raw = nm_malloc_near("no-such-device-0", 100_c_size_t)
+    e = nm_errno()
+    call check(.not. c_associated(raw) .and. e == 19, "nm_malloc_near(unknown): NULL, ENODEV")
+
     write (*, '(a, i0, a, i0, a)') "fortran api: ", checks, " checks, ", failed, " failed"
     if (failed /= 0) error stop 1
 

@@ -1204,7 +1204,8 @@ static void check_bad(void)
             parse_refused(what, message);
         }
     parse_refused("bind:", "bind needs nodes, e.g. 'bind:0-1'");
-    parse_refused("interleave:1,,2", "bad node list '1,,2': expected ids and ranges like 0-3 or 0,2");
+    parse_refused("interleave:1,,2", "bad node list '1,,2': expected ids and ranges like 0-3 or 0,2, "
+                                     "a kind such as dram or cxl, or near:DEVICE");
 
     int after = maps_lines();
     printf("%-18s /proc/self/maps: %d lines before the bad calls, %d after [%s]\n", "bad", lines, after,
