@@ -133,6 +133,7 @@ build_example buffer_pool -pthread
 build_example worker_pool -pthread
 build_example bind_inspect
 build_example pipeline -pthread
+build_example omp_memspace -fopenmp
 build_example near_device
 # The static library works as well (and malloc is numamalloc's there too).
 gcc "${cflags[@]}" -pthread "$root/examples/buffer_pool.c" -o "$tmp/buffer_pool_static" \
@@ -212,6 +213,13 @@ grep -Eq '^compute arrays on highest-bandwidth \(bind:[0-9,-]+\): 2 x 8 MiB, 409
 run_example near_device_tree env NUMAMALLOC_SYSFS_ROOT="$root/tests/sysfs/two-node-devices" "$tmp/near_device"
 grep -qx 'I/O buffers near eth0 (node 0): 16 x 256 KiB, 1024/1024 pages on node 0: ok' \
     "$tmp/near_device_tree.out" || check_fail "near_device on two-node-devices: buffers not near eth0 on node 0"
+
+# OpenMP memory spaces on numamalloc heaps: each space's blocks aligned and
+# located, and a pool's two fallbacks.
+run_example omp_memspace env OMP_NUM_THREADS=2 "$tmp/omp_memspace"
+[ "$(grep -c '^omp_[a-z_]*_mem_space: ok$' "$tmp/omp_memspace.out")" = 4 ] ||
+    check_fail "omp_memspace: not the 4 memory spaces ok"
+grep -q '^pool of 16 MiB: .*: ok$' "$tmp/omp_memspace.out" || check_fail "omp_memspace: the pool's fallbacks"
 
 # pipeline, profiled as the README shows: its sum, and a profile whose
 # sites include the records it allocates (20,000 x 2 KiB: about 78
