@@ -357,7 +357,11 @@ int nm_node_of_device(const char *dev);
  * placed and bound as nm_malloc_onnode places them; when that node has no
  * memory or is outside the process's cpuset, on the nearest node whose
  * memory may be used.  Returns NULL with errno EINVAL, ENODEV or ENXIO as
- * nm_node_of_device, ENOMEM when memory is short. */
+ * nm_node_of_device, ENOMEM when memory is short.  Each thread remembers
+ * the last device name it asked for and its node (names up to 63 bytes):
+ * calls for the same device cost nm_malloc_onnode's time and a string
+ * compare, and a device moved to another node meanwhile (hotplug) is seen
+ * when the thread next asks for another name. */
 NM_ATTR_MALLOC NM_ATTR_ALLOC_SIZE(2) void *nm_malloc_near(const char *dev, size_t size);
 
 /* ------------------------------------------------------------------------

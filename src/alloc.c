@@ -409,10 +409,25 @@ nm_export void *nm_calloc_onnode(size_t count, size_t size, int node)
     return node_alloc(node, bytes, 0, true);
 }
 
+/* The device nm_malloc_near was last asked for by this thread and its
+ * node: a call for the same name is a compare, not a walk of sysfs. */
+static __thread char near_dev[64] __attribute__((tls_model("initial-exec")));
+static __thread int near_node __attribute__((tls_model("initial-exec")));
+
 nm_export void *nm_malloc_near(const char *dev, size_t size)
 {
-    int node = nm_node_of_device(dev);
-    if (node < 0) return NULL;
+    int node;
+    if (dev && dev[0] && strncmp(dev, near_dev, sizeof near_dev) == 0) {
+        node = near_node;
+    } else {
+        node = nm_node_of_device(dev);
+        if (node < 0) return NULL;
+        size_t len = strlen(dev);
+        if (len < sizeof near_dev) {
+            memcpy(near_dev, dev, len + 1);
+            near_node = node;
+        }
+    }
     int index = nm_topology_index(&nm_topo, node);
     if (index < 0) { errno = ENXIO; return NULL; }
     /* The device's node, or the nearest node whose memory may be used. */
