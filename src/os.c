@@ -5,7 +5,7 @@
  * mappings (reserve, decommit, release, remap), the NUMA policy syscalls
  * (mbind, get/set_mempolicy, move_pages, called raw so that no libnuma is
  * needed), transparent and hugetlb huge pages, a coarse clock, small file
- * reads and unbuffered output.  This layer calls libc and the kernel only,
+ * reads, unbuffered output, and starting the library's own threads.  This layer calls libc and the kernel only,
  * never malloc, never stdio.  Failures are returned (NULL or -1 with errno),
  * never fatal.
  */
@@ -16,6 +16,8 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <linux/membarrier.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -586,4 +588,22 @@ int nm_os_thread_count(void)
     int count = 0;
     for (; *p >= '0' && *p <= '9'; p++) count = count * 10 + (*p - '0');
     return count;
+}
+
+bool nm_os_start_thread(void *(*fn)(void *), void *arg, size_t stack)
+{
+    int saved = errno;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_t attr;
+    pthread_t thread;
+    bool started = pthread_attr_init(&attr) == 0 &&
+                   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
+                   pthread_attr_setstacksize(&attr, stack) == 0 &&
+                   pthread_create(&thread, &attr, fn, arg) == 0;
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = saved;
+    return started;
 }

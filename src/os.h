@@ -208,6 +208,13 @@ int nm_os_thread_count(void);
  * without a system call (glibc 2.32 and later: __libc_single_threaded);
  * false when the library does not say. */
 bool nm_os_never_threaded(void);
+/* Start a detached thread of the library running fn(arg), with every
+ * signal blocked (it takes none of the program's signals) and a stack of
+ * `stack` bytes given explicitly (so that pthread_create reads no default
+ * attributes, whose lock the caller of the malloc that starts it may
+ * hold: pthread_getattr_default_np allocates under it).  Keeps errno.
+ * False when the thread could not start. */
+bool nm_os_start_thread(void *(*fn)(void *), void *arg, size_t stack);
 /* open(path, O_RDONLY | O_CLOEXEC) and close, for callers above this layer. */
 int nm_os_open_read(const char *path);
 void nm_os_close(int fd);

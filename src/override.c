@@ -555,35 +555,22 @@ end:
     return NULL;
 }
 
-/* The thread's stack: given, so that pthread_create reads no default
- * attributes (purge.c says why); it needs little beyond its static buffer. */
+/* The thread's stack (given explicitly: os.h, nm_os_start_thread); it
+ * needs little beyond its static buffer. */
 #define NM_STATS_TIMER_STACK (256 * 1024)
 
 static void stats_timer_start(void)
 {
     if (!nm_opt.stats_interval_ms || atomic_exchange(&stats_timer_started, true)) return;
-    int saved = errno;
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_attr_t attr;
-    pthread_t thread;
     /* Not the program's thread: the purge thread's count of the program's
      * threads leaves it out (arena.h: helpers). */
     atomic_fetch_add(&nm_proc.purge.helpers, 1);
-    bool started = pthread_attr_init(&attr) == 0 &&
-                   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
-                   pthread_attr_setstacksize(&attr, NM_STATS_TIMER_STACK) == 0 &&
-                   pthread_create(&thread, &attr, stats_timer, NULL) == 0;
-    pthread_attr_destroy(&attr);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (!started) {
+    if (!nm_os_start_thread(stats_timer, NULL, NM_STATS_TIMER_STACK)) {
         atomic_fetch_sub(&nm_proc.purge.helpers, 1);
         nm_line l = { .len = 0 };
         nm_line_str(&l, "numamalloc: cannot start the thread for NUMAMALLOC_STATS_INTERVAL\n");
         nm_line_write(&l, 2);
     }
-    errno = saved;
 }
 
 static void keep_stderr_for_stats(void)

@@ -154,29 +154,14 @@ static void *purge_thread(void *arg)
     return NULL;
 }
 
-/* The thread's stack: given explicitly, so that pthread_create does not
- * read glibc's default attributes, whose lock may be held by the caller of
- * the malloc that starts us (pthread_getattr_default_np allocates under it). */
+/* The thread's stack (given explicitly: os.h, nm_os_start_thread). */
 #define NM_PURGE_STACK (8 * NM_MiB)
 
 static void purge_start(void)
 {
     int expected = 0;
     if (!atomic_compare_exchange_strong(&nm_proc.purge.state, &expected, 1)) return;
-    int saved = errno;
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_attr_t attr;
-    pthread_t thread;
-    bool started = pthread_attr_init(&attr) == 0 &&
-                   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
-                   pthread_attr_setstacksize(&attr, NM_PURGE_STACK) == 0 &&
-                   pthread_create(&thread, &attr, purge_thread, NULL) == 0;
-    pthread_attr_destroy(&attr);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (!started) atomic_store(&nm_proc.purge.state, 2);
-    errno = saved;
+    if (!nm_os_start_thread(purge_thread, NULL, NM_PURGE_STACK)) atomic_store(&nm_proc.purge.state, 2);
 }
 
 void nm_purge_init(void)

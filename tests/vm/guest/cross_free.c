@@ -20,7 +20,6 @@
 #define CROSS (SMALL + MEDIUM + LARGE)
 
 static void **blocks;   /* CROSS + LOCAL pointers, in mmap'd memory */
-static int step_node;
 
 static void *allocate(void *arg)
 {
@@ -44,13 +43,6 @@ static void *release(void *arg)
     return NULL;
 }
 
-static void in_thread(void *(*fn)(void *), int node)
-{
-    pthread_t t;
-    step_node = node;
-    REQUIRE(pthread_create(&t, NULL, fn, NULL) == 0, "pthread_create");
-    REQUIRE(pthread_join(t, NULL) == 0, "pthread_join");
-}
 
 static void print_stats(const char *when)
 {

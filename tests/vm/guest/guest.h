@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -245,6 +246,19 @@ static inline void tally_lists(const struct blocks *lists, int nlists, struct ta
     }
     munmap(status, (size_t)unique * sizeof *status);
     munmap(pages, (size_t)total * sizeof *pages);
+}
+
+/* The node of the threads in_thread starts (they pin themselves with
+ * run_on_node(step_node)). */
+static int step_node __attribute__((unused));
+
+/* Run `fn` in a new thread for node `node` and wait for it to end. */
+static inline void in_thread(void *(*fn)(void *), int node)
+{
+    pthread_t t;
+    step_node = node;
+    REQUIRE(pthread_create(&t, NULL, fn, NULL) == 0, "pthread_create");
+    REQUIRE(pthread_join(t, NULL) == 0, "pthread_join");
 }
 
 #endif

@@ -33,7 +33,6 @@
 #define MOVED 100
 
 static void **blocks;   /* LOCAL + CROSS + LEAK pointers, in mmap'd memory */
-static int step_node;
 
 __attribute__((noinline)) static void *site_local(size_t n)
 {
@@ -86,13 +85,6 @@ static void *second_node_work(void *arg)
     return NULL;
 }
 
-static void in_thread(void *(*fn)(void *), int node)
-{
-    pthread_t t;
-    step_node = node;
-    REQUIRE(pthread_create(&t, NULL, fn, NULL) == 0, "pthread_create");
-    REQUIRE(pthread_join(t, NULL) == 0, "pthread_join");
-}
 
 int main(void)
 {
