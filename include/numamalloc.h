@@ -360,8 +360,9 @@ int nm_node_of_device(const char *dev);
  * nm_node_of_device, ENOMEM when memory is short.  Each thread remembers
  * the last device name it asked for and its node (names up to 63 bytes):
  * calls for the same device cost nm_malloc_onnode's time and a string
- * compare, and a device moved to another node meanwhile (hotplug) is seen
- * when the thread next asks for another name. */
+ * compare, and a device moved to another node meanwhile (hotplug) or a
+ * name given to another device (an interface renamed) is seen when the
+ * thread next asks for another name. */
 NM_ATTR_MALLOC NM_ATTR_ALLOC_SIZE(2) void *nm_malloc_near(const char *dev, size_t size);
 
 /* ------------------------------------------------------------------------
@@ -573,10 +574,13 @@ void nm_heap_destroy(nm_heap_t *heap);
  * pages given back to the kernel after the purge delay as any free memory
  * is (NUMAMALLOC_PURGE_DELAY_MS; a strict heap keeps them resident), and
  * its large blocks' spans wait decommitted for blocks of a similar size.
- * Every block of the heap becomes invalid: freeing one afterwards is
- * reported as an invalid pointer or a double free, as after
- * nm_heap_destroy.  The same rule as nm_heap_destroy: no thread may use the
- * heap or its blocks during the call.  Returns 0, or -1 with errno EINVAL
+ * Every block of the heap becomes invalid, and the heap hands its memory
+ * out again at once: freeing an old block is reported as an invalid
+ * pointer or a double free only until its memory serves a new block;
+ * after that it frees the new one.  The same rule as nm_heap_destroy: no
+ * thread may use the heap or its blocks during the call, nor set the heap
+ * (nm_thread_set_heap) meanwhile: the EBUSY check below is made once, at
+ * the start.  Returns 0, or -1 with errno EINVAL
  * (NULL) or EBUSY (a thread has the heap set: nm_thread_set_heap(NULL)
  * first; nothing is freed). */
 int nm_heap_reset(nm_heap_t *heap);
@@ -597,7 +601,8 @@ struct nm_heap_stats {
     uint64_t large_blocks;  /* live blocks above 256 KiB, each a span (a
                                smaller block the heap profiler sampled has
                                a span too, and counts as a block only) */
-    uint64_t charged;       /* bytes counted against the limit: 4 MiB per
+    uint64_t charged;       /* bytes counted against the limit (a large block's
+                               span is its size rounded up to 4 MiB): 4 MiB per
                                segment held plus the span of each live large
                                block */
     uint64_t limit;         /* nm_heap_set_limit's limit (0: none) */
@@ -607,8 +612,10 @@ int nm_heap_stats(const nm_heap_t *heap, struct nm_heap_stats *out);
 
 /* Cap the heap's memory at `bytes` (0: no limit): an allocation that would
  * take the heap's charged bytes (struct nm_heap_stats: 4 MiB per segment it
- * maps for small and medium blocks, and each large block's span while the
- * block lives) over the limit returns NULL with errno ENOMEM, and the heap
+ * maps for small and medium blocks, and each large block's span, its size
+ * rounded up to 4 MiB, while the block lives: a 1 MiB block charges 4 MiB,
+ * as does a small block the heap profiler sampled) over the limit returns
+ * NULL with errno ENOMEM, and the heap
  * stays usable (blocks that fit in memory it holds still come; freeing
  * makes room).  Charged where the heap takes memory, not per block: so a
  * small block may fail while less than 4 MiB is in use below the limit,

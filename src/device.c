@@ -61,8 +61,12 @@ static bool same_file(const struct stat *a, const struct stat *b)
     return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
 }
 
-/* The node the `numa_node` file of directory `dir` names, or -1 when it
- * has none, says -1, or is not a node id. */
+/* The node the `numa_node` file of directory `dir` names, -1 when it has
+ * none, says -1 or holds no number (the walk goes on to the parent), or
+ * NODE_UNKNOWN for a number that is no node id this library knows (the
+ * device's own answer: the walk stops). */
+#define NODE_UNKNOWN (-2)
+
 static int numa_node_in(int dir)
 {
     int fd = openat(dir, "numa_node", O_RDONLY | O_CLOEXEC);
@@ -79,7 +83,7 @@ static int numa_node_in(int dir)
     if (*s < '0' || *s > '9') return -1;   /* "-1", or garbage */
     for (; *s >= '0' && *s <= '9'; s++) {
         node = node * 10 + (*s - '0');
-        if (node >= NM_NODE_ID_LIMIT) return -1;
+        if (node >= NM_NODE_ID_LIMIT) return NODE_UNKNOWN;
     }
     while (*s == '\n' || *s == ' ') s++;
     return *s == '\0' ? node : -1;
@@ -92,7 +96,10 @@ static int node_walking_up(int dir, const struct stat *top)
 {
     for (int depth = 0; depth < WALK_LIMIT; depth++) {
         int node = numa_node_in(dir);
-        if (node >= 0) { close(dir); return node; }
+        if (node >= 0 || node == NODE_UNKNOWN) {
+            close(dir);
+            return node >= 0 ? node : -1;
+        }
         struct stat here, up;
         if (fstat(dir, &here) != 0 || (top && same_file(&here, top))) break;
         int parent = openat(dir, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -105,20 +112,29 @@ static int node_walking_up(int dir, const struct stat *top)
     return -1;
 }
 
-/* "3b:00.0" or "0000:3b:00.0" (hex digits in either case) as sysfs spells
- * it, "0000:3b:00.0", in `out`; false when `name` is not a PCI address. */
-static bool pci_address(const char *name, char out[13])
+/* "3b:00.0" or "0000:3b:00.0" (hex digits in either case; a domain of 4
+ * to 8 digits, as Intel VMD's "10000:01:00.0") as sysfs spells it,
+ * "0000:3b:00.0", in `out`; false when `name` is not a PCI address. */
+#define PCI_ADDRESS_MAX 17   /* "xxxxxxxx:xx:xx.o" and the NUL */
+
+static bool pci_address(const char *name, char out[PCI_ADDRESS_MAX])
 {
-    size_t len = strlen(name);
-    const char *shape = len == 12 ? "xxxx:xx:xx.o" : len == 7 ? "xx:xx.o" : NULL;
-    if (!shape) return false;
+    static const char tail[] = "xx:xx.o";   /* bus:device.function */
+    size_t len = strlen(name), tail_len = sizeof tail - 1;
+    if (len < tail_len || len > PCI_ADDRESS_MAX - 1) return false;
+    size_t domain = len - tail_len;          /* its digits and ':' */
+    if (domain != 0 && (domain < 5 || name[domain - 1] != ':')) return false;
     size_t at = 0;
-    if (len == 7) { memcpy(out, "0000:", 5); at = 5; }
+    if (domain == 0) {
+        memcpy(out, "0000:", 5);
+        at = 5;
+    }
     for (size_t i = 0; i < len; i++) {
         char c = name[i];
         if (c >= 'A' && c <= 'F') c = (char)(c - 'A' + 'a');
+        char want = i + 1 < domain ? 'x' : i + 1 == domain ? ':' : tail[i - domain];
         bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-        bool ok = shape[i] == 'x' ? hex : shape[i] == 'o' ? c >= '0' && c <= '7' : c == shape[i];
+        bool ok = want == 'x' ? hex : want == 'o' ? c >= '0' && c <= '7' : c == want;
         if (!ok) return false;
         out[at++] = c;
     }
@@ -162,7 +178,7 @@ static int open_device(const char *root, const char *dev)
     if (strchr(dev, '/') || strcmp(dev, ".") == 0 || strcmp(dev, "..") == 0 ||
         strlen(dev) > NAME_LIMIT)
         return -1;
-    char address[13];
+    char address[PCI_ADDRESS_MAX];
     if (pci_address(dev, address)) {
         int dir = open_under_root(root, "/bus/pci/devices/", address);
         if (dir >= 0) return dir;

@@ -1125,6 +1125,16 @@ static void thread_start_afresh(void)
 void nm_heap_after_fork(void)
 {
     if (own_heap_held(nm_thread_self())) thread_start_afresh();
+    /* Only this thread exists in the child: no other has a heap set
+     * (nm_thread_set_heap), whatever the parent's threads had.  Counted
+     * while the heaps still name their arenas (the loop below lets go of
+     * the other threads' heaps). */
+    for (struct nm_heap *h = atomic_load_explicit(&nm_proc.heaps, memory_order_acquire); h;
+         h = h->all_next) {
+        struct nm_arena *a = atomic_load_explicit(&h->arena, memory_order_acquire);
+        if (a && a->owned) atomic_store(&a->set_threads, 0);
+    }
+    if (nm_tls_set_arena) atomic_fetch_add(&nm_tls_set_arena->set_threads, 1);
     uintptr_t self = nm_thread_self();
     atomic_store(&nm_proc.purge.threads, tls_exit_armed ? 1 : 0);
     for (struct nm_heap *h = atomic_load_explicit(&nm_proc.heaps, memory_order_acquire); h;

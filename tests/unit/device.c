@@ -119,11 +119,13 @@ static void two_node_devices(void)
     node_is("nvme0", 1);
     node_is("0000:B3:00.0", 1);     /* upper case hex */
     node_is("0000:3b:00.0", 1);
+    node_is("10000:01:00.0", 1);    /* a domain of 5 digits (Intel VMD) */
     node_is("card0", 1);
     /* no affinity */
     node_is("eth1", -ENXIO);        /* numa_node -1 */
     node_is("0000:00:1f.6", -ENXIO);
     node_is("lo", -ENXIO);          /* devices/virtual */
+    node_is("0000:17:01.0", -ENXIO); /* numa_node 2000: its own answer, not its parent's node 0 */
     node_is("/dev/null", -ENXIO);   /* 1:3, devices/virtual/mem/null */
     /* no such device */
     node_is("ib0", -ENODEV);

@@ -452,6 +452,47 @@ static void case_migrate_input(void)
     printf("migrate: bad input refused with nothing changed\n");
 }
 
+/* A fork child, where only the forking thread exists, counts no other
+ * thread as having the heap set: it can reset and destroy the heap that a
+ * parent thread had set (EBUSY and an abort before). */
+static pthread_barrier_t set_ready, set_done;
+
+static void *set_and_wait(void *h)
+{
+    nm_thread_set_heap(h);
+    free(malloc(100));
+    pthread_barrier_wait(&set_ready);
+    pthread_barrier_wait(&set_done);
+    nm_thread_set_heap(NULL);
+    return NULL;
+}
+
+static void case_fork_set_heap(void)
+{
+    nm_heap_t *h = nm_heap_new(NULL);
+    REQUIRE(h, "nm_heap_new");
+    pthread_barrier_init(&set_ready, NULL, 2);
+    pthread_barrier_init(&set_done, NULL, 2);
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, set_and_wait, h) == 0, "pthread_create");
+    pthread_barrier_wait(&set_ready);
+    pid_t child = fork();
+    REQUIRE(child >= 0, "fork");
+    if (child == 0) {
+        int reset = nm_heap_reset(h);
+        nm_heap_destroy(h);
+        _exit(reset == 0 ? 0 : 3);
+    }
+    int status;
+    REQUIRE(waitpid(child, &status, 0) == child, "waitpid");
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "fork child: reset and destroy of a heap a parent thread had set: %s %d",
+          WIFEXITED(status) ? "exit" : "signal", WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+    pthread_barrier_wait(&set_done);
+    pthread_join(t, NULL);
+    nm_heap_destroy(h);
+}
+
 int main(void)
 {
     case_stats();
@@ -461,5 +502,6 @@ int main(void)
     case_set_heap_exit();
     case_limit_threads();
     case_migrate_input();
+    case_fork_set_heap();
     return nm_test_done();
 }
