@@ -76,7 +76,7 @@ static struct nm_arena *large_arena(size_t size)
  * profiler's countdown says so, a sampled one (prof.h). */
 static void *large_alloc(size_t size, size_t alignment, struct nm_arena *a, bool zero)
 {
-    if (nm_unlikely(nm_prof_counts(size))) {
+    if (nm_unlikely(nm_heap_sample_due(size))) {
         void *p = nm_prof_alloc(a, size, alignment, zero);
         if (p) return p;
     }
@@ -93,7 +93,7 @@ static void *large_resize(struct nm_segment *s, size_t size)
     if (site) {
         if (q) nm_prof_attach(nm_segment_find(q), site, size);
         else nm_prof_attach(s, site, s->prof.size);
-    } else if (q && nm_unlikely(nm_prof_counts(size))) {
+    } else if (q && nm_unlikely(nm_heap_sample_due(size))) {
         nm_prof_adopt(nm_segment_find(q), size);
     }
     return q;

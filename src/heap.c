@@ -1820,10 +1820,10 @@ static nm_noinline void *heap_alloc_counted(struct nm_heap *h, size_t size, size
     /* A thread that moved gets its new node's heap first, as on the fast
      * path's slow branch: a sampled block is placed as the others. */
     if (nm_unlikely(!heap_node_current(h))) h = heap_check_node(h);
-    void *(*sample)(struct nm_arena *, size_t, size_t, bool) =
-        atomic_load_explicit(&nm_proc.sample_alloc, memory_order_relaxed);
-    if (sample && (nm_tls_sample_left -= (int64_t)size) < 0) {
+    if (nm_heap_sample_due(size)) {
         int saved = errno;
+        void *(*sample)(struct nm_arena *, size_t, size_t, bool) =
+            atomic_load_explicit(&nm_proc.sample_alloc, memory_order_relaxed);
         void *p = sample(atomic_load_explicit(&h->arena, memory_order_relaxed), size, alignment, false);
         errno = saved;
         if (p) return p;

@@ -175,6 +175,14 @@ extern __thread struct nm_heap *nm_tls_heap __attribute__((tls_model("initial-ex
  * an allocation that takes it below zero goes to nm_proc.sample_alloc,
  * which draws the next interval. */
 extern __thread int64_t nm_tls_sample_left __attribute__((tls_model("initial-exec")));
+/* Whether the calling thread's allocation of `size` bytes is to be sampled
+ * (the profiler is on and the countdown crosses zero): the one countdown
+ * rule, for the heaps' slow path and for large blocks (alloc.c). */
+static inline bool nm_heap_sample_due(size_t size)
+{
+    return atomic_load_explicit(&nm_proc.sample_alloc, memory_order_relaxed) &&
+           (nm_tls_sample_left -= (int64_t)size) < 0;
+}
 /* The thread's heaps for nm_malloc_onnode, by dense node index (NULL until
  * used), and the kernel node id asked for last with its heap.  The id is
  * kept wider than an int so that "none yet" (NM_NO_LAST_NODE) equals no

@@ -59,7 +59,7 @@ void nm_prof_attach(struct nm_segment *s, uint32_t site, size_t size);
 /* The sampled block of span `s` now holds `size` bytes, in place. */
 void nm_prof_resized(struct nm_segment *s, size_t size);
 /* The block of span `s`, not sampled, was resized to `size` bytes and its
- * thread's countdown crossed zero (nm_prof_counts): sample it now, with
+ * thread's countdown crossed zero (heap.h: nm_heap_sample_due): sample it now, with
  * the caller's stack (a realloc that resizes counts as an allocation of
  * its new size). */
 void nm_prof_adopt(struct nm_segment *s, size_t size);
@@ -67,14 +67,6 @@ void nm_prof_adopt(struct nm_segment *s, size_t size);
  * (nm_heap_destroy): its live samples count as freed and leave the
  * tables. */
 void nm_prof_forget_arena(const struct nm_arena *a);
-
-/* Whether the calling thread's allocation of `size` bytes is to be
- * sampled (for large blocks, which do not pass a heap's slow path). */
-static inline bool nm_prof_counts(size_t size)
-{
-    return atomic_load_explicit(&nm_proc.sample_alloc, memory_order_relaxed) &&
-           (nm_tls_sample_left -= (int64_t)size) < 0;
-}
 
 /* fork: the parent holds the profiler's lock across it when it can have
  * it within a few milliseconds, so the child's tables are whole; else the
