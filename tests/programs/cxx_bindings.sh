@@ -5,7 +5,8 @@
 # std::map and std::pmr containers on each binding (local, a node, a heap,
 # a policy), every block checked by the kernel's policy of its page and
 # nm_where; equality, rebind, swap, numamalloc::heap, and the exceptions.
-# The header also compiles alone, and with clang++ where installed.
+# The header also compiles alone (with and without RTTI), and with clang++
+# where installed.
 # Skipped (77) without g++.
 set -u
 root=${NM_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -21,6 +22,9 @@ for cxx in g++ clang++; do
     command -v $cxx >/dev/null || { echo "note: no $cxx"; continue; }
     echo '#include <numamalloc.hpp>' | $cxx "${flags[@]}" -x c++ -fsyntax-only - ||
         bad "numamalloc.hpp does not compile on its own with $cxx"
+    # Projects that build without RTTI include it too.
+    echo '#include <numamalloc.hpp>' | $cxx "${flags[@]}" -fno-rtti -x c++ -fsyntax-only - ||
+        bad "numamalloc.hpp does not compile with $cxx -fno-rtti"
 done
 g++ "${flags[@]}" "$root/tests/programs/data/cxx_bindings.cc" -o "$tmp/cxx_bindings" \
     -L"$build" -lnumamalloc -Wl,-rpath,"$build" || { echo "FAIL: cannot build cxx_bindings.cc"; exit 1; }

@@ -2,12 +2,17 @@
  * growth by mremap that moves pages instead of copying them (checked with
  * the physical frame numbers in /proc/self/pagemap when we may read them),
  * growth into the free units of the span's chunk, reuse of the units a
- * moved span left, the per-node span cache, and shrinking. */
+ * moved span left, the per-node span cache, and shrinking.  The cache
+ * keeps the spans of every arena but gives each only to a block of its own
+ * arena: a freed nm_malloc_onnode block (bound) is reused by the next one
+ * on that node, never by a plain malloc (placed by first touch), and the
+ * other way round. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -64,6 +69,18 @@ static long huge_kib_in(const void *p, size_t len)
     }
     fclose(f);
     return total;
+}
+
+/* The memory policy the kernel applies at `p` (get_mempolicy MPOL_F_ADDR;
+ * raw, no libnuma): MPOL_DEFAULT_MODE, MPOL_BIND_MODE, ... or -1. */
+enum { MPOL_DEFAULT_MODE = 0, MPOL_BIND_MODE = 2, MPOL_F_ADDR_FLAG = 2 };
+
+static int page_policy(void *p)
+{
+    int mode = -1;
+    unsigned long mask[1024 / (8 * sizeof(unsigned long))] = { 0 };
+    if (syscall(SYS_get_mempolicy, &mode, mask, 1024 + 1, p, MPOL_F_ADDR_FLAG) != 0) return -1;
+    return mode;
 }
 
 int main(void)
@@ -264,5 +281,30 @@ int main(void)
         h8 = h35;
     }
     nm_free(h8);
+
+    /* The span cache by arena: each span again for a block of its own
+     * arena, in both orders.  The kernel's policy of the block's page says
+     * which span it got (a span keeps the binding it was mapped with). */
+    int node = nm_current_node();
+    for (int round = 0; round < 8; round++) {
+        nm_trim();   /* the caches empty: the span freed next is the one there */
+        void *bound = nm_malloc_onnode(MiB, node);
+        REQUIRE(bound != NULL);
+        CHECK(page_policy(bound) == MPOL_BIND_MODE, "round %d: nm_malloc_onnode's block is not bound", round);
+        nm_free(bound);
+        void *plain = nm_malloc(MiB);
+        REQUIRE(plain != NULL);
+        CHECK(page_policy(plain) == MPOL_DEFAULT_MODE, "round %d: a plain 1 MiB block took a bound span", round);
+        nm_free(plain);
+        nm_trim();
+        plain = nm_malloc(MiB);
+        REQUIRE(plain != NULL);
+        nm_free(plain);
+        bound = nm_malloc_onnode(MiB, node);
+        REQUIRE(bound != NULL);
+        CHECK(page_policy(bound) == MPOL_BIND_MODE, "round %d: a node's 1 MiB block took a first-touch span",
+              round);
+        nm_free(bound);
+    }
     return nm_test_done();
 }
