@@ -16,7 +16,9 @@
  * after "prof ", with the addresses of the three functions ("site NAME
  * ADDRESS") and the two nodes ("nodes FIRST SECOND"), for the host to
  * read; the pointers are kept in mmap'd memory, so nothing else of the
- * program allocates. */
+ * program allocates.  Then, with the profile written: a sampled 24-byte
+ * block grown to 1 MiB with realloc must have the kernel policy of a plain
+ * 1 MiB block (first touch), not its thread heap's binding. */
 #include "guest.h"
 
 #include <dlfcn.h>
@@ -86,6 +88,14 @@ static void *second_node_work(void *arg)
 }
 
 
+/* The kernel's memory policy at `p` (get_mempolicy MPOL_F_ADDR), or -1. */
+static int page_policy(void *p)
+{
+    int mode = -1;
+    unsigned long mask[1024 / (8 * sizeof(unsigned long))] = { 0 };
+    return syscall(SYS_get_mempolicy, &mode, mask, 1024 + 1, p, 2 /* MPOL_F_ADDR */) == 0 ? mode : -1;
+}
+
 int main(void)
 {
     load_topology();
@@ -116,5 +126,16 @@ int main(void)
     while (fgets(line, sizeof line, f)) printf("prof %s", line);
     fclose(f);
     fflush(stdout);
+    /* A sampled small block (a span of its own) grown past 256 KiB goes
+     * where a large block goes, as an unsampled one would: placed by first
+     * touch (the kernel's default policy), not kept in the thread heap's
+     * bound arena. */
+    void *small = malloc(24);
+    void *grown = realloc(small, 1 << 20), *large = malloc(1 << 20);
+    REQUIRE(grown && large, "malloc/realloc");
+    int grown_mode = page_policy(grown), large_mode = page_policy(large);
+    printf("realloc 24 B -> 1 MiB: policy %d, a 1 MiB malloc: %d\n", grown_mode, large_mode);
+    CHECK(grown_mode == large_mode, "a sampled small block grown to 1 MiB kept its heap's binding (%d, not %d)",
+          grown_mode, large_mode);
     return nm_test_done();
 }
