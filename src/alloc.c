@@ -197,10 +197,8 @@ static void free_live(const struct block_ref *ref, void *p, const char *fn)
         if (nm_unlikely(ref->segment->prof.site)) nm_prof_free(ref->segment);
         if (!nm_large_free(ref->segment)) report_double_free(fn, p);
         nm_heap_tick();
-    } else if (nm_proc.secure) {
-        nm_heap_free_secure(ref->segment, ref->page, p);
     } else {
-        nm_heap_free(ref->segment, ref->page, p);
+        nm_heap_free_block(ref->segment, ref->page, p);
     }
 }
 

@@ -100,8 +100,7 @@ static inline void nm_free_inline(void *p)
         struct nm_page *pg = nm_page_of_shift(s, p, kind);
         struct nm_block *b = p;
         if (nm_likely(nm_page_is_block(pg, p) && !nm_block_is_free(b))) {
-            if (nm_unlikely(nm_proc.secure)) nm_heap_free_secure(s, pg, b);
-            else nm_heap_free(s, pg, b);
+            nm_heap_free_block(s, pg, b);
             return;
         }
     }

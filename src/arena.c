@@ -183,7 +183,7 @@ void nm_arena_cache_segment(struct nm_segment *s)
     struct nm_arena *a = s->arena;   /* once pushed, the segment is another thread's */
     struct nm_node_state *ns = &nm_proc.nodes[a->node];
     uint64_t now = nm_os_now_ms();
-    atomic_store_explicit(&s->thread, 0, memory_order_relaxed);
+    nm_segment_set_thread(s, 0);
     atomic_store_explicit(&s->heap, NULL, memory_order_relaxed);
     atomic_fetch_sub_explicit(&ns->segments, 1, memory_order_relaxed);
     /* Purged pages of the segment were counted as decommitted; from here on
@@ -211,7 +211,7 @@ void nm_arena_cache_segment(struct nm_segment *s)
 
 void nm_arena_abandon(struct nm_segment *s)
 {
-    atomic_store_explicit(&s->thread, 0, memory_order_relaxed);
+    nm_segment_set_thread(s, 0);
     atomic_store_explicit(&s->heap, NULL, memory_order_release);
     s->heap_next = s->heap_prev = NULL;
     atomic_fetch_add_explicit(&nm_proc.counters.abandoned, 1, memory_order_relaxed);

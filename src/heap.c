@@ -287,6 +287,7 @@ static bool segment_page_release(struct nm_segment *s, struct nm_page *pg, uint6
     atomic_fetch_sub_explicit(&nm_proc.nodes[s->node].in_use, (size_t)1 << s->page_shift,
                               memory_order_relaxed);
     pg->state = NM_PAGE_FREE;
+    nm_page_sync_owner(pg);
     pg->free = NULL;
     pg->block_size = 0;
     atomic_store_explicit(&pg->carved, 0, memory_order_relaxed);
@@ -384,7 +385,7 @@ static struct nm_page *page_take(struct nm_heap *h, struct nm_segment *s, unsign
 static void segment_own(struct nm_heap *h, struct nm_segment *s)
 {
     atomic_store_explicit(&s->heap, h, memory_order_release);
-    atomic_store_explicit(&s->thread, h->thread, memory_order_release);
+    nm_segment_set_thread(s, h->thread);
 }
 
 /* Take over an abandoned segment: collect its remote frees, release empty
@@ -402,11 +403,13 @@ static void heap_adopt(struct nm_heap *h, struct nm_segment *s)
         pg->next = pg->prev = NULL;
         if (pg->used == 0) {
             pg->state = NM_PAGE_QUEUED;   /* not linked: page_release only counts */
+            nm_page_sync_owner(pg);
             if (page_release(h, s, pg, now)) return;
         } else if (pg->free || nm_page_capacity(pg) < pg->reserved) {
             nm_queue_push_page_back(h, pg);
         } else {
             pg->state = NM_PAGE_FULL;
+            nm_page_sync_owner(pg);
             nm_queue_push_back(&h->full, pg);
         }
     }
@@ -530,6 +533,25 @@ void nm_heap_note_free(const struct nm_segment *s)
          * nm_heap_empty: counted process-wide. */
         atomic_fetch_add_explicit(&nm_proc.counters.cross_node_frees, 1, memory_order_relaxed);
     }
+}
+
+void nm_heap_free_nonlocal(struct nm_segment *s, struct nm_page *pg, struct nm_block *b)
+{
+    if (atomic_load_explicit(&s->thread, memory_order_relaxed) != nm_thread_self()) {
+        nm_heap_free_other(s, pg, b);
+    } else if (pg->state == NM_PAGE_FULL) {
+        /* Back to its queue under the heap's lock, before the count
+         * changes (nm_heap_free_local). */
+        nm_heap_free_to_full(atomic_load_explicit(&s->heap, memory_order_relaxed), pg, b);
+    } else {
+        nm_heap_free_local(s, pg, b);   /* queued, in secure mode */
+    }
+}
+
+void nm_heap_free_slow(struct nm_segment *s, struct nm_page *pg, struct nm_block *b)
+{
+    if (nm_proc.secure) nm_heap_free_secure(s, pg, b);
+    else nm_heap_free_nonlocal(s, pg, b);
 }
 
 void nm_heap_free_other(struct nm_segment *s, struct nm_page *pg, struct nm_block *b)
@@ -1066,7 +1088,7 @@ static void heap_park(struct nm_heap *h)
     heap_release_unused(h);
     for (int kind = 0; kind < 2; kind++)
         for (struct nm_segment *s = h->segments[kind]; s; s = s->heap_next)
-            atomic_store_explicit(&s->thread, 0, memory_order_release);
+            nm_segment_set_thread(s, 0);
     __atomic_store_n(&h->thread, 0, __ATOMIC_RELAXED);   /* purges read it (nm_heap_purge) */
     atomic_store_explicit(&h->parked_ms, nm_os_now_ms(), memory_order_relaxed);
     heap_leave(h);
@@ -1081,7 +1103,7 @@ static void heap_take_over(struct nm_heap *h)
     __atomic_store_n(&h->thread, nm_thread_self(), __ATOMIC_RELAXED);
     for (int kind = 0; kind < 2; kind++)
         for (struct nm_segment *s = h->segments[kind]; s; s = s->heap_next)
-            atomic_store_explicit(&s->thread, h->thread, memory_order_release);
+            nm_segment_set_thread(s, h->thread);
     node_watch(h, atomic_load_explicit(&h->arena, memory_order_relaxed));
     h->next_maintenance_ms = 0;
     heap_leave(h);

@@ -420,43 +420,61 @@ static inline void *nm_heap_alloc_aligned(struct nm_heap *h, size_t size, size_t
     return nm_heap_alloc_in_class(h, nm_aligned_class(size, alignment), size, alignment);
 }
 
-/* Free block `b` of page `pg` in segment `s` (already validated).  Local
- * when the segment belongs to one of the calling thread's heaps. */
+/* Free block `b` of page `pg` in segment `s` (validated) for the calling
+ * thread, whose page it is (pg->local_owner is the thread's: queued in one
+ * of its heaps, not full, not secure mode). */
+static inline void nm_heap_free_local(struct nm_segment *s, struct nm_page *pg, struct nm_block *b)
+{
+    /* Read before the count changes: not first in its queue (prev != NULL;
+     * a purge unlinking the page before it stores prev atomically,
+     * page_queue.c).  Once the count changes, a purge may release the page
+     * when every other block of it was freed by other threads.  The first
+     * page stays when it empties (a malloc/free loop must not cycle pages;
+     * maintenance releases it if it idles). */
+    bool not_first = __atomic_load_n(&pg->prev, __ATOMIC_RELAXED) != NULL;
+    /* Freed again after the program erased its mark (its encoding): it is
+     * still first on the list, or no block of the page is out. */
+    if (nm_unlikely(pg->free == b || pg->used == 0)) {
+        nm_heap_double_free(b);
+        return;
+    }
+    nm_block_set_next(b, pg->free);
+    pg->free = b;
+    /* Released: a purge that reads the new count sees the block on the
+     * free list (nm_heap_purge). */
+    uint32_t used = pg->used - 1;
+    __atomic_store_n(&pg->used, used, __ATOMIC_RELEASE);
+    /* Empty now (a purge never takes a page with no remote blocks): give
+     * it back to its segment. */
+    if (nm_unlikely(used == 0 && not_first))
+        nm_heap_page_freed(atomic_load_explicit(&s->heap, memory_order_relaxed), pg);
+}
+
+/* The free of a block whose page is not local (pg->local_owner): a full
+ * page of the thread's own (back to its queue), a page of another thread
+ * (foreign list or remote push), or any page in secure mode. */
+void nm_heap_free_nonlocal(struct nm_segment *s, struct nm_page *pg, struct nm_block *b);
+
+/* Free block `b` of page `pg` in segment `s` (validated), past secure
+ * mode's quarantine (which calls this to free for good). */
 static inline void nm_heap_free(struct nm_segment *s, struct nm_page *pg, struct nm_block *b)
 {
-    if (nm_likely(atomic_load_explicit(&s->thread, memory_order_relaxed) == nm_thread_self())) {
-        struct nm_heap *h = atomic_load_explicit(&s->heap, memory_order_relaxed);
-        /* A full page goes back to its queue: under the heap's lock, before
-         * the count changes (once it does, a purge may release the page
-         * when every other block of it was freed by other threads). */
-        if (nm_unlikely(pg->state == NM_PAGE_FULL)) {
-            nm_heap_free_to_full(h, pg, b);
-            return;
-        }
-        /* Read before the count changes, for the same reason: not first in
-         * its queue (prev != NULL; a purge unlinking the page before it
-         * stores prev atomically, page_queue.c).  The first page stays when
-         * it empties (a malloc/free loop must not cycle pages; maintenance
-         * releases it if it idles). */
-        bool not_first = __atomic_load_n(&pg->prev, __ATOMIC_RELAXED) != NULL;
-        /* Freed again after the program erased its mark (its encoding): it
-         * is still first on the list, or no block of the page is out. */
-        if (nm_unlikely(pg->free == b || pg->used == 0)) {
-            nm_heap_double_free(b);
-            return;
-        }
-        nm_block_set_next(b, pg->free);
-        pg->free = b;
-        /* Released: a purge that reads the new count sees the block on the
-         * free list (nm_heap_purge). */
-        uint32_t used = pg->used - 1;
-        __atomic_store_n(&pg->used, used, __ATOMIC_RELEASE);
-        /* Empty now (a purge never takes a page with no remote blocks): give
-         * it back to its segment. */
-        if (nm_unlikely(used == 0 && not_first)) nm_heap_page_freed(h, pg);
-    } else {
-        nm_heap_free_other(s, pg, b);
-    }
+    if (nm_likely(atomic_load_explicit(&pg->local_owner, memory_order_relaxed) == nm_thread_self()))
+        nm_heap_free_local(s, pg, b);
+    else
+        nm_heap_free_nonlocal(s, pg, b);
+}
+
+/* free() of validated block `b`: one compare for the common case, the
+ * calling thread's own queued page outside secure mode; everything else
+ * (secure mode's quarantine included) in nm_heap_free_slow. */
+void nm_heap_free_slow(struct nm_segment *s, struct nm_page *pg, struct nm_block *b);
+static inline void nm_heap_free_block(struct nm_segment *s, struct nm_page *pg, struct nm_block *b)
+{
+    if (nm_likely(atomic_load_explicit(&pg->local_owner, memory_order_relaxed) == nm_thread_self()))
+        nm_heap_free_local(s, pg, b);
+    else
+        nm_heap_free_slow(s, pg, b);
 }
 
 #endif

@@ -45,6 +45,7 @@ void nm_page_format(struct nm_segment *s, size_t index, unsigned cls)
     pg->reserved = (uint16_t)((page_size - offset - nm_page_guard(s, index)) / block);
     pg->size_class = (uint8_t)cls;
     atomic_store_explicit(&pg->remote, NULL, memory_order_relaxed);
+    atomic_store_explicit(&pg->local_owner, 0, memory_order_relaxed);
     pg->next = pg->prev = NULL;
 }
 

@@ -71,6 +71,7 @@ void nm_queue_unlink(struct nm_heap *h, struct nm_page *pg)
 void nm_queue_push_page_front(struct nm_heap *h, struct nm_page *pg)
 {
     pg->state = NM_PAGE_QUEUED;
+    nm_page_sync_owner(pg);
     queue_push_front(&h->queue[pg->size_class], pg);
     nm_queue_direct_update(h, pg->size_class);
 }
@@ -78,6 +79,7 @@ void nm_queue_push_page_front(struct nm_heap *h, struct nm_page *pg)
 void nm_queue_push_page_back(struct nm_heap *h, struct nm_page *pg)
 {
     pg->state = NM_PAGE_QUEUED;
+    nm_page_sync_owner(pg);
     bool empty = h->queue[pg->size_class].first == NULL;
     nm_queue_push_back(&h->queue[pg->size_class], pg);
     if (empty) nm_queue_direct_update(h, pg->size_class);
@@ -87,6 +89,7 @@ void nm_queue_to_full(struct nm_heap *h, struct nm_page *pg)
 {
     nm_queue_unlink(h, pg);
     pg->state = NM_PAGE_FULL;
+    nm_page_sync_owner(pg);
     nm_queue_push_back(&h->full, pg);
 }
 

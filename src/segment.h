@@ -95,10 +95,11 @@ enum nm_page_state { NM_PAGE_FREE, NM_PAGE_QUEUED, NM_PAGE_FULL };
  * lines, split by who writes them.  The first is the owner's, written by
  * every malloc and local free; the second is read by every free, whichever
  * thread frees (the block check), and written by the owner only when it
- * carves more blocks (`carved`) or formats the page, and by other threads'
- * frees that push onto `remote` (those their own foreign lists do not
- * keep, heap.h).  A thread freeing blocks of another thread's page so
- * reads a line that the owner's allocations leave alone. */
+ * carves more blocks (`carved`), formats the page or changes its state or
+ * owner (`local_owner`), and by other threads' frees that push onto
+ * `remote` (those their own foreign lists do not keep, heap.h).  A thread
+ * freeing blocks of another thread's page so reads a line that the
+ * owner's allocations leave alone. */
 struct nm_page {
     /* The owner's line. */
     struct nm_block *free;          /* blocks the owner hands out next */
@@ -121,6 +122,15 @@ struct nm_page {
     uint16_t reserved;              /* blocks that fit in the page (at most 4096) */
     uint8_t size_class;
     _Atomic(struct nm_block *) remote;   /* pushed by other threads, collected by owner */
+    /* What free compares with nm_thread_self() to know, in one compare,
+     * that the block is its own and needs nothing special (heap.h:
+     * nm_heap_free_block):
+     *   local_owner == (state == NM_PAGE_QUEUED && !secure mode ? segment's thread : 0)
+     * kept by nm_page_sync_owner wherever either side changes (a page
+     * queued, filled, released; a segment owned, parked, taken over,
+     * abandoned, cached).  Relaxed: other threads only ever find a value
+     * that is not theirs. */
+    _Atomic uintptr_t local_owner;
 };
 
 _Static_assert(sizeof(struct nm_page) == 128, "page metadata is two cache lines");
@@ -307,6 +317,23 @@ static inline struct nm_page *nm_page_of(struct nm_segment *s, const void *p)
 static inline struct nm_page *nm_page_of_shift(struct nm_segment *s, const void *p, unsigned shift)
 {
     return &s->pages[((uintptr_t)p & (NM_SEGMENT_SIZE - 1)) >> shift];
+}
+
+/* Set page `pg`'s local_owner from its state and its segment's thread
+ * (struct nm_page). */
+static inline void nm_page_sync_owner(struct nm_page *pg)
+{
+    uintptr_t owner = 0;
+    if (pg->state == NM_PAGE_QUEUED && !nm_proc.secure)
+        owner = atomic_load_explicit(&nm_segment_of(pg)->thread, memory_order_relaxed);
+    atomic_store_explicit(&pg->local_owner, owner, memory_order_relaxed);
+}
+
+/* Segment `s` belongs to the thread named `thread` now (0: to none). */
+static inline void nm_segment_set_thread(struct nm_segment *s, uintptr_t thread)
+{
+    atomic_store_explicit(&s->thread, thread, memory_order_release);
+    for (size_t i = 0; i < s->page_count; i++) nm_page_sync_owner(&s->pages[i]);
 }
 
 static inline uint8_t *nm_page_base(struct nm_segment *s, size_t index)

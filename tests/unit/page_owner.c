@@ -1,0 +1,174 @@
+/* page_owner.c — the word free compares with its thread (segment.h:
+ * struct nm_page, local_owner):
+ *
+ *   local_owner == (state == NM_PAGE_QUEUED && !secure mode ? segment's thread : 0)
+ *
+ * free takes its one-compare path only when the word names the calling
+ * thread; a word left naming a thread after its page filled, or after its
+ * segment went to another thread, would send a free past the full list or
+ * into another thread's page.  The pattern is a server's: a worker fills
+ * pages of a class, frees some itself and hands the rest to another thread,
+ * exits; a new worker takes its heap over and frees the old worker's
+ * blocks; nm_trim gives parked heaps' segments to their arena and a later
+ * thread adopts them.  After each step every page of every heap, and the
+ * page of every block still live, must satisfy the equation; and every
+ * block frees and comes back intact.  The same again in secure mode, where
+ * no page names a thread (its frees all go through the quarantine). */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../testutil.h"
+#include "numamalloc.h"
+#include "heap.h"
+
+enum { SIZE = 512, BLOCKS = 4096 };   /* 32 pages of 64 KiB, most of them full */
+
+static void *blocks[BLOCKS];
+static unsigned char tags[BLOCKS];   /* what block i was filled with */
+static int checked_pages;
+
+static uintptr_t expected_owner(const struct nm_page *pg)
+{
+    const struct nm_segment *s = nm_segment_of(pg);
+    if (pg->state != NM_PAGE_QUEUED || nm_proc.secure) return 0;
+    return atomic_load_explicit(&s->thread, memory_order_relaxed);
+}
+
+static void check_page(const struct nm_page *pg, const char *when)
+{
+    uintptr_t have = atomic_load_explicit(&pg->local_owner, memory_order_relaxed);
+    CHECK(have == expected_owner(pg), "%s: page %p (state %d, segment thread %lu) names thread %lu",
+          when, (const void *)pg, pg->state,
+          (unsigned long)atomic_load(&nm_segment_of(pg)->thread), (unsigned long)have);
+    checked_pages++;
+}
+
+/* Every page of every heap's segments, and the page of every live block
+ * (also in abandoned segments, which no heap lists). */
+static void check_all(const char *when)
+{
+    checked_pages = 0;
+    for (struct nm_heap *h = atomic_load(&nm_proc.heaps); h; h = h->all_next)
+        for (int kind = 0; kind < 2; kind++)
+            for (struct nm_segment *s = h->segments[kind]; s; s = s->heap_next)
+                for (size_t i = 0; i < s->page_count; i++) check_page(&s->pages[i], when);
+    for (int i = 0; i < BLOCKS; i++)
+        if (blocks[i]) check_page(nm_page_of(nm_segment_of(blocks[i]), blocks[i]), when);
+    CHECK(checked_pages > 0, "%s: no page looked at", when);
+}
+
+/* Fill the empty slots in [from, to) with new blocks written with `tag`. */
+static void fill(int from, int to, unsigned char tag)
+{
+    for (int i = from; i < to; i++) {
+        if (blocks[i]) continue;
+        blocks[i] = malloc(SIZE);
+        REQUIRE(blocks[i], "malloc(%d)", SIZE);
+        memset(blocks[i], tag, SIZE);
+        tags[i] = tag;
+    }
+}
+
+/* Free the blocks of every `step`th slot from `from`, checked intact. */
+static void drop(int from, int to, int step)
+{
+    for (int i = from; i < to; i += step) {
+        if (!blocks[i]) continue;
+        const unsigned char *b = blocks[i];
+        CHECK(b[0] == tags[i] && b[SIZE - 1] == tags[i], "block %d at %p: %#x..%#x, not %#x", i,
+              blocks[i], b[0], b[SIZE - 1], tags[i]);
+        free(blocks[i]);
+        blocks[i] = NULL;
+    }
+}
+
+/* A worker: fills every slot, checks, frees every fourth block itself
+ * (pages leave the full list), checks again, and exits with the rest live. */
+static void *first_worker(void *arg)
+{
+    (void)arg;
+    fill(0, BLOCKS, 0x11);
+    check_all("worker filled its pages");
+    drop(0, BLOCKS, 4);
+    check_all("worker freed a quarter of its blocks itself");
+    return NULL;
+}
+
+/* Another thread frees every other block left: remote frees. */
+static void *remote_freer(void *arg)
+{
+    (void)arg;
+    drop(1, BLOCKS, 4);
+    return NULL;
+}
+
+/* The next worker takes the parked heap over: frees old blocks (its own now),
+ * refills the slots, and exits. */
+static void *next_worker(void *arg)
+{
+    (void)arg;
+    check_all("worker took the parked heap over");
+    drop(2, BLOCKS, 4);
+    fill(0, BLOCKS, 0x22);
+    check_all("worker collected remote frees and refilled");
+    return NULL;
+}
+
+/* A thread after nm_trim: adopts the abandoned segments as it allocates. */
+static void *adopter(void *arg)
+{
+    (void)arg;
+    void *mine[BLOCKS / 4];
+    for (int i = 0; i < BLOCKS / 4; i++) {
+        mine[i] = malloc(SIZE);
+        REQUIRE(mine[i]);
+        memset(mine[i], 0x33, SIZE);
+    }
+    check_all("thread adopted abandoned segments");
+    drop(0, BLOCKS, 1);   /* every block of the earlier workers */
+    check_all("adopting thread freed the earlier workers' blocks");
+    for (int i = 0; i < BLOCKS / 4; i++) free(mine[i]);
+    return NULL;
+}
+
+static void run(void *(*fn)(void *))
+{
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, fn, NULL) == 0);
+    REQUIRE(pthread_join(t, NULL) == 0);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 1) {   /* the secure-mode run, in a child that reads its options anew */
+        pid_t pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            setenv("NUMAMALLOC_SECURE", "1", 1);
+            execl("/proc/self/exe", argv[0], "--secure", (char *)NULL);
+            _exit(127);
+        }
+        int status;
+        REQUIRE(waitpid(pid, &status, 0) == pid);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "secure mode: status %#x", status);
+    }
+    free(malloc(16));   /* the main thread's heap first */
+    if (argc == 2) REQUIRE(nm_proc.secure, "NUMAMALLOC_SECURE=1 did not take");
+    run(first_worker);
+    check_all("worker exited (heap parked)");
+    run(remote_freer);
+    check_all("remote frees while the heap is parked");
+    run(next_worker);
+    check_all("second worker exited");
+    nm_trim();   /* parked heaps give their segments to the arena */
+    check_all("nm_trim");
+    run(adopter);
+    check_all("end");
+    return nm_test_done();
+}
