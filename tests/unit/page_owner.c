@@ -10,7 +10,10 @@
  * pages of a class, frees some itself and hands the rest to another thread,
  * exits; a new worker takes its heap over and frees the old worker's
  * blocks; nm_trim gives parked heaps' segments to their arena and a later
- * thread adopts them.  After each step every page of every heap, and the
+ * thread adopts them; a thread that uses more nm_heap_new heaps than it
+ * keeps caches for gives up the cache of one while it lives, with blocks
+ * still in it, and frees them later.  After each step every page of every
+ * heap, and the
  * page of every block still live, must satisfy the equation; and every
  * block frees and comes back intact.  The same again in secure mode, where
  * no page names a thread (its frees all go through the quarantine). */
@@ -137,6 +140,48 @@ static void *adopter(void *arg)
     return NULL;
 }
 
+/* More user heaps than a thread keeps caches for (heap.h: NM_USER_SLOTS):
+ * using a heap whose slot another one holds abandons that one's segments
+ * while the thread runs on, its blocks live.  Their pages name no thread;
+ * the thread frees them later as another thread's blocks. */
+enum { USER_HEAPS = 2 * NM_USER_SLOTS + 1, USER_BLOCKS = 200 };
+static void *user_blocks[USER_HEAPS][USER_BLOCKS];
+
+static void check_user_blocks(const char *when)
+{
+    for (int k = 0; k < USER_HEAPS; k++)
+        for (int i = 0; i < USER_BLOCKS; i++)
+            if (user_blocks[k][i])
+                check_page(nm_page_of(nm_segment_of(user_blocks[k][i]), user_blocks[k][i]), when);
+}
+
+static void *user_heaps(void *arg)
+{
+    (void)arg;
+    nm_heap_t *heaps[USER_HEAPS];
+    for (int k = 0; k < USER_HEAPS; k++) {
+        heaps[k] = nm_heap_new(NULL);
+        REQUIRE(heaps[k], "nm_heap_new");
+        for (int i = 0; i < USER_BLOCKS; i++) {
+            user_blocks[k][i] = nm_heap_malloc(heaps[k], SIZE);
+            REQUIRE(user_blocks[k][i]);
+            memset(user_blocks[k][i], 0x40 + k, SIZE);
+        }
+        check_user_blocks("user heaps taking each other's caches");
+    }
+    for (int k = 0; k < USER_HEAPS; k++)
+        for (int i = 0; i < USER_BLOCKS; i++) {
+            const unsigned char *b = user_blocks[k][i];
+            CHECK(b[0] == 0x40 + k && b[SIZE - 1] == 0x40 + k, "user block %d/%d at %p changed", k,
+                  i, user_blocks[k][i]);
+            free(user_blocks[k][i]);
+            user_blocks[k][i] = NULL;
+            if (i % 50 == 0) check_user_blocks("user heaps' blocks freed");
+        }
+    for (int k = 0; k < USER_HEAPS; k++) nm_heap_destroy(heaps[k]);
+    return NULL;
+}
+
 static void run(void *(*fn)(void *))
 {
     pthread_t t;
@@ -169,6 +214,8 @@ int main(int argc, char **argv)
     nm_trim();   /* parked heaps give their segments to the arena */
     check_all("nm_trim");
     run(adopter);
+    check_all("adopting thread exited");
+    run(user_heaps);
     check_all("end");
     return nm_test_done();
 }
