@@ -544,7 +544,7 @@ void nm_heap_free_nonlocal(struct nm_segment *s, struct nm_page *pg, struct nm_b
          * changes (nm_heap_free_local). */
         nm_heap_free_to_full(atomic_load_explicit(&s->heap, memory_order_relaxed), pg, b);
     } else {
-        nm_heap_free_local(s, pg, b);   /* queued, in secure mode */
+        nm_heap_free_local(s, pg, b);   /* not full: queued in secure mode */
     }
 }
 
@@ -1541,9 +1541,11 @@ static struct nm_block *heap_foreign_take_idle(struct nm_heap *h, uint64_t now_m
         if (!atomic_load_explicit(&h->foreign[c].head, memory_order_relaxed) &&
             !(touched & (1ull << c)))
             continue;
+        /* The time since in 32 bits, as segments' retired_ms. */
         if ((touched & (1ull << c)) && !force)
-            h->foreign_seen_ms[c] = now_ms;
-        else if (nm_purge_due(h->foreign_seen_ms[c], now_ms, nm_opt.purge_delay_ms, force))
+            h->foreign_seen_ms[c] = (uint32_t)now_ms;
+        else if (nm_purge_due(0, (uint32_t)now_ms - h->foreign_seen_ms[c], nm_opt.purge_delay_ms,
+                              force))
             idle |= 1ull << c;
         if (!(idle & (1ull << c))) *waiting = true;
     }

@@ -96,7 +96,8 @@ struct nm_heap {
     _Atomic uint32_t foreign_steal;            /* a purge is taking them */
     _Atomic uint64_t foreign_touched;          /* bit c: list c pushed or popped since a
                                                   purge looked */
-    uint64_t foreign_seen_ms[NM_SMALL_CLASSES];/* a purge last saw list c touched (purge's) */
+    uint32_t foreign_seen_ms[NM_SMALL_CLASSES];/* a purge last saw list c touched (purge's;
+                                                  the ms clock's low 32 bits) */
 
     /* Secure mode (NUMAMALLOC_SECURE; heap.c): the last NM_QUARANTINE
      * blocks the thread freed, oldest at quarantine_next, not yet on any
@@ -145,6 +146,9 @@ struct nm_heap {
                                                   relaxed: purges read it unlocked) */
     struct nm_heap *all_next;                  /* every heap ever made (never freed) */
 };
+
+/* Two pages: what each thread touches for its heap. */
+_Static_assert(sizeof(struct nm_heap) <= 2 * NM_OS_PAGE, "a heap fits in two pages");
 
 #define NM_HEAP_PURGING 0x80000000u
 
@@ -421,8 +425,10 @@ static inline void *nm_heap_alloc_aligned(struct nm_heap *h, size_t size, size_t
 }
 
 /* Free block `b` of page `pg` in segment `s` (validated) for the calling
- * thread, whose page it is (pg->local_owner is the thread's: queued in one
- * of its heaps, not full, not secure mode). */
+ * thread, which owns the segment, onto the page's own list: a page that is
+ * not full (full pages take nm_heap_free_to_full).  The fast path comes
+ * here when pg->local_owner names the thread; nm_heap_free_nonlocal for
+ * the other pages of the thread's that are not full (secure mode). */
 static inline void nm_heap_free_local(struct nm_segment *s, struct nm_page *pg, struct nm_block *b)
 {
     /* Read before the count changes: not first in its queue (prev != NULL;
@@ -456,7 +462,8 @@ static inline void nm_heap_free_local(struct nm_segment *s, struct nm_page *pg, 
 void nm_heap_free_nonlocal(struct nm_segment *s, struct nm_page *pg, struct nm_block *b);
 
 /* Free block `b` of page `pg` in segment `s` (validated), past secure
- * mode's quarantine (which calls this to free for good). */
+ * mode's quarantine: for the quarantine releasing a block and for foreign
+ * blocks going back to their pages. */
 static inline void nm_heap_free(struct nm_segment *s, struct nm_page *pg, struct nm_block *b)
 {
     if (nm_likely(atomic_load_explicit(&pg->local_owner, memory_order_relaxed) == nm_thread_self()))

@@ -95,16 +95,19 @@ enum nm_page_state { NM_PAGE_FREE, NM_PAGE_QUEUED, NM_PAGE_FULL };
  * lines, split by who writes them.  The first is the owner's, written by
  * every malloc and local free; the second is read by every free, whichever
  * thread frees (the block check), and written by the owner only when it
- * carves more blocks (`carved`), formats the page or changes its state or
- * owner (`local_owner`), and by other threads' frees that push onto
- * `remote` (those their own foreign lists do not keep, heap.h).  A thread
+ * carves more blocks (`carved`) or formats the page, by whoever changes
+ * the page's state or its segment's owner (`local_owner`: the owner, a
+ * purge releasing the page or abandoning a parked heap, a thread adopting
+ * the segment), and by other threads' frees that push onto `remote` (those
+ * their own foreign lists do not keep, heap.h).  A thread
  * freeing blocks of another thread's page so reads a line that the
  * owner's allocations leave alone. */
 struct nm_page {
     /* The owner's line. */
     struct nm_block *free;          /* blocks the owner hands out next */
     uint32_t used;                  /* blocks out, counting uncollected remote frees */
-    uint8_t state;                  /* enum nm_page_state */
+    uint8_t state;                  /* enum nm_page_state; every change is followed by
+                                       nm_page_sync_owner (local_owner) */
     struct nm_page *next, *prev;    /* in the owning heap's class queue or full list */
     uint8_t *touched_end;           /* end of the memory carved blocks have covered
                                        since the page's memory was last given back
@@ -146,7 +149,9 @@ struct nm_segment {
     uint16_t node;                  /* dense node index (topology.h) its memory is charged to */
     uint32_t page_count;            /* 64 or 8 */
     size_t size;                    /* bytes mapped from `self` */
-    _Atomic uintptr_t thread;       /* nm_thread_self() of the owner's thread, or 0 */
+    _Atomic uintptr_t thread;       /* nm_thread_self() of the owner's thread, or 0;
+                                       set through nm_segment_set_thread only (the pages'
+                                       local_owner follow it) */
     _Atomic(struct nm_heap *) heap; /* owner; NULL when abandoned or cached */
     _Atomic uint32_t remote_pending;/* set by remote frees, cleared by the owner */
     uint32_t pages_used;            /* pages serving a size class (owner's) */
@@ -329,11 +334,16 @@ static inline void nm_page_sync_owner(struct nm_page *pg)
     atomic_store_explicit(&pg->local_owner, owner, memory_order_relaxed);
 }
 
-/* Segment `s` belongs to the thread named `thread` now (0: to none). */
+/* Segment `s` belongs to the thread named `thread` now (0: to none).  Its
+ * free pages (free_pages, purging) are NM_PAGE_FREE, local_owner 0
+ * already: their descriptors are left alone. */
 static inline void nm_segment_set_thread(struct nm_segment *s, uintptr_t thread)
 {
     atomic_store_explicit(&s->thread, thread, memory_order_release);
-    for (size_t i = 0; i < s->page_count; i++) nm_page_sync_owner(&s->pages[i]);
+    uint64_t all = s->page_count == 64 ? ~0ull : (1ull << s->page_count) - 1;
+    uint64_t in_use = all & ~(atomic_load_explicit(&s->free_pages, memory_order_relaxed) |
+                              atomic_load_explicit(&s->purging, memory_order_relaxed));
+    for (; in_use; in_use &= in_use - 1) nm_page_sync_owner(&s->pages[__builtin_ctzll(in_use)]);
 }
 
 static inline uint8_t *nm_page_base(struct nm_segment *s, size_t index)
