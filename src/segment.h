@@ -99,9 +99,9 @@ enum nm_page_state { NM_PAGE_FREE, NM_PAGE_QUEUED, NM_PAGE_FULL };
  * the page's state or its segment's owner (`local_owner`: the owner, a
  * purge releasing the page or abandoning a parked heap, a thread adopting
  * the segment), and by other threads' frees that push onto `remote` (those
- * their own foreign lists do not keep, heap.h).  A thread
- * freeing blocks of another thread's page so reads a line that the
- * owner's allocations leave alone. */
+ * their own foreign lists do not keep, heap.h).  A thread freeing blocks
+ * of another thread's page so reads a line that the owner's allocations
+ * leave alone. */
 struct nm_page {
     /* The owner's line. */
     struct nm_block *free;          /* blocks the owner hands out next */
