@@ -461,15 +461,21 @@ static inline void nm_heap_free_local(struct nm_segment *s, struct nm_page *pg, 
  * (foreign list or remote push), or any page in secure mode. */
 void nm_heap_free_nonlocal(struct nm_segment *s, struct nm_page *pg, struct nm_block *b);
 
+/* Whether a free of a block of `pg` is the plain local one: the page is
+ * queued in one of the calling thread's heaps, outside secure mode
+ * (segment.h: local_owner). */
+static inline bool nm_page_is_local(const struct nm_page *pg)
+{
+    return atomic_load_explicit(&pg->local_owner, memory_order_relaxed) == nm_thread_self();
+}
+
 /* Free block `b` of page `pg` in segment `s` (validated), past secure
  * mode's quarantine: for the quarantine releasing a block and for foreign
  * blocks going back to their pages. */
 static inline void nm_heap_free(struct nm_segment *s, struct nm_page *pg, struct nm_block *b)
 {
-    if (nm_likely(atomic_load_explicit(&pg->local_owner, memory_order_relaxed) == nm_thread_self()))
-        nm_heap_free_local(s, pg, b);
-    else
-        nm_heap_free_nonlocal(s, pg, b);
+    if (nm_likely(nm_page_is_local(pg))) nm_heap_free_local(s, pg, b);
+    else nm_heap_free_nonlocal(s, pg, b);
 }
 
 /* free() of validated block `b`: one compare for the common case, the
@@ -478,10 +484,8 @@ static inline void nm_heap_free(struct nm_segment *s, struct nm_page *pg, struct
 void nm_heap_free_slow(struct nm_segment *s, struct nm_page *pg, struct nm_block *b);
 static inline void nm_heap_free_block(struct nm_segment *s, struct nm_page *pg, struct nm_block *b)
 {
-    if (nm_likely(atomic_load_explicit(&pg->local_owner, memory_order_relaxed) == nm_thread_self()))
-        nm_heap_free_local(s, pg, b);
-    else
-        nm_heap_free_slow(s, pg, b);
+    if (nm_likely(nm_page_is_local(pg))) nm_heap_free_local(s, pg, b);
+    else nm_heap_free_slow(s, pg, b);
 }
 
 #endif
