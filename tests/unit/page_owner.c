@@ -13,9 +13,9 @@
  * thread adopts them; a thread that uses more nm_heap_new heaps than it
  * keeps caches for gives up the cache of one while it lives, with blocks
  * still in it, and frees them later.  After each step every page of every
- * heap, and the
- * page of every block still live, must satisfy the equation; and every
- * block frees and comes back intact.  The same again in secure mode, where
+ * heap, and the page of every block still live, must satisfy the equation
+ * (and the steps must have made full pages, abandoned segments and
+ * adopted ones); every block frees and comes back intact.  The same again in secure mode, where
  * no page names a thread (its frees all go through the quarantine). */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -34,7 +34,7 @@ enum { SIZE = 512, BLOCKS = 4096 };   /* 32 pages of 64 KiB, most of them full *
 
 static void *blocks[BLOCKS];
 static unsigned char tags[BLOCKS];   /* what block i was filled with */
-static int checked_pages;
+static int checked_pages, full_pages, ownerless_pages;   /* in the last check_all */
 
 static uintptr_t expected_owner(const struct nm_page *pg)
 {
@@ -50,13 +50,15 @@ static void check_page(const struct nm_page *pg, const char *when)
           when, (const void *)pg, pg->state,
           (unsigned long)atomic_load(&nm_segment_of(pg)->thread), (unsigned long)have);
     checked_pages++;
+    if (pg->state == NM_PAGE_FULL) full_pages++;
+    if (pg->state != NM_PAGE_FREE && atomic_load(&nm_segment_of(pg)->thread) == 0) ownerless_pages++;
 }
 
 /* Every page of every heap's segments, and the page of every live block
  * (also in abandoned segments, which no heap lists). */
 static void check_all(const char *when)
 {
-    checked_pages = 0;
+    checked_pages = full_pages = ownerless_pages = 0;
     for (struct nm_heap *h = atomic_load(&nm_proc.heaps); h; h = h->all_next)
         for (int kind = 0; kind < 2; kind++)
             for (struct nm_segment *s = h->segments[kind]; s; s = s->heap_next)
@@ -98,6 +100,7 @@ static void *first_worker(void *arg)
     (void)arg;
     fill(0, BLOCKS, 0x11);
     check_all("worker filled its pages");
+    REQUIRE(full_pages > 0, "no page of the worker is full: the test misses its point");
     drop(0, BLOCKS, 4);
     check_all("worker freed a quarter of its blocks itself");
     return NULL;
@@ -219,11 +222,19 @@ int main(int argc, char **argv)
     check_all("remote frees while the heap is parked");
     run(next_worker);
     check_all("second worker exited");
+    uint64_t abandoned = atomic_load(&nm_proc.counters.abandoned);
     nm_trim();   /* parked heaps give their segments to the arena */
     check_all("nm_trim");
+    REQUIRE(atomic_load(&nm_proc.counters.abandoned) > abandoned && ownerless_pages > 0,
+            "nm_trim abandoned no segment with blocks in use");
+    uint64_t adopted = atomic_load(&nm_proc.counters.reclaimed);
     run(adopter);
     check_all("adopting thread exited");
+    REQUIRE(atomic_load(&nm_proc.counters.reclaimed) > adopted, "no segment was adopted");
+    abandoned = atomic_load(&nm_proc.counters.abandoned);
     run(user_heaps);
     check_all("end");
+    REQUIRE(atomic_load(&nm_proc.counters.abandoned) > abandoned,
+            "no user heap's segment was abandoned by its living thread");
     return nm_test_done();
 }
