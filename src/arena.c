@@ -227,6 +227,35 @@ struct nm_segment *nm_arena_take_abandoned(struct nm_arena *a)
 
 /* ---- releasing an owned arena -------------------------------------------------------------- */
 
+/* A member segment no heap owns and with no page in use is in the arena's
+ * cache (its memory counted in `cached`); every other one has an owner or
+ * pages in use (counted in `segments` and, per page, in_use). */
+static bool segment_is_cached(struct nm_segment *s)
+{
+    return !atomic_load_explicit(&s->heap, memory_order_relaxed) && !s->pages_used;
+}
+
+/* Bytes of the pages of `s` serving a class. */
+static uint64_t segment_in_use_bytes(struct nm_segment *s)
+{
+    uint64_t bytes = 0;
+    for (uint32_t i = 0; i < s->page_count; i++)
+        if (s->pages[i].state != NM_PAGE_FREE) bytes += (size_t)1 << s->page_shift;
+    return bytes;
+}
+
+/* Segment `s` (not cached) no longer counts on node `ns`: the segment, its
+ * pages in use and their classes. */
+static void segment_uncount(struct nm_segment *s, struct nm_node_state *ns)
+{
+    atomic_fetch_sub_explicit(&ns->segments, 1, memory_order_relaxed);
+    for (uint32_t i = 0; i < s->page_count; i++)
+        if (s->pages[i].state != NM_PAGE_FREE)
+            atomic_fetch_sub_explicit(&nm_proc.class_pages[s->pages[i].size_class], 1,
+                                      memory_order_relaxed);
+    atomic_fetch_sub_explicit(&ns->in_use, segment_in_use_bytes(s), memory_order_relaxed);
+}
+
 void nm_arena_release(struct nm_arena *a)
 {
 
@@ -239,26 +268,14 @@ void nm_arena_release(struct nm_arena *a)
     struct nm_segment *spans = atomic_exchange_explicit(&a->spans, NULL, memory_order_acquire);
     for (struct nm_segment *s = spans, *next; s; s = next) {
         next = s->member_next;
-        if (atomic_load_explicit(&s->large_state, memory_order_relaxed) == NM_LARGE_LIVE) {
-            atomic_fetch_sub_explicit(&ns->in_use, s->block_size, memory_order_relaxed);
-            atomic_fetch_sub_explicit(&ns->large_bytes, s->block_size, memory_order_relaxed);
-            atomic_fetch_sub_explicit(&ns->large_blocks, 1, memory_order_relaxed);
-        }
+        if (atomic_load_explicit(&s->large_state, memory_order_relaxed) == NM_LARGE_LIVE)
+            nm_node_span_uncount(ns, s->block_size);
         nm_segment_unmap_memory(s, s->size, a->node);
     }
     struct nm_segment *s = segments;
     while (s) {
         struct nm_segment *next = s->member_next;
-        if (atomic_load_explicit(&s->heap, memory_order_relaxed) || s->pages_used) {
-            atomic_fetch_sub_explicit(&ns->segments, 1, memory_order_relaxed);
-            for (uint32_t i = 0; i < s->page_count; i++) {
-                if (s->pages[i].state == NM_PAGE_FREE) continue;
-                atomic_fetch_sub_explicit(&nm_proc.class_pages[s->pages[i].size_class], 1,
-                                          memory_order_relaxed);
-                atomic_fetch_sub_explicit(&ns->in_use, (size_t)1 << s->page_shift,
-                                          memory_order_relaxed);
-            }
-        }
+        if (!segment_is_cached(s)) segment_uncount(s, ns);
         nm_segment_unmap_memory(s, s->size, a->node);
         s = next;
     }
@@ -293,18 +310,10 @@ void nm_arena_empty(struct nm_arena *a)
     uint64_t now = nm_os_now_ms();
     for (struct nm_segment *s = atomic_load_explicit(&a->members, memory_order_acquire); s;
          s = s->member_next) {
-        /* A cached segment has no owner and no page in use (as in
-         * nm_arena_release); every other one has one or the other. */
-        if (!atomic_load_explicit(&s->heap, memory_order_relaxed) && !s->pages_used) continue;
+        if (segment_is_cached(s)) continue;
         /* What nm_arena_release uncounts for it, and what nm_arena_cache_segment
          * does with its given-back pages: from here on it counts as cached. */
-        atomic_fetch_sub_explicit(&ns->segments, 1, memory_order_relaxed);
-        for (uint32_t i = 0; i < s->page_count; i++) {
-            if (s->pages[i].state == NM_PAGE_FREE) continue;
-            atomic_fetch_sub_explicit(&nm_proc.class_pages[s->pages[i].size_class], 1,
-                                      memory_order_relaxed);
-            atomic_fetch_sub_explicit(&ns->in_use, (size_t)1 << s->page_shift, memory_order_relaxed);
-        }
+        segment_uncount(s, ns);
         atomic_fetch_sub_explicit(&ns->decommitted, segment_decommitted_bytes(s),
                                   memory_order_relaxed);
         /* Its pages' records go: a free of one of its old blocks finds no
@@ -334,7 +343,7 @@ void nm_arena_stats(struct nm_arena *a, struct nm_heap_stats *out)
          s = s->member_next) {
         out->mapped += NM_SEGMENT_SIZE;
         out->committed += NM_SEGMENT_SIZE - segment_decommitted_bytes(s);
-        if (!atomic_load_explicit(&s->heap, memory_order_relaxed) && !s->pages_used) continue;
+        if (segment_is_cached(s)) continue;
         /* Read once and bounded: another thread may be formatting it. */
         uint32_t pages = __atomic_load_n(&s->page_count, __ATOMIC_RELAXED);
         if (pages > NM_MAX_PAGES) pages = NM_MAX_PAGES;
@@ -466,15 +475,11 @@ static void recharge(struct nm_segment *s, bool span, int from, int to)
     s->node = (uint16_t)to;
     if (span) {
         if (atomic_load_explicit(&s->large_state, memory_order_relaxed) != NM_LARGE_LIVE) return;
-        atomic_fetch_sub_explicit(&old->in_use, s->block_size, memory_order_relaxed);
-        nm_node_use(now, s->block_size);
-        atomic_fetch_sub_explicit(&old->large_bytes, s->block_size, memory_order_relaxed);
-        atomic_fetch_add_explicit(&now->large_bytes, s->block_size, memory_order_relaxed);
-        atomic_fetch_sub_explicit(&old->large_blocks, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&now->large_blocks, 1, memory_order_relaxed);
+        nm_node_span_uncount(old, s->block_size);
+        nm_node_span_count(now, s->block_size);
         return;
     }
-    if (!atomic_load_explicit(&s->heap, memory_order_relaxed) && !s->pages_used) {
+    if (segment_is_cached(s)) {
         atomic_fetch_sub_explicit(&old->cached, NM_SEGMENT_SIZE, memory_order_relaxed);
         atomic_fetch_add_explicit(&now->cached, NM_SEGMENT_SIZE, memory_order_relaxed);
         return;
@@ -484,9 +489,7 @@ static void recharge(struct nm_segment *s, bool span, int from, int to)
     uint64_t given_back = segment_decommitted_bytes(s);
     atomic_fetch_sub_explicit(&old->decommitted, given_back, memory_order_relaxed);
     atomic_fetch_add_explicit(&now->decommitted, given_back, memory_order_relaxed);
-    uint64_t in_use = 0;
-    for (uint32_t i = 0; i < s->page_count; i++)
-        if (s->pages[i].state != NM_PAGE_FREE) in_use += (size_t)1 << s->page_shift;
+    uint64_t in_use = segment_in_use_bytes(s);
     atomic_fetch_sub_explicit(&old->in_use, in_use, memory_order_relaxed);
     nm_node_use(now, in_use);
 }

@@ -249,6 +249,21 @@ static inline void nm_node_use(struct nm_node_state *ns, uint64_t bytes)
     }
 }
 
+/* A live large block of `bytes` usable bytes counts on node `ns` (in_use,
+ * large_bytes, large_blocks), or no longer does. */
+static inline void nm_node_span_count(struct nm_node_state *ns, uint64_t bytes)
+{
+    nm_node_use(ns, bytes);
+    atomic_fetch_add_explicit(&ns->large_bytes, bytes, memory_order_relaxed);
+    atomic_fetch_add_explicit(&ns->large_blocks, 1, memory_order_relaxed);
+}
+static inline void nm_node_span_uncount(struct nm_node_state *ns, uint64_t bytes)
+{
+    atomic_fetch_sub_explicit(&ns->in_use, bytes, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&ns->large_bytes, bytes, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&ns->large_blocks, 1, memory_order_relaxed);
+}
+
 /* Once, at start-up: whether segments are bound to nodes (not when the
  * process runs under its own memory policy, or on one node), and every
  * node's arenas. */

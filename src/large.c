@@ -657,9 +657,7 @@ again:
     s->block_size = l.usable;
     s->alignment = alignment;
     atomic_store_explicit(&s->large_state, NM_LARGE_LIVE, memory_order_relaxed);
-    nm_node_use(&nm_proc.nodes[node], l.usable);
-    atomic_fetch_add_explicit(&nm_proc.nodes[node].large_bytes, l.usable, memory_order_relaxed);
-    atomic_fetch_add_explicit(&nm_proc.nodes[node].large_blocks, 1, memory_order_relaxed);
+    nm_node_span_count(&nm_proc.nodes[node], l.usable);
     atomic_fetch_add_explicit(&nm_proc.counters.large_allocs, 1, memory_order_relaxed);
 
     void *block = nm_large_block(s);
@@ -679,9 +677,7 @@ bool nm_large_free(struct nm_segment *s)
         return false;
     int node = s->node;
     span_guard(s, false);
-    atomic_fetch_sub_explicit(&nm_proc.nodes[node].in_use, s->block_size, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&nm_proc.nodes[node].large_bytes, s->block_size, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&nm_proc.nodes[node].large_blocks, 1, memory_order_relaxed);
+    nm_node_span_uncount(&nm_proc.nodes[node], s->block_size);
     atomic_fetch_add_explicit(&nm_proc.counters.large_frees, 1, memory_order_relaxed);
     uint64_t now = nm_os_now_ms();
     /* Without the background purge, caches are purged as blocks come and
