@@ -1002,13 +1002,6 @@ static int by_live(const void *a, const void *b)
     return strcmp(x->profile->path, y->profile->path);
 }
 
-static int exit_status_of(int status)
-{
-    if (WIFEXITED(status)) return WEXITSTATUS(status);
-    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-    return EXIT_FAILED;
-}
-
 static int prof_run(int argc, char **argv)
 {
     static const struct option options[] = {
@@ -1067,30 +1060,9 @@ static int prof_run(int argc, char **argv)
 
     signal(SIGINT, SIG_IGN);
     signal(SIGQUIT, SIG_IGN);
-    int exec_pipe[2];
-    if (pipe2(exec_pipe, O_CLOEXEC) != 0) fail(EXIT_FAILED, "cannot make a pipe: %s", strerror(errno));
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) fail(EXIT_FAILED, "cannot start %s: %s", argv[optind], strerror(errno));
-    if (pid == 0) {
-        signal(SIGINT, SIG_DFL);
-        signal(SIGQUIT, SIG_DFL);
-        execvp(argv[optind], argv + optind);
-        int err = errno;
-        if (write(exec_pipe[1], &err, sizeof err) < 0) _exit(EXIT_NOT_FOUND);
-        _exit(EXIT_NOT_FOUND);
-    }
-    close(exec_pipe[1]);
-    int err;
-    ssize_t n;
-    while ((n = read(exec_pipe[0], &err, sizeof err)) < 0 && errno == EINTR) {}
-    close(exec_pipe[0]);
+    pid_t pid = launch_start(argv + optind, -1);
     int status;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-    if (n == (ssize_t)sizeof err) {
-        exec_failure_message(argv[optind], err);
-        exit(exec_failure_status(err));
-    }
 
     /* The program's own profile is reported; others (its children that
      * ran with the library) are listed. */

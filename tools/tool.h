@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 /* Exit statuses (run and stat otherwise exit with the program's status). */
 enum {
@@ -70,7 +71,7 @@ void json_bool(struct json *j, const char *key, bool value);
 void json_null(struct json *j, const char *key);
 void json_raw(struct json *j, const char *key, const char *text);   /* a JSON value as it is */
 
-/* ---- starting a program with the library (run, stat) ------------------------ */
+/* ---- starting a program with the library (run, stat, prof) ------------------ */
 
 struct launch {
     const char *command;        /* "run" or "stat", for messages */
@@ -120,6 +121,15 @@ void launch_environment(const struct launch *l);
 void launch_warn_unpreloadable(const struct launch *l, const char *program);
 /* execvp, or report why not in one line and exit 126 or 127. */
 __attribute__((noreturn)) void launch_exec(char **argv);
+/* Fork and exec `argv` (execvp) with SIGINT and SIGQUIT at their defaults
+ * and, unless `stderr_fd` is -1, that descriptor as its standard error; an
+ * exec failure comes back through a pipe, and then the child is reaped and
+ * this process says why in one line and exits 126 or 127.  Returns the
+ * child's pid once it runs the program; the caller waits for it. */
+pid_t launch_start(char **argv, int stderr_fd);
+/* The exit status a shell would give for a wait status: the program's own,
+ * or 128 + the signal that killed it. */
+int exit_status_of(int status);
 /* The exit status a shell would give for execvp's errno. */
 int exec_failure_status(int err);
 void exec_failure_message(const char *program, int err);
