@@ -1070,7 +1070,8 @@ static int prof_run(int argc, char **argv)
     pattern_glob(full, &after);
     FILE *out = stderr;
     struct profile *own = NULL;
-    size_t others = 0;
+    struct other *list = xcalloc(after.gl_pathc, sizeof *list);   /* the others */
+    size_t n = 0;
     char msg[4400];
     for (size_t i = 0; i < after.gl_pathc; i++) {
         const char *path = after.gl_pathv[i];
@@ -1080,8 +1081,13 @@ static int prof_run(int argc, char **argv)
             fprintf(out, "numamalloc: %s\n", msg);
             continue;
         }
-        if (p->pid == pid && !own) own = p;
-        else others++;
+        if (p->pid == pid && !own) {
+            own = p;
+            continue;
+        }
+        list[n].profile = p;
+        for (size_t k = 0; k < p->count; k++) list[n].live += p->sites[k].est_live;
+        n++;
     }
     if (own) {
         report(out, own, &o);
@@ -1090,20 +1096,9 @@ static int prof_run(int argc, char **argv)
                      "and a static or set-user-ID one, writes none)\n",
                 argv[optind], full);
     }
-    if (others) {
+    if (n) {
         /* The largest first, at most OTHERS_SHOWN of them. */
         enum { OTHERS_SHOWN = 10 };
-        struct other *list = xcalloc(others, sizeof *list);
-        size_t n = 0;
-        for (size_t i = 0; i < after.gl_pathc && n < others; i++) {
-            const char *path = after.gl_pathv[i];
-            if (unchanged(states, state_count, path) || (own && strcmp(path, own->path) == 0)) continue;
-            struct profile *p = profile_read(path, msg, sizeof msg);
-            if (!p) continue;
-            list[n].profile = p;
-            for (size_t k = 0; k < p->count; k++) list[n].live += p->sites[k].est_live;
-            n++;
-        }
         qsort(list, n, sizeof *list, by_live);
         fprintf(out, "\nother processes of the run wrote %zu %s (numamalloc prof report FILE):\n", n,
                 plural(n, "profile", "profiles"));
