@@ -78,13 +78,6 @@ struct process {
     bool names_supported;
 };
 
-static void *xcalloc(size_t count, size_t size)
-{
-    void *p = calloc(count ? count : 1, size);
-    if (!p) fail(EXIT_FAILED, "out of memory");
-    return p;
-}
-
 static const char *proc_root(void)
 {
     const char *root = getenv("NUMAMALLOC_PROC_ROOT");

@@ -87,20 +87,6 @@ struct profile {
 
 /* ---- reading a profile ----------------------------------------------------------------- */
 
-static void *xmalloc(size_t size)
-{
-    void *p = malloc(size ? size : 1);
-    if (!p) fail(EXIT_FAILED, "out of memory");
-    return p;
-}
-
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p) fail(EXIT_FAILED, "out of memory");
-    return p;
-}
-
 /* A line being parsed: [at, end). */
 struct cursor {
     const char *at, *end;

@@ -55,13 +55,6 @@ struct symbolizer {
     struct elf_file *files;     /* every file read so far */
 };
 
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p) fail(EXIT_FAILED, "out of memory");
-    return p;
-}
-
 /* ---- the maps text ------------------------------------------------------------------- */
 
 bool maps_line_parse(const char *line, size_t len, struct maps_line *out)

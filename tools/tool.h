@@ -31,6 +31,11 @@ __attribute__((noreturn, format(printf, 2, 3))) void fail(int status, const char
 /* Flush stdout and exit 0, or report a write error and exit 1. */
 __attribute__((noreturn)) void finish(void);
 
+/* malloc and calloc that never return NULL: "out of memory", exit 1.  A
+ * size or count of 0 still gives a block (of 1 byte, or 1 element). */
+void *xmalloc(size_t size);
+void *xcalloc(size_t count, size_t size);
+
 /* The whole file as a NUL-terminated string (malloc'd), or NULL with errno. */
 char *read_text(const char *path);
 /* The first line of a file as an unsigned number; false if unreadable. */

@@ -1,7 +1,8 @@
 /*
- * util.c — helpers of the numamalloc command: one-line errors, reading
- * files whole, formatting sizes and node/CPU lists, and a JSON writer that
- * always produces valid JSON (strings escaped, invalid UTF-8 replaced).
+ * util.c — helpers of the numamalloc command: one-line errors, allocations
+ * that exit when memory runs out, reading files whole, formatting sizes and
+ * node/CPU lists, and a JSON writer that always produces valid JSON
+ * (strings escaped, invalid UTF-8 replaced).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -30,6 +31,20 @@ void finish(void)
 {
     if (fflush(stdout) != 0 || ferror(stdout)) fail(EXIT_FAILED, "cannot write the output: %s", strerror(errno));
     exit(0);
+}
+
+void *xmalloc(size_t size)
+{
+    void *p = malloc(size ? size : 1);
+    if (!p) fail(EXIT_FAILED, "out of memory");
+    return p;
+}
+
+void *xcalloc(size_t count, size_t size)
+{
+    void *p = calloc(count ? count : 1, size);
+    if (!p) fail(EXIT_FAILED, "out of memory");
+    return p;
 }
 
 char *read_text(const char *path)
