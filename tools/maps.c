@@ -118,14 +118,13 @@ static struct area *parse_areas(char *text, int *count)
     int cap = 64, n = 0;
     struct area *areas = xcalloc((size_t)cap, sizeof *areas);
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-        unsigned long long start, end;
-        int name_at = 0;
-        if (sscanf(line, "%llx-%llx %*s %*s %*s %*s %n", &start, &end, &name_at) < 2) continue;
+        struct maps_line m;
+        if (!maps_line_parse(line, strlen(line), &m)) continue;
         if (n == cap) {
             areas = realloc(areas, (size_t)(cap *= 2) * sizeof *areas);
             if (!areas) fail(EXIT_FAILED, "out of memory");
         }
-        areas[n++] = (struct area){ start, end, name_at ? line + name_at : "" };
+        areas[n++] = (struct area){ m.start, m.end, line + m.path_at };
     }
     *count = n;
     return areas;

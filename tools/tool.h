@@ -144,9 +144,8 @@ __attribute__((noreturn)) void bad_option(const char *command, int opt, char **a
 /* Print the help of a command on stdout and exit 0. */
 __attribute__((noreturn)) void command_help(const char *name);
 
-/* ---- function names for addresses (prof; symbols.c) ----------------------------- */
-
-/* One line of /proc/PID/maps: "start-end perms offset dev inode path". */
+/* One line of /proc/PID/maps: "start-end perms offset dev inode path"
+ * (maps; prof, from a profile's copy of it). */
 struct maps_line {
     uint64_t start, end, offset;
     bool executable;            /* perms has 'x' */
@@ -154,6 +153,8 @@ struct maps_line {
 };
 /* False if the `len` bytes at `line` are not such a line. */
 bool maps_line_parse(const char *line, size_t len, struct maps_line *out);
+
+/* ---- function names for addresses (prof; symbols.c) ----------------------------- */
 
 /* The executable mappings of a process, from its maps text; each ELF file
  * is read once, when an address in it is first asked for. */

@@ -1,7 +1,7 @@
 /*
  * util.c — helpers of the numamalloc command: one-line errors, allocations
  * that exit when memory runs out, reading files whole, formatting sizes and
- * node/CPU lists, and a JSON writer that always produces valid JSON
+ * node/CPU lists, parsing a line of /proc/PID/maps, and a JSON writer that always produces valid JSON
  * (strings escaped, invalid UTF-8 replaced).
  */
 #define _GNU_SOURCE
@@ -90,6 +90,26 @@ const char *sysfs_root(void)
 {
     const char *root = getenv("NUMAMALLOC_SYSFS_ROOT");
     return root && *root ? root : "/sys";
+}
+
+bool maps_line_parse(const char *line, size_t len, struct maps_line *out)
+{
+    char buf[4096 + 256];
+    if (len >= sizeof buf) return false;
+    memcpy(buf, line, len);
+    buf[len] = '\0';
+    unsigned long long start, end, offset, inode;
+    char perms[8];
+    int path_at = -1;
+    if (sscanf(buf, "%llx-%llx %7s %llx %*x:%*x %llu %n", &start, &end, perms, &offset, &inode, &path_at) < 5 ||
+        end < start || strlen(perms) != 4)
+        return false;
+    out->start = start;
+    out->end = end;
+    out->offset = offset;
+    out->executable = perms[2] == 'x';
+    out->path_at = path_at >= 0 && (size_t)path_at <= len ? (size_t)path_at : len;
+    return true;
 }
 
 const char *format_bytes(char *buf, uint64_t bytes)
