@@ -536,13 +536,15 @@ static void print_table(FILE *out, const struct profile *p, const struct report_
         format_chain(chain, 80 - 6, s);
         fprintf(out, "     %s\n", chain);
         if (!node_columns && p->node_count > 2 && s->nodes) {
-            /* "live by node 0:12.0 MiB 1:3.0 MiB ...", wrapped at 80 columns */
-            size_t col = fprintf(out, "     live by node");
+            /* "live by node 0:12M 1:3.0M ...", wrapped at 80 columns */
+            static const char head[] = "     live by node ";
+            struct wrap w;
+            fputs(head, out);
+            wrap_begin(&w, out, (int)strlen(head), (int)strlen(head), 80);
             for (int n = 0; n < p->node_count; n++) {
                 char item[48];
-                int len = snprintf(item, sizeof item, " %d:%s", p->node_ids[n], compact_bytes(a, s->est_nodes[n]));
-                if (col + (size_t)len > 80) col = fprintf(out, "\n                 ") - 1;
-                col += (size_t)fprintf(out, "%s", item);
+                snprintf(item, sizeof item, "%d:%s", p->node_ids[n], compact_bytes(a, s->est_nodes[n]));
+                wrap_word(&w, item, strlen(item));
             }
             fprintf(out, "\n");
         }

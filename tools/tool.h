@@ -51,6 +51,20 @@ const char *format_bytes_signed(char *buf, int64_t bytes);
 /* Ascending ids as a list: "0-3,8,10-11" ("" for none). */
 void format_list(char *buf, size_t len, const int *ids, int count);
 
+/* Words printed within `width` columns, the cursor at `column`: a space
+ * between two words on a line; a word that would end past `width` starts a
+ * new line, indented to column `indent`, unless the cursor is at or before
+ * `indent` (a word longer than the line is printed whole). */
+struct wrap {
+    FILE *out;
+    int column, indent, width;
+    bool words_on_line;         /* a space is due before the next word */
+};
+void wrap_begin(struct wrap *w, FILE *out, int column, int indent, int width);
+void wrap_word(struct wrap *w, const char *word, size_t len);
+/* The words of `text` (separated by spaces) so, starting at `column`. */
+void print_wrapped(FILE *out, const char *text, int column, int indent, int width);
+
 /* ---- JSON ------------------------------------------------------------------ */
 
 #define JSON_MAX_DEPTH 16

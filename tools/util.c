@@ -1,7 +1,8 @@
 /*
  * util.c — helpers of the numamalloc command: one-line errors, allocations
  * that exit when memory runs out, reading files whole, formatting sizes and
- * node/CPU lists, parsing a line of /proc/PID/maps, and a JSON writer that always produces valid JSON
+ * node/CPU lists, wrapping words within a width, parsing a line of
+ * /proc/PID/maps, and a JSON writer that always produces valid JSON
  * (strings escaped, invalid UTF-8 replaced).
  */
 #define _GNU_SOURCE
@@ -148,6 +149,37 @@ void format_list(char *buf, size_t len, const int *ids, int count)
                                 : snprintf(buf + used, len - used, "%s%d-%d", used ? "," : "", first, ids[i]);
         if (n < 0 || (size_t)n >= len - used) return;   /* cut: cannot happen with our sizes */
         used += (size_t)n;
+    }
+}
+
+void wrap_begin(struct wrap *w, FILE *out, int column, int indent, int width)
+{
+    *w = (struct wrap){ .out = out, .column = column, .indent = indent, .width = width };
+}
+
+void wrap_word(struct wrap *w, const char *word, size_t len)
+{
+    if (w->column > w->indent && w->column + 1 + (int)len > w->width) {
+        fprintf(w->out, "\n%*s", w->indent, "");
+        w->column = w->indent;
+    } else if (w->words_on_line) {
+        fputc(' ', w->out);
+        w->column++;
+    }
+    fwrite(word, 1, len, w->out);
+    w->column += (int)len;
+    w->words_on_line = true;
+}
+
+void print_wrapped(FILE *out, const char *text, int column, int indent, int width)
+{
+    struct wrap w;
+    wrap_begin(&w, out, column, indent, width);
+    for (const char *word = text; *word;) {
+        size_t n = strcspn(word, " ");
+        if (n > 0) wrap_word(&w, word, n);
+        word += n;
+        while (*word == ' ') word++;
     }
 }
 
