@@ -453,7 +453,9 @@ static void format_chain(char *buf, size_t width, const struct site *s)
     }
 }
 
-/* "12M", "3.5K", "0": a size in few characters (`buf` of 32 bytes). */
+/* "12M", "3.5K", "0": a size in few characters (`buf` of 32 bytes), one
+ * word, for the many nodes of a "live by node" line; elsewhere sizes are
+ * format_bytes's "12.0 MiB". */
 static const char *compact_bytes(char *buf, uint64_t bytes)
 {
     static const char units[] = "BKMGTP";
@@ -476,9 +478,8 @@ static const char *plural(uint64_t n, const char *one, const char *many)
 }
 
 /* `text` in at most `width` columns (bytes), "..." where it is cut (not
- * inside a UTF-8 character). */
-/* `text` in at most `width` columns ("..." when cut), control characters
- * (a terminal's escapes, from a profile's command line) as '?'. */
+ * inside a UTF-8 character), control characters (a terminal's escapes,
+ * from a profile's command line) as '?'. */
 static void print_clipped(FILE *out, const char *text, size_t width)
 {
     size_t n = strlen(text);
