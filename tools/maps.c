@@ -78,13 +78,6 @@ struct process {
     bool names_supported;
 };
 
-static void *xcalloc(size_t count, size_t size)
-{
-    void *p = calloc(count ? count : 1, size);
-    if (!p) fail(EXIT_FAILED, "out of memory");
-    return p;
-}
-
 static const char *proc_root(void)
 {
     const char *root = getenv("NUMAMALLOC_PROC_ROOT");
@@ -125,14 +118,13 @@ static struct area *parse_areas(char *text, int *count)
     int cap = 64, n = 0;
     struct area *areas = xcalloc((size_t)cap, sizeof *areas);
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-        unsigned long long start, end;
-        int name_at = 0;
-        if (sscanf(line, "%llx-%llx %*s %*s %*s %*s %n", &start, &end, &name_at) < 2) continue;
+        struct maps_line m;
+        if (!maps_line_parse(line, strlen(line), &m)) continue;
         if (n == cap) {
             areas = realloc(areas, (size_t)(cap *= 2) * sizeof *areas);
             if (!areas) fail(EXIT_FAILED, "out of memory");
         }
-        areas[n++] = (struct area){ start, end, name_at ? line + name_at : "" };
+        areas[n++] = (struct area){ m.start, m.end, line + m.path_at };
     }
     *count = n;
     return areas;
@@ -306,29 +298,6 @@ static void gather(struct process *p)
     p->names_supported = anon_names_supported();
 }
 
-/* Text that may run past 80 columns, printed from column `at` (where the
- * cursor is) in words, each further line indented to column `indent`. */
-static void print_words(const char *text, int at, int indent)
-{
-    int column = at;
-    for (const char *w = text; *w;) {
-        size_t n = strcspn(w, " ");
-        if (n > 0) {
-            if (column > indent && column + 1 + (int)n > 80) {
-                printf("\n%*s", indent, "");
-                column = indent;
-            } else if (column > at || (column == at && w != text)) {
-                putchar(' ');
-                column++;
-            }
-            printf("%.*s", (int)n, w);
-            column += (int)n;
-        }
-        w += n;
-        while (*w == ' ') w++;
-    }
-}
-
 /* "N0=12 N1=3": pages per node, nodes without pages left out ("-": none). */
 static void format_pages(char *buf, size_t len, const struct process *p, const uint64_t *bytes_by_node)
 {
@@ -377,11 +346,11 @@ static void print_text(const struct process *p, bool list)
         format_pages(pages, sizeof pages, p, t->bytes);
         printf("%-17s %8" PRIu64 " %10s %10s  ", kind_names[k], t->mappings, format_bytes(a, t->size),
                format_bytes(b, t->resident));
-        print_words(pages, 50, 50);
+        print_wrapped(stdout, pages, 50, 50, 80);
         printf("\n");
         if (policies[0]) {
             printf("%18spolicies: ", "");
-            print_words(policies, 28, 28);
+            print_wrapped(stdout, policies, 28, 28, 80);
             printf("\n");
         }
     }
@@ -411,12 +380,12 @@ static void print_text(const struct process *p, bool list)
         } else {
             printf("%-25s %10s %-20s %s\n%4s", range, format_bytes(a, m->end - m->start), "(below)",
                    kind_names[m->kind], "");
-            print_words(m->policy, 4, 8);
+            print_wrapped(stdout, m->policy, 4, 8, 80);
             printf("\n");
         }
         snprintf(rest, sizeof rest, "%s%s%s", pages[0] ? pages : "-", m->name[0] ? " " : "", m->name);
         printf("%4s", "");
-        print_words(rest, 4, 8);
+        print_wrapped(stdout, rest, 4, 8, 80);
         printf("\n");
     }
 }

@@ -16,10 +16,12 @@
 #include <getopt.h>
 #include <limits.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "numamalloc.h"
@@ -588,6 +590,44 @@ void launch_exec(char **argv)
     int err = errno;
     exec_failure_message(argv[0], err);
     exit(exec_failure_status(err));
+}
+
+pid_t launch_start(char **argv, int stderr_fd)
+{
+    int exec_pipe[2];
+    if (pipe2(exec_pipe, O_CLOEXEC) != 0) fail(EXIT_FAILED, "cannot make a pipe: %s", strerror(errno));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) fail(EXIT_FAILED, "cannot start %s: %s", argv[0], strerror(errno));
+    if (pid == 0) {
+        signal(SIGINT, SIG_DFL);
+        signal(SIGQUIT, SIG_DFL);
+        if (stderr_fd >= 0) dup2(stderr_fd, STDERR_FILENO);   /* dup2 clears close-on-exec */
+        execvp(argv[0], argv);
+        /* The exec pipe is closed by a successful exec: our parent reads
+         * either nothing or this errno (one write of 4 bytes is atomic). */
+        int err = errno;
+        if (write(exec_pipe[1], &err, sizeof err) < 0) _exit(EXIT_NOT_FOUND);
+        _exit(EXIT_NOT_FOUND);
+    }
+    close(exec_pipe[1]);
+    int err;
+    ssize_t n;
+    while ((n = read(exec_pipe[0], &err, sizeof err)) < 0 && errno == EINTR) {}
+    close(exec_pipe[0]);
+    if (n == (ssize_t)sizeof err) {
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+        exec_failure_message(argv[0], err);
+        exit(exec_failure_status(err));
+    }
+    return pid;
+}
+
+int exit_status_of(int status)
+{
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    return EXIT_FAILED;
 }
 
 /* ---- run -------------------------------------------------------------------------- */

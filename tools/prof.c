@@ -87,20 +87,6 @@ struct profile {
 
 /* ---- reading a profile ----------------------------------------------------------------- */
 
-static void *xmalloc(size_t size)
-{
-    void *p = malloc(size ? size : 1);
-    if (!p) fail(EXIT_FAILED, "out of memory");
-    return p;
-}
-
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p) fail(EXIT_FAILED, "out of memory");
-    return p;
-}
-
 /* A line being parsed: [at, end). */
 struct cursor {
     const char *at, *end;
@@ -467,7 +453,9 @@ static void format_chain(char *buf, size_t width, const struct site *s)
     }
 }
 
-/* "12M", "3.5K", "0": a size in few characters (`buf` of 32 bytes). */
+/* "12M", "3.5K", "0": a size in few characters (`buf` of 32 bytes), one
+ * word, for the many nodes of a "live by node" line; elsewhere sizes are
+ * format_bytes's "12.0 MiB". */
 static const char *compact_bytes(char *buf, uint64_t bytes)
 {
     static const char units[] = "BKMGTP";
@@ -490,9 +478,8 @@ static const char *plural(uint64_t n, const char *one, const char *many)
 }
 
 /* `text` in at most `width` columns (bytes), "..." where it is cut (not
- * inside a UTF-8 character). */
-/* `text` in at most `width` columns ("..." when cut), control characters
- * (a terminal's escapes, from a profile's command line) as '?'. */
+ * inside a UTF-8 character), control characters (a terminal's escapes,
+ * from a profile's command line) as '?'. */
 static void print_clipped(FILE *out, const char *text, size_t width)
 {
     size_t n = strlen(text);
@@ -550,13 +537,15 @@ static void print_table(FILE *out, const struct profile *p, const struct report_
         format_chain(chain, 80 - 6, s);
         fprintf(out, "     %s\n", chain);
         if (!node_columns && p->node_count > 2 && s->nodes) {
-            /* "live by node 0:12.0 MiB 1:3.0 MiB ...", wrapped at 80 columns */
-            size_t col = fprintf(out, "     live by node");
+            /* "live by node 0:12M 1:3.0M ...", wrapped at 80 columns */
+            static const char head[] = "     live by node ";
+            struct wrap w;
+            fputs(head, out);
+            wrap_begin(&w, out, (int)strlen(head), (int)strlen(head), 80);
             for (int n = 0; n < p->node_count; n++) {
                 char item[48];
-                int len = snprintf(item, sizeof item, " %d:%s", p->node_ids[n], compact_bytes(a, s->est_nodes[n]));
-                if (col + (size_t)len > 80) col = fprintf(out, "\n                 ") - 1;
-                col += (size_t)fprintf(out, "%s", item);
+                snprintf(item, sizeof item, "%d:%s", p->node_ids[n], compact_bytes(a, s->est_nodes[n]));
+                wrap_word(&w, item, strlen(item));
             }
             fprintf(out, "\n");
         }
@@ -1002,13 +991,6 @@ static int by_live(const void *a, const void *b)
     return strcmp(x->profile->path, y->profile->path);
 }
 
-static int exit_status_of(int status)
-{
-    if (WIFEXITED(status)) return WEXITSTATUS(status);
-    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-    return EXIT_FAILED;
-}
-
 static int prof_run(int argc, char **argv)
 {
     static const struct option options[] = {
@@ -1067,30 +1049,9 @@ static int prof_run(int argc, char **argv)
 
     signal(SIGINT, SIG_IGN);
     signal(SIGQUIT, SIG_IGN);
-    int exec_pipe[2];
-    if (pipe2(exec_pipe, O_CLOEXEC) != 0) fail(EXIT_FAILED, "cannot make a pipe: %s", strerror(errno));
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) fail(EXIT_FAILED, "cannot start %s: %s", argv[optind], strerror(errno));
-    if (pid == 0) {
-        signal(SIGINT, SIG_DFL);
-        signal(SIGQUIT, SIG_DFL);
-        execvp(argv[optind], argv + optind);
-        int err = errno;
-        if (write(exec_pipe[1], &err, sizeof err) < 0) _exit(EXIT_NOT_FOUND);
-        _exit(EXIT_NOT_FOUND);
-    }
-    close(exec_pipe[1]);
-    int err;
-    ssize_t n;
-    while ((n = read(exec_pipe[0], &err, sizeof err)) < 0 && errno == EINTR) {}
-    close(exec_pipe[0]);
+    pid_t pid = launch_start(argv + optind, -1);
     int status;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-    if (n == (ssize_t)sizeof err) {
-        exec_failure_message(argv[optind], err);
-        exit(exec_failure_status(err));
-    }
 
     /* The program's own profile is reported; others (its children that
      * ran with the library) are listed. */
@@ -1098,7 +1059,8 @@ static int prof_run(int argc, char **argv)
     pattern_glob(full, &after);
     FILE *out = stderr;
     struct profile *own = NULL;
-    size_t others = 0;
+    struct other *list = xcalloc(after.gl_pathc, sizeof *list);   /* the others */
+    size_t n = 0;
     char msg[4400];
     for (size_t i = 0; i < after.gl_pathc; i++) {
         const char *path = after.gl_pathv[i];
@@ -1108,8 +1070,13 @@ static int prof_run(int argc, char **argv)
             fprintf(out, "numamalloc: %s\n", msg);
             continue;
         }
-        if (p->pid == pid && !own) own = p;
-        else others++;
+        if (p->pid == pid && !own) {
+            own = p;
+            continue;
+        }
+        list[n].profile = p;
+        for (size_t k = 0; k < p->count; k++) list[n].live += p->sites[k].est_live;
+        n++;
     }
     if (own) {
         report(out, own, &o);
@@ -1118,20 +1085,9 @@ static int prof_run(int argc, char **argv)
                      "and a static or set-user-ID one, writes none)\n",
                 argv[optind], full);
     }
-    if (others) {
+    if (n) {
         /* The largest first, at most OTHERS_SHOWN of them. */
         enum { OTHERS_SHOWN = 10 };
-        struct other *list = xcalloc(others, sizeof *list);
-        size_t n = 0;
-        for (size_t i = 0; i < after.gl_pathc && n < others; i++) {
-            const char *path = after.gl_pathv[i];
-            if (unchanged(states, state_count, path) || (own && strcmp(path, own->path) == 0)) continue;
-            struct profile *p = profile_read(path, msg, sizeof msg);
-            if (!p) continue;
-            list[n].profile = p;
-            for (size_t k = 0; k < p->count; k++) list[n].live += p->sites[k].est_live;
-            n++;
-        }
         qsort(list, n, sizeof *list, by_live);
         fprintf(out, "\nother processes of the run wrote %zu %s (numamalloc prof report FILE):\n", n,
                 plural(n, "profile", "profiles"));

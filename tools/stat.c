@@ -274,41 +274,6 @@ static double now(void)
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-/* Fork and exec the program with stderr into a pipe; exits 126/127 (one
- * line, no report) if it cannot be started. */
-static pid_t start(char **argv, int *err_fd)
-{
-    int err_pipe[2], exec_pipe[2];
-    if (pipe2(err_pipe, O_CLOEXEC) != 0 || pipe2(exec_pipe, O_CLOEXEC) != 0) {
-        fail(EXIT_FAILED, "cannot make a pipe: %s", strerror(errno));
-    }
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) fail(EXIT_FAILED, "cannot start %s: %s", argv[0], strerror(errno));
-    if (pid == 0) {
-        signal(SIGINT, SIG_DFL);
-        signal(SIGQUIT, SIG_DFL);
-        dup2(err_pipe[1], STDERR_FILENO);   /* dup2 clears close-on-exec */
-        execvp(argv[0], argv);
-        int err = errno;
-        write_all(exec_pipe[1], (const char *)&err, sizeof err);
-        _exit(EXIT_NOT_FOUND);
-    }
-    close(err_pipe[1]);
-    close(exec_pipe[1]);
-    int err;
-    ssize_t n;
-    while ((n = read(exec_pipe[0], &err, sizeof err)) < 0 && errno == EINTR) {}
-    close(exec_pipe[0]);
-    if (n == (ssize_t)sizeof err) {
-        waitpid(pid, NULL, 0);
-        exec_failure_message(argv[0], err);
-        exit(exec_failure_status(err));
-    }
-    *err_fd = err_pipe[0];
-    return pid;
-}
-
 /* Pass the program's stderr on until it ends, and wait for the program.
  * Descendants may keep the pipe open after it exits: then wait at most a
  * second of silence. */
@@ -358,13 +323,6 @@ struct report {
     struct blocks blocks;
 };
 
-static int exit_status(const struct outcome *o)
-{
-    if (WIFEXITED(o->status)) return WEXITSTATUS(o->status);
-    if (WIFSIGNALED(o->status)) return 128 + WTERMSIG(o->status);
-    return EXIT_FAILED;
-}
-
 static void print_text(FILE *out, const struct report *r)
 {
     char a[32];
@@ -375,7 +333,7 @@ static void print_text(FILE *out, const struct report *r)
     if (WIFSIGNALED(o->status)) {
         fprintf(out, "  killed by signal %d (%s)", WTERMSIG(o->status), strsignal(WTERMSIG(o->status)));
     } else {
-        fprintf(out, "  exit status %d", exit_status(o));
+        fprintf(out, "  exit status %d", exit_status_of(o->status));
     }
     fprintf(out, ", %.3f s elapsed, %.3f s user, %.3f s system, max RSS %s\n", o->seconds,
             (double)o->usage.ru_utime.tv_sec + (double)o->usage.ru_utime.tv_usec / 1e6,
@@ -439,7 +397,7 @@ static void print_json(FILE *out, const struct report *r)
     json_open_inline(&j, "command", '[');
     for (char **arg = r->argv; *arg; arg++) json_string(&j, NULL, *arg);
     json_close(&j, '[');
-    json_int(&j, "exit_status", exit_status(o));
+    json_int(&j, "exit_status", exit_status_of(o->status));
     if (WIFSIGNALED(o->status)) json_int(&j, "signal", WTERMSIG(o->status));
     else json_null(&j, "signal");
     json_double(&j, "elapsed_s", o->seconds);
@@ -533,9 +491,12 @@ int cmd_stat(int argc, char **argv)
     signal(SIGQUIT, SIG_IGN);
     take_snapshot(&r.before, r.ids, r.count);
     double t0 = now();
-    int err_fd;
-    pid_t pid = start(r.argv, &err_fd);
-    follow(pid, err_fd, &f, &r.outcome, t0);
+    /* The program's stderr into a pipe, read by follow(). */
+    int err_pipe[2];
+    if (pipe2(err_pipe, O_CLOEXEC) != 0) fail(EXIT_FAILED, "cannot make a pipe: %s", strerror(errno));
+    pid_t pid = launch_start(r.argv, err_pipe[1]);
+    close(err_pipe[1]);
+    follow(pid, err_pipe[0], &f, &r.outcome, t0);
     take_snapshot(&r.after, r.ids, r.count);
 
     if (json) print_json(out, &r);
@@ -543,5 +504,5 @@ int cmd_stat(int argc, char **argv)
     if (fflush(out) != 0 || ferror(out) || (out != stderr && out != stdout && fclose(out) != 0)) {
         fail(EXIT_FAILED, "stat: cannot write the report: %s", strerror(errno));
     }
-    return exit_status(&r.outcome);
+    return exit_status_of(r.outcome.status);
 }

@@ -55,34 +55,7 @@ struct symbolizer {
     struct elf_file *files;     /* every file read so far */
 };
 
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p) fail(EXIT_FAILED, "out of memory");
-    return p;
-}
-
 /* ---- the maps text ------------------------------------------------------------------- */
-
-bool maps_line_parse(const char *line, size_t len, struct maps_line *out)
-{
-    char buf[4096 + 256];
-    if (len >= sizeof buf) return false;
-    memcpy(buf, line, len);
-    buf[len] = '\0';
-    unsigned long long start, end, offset, inode;
-    char perms[8];
-    int path_at = -1;
-    if (sscanf(buf, "%llx-%llx %7s %llx %*x:%*x %llu %n", &start, &end, perms, &offset, &inode, &path_at) < 5 ||
-        end < start || strlen(perms) != 4)
-        return false;
-    out->start = start;
-    out->end = end;
-    out->offset = offset;
-    out->executable = perms[2] == 'x';
-    out->path_at = path_at >= 0 && (size_t)path_at <= len ? (size_t)path_at : len;
-    return true;
-}
 
 struct symbolizer *symbolizer_new(const char *maps, size_t len)
 {

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 /* Exit statuses (run and stat otherwise exit with the program's status). */
 enum {
@@ -30,6 +31,11 @@ __attribute__((noreturn, format(printf, 2, 3))) void fail(int status, const char
 /* Flush stdout and exit 0, or report a write error and exit 1. */
 __attribute__((noreturn)) void finish(void);
 
+/* malloc and calloc that never return NULL: "out of memory", exit 1.  A
+ * size or count of 0 still gives a block (of 1 byte, or 1 element). */
+void *xmalloc(size_t size);
+void *xcalloc(size_t count, size_t size);
+
 /* The whole file as a NUL-terminated string (malloc'd), or NULL with errno. */
 char *read_text(const char *path);
 /* The first line of a file as an unsigned number; false if unreadable. */
@@ -44,6 +50,20 @@ const char *format_bytes(char *buf, uint64_t bytes);
 const char *format_bytes_signed(char *buf, int64_t bytes);
 /* Ascending ids as a list: "0-3,8,10-11" ("" for none). */
 void format_list(char *buf, size_t len, const int *ids, int count);
+
+/* Words printed within `width` columns, the cursor at `column`: a space
+ * between two words on a line; a word that would end past `width` starts a
+ * new line, indented to column `indent`, unless the cursor is at or before
+ * `indent` (a word longer than the line is printed whole). */
+struct wrap {
+    FILE *out;
+    int column, indent, width;
+    bool words_on_line;         /* a space is due before the next word */
+};
+void wrap_begin(struct wrap *w, FILE *out, int column, int indent, int width);
+void wrap_word(struct wrap *w, const char *word, size_t len);
+/* The words of `text` (separated by spaces) so, starting at `column`. */
+void print_wrapped(FILE *out, const char *text, int column, int indent, int width);
 
 /* ---- JSON ------------------------------------------------------------------ */
 
@@ -70,7 +90,7 @@ void json_bool(struct json *j, const char *key, bool value);
 void json_null(struct json *j, const char *key);
 void json_raw(struct json *j, const char *key, const char *text);   /* a JSON value as it is */
 
-/* ---- starting a program with the library (run, stat) ------------------------ */
+/* ---- starting a program with the library (run, stat, prof) ------------------ */
 
 struct launch {
     const char *command;        /* "run" or "stat", for messages */
@@ -120,6 +140,15 @@ void launch_environment(const struct launch *l);
 void launch_warn_unpreloadable(const struct launch *l, const char *program);
 /* execvp, or report why not in one line and exit 126 or 127. */
 __attribute__((noreturn)) void launch_exec(char **argv);
+/* Fork and exec `argv` (execvp) with SIGINT and SIGQUIT at their defaults
+ * and, unless `stderr_fd` is -1, that descriptor as its standard error; an
+ * exec failure comes back through a pipe, and then the child is reaped and
+ * this process says why in one line and exits 126 or 127.  Returns the
+ * child's pid once it runs the program; the caller waits for it. */
+pid_t launch_start(char **argv, int stderr_fd);
+/* The exit status a shell would give for a wait status: the program's own,
+ * or 128 + the signal that killed it. */
+int exit_status_of(int status);
 /* The exit status a shell would give for execvp's errno. */
 int exec_failure_status(int err);
 void exec_failure_message(const char *program, int err);
@@ -129,9 +158,8 @@ __attribute__((noreturn)) void bad_option(const char *command, int opt, char **a
 /* Print the help of a command on stdout and exit 0. */
 __attribute__((noreturn)) void command_help(const char *name);
 
-/* ---- function names for addresses (prof; symbols.c) ----------------------------- */
-
-/* One line of /proc/PID/maps: "start-end perms offset dev inode path". */
+/* One line of /proc/PID/maps: "start-end perms offset dev inode path"
+ * (maps; prof, from a profile's copy of it). */
 struct maps_line {
     uint64_t start, end, offset;
     bool executable;            /* perms has 'x' */
@@ -139,6 +167,8 @@ struct maps_line {
 };
 /* False if the `len` bytes at `line` are not such a line. */
 bool maps_line_parse(const char *line, size_t len, struct maps_line *out);
+
+/* ---- function names for addresses (prof; symbols.c) ----------------------------- */
 
 /* The executable mappings of a process, from its maps text; each ELF file
  * is read once, when an address in it is first asked for. */

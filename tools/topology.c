@@ -226,27 +226,18 @@ static const char *pool_size(char *buf, uint64_t kb)
  * the first item. */
 static void print_device_line(const struct machine *m, int node, const char *head)
 {
-    size_t column = strlen(head), indent = column;
-    int shown = 0;
+    int last = -1;
+    for (int i = 0; i < m->device_count; i++)
+        if (m->devices[i].node == node) last = i;
     fputs(head, stdout);
-    for (int i = 0; i < m->device_count; i++) {
+    struct wrap w;
+    wrap_begin(&w, stdout, (int)strlen(head), (int)strlen(head), LINE_WIDTH);
+    for (int i = 0; i <= last; i++) {
         const struct device *d = &m->devices[i];
         if (d->node != node) continue;
         char item[96];
-        int len = snprintf(item, sizeof item, "%s (%s)", d->name, d->kind);
-        bool last = true;
-        for (int k = i + 1; k < m->device_count; k++) last &= m->devices[k].node != node;
-        size_t need = (size_t)len + (last ? 0 : 1);   /* the comma */
-        if (shown && column + 1 + need > LINE_WIDTH) {
-            printf("\n%*s", (int)indent, "");
-            column = indent;
-        } else if (shown) {
-            putchar(' ');
-            column++;
-        }
-        printf("%s%s", item, last ? "" : ",");
-        column += need;
-        shown++;
+        snprintf(item, sizeof item, "%s (%s)%s", d->name, d->kind, i == last ? "" : ",");
+        wrap_word(&w, item, strlen(item));
     }
     putchar('\n');
 }

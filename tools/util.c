@@ -1,7 +1,9 @@
 /*
- * util.c — helpers of the numamalloc command: one-line errors, reading
- * files whole, formatting sizes and node/CPU lists, and a JSON writer that
- * always produces valid JSON (strings escaped, invalid UTF-8 replaced).
+ * util.c — helpers of the numamalloc command: one-line errors, allocations
+ * that exit when memory runs out, reading files whole, formatting sizes and
+ * node/CPU lists, wrapping words within a width, parsing a line of
+ * /proc/PID/maps, and a JSON writer that always produces valid JSON
+ * (strings escaped, invalid UTF-8 replaced).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -30,6 +32,20 @@ void finish(void)
 {
     if (fflush(stdout) != 0 || ferror(stdout)) fail(EXIT_FAILED, "cannot write the output: %s", strerror(errno));
     exit(0);
+}
+
+void *xmalloc(size_t size)
+{
+    void *p = malloc(size ? size : 1);
+    if (!p) fail(EXIT_FAILED, "out of memory");
+    return p;
+}
+
+void *xcalloc(size_t count, size_t size)
+{
+    void *p = calloc(count ? count : 1, size);
+    if (!p) fail(EXIT_FAILED, "out of memory");
+    return p;
 }
 
 char *read_text(const char *path)
@@ -77,6 +93,26 @@ const char *sysfs_root(void)
     return root && *root ? root : "/sys";
 }
 
+bool maps_line_parse(const char *line, size_t len, struct maps_line *out)
+{
+    char buf[4096 + 256];
+    if (len >= sizeof buf) return false;
+    memcpy(buf, line, len);
+    buf[len] = '\0';
+    unsigned long long start, end, offset, inode;
+    char perms[8];
+    int path_at = -1;
+    if (sscanf(buf, "%llx-%llx %7s %llx %*x:%*x %llu %n", &start, &end, perms, &offset, &inode, &path_at) < 5 ||
+        end < start || strlen(perms) != 4)
+        return false;
+    out->start = start;
+    out->end = end;
+    out->offset = offset;
+    out->executable = perms[2] == 'x';
+    out->path_at = path_at >= 0 && (size_t)path_at <= len ? (size_t)path_at : len;
+    return true;
+}
+
 const char *format_bytes(char *buf, uint64_t bytes)
 {
     static const char *const units[] = { "KiB", "MiB", "GiB", "TiB", "PiB" };
@@ -113,6 +149,37 @@ void format_list(char *buf, size_t len, const int *ids, int count)
                                 : snprintf(buf + used, len - used, "%s%d-%d", used ? "," : "", first, ids[i]);
         if (n < 0 || (size_t)n >= len - used) return;   /* cut: cannot happen with our sizes */
         used += (size_t)n;
+    }
+}
+
+void wrap_begin(struct wrap *w, FILE *out, int column, int indent, int width)
+{
+    *w = (struct wrap){ .out = out, .column = column, .indent = indent, .width = width };
+}
+
+void wrap_word(struct wrap *w, const char *word, size_t len)
+{
+    if (w->column > w->indent && w->column + 1 + (int)len > w->width) {
+        fprintf(w->out, "\n%*s", w->indent, "");
+        w->column = w->indent;
+    } else if (w->words_on_line) {
+        fputc(' ', w->out);
+        w->column++;
+    }
+    fwrite(word, 1, len, w->out);
+    w->column += (int)len;
+    w->words_on_line = true;
+}
+
+void print_wrapped(FILE *out, const char *text, int column, int indent, int width)
+{
+    struct wrap w;
+    wrap_begin(&w, out, column, indent, width);
+    for (const char *word = text; *word;) {
+        size_t n = strcspn(word, " ");
+        if (n > 0) wrap_word(&w, word, n);
+        word += n;
+        while (*word == ' ') word++;
     }
 }
 
