@@ -36,7 +36,8 @@
 !   nm_malloc_near(dev, size)              the same, for a block near it
 ! An allocation without `stat` that fails stops the program with a message,
 ! as ALLOCATE does; with `stat`, stat is errno (0 on success) and the array
-! is disassociated.  A zero-length array takes no memory.
+! is disassociated.  n is an integer of any kind; anything else is EINVAL
+! ("n must be an integer").  A zero-length array takes no memory.
 !
 ! The array procedures are written once, in numamalloc_array.inc, included
 ! here for each element type: compile this file with the preprocessor (a
@@ -576,7 +577,7 @@ module numamalloc
     private :: nm_alloc_local_r4, nm_alloc_local_r8, nm_alloc_local_i4, nm_alloc_local_i8
     private :: nm_alloc_heap_r4, nm_alloc_heap_r8, nm_alloc_heap_i4, nm_alloc_heap_i8
     private :: nm_align_size, nm_align_int
-    private :: raw_block, count_of, finish, c_string, fortran_string
+    private :: raw_block, count_of, is_integer, finish, c_string, fortran_string
     private :: attach_r4, attach_r8, attach_i4, attach_i8
     ! NM_ALIGN(a) for an alignment of either integer kind
     interface nm_align
@@ -636,7 +637,7 @@ contains
     end function
 
     ! An element count given as an integer of any kind; -1 (EINVAL) for
-    ! anything else.
+    ! anything else (is_integer tells the two apart).
     pure integer(c_int64_t) function count_of(n)
         class(*), intent(in) :: n
         select type (n)
@@ -653,21 +654,41 @@ contains
         end select
     end function
 
-    ! Report a failed allocation: into stat when present, else stop.
+    ! Whether n is an integer (of any kind), as an element count must be.
+    pure logical function is_integer(n)
+        class(*), intent(in) :: n
+        select type (n)
+        type is (integer(c_int8_t))
+            is_integer = .true.
+        type is (integer(c_int16_t))
+            is_integer = .true.
+        type is (integer(c_int32_t))
+            is_integer = .true.
+        type is (integer(c_int64_t))
+            is_integer = .true.
+        class default
+            is_integer = .false.
+        end select
+    end function
+
+    ! Report a failed allocation of n elements (n as the caller gave it):
+    ! into stat when present, else stop with the reason.
     subroutine finish(err, what, n, node, stat)
         integer, intent(in) :: err
         character(len=*), intent(in) :: what
-        integer(c_int64_t), intent(in) :: n
+        class(*), intent(in) :: n
         integer(c_int), intent(in) :: node
         integer, intent(out), optional :: stat
         if (present(stat)) then
             stat = err
         else if (err /= 0) then
-            if (node >= 0) then
-                write (error_unit, '(a, a, i0, a, i0, a, i0)') what, ": cannot allocate ", n, &
+            if (.not. is_integer(n)) then
+                write (error_unit, '(a, a)') what, ": n must be an integer"
+            else if (node >= 0) then
+                write (error_unit, '(a, a, i0, a, i0, a, i0)') what, ": cannot allocate ", count_of(n), &
                     " elements on node ", node, ": errno ", err
             else
-                write (error_unit, '(a, a, i0, a, i0)') what, ": cannot allocate ", n, " elements: errno ", err
+                write (error_unit, '(a, a, i0, a, i0)') what, ": cannot allocate ", count_of(n), " elements: errno ", err
             end if
             error stop 1
         end if
