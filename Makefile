@@ -110,7 +110,9 @@ else
 	printf '#!/bin/sh\necho "no C++ compiler ($(CXX)): make deps installs g++"\nexit 77\n' > $@ && chmod +x $@
 endif
 
-# Fortran bindings: the module numamalloc (bindings/fortran/numamalloc.f90)
+# Fortran bindings: the module numamalloc (bindings/fortran/numamalloc.F90,
+# which includes numamalloc_array.inc once per array element type: a capital
+# .F90 is run through the preprocessor by gfortran, ifx and flang alike)
 # compiled into $(BUILD)/fortran/numamalloc.mod (what `use numamalloc`
 # reads: -I$(BUILD)/fortran) and $(BUILD)/libnumamalloc_fortran.a (its
 # code: link it before -lnumamalloc).  gfortran by default (make's own
@@ -131,7 +133,7 @@ $(BUILD)/fortran:
 ifneq ($(HAVE_FC),)
 fortran: $(FORTRAN_LIB)
 
-$(FORTRAN_OBJ): bindings/fortran/numamalloc.f90 | $(BUILD)/fortran
+$(FORTRAN_OBJ): bindings/fortran/numamalloc.F90 bindings/fortran/numamalloc_array.inc | $(BUILD)/fortran
 	$(FC) $(FORTRAN_WARN) $(FFLAGS) -fPIC -J$(BUILD)/fortran -c $< -o $@
 
 $(FORTRAN_LIB): $(FORTRAN_OBJ)

@@ -28,7 +28,7 @@ fflags=(-std=f2008 -Wall -Wextra -Werror -O2 -I"$build/fortran")
 link=("$build/libnumamalloc_fortran.a" -L"$build" -lnumamalloc -Wl,-rpath,"$build")
 
 # Every nm_ function of the header, bound.
-module=$root/bindings/fortran/numamalloc.f90
+module=$root/bindings/fortran/numamalloc.F90
 missing=""
 for fn in $(grep -oE '\bnm_[a-z_]+\(' "$root/include/numamalloc.h" | tr -d '(' | sort -u); do
     grep -q "bind(c, name=\"$fn\")" "$module" || missing+=" $fn"

@@ -1,4 +1,4 @@
-! numamalloc.f90 — Fortran bindings of numamalloc's API (include/numamalloc.h).
+! numamalloc.F90 — Fortran bindings of numamalloc's API (include/numamalloc.h).
 !
 !   use numamalloc
 !   real(8), pointer :: a(:)
@@ -36,7 +36,12 @@
 !   nm_malloc_near(dev, size)              the same, for a block near it
 ! An allocation without `stat` that fails stops the program with a message,
 ! as ALLOCATE does; with `stat`, stat is errno (0 on success) and the array
-! is disassociated.  A zero-length array takes no memory.
+! is disassociated.  n is an integer of any kind; anything else is EINVAL
+! ("n must be an integer").  A zero-length array takes no memory.
+!
+! The array procedures are written once, in numamalloc_array.inc, included
+! here for each element type: compile this file with the preprocessor (a
+! capital .F90 gets it from gfortran, ifx and flang; the .inc beside it).
 !
 ! Not bound: the variable nm_conf (a C program's own default configuration,
 ! read before main; a Fortran program sets NUMAMALLOC_CONF instead).
@@ -566,19 +571,13 @@ module numamalloc
         module procedure nm_alloc_heap_r4, nm_alloc_heap_r8, nm_alloc_heap_i4, nm_alloc_heap_i8
     end interface
 
-    ! What a zero-length array points at: no memory is allocated for it.
-    real(c_float), target, save, private :: empty_r4(0)
-    real(c_double), target, save, private :: empty_r8(0)
-    integer(c_int32_t), target, save, private :: empty_i4(0)
-    integer(c_int64_t), target, save, private :: empty_i8(0)
-
     private :: nm_free_r4, nm_free_r8, nm_free_i4, nm_free_i8
     private :: nm_where_r4, nm_where_r8, nm_where_i4, nm_where_i8
     private :: nm_alloc_on_node_r4, nm_alloc_on_node_r8, nm_alloc_on_node_i4, nm_alloc_on_node_i8
     private :: nm_alloc_local_r4, nm_alloc_local_r8, nm_alloc_local_i4, nm_alloc_local_i8
     private :: nm_alloc_heap_r4, nm_alloc_heap_r8, nm_alloc_heap_i4, nm_alloc_heap_i8
     private :: nm_align_size, nm_align_int
-    private :: raw_block, count_of, finish, c_string, fortran_string
+    private :: raw_block, count_of, is_integer, finish, c_string, fortran_string
     private :: attach_r4, attach_r8, attach_i4, attach_i8
     ! NM_ALIGN(a) for an alignment of either integer kind
     interface nm_align
@@ -638,7 +637,7 @@ contains
     end function
 
     ! An element count given as an integer of any kind; -1 (EINVAL) for
-    ! anything else.
+    ! anything else (is_integer tells the two apart).
     pure integer(c_int64_t) function count_of(n)
         class(*), intent(in) :: n
         select type (n)
@@ -655,301 +654,83 @@ contains
         end select
     end function
 
-    ! Report a failed allocation: into stat when present, else stop.
+    ! Whether n is an integer (of any kind), as an element count must be.
+    pure logical function is_integer(n)
+        class(*), intent(in) :: n
+        select type (n)
+        type is (integer(c_int8_t))
+            is_integer = .true.
+        type is (integer(c_int16_t))
+            is_integer = .true.
+        type is (integer(c_int32_t))
+            is_integer = .true.
+        type is (integer(c_int64_t))
+            is_integer = .true.
+        class default
+            is_integer = .false.
+        end select
+    end function
+
+    ! Report a failed allocation of n elements (n as the caller gave it):
+    ! into stat when present, else stop with the reason.
     subroutine finish(err, what, n, node, stat)
         integer, intent(in) :: err
         character(len=*), intent(in) :: what
-        integer(c_int64_t), intent(in) :: n
+        class(*), intent(in) :: n
         integer(c_int), intent(in) :: node
         integer, intent(out), optional :: stat
         if (present(stat)) then
             stat = err
         else if (err /= 0) then
-            if (node >= 0) then
-                write (error_unit, '(a, a, i0, a, i0, a, i0)') what, ": cannot allocate ", n, &
+            if (.not. is_integer(n)) then
+                write (error_unit, '(a, a)') what, ": n must be an integer"
+            else if (node >= 0) then
+                write (error_unit, '(a, a, i0, a, i0, a, i0)') what, ": cannot allocate ", count_of(n), &
                     " elements on node ", node, ": errno ", err
             else
-                write (error_unit, '(a, a, i0, a, i0)') what, ": cannot allocate ", n, " elements: errno ", err
+                write (error_unit, '(a, a, i0, a, i0)') what, ": cannot allocate ", count_of(n), " elements: errno ", err
             end if
             error stop 1
         end if
     end subroutine
 
-    ! ---- real(c_float) arrays ----
-    subroutine nm_alloc_on_node_r4(a, n, node, stat)
-        real(c_float), pointer, intent(out) :: a(:)
-        class(*), intent(in) :: n   ! integer of any kind
-        integer(c_int), value :: node
-        integer, intent(out), optional :: stat
-        type(c_ptr) :: p
-        integer :: err
-        p = raw_block(count_of(n), storage_size(0.0_c_float) / 8, 1, node, c_null_ptr, err)
-        call attach_r4(a, p, count_of(n), err, "nm_alloc_on_node", node, stat)
-    end subroutine
+    ! ---- the array procedures, one set per element type (numamalloc_array.inc) ----
 
-    subroutine nm_alloc_local_r4(a, n, stat)
-        real(c_float), pointer, intent(out) :: a(:)
-        class(*), intent(in) :: n   ! integer of any kind
-        integer, intent(out), optional :: stat
-        type(c_ptr) :: p
-        integer :: err
-        p = raw_block(count_of(n), storage_size(0.0_c_float) / 8, 2, -1_c_int, c_null_ptr, err)
-        call attach_r4(a, p, count_of(n), err, "nm_alloc_local", -1_c_int, stat)
-    end subroutine
+#define NM_T_ELEM real(c_float)
+#define NM_T_ON_NODE nm_alloc_on_node_r4
+#define NM_T_LOCAL nm_alloc_local_r4
+#define NM_T_HEAP nm_alloc_heap_r4
+#define NM_T_ATTACH attach_r4
+#define NM_T_FREE nm_free_r4
+#define NM_T_WHERE nm_where_r4
+#include "numamalloc_array.inc"
 
-    subroutine nm_alloc_heap_r4(a, n, heap, stat)
-        real(c_float), pointer, intent(out) :: a(:)
-        class(*), intent(in) :: n   ! integer of any kind
-        type(c_ptr), value :: heap
-        integer, intent(out), optional :: stat
-        type(c_ptr) :: p
-        integer :: err
-        p = raw_block(count_of(n), storage_size(0.0_c_float) / 8, 3, -1_c_int, heap, err)
-        call attach_r4(a, p, count_of(n), err, "nm_alloc_heap", -1_c_int, stat)
-    end subroutine
+#define NM_T_ELEM real(c_double)
+#define NM_T_ON_NODE nm_alloc_on_node_r8
+#define NM_T_LOCAL nm_alloc_local_r8
+#define NM_T_HEAP nm_alloc_heap_r8
+#define NM_T_ATTACH attach_r8
+#define NM_T_FREE nm_free_r8
+#define NM_T_WHERE nm_where_r8
+#include "numamalloc_array.inc"
 
-    subroutine attach_r4(a, p, n, err, what, node, stat)
-        real(c_float), pointer, intent(out) :: a(:)
-        type(c_ptr), intent(in) :: p
-        integer(c_int64_t), intent(in) :: n
-        integer, intent(in) :: err
-        character(len=*), intent(in) :: what
-        integer(c_int), intent(in) :: node
-        integer, intent(out), optional :: stat
-        nullify(a)
-        if (err == 0) then
-            if (n == 0) then
-                a => empty_r4
-            else
-                call c_f_pointer(p, a, [n])
-            end if
-        end if
-        call finish(err, what, n, node, stat)
-    end subroutine
+#define NM_T_ELEM integer(c_int32_t)
+#define NM_T_ON_NODE nm_alloc_on_node_i4
+#define NM_T_LOCAL nm_alloc_local_i4
+#define NM_T_HEAP nm_alloc_heap_i4
+#define NM_T_ATTACH attach_i4
+#define NM_T_FREE nm_free_i4
+#define NM_T_WHERE nm_where_i4
+#include "numamalloc_array.inc"
 
-    subroutine nm_free_r4(a)
-        real(c_float), pointer, intent(inout) :: a(:)
-        if (associated(a)) then
-            if (size(a) > 0) call nm_free_c(c_loc(a(1)))
-        end if
-        nullify(a)
-    end subroutine
-
-    function nm_where_r4(a, counts) result(pages)
-        real(c_float), intent(in), target, contiguous :: a(:)
-        integer(c_int64_t), intent(inout) :: counts(0:)
-        integer(c_long) :: pages
-        pages = 0
-        if (size(a) > 0) pages = nm_where_c(c_loc(a(1)), int(size(a), c_size_t) * (storage_size(a) / 8), &
-                                            counts, size(counts, kind=c_int))
-    end function
-
-    ! ---- real(c_double) arrays ----
-    subroutine nm_alloc_on_node_r8(a, n, node, stat)
-        real(c_double), pointer, intent(out) :: a(:)
-        class(*), intent(in) :: n   ! integer of any kind
-        integer(c_int), value :: node
-        integer, intent(out), optional :: stat
-        type(c_ptr) :: p
-        integer :: err
-        p = raw_block(count_of(n), storage_size(0.0_c_double) / 8, 1, node, c_null_ptr, err)
-        call attach_r8(a, p, count_of(n), err, "nm_alloc_on_node", node, stat)
-    end subroutine
-
-    subroutine nm_alloc_local_r8(a, n, stat)
-        real(c_double), pointer, intent(out) :: a(:)
-        class(*), intent(in) :: n   ! integer of any kind
-        integer, intent(out), optional :: stat
-        type(c_ptr) :: p
-        integer :: err
-        p = raw_block(count_of(n), storage_size(0.0_c_double) / 8, 2, -1_c_int, c_null_ptr, err)
-        call attach_r8(a, p, count_of(n), err, "nm_alloc_local", -1_c_int, stat)
-    end subroutine
-
-    subroutine nm_alloc_heap_r8(a, n, heap, stat)
-        real(c_double), pointer, intent(out) :: a(:)
-        class(*), intent(in) :: n   ! integer of any kind
-        type(c_ptr), value :: heap
-        integer, intent(out), optional :: stat
-        type(c_ptr) :: p
-        integer :: err
-        p = raw_block(count_of(n), storage_size(0.0_c_double) / 8, 3, -1_c_int, heap, err)
-        call attach_r8(a, p, count_of(n), err, "nm_alloc_heap", -1_c_int, stat)
-    end subroutine
-
-    subroutine attach_r8(a, p, n, err, what, node, stat)
-        real(c_double), pointer, intent(out) :: a(:)
-        type(c_ptr), intent(in) :: p
-        integer(c_int64_t), intent(in) :: n
-        integer, intent(in) :: err
-        character(len=*), intent(in) :: what
-        integer(c_int), intent(in) :: node
-        integer, intent(out), optional :: stat
-        nullify(a)
-        if (err == 0) then
-            if (n == 0) then
-                a => empty_r8
-            else
-                call c_f_pointer(p, a, [n])
-            end if
-        end if
-        call finish(err, what, n, node, stat)
-    end subroutine
-
-    subroutine nm_free_r8(a)
-        real(c_double), pointer, intent(inout) :: a(:)
-        if (associated(a)) then
-            if (size(a) > 0) call nm_free_c(c_loc(a(1)))
-        end if
-        nullify(a)
-    end subroutine
-
-    function nm_where_r8(a, counts) result(pages)
-        real(c_double), intent(in), target, contiguous :: a(:)
-        integer(c_int64_t), intent(inout) :: counts(0:)
-        integer(c_long) :: pages
-        pages = 0
-        if (size(a) > 0) pages = nm_where_c(c_loc(a(1)), int(size(a), c_size_t) * (storage_size(a) / 8), &
-                                            counts, size(counts, kind=c_int))
-    end function
-
-    ! ---- integer(c_int32_t) arrays ----
-    subroutine nm_alloc_on_node_i4(a, n, node, stat)
-        integer(c_int32_t), pointer, intent(out) :: a(:)
-        class(*), intent(in) :: n   ! integer of any kind
-        integer(c_int), value :: node
-        integer, intent(out), optional :: stat
-        type(c_ptr) :: p
-        integer :: err
-        p = raw_block(count_of(n), storage_size(0_c_int32_t) / 8, 1, node, c_null_ptr, err)
-        call attach_i4(a, p, count_of(n), err, "nm_alloc_on_node", node, stat)
-    end subroutine
-
-    subroutine nm_alloc_local_i4(a, n, stat)
-        integer(c_int32_t), pointer, intent(out) :: a(:)
-        class(*), intent(in) :: n   ! integer of any kind
-        integer, intent(out), optional :: stat
-        type(c_ptr) :: p
-        integer :: err
-        p = raw_block(count_of(n), storage_size(0_c_int32_t) / 8, 2, -1_c_int, c_null_ptr, err)
-        call attach_i4(a, p, count_of(n), err, "nm_alloc_local", -1_c_int, stat)
-    end subroutine
-
-    subroutine nm_alloc_heap_i4(a, n, heap, stat)
-        integer(c_int32_t), pointer, intent(out) :: a(:)
-        class(*), intent(in) :: n   ! integer of any kind
-        type(c_ptr), value :: heap
-        integer, intent(out), optional :: stat
-        type(c_ptr) :: p
-        integer :: err
-        p = raw_block(count_of(n), storage_size(0_c_int32_t) / 8, 3, -1_c_int, heap, err)
-        call attach_i4(a, p, count_of(n), err, "nm_alloc_heap", -1_c_int, stat)
-    end subroutine
-
-    subroutine attach_i4(a, p, n, err, what, node, stat)
-        integer(c_int32_t), pointer, intent(out) :: a(:)
-        type(c_ptr), intent(in) :: p
-        integer(c_int64_t), intent(in) :: n
-        integer, intent(in) :: err
-        character(len=*), intent(in) :: what
-        integer(c_int), intent(in) :: node
-        integer, intent(out), optional :: stat
-        nullify(a)
-        if (err == 0) then
-            if (n == 0) then
-                a => empty_i4
-            else
-                call c_f_pointer(p, a, [n])
-            end if
-        end if
-        call finish(err, what, n, node, stat)
-    end subroutine
-
-    subroutine nm_free_i4(a)
-        integer(c_int32_t), pointer, intent(inout) :: a(:)
-        if (associated(a)) then
-            if (size(a) > 0) call nm_free_c(c_loc(a(1)))
-        end if
-        nullify(a)
-    end subroutine
-
-    function nm_where_i4(a, counts) result(pages)
-        integer(c_int32_t), intent(in), target, contiguous :: a(:)
-        integer(c_int64_t), intent(inout) :: counts(0:)
-        integer(c_long) :: pages
-        pages = 0
-        if (size(a) > 0) pages = nm_where_c(c_loc(a(1)), int(size(a), c_size_t) * (storage_size(a) / 8), &
-                                            counts, size(counts, kind=c_int))
-    end function
-
-    ! ---- integer(c_int64_t) arrays ----
-    subroutine nm_alloc_on_node_i8(a, n, node, stat)
-        integer(c_int64_t), pointer, intent(out) :: a(:)
-        class(*), intent(in) :: n   ! integer of any kind
-        integer(c_int), value :: node
-        integer, intent(out), optional :: stat
-        type(c_ptr) :: p
-        integer :: err
-        p = raw_block(count_of(n), storage_size(0_c_int64_t) / 8, 1, node, c_null_ptr, err)
-        call attach_i8(a, p, count_of(n), err, "nm_alloc_on_node", node, stat)
-    end subroutine
-
-    subroutine nm_alloc_local_i8(a, n, stat)
-        integer(c_int64_t), pointer, intent(out) :: a(:)
-        class(*), intent(in) :: n   ! integer of any kind
-        integer, intent(out), optional :: stat
-        type(c_ptr) :: p
-        integer :: err
-        p = raw_block(count_of(n), storage_size(0_c_int64_t) / 8, 2, -1_c_int, c_null_ptr, err)
-        call attach_i8(a, p, count_of(n), err, "nm_alloc_local", -1_c_int, stat)
-    end subroutine
-
-    subroutine nm_alloc_heap_i8(a, n, heap, stat)
-        integer(c_int64_t), pointer, intent(out) :: a(:)
-        class(*), intent(in) :: n   ! integer of any kind
-        type(c_ptr), value :: heap
-        integer, intent(out), optional :: stat
-        type(c_ptr) :: p
-        integer :: err
-        p = raw_block(count_of(n), storage_size(0_c_int64_t) / 8, 3, -1_c_int, heap, err)
-        call attach_i8(a, p, count_of(n), err, "nm_alloc_heap", -1_c_int, stat)
-    end subroutine
-
-    subroutine attach_i8(a, p, n, err, what, node, stat)
-        integer(c_int64_t), pointer, intent(out) :: a(:)
-        type(c_ptr), intent(in) :: p
-        integer(c_int64_t), intent(in) :: n
-        integer, intent(in) :: err
-        character(len=*), intent(in) :: what
-        integer(c_int), intent(in) :: node
-        integer, intent(out), optional :: stat
-        nullify(a)
-        if (err == 0) then
-            if (n == 0) then
-                a => empty_i8
-            else
-                call c_f_pointer(p, a, [n])
-            end if
-        end if
-        call finish(err, what, n, node, stat)
-    end subroutine
-
-    subroutine nm_free_i8(a)
-        integer(c_int64_t), pointer, intent(inout) :: a(:)
-        if (associated(a)) then
-            if (size(a) > 0) call nm_free_c(c_loc(a(1)))
-        end if
-        nullify(a)
-    end subroutine
-
-    function nm_where_i8(a, counts) result(pages)
-        integer(c_int64_t), intent(in), target, contiguous :: a(:)
-        integer(c_int64_t), intent(inout) :: counts(0:)
-        integer(c_long) :: pages
-        pages = 0
-        if (size(a) > 0) pages = nm_where_c(c_loc(a(1)), int(size(a), c_size_t) * (storage_size(a) / 8), &
-                                            counts, size(counts, kind=c_int))
-    end function
+#define NM_T_ELEM integer(c_int64_t)
+#define NM_T_ON_NODE nm_alloc_on_node_i8
+#define NM_T_LOCAL nm_alloc_local_i8
+#define NM_T_HEAP nm_alloc_heap_i8
+#define NM_T_ATTACH attach_i8
+#define NM_T_FREE nm_free_i8
+#define NM_T_WHERE nm_where_i8
+#include "numamalloc_array.inc"
 
     ! ---- strings ----
 
