@@ -2,7 +2,7 @@
 # fortran.sh — the Fortran bindings (module numamalloc, built by make into
 # $NM_BUILD/fortran/numamalloc.mod and $NM_BUILD/libnumamalloc_fortran.a):
 #   - every function numamalloc.h declares has an interface bound to it
-#     (bind(c, name="nm_...")) in bindings/fortran/numamalloc.f90;
+#     (bind(c, name="nm_...")) in bindings/fortran/numamalloc.F90;
 #   - the BIND(C) types match the C structs: size and every member's
 #     offset, and the enumerators and constants, printed by a C program
 #     (data/fortran_layout.c) and by a Fortran one (data/fortran_layout.f90)
@@ -33,7 +33,7 @@ missing=""
 for fn in $(grep -oE '\bnm_[a-z_]+\(' "$root/include/numamalloc.h" | tr -d '(' | sort -u); do
     grep -q "bind(c, name=\"$fn\")" "$module" || missing+=" $fn"
 done
-[ -z "$missing" ] || bad "numamalloc.f90 binds no interface to:$missing"
+[ -z "$missing" ] || bad "numamalloc.F90 binds no interface to:$missing"
 echo "numamalloc.h functions bound: $(grep -oE '\bnm_[a-z_]+\(' "$root/include/numamalloc.h" | sort -u | wc -l)"
 
 # Layout: C and Fortran must print the same lines.
