@@ -18,16 +18,7 @@
 #include <vector>
 
 #include "../../include/numamalloc.h"
-
-static int failures = 0;
-
-#define CHECK(cond)                                                                   \
-    do {                                                                              \
-        if (!(cond)) {                                                                \
-            failures++;                                                               \
-            std::fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
-        }                                                                             \
-    } while (0)
+#include "../testutil.h"
 
 static decltype(&nm_ptr_info) ptr_info;
 
@@ -87,7 +78,7 @@ int main()
         CHECK(small[99] == 7 && text[4999] == 'x' && table[99].size() == 40);
     }
     destroy(h);
-    if (failures) std::fprintf(stderr, "%d check(s) failed\n", failures);
-    else std::printf("cxx_set_heap: std::vector, std::string, std::map, make_unique and aligned new came from the heap set\n");
-    return failures ? 1 : 0;
+    if (!nm_test_failures)
+        std::printf("cxx_set_heap: std::vector, std::string, std::map, make_unique and aligned new came from the heap set\n");
+    return nm_test_done();
 }
