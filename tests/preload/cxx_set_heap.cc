@@ -2,10 +2,12 @@
 // (nm_thread_set_heap): the standard library's containers (std::vector,
 // small and large, grown by push_back; std::string; std::map nodes;
 // std::unique_ptr from new; aligned new) allocate from the heap set, with
-// no change to the code that uses them; after the heap is unset new
-// containers are plain again, and the heap's containers still grow inside
-// it.  The nm_ functions are looked up with dlsym, as the program would
-// find them in the preloaded library.  Exit 0 on success.
+// no change to the code that uses them, and a vector made before the heap
+// was set grows into it; after the heap is unset new containers are plain
+// again, a heap vector that grows moves its storage out of the heap (with
+// its contents), and the heap's other containers keep theirs.  The nm_
+// functions are looked up with dlsym, as the program would find them in the
+// preloaded library.  Exit 0 on success.
 #include <dlfcn.h>
 
 #include <cstdint>
