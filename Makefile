@@ -103,7 +103,7 @@ CXX_STAMP  = $(BUILD)/tests/preload/.cxx-$(if $(HAVE_CXX),found,missing)
 $(CXX_STAMP): | $(BUILD)/tests/preload
 	rm -f $(BUILD)/tests/preload/.cxx-* && touch $@
 
-$(BUILD)/tests/preload/%: tests/preload/%.cc $(CXX_STAMP) | $(BUILD)/tests/preload
+$(BUILD)/tests/preload/%: tests/preload/%.cc $(CXX_STAMP) tests/testutil.h | $(BUILD)/tests/preload
 ifneq ($(HAVE_CXX),)
 	$(CXX) -std=gnu++17 $(WARN) $(CXXFLAGS) $< -o $@ -pthread
 else

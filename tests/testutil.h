@@ -1,4 +1,5 @@
-/* testutil.h — tiny helpers shared by the C tests: CHECK() that names the
+/* testutil.h — tiny helpers shared by the C and C++ tests (it compiles as
+ * gnu11 and as gnu++17): CHECK() that names the
  * failing line, skip with a reason, reading this process's RSS and page
  * faults, and running the same program under glibc to compare; a clock
  * and a random sequence. */
@@ -17,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Failed checks so far; CHECK may be called from several threads at once,
+ * so it only grows with an atomic add. */
 static int nm_test_failures;
 
 /* Report a failed check: file, line, the condition, and an optional
@@ -24,7 +27,7 @@ static int nm_test_failures;
 static inline void nm_test_fail(const char *file, int line, const char *cond, const char *fmt, ...)
 {
     va_list ap;
-    nm_test_failures++;
+    __atomic_fetch_add(&nm_test_failures, 1, __ATOMIC_RELAXED);
     fprintf(stderr, "%s:%d: CHECK(%s) failed", file, line, cond);
     if (fmt[0]) {
         fprintf(stderr, ": ");
@@ -103,8 +106,9 @@ static inline uint64_t nm_test_random(uint64_t *s)
 
 static inline int nm_test_done(void)
 {
-    if (nm_test_failures) fprintf(stderr, "%d check(s) failed\n", nm_test_failures);
-    return nm_test_failures ? 1 : 0;
+    int failures = __atomic_load_n(&nm_test_failures, __ATOMIC_RELAXED);
+    if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
+    return failures ? 1 : 0;
 }
 
 /* Fail unless numamalloc is this process's allocator (LD_PRELOAD or linked).

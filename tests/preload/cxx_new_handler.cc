@@ -19,15 +19,7 @@
 #define NM_ALLOC_SYMBOL "nm_malloc"
 #endif
 
-static int failures;
-
-#define CHECK(cond)                                                                       \
-    do {                                                                                  \
-        if (!(cond)) {                                                                    \
-            failures++;                                                                   \
-            std::fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
-        }                                                                                 \
-    } while (0)
+#include "../testutil.h"
 
 // Sizes no allocator can satisfy, read through volatile so that the compiler
 // cannot see them and must call operator new.
@@ -79,11 +71,9 @@ static void install_reserve_handler()
 // After one failed allocation: two handler calls, reserve freed, handler gone.
 static void check_handler_ran(int line)
 {
-    if (handler_calls != 2 || reserve != nullptr || std::get_new_handler() != nullptr) {
-        failures++;
-        std::fprintf(stderr, "line %d: new-handler called %d times (want 2), reserve %s, handler %s\n", line,
-                     handler_calls, reserve ? "kept" : "freed", std::get_new_handler() ? "installed" : "removed");
-    }
+    CHECK(handler_calls == 2 && reserve == nullptr && std::get_new_handler() == nullptr,
+          "line %d: new-handler called %d times (want 2), reserve %s, handler %s", line, handler_calls,
+          reserve ? "kept" : "freed", std::get_new_handler() ? "installed" : "removed");
     delete[] reserve;
     reserve = nullptr;
     std::set_new_handler(nullptr);
@@ -286,10 +276,7 @@ int main()
     handler_throws();
     handler_makes_room();
     still_works();
-    if (failures) {
-        std::fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
+    if (nm_test_failures) return nm_test_done();
     std::printf("cxx_new_handler: ok\n");
     return 0;
 }

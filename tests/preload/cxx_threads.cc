@@ -28,15 +28,7 @@
 #define NM_ALLOC_SYMBOL "nm_malloc"
 #endif
 
-static std::atomic<int> failures{0};
-
-#define CHECK(cond)                                                                   \
-    do {                                                                              \
-        if (!(cond)) {                                                                \
-            failures++;                                                               \
-            std::fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
-        }                                                                             \
-    } while (0)
+#include "../testutil.h"   // CHECK counts failures atomically: several threads call it
 
 static uint64_t mix(uint64_t h, uint64_t v)
 {
@@ -297,10 +289,7 @@ int main()
     CHECK(seen_count == want_seen);
 
     aligned_forms();
-    if (failures) {
-        std::fprintf(stderr, "%d check(s) failed\n", failures.load());
-        return 1;
-    }
+    if (nm_test_failures) return nm_test_done();
     std::printf("cxx_threads: %ld items over %d threads, digest %016llx\n", got_count,
                 PRODUCERS + CONSUMERS, static_cast<unsigned long long>(got_sum));
     return 0;

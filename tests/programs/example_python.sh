@@ -8,6 +8,8 @@
 set -u
 root=${NM_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${NM_BUILD:-$root/build}
+# shellcheck source=tests/programs/data/common.sh
+. "$root/tests/programs/data/common.sh"   # nm_nodes_with_memory
 command -v python3 >/dev/null || { echo "python3 not installed"; exit 77; }
 [ -f "$build/libnumamalloc.so" ] || { echo "FAIL: no $build/libnumamalloc.so (run make)"; exit 1; }
 out=$(mktemp); trap 'rm -f "$out"' EXIT
@@ -19,13 +21,7 @@ rc=$?
 cat "$out"
 [ $rc -eq 0 ] || bad "python_ctypes.py exited with status $rc"
 
-nodes=""
-for d in /sys/devices/system/node/node[0-9]*; do
-    [ -d "$d" ] || continue
-    awk '/MemTotal/ { exit !($4 > 0) }' "$d/meminfo" && nodes+="${d##*node} "
-done
-nodes=$(echo "$nodes" | tr ' ' '\n' | sed '/^$/d' | sort -n | tr '\n' ' ' | sed 's/ $//')
-[ -n "$nodes" ] || nodes=0
+nodes=$(nm_nodes_with_memory)
 got=$(sed -n 's/^node \([0-9]*\): 16 MiB at 0x[0-9a-f]*, 4096\/4096 pages on node \1, usable [0-9]*: ok$/\1/p' "$out" |
       tr '\n' ' ' | sed 's/ $//')
 [ "$got" = "$nodes" ] || bad "buffers wholly on nodes '$got', expected every node with memory: '$nodes'"

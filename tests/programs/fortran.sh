@@ -16,6 +16,8 @@
 set -u
 root=${NM_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${NM_BUILD:-$root/build}
+# shellcheck source=tests/programs/data/common.sh
+. "$root/tests/programs/data/common.sh"   # nm_nodes_with_memory
 command -v gfortran >/dev/null || { echo "gfortran not installed (make deps)"; exit 77; }
 for f in "$build/libnumamalloc.so" "$build/libnumamalloc_fortran.a" "$build/fortran/numamalloc.mod"; do
     [ -f "$f" ] || { echo "FAIL: no $f (run make)"; exit 1; }
@@ -61,13 +63,7 @@ grep -Eq '^fortran api: [0-9]+ checks, 0 failed$' "$tmp/api.out" || bad "fortran
 # The example, as a user builds it.
 gfortran "${fflags[@]}" -fopenmp "$root/examples/fortran_onnode.f90" -o "$tmp/fortran_onnode" "${link[@]}" ||
     { echo "FAIL: cannot build examples/fortran_onnode.f90"; exit 1; }
-nodes_with_memory=""
-for d in /sys/devices/system/node/node[0-9]*; do
-    [ -d "$d" ] || continue
-    awk '/MemTotal/ { exit !($4 > 0) }' "$d/meminfo" && nodes_with_memory+="${d##*node} "
-done
-nodes_with_memory=$(echo "$nodes_with_memory" | tr ' ' '\n' | sed '/^$/d' | sort -n | tr '\n' ' ' | sed 's/ $//')
-[ -n "$nodes_with_memory" ] || nodes_with_memory=0
+nodes_with_memory=$(nm_nodes_with_memory)
 sum=$((1048576 * 1048577 / 2))
 for threads in 4 1; do
     OMP_NUM_THREADS=$threads timeout 120 "$tmp/fortran_onnode" >"$tmp/ex.out" 2>&1

@@ -2,7 +2,9 @@
  * thread's plain allocations, and move (the parts that need no second
  * node; tests/unit/heap_migrate.c moves pages between nodes):
  *   stats        blocks and bytes counted exactly while one thread uses the
- *                heap; NULL arguments give EINVAL
+ *                heap; NULL arguments give EINVAL; the same again with every
+ *                block sampled by the heap profiler (this program re-executed
+ *                with NUMAMALLOC_PROF=1 NUMAMALLOC_PROF_SAMPLE=1 --prof)
  *   reset        every block goes at once, the heap serves again from the
  *                memory it kept (mapped bytes do not grow), and a free of a
  *                block from before the reset is reported (small: invalid
@@ -493,9 +495,40 @@ static void case_fork_set_heap(void)
     nm_heap_destroy(h);
 }
 
-int main(void)
+/* case_stats again with every block sampled by the heap profiler (a span
+ * of its own, even one of 48 bytes), in a child of this program that reads
+ * its options anew: sampled blocks of up to 256 KiB still count as blocks,
+ * not large blocks. */
+static void case_stats_sampled(const char *argv0)
 {
+    fflush(NULL);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        setenv("NUMAMALLOC_PROF", "1", 1);
+        setenv("NUMAMALLOC_PROF_SAMPLE", "1", 1);
+        setenv("NUMAMALLOC_PROF_FILE", "/dev/null", 1);   /* its exit profile */
+        execl("/proc/self/exe", argv0, "--prof", (char *)NULL);
+        _exit(127);
+    }
+    int status;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "stats with every block sampled: status %#x",
+          status);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--prof") == 0) {
+        void *p = nm_malloc(48);
+        REQUIRE(nm_usable_size(p) == 4096, "NUMAMALLOC_PROF_SAMPLE=1 did not take: usable size %zu",
+                nm_usable_size(p));
+        nm_free(p);
+        case_stats();
+        return nm_test_done();
+    }
     case_stats();
+    case_stats_sampled(argv[0]);
     case_reset();
     case_limit();
     case_set_heap();

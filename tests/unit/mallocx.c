@@ -10,7 +10,12 @@
  * line naming the pointer and the sizes, SIGABRT by default, the block
  * left alone with NUMAMALLOC_ON_ERROR=warn (this program re-executed);
  * nm_ptr_info on pointers to and into small, medium and large blocks,
- * freed blocks and pointers that are not numamalloc's. */
+ * freed blocks and pointers that are not numamalloc's.  Re-executed, it
+ * runs all of that again under NUMAMALLOC_SECURE=1 (--secure: small
+ * blocks checked against the exact size asked for, medium ones by their
+ * class), and the sized frees under NUMAMALLOC_PROF=1
+ * NUMAMALLOC_PROF_SAMPLE=1 (--prof: every block a sampled span of a whole
+ * page, checked against the size the profiler recorded). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -42,6 +47,7 @@ static const size_t sizes[] = { 0, 1, 16, 100, 1000, 1024, 1025, 5000, 8192, 100
 static int node_ids[64];
 static int node_count;
 static bool secure;     /* NUMAMALLOC_SECURE=1: quarantined frees, exact sizes */
+static bool sampled;    /* --prof: the heap profiler samples every block */
 
 static bool has_memory(int node)
 {
@@ -481,8 +487,11 @@ static void run_wrong(enum wrong w, char *err, size_t cap, int *status, void **b
 static void sized_wrong(bool warn)
 {
     for (int w = 0; w < W_COUNT; w++) {
-        /* Secure mode knows the size asked for, 100, and checks that alone. */
-        if (secure && w == W_ALIGNED_SIZE) continue;
+        /* Secure mode knows the size asked for, 100, and checks that alone;
+         * so does the profiler for a block it sampled, and a sampled block
+         * starts a page: 4096-aligned, as W_ALIGNMENT looks for one not. */
+        if ((secure || sampled) && w == W_ALIGNED_SIZE) continue;
+        if (sampled && w == W_ALIGNMENT) continue;
         char err[4096];
         int status;
         void *block = NULL;
@@ -600,13 +609,51 @@ static void ptr_info(void)
     nm_free(b);
 }
 
+/* This program again, in a child with `vars` (name, value, ..., NULL) set
+ * in its environment and `mode` as its argument; a check that it passed. */
+static void run_self(const char *argv0, const char *mode, const char *const *vars)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        for (int i = 0; vars[i]; i += 2) setenv(vars[i], vars[i + 1], 1);
+        execl("/proc/self/exe", argv0, mode, (char *)NULL);
+        _exit(127);
+    }
+    int status;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the %s run failed: %#x", mode, status);
+}
+
 int main(int argc, char **argv)
 {
     node_count = nm_node_ids(node_ids, 64);
     secure = getenv("NUMAMALLOC_SECURE") && strcmp(getenv("NUMAMALLOC_SECURE"), "1") == 0;
-    if (argc > 1 && strcmp(argv[1], "--warn") == 0) {
+    const char *mode = argc > 1 ? argv[1] : "";
+    if (strcmp(mode, "--warn") == 0) {
         sized_wrong(true);
         return nm_test_done();
+    }
+    if (strcmp(mode, "--prof") == 0) {
+        /* Every block sampled, a span of its own: the sized frees check
+         * the size the profiler recorded, not the page-rounded span. */
+        void *p = nm_malloc(100);
+        REQUIRE(nm_usable_size(p) == 4096, "NUMAMALLOC_PROF_SAMPLE=1 did not take: usable size %zu",
+                nm_usable_size(p));
+        nm_free(p);
+        sampled = true;
+        sized_right();
+        sized_wrong(false);
+        return nm_test_done();
+    }
+    if (strcmp(mode, "--secure") == 0) {
+        /* Secure mode's canary takes an 8 KiB request to a medium block. */
+        void *p = nm_malloc(8 * KiB);
+        struct nm_ptr_info info;
+        REQUIRE(secure && nm_ptr_info(p, &info) == 0 && info.kind == NM_PTR_MEDIUM,
+                "NUMAMALLOC_SECURE=1 did not take");
+        nm_free(p);
     }
     every_flag();
     invalid_flags();
@@ -615,15 +662,16 @@ int main(int argc, char **argv)
     sized_wrong(false);
     ptr_info();
     /* The same wrong frees under NUMAMALLOC_ON_ERROR=warn (read at start). */
-    pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        setenv("NUMAMALLOC_ON_ERROR", "warn", 1);
-        execl("/proc/self/exe", argv[0], "--warn", (char *)NULL);
-        _exit(127);
+    static const char *const warn[] = { "NUMAMALLOC_ON_ERROR", "warn", NULL };
+    run_self(argv[0], "--warn", warn);
+    if (mode[0] == '\0') {
+        /* All of it again in secure mode; the sized frees with every block
+         * sampled by the heap profiler (its exit profile thrown away). */
+        static const char *const secure_vars[] = { "NUMAMALLOC_SECURE", "1", NULL };
+        run_self(argv[0], "--secure", secure_vars);
+        static const char *const prof_vars[] = { "NUMAMALLOC_PROF", "1", "NUMAMALLOC_PROF_SAMPLE", "1",
+                                                 "NUMAMALLOC_PROF_FILE", "/dev/null", NULL };
+        run_self(argv[0], "--prof", prof_vars);
     }
-    int status;
-    waitpid(pid, &status, 0);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the warn run failed: %#x", status);
     return nm_test_done();
 }

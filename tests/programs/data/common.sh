@@ -8,6 +8,8 @@
 # the program match); afterwards that directory is kept as $NM_TMP/<run>.base
 # or $NM_TMP/<run>.pre.  Reasons for failing are collected with nm_fail and the
 # script ends with nm_finish.  NM_KEEP_TMP=1 keeps $NM_TMP for inspection.
+# A script may also source it only for its helpers (nm_need,
+# nm_nodes_with_memory), without nm_init.
 
 NM_ROOT="${NM_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)}"
 NM_BUILD="${NM_BUILD:-$NM_ROOT/build}"
@@ -19,6 +21,20 @@ nm_failures=0
 nm_fail() { echo "FAIL: $*" >&2; nm_failures=$((nm_failures + 1)); }
 
 nm_skip() { echo "$*"; exit 77; }
+
+# nm_nodes_with_memory: the ids of the NUMA nodes with memory (MemTotal > 0
+# in sysfs), ascending, on one line separated by single spaces ("0 1 3");
+# "0" where sysfs lists no node with memory (a kernel without NUMA has one
+# node 0).  Use: nodes=$(nm_nodes_with_memory)
+nm_nodes_with_memory() {
+    local d nodes=""
+    for d in /sys/devices/system/node/node[0-9]*; do
+        [ -d "$d" ] || continue
+        awk '/MemTotal/ { exit !($4 > 0) }' "$d/meminfo" && nodes+="${d##*node} "
+    done
+    nodes=$(echo "$nodes" | tr ' ' '\n' | sed '/^$/d' | sort -n | tr '\n' ' ' | sed 's/ $//')
+    echo "${nodes:-0}"
+}
 
 # Exit 77 naming the first of the given commands that is not installed.
 nm_need() {

@@ -37,10 +37,13 @@ int main(void)
     OFF(struct nm_stats, threads); OFF(struct nm_stats, abandoned);
     OFF(struct nm_stats, reclaimed);
     SIZE(struct nm_heap_stats);
-    OFF(struct nm_heap_stats, mapped); OFF(struct nm_heap_stats, in_use); OFF(struct nm_heap_stats, limit);
+    OFF(struct nm_heap_stats, mapped); OFF(struct nm_heap_stats, committed); OFF(struct nm_heap_stats, in_use);
+    OFF(struct nm_heap_stats, blocks); OFF(struct nm_heap_stats, large_blocks); OFF(struct nm_heap_stats, charged);
+    OFF(struct nm_heap_stats, limit);
     SIZE(struct nm_migrate_report);
-    OFF(struct nm_migrate_report, resident); OFF(struct nm_migrate_report, other);
-    OFF(struct nm_migrate_report, last_error);
+    OFF(struct nm_migrate_report, resident); OFF(struct nm_migrate_report, asked); OFF(struct nm_migrate_report, moved);
+    OFF(struct nm_migrate_report, not_moved); OFF(struct nm_migrate_report, busy); OFF(struct nm_migrate_report, no_memory);
+    OFF(struct nm_migrate_report, other); OFF(struct nm_migrate_report, last_error);
     SIZE(struct nm_ptr_info);
     OFF(struct nm_ptr_info, start); OFF(struct nm_ptr_info, usable_size);
     OFF(struct nm_ptr_info, kind); OFF(struct nm_ptr_info, node);
