@@ -278,10 +278,15 @@ clean:
 	rm -rf $(BUILD)
 
 # Examples (examples/README.md): `make examples` builds them into
-# $(BUILD)/examples/, linked with the shared library (rpath to it); the MPI
-# one only where mpicc is.  make check builds and runs them on its own
+# $(BUILD)/examples/, linked with the shared library (rpath to it); the
+# OpenMP ones (openmp, omp_memspace) only where $(CC) has OpenMP (omp.h and
+# -fopenmp: clang needs libomp-dev), the MPI one only where mpicc is; a
+# line says which were skipped.  make check builds and runs them on its own
 # (tests/programs/examples.sh, example_mpi.sh, tests/vm/examples.sh).
-EXAMPLES      = $(addprefix $(BUILD)/examples/,openmp buffer_pool worker_pool bind_inspect near_device) \
+OPENMP_EXAMPLES = openmp omp_memspace
+HAVE_OPENMP   := $(shell printf '\043include <omp.h>\n' | $(CC) -fopenmp -x c -fsyntax-only - 2>/dev/null && echo yes)
+EXAMPLES      = $(addprefix $(BUILD)/examples/,buffer_pool worker_pool bind_inspect near_device pipeline) \
+                $(if $(HAVE_OPENMP),$(addprefix $(BUILD)/examples/,$(OPENMP_EXAMPLES))) \
                 $(if $(shell command -v mpicc),$(BUILD)/examples/mpi) \
                 $(if $(HAVE_FC),$(BUILD)/examples/fortran_onnode)
 EXAMPLE_FLAGS = -std=gnu11 $(WARN) $(CFLAGS) -Iinclude
@@ -289,11 +294,12 @@ EXAMPLE_LINK  = -L$(BUILD) -lnumamalloc -Wl,-rpath,$(abspath $(BUILD))
 
 .PHONY: examples
 examples: $(EXAMPLES)
+	$(if $(HAVE_OPENMP),,@echo "examples: $(OPENMP_EXAMPLES) skipped: $(CC) has no OpenMP (omp.h, -fopenmp)")
 
 $(BUILD)/examples:
 	mkdir -p $@
 
-$(BUILD)/examples/openmp: examples/openmp.c include/numamalloc.h $(SO) | $(BUILD)/examples
+$(addprefix $(BUILD)/examples/,$(OPENMP_EXAMPLES)): $(BUILD)/examples/%: examples/%.c include/numamalloc.h $(SO) | $(BUILD)/examples
 	$(CC) $(EXAMPLE_FLAGS) -fopenmp $< -o $@ $(EXAMPLE_LINK)
 
 $(BUILD)/examples/mpi: examples/mpi.c include/numamalloc.h $(SO) | $(BUILD)/examples

@@ -17,7 +17,10 @@
  * The buffers come from nm_malloc_near(DEVICE, ...); the arrays from a
  * heap whose policy is "bind:highest-bandwidth".  Each prints one line,
  * checked with nm_where (the kernel's move_pages) against the node it
- * should be on; exit status 1 if a page is elsewhere.  A machine with one
+ * should be on: for the buffers, the node nm_malloc_near placed them on
+ * (nm_ptr_info), which is the device's node, or the nearest node with
+ * memory when the device's node has none; exit status 1 if a page is
+ * elsewhere.  A machine with one
  * node, or a virtual machine, usually has no device with a NUMA node: the
  * program says so and takes the buffers from the calling thread's node.
  */
@@ -88,9 +91,13 @@ int main(int argc, char **argv)
         }
         memset(buffers[i], 0, BUFFER_SIZE);   /* as a driver would, before posting it */
     }
+    /* The node whose memory the buffers are bound to: the device's, or
+     * the nearest with memory when it has none (a CPU-only node). */
+    struct nm_ptr_info info;
+    int memory_node = nm_ptr_info(buffers[0], &info) == 0 ? info.node : node;
     nm_nodeset where;
     nm_nodeset_clear(&where);
-    nm_nodeset_add(&where, node);
+    nm_nodeset_add(&where, memory_node);
     long resident = 0, inside = 0;
     for (int i = 0; i < BUFFERS; i++) inside += pages_on(buffers[i], BUFFER_SIZE, &where, &resident);
     bool ok = resident == BUFFERS * (BUFFER_SIZE / 4096) && inside == resident;
@@ -98,7 +105,7 @@ int main(int argc, char **argv)
     else if (why) printf("%s; I/O buffers on this thread's node instead\n", why);
     printf("I/O buffers %s%s (node %d): %d x %d KiB, %ld/%ld pages on node %d: %s\n",
            why ? "local" : "near ", why ? "" : dev, node, BUFFERS, BUFFER_SIZE / 1024, inside, resident,
-           node, ok ? "ok" : "WRONG");
+           memory_node, ok ? "ok" : "WRONG");
     status |= !ok;
 
     /* Compute arrays on the highest-bandwidth memory, for this thread. */

@@ -34,6 +34,7 @@
  *   gcc -O2 -fopenmp -I include examples/omp_memspace.c -o omp_memspace \
  *       -L build -lnumamalloc -Wl,-rpath,$PWD/build
  */
+#include <errno.h>
 #include <omp.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -86,9 +87,15 @@ static struct nm_omp_allocator *nm_omp_init_allocator(omp_memspace_handle_t spac
     space_policy(space, interleaved, a->policy, sizeof a->policy);
     nm_policy p;
     char err[256];
-    if (nm_policy_parse(a->policy, &p, err, sizeof err) != 0 || !(a->heap = nm_heap_new(&p)) ||
-        (pool && nm_heap_set_limit(a->heap, pool) != 0)) {
-        fprintf(stderr, "omp_memspace: %s: %s\n", a->policy, err[0] ? err : "no heap");
+    if (nm_policy_parse(a->policy, &p, err, sizeof err) != 0) {
+        fprintf(stderr, "omp_memspace: %s: %s\n", a->policy, err);
+        free(a);
+        return NULL;
+    }
+    a->heap = nm_heap_new(&p);
+    if (!a->heap || (pool && nm_heap_set_limit(a->heap, pool) != 0)) {
+        fprintf(stderr, "omp_memspace: %s: no heap: %s\n", a->policy, strerror(errno));
+        if (a->heap) nm_heap_destroy(a->heap);
         free(a);
         return NULL;
     }

@@ -10,6 +10,14 @@
  *                                                   runs on (once it is pinned)
  * Each thread computes sum(a[i] * b[i]) over its share; an OpenMP reduction
  * adds the shares up and the total is checked against a serial reference.
+ *
+ * Then the most common HPC pattern: the master thread allocates one big
+ * array with malloc (a large block: its pages are placed where they are
+ * first written), a `parallel for schedule(static)` loop initialises it,
+ * so each thread first-touches its own contiguous chunk, and each thread
+ * asks nm_where whether the pages of its chunk are on its node.  Later
+ * loops with the same static schedule then work on local memory.
+ *
  * The program exits 1 if the sum is wrong or any page is off its thread's
  * node, so it checks itself.
  *
@@ -37,6 +45,11 @@ struct thread_report {
     int cpu, node;
     long onnode_pages, onnode_local;   /* nm_malloc_onnode block: pages, pages on `node` */
     long malloc_pages, malloc_local;   /* malloc block */
+    /* First touch of the master's array: the thread's chunk (the indexes
+     * schedule(static) gave it), where it ran, and its whole pages. */
+    size_t chunk_first, chunk_end;
+    int touch_cpu, touch_node;
+    long chunk_pages, chunk_local;
 };
 
 /* The values the threads compute on; the same formula gives the reference. */
@@ -128,6 +141,48 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    /* First touch: the master allocates, the team initialises with the
+     * schedule its compute loops will use, so each chunk lands on the node
+     * of the thread that works on it. */
+    size_t total = (size_t)threads * n;
+    uint64_t *x = malloc(total * sizeof *x);
+    if (!x) {
+        fprintf(stderr, "openmp: out of memory\n");
+        return 1;
+    }
+    #pragma omp parallel num_threads(threads)
+    {
+        int t = omp_get_thread_num();
+        if (!runtime_binds) pin_to_nth_cpu(&allowed, t);   /* as in the first region */
+        struct thread_report *r = &report[t];
+        r->chunk_first = total;
+        r->chunk_end = 0;
+        #pragma omp for schedule(static)
+        for (size_t i = 0; i < total; i++) {
+            x[i] = value_a(i);
+            if (i < r->chunk_first) r->chunk_first = i;
+            r->chunk_end = i + 1;
+        }
+        /* The implicit barrier is passed: every chunk is written.  Whole
+         * pages of this thread's chunk only (an edge page shared with a
+         * neighbour's chunk goes to whichever wrote it first). */
+        r->touch_cpu = sched_getcpu();
+        r->touch_node = nm_current_node();
+        r->chunk_pages = r->chunk_local = 0;
+        if (r->chunk_end > r->chunk_first) {
+            uintptr_t lo = (uintptr_t)&x[r->chunk_first], hi = (uintptr_t)&x[r->chunk_end];
+            lo = (lo + PAGE - 1) & ~(uintptr_t)(PAGE - 1);
+            hi &= ~(uintptr_t)(PAGE - 1);
+            if (hi > lo) locate((const void *)lo, hi - lo, r->touch_node, &r->chunk_pages, &r->chunk_local);
+        }
+    }
+    uint64_t x_sum = 0, x_expected = 0;
+    for (size_t i = 0; i < total; i++) {
+        x_sum += x[i];
+        x_expected += value_a(i);
+    }
+    free(x);
+
     /* Per thread, then per node. */
     long want = (long)(bytes / PAGE);
     long node_threads[NM_NODE_ID_LIMIT] = {0}, node_pages[NM_NODE_ID_LIMIT] = {0},
@@ -147,6 +202,21 @@ int main(int argc, char **argv)
         node_threads[r->node]++;
         node_pages[r->node] += r->onnode_pages + r->malloc_pages;
         node_local[r->node] += r->onnode_local + r->malloc_local;
+    }
+    for (int t = 0; t < threads; t++) {
+        const struct thread_report *r = &report[t];
+        printf("first touch: thread %d: cpu %d node %d: elements %zu-%zu, %ld/%ld pages of its chunk on node %d\n",
+               t, r->touch_cpu, r->touch_node, r->chunk_first, r->chunk_end, r->chunk_local, r->chunk_pages,
+               r->touch_node);
+        if (r->chunk_pages <= 0 || r->chunk_local != r->chunk_pages) {
+            printf("first touch: thread %d: expected every page of its chunk on node %d\n", t, r->touch_node);
+            failed = 1;
+        }
+    }
+    if (x_sum != x_expected) {
+        printf("first touch: array sum %llu, expected %llu: WRONG\n", (unsigned long long)x_sum,
+               (unsigned long long)x_expected);
+        failed = 1;
     }
     for (int node = 0; node < NM_NODE_ID_LIMIT; node++)
         if (node_threads[node])

@@ -127,9 +127,12 @@ static void *worker(void *arg)
 
 int main(int argc, char **argv)
 {
+    /* nm_node_ids says how many nodes there are, which may be more than it
+     * wrote: only the first 64 are in ids (none: node 0 for both). */
     int ids[64], n = nm_node_ids(ids, 64);
-    first_node = ids[0];
-    last_node = ids[n > 0 ? n - 1 : 0];
+    if (n > 64) n = 64;
+    first_node = n > 0 ? ids[0] : 0;
+    last_node = n > 0 ? ids[n - 1] : 0;
     run_on_node(first_node);
     lookup = build_index();
     cache = calloc(RECORDS, sizeof *cache);

@@ -98,18 +98,23 @@ def main():
     print(f"numamalloc: {lib.nm_node_count()} node(s): {' '.join(str(ids[i]) for i in range(count))}")
     size = 16 << 20
     good = True
+    with_memory = []
     for node in ids[:count]:
         total, free = ctypes.c_uint64(), ctypes.c_uint64()
         if lib.nm_node_memory(node, ctypes.byref(total), ctypes.byref(free)) != 0 or total.value == 0:
             continue   # no memory on this node
+        with_memory.append(node)
         address = lib.nm_malloc_onnode(size, node)
         if not address:
             sys.exit(f"nm_malloc_onnode({size}, {node}) failed")
         good &= fill_and_check(lib, f"node {node}", address, size, node)
         lib.nm_free(address)
 
-    # A heap whose blocks follow a policy given as text.
-    node = ids[0]
+    # A heap whose blocks follow a policy given as text: bound to the first
+    # node with memory (a node without, such as a CPU-only one, cannot be bound to).
+    if not with_memory:
+        sys.exit("no node with memory")
+    node = with_memory[0]
     policy, err = Policy(), ctypes.create_string_buffer(256)
     if lib.nm_policy_parse(f"bind:{node}".encode(), ctypes.byref(policy), err, len(err)) != 0:
         sys.exit(f"nm_policy_parse: {err.value.decode()}")

@@ -12,19 +12,25 @@
  *
  * A binding says where blocks come from:
  *   local (default)    nm_malloc: the node of the thread that allocates
+ *                      (inside a scoped_thread_heap, that heap's policy:
+ *                      nm_malloc comes from the thread's heap)
  *   on_node{n}         nm_malloc_onnode(size, n): bound to node n
  *   a heap             nm_heap_malloc: the heap's policy (the heap must
- *                      outlive every container using it)
+ *                      outlive every container using it; a temporary
+ *                      numamalloc::heap is refused at compile time)
  *   an nm_policy       a heap of its own made with nm_heap_new, shared by
  *                      every copy of the allocator and destroyed with the
- *                      last of them
+ *                      last of them (explicit: binding{policy})
  * Over-aligned requests (alignment above 16) use nm_aligned_alloc,
  * nm_heap_aligned_alloc, or for a node nm_mallocx with NM_NODE and
  * NM_ALIGN (placed as nm_malloc_onnode places).  Every block is freed with
  * nm_free.  Two allocators (or resources) are equal when their bindings
  * are: same kind and same node, or same heap.  An allocation that fails
- * throws std::bad_alloc (also for a node that does not exist or whose
- * memory the process may not use); a heap that cannot be made throws
+ * for want of memory (ENOMEM: the machine's, a node's, a heap's limit)
+ * calls the new-handler (std::set_new_handler) and tries again while there
+ * is one, as operator new does, then throws std::bad_alloc; a node that
+ * does not exist or whose memory the process may not use throws
+ * std::bad_alloc at once; a heap that cannot be made throws
  * std::system_error with errno (EINVAL, ENOSYS) or std::bad_alloc (ENOMEM);
  * parse_policy throws std::invalid_argument with nm_policy_parse's reason.
  *
@@ -120,11 +126,15 @@ public:
     }
     /* Move its pages and its future blocks to `to` (nm_heap_migrate; no
      * other thread may use the heap meanwhile).  Pages that could not
-     * move are in the report, and make it throw std::system_error (EIO). */
+     * move are counted in the report (not_moved and why; the new policy
+     * is in effect all the same), which is returned: check not_moved.
+     * A policy that cannot be set throws std::system_error (EINVAL,
+     * ENOSYS) with nothing changed. */
     struct nm_migrate_report migrate(const nm_policy &to) const
     {
         struct nm_migrate_report report;
-        check(nm_heap_migrate(h_, &to, &report), "nm_heap_migrate");
+        if (nm_heap_migrate(h_, &to, &report) != 0 && errno != EIO)
+            throw std::system_error(errno, std::generic_category(), "nm_heap_migrate");
         return report;
     }
 
@@ -146,16 +156,30 @@ private:
  * (nm_thread_set_heap); the heap set before comes back when it goes.
  * What the C and C++ runtimes allocate meanwhile (a stream's buffer, a
  * thread's storage) comes from the heap too: keep such things out of the
- * scope of a heap that is cleared or destroyed before them. */
+ * scope of a heap that is cleared or destroyed before them.  When the heap
+ * cannot be set (ENOMEM: no memory for the thread's part of it) the
+ * constructor throws std::bad_alloc and the heap set before stays.  The
+ * heap must outlive the scope: a temporary numamalloc::heap is refused at
+ * compile time. */
 class scoped_thread_heap {
 public:
-    explicit scoped_thread_heap(nm_heap_t *h) noexcept : previous_(nm_thread_set_heap(h)) {}
-    explicit scoped_thread_heap(const heap &h) noexcept : scoped_thread_heap(h.get()) {}
+    explicit scoped_thread_heap(nm_heap_t *h) : previous_(set(h)) {}
+    explicit scoped_thread_heap(const heap &h) : scoped_thread_heap(h.get()) {}
+    explicit scoped_thread_heap(heap &&) = delete;
     scoped_thread_heap(const scoped_thread_heap &) = delete;
     scoped_thread_heap &operator=(const scoped_thread_heap &) = delete;
     ~scoped_thread_heap() { nm_thread_set_heap(previous_); }
 
 private:
+    /* nm_thread_set_heap: NULL with errno 0 is "none before", with errno
+     * set a failure that left the earlier heap in place. */
+    static nm_heap_t *set(nm_heap_t *h)
+    {
+        errno = 0;
+        nm_heap_t *previous = nm_thread_set_heap(h);
+        if (!previous && errno != 0) throw std::bad_alloc();
+        return previous;
+    }
     nm_heap_t *previous_;
 };
 
@@ -170,17 +194,40 @@ public:
     /* A heap the caller keeps alive (nm_heap_t or numamalloc::heap). */
     binding(nm_heap_t *h) noexcept : kind_(kind::heap), heap_(std::shared_ptr<nm_heap_t>(), h) {}
     binding(const numamalloc::heap &h) noexcept : binding(h.get()) {}
+    binding(numamalloc::heap &&) = delete;   /* would dangle */
     /* A heap of its own for `policy`, shared by the copies. */
-    binding(const nm_policy &policy)
+    explicit binding(const nm_policy &policy)
         : kind_(kind::heap), heap_(numamalloc::heap(policy).release(), nm_heap_destroy) {}
 
     kind which() const noexcept { return kind_; }
     int node() const noexcept { return kind_ == kind::node ? node_ : -1; }
     nm_heap_t *heap_handle() const noexcept { return heap_.get(); }
 
-    /* `bytes` aligned to `alignment` (a power of two); throws
-     * std::bad_alloc when that cannot be had. */
+    /* `bytes` aligned to `alignment` (a power of two); when memory is
+     * short (ENOMEM) the new-handler runs and the allocation is tried
+     * again while there is one, as in operator new; throws std::bad_alloc
+     * when that cannot be had. */
     void *allocate(std::size_t bytes, std::size_t alignment = alignof(std::max_align_t)) const
+    {
+        for (;;) {
+            errno = 0;
+            if (void *p = try_allocate(bytes, alignment)) return p;
+            std::new_handler handler = errno == ENOMEM ? std::get_new_handler() : nullptr;
+            if (!handler) throw std::bad_alloc();
+            handler();
+        }
+    }
+    static void deallocate(void *p) noexcept { nm_free(p); }
+
+    friend bool operator==(const binding &a, const binding &b) noexcept
+    {
+        return a.kind_ == b.kind_ && a.node_ == b.node_ && a.heap_.get() == b.heap_.get();
+    }
+    friend bool operator!=(const binding &a, const binding &b) noexcept { return !(a == b); }
+
+private:
+    /* One try: the block, or NULL with errno. */
+    void *try_allocate(std::size_t bytes, std::size_t alignment) const noexcept
     {
         bool plain = alignment <= 16;
         void *p = nullptr;
@@ -198,18 +245,9 @@ public:
                       : nm_heap_aligned_alloc(heap_.get(), alignment, bytes);
             break;
         }
-        if (!p) throw std::bad_alloc();
         return p;
     }
-    static void deallocate(void *p) noexcept { nm_free(p); }
 
-    friend bool operator==(const binding &a, const binding &b) noexcept
-    {
-        return a.kind_ == b.kind_ && a.node_ == b.node_ && a.heap_.get() == b.heap_.get();
-    }
-    friend bool operator!=(const binding &a, const binding &b) noexcept { return !(a == b); }
-
-private:
     kind kind_ = kind::local;
     int node_ = -1;
     std::shared_ptr<nm_heap_t> heap_;   /* owning for a policy, else not */
@@ -234,6 +272,7 @@ public:
     allocator(on_node n) noexcept : b_(n) {}
     allocator(nm_heap_t *h) noexcept : b_(h) {}
     allocator(const numamalloc::heap &h) noexcept : b_(h) {}
+    allocator(numamalloc::heap &&) = delete;   /* would dangle */
     explicit allocator(const nm_policy &policy) : b_(policy) {}
     template <class U>
     allocator(const allocator<U> &o) noexcept : b_(o.get_binding()) {}
@@ -271,6 +310,7 @@ public:
     memory_resource(on_node n) noexcept : b_(n) {}
     memory_resource(nm_heap_t *h) noexcept : b_(h) {}
     memory_resource(const numamalloc::heap &h) noexcept : b_(h) {}
+    memory_resource(numamalloc::heap &&) = delete;   /* would dangle */
     explicit memory_resource(const nm_policy &policy) : b_(policy) {}
 
     const binding &get_binding() const noexcept { return b_; }

@@ -5,7 +5,10 @@
 # Each checks itself (exit status); on top of that their per-node output is
 # checked here against the machine's topology read from sysfs:
 #   openmp        every thread's two arrays wholly on its CPU's node (sysfs),
-#                 with the runtime pinning threads and without; the sum right
+#                 with the runtime pinning threads and without; the sum right;
+#                 the master's malloc'd array first-touched by a parallel for
+#                 schedule(static): every page of each thread's chunk on the
+#                 node of the CPU that wrote it
 #   buffer_pool   one pool per node with memory, every buffer's pages on it,
 #                 as many puts as gets
 #   worker_pool   6 tasks per node with memory, each run on its data's node
@@ -14,7 +17,9 @@
 #                 node) and compute arrays bound to highest-bandwidth, each
 #                 line "ok"; again on the recorded tree
 #                 tests/sysfs/two-node-devices, where the buffers must be
-#                 near eth0 (node 0)
+#                 near eth0 (node 0), and on that tree with node 1's memory
+#                 taken away, where the buffers near nvme0n1 (node 1) must
+#                 be on node 0, the nearest node with memory
 #   bind_inspect  while it waits for Enter (on a FIFO), /proc/PID/numa_maps
 #                 read here shows its 256 MiB mapping bind:0 with every page
 #                 on N0; `numamalloc maps PID` shows bind:0 too (once
@@ -35,7 +40,10 @@ check_fail() { echo "FAIL: $*"; check_failures=$((check_failures + 1)); }
 # check_openmp OUT THREADS PAGES CPUMAP: THREADS thread lines, each with
 # PAGES of PAGES pages of both arrays on the thread's node, that node being
 # the one CPUMAP (lines "cpu node") gives for the thread's CPU; the sum right.
-# Sets openmp_nodes to the nodes the threads ran on.
+# And THREADS first-touch lines: PAGES of PAGES pages of the thread's chunk
+# of the master's array on the node of the CPU it wrote them from.
+# Sets openmp_nodes to the nodes the threads ran on, openmp_touch_nodes to
+# the nodes the chunks were found on.
 check_openmp() {
     local out=$1 threads=$2 pages=$3 cpumap=$4 fields problems
     fields=$(sed -n 's/^thread \([0-9]*\): cpu \([0-9]*\) node \([0-9]*\): nm_malloc_onnode \([0-9]*\)\/\([0-9]*\) pages on node \([0-9]*\), malloc \([0-9]*\)\/\([0-9]*\) pages on node \([0-9]*\)$/\1 \2 \3 \4 \5 \6 \7 \8 \9/p' "$out")
@@ -52,6 +60,18 @@ check_openmp() {
     grep -Eq '^sum ([0-9]+), expected \1: ok$' "$out" || problems+=" no right sum line"
     [ -z "$problems" ] || check_fail "openmp: $problems"
     openmp_nodes=$(echo "$fields" | awk 'NF == 9 { print $3 }' | sort -nu | tr '\n' ' ' | sed 's/ $//')
+    fields=$(sed -n 's/^first touch: thread \([0-9]*\): cpu \([0-9]*\) node \([0-9]*\): elements [0-9]*-[0-9]*, \([0-9]*\)\/\([0-9]*\) pages of its chunk on node \([0-9]*\)$/\1 \2 \3 \4 \5 \6/p' "$out")
+    problems=$(echo "$fields" | awk -v threads="$threads" -v pages="$pages" -v map="$cpumap" '
+        BEGIN { n = split(map, m, "\n"); for (i = 1; i <= n; i++) { split(m[i], f, " "); node_of[f[1]] = f[2] } }
+        NF == 6 {
+            seen++
+            if (!($2 in node_of)) print "thread " $1 ": unknown cpu " $2
+            else if (node_of[$2] != $3) print "thread " $1 ": cpu " $2 " is on node " node_of[$2] ", not " $3
+            if ($4 != pages || $5 != pages || $6 != $3) print "thread " $1 ": not all " pages " pages of its chunk on node " $3
+        }
+        END { if (seen != threads) print seen + 0 " well-formed first-touch lines, expected " threads }')
+    [ -z "$problems" ] || check_fail "openmp first touch: $problems"
+    openmp_touch_nodes=$(echo "$fields" | awk 'NF == 6 { print $6 }' | sort -nu | tr '\n' ' ' | sed 's/ $//')
 }
 
 # check_buffer_pool OUT "NODES": one pool per node of NODES (the nodes with
@@ -184,7 +204,7 @@ run_example() {   # LABEL COMMAND...: run, keep the output in $tmp/LABEL.out, re
 # (2048 pages) per array; then 2 threads pinned by the runtime, 4 MiB.
 run_example openmp env OMP_NUM_THREADS=4 "$tmp/openmp"
 check_openmp "$tmp/openmp.out" 4 2048 "$cpumap"
-echo "threads ran on nodes: $openmp_nodes"
+echo "threads ran on nodes: $openmp_nodes; first-touched chunks on nodes: $openmp_touch_nodes"
 run_example openmp_bound env OMP_NUM_THREADS=2 OMP_PROC_BIND=close OMP_PLACES=cores "$tmp/openmp" 4
 grep -q 'pinned by the OpenMP runtime' "$tmp/openmp_bound.out" ||
     check_fail "openmp: OMP_PROC_BIND=close not seen by the example"
@@ -213,6 +233,16 @@ grep -Eq '^compute arrays on highest-bandwidth \(bind:[0-9,-]+\): 2 x 8 MiB, 409
 run_example near_device_tree env NUMAMALLOC_SYSFS_ROOT="$root/tests/sysfs/two-node-devices" "$tmp/near_device"
 grep -qx 'I/O buffers near eth0 (node 0): 16 x 256 KiB, 1024/1024 pages on node 0: ok' \
     "$tmp/near_device_tree.out" || check_fail "near_device on two-node-devices: buffers not near eth0 on node 0"
+# A device on a node without memory: the tree with node 1's memory taken
+# away, and the NVMe drive of node 1: nm_malloc_near takes the buffers from
+# node 0, the nearest with memory, and they are checked there.
+cp -a "$root/tests/sysfs/two-node-devices" "$tmp/cpu-only-node"
+echo 0 >"$tmp/cpu-only-node/devices/system/node/has_memory"
+sed -i 's/MemTotal: *[0-9]*/MemTotal: 0/' "$tmp/cpu-only-node/devices/system/node/node1/meminfo"
+run_example near_device_no_memory env NUMAMALLOC_SYSFS_ROOT="$tmp/cpu-only-node" "$tmp/near_device" nvme0n1
+grep -qx 'I/O buffers near nvme0n1 (node 1): 16 x 256 KiB, 1024/1024 pages on node 0: ok' \
+    "$tmp/near_device_no_memory.out" ||
+    check_fail "near_device: buffers near nvme0n1 (node 1, no memory) not checked on node 0"
 
 # OpenMP memory spaces on numamalloc heaps: each space's blocks aligned and
 # located, and a pool's two fallbacks.

@@ -7,7 +7,10 @@
 # ldd) and checks their per-node output with the check_* functions of
 # tests/programs/examples.sh:
 #   openmp        4 threads, one per node, each thread's arrays wholly on the
-#                 node of its CPU; threads on all of nodes 0-3
+#                 node of its CPU; threads on all of nodes 0-3; the master's
+#                 malloc'd array first-touched by a parallel for
+#                 schedule(static): each thread's chunk wholly on its node,
+#                 the chunks on all of nodes 0-3
 #   buffer_pool   a pool on each of nodes 0-3, every buffer on its pool's node
 #   worker_pool   6 tasks per node, each run on the node holding its data
 #   bind_inspect  256 MiB bound to node 0 and 64 MiB bound
@@ -85,6 +88,8 @@ if [ "$vm_rc" -ne 77 ]; then
     section openmp >"$tmp/openmp.out"
     check_openmp "$tmp/openmp.out" 4 2048 "$(printf '0 0\n1 1\n2 2\n3 3')"
     [ "$openmp_nodes" = "0 1 2 3" ] || check_fail "openmp: threads ran on nodes '$openmp_nodes', expected 0 1 2 3"
+    [ "$openmp_touch_nodes" = "0 1 2 3" ] ||
+        check_fail "openmp: first-touched chunks on nodes '$openmp_touch_nodes', expected 0 1 2 3"
     section buffer_pool >"$tmp/buffer_pool.out"
     check_buffer_pool "$tmp/buffer_pool.out" "0 1 2 3"
     section worker_pool >"$tmp/worker_pool.out"
@@ -106,5 +111,5 @@ if [ "$vm_rc" -ne 77 ]; then
     done
     [ "$check_failures" -eq 0 ] || [ "$vm_rc" -ne 0 ] || vm_rc=1
 fi
-vm_record 4node "openmp nodes ${openmp_nodes:-none}; $check_failures check(s) failed"
+vm_record 4node "openmp nodes ${openmp_nodes:-none}, first touch ${openmp_touch_nodes:-none}; $check_failures check(s) failed"
 vm_finish

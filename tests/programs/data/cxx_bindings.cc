@@ -6,13 +6,23 @@
 // get_mempolicy of its page: bind for a node, the heap's policy for a
 // heap) and to have its pages on the intended node (nm_where).  Then
 // equality, rebind, over-aligned types, propagation, and the errors
-// (std::bad_alloc, std::system_error, std::invalid_argument).  Prints one
+// (std::bad_alloc, std::system_error, std::invalid_argument); the
+// new-handler run on a heap's limit; scoped_thread_heap refused by
+// nm_thread_set_heap (ENOMEM under RLIMIT_AS, first thing in main while no
+// spare heap struct exists); heap::migrate's report when pages did not
+// move (nm_heap_migrate's EIO, simulated by the wrapper below: one node
+// cannot be made to refuse a page).  Prints one
 // line per group and "cxx bindings: N checks, 0 failed"; exit 1 on a failure.
 // Built and run by tests/programs/cxx_bindings.sh, linked with -lnumamalloc.
 #include <numamalloc.hpp>
 
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <cstdint>
 #include <cstdio>
@@ -74,6 +84,83 @@ static void check_block(const char *what, const void *p, size_t bytes, int mode,
     CHECK(placed);
 }
 
+// nm_heap_migrate as the library has it, except that while fake_eio is set
+// it reports 2 of 3 pages not moved (busy) and returns -1 with errno EIO,
+// as the library does when the kernel leaves pages where they are.
+static bool fake_eio;
+extern "C" int nm_heap_migrate(nm_heap_t *heap, const nm_policy *policy, struct nm_migrate_report *report)
+{
+    using fn = int (*)(nm_heap_t *, const nm_policy *, struct nm_migrate_report *);
+    static fn real = reinterpret_cast<fn>(dlsym(RTLD_NEXT, "nm_heap_migrate"));
+    int rc = real(heap, policy, report);
+    if (rc != 0 || !fake_eio) return rc;
+    report->asked = 3;
+    report->moved = 1;
+    report->not_moved = report->busy = 2;
+    report->last_error = EBUSY;
+    errno = EIO;
+    return -1;
+}
+
+// The process's address space now (VmSize), read without allocating.
+static long address_space_bytes()
+{
+    char buf[128] = {0};
+    int fd = open("/proc/self/statm", O_RDONLY);
+    if (fd < 0) return -1;
+    long n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    return n > 0 ? std::atol(buf) * sysconf(_SC_PAGESIZE) : -1;
+}
+
+// A scoped_thread_heap that nm_thread_set_heap refuses (ENOMEM: the
+// address space is capped at what the process holds, and a heap new to the
+// thread needs a heap struct mapped) throws std::bad_alloc and leaves the
+// outer scope's heap set.  Run before anything else: later, spare heap
+// structs exist and the set needs no new memory.
+static void check_refused_scope()
+{
+    numamalloc::heap outer, inner;
+    bool thrown = false, outer_kept = false;
+    {
+        numamalloc::scoped_thread_heap in_outer(outer);
+        std::free(std::malloc(64));   // outer's segment is mapped before the cap
+        struct rlimit old, capped;
+        getrlimit(RLIMIT_AS, &old);
+        capped = old;
+        capped.rlim_cur = address_space_bytes();
+        setrlimit(RLIMIT_AS, &capped);
+        try {
+            numamalloc::scoped_thread_heap in_inner(inner);
+        } catch (const std::bad_alloc &) {
+            thrown = true;
+        }
+        setrlimit(RLIMIT_AS, &old);
+        void *p = std::malloc(64);
+        struct nm_ptr_info info;
+        outer_kept = p && nm_ptr_info(p, &info) == 0 && info.heap == outer.get();
+        std::free(p);
+    }
+    std::printf("scoped_thread_heap refused: %s, outer heap %s\n", thrown ? "bad_alloc" : "not thrown",
+                outer_kept ? "kept" : "LOST");
+    CHECK(thrown);
+    CHECK(outer_kept);
+}
+
+static int handler_calls;
+static numamalloc::heap *handler_heap;
+// A new-handler that makes room: the heap's limit goes up to 16 MiB.
+static void raise_limit()
+{
+    handler_calls++;
+    handler_heap->set_limit(std::size_t(16) << 20);
+}
+// A new-handler that gives up on its second call.
+static void give_up()
+{
+    if (++handler_calls == 2) std::set_new_handler(nullptr);
+}
+
 struct alignas(256) wide {
     double v[4];
 };
@@ -82,6 +169,8 @@ int main()
 {
     using numamalloc::allocator;
     using numamalloc::on_node;
+    std::printf("cxx bindings\n");   // stdout's buffer before any heap scope
+    check_refused_scope();
     int ids[NM_NODE_ID_LIMIT];
     nm_node_ids(ids, NM_NODE_ID_LIMIT);
     int node = ids[0];   // NM_NODE env: another node (the 2-node guest)
@@ -190,7 +279,63 @@ int main()
         in_h.deallocate(big, std::size_t(6) << 20);
         struct nm_migrate_report r = capped.migrate(numamalloc::parse_policy(pol.c_str()));
         CHECK(r.not_moved == 0);
+        // Pages left where they were: the report comes back, nothing thrown.
+        fake_eio = true;
+        bool threw = false;
+        try {
+            r = capped.migrate(numamalloc::parse_policy(pol.c_str()));
+        } catch (const std::system_error &) {
+            threw = true;
+        }
+        fake_eio = false;
+        std::printf("migrate with pages not moved: %s, not_moved %llu\n", threw ? "threw" : "report",
+                    (unsigned long long)r.not_moved);
+        CHECK(!threw && r.not_moved == 2 && r.busy == 2 && r.last_error == EBUSY);
         std::printf("heap controls and scoped_thread_heap: checked\n");
+    }
+
+    // ---- the new-handler, when memory is short (a heap's limit)
+    {
+        numamalloc::heap capped;
+        capped.set_limit(std::size_t(8) << 20);
+        allocator<char> in_h(capped);
+        numamalloc::memory_resource res{capped};
+        char *first = in_h.allocate(std::size_t(6) << 20);
+        handler_heap = &capped;
+        handler_calls = 0;
+        std::new_handler before = std::set_new_handler(raise_limit);
+        char *second = nullptr;
+        try {
+            second = in_h.allocate(std::size_t(6) << 20);   // the handler makes room
+        } catch (const std::bad_alloc &) {
+        }
+        CHECK(second != nullptr && handler_calls == 1);
+        int raised = handler_calls;
+        // At the limit again: the handler runs until it gives up.
+        handler_calls = 0;
+        std::set_new_handler(give_up);
+        int thrown = 0;
+        try {
+            res.deallocate(res.allocate(std::size_t(6) << 20), std::size_t(6) << 20);
+        } catch (const std::bad_alloc &) {
+            thrown++;
+        }
+        CHECK(thrown == 1 && handler_calls == 2);
+        int gave_up = handler_calls;
+        // A node that does not exist (EINVAL): no handler, at once.
+        handler_calls = 0;
+        std::set_new_handler(give_up);
+        try {
+            allocator<int>(on_node{NM_NODE_ID_LIMIT + 3}).allocate(10);
+        } catch (const std::bad_alloc &) {
+            thrown++;
+        }
+        CHECK(thrown == 2 && handler_calls == 0);
+        std::set_new_handler(before);
+        std::printf("new-handler: %d call made room, %d calls then bad_alloc, %d for a bad node\n", raised,
+                    gave_up, handler_calls);
+        if (second) in_h.deallocate(second, std::size_t(6) << 20);
+        in_h.deallocate(first, std::size_t(6) << 20);
     }
 
     // ---- std::pmr
