@@ -29,6 +29,7 @@
 set -u
 root=${NM_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 build=${NM_BUILD:-$root/build}
+. "$root/tests/programs/data/common.sh"
 
 check_failures=0
 check_fail() { echo "FAIL: $*"; check_failures=$((check_failures + 1)); }
@@ -174,14 +175,7 @@ if command -v clang >/dev/null; then
 fi
 
 # The machine, from sysfs: nodes with memory, and each CPU's node.
-nodes_with_memory=""
-for d in /sys/devices/system/node/node[0-9]*; do
-    [ -d "$d" ] || continue
-    n=${d##*node}
-    awk '/MemTotal/ { exit !($4 > 0) }' "$d/meminfo" && nodes_with_memory+="$n "
-done
-nodes_with_memory=$(echo "$nodes_with_memory" | tr ' ' '\n' | sed '/^$/d' | sort -n | tr '\n' ' ' | sed 's/ $//')
-[ -n "$nodes_with_memory" ] || nodes_with_memory=0   # no NUMA in sysfs: one node 0
+nodes_with_memory=$(nm_nodes_with_memory)
 cpumap=$(for c in /sys/devices/system/cpu/cpu[0-9]*; do
              cpu=${c##*cpu}; node=0
              for l in "$c"/node[0-9]*; do [ -e "$l" ] && node=${l##*node}; done
