@@ -232,35 +232,46 @@ static void record(struct nm_segment *s, size_t size)
     prof_unlock();
 }
 
-void *nm_prof_alloc(struct nm_arena *a, size_t size, size_t alignment, bool zero)
+/* An allocation or resize of `size` bytes took the calling thread's
+ * countdown below zero: draw its next interval, and say whether to record
+ * it now.  The thread's first count (its countdown started at 0, its
+ * generator unseeded): seed, and count `size` against a drawn interval
+ * instead.  Not while the profiler is broken (the countdown then never
+ * ends) or allocates for itself (prof_busy).  True with prof_busy set:
+ * the caller records the block, then calls sample_end. */
+static bool sample_begin(size_t size)
 {
     if (nm_unlikely(prof.broken)) {
         nm_tls_sample_left = INT64_MAX;
-        return NULL;
+        return false;
     }
     if (nm_unlikely(prof_rng == 0)) {
-        /* The thread's first count (its countdown started at 0): seed, and
-         * count this allocation against a drawn interval instead. */
         prof_rng = (prof.seed ^ ((uintptr_t)&prof_rng * 0x9E3779B97F4A7C15ull)) | 1;
         nm_tls_sample_left = next_interval() - (int64_t)size;
-        if (nm_tls_sample_left >= 0) return NULL;
+        if (nm_tls_sample_left >= 0) return false;
     }
     nm_tls_sample_left = next_interval();
-    if (prof_busy) return NULL;
+    if (prof_busy) return false;
     prof_busy = true;
+    return true;
+}
+
+static void sample_end(void) { prof_busy = false; }
+
+void *nm_prof_alloc(struct nm_arena *a, size_t size, size_t alignment, bool zero)
+{
+    if (!sample_begin(size)) return NULL;
     void *p = nm_large_alloc(size, alignment, a, zero);
     if (p) record(nm_segment_find(p), size);
-    prof_busy = false;
+    sample_end();
     return p;
 }
 
 void nm_prof_adopt(struct nm_segment *s, size_t size)
 {
-    nm_tls_sample_left = next_interval();
-    if (prof.broken || prof_busy) return;
-    prof_busy = true;
+    if (!sample_begin(size)) return;
     record(s, size);
-    prof_busy = false;
+    sample_end();
 }
 
 void nm_prof_free(struct nm_segment *s)
