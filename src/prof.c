@@ -757,6 +757,13 @@ void nm_prof_init(void)
     prof.slots = nm_os_reserve(slots, NM_OS_PAGE, false);
     if (!prof.sites || !prof.slots) {
         nm_os_warn("NUMAMALLOC_PROF: no memory for the profiler's tables; profiling is off");
+        if (prof.sites) nm_os_release(prof.sites, sites);
+        if (prof.slots) nm_os_release(prof.slots, slots);
+        prof.sites = NULL;
+        prof.slots = NULL;
+        /* Nothing counts: allocations take the fast paths again (segment.c
+         * set this for the profiler). */
+        nm_proc.slow_allocs = nm_proc.secure;
         return;
     }
     prof.site_count = PROF_OTHER;
