@@ -5,6 +5,7 @@
 #ifndef NM_OS_H
 #define NM_OS_H
 
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -179,7 +180,9 @@ static inline bool nm_mask_test(const nm_nodemask *m, int id)
 /* A try-flag: win `flag` with a bounded number of tries (its holder keeps
  * it for a few instructions), else give up.  Nobody ever waits for a holder
  * that a signal or a fork may have stopped; a fork child clears the flags.
- * Used by the arena stacks (segment.c) and the chunks (chunk.c). */
+ * Used by the arena stacks (segment.c) and the chunks (chunk.c); the flags
+ * waited for with nm_flag_wait (below) are the exceptions their comments
+ * name. */
 static inline bool nm_flag_try(_Atomic bool *flag)
 {
     for (int tries = 0; tries < 64; tries++) {
@@ -189,6 +192,16 @@ static inline bool nm_flag_try(_Atomic bool *flag)
 #endif
     }
     return false;
+}
+
+/* Win `flag`, waiting as long as its holder keeps it: rounds of
+ * nm_flag_try with a sched_yield between them.  Only for the flags whose
+ * own comment says they are waited for (the statistics' turns, the heap
+ * profiler's lock), and never from a signal handler that may have
+ * interrupted the holder. */
+static inline void nm_flag_wait(_Atomic bool *flag)
+{
+    while (!nm_flag_try(flag)) sched_yield();
 }
 
 static inline void nm_flag_release(_Atomic bool *flag)

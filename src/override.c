@@ -29,7 +29,6 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
@@ -417,8 +416,9 @@ static _Atomic bool stats_file_warned;
  * writing (appending) the same file. */
 static char stats_file_pattern[4096];
 
-/* The periodic dumps and the one at exit take turns, and once the exit's
- * has begun no periodic one follows it: the exit's object is the last. */
+/* The periodic dumps and the one at exit take turns (a flag waited for
+ * for a whole dump, os.h: nm_flag_wait), and once the exit's has begun no
+ * periodic one follows it: the exit's object is the last. */
 static _Atomic bool stats_print_turn;
 static bool stats_exit_printed;
 
@@ -453,10 +453,7 @@ static void print_stats_out(char json[NM_STATS_JSON_MAX])
     else if (same_file(2)) print_stats(2, json);
 }
 
-static void stats_turn_take(void)
-{
-    while (!nm_flag_try(&stats_print_turn)) sched_yield();
-}
+static void stats_turn_take(void) { nm_flag_wait(&stats_print_turn); }
 
 static void print_stats_at_exit(void)
 {
