@@ -32,7 +32,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
-#include <sys/auxv.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -425,9 +424,7 @@ static bool stats_exit_printed;
 /* Print the statistics where NUMAMALLOC_STATS_FILE says, or on stderr. */
 static void print_stats_out(char json[NM_STATS_JSON_MAX])
 {
-    /* A set-user-ID program (or one with capabilities) does not create or
-     * truncate a file the environment names: its statistics go to stderr. */
-    if (nm_opt.stats_file && !getauxval(AT_SECURE)) {
+    if (nm_opt.stats_file) {
         char path[4096];
         bool first = !atomic_exchange(&stats_file_started, true);
         const char *pattern = stats_file_pattern[0] ? stats_file_pattern : nm_opt.stats_file;
