@@ -215,7 +215,13 @@ uint64_t nm_os_now_ms(void);
 /* Read a whole small file into `buf` (NUL-terminated).  Returns the number
  * of bytes read or -1.  Uses open/read only (no stdio, no malloc). */
 ssize_t nm_os_read_file(const char *path, char *buf, size_t cap);
-/* The number of threads of this process (/proc/self/stat), or 0 if unknown. */
+/* From one read of /proc/self/stat: the process's state letter (field 3:
+ * 'Z' once its first thread has ended with pthread_exit while others run)
+ * and its number of threads (field 20; 0 if the line is cut short); either
+ * pointer may be NULL.  False, nothing set, when /proc cannot say.  Keeps
+ * errno. */
+bool nm_os_proc_stat(char *state, int *threads);
+/* The number of threads of this process (nm_os_proc_stat), or 0 if unknown. */
 int nm_os_thread_count(void);
 /* Whether the process has never created a thread, as the C library knows
  * without a system call (glibc 2.32 and later: __libc_single_threaded);

@@ -479,28 +479,24 @@ static void print_stats_at_exit(void)
  * cannot say. */
 static int first_thread_state(void)
 {
-    char buf[512];
-    ssize_t n = nm_os_read_file("/proc/self/stat", buf, sizeof buf - 1);
-    if (n <= 0) return -1;
-    buf[n] = '\0';
-    const char *paren = strrchr(buf, ')');   /* the command may hold spaces */
-    if (!paren || paren[1] != ' ') return -1;
-    return paren[2] == 'Z';
+    char state;
+    if (!nm_os_proc_stat(&state, NULL)) return -1;
+    return state == 'Z';
 }
 
 /* Whether none of the program's own threads is left.  While the first
  * thread runs, the process ends when it returns or calls exit: not over.
  * Once it has ended with pthread_exit, /proc's count of threads, less
- * ours (this one, the purge thread, the first thread's zombie), says.
- * Without /proc: whether any thread that allocated is left (heap.c). */
+ * ours (purge.h: nm_purge_program_threads) and the first thread's zombie,
+ * says.  Without /proc: whether any thread that allocated is left
+ * (heap.c). */
 static bool program_ended(void)
 {
-    int first = first_thread_state();
-    if (first == 0) return false;
-    int count = first > 0 ? nm_os_thread_count() : 0;
+    char state;
+    int count = 0;
+    if (nm_os_proc_stat(&state, &count) && state != 'Z') return false;
     if (count <= 0) return atomic_load(&nm_proc.purge.threads) == 0;
-    int ours = (int)atomic_load(&nm_proc.purge.helpers) + nm_purge_thread_running() + 1;
-    return count - ours <= 0;
+    return nm_purge_program_threads(count) - 1 <= 0;
 }
 
 static uint64_t monotonic_ms(void)
