@@ -499,6 +499,8 @@ static bool program_ended(void)
     return nm_purge_program_threads(count) - 1 <= 0;
 }
 
+/* The dumps' pace: the precise monotonic clock, not nm_os_now_ms's coarse
+ * one (a tick behind, up to 10 ms, at each dump). */
 static uint64_t monotonic_ms(void)
 {
     struct timespec t;
