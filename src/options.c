@@ -493,11 +493,15 @@ void nm_options_init(void)
     done = true;
     const struct nm_option_source env = { environment, environment_next, NULL };
     nm_options_parse(&env, &nm_conf ? nm_conf : NULL, 2);
-    /* A set-user-ID program (or one with capabilities) writes no profile
-     * to a file its environment names. */
-    if (nm_opt.prof && getauxval(AT_SECURE)) {
-        nm_opt.prof = false;
-        nm_os_warn("NUMAMALLOC_PROF ignored in a set-user-ID program");
+    /* A set-user-ID program (or one with capabilities) creates or
+     * truncates no file its environment names: it writes no profile, and
+     * its statistics go to stderr. */
+    if (getauxval(AT_SECURE)) {
+        nm_opt.stats_file = NULL;
+        if (nm_opt.prof) {
+            nm_opt.prof = false;
+            nm_os_warn("NUMAMALLOC_PROF ignored in a set-user-ID program");
+        }
     }
 }
 

@@ -21,7 +21,8 @@ struct nm_options {
     enum nm_stats_at_exit stats_at_exit;  /* NUMAMALLOC_STATS: print statistics at exit,
                                              as a table or as JSON */
     const char *stats_file;         /* NUMAMALLOC_STATS_FILE: where (%p: pid, %r: rank);
-                                       NULL: stderr */
+                                       NULL: stderr (always in a set-user-ID
+                                       program: nm_options_init) */
     uint64_t stats_interval_ms;     /* NUMAMALLOC_STATS_INTERVAL: also print them this often
                                        while the process runs; 0: never */
     uint64_t purge_delay_ms;        /* NUMAMALLOC_PURGE_DELAY_MS: free memory kept this long */

@@ -568,26 +568,37 @@ bool nm_os_never_threaded(void)
     return &__libc_single_threaded != NULL && __libc_single_threaded;
 }
 
-int nm_os_thread_count(void)
+bool nm_os_proc_stat(char *state, int *threads)
 {
     char buf[1024];
     int saved = errno;   /* an allocation path asks: a failed open must not show */
     ssize_t n = nm_os_read_file("/proc/self/stat", buf, sizeof buf - 1);
     errno = saved;
-    if (n <= 0) return 0;
+    if (n <= 0) return false;
     buf[n] = 0;
-    /* Field 20; the command name (field 2) may hold spaces, so count from
-     * the last ')'. */
+    /* The command name (field 2) may hold spaces and parentheses: the
+     * fields are counted from the last ')'.  State: field 3. */
     char *p = NULL;
     for (char *q = buf; *q; q++)
         if (*q == ')') p = q;
-    if (!p) return 0;
-    int field = 2;
-    for (; *p && field < 20; p++)
-        if (*p == ' ') field++;
-    int count = 0;
-    for (; *p >= '0' && *p <= '9'; p++) count = count * 10 + (*p - '0');
-    return count;
+    if (!p || p[1] != ' ' || !p[2]) return false;
+    if (state) *state = p[2];
+    if (threads) {
+        /* Field 20. */
+        int field = 2;
+        for (; *p && field < 20; p++)
+            if (*p == ' ') field++;
+        int count = 0;
+        for (; *p >= '0' && *p <= '9'; p++) count = count * 10 + (*p - '0');
+        *threads = count;
+    }
+    return true;
+}
+
+int nm_os_thread_count(void)
+{
+    int count;
+    return nm_os_proc_stat(NULL, &count) ? count : 0;
 }
 
 bool nm_os_start_thread(void *(*fn)(void *), void *arg, size_t stack)

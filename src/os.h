@@ -5,6 +5,7 @@
 #ifndef NM_OS_H
 #define NM_OS_H
 
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -179,7 +180,9 @@ static inline bool nm_mask_test(const nm_nodemask *m, int id)
 /* A try-flag: win `flag` with a bounded number of tries (its holder keeps
  * it for a few instructions), else give up.  Nobody ever waits for a holder
  * that a signal or a fork may have stopped; a fork child clears the flags.
- * Used by the arena stacks (segment.c) and the chunks (chunk.c). */
+ * Used by the arena stacks (segment.c) and the chunks (chunk.c); the flags
+ * waited for with nm_flag_wait (below) are the exceptions their comments
+ * name. */
 static inline bool nm_flag_try(_Atomic bool *flag)
 {
     for (int tries = 0; tries < 64; tries++) {
@@ -189,6 +192,16 @@ static inline bool nm_flag_try(_Atomic bool *flag)
 #endif
     }
     return false;
+}
+
+/* Win `flag`, waiting as long as its holder keeps it: rounds of
+ * nm_flag_try with a sched_yield between them.  Only for the flags whose
+ * own comment says they are waited for (the statistics' turns, the heap
+ * profiler's lock), and never from a signal handler that may have
+ * interrupted the holder. */
+static inline void nm_flag_wait(_Atomic bool *flag)
+{
+    while (!nm_flag_try(flag)) sched_yield();
 }
 
 static inline void nm_flag_release(_Atomic bool *flag)
@@ -202,7 +215,13 @@ uint64_t nm_os_now_ms(void);
 /* Read a whole small file into `buf` (NUL-terminated).  Returns the number
  * of bytes read or -1.  Uses open/read only (no stdio, no malloc). */
 ssize_t nm_os_read_file(const char *path, char *buf, size_t cap);
-/* The number of threads of this process (/proc/self/stat), or 0 if unknown. */
+/* From one read of /proc/self/stat: the process's state letter (field 3:
+ * 'Z' once its first thread has ended with pthread_exit while others run)
+ * and its number of threads (field 20; 0 if the line is cut short); either
+ * pointer may be NULL.  False, nothing set, when /proc cannot say.  Keeps
+ * errno. */
+bool nm_os_proc_stat(char *state, int *threads);
+/* The number of threads of this process (nm_os_proc_stat), or 0 if unknown. */
 int nm_os_thread_count(void);
 /* Whether the process has never created a thread, as the C library knows
  * without a system call (glibc 2.32 and later: __libc_single_threaded);

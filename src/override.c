@@ -29,11 +29,9 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
-#include <sys/auxv.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -417,17 +415,16 @@ static _Atomic bool stats_file_warned;
  * writing (appending) the same file. */
 static char stats_file_pattern[4096];
 
-/* The periodic dumps and the one at exit take turns, and once the exit's
- * has begun no periodic one follows it: the exit's object is the last. */
+/* The periodic dumps and the one at exit take turns (a flag waited for
+ * for a whole dump, os.h: nm_flag_wait), and once the exit's has begun no
+ * periodic one follows it: the exit's object is the last. */
 static _Atomic bool stats_print_turn;
 static bool stats_exit_printed;
 
 /* Print the statistics where NUMAMALLOC_STATS_FILE says, or on stderr. */
 static void print_stats_out(char json[NM_STATS_JSON_MAX])
 {
-    /* A set-user-ID program (or one with capabilities) does not create or
-     * truncate a file the environment names: its statistics go to stderr. */
-    if (nm_opt.stats_file && !getauxval(AT_SECURE)) {
+    if (nm_opt.stats_file) {
         char path[4096];
         bool first = !atomic_exchange(&stats_file_started, true);
         const char *pattern = stats_file_pattern[0] ? stats_file_pattern : nm_opt.stats_file;
@@ -453,10 +450,7 @@ static void print_stats_out(char json[NM_STATS_JSON_MAX])
     else if (same_file(2)) print_stats(2, json);
 }
 
-static void stats_turn_take(void)
-{
-    while (!nm_flag_try(&stats_print_turn)) sched_yield();
-}
+static void stats_turn_take(void) { nm_flag_wait(&stats_print_turn); }
 
 static void print_stats_at_exit(void)
 {
@@ -485,30 +479,28 @@ static void print_stats_at_exit(void)
  * cannot say. */
 static int first_thread_state(void)
 {
-    char buf[512];
-    ssize_t n = nm_os_read_file("/proc/self/stat", buf, sizeof buf - 1);
-    if (n <= 0) return -1;
-    buf[n] = '\0';
-    const char *paren = strrchr(buf, ')');   /* the command may hold spaces */
-    if (!paren || paren[1] != ' ') return -1;
-    return paren[2] == 'Z';
+    char state;
+    if (!nm_os_proc_stat(&state, NULL)) return -1;
+    return state == 'Z';
 }
 
 /* Whether none of the program's own threads is left.  While the first
  * thread runs, the process ends when it returns or calls exit: not over.
  * Once it has ended with pthread_exit, /proc's count of threads, less
- * ours (this one, the purge thread, the first thread's zombie), says.
- * Without /proc: whether any thread that allocated is left (heap.c). */
+ * ours (purge.h: nm_purge_program_threads) and the first thread's zombie,
+ * says.  Without /proc: whether any thread that allocated is left
+ * (heap.c). */
 static bool program_ended(void)
 {
-    int first = first_thread_state();
-    if (first == 0) return false;
-    int count = first > 0 ? nm_os_thread_count() : 0;
+    char state;
+    int count = 0;
+    if (nm_os_proc_stat(&state, &count) && state != 'Z') return false;
     if (count <= 0) return atomic_load(&nm_proc.purge.threads) == 0;
-    int ours = (int)atomic_load(&nm_proc.purge.helpers) + nm_purge_thread_running() + 1;
-    return count - ours <= 0;
+    return nm_purge_program_threads(count) - 1 <= 0;
 }
 
+/* The dumps' pace: the precise monotonic clock, not nm_os_now_ms's coarse
+ * one (a tick behind, up to 10 ms, at each dump). */
 static uint64_t monotonic_ms(void)
 {
     struct timespec t;

@@ -46,8 +46,13 @@ struct prof_site {
 };
 
 /* The profiler's state: set up by nm_prof_init; the table and every
- * sample's mark are changed under `lock` only (a spin lock held for a
- * few list operations, or for a whole dump). */
+ * sample's mark are changed under `lock` only.  `lock` is one of the
+ * flags that are waited for (os.h: nm_flag_wait), not kept for a few
+ * instructions only: held for a few list operations, or for a whole dump
+ * with its file writes, while samples of other threads wait.  A signal
+ * handler never waits for it (dump_on_signal leaves its profile to the
+ * holder: dump_pending), and a fork waits a few milliseconds at most
+ * (nm_prof_before_fork). */
 static struct {
     _Atomic bool lock;
     _Atomic bool dump_pending;          /* a signal came while the lock was held */
@@ -81,29 +86,26 @@ extern _Unwind_Reason_Code _Unwind_Backtrace(_Unwind_Trace_Fn trace, void *arg) 
 static __thread uint64_t prof_rng __attribute__((tls_model("initial-exec")));
 static __thread bool prof_busy __attribute__((tls_model("initial-exec")));
 
-static void prof_lock(void)
-{
-    while (!nm_flag_try(&prof.lock)) sched_yield();
-}
+static void prof_lock(void) { nm_flag_wait(&prof.lock); }
 
-static int dump_to_pattern(void);
+static int open_next_profile(void);
+static int write_and_close(int fd);
 
-/* The profiles that signals asked for while the lock was held, written
- * by the thread that let go of it (errno kept). */
-static void pending_dumps(void)
-{
-    while (nm_unlikely(atomic_load_explicit(&prof.dump_pending, memory_order_relaxed)) &&
-           atomic_exchange(&prof.dump_pending, false)) {
-        int saved = errno;
-        (void)dump_to_pattern();
-        errno = saved;
-    }
-}
-
+/* Let go of the lock, first writing the profiles that signals asked for
+ * while it was held (one after another, errno kept). */
 static void prof_unlock(void)
 {
-    nm_flag_release(&prof.lock);
-    pending_dumps();
+    for (;;) {
+        nm_flag_release(&prof.lock);
+        if (nm_likely(!atomic_load_explicit(&prof.dump_pending, memory_order_relaxed)) ||
+            !atomic_exchange(&prof.dump_pending, false) || prof.broken)
+            return;
+        int saved = errno;
+        prof_lock();
+        int fd = open_next_profile();
+        if (fd >= 0) (void)write_and_close(fd);
+        errno = saved;
+    }
 }
 
 /* ---- sampling intervals ---------------------------------------------------------- */
@@ -232,35 +234,46 @@ static void record(struct nm_segment *s, size_t size)
     prof_unlock();
 }
 
-void *nm_prof_alloc(struct nm_arena *a, size_t size, size_t alignment, bool zero)
+/* An allocation or resize of `size` bytes took the calling thread's
+ * countdown below zero: draw its next interval, and say whether to record
+ * it now.  The thread's first count (its countdown started at 0, its
+ * generator unseeded): seed, and count `size` against a drawn interval
+ * instead.  Not while the profiler is broken (the countdown then never
+ * ends) or allocates for itself (prof_busy).  True with prof_busy set:
+ * the caller records the block, then calls sample_end. */
+static bool sample_begin(size_t size)
 {
     if (nm_unlikely(prof.broken)) {
         nm_tls_sample_left = INT64_MAX;
-        return NULL;
+        return false;
     }
     if (nm_unlikely(prof_rng == 0)) {
-        /* The thread's first count (its countdown started at 0): seed, and
-         * count this allocation against a drawn interval instead. */
         prof_rng = (prof.seed ^ ((uintptr_t)&prof_rng * 0x9E3779B97F4A7C15ull)) | 1;
         nm_tls_sample_left = next_interval() - (int64_t)size;
-        if (nm_tls_sample_left >= 0) return NULL;
+        if (nm_tls_sample_left >= 0) return false;
     }
     nm_tls_sample_left = next_interval();
-    if (prof_busy) return NULL;
+    if (prof_busy) return false;
     prof_busy = true;
+    return true;
+}
+
+static void sample_end(void) { prof_busy = false; }
+
+void *nm_prof_alloc(struct nm_arena *a, size_t size, size_t alignment, bool zero)
+{
+    if (!sample_begin(size)) return NULL;
     void *p = nm_large_alloc(size, alignment, a, zero);
     if (p) record(nm_segment_find(p), size);
-    prof_busy = false;
+    sample_end();
     return p;
 }
 
 void nm_prof_adopt(struct nm_segment *s, size_t size)
 {
-    nm_tls_sample_left = next_interval();
-    if (prof.broken || prof_busy) return;
-    prof_busy = true;
+    if (!sample_begin(size)) return;
     record(s, size);
-    prof_busy = false;
+    sample_end();
 }
 
 void nm_prof_free(struct nm_segment *s)
@@ -633,9 +646,7 @@ static int dump_to_fd(int fd)
     if (fd < 0) return -1;
     prof_lock();
     int rc = write_and_close(fd);
-    int saved = errno;
-    nm_flag_release(&prof.lock);
-    errno = saved;
+    prof_unlock();
     return rc;
 }
 
@@ -658,11 +669,7 @@ nm_export int nm_prof_dump(const char *path)
         errno = ENOTRECOVERABLE;
         return -1;
     }
-    int rc = path ? dump_to_fd(open_profile(path)) : dump_to_pattern();
-    int saved = errno;
-    pending_dumps();
-    errno = saved;
-    return rc;
+    return path ? dump_to_fd(open_profile(path)) : dump_to_pattern();
 }
 
 /* ---- start-up, exit, signals, fork ---------------------------------------------------- */
@@ -670,9 +677,7 @@ nm_export int nm_prof_dump(const char *path)
 static void dump_at_exit(void)
 {
     if (prof.broken) return;
-    int rc = dump_to_pattern();
-    pending_dumps();
-    if (rc == 0) return;
+    if (dump_to_pattern() == 0) return;
     nm_line l = { .len = 0 };
     nm_line_str(&l, "numamalloc: cannot write the heap profile to NUMAMALLOC_PROF_FILE='");
     nm_line_value(&l, nm_opt.prof_file);
@@ -746,6 +751,13 @@ void nm_prof_init(void)
     prof.slots = nm_os_reserve(slots, NM_OS_PAGE, false);
     if (!prof.sites || !prof.slots) {
         nm_os_warn("NUMAMALLOC_PROF: no memory for the profiler's tables; profiling is off");
+        if (prof.sites) nm_os_release(prof.sites, sites);
+        if (prof.slots) nm_os_release(prof.slots, slots);
+        prof.sites = NULL;
+        prof.slots = NULL;
+        /* Nothing counts: allocations take the fast paths again (segment.c
+         * set this for the profiler). */
+        nm_proc.slow_allocs = nm_proc.secure;
         return;
     }
     prof.site_count = PROF_OTHER;

@@ -131,8 +131,7 @@ static void *purge_thread(void *arg)
          * (no /proc, no file descriptor left), the threads with a heap
          * decide. */
         int count = nm_os_thread_count();
-        if (count) count -= (int)atomic_load(&c->helpers);
-        if (count ? count <= 2 : atomic_load(&c->threads) <= 1) break;
+        if (count ? nm_purge_program_threads(count) <= 1 : atomic_load(&c->threads) <= 1) break;
         /* Sleep until memory waits (nm_purge_signal) or a thread with a
          * heap exits.  Without such a thread, no exit would wake us: look
          * at the thread count every second then. */
@@ -152,6 +151,11 @@ static void *purge_thread(void *arg)
                           memory_order_relaxed);
     atomic_store(&c->state, 0);
     return NULL;
+}
+
+int nm_purge_program_threads(int count)
+{
+    return count - (int)atomic_load(&nm_proc.purge.helpers) - nm_purge_thread_running();
 }
 
 /* The thread's stack (given explicitly: os.h, nm_os_start_thread). */

@@ -41,6 +41,11 @@ void nm_purge_release_all(void);
 bool nm_purge_visit_begin(void);
 void nm_purge_visit_end(void);
 
+/* The program's own threads among the `count` threads of the process
+ * that /proc counts (os.h: nm_os_proc_stat): less the library's helpers
+ * (arena.h: struct nm_purge_clock) and the purge thread while it runs. */
+int nm_purge_program_threads(int count);
+
 /* Fork: before, the passes in progress end and no new one starts; after,
  * in the parent they go on, in the child (where the thread does not exist)
  * a new one starts when needed. */

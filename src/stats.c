@@ -14,7 +14,6 @@
  * May call the heap, large, page, segment, purge, topology, options and os
  * layers.
  */
-#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -44,17 +43,15 @@ struct stats_more {
 };
 
 /* One snapshot at a time: the table and the JSON use static storage (10 KiB
- * is too much for a small thread's stack).  A second caller waits (a flag,
- * not a queue: a fork child, where a signal handler may have forked in the
- * middle of a snapshot, just clears it). */
-static atomic_flag stats_busy = ATOMIC_FLAG_INIT;
+ * is too much for a small thread's stack).  A second caller waits (a flag
+ * waited for, os.h: nm_flag_wait; not a queue: a fork child, where a
+ * signal handler may have forked in the middle of a snapshot, just clears
+ * it). */
+static _Atomic bool stats_busy;
 
-static void stats_enter(void)
-{
-    while (atomic_flag_test_and_set_explicit(&stats_busy, memory_order_acquire)) sched_yield();
-}
+static void stats_enter(void) { nm_flag_wait(&stats_busy); }
 
-static void stats_leave(void) { atomic_flag_clear_explicit(&stats_busy, memory_order_release); }
+static void stats_leave(void) { nm_flag_release(&stats_busy); }
 
 void nm_stats_after_fork(void)
 {

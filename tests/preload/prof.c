@@ -29,6 +29,10 @@
  *            (each sample divided by 1 - exp(-size / rate)), within 20%
  *            (about 1000 samples: 7 standard deviations); a thread's very
  *            first allocation, 4 MiB, is sampled as any other would be.
+ *   rare     at a mean of 1 TiB nothing is sampled: not even 8 threads
+ *            whose first and only allocation is a realloc that grows a
+ *            1 MiB block to 1.5 MiB (a resize counts like an allocation,
+ *            against the thread's first drawn interval).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -102,6 +106,13 @@ __attribute__((noinline)) static void *site_heap(void *heap, void *(*heap_malloc
     return p;
 }
 
+__attribute__((noinline)) static void *site_grow(void *p, size_t n)
+{
+    void *q = realloc(p, n);
+    if (q) ((volatile unsigned char *)q)[n - 1] = 8;   /* not a tail call */
+    return q;
+}
+
 __attribute__((noinline)) static void *site_first(size_t n)
 {
     void *p = malloc(n);
@@ -118,6 +129,7 @@ static const struct {
     { "kept", (const void *)site_kept }, { "leak", (const void *)site_leak }, { "large", (const void *)site_large },
     { "handed", (const void *)site_handed }, { "child", (const void *)site_child }, { "stream", (const void *)site_stream },
     { "first", (const void *)site_first }, { "heap", (const void *)site_heap },
+    { "grow", (const void *)site_grow },
 };
 #define SITE_COUNT (sizeof sites / sizeof sites[0])
 
@@ -426,6 +438,40 @@ static void sampled(void)
     free(first);
 }
 
+static void *grow_block(void *arg)
+{
+    return site_grow(arg, 3 << 19);
+}
+
+static void rare(void)
+{
+    enum { THREADS = 8 };
+    pthread_t t[THREADS];
+    void *block[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        block[i] = malloc(1 << 20);
+        REQUIRE(block[i], "malloc 1 MiB");
+        memset(block[i], 9, 1 << 20);
+    }
+    for (int i = 0; i < THREADS; i++)
+        REQUIRE(pthread_create(&t[i], NULL, grow_block, block[i]) == 0, "pthread_create");
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], &block[i]);
+        REQUIRE(block[i], "realloc to 1.5 MiB failed");
+    }
+    char path[256];
+    snprintf(path, sizeof path, "%s/rare.heap", dir);
+    REQUIRE(prof_dump(path) == 0, "nm_prof_dump: %s", strerror(errno));
+    struct profile pr;
+    parse_profile(path, &pr);
+    CHECK(pr.rate == 1ull << 40, "rate %lu, want 2^40", pr.rate);
+    const struct site_figures *g = &pr.site[site_named("grow")];
+    CHECK(g->alloc_blocks == 0, "%lu of %d reallocs that were their thread's first allocation were sampled "
+          "at a mean of 1 TiB", g->alloc_blocks, THREADS);
+    CHECK(pr.head[2] == 0, "%lu samples at a mean of 1 TiB", pr.head[2]);
+    for (int i = 0; i < THREADS; i++) free(block[i]);
+}
+
 static void remove_dir(void)
 {
     DIR *d = opendir(dir);
@@ -480,7 +526,19 @@ int main(int argc, char **argv)
         execv("/proc/self/exe", argv);
         REQUIRE(0, "execv /proc/self/exe");
     }
-    sampled();
+    if (!strcmp(stage, "sampled")) {
+        sampled();
+        if (nm_test_done() != 0) {
+            remove_dir();
+            return 1;
+        }
+        setenv("NM_PROF_STAGE", "rare", 1);
+        setenv("NUMAMALLOC_PROF_SAMPLE", "1T", 1);
+        fflush(stdout);
+        execv("/proc/self/exe", argv);
+        REQUIRE(0, "execv /proc/self/exe");
+    }
+    rare();
     int rc = nm_test_done();
     remove_dir();
     return rc;
