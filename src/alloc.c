@@ -442,7 +442,7 @@ nm_export int nm_reserve(int node, size_t bytes)
     if (nm_arena_reserve(a, bytes) != 0) return -1;
     /* The calling thread's heap takes the free pages of its own segments
      * before any reserved one: fault those in too. */
-    struct nm_heap *h = nm_tls_heap;
+    struct nm_heap *h = nm_heap_own();
     if (h != &nm_heap_empty && h->arena == a) nm_heap_populate(h);
     return 0;
 }

@@ -41,6 +41,13 @@ __thread struct nm_arena *nm_tls_set_arena __attribute__((tls_model("initial-exe
  * nm_tls_heap held before and holds again after (never nm_heap_empty). */
 static __thread struct nm_heap *tls_own_heap __attribute__((tls_model("initial-exec")));
 
+/* The calling thread's own heap, whether or not a heap is set
+ * (nm_heap_empty if it has none yet). */
+static inline struct nm_heap *own_heap(void)
+{
+    return nm_tls_set_arena ? tls_own_heap : nm_tls_heap;
+}
+
 
 static pthread_key_t heap_key;
 static void heap_thread_exit(void *arg);
@@ -525,7 +532,7 @@ static inline uint32_t foreign_changed(struct nm_heap *h, unsigned cls, int delt
 
 void nm_heap_note_free(const struct nm_segment *s)
 {
-    struct nm_heap *h = nm_tls_heap;
+    struct nm_heap *h = own_heap();
     if (atomic_load_explicit(&h->arena, memory_order_relaxed)) {
         if (nm_unlikely(s->node != h->node)) nm_count(&h->cross_node_frees, 1);
     } else if (s->node != nm_topology_home_node()) {
@@ -1357,7 +1364,7 @@ int nm_heap_set_thread(struct nm_arena *a, uint64_t id)
 
 struct nm_heap *nm_heap_own(void)
 {
-    return nm_tls_set_arena ? tls_own_heap : nm_tls_heap;
+    return own_heap();
 }
 
 /* How long nm_trim waits for a heap that its owner or another purge holds. */
@@ -1422,21 +1429,28 @@ static struct nm_heap *heap_check_node(struct nm_heap *h)
 
 int nm_heap_rebind(void)
 {
-    struct nm_heap *h = nm_heap_get();
+    struct nm_heap *h = own_heap();   /* never the heap set: it stays on its node */
+    if (h == &nm_heap_empty) h = nm_heap_get();
     if (!h) return nm_topo.node_id[nm_topology_home_node()];
     return nm_topo.node_id[heap_check_node(h)->node];
 }
 
-void nm_heap_tick(void)
+static void heap_tick(struct nm_heap *h, uint64_t now)
 {
-    struct nm_heap *h = nm_tls_heap;
-    if (h == &nm_heap_empty) return;
-    uint64_t now = nm_os_now_ms();
     if (now >= h->next_maintenance_ms) {
         heap_enter(h);
         heap_maintenance(h, now);
         heap_leave(h);
     }
+}
+
+void nm_heap_tick(void)
+{
+    struct nm_heap *h = own_heap();
+    if (h == &nm_heap_empty) return;
+    uint64_t now = nm_os_now_ms();
+    heap_tick(h, now);
+    if (nm_tls_set_arena) heap_tick(nm_tls_heap, now);   /* the heap set too */
 }
 
 void nm_heap_populate(struct nm_heap *h)
@@ -1459,10 +1473,9 @@ void nm_heap_populate(struct nm_heap *h)
     heap_leave(h);
 }
 
-void nm_heap_trim(void)
+/* Give back what heap `h` of the calling thread holds free. */
+static void heap_trim(struct nm_heap *h)
 {
-    struct nm_heap *h = nm_tls_heap;
-    if (h == &nm_heap_empty) return;
     heap_release_held(h);
     heap_enter(h);
     heap_collect_remote(h, true);
@@ -1473,6 +1486,13 @@ void nm_heap_trim(void)
                                                       memory_order_relaxed));
     heap_decommit_free_pages(h, nm_os_now_ms(), true);
     heap_leave(h);
+}
+
+void nm_heap_trim(void)
+{
+    struct nm_heap *h = own_heap();
+    if (h != &nm_heap_empty) heap_trim(h);
+    if (nm_tls_set_arena) heap_trim(nm_tls_heap);   /* the heap set too */
 }
 
 /* ---- purging other threads' heaps ------------------------------------------------------------ */
