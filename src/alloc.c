@@ -228,17 +228,26 @@ nm_export size_t nm_usable_size(const void *p)
 
 /* ---- placing a block ------------------------------------------------------------------ */
 
-/* The calling thread's heap for kernel node id `node`, or NULL + EINVAL for
- * a node that does not exist or whose memory is not usable (none, or not
- * in the process's cpuset). */
-static nm_noinline struct nm_heap *node_heap_lookup(int node, int *index)
+/* The topology index of kernel node id `node` (the heap layer set up
+ * first), or -1 + EINVAL for a node that does not exist or whose memory is
+ * not usable (none, or not in the process's cpuset). */
+static int usable_node_index(int node)
 {
     nm_heap_init();
-    *index = nm_topology_index(&nm_topo, node);
-    if (*index < 0 || !nm_topology_usable(&nm_topo, *index)) {
+    int index = nm_topology_index(&nm_topo, node);
+    if (index < 0 || !nm_topology_usable(&nm_topo, index)) {
         errno = EINVAL;
-        return NULL;
+        return -1;
     }
+    return index;
+}
+
+/* The calling thread's heap for kernel node id `node`, or NULL + EINVAL for
+ * a node that is not usable (usable_node_index). */
+static nm_noinline struct nm_heap *node_heap_lookup(int node, int *index)
+{
+    *index = usable_node_index(node);
+    if (*index < 0) return NULL;
     struct nm_heap *h = nm_tls_node_heap[*index];
     if (!h) h = nm_heap_for_node(*index);
     if (h) {
@@ -282,9 +291,8 @@ static inline void *heap_alloc(struct nm_user_heap *uh, size_t size, size_t alig
  * usable, or the errno of nm_heap_new_flags. */
 static nm_noinline struct nm_user_heap *strict_heap(int node)
 {
-    nm_heap_init();
-    int index = nm_topology_index(&nm_topo, node);
-    if (index < 0 || !nm_topology_usable(&nm_topo, index)) { errno = EINVAL; return NULL; }
+    int index = usable_node_index(node);
+    if (index < 0) return NULL;
     _Atomic(struct nm_user_heap *) *slot = &nm_proc.strict_node_heap[index];
     struct nm_user_heap *uh = atomic_load_explicit(slot, memory_order_acquire);
     if (uh) return uh;
@@ -434,9 +442,8 @@ nm_export void *nm_malloc_near(const char *dev, size_t size)
 
 nm_export int nm_reserve(int node, size_t bytes)
 {
-    nm_heap_init();
-    int index = nm_topology_index(&nm_topo, node);
-    if (index < 0 || !nm_topology_usable(&nm_topo, index)) { errno = EINVAL; return -1; }
+    int index = usable_node_index(node);
+    if (index < 0) return -1;
     if (bytes > PTRDIFF_MAX) { errno = ENOMEM; return -1; }
     struct nm_arena *a = nm_proc.policy_arena ? nm_proc.policy_arena : nm_local_arena(index);
     if (nm_arena_reserve(a, bytes) != 0) return -1;
@@ -530,9 +537,8 @@ nm_export void *nm_rallocx(void *p, size_t size, int flags)
         if (!uh) return NULL;
         into = &uh->arena;
     } else if (f & NM_NODE_GIVEN) {
-        nm_heap_init();
-        int index = nm_topology_index(&nm_topo, flags_node(f));
-        if (index < 0 || !nm_topology_usable(&nm_topo, index)) return invalid_flags();
+        int index = usable_node_index(flags_node(f));
+        if (index < 0) return NULL;
         into = nm_bound_arena(index);
     }
     return realloc_block(p, size, into, flags_alignment(f), f & NM_ZERO, "nm_rallocx");
