@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "device.h"
 #include "numamalloc.h"
 #include "options.h"
 #include "policy.h"
@@ -415,8 +416,9 @@ nm_export void *nm_calloc_onnode(size_t count, size_t size, int node)
     return node_alloc(node, bytes, 0, true);
 }
 
-/* The device nm_malloc_near was last asked for by this thread and its
- * node: a call for the same name is a compare, not a walk of sysfs. */
+/* The device nm_malloc_near was last asked for by this thread and the
+ * node its blocks go to: a call for the same name is a compare, not a
+ * walk of sysfs. */
 static __thread char near_dev[64] __attribute__((tls_model("initial-exec")));
 static __thread int near_node __attribute__((tls_model("initial-exec")));
 
@@ -426,7 +428,8 @@ nm_export void *nm_malloc_near(const char *dev, size_t size)
     if (dev && dev[0] && strncmp(dev, near_dev, sizeof near_dev) == 0) {
         node = near_node;
     } else {
-        node = nm_node_of_device(dev);
+        int device_node;
+        node = nm_device_home_node(dev, &device_node);
         if (node < 0) return NULL;
         size_t len = strlen(dev);
         if (len < sizeof near_dev) {
@@ -434,10 +437,7 @@ nm_export void *nm_malloc_near(const char *dev, size_t size)
             near_node = node;
         }
     }
-    int index = nm_topology_index(&nm_topo, node);
-    if (index < 0) { errno = ENXIO; return NULL; }
-    /* The device's node, or the nearest node whose memory may be used. */
-    return node_alloc(nm_topo.node_id[nm_topo.home[index]], size, 0, false);
+    return node_alloc(node, size, 0, false);
 }
 
 nm_export int nm_reserve(int node, size_t bytes)
