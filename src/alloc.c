@@ -681,30 +681,31 @@ static nm_policy arena_policy(struct nm_arena *a)
     }
 }
 
+/* The start of the block of segment `s` that `p` points into (large, or
+ * carved in its page), or NULL; whether it is live is block_lookup's. */
+static const void *block_start(struct nm_segment *s, const void *p)
+{
+    if (s->kind == NM_SEGMENT_LARGE) {
+        const uint8_t *start = nm_large_block(s);
+        if ((const uint8_t *)p < start || (uintptr_t)p - (uintptr_t)start >= s->block_size) return NULL;
+        return start;
+    }
+    const struct nm_page *pg = nm_page_of(s, p);
+    uint32_t size = pg->block_size;
+    uintptr_t off = (uintptr_t)p - (uintptr_t)pg->start;
+    if (size == 0 || off >= atomic_load_explicit(&pg->carved, memory_order_relaxed)) return NULL;
+    return pg->start + nm_block_index(off, pg->block_recip) * size;
+}
+
 nm_export int nm_ptr_info(const void *p, struct nm_ptr_info *info)
 {
     struct nm_segment *s = p ? nm_segment_find(p) : NULL;
-    if (!s) goto invalid;
-    uint8_t *start;
-    size_t usable;
-    if (s->kind == NM_SEGMENT_LARGE) {
-        start = nm_large_block(s);
-        usable = s->block_size;
-        if ((const uint8_t *)p < start || (uintptr_t)p - (uintptr_t)start >= usable) goto invalid;
-        if (atomic_load_explicit(&s->large_state, memory_order_relaxed) != NM_LARGE_LIVE) goto invalid;
-        info->kind = NM_PTR_LARGE;
-    } else {
-        const struct nm_page *pg = nm_page_of(s, p);
-        uint32_t size = pg->block_size;
-        uintptr_t off = (uintptr_t)p - (uintptr_t)pg->start;
-        if (size == 0 || off >= atomic_load_explicit(&pg->carved, memory_order_relaxed)) goto invalid;
-        start = pg->start + nm_block_index(off, pg->block_recip) * size;
-        if (nm_block_is_free((const struct nm_block *)start)) goto invalid;
-        usable = nm_proc.secure ? nm_heap_secure_usable(pg, start) : size;
-        info->kind = s->kind == NM_SEGMENT_SMALL ? NM_PTR_SMALL : NM_PTR_MEDIUM;
-    }
-    info->start = start;
-    info->usable_size = usable;
+    const void *start = s ? block_start(s, p) : NULL;
+    struct block_ref ref;
+    if (!start || block_lookup(start, &ref) != BLOCK_LIVE) goto invalid;
+    info->kind = !ref.page ? NM_PTR_LARGE : s->kind == NM_SEGMENT_SMALL ? NM_PTR_SMALL : NM_PTR_MEDIUM;
+    info->start = (void *)start;
+    info->usable_size = ref.usable;
     info->node = nm_topo.node_id[s->node];
     struct nm_arena *a = s->arena;
     info->heap = a->owned && !user_heap_of(a)->internal ? user_heap_of(a) : NULL;
