@@ -203,16 +203,12 @@ static void free_live(const struct block_ref *ref, void *p, const char *fn)
     }
 }
 
+struct size_check;
+static void free_checked(void *p, const char *fn, const struct size_check *check);
+
 nm_noinline void nm_free_slow(void *p, const char *fn)
 {
-    int saved = errno;
-    struct block_ref ref;
-    switch (block_lookup(p, &ref)) {
-    case BLOCK_NOT_OURS: report_invalid(fn, p); break;
-    case BLOCK_FREE: report_double_free(fn, p); break;
-    case BLOCK_LIVE: free_live(&ref, p, fn); break;
-    }
-    errno = saved;
+    free_checked(p, fn, NULL);
 }
 
 nm_export void nm_free(void *p)
@@ -620,30 +616,54 @@ static nm_cold void report_alignment(const char *fn, const void *p, size_t align
     nm_report_error(&l);
 }
 
-void nm_free_sized_named(void *p, bool aligned, size_t alignment, size_t size, const char *fn)
+/* What a sized free says of the block: its size, and its alignment when
+ * `aligned`. */
+struct size_check {
+    bool aligned;
+    size_t alignment;
+    size_t size;
+};
+
+/* Whether live block `p` (`ref`) matches what the sized free `fn` says
+ * of it; if not, it is reported. */
+static bool size_matches(const struct block_ref *ref, const void *p, const char *fn,
+                         const struct size_check *c)
 {
-    if (!p) return;
+    if (c->aligned && (!nm_is_pow2(c->alignment) || ((uintptr_t)p & (c->alignment - 1)))) {
+        report_alignment(fn, p, c->alignment);
+        return false;
+    }
+    size_t least, most;
+    size_range(ref, c->aligned ? c->alignment : 0, &least, &most);
+    if (c->size > most || c->size < least) {
+        report_size(fn, p, c->size, least, most, ref->usable);
+        return false;
+    }
+    return true;
+}
+
+/* Free `p` named by call `fn` (not NULL), reporting a pointer that is not
+ * a block, a block already free and, with `check` (a sized free; NULL:
+ * plain free), a block whose size or alignment does not match. */
+static void free_checked(void *p, const char *fn, const struct size_check *check)
+{
     int saved = errno;
     struct block_ref ref;
     switch (block_lookup(p, &ref)) {
     case BLOCK_NOT_OURS: report_invalid(fn, p); break;
     case BLOCK_FREE: report_double_free(fn, p); break;
-    case BLOCK_LIVE: {
-        if (aligned && (!nm_is_pow2(alignment) || ((uintptr_t)p & (alignment - 1)))) {
-            report_alignment(fn, p, alignment);
-            break;
-        }
-        size_t least, most;
-        size_range(&ref, aligned ? alignment : 0, &least, &most);
-        if (size > most || size < least) {
-            report_size(fn, p, size, least, most, ref.usable);
-            break;
-        }
-        free_live(&ref, p, fn);
+    case BLOCK_LIVE:
+        if (!check || size_matches(&ref, p, fn, check)) free_live(&ref, p, fn);
         break;
     }
-    }
     errno = saved;
+}
+
+void nm_free_sized_named(void *p, bool aligned, size_t alignment, size_t size, const char *fn)
+{
+    if (!p) return;
+    const struct size_check check = { aligned, alignment, size };
+    free_checked(p, fn, &check);
 }
 
 nm_export void nm_free_sized(void *p, size_t size)
