@@ -340,7 +340,7 @@ static bool realloc_lookup(void *p, const char *fn, struct block_ref *ref)
  * stands for, so that growing it goes where a heap block's growth goes. */
 static bool stands_for_heap_block(const struct block_ref *ref)
 {
-    return !ref->page && nm_unlikely(ref->segment->prof.site) && ref->segment->prof.size <= NM_MEDIUM_MAX;
+    return !ref->page && nm_unlikely(nm_span_stands_for_heap_block(ref->segment));
 }
 
 /* The one realloc.  Resize live block `p` to `size` bytes aligned to
