@@ -692,8 +692,10 @@ static void foreign_release(struct nm_block *list)
     }
 }
 
-/* Fork child: drop the foreign lists of a heap whose thread was changing
- * them at the fork, without walking them. */
+/* Drop the foreign lists of heap `h` without walking them: in a fork
+ * child, for a heap whose thread was changing them at the fork; for the
+ * heaps of an owned arena whose memory is about to go
+ * (nm_heap_forget_arena). */
 static void heap_foreign_forget(struct nm_heap *h)
 {
     for (unsigned c = 0; c < NM_SMALL_CLASSES; c++) {
@@ -1855,6 +1857,12 @@ static inline bool heap_node_current(struct nm_heap *h)
     return nm_topo.node_count < 2 || !a || !nm_arena_is_local(a);
 }
 
+/* The size class the slow path serves `size` bytes aligned to `alignment` from. */
+static inline unsigned heap_class_of(size_t size, size_t alignment)
+{
+    return alignment > 16 ? nm_aligned_class(size, alignment) : nm_size_class(size);
+}
+
 /* Every allocation of a heap comes here while nm_proc.slow_allocs is set:
  * the profiler's countdown first (its sampled block comes from the heap's
  * arena), then secure mode's blocks, else the class's first page as the
@@ -1873,7 +1881,7 @@ static nm_noinline void *heap_alloc_counted(struct nm_heap *h, size_t size, size
         if (p) return p;
     }
     if (nm_proc.secure) return nm_heap_alloc_secure(h, size, alignment);
-    unsigned cls = alignment > 16 ? nm_aligned_class(size, alignment) : nm_size_class(size);
+    unsigned cls = heap_class_of(size, alignment);
     struct nm_page *pg = h->queue[cls].first;
     return pg ? nm_heap_pop(h, pg, cls) : nm_heap_alloc_class(h, cls);
 }
@@ -1884,12 +1892,12 @@ void *nm_heap_alloc_slow(struct nm_heap *h, size_t size, size_t alignment)
      * first one reads the options: secure mode is known from here on. */
     if (h == &nm_heap_empty && !(h = nm_heap_get())) return NULL;
     if (nm_unlikely(nm_proc.slow_allocs)) return heap_alloc_counted(h, size, alignment);
-    if (alignment > 16) return nm_heap_alloc_class(h, nm_aligned_class(size, alignment));
-    unsigned cls = nm_size_class(size);
-    /* A thread that frees what others allocated takes it back here, at
-     * the cost of a leaf call, when its heap is known to be on its node;
-     * else nm_heap_alloc_class checks the node first. */
-    if (heap_node_current(h)) {
+    unsigned cls = heap_class_of(size, alignment);
+    /* A thread that frees what others allocated takes it back here (blocks
+     * of its class, not aligned ones), at the cost of a leaf call, when its
+     * heap is known to be on its node; else nm_heap_alloc_class checks the
+     * node first. */
+    if (alignment <= 16 && heap_node_current(h)) {
         struct nm_block *b = foreign_pop(h, cls);
         if (b) return b;
     }
