@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "device.h"
 #include "numamalloc.h"
 #include "options.h"
 #include "policy.h"
@@ -202,16 +203,12 @@ static void free_live(const struct block_ref *ref, void *p, const char *fn)
     }
 }
 
+struct size_check;
+static void free_checked(void *p, const char *fn, const struct size_check *check);
+
 nm_noinline void nm_free_slow(void *p, const char *fn)
 {
-    int saved = errno;
-    struct block_ref ref;
-    switch (block_lookup(p, &ref)) {
-    case BLOCK_NOT_OURS: report_invalid(fn, p); break;
-    case BLOCK_FREE: report_double_free(fn, p); break;
-    case BLOCK_LIVE: free_live(&ref, p, fn); break;
-    }
-    errno = saved;
+    free_checked(p, fn, NULL);
 }
 
 nm_export void nm_free(void *p)
@@ -228,17 +225,26 @@ nm_export size_t nm_usable_size(const void *p)
 
 /* ---- placing a block ------------------------------------------------------------------ */
 
-/* The calling thread's heap for kernel node id `node`, or NULL + EINVAL for
- * a node that does not exist or whose memory is not usable (none, or not
- * in the process's cpuset). */
-static nm_noinline struct nm_heap *node_heap_lookup(int node, int *index)
+/* The topology index of kernel node id `node` (the heap layer set up
+ * first), or -1 + EINVAL for a node that does not exist or whose memory is
+ * not usable (none, or not in the process's cpuset). */
+static int usable_node_index(int node)
 {
     nm_heap_init();
-    *index = nm_topology_index(&nm_topo, node);
-    if (*index < 0 || !nm_topology_usable(&nm_topo, *index)) {
+    int index = nm_topology_index(&nm_topo, node);
+    if (index < 0 || !nm_topology_usable(&nm_topo, index)) {
         errno = EINVAL;
-        return NULL;
+        return -1;
     }
+    return index;
+}
+
+/* The calling thread's heap for kernel node id `node`, or NULL + EINVAL for
+ * a node that is not usable (usable_node_index). */
+static nm_noinline struct nm_heap *node_heap_lookup(int node, int *index)
+{
+    *index = usable_node_index(node);
+    if (*index < 0) return NULL;
     struct nm_heap *h = nm_tls_node_heap[*index];
     if (!h) h = nm_heap_for_node(*index);
     if (h) {
@@ -282,9 +288,8 @@ static inline void *heap_alloc(struct nm_user_heap *uh, size_t size, size_t alig
  * usable, or the errno of nm_heap_new_flags. */
 static nm_noinline struct nm_user_heap *strict_heap(int node)
 {
-    nm_heap_init();
-    int index = nm_topology_index(&nm_topo, node);
-    if (index < 0 || !nm_topology_usable(&nm_topo, index)) { errno = EINVAL; return NULL; }
+    int index = usable_node_index(node);
+    if (index < 0) return NULL;
     _Atomic(struct nm_user_heap *) *slot = &nm_proc.strict_node_heap[index];
     struct nm_user_heap *uh = atomic_load_explicit(slot, memory_order_acquire);
     if (uh) return uh;
@@ -335,7 +340,7 @@ static bool realloc_lookup(void *p, const char *fn, struct block_ref *ref)
  * stands for, so that growing it goes where a heap block's growth goes. */
 static bool stands_for_heap_block(const struct block_ref *ref)
 {
-    return !ref->page && nm_unlikely(ref->segment->prof.site) && ref->segment->prof.size <= NM_MEDIUM_MAX;
+    return !ref->page && nm_unlikely(nm_span_stands_for_heap_block(ref->segment));
 }
 
 /* The one realloc.  Resize live block `p` to `size` bytes aligned to
@@ -407,8 +412,9 @@ nm_export void *nm_calloc_onnode(size_t count, size_t size, int node)
     return node_alloc(node, bytes, 0, true);
 }
 
-/* The device nm_malloc_near was last asked for by this thread and its
- * node: a call for the same name is a compare, not a walk of sysfs. */
+/* The device nm_malloc_near was last asked for by this thread and the
+ * node its blocks go to: a call for the same name is a compare, not a
+ * walk of sysfs. */
 static __thread char near_dev[64] __attribute__((tls_model("initial-exec")));
 static __thread int near_node __attribute__((tls_model("initial-exec")));
 
@@ -418,7 +424,8 @@ nm_export void *nm_malloc_near(const char *dev, size_t size)
     if (dev && dev[0] && strncmp(dev, near_dev, sizeof near_dev) == 0) {
         node = near_node;
     } else {
-        node = nm_node_of_device(dev);
+        int device_node;
+        node = nm_device_home_node(dev, &device_node);
         if (node < 0) return NULL;
         size_t len = strlen(dev);
         if (len < sizeof near_dev) {
@@ -426,23 +433,19 @@ nm_export void *nm_malloc_near(const char *dev, size_t size)
             near_node = node;
         }
     }
-    int index = nm_topology_index(&nm_topo, node);
-    if (index < 0) { errno = ENXIO; return NULL; }
-    /* The device's node, or the nearest node whose memory may be used. */
-    return node_alloc(nm_topo.node_id[nm_topo.home[index]], size, 0, false);
+    return node_alloc(node, size, 0, false);
 }
 
 nm_export int nm_reserve(int node, size_t bytes)
 {
-    nm_heap_init();
-    int index = nm_topology_index(&nm_topo, node);
-    if (index < 0 || !nm_topology_usable(&nm_topo, index)) { errno = EINVAL; return -1; }
+    int index = usable_node_index(node);
+    if (index < 0) return -1;
     if (bytes > PTRDIFF_MAX) { errno = ENOMEM; return -1; }
     struct nm_arena *a = nm_proc.policy_arena ? nm_proc.policy_arena : nm_local_arena(index);
     if (nm_arena_reserve(a, bytes) != 0) return -1;
     /* The calling thread's heap takes the free pages of its own segments
      * before any reserved one: fault those in too. */
-    struct nm_heap *h = nm_tls_heap;
+    struct nm_heap *h = nm_heap_own();
     if (h != &nm_heap_empty && h->arena == a) nm_heap_populate(h);
     return 0;
 }
@@ -530,9 +533,8 @@ nm_export void *nm_rallocx(void *p, size_t size, int flags)
         if (!uh) return NULL;
         into = &uh->arena;
     } else if (f & NM_NODE_GIVEN) {
-        nm_heap_init();
-        int index = nm_topology_index(&nm_topo, flags_node(f));
-        if (index < 0 || !nm_topology_usable(&nm_topo, index)) return invalid_flags();
+        int index = usable_node_index(flags_node(f));
+        if (index < 0) return NULL;
         into = nm_bound_arena(index);
     }
     return realloc_block(p, size, into, flags_alignment(f), f & NM_ZERO, "nm_rallocx");
@@ -614,30 +616,54 @@ static nm_cold void report_alignment(const char *fn, const void *p, size_t align
     nm_report_error(&l);
 }
 
-void nm_free_sized_named(void *p, bool aligned, size_t alignment, size_t size, const char *fn)
+/* What a sized free says of the block: its size, and its alignment when
+ * `aligned`. */
+struct size_check {
+    bool aligned;
+    size_t alignment;
+    size_t size;
+};
+
+/* Whether live block `p` (`ref`) matches what the sized free `fn` says
+ * of it; if not, it is reported. */
+static bool size_matches(const struct block_ref *ref, const void *p, const char *fn,
+                         const struct size_check *c)
 {
-    if (!p) return;
+    if (c->aligned && (!nm_is_pow2(c->alignment) || ((uintptr_t)p & (c->alignment - 1)))) {
+        report_alignment(fn, p, c->alignment);
+        return false;
+    }
+    size_t least, most;
+    size_range(ref, c->aligned ? c->alignment : 0, &least, &most);
+    if (c->size > most || c->size < least) {
+        report_size(fn, p, c->size, least, most, ref->usable);
+        return false;
+    }
+    return true;
+}
+
+/* Free `p` named by call `fn` (not NULL), reporting a pointer that is not
+ * a block, a block already free and, with `check` (a sized free; NULL:
+ * plain free), a block whose size or alignment does not match. */
+static void free_checked(void *p, const char *fn, const struct size_check *check)
+{
     int saved = errno;
     struct block_ref ref;
     switch (block_lookup(p, &ref)) {
     case BLOCK_NOT_OURS: report_invalid(fn, p); break;
     case BLOCK_FREE: report_double_free(fn, p); break;
-    case BLOCK_LIVE: {
-        if (aligned && (!nm_is_pow2(alignment) || ((uintptr_t)p & (alignment - 1)))) {
-            report_alignment(fn, p, alignment);
-            break;
-        }
-        size_t least, most;
-        size_range(&ref, aligned ? alignment : 0, &least, &most);
-        if (size > most || size < least) {
-            report_size(fn, p, size, least, most, ref.usable);
-            break;
-        }
-        free_live(&ref, p, fn);
+    case BLOCK_LIVE:
+        if (!check || size_matches(&ref, p, fn, check)) free_live(&ref, p, fn);
         break;
     }
-    }
     errno = saved;
+}
+
+void nm_free_sized_named(void *p, bool aligned, size_t alignment, size_t size, const char *fn)
+{
+    if (!p) return;
+    const struct size_check check = { aligned, alignment, size };
+    free_checked(p, fn, &check);
 }
 
 nm_export void nm_free_sized(void *p, size_t size)
@@ -675,30 +701,31 @@ static nm_policy arena_policy(struct nm_arena *a)
     }
 }
 
+/* The start of the block of segment `s` that `p` points into (large, or
+ * carved in its page), or NULL; whether it is live is block_lookup's. */
+static const void *block_start(struct nm_segment *s, const void *p)
+{
+    if (s->kind == NM_SEGMENT_LARGE) {
+        const uint8_t *start = nm_large_block(s);
+        if ((const uint8_t *)p < start || (uintptr_t)p - (uintptr_t)start >= s->block_size) return NULL;
+        return start;
+    }
+    const struct nm_page *pg = nm_page_of(s, p);
+    uint32_t size = pg->block_size;
+    uintptr_t off = (uintptr_t)p - (uintptr_t)pg->start;
+    if (size == 0 || off >= atomic_load_explicit(&pg->carved, memory_order_relaxed)) return NULL;
+    return pg->start + nm_block_index(off, pg->block_recip) * size;
+}
+
 nm_export int nm_ptr_info(const void *p, struct nm_ptr_info *info)
 {
     struct nm_segment *s = p ? nm_segment_find(p) : NULL;
-    if (!s) goto invalid;
-    uint8_t *start;
-    size_t usable;
-    if (s->kind == NM_SEGMENT_LARGE) {
-        start = nm_large_block(s);
-        usable = s->block_size;
-        if ((const uint8_t *)p < start || (uintptr_t)p - (uintptr_t)start >= usable) goto invalid;
-        if (atomic_load_explicit(&s->large_state, memory_order_relaxed) != NM_LARGE_LIVE) goto invalid;
-        info->kind = NM_PTR_LARGE;
-    } else {
-        const struct nm_page *pg = nm_page_of(s, p);
-        uint32_t size = pg->block_size;
-        uintptr_t off = (uintptr_t)p - (uintptr_t)pg->start;
-        if (size == 0 || off >= atomic_load_explicit(&pg->carved, memory_order_relaxed)) goto invalid;
-        start = pg->start + nm_block_index(off, pg->block_recip) * size;
-        if (nm_block_is_free((const struct nm_block *)start)) goto invalid;
-        usable = nm_proc.secure ? nm_heap_secure_usable(pg, start) : size;
-        info->kind = s->kind == NM_SEGMENT_SMALL ? NM_PTR_SMALL : NM_PTR_MEDIUM;
-    }
-    info->start = start;
-    info->usable_size = usable;
+    const void *start = s ? block_start(s, p) : NULL;
+    struct block_ref ref;
+    if (!start || block_lookup(start, &ref) != BLOCK_LIVE) goto invalid;
+    info->kind = !ref.page ? NM_PTR_LARGE : s->kind == NM_SEGMENT_SMALL ? NM_PTR_SMALL : NM_PTR_MEDIUM;
+    info->start = (void *)start;
+    info->usable_size = ref.usable;
     info->node = nm_topo.node_id[s->node];
     struct nm_arena *a = s->arena;
     info->heap = a->owned && !user_heap_of(a)->internal ? user_heap_of(a) : NULL;

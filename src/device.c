@@ -1,6 +1,6 @@
 /*
- * device.c — the NUMA node of a device (nm_node_of_device), read from
- * sysfs under nm_opt.sysfs_root ("/sys", or a recorded tree in tests).
+ * device.c — the NUMA node of a device (nm_node_of_device) and the node
+ * whose memory serves it (nm_device_home_node), read from sysfs under nm_opt.sysfs_root ("/sys", or a recorded tree in tests).
  *
  * A device is named by
  *   a PCI address       "0000:3b:00.0" (or "3b:00.0": domain 0000)
@@ -32,6 +32,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "device.h"
 #include "numamalloc.h"
 #include "options.h"
 #include "os.h"
@@ -205,4 +206,13 @@ nm_export int nm_node_of_device(const char *dev)
     int node = node_walking_up(dir, have_top ? &top : NULL);
     errno = node >= 0 ? saved_errno : ENXIO;
     return node;
+}
+
+int nm_device_home_node(const char *dev, int *node)
+{
+    *node = nm_node_of_device(dev);
+    if (*node < 0) return -1;
+    int index = nm_topology_index(&nm_topo, *node);
+    if (index < 0) { errno = ENXIO; return -1; }
+    return nm_topo.node_id[nm_topo.home[index]];
 }

@@ -41,6 +41,13 @@ __thread struct nm_arena *nm_tls_set_arena __attribute__((tls_model("initial-exe
  * nm_tls_heap held before and holds again after (never nm_heap_empty). */
 static __thread struct nm_heap *tls_own_heap __attribute__((tls_model("initial-exec")));
 
+/* The calling thread's own heap, whether or not a heap is set
+ * (nm_heap_empty if it has none yet). */
+static inline struct nm_heap *own_heap(void)
+{
+    return nm_tls_set_arena ? tls_own_heap : nm_tls_heap;
+}
+
 
 static pthread_key_t heap_key;
 static void heap_thread_exit(void *arg);
@@ -525,7 +532,7 @@ static inline uint32_t foreign_changed(struct nm_heap *h, unsigned cls, int delt
 
 void nm_heap_note_free(const struct nm_segment *s)
 {
-    struct nm_heap *h = nm_tls_heap;
+    struct nm_heap *h = own_heap();
     if (atomic_load_explicit(&h->arena, memory_order_relaxed)) {
         if (nm_unlikely(s->node != h->node)) nm_count(&h->cross_node_frees, 1);
     } else if (s->node != nm_topology_home_node()) {
@@ -685,8 +692,10 @@ static void foreign_release(struct nm_block *list)
     }
 }
 
-/* Fork child: drop the foreign lists of a heap whose thread was changing
- * them at the fork, without walking them. */
+/* Drop the foreign lists of heap `h` without walking them: in a fork
+ * child, for a heap whose thread was changing them at the fork; for the
+ * heaps of an owned arena whose memory is about to go
+ * (nm_heap_forget_arena). */
 static void heap_foreign_forget(struct nm_heap *h)
 {
     for (unsigned c = 0; c < NM_SMALL_CLASSES; c++) {
@@ -1357,7 +1366,7 @@ int nm_heap_set_thread(struct nm_arena *a, uint64_t id)
 
 struct nm_heap *nm_heap_own(void)
 {
-    return nm_tls_set_arena ? tls_own_heap : nm_tls_heap;
+    return own_heap();
 }
 
 /* How long nm_trim waits for a heap that its owner or another purge holds. */
@@ -1422,21 +1431,28 @@ static struct nm_heap *heap_check_node(struct nm_heap *h)
 
 int nm_heap_rebind(void)
 {
-    struct nm_heap *h = nm_heap_get();
+    struct nm_heap *h = own_heap();   /* never the heap set: it stays on its node */
+    if (h == &nm_heap_empty) h = nm_heap_get();
     if (!h) return nm_topo.node_id[nm_topology_home_node()];
     return nm_topo.node_id[heap_check_node(h)->node];
 }
 
-void nm_heap_tick(void)
+static void heap_tick(struct nm_heap *h, uint64_t now)
 {
-    struct nm_heap *h = nm_tls_heap;
-    if (h == &nm_heap_empty) return;
-    uint64_t now = nm_os_now_ms();
     if (now >= h->next_maintenance_ms) {
         heap_enter(h);
         heap_maintenance(h, now);
         heap_leave(h);
     }
+}
+
+void nm_heap_tick(void)
+{
+    struct nm_heap *h = own_heap();
+    if (h == &nm_heap_empty) return;
+    uint64_t now = nm_os_now_ms();
+    heap_tick(h, now);
+    if (nm_tls_set_arena) heap_tick(nm_tls_heap, now);   /* the heap set too */
 }
 
 void nm_heap_populate(struct nm_heap *h)
@@ -1459,10 +1475,9 @@ void nm_heap_populate(struct nm_heap *h)
     heap_leave(h);
 }
 
-void nm_heap_trim(void)
+/* Give back what heap `h` of the calling thread holds free. */
+static void heap_trim(struct nm_heap *h)
 {
-    struct nm_heap *h = nm_tls_heap;
-    if (h == &nm_heap_empty) return;
     heap_release_held(h);
     heap_enter(h);
     heap_collect_remote(h, true);
@@ -1473,6 +1488,13 @@ void nm_heap_trim(void)
                                                       memory_order_relaxed));
     heap_decommit_free_pages(h, nm_os_now_ms(), true);
     heap_leave(h);
+}
+
+void nm_heap_trim(void)
+{
+    struct nm_heap *h = own_heap();
+    if (h != &nm_heap_empty) heap_trim(h);
+    if (nm_tls_set_arena) heap_trim(nm_tls_heap);   /* the heap set too */
 }
 
 /* ---- purging other threads' heaps ------------------------------------------------------------ */
@@ -1835,6 +1857,12 @@ static inline bool heap_node_current(struct nm_heap *h)
     return nm_topo.node_count < 2 || !a || !nm_arena_is_local(a);
 }
 
+/* The size class the slow path serves `size` bytes aligned to `alignment` from. */
+static inline unsigned heap_class_of(size_t size, size_t alignment)
+{
+    return alignment > 16 ? nm_aligned_class(size, alignment) : nm_size_class(size);
+}
+
 /* Every allocation of a heap comes here while nm_proc.slow_allocs is set:
  * the profiler's countdown first (its sampled block comes from the heap's
  * arena), then secure mode's blocks, else the class's first page as the
@@ -1853,7 +1881,7 @@ static nm_noinline void *heap_alloc_counted(struct nm_heap *h, size_t size, size
         if (p) return p;
     }
     if (nm_proc.secure) return nm_heap_alloc_secure(h, size, alignment);
-    unsigned cls = alignment > 16 ? nm_aligned_class(size, alignment) : nm_size_class(size);
+    unsigned cls = heap_class_of(size, alignment);
     struct nm_page *pg = h->queue[cls].first;
     return pg ? nm_heap_pop(h, pg, cls) : nm_heap_alloc_class(h, cls);
 }
@@ -1864,12 +1892,12 @@ void *nm_heap_alloc_slow(struct nm_heap *h, size_t size, size_t alignment)
      * first one reads the options: secure mode is known from here on. */
     if (h == &nm_heap_empty && !(h = nm_heap_get())) return NULL;
     if (nm_unlikely(nm_proc.slow_allocs)) return heap_alloc_counted(h, size, alignment);
-    if (alignment > 16) return nm_heap_alloc_class(h, nm_aligned_class(size, alignment));
-    unsigned cls = nm_size_class(size);
-    /* A thread that frees what others allocated takes it back here, at
-     * the cost of a leaf call, when its heap is known to be on its node;
-     * else nm_heap_alloc_class checks the node first. */
-    if (heap_node_current(h)) {
+    unsigned cls = heap_class_of(size, alignment);
+    /* A thread that frees what others allocated takes it back here (blocks
+     * of its class, not aligned ones), at the cost of a leaf call, when its
+     * heap is known to be on its node; else nm_heap_alloc_class checks the
+     * node first. */
+    if (alignment <= 16 && heap_node_current(h)) {
         struct nm_block *b = foreign_pop(h, cls);
         if (b) return b;
     }

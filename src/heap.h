@@ -289,13 +289,16 @@ extern __thread struct nm_arena *nm_tls_set_arena __attribute__((tls_model("init
 /* Set owned arena `a` (heap id `id`; NULL: none) as the calling thread's.
  * 0, or -1 with errno ENOMEM (nothing changed). */
 int nm_heap_set_thread(struct nm_arena *a, uint64_t id);
-/* The calling thread's own heap: nm_tls_heap, or the one it had before it
- * set a heap (set up then). */
+/* The calling thread's own heap: nm_tls_heap, or while a heap is set the
+ * one it had before (set up then); nm_heap_empty if it has none yet.  The
+ * calls below that act on "the calling thread's heap" act on this one. */
 struct nm_heap *nm_heap_own(void);
 /* Run the calling thread's heap maintenance if it is due (purge free pages
- * and the node cache).  For slow paths outside the heap (large blocks). */
+ * and the node cache), the heap set's too.  For slow paths outside the
+ * heap (large blocks). */
 void nm_heap_tick(void);
-/* Check the calling thread's node now; move its heap if it changed. */
+/* Check the calling thread's node now; move its own heap if it changed (a
+ * heap set stays where its policy puts it).  The node id of its own heap. */
 int nm_heap_rebind(void);
 /* In the child of a fork, where only the forking thread exists: the heaps
  * of the other threads go to their arenas as at thread exit, so that their
@@ -306,8 +309,9 @@ void nm_heap_after_fork(void);
 /* Fault in the free pages of the segments heap `h` owns (nm_reserve: the
  * heap takes those pages before any reserved segment). */
 void nm_heap_populate(struct nm_heap *h);
-/* Return the calling thread's free pages and cached memory now, and adopt
- * abandoned segments whose blocks were all freed. */
+/* Return the calling thread's free pages and cached memory now (its own
+ * heap's and the heap set's), and adopt abandoned segments whose blocks
+ * were all freed. */
 void nm_heap_trim(void);
 
 /* ---- purging other threads' heaps (purge.c) ----------------------------------------------- */

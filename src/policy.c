@@ -22,6 +22,7 @@
 
 #include "numamalloc.h"
 #include "options.h"
+#include "device.h"
 #include "os.h"
 #include "policy.h"
 #include "topology.h"
@@ -523,22 +524,22 @@ static int parse_kind(const char *list, nm_nodeset *out, char *err, size_t err_l
 static int parse_near(const char *dev, nm_nodeset *out, char *err, size_t err_len)
 {
     if (!*dev) return fail(err, err_len, EINVAL, "near needs a device, e.g. 'near:eth0'", NULL);
-    int node = nm_node_of_device(dev);
-    if (node < 0 && errno == ENODEV)
+    int node;
+    int home = nm_device_home_node(dev, &node);
+    if (home < 0 && errno == ENODEV)
         return fail(err, err_len, ENODEV, "no device '", "%v", dev,
                     "': expected a PCI address, network interface, block device or /dev path",
                     NULL);
-    if (node < 0)
+    if (home < 0 && node < 0)
         return fail(err, err_len, ENXIO, "device '", "%v", dev,
                     "' has no NUMA node (its numa_node is -1)", NULL);
-    int index = nm_topology_index(&nm_topo, node);
-    if (index < 0) {
+    if (home < 0) {
         nm_nodeset all = nm_nodeset_all();
         return fail(err, err_len, ENXIO, "device '", "%v", dev, "' is on node ", "%d", node,
                     ", which is not a node of this machine (nodes: ", "%n", &all, ")", NULL);
     }
     nm_nodeset_clear(out);
-    nm_nodeset_add(out, nm_topo.node_id[nm_topo.home[index]]);
+    nm_nodeset_add(out, home);
     return 0;
 }
 

@@ -228,6 +228,15 @@ struct nm_segment {
     struct nm_page pages[];         /* small and medium only */
 };
 
+/* Whether large span `s` holds a block the heap profiler sampled that
+ * stands for a heap block: sampled blocks get a span of their own whatever
+ * their size (prof.h), and one of up to NM_MEDIUM_MAX bytes is counted and
+ * resized as the small or medium block it would have been. */
+static inline bool nm_span_stands_for_heap_block(const struct nm_segment *s)
+{
+    return s->prof.site && s->prof.size <= NM_MEDIUM_MAX;
+}
+
 /* A span of an owned arena is FREEING while its freer decommits it, then
  * FREE until the arena reuses it. */
 enum { NM_LARGE_FREE = 0, NM_LARGE_LIVE = 1, NM_LARGE_FREEING = 2 };

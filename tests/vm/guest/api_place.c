@@ -9,7 +9,9 @@
  *   heaps        the first small and medium blocks of new heaps cost no huge
  *                page; nm_heap_new(bind:n) and (preferred:n) for every node
  *                with memory: 100% on n; (interleave:all) and
- *                (interleave:0,2): interleaved over the set (below)
+ *                (interleave:0,2): interleaved over the set (below); a
+ *                thread with a heap bound to another node set:
+ *                nm_thread_rebind() answers the thread's node
  *   local        plain malloc and a local heap (nm_heap_new(NULL)), threads
  *                pinned one per node with CPUs: 100% on the thread's node, so
  *                a memory-only node is never used
@@ -576,6 +578,40 @@ static void heap_cost(const char *name, nm_heap_t *heap)
     }
 }
 
+/* A thread on node `node` sets a heap bound to another node: nm_thread_rebind
+ * still answers with (and moves) the thread's own heap. */
+struct rebind_job { int node; nm_heap_t *heap; int got, set_errno; };
+
+static void rebind_job_run(void *p)
+{
+    struct rebind_job *j = p;
+    free(malloc(64));   /* the thread's own heap, on its node */
+    errno = 0;
+    nm_heap_t *before = nm_thread_set_heap(j->heap);
+    j->set_errno = before == NULL ? errno : -1;
+    j->got = nm_thread_rebind();
+    nm_thread_set_heap(NULL);
+}
+
+static void check_rebind_with_heap_set(void)
+{
+    for (int i = 0; i < cpu_node_count; i++) {
+        int node = cpu_nodes[i], other = other_cpu_node(node);
+        nm_nodeset one;
+        nm_nodeset_clear(&one);
+        nm_nodeset_add(&one, other);
+        const nm_policy bind = nm_policy_bind(&one);
+        nm_heap_t *heap = nm_heap_new(&bind);
+        REQUIRE(heap != NULL, "nm_heap_new(bind:%d): %s", other, strerror(errno));
+        struct rebind_job j = {node, heap, -2, 0};
+        on_node(node, rebind_job_run, &j);
+        CHECK(j.set_errno == 0, "nm_thread_set_heap: %s", strerror(j.set_errno));
+        CHECK(j.got == node, "thread on node %d with a bind:%d heap set: nm_thread_rebind() = %d",
+              node, other, j.got);
+        nm_heap_destroy(heap);
+    }
+}
+
 static void check_heaps(void)
 {
     heap_cost("plain malloc", NULL);
@@ -634,6 +670,7 @@ static void check_heaps(void)
     snprintf(text, sizeof text, "interleave:");
     list_text(&sub, text + strlen(text), sizeof text - strlen(text));
     heap_interleaved("heaps", &sub, text);
+    check_rebind_with_heap_set();
 }
 
 /* ---------------------------------------------------------------- threads per node */
