@@ -364,9 +364,8 @@ void nm_arena_stats(struct nm_arena *a, struct nm_heap_stats *out)
         if (!live) continue;
         out->blocks++;
         /* A block the heap profiler sampled has a span of its own whatever
-         * its size (prof.h): one up to 256 KiB stands for a heap block. */
-        bool stands_for_small = s->prof.site && s->prof.size <= NM_MEDIUM_MAX;
-        if (!stands_for_small) out->large_blocks++;
+         * its size (prof.h). */
+        if (!nm_span_stands_for_heap_block(s)) out->large_blocks++;
         out->in_use += s->block_size;   /* its usable size (nm_usable_size) */
     }
     out->charged = atomic_load_explicit(&a->charged, memory_order_relaxed);
