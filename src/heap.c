@@ -48,7 +48,6 @@ static inline struct nm_heap *own_heap(void)
     return nm_tls_set_arena ? tls_own_heap : nm_tls_heap;
 }
 
-
 static pthread_key_t heap_key;
 static void heap_thread_exit(void *arg);
 static void foreign_limits_init(void);
