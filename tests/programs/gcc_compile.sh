@@ -15,6 +15,7 @@ awk -v n=80 -f "$NM_DATA/gcc_gen.awk" >"$gen"
 mkdir -p "$NM_TMP/lib"
 cp -r "$NM_ROOT/include" "$NM_ROOT/src" "$NM_TMP/lib/"
 cp "$NM_ROOT/tests/preload/cxx_threads.cc" "$NM_TMP/lib/"
+cp "$NM_ROOT/tests/testutil.h" "$NM_TMP/"   # cxx_threads.cc includes ../testutil.h
 shopt -s nullglob
 lib_sources=("$NM_TMP/lib"/src/*.c)
 echo "compiling $(wc -l <"$gen") generated lines, cxx_threads.cc and ${#lib_sources[@]} library source(s)"
