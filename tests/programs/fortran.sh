@@ -18,16 +18,10 @@ root=${NM_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${NM_BUILD:-$root/build}
 # shellcheck source=tests/programs/data/common.sh
 . "$root/tests/programs/data/common.sh"   # nm_nodes_with_memory
-command -v gfortran >/dev/null || { echo "gfortran not installed (make deps)"; exit 77; }
-for f in "$build/libnumamalloc.so" "$build/libnumamalloc_fortran.a" "$build/fortran/numamalloc.mod"; do
-    [ -f "$f" ] || { echo "FAIL: no $f (run make)"; exit 1; }
-done
+nm_fortran_ready "$build"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/nm-fortran.XXXXXX"); trap 'rm -rf "$tmp"' EXIT
 fail=0
 bad() { echo "FAIL: $*"; fail=1; }
-fflags=(-std=f2008 -Wall -Wextra -Werror -O2 -I"$build/fortran")
-# shellcheck disable=SC2054  # the commas belong to -Wl
-link=("$build/libnumamalloc_fortran.a" -L"$build" -lnumamalloc -Wl,-rpath,"$build")
 
 # Every nm_ function of the header, bound.
 module=$root/bindings/fortran/numamalloc.F90
@@ -41,7 +35,7 @@ echo "numamalloc.h functions bound: $(grep -oE '\bnm_[a-z_]+\(' "$root/include/n
 # Layout: C and Fortran must print the same lines.
 gcc -std=gnu11 -Wall -Wextra -Werror -I"$root/include" "$root/tests/programs/data/fortran_layout.c" \
     -o "$tmp/layout_c" || { echo "FAIL: cannot build fortran_layout.c"; exit 1; }
-gfortran "${fflags[@]}" "$root/tests/programs/data/fortran_layout.f90" -o "$tmp/layout_f" "${link[@]}" ||
+gfortran "${nm_fflags[@]}" "$root/tests/programs/data/fortran_layout.f90" -o "$tmp/layout_f" "${nm_flink[@]}" ||
     { echo "FAIL: cannot build fortran_layout.f90"; exit 1; }
 "$tmp/layout_c" >"$tmp/layout_c.out" && "$tmp/layout_f" >"$tmp/layout_f.out" || bad "a layout program failed"
 if diff "$tmp/layout_c.out" "$tmp/layout_f.out" >"$tmp/layout.diff"; then
@@ -52,7 +46,7 @@ else
 fi
 
 # The API, from Fortran.
-gfortran "${fflags[@]}" "$root/tests/programs/data/fortran_api.f90" -o "$tmp/api" "${link[@]}" ||
+gfortran "${nm_fflags[@]}" "$root/tests/programs/data/fortran_api.f90" -o "$tmp/api" "${nm_flink[@]}" ||
     { echo "FAIL: cannot build fortran_api.f90"; exit 1; }
 timeout 120 "$tmp/api" >"$tmp/api.out" 2>&1
 rc=$?
@@ -61,7 +55,7 @@ cat "$tmp/api.out"
 grep -Eq '^fortran api: [0-9]+ checks, 0 failed$' "$tmp/api.out" || bad "fortran_api: no passing summary line"
 
 # The example, as a user builds it.
-gfortran "${fflags[@]}" -fopenmp "$root/examples/fortran_onnode.f90" -o "$tmp/fortran_onnode" "${link[@]}" ||
+gfortran "${nm_fflags[@]}" -fopenmp "$root/examples/fortran_onnode.f90" -o "$tmp/fortran_onnode" "${nm_flink[@]}" ||
     { echo "FAIL: cannot build examples/fortran_onnode.f90"; exit 1; }
 nodes_with_memory=$(nm_nodes_with_memory)
 sum=$((1048576 * 1048577 / 2))

@@ -11,22 +11,18 @@
 set -u
 root=${NM_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${NM_BUILD:-$root/build}
-command -v gfortran >/dev/null || { echo "gfortran not installed (make deps)"; exit 77; }
-for f in "$build/libnumamalloc.so" "$build/libnumamalloc_fortran.a" "$build/fortran/numamalloc.mod"; do
-    [ -f "$f" ] || { echo "FAIL: no $f (run make)"; exit 1; }
-done
+# shellcheck source=tests/programs/data/common.sh
+. "$root/tests/programs/data/common.sh"   # nm_fortran_ready
+nm_fortran_ready "$build"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/nm-fortran-count.XXXXXX"); trap 'rm -rf "$tmp"' EXIT
 fail=0
 bad() { echo "FAIL: $*"; fail=1; }
-fflags=(-std=f2008 -Wall -Wextra -Werror -O2 -I"$build/fortran")
-# shellcheck disable=SC2054  # the commas belong to -Wl
-link=("$build/libnumamalloc_fortran.a" -L"$build" -lnumamalloc -Wl,-rpath,"$build")
 
 # build NAME BODY: a program that uses numamalloc and runs BODY.
 build() {
     printf 'program %s\n    use numamalloc\n    implicit none\n    real(8), pointer :: a(:)\n    integer :: st\n    type(c_ptr) :: h\n    st = 0; h = c_null_ptr\n%s\nend program\n' \
         "$1" "$2" >"$tmp/$1.f90"
-    gfortran "${fflags[@]}" -Wno-unused-variable "$tmp/$1.f90" -o "$tmp/$1" "${link[@]}" 2>"$tmp/$1.build" ||
+    gfortran "${nm_fflags[@]}" -Wno-unused-variable "$tmp/$1.f90" -o "$tmp/$1" "${nm_flink[@]}" 2>"$tmp/$1.build" ||
         { bad "cannot build $1: $(head -n 5 "$tmp/$1.build")"; return 1; }
 }
 

@@ -36,6 +36,21 @@ nm_nodes_with_memory() {
     echo "${nodes:-0}"
 }
 
+# nm_fortran_ready BUILD: exit 77 without gfortran, exit 1 when BUILD lacks
+# the library or the Fortran module (make builds them); then sets
+# nm_fflags (gfortran's flags: strict, the module's directory) and nm_flink
+# (what a program using the module links with), as arrays.
+nm_fortran_ready() {
+    local build=$1 f
+    command -v gfortran >/dev/null || { echo "gfortran not installed (make deps)"; exit 77; }
+    for f in "$build/libnumamalloc.so" "$build/libnumamalloc_fortran.a" "$build/fortran/numamalloc.mod"; do
+        [ -f "$f" ] || { echo "FAIL: no $f (run make)"; exit 1; }
+    done
+    nm_fflags=(-std=f2008 -Wall -Wextra -Werror -O2 -I"$build/fortran")
+    # shellcheck disable=SC2054  # the commas belong to -Wl
+    nm_flink=("$build/libnumamalloc_fortran.a" -L"$build" -lnumamalloc -Wl,-rpath,"$build")
+}
+
 # Exit 77 naming the first of the given commands that is not installed.
 nm_need() {
     local tool
