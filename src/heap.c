@@ -147,6 +147,7 @@ static void heap_reset(struct nm_heap *h, struct nm_arena *arena)
     node_watch(h, arena);
     atomic_store_explicit(&h->remote_pending, 0, memory_order_relaxed);
     h->next_maintenance_ms = 0;
+    atomic_store_explicit(&h->active_ms, nm_os_now_ms(), memory_order_relaxed);
     memset(h->quarantine, 0, sizeof h->quarantine);   /* given back before a reset */
     h->quarantine_next = 0;
     h->secure_rng = (nm_proc.canary_key ^ (uintptr_t)h ^ h->thread) | 1;
@@ -965,9 +966,10 @@ struct purge_batch {
     uint64_t pages[NM_PURGE_BATCH];
 };
 
-/* Claim the due free pages of the heap's segments (all free ones if
- * `force`) into `b`, as many segments as it holds.  Under the heap's lock. */
-static void heap_purge_claim(struct nm_heap *h, uint64_t now_ms, bool force,
+/* Claim the free pages of the heap's segments that waited `delay_ms` (all
+ * free ones if `force`) into `b`, as many segments as it holds.  Under the
+ * heap's lock. */
+static void heap_purge_claim(struct nm_heap *h, uint64_t now_ms, uint64_t delay_ms, bool force,
                              struct purge_batch *b, bool *waiting)
 {
     b->count = 0;
@@ -978,7 +980,7 @@ static void heap_purge_claim(struct nm_heap *h, uint64_t now_ms, bool force,
                 if (waiting) *waiting = true;   /* the next pass takes the rest */
                 return;
             }
-            uint64_t pages = nm_segment_purge_claim(s, now_ms, force, waiting);
+            uint64_t pages = nm_segment_purge_claim(s, now_ms, delay_ms, force, waiting);
             if (!pages) continue;
             b->segment[b->count] = s;
             b->pages[b->count++] = pages;
@@ -996,7 +998,7 @@ static void heap_decommit_free_pages(struct nm_heap *h, uint64_t now_ms, bool fo
 {
     struct purge_batch b;
     do {
-        heap_purge_claim(h, now_ms, force, &b, NULL);
+        heap_purge_claim(h, now_ms, nm_opt.purge_delay_ms, force, &b, NULL);
         purge_batch_finish(&b);
     } while (b.count == NM_PURGE_BATCH);
 }
@@ -1076,7 +1078,7 @@ static void heap_abandon(struct nm_heap *h)
              * purge takes atomic operations only (segment.h).  Nothing
              * re-entered from madvise reaches this heap: its thread has
              * another one by now. */
-            uint64_t pages = nm_segment_purge_claim(s, 0, true, NULL);
+            uint64_t pages = nm_segment_purge_claim(s, 0, 0, true, NULL);
             nm_heap_segment_unlink(h, s);
             nm_arena_abandon(s);
             nm_segment_purge_finish(s, pages);
@@ -1114,6 +1116,7 @@ static void heap_take_over(struct nm_heap *h)
             nm_segment_set_thread(s, h->thread);
     node_watch(h, atomic_load_explicit(&h->arena, memory_order_relaxed));
     h->next_maintenance_ms = 0;
+    atomic_store_explicit(&h->active_ms, nm_os_now_ms(), memory_order_relaxed);
     heap_leave(h);
 }
 
@@ -1548,11 +1551,12 @@ static struct nm_segment *heap_release_remote_freed(struct nm_heap *h, uint64_t 
 }
 
 /* The foreign lists of `h` (locked by a purge) that its owner has not
- * touched for the purge delay (or all, with `force`): a purge that finds
- * a list touched clears its bit and notes the time, so a list goes back
- * once a whole delay passes without a push or a pop on it. */
-static struct nm_block *heap_foreign_take_idle(struct nm_heap *h, uint64_t now_ms, bool force,
-                                               bool *waiting)
+ * touched for `delay_ms` (or all, with `force`): a purge that finds a list
+ * touched clears its bit and notes the time, so a list goes back once a
+ * whole delay passes without a push or a pop on it (with no delay: once a
+ * pass finds it untouched since the last). */
+static struct nm_block *heap_foreign_take_idle(struct nm_heap *h, uint64_t now_ms,
+                                               uint64_t delay_ms, bool force, bool *waiting)
 {
     if (atomic_load_explicit(&h->foreign_blocks, memory_order_relaxed) == 0) return NULL;
     uint64_t touched = atomic_exchange_explicit(&h->foreign_touched, 0, memory_order_relaxed);
@@ -1565,8 +1569,7 @@ static struct nm_block *heap_foreign_take_idle(struct nm_heap *h, uint64_t now_m
         /* The time since in 32 bits, as segments' retired_ms. */
         if ((touched & (1ull << c)) && !force)
             h->foreign_seen_ms[c] = (uint32_t)now_ms;
-        else if (nm_purge_due(0, (uint32_t)now_ms - h->foreign_seen_ms[c], nm_opt.purge_delay_ms,
-                              force))
+        else if (nm_purge_due(0, (uint32_t)now_ms - h->foreign_seen_ms[c], delay_ms, force))
             idle |= 1ull << c;
         if (!(idle & (1ull << c))) *waiting = true;
     }
@@ -1620,10 +1623,14 @@ void nm_heap_purge(struct nm_heap *h, uint64_t now_ms, bool force, bool *waiting
         *waiting = true;
         return;
     }
-    struct nm_block *foreign = heap_foreign_take_idle(h, now_ms, force, waiting);
+    /* An idle thread's heap keeps nothing free for later (arena.h:
+     * nm_purge_due). */
+    uint64_t delay = nm_purge_delay_after(atomic_load_explicit(&h->active_ms, memory_order_relaxed),
+                                          now_ms);
+    struct nm_block *foreign = heap_foreign_take_idle(h, now_ms, delay, force, waiting);
     struct nm_segment *emptied = heap_release_remote_freed(h, now_ms);
     struct purge_batch b;
-    heap_purge_claim(h, now_ms, force, &b, waiting);
+    heap_purge_claim(h, now_ms, delay, force, &b, waiting);
     heap_purge_unlock(h);
     /* No system call under the lock: the cache may unmap (nm_trim). */
     for (struct nm_segment *s = emptied, *next; s; s = next) {
@@ -1652,7 +1659,8 @@ void nm_heap_purge_abandoned(struct nm_arena *a, uint64_t now_ms, bool force, bo
                                       memory_order_relaxed);
             if (pg->used == 0) segment_page_release(s, pg, now_ms);
         }
-        nm_segment_purge_finish(s, nm_segment_purge_claim(s, now_ms, force, waiting));
+        nm_segment_purge_finish(s, nm_segment_purge_claim(s, now_ms, nm_opt.purge_delay_ms, force,
+                                                          waiting));
         if (segment_empty(s)) {
             nm_arena_cache_segment(s);
             continue;
@@ -1801,6 +1809,7 @@ void *nm_heap_alloc_class(struct nm_heap *h, unsigned cls)
     if (b) return b;
     heap_enter(h);
     uint64_t now = nm_os_now_ms();
+    atomic_store_explicit(&h->active_ms, now, memory_order_relaxed);
     if (now >= h->next_maintenance_ms) heap_maintenance(h, now);
 
     struct nm_page *pg = h->queue[cls].first;

@@ -59,6 +59,9 @@ struct nm_heap {
     uint64_t user_id;                          /* the nm_heap_new heap it serves, or 0 */
     _Atomic uint32_t remote_pending;           /* a remote free hit one of our segments */
     uint64_t next_maintenance_ms;              /* no purge pass before this time */
+    _Atomic uint64_t active_ms;                /* the ms clock when the owner was last in its
+                                                  allocation slow path (relaxed: purges read
+                                                  it, nm_purge_delay_after) */
 
     /* Blocks of other threads' pages that this thread freed, kept for its
      * own next allocations of their class (as tcmalloc's and jemalloc's

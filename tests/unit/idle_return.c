@@ -21,6 +21,21 @@
  *   idle_class   the same, but B goes on freeing a 32 B block of A's every
  *                20 ms: the 16 B blocks it kept go back although it is
  *                not idle (a class it stopped using pins no page).
+ *   master_idle  (purge delay 5 s) a server's start: thread A (the
+ *                master) allocates 64 MiB of 1 KiB blocks and waits for
+ *                its worker; thread B replaces them, freeing A's blocks
+ *                two at a time and allocating a 2 KiB block of its own in
+ *                their place (another size class: none of A's memory
+ *                serves it), all but one block in 4096 (4 MiB), which A
+ *                keeps (its settings, say), in 8 rounds 250 ms apart,
+ *                each over all of A's pages (as requests come), and waits.
+ *                Deadline: 3 s after the last free, well before the
+ *                delay: RSS back within the limit above what B holds.
+ *                A's free pages are not in demand while A does not
+ *                allocate, so they wait no delay (arena.h: nm_purge_due);
+ *                under the delay alone, A's 64 MiB would stay beside B's
+ *                for 5 s.  A purge pass that runs between two rounds
+ *                finds no page of A's free yet: a later one must come.
  *   thread_exit  4 threads each allocate 32 MiB of 1-32 KiB blocks, free
  *                all but their first block, and exit.  Deadline: the purge
  *                delay plus 1 s.  An exited thread's free pages go back
@@ -175,6 +190,62 @@ static void *idle_freer(void *arg)
 static void case_idle_owner(void)
 {
     two_thread_case("idle_owner", idle_allocator, idle_freer, NULL, NULL);
+}
+
+/* ---- master_idle ------------------------------------------------------------------- */
+
+static void *master_blocks[IDLE_BLOCKS];
+#define MASTER_KEEPS 4096   /* the master keeps one block in this many */
+#define MASTER_ROUNDS 8     /* the worker's rounds of frees */
+
+static void *master(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < IDLE_BLOCKS; i++) master_blocks[i] = alloc_touched(1024);
+    allocator_steps();
+    return NULL;
+}
+
+static void *worker(void *arg)
+{
+    (void)arg;
+    pthread_barrier_wait(&step);
+    static void *own[IDLE_BLOCKS / 2];
+    for (int round = 0; round < MASTER_ROUNDS; round++) {
+        if (round > 0) sleep_ms(250);
+        for (int i = 2 * round; i < IDLE_BLOCKS; i += 2 * MASTER_ROUNDS) {
+            if (i % MASTER_KEEPS != 0) free(master_blocks[i]);
+            free(master_blocks[i + 1]);
+            own[i / 2] = alloc_touched(2048);
+        }
+    }
+    pthread_barrier_wait(&step);
+    pthread_barrier_wait(&step);
+    for (int i = 0; i < IDLE_BLOCKS / 2; i++) free(own[i]);
+    for (int i = 0; i < IDLE_BLOCKS; i += MASTER_KEEPS) free(master_blocks[i]);
+    return NULL;
+}
+
+static void case_master_idle(void)
+{
+    pthread_barrier_init(&step, NULL, 3);
+    size_t base = nm_test_rss();
+    pthread_t a, b;
+    pthread_create(&a, NULL, master, NULL);
+    pthread_create(&b, NULL, worker, NULL);
+    pthread_barrier_wait(&step);   /* 1: A allocated */
+    size_t held = nm_test_rss() - base;
+    pthread_barrier_wait(&step);   /* 2: B replaced every block */
+    uint64_t start = now_ms();
+    size_t peak = nm_test_rss();
+    /* What may stay: B's blocks, as much as A's were, and 1/8 of A's. */
+    size_t limit = base + held + held / 8;
+    size_t after = rss_by(limit, start + 3000);
+    report("master_idle", base, peak, after, limit, now_ms() - start);
+    pthread_barrier_wait(&step);
+    pthread_join(a, NULL);
+    pthread_join(b, NULL);
+    pthread_barrier_destroy(&step);
 }
 
 /* ---- idle_freer -------------------------------------------------------------------- */
@@ -438,6 +509,7 @@ static const struct {
     const char *delay_ms;
 } cases[] = {
     { "idle_owner", case_idle_owner, "300" },
+    { "master_idle", case_master_idle, "5000" },
     { "idle_freer", case_idle_freer, "300" },
     { "idle_class", case_idle_class, "300" },
     { "thread_exit", case_thread_exit, "300" },
