@@ -418,38 +418,48 @@ static inline void nm_purge_safe_point(void)
  * parked heap) stays committed while it has been free for less than the
  * purge delay, so a program that frees and allocates again takes it back
  * without page faults, and goes back to the OS once it has waited that long
- * (force: now).  `since_ms` is when it became free.
+ * (force: now).  `since_ms` is when it became free; a time after `now_ms`
+ * (memory freed after a pass read the clock) has not waited at all.
  *
- * What a running thread's heap keeps free (its free pages, the blocks it
- * kept from other threads' pages) waits the delay only while the thread
- * allocates: once it has not been in its allocation slow path for
- * nm_purge_idle_ms() -- it is blocked, or allocates less than a page's
- * worth in that time -- nothing it holds free is in demand, and it waits
- * no delay (nm_purge_delay_after).  A master thread that built a structure
- * its workers free and replace, then waits for them, would otherwise keep
- * all of it resident for the delay beside the workers' new memory
- * (docs/design.md, "Giving memory back"). */
+ * What other threads free into a thread that is not allocating waits no
+ * delay: the pages they emptied (heap.c: heap_release_remote_freed) and
+ * the blocks the thread kept from other threads' pages (its foreign
+ * lists) go back at the next pass once it has not been in its allocation
+ * slow path for nm_purge_idle_ms() (nm_purge_owner_idle): it is blocked,
+ * or allocates too little to need them.  A master thread that built a
+ * structure its workers free and replace, then waits for them, would
+ * otherwise keep all of it resident for the delay beside the workers' new
+ * memory (docs/design.md, "Giving memory back").  The pages a thread
+ * emptied itself keep the delay: it may be between two bursts. */
 static inline bool nm_purge_due(uint64_t since_ms, uint64_t now_ms, uint64_t delay_ms, bool force)
 {
-    return force || now_ms - since_ms >= delay_ms;
+    return force || (now_ms >= since_ms && now_ms - since_ms >= delay_ms);
 }
 
-/* How long a thread stays out of its allocation slow path before its heap
- * counts as idle: a fiftieth of the purge delay (20 ms by default), a few
+/* The time since `since_ms`, a time kept in the clock's low 32 bits
+ * (retired_ms, foreign_seen_ms), at `now_ms`: 0 for a time after it. */
+static inline uint64_t nm_ms_since32(uint32_t since_ms, uint64_t now_ms)
+{
+    int32_t waited = (int32_t)((uint32_t)now_ms - since_ms);
+    return waited < 0 ? 0 : (uint64_t)waited;
+}
+
+/* How long a thread stays out of its allocation slow path before it counts
+ * as not allocating: a fiftieth of the purge delay, 20 ms by default (a few
  * scheduler time slices, so that a thread that waits for a CPU is not
- * taken for one that waits for work. */
+ * taken for one that waits for work), at least 10 ms. */
 static inline uint64_t nm_purge_idle_ms(void)
 {
-    return nm_opt.purge_delay_ms / 50;
+    uint64_t idle = nm_opt.purge_delay_ms / 50;
+    return idle < 10 ? 10 : idle;
 }
 
-/* The delay a heap's free memory waits when its thread was last in its
- * allocation slow path at `active_ms` (later than `now_ms`, read when the
- * pass began: active now). */
-static inline uint64_t nm_purge_delay_after(uint64_t active_ms, uint64_t now_ms)
+/* Whether a heap whose thread was last in its allocation slow path at
+ * `active_ms` is idle at `now_ms` (read when the pass began: a later
+ * `active_ms` is a thread at work). */
+static inline bool nm_purge_owner_idle(uint64_t active_ms, uint64_t now_ms)
 {
-    bool idle = now_ms > active_ms && now_ms - active_ms >= nm_purge_idle_ms();
-    return idle ? 0 : nm_opt.purge_delay_ms;
+    return now_ms > active_ms && now_ms - active_ms >= nm_purge_idle_ms();
 }
 
 /* ---- mapping failures ------------------------------------------------------------ */

@@ -966,10 +966,9 @@ struct purge_batch {
     uint64_t pages[NM_PURGE_BATCH];
 };
 
-/* Claim the free pages of the heap's segments that waited `delay_ms` (all
- * free ones if `force`) into `b`, as many segments as it holds.  Under the
- * heap's lock. */
-static void heap_purge_claim(struct nm_heap *h, uint64_t now_ms, uint64_t delay_ms, bool force,
+/* Claim the due free pages of the heap's segments (all free ones if
+ * `force`) into `b`, as many segments as it holds.  Under the heap's lock. */
+static void heap_purge_claim(struct nm_heap *h, uint64_t now_ms, bool force,
                              struct purge_batch *b, bool *waiting)
 {
     b->count = 0;
@@ -980,7 +979,7 @@ static void heap_purge_claim(struct nm_heap *h, uint64_t now_ms, uint64_t delay_
                 if (waiting) *waiting = true;   /* the next pass takes the rest */
                 return;
             }
-            uint64_t pages = nm_segment_purge_claim(s, now_ms, delay_ms, force, waiting);
+            uint64_t pages = nm_segment_purge_claim(s, now_ms, force, waiting);
             if (!pages) continue;
             b->segment[b->count] = s;
             b->pages[b->count++] = pages;
@@ -998,7 +997,7 @@ static void heap_decommit_free_pages(struct nm_heap *h, uint64_t now_ms, bool fo
 {
     struct purge_batch b;
     do {
-        heap_purge_claim(h, now_ms, nm_opt.purge_delay_ms, force, &b, NULL);
+        heap_purge_claim(h, now_ms, force, &b, NULL);
         purge_batch_finish(&b);
     } while (b.count == NM_PURGE_BATCH);
 }
@@ -1078,7 +1077,7 @@ static void heap_abandon(struct nm_heap *h)
              * purge takes atomic operations only (segment.h).  Nothing
              * re-entered from madvise reaches this heap: its thread has
              * another one by now. */
-            uint64_t pages = nm_segment_purge_claim(s, 0, 0, true, NULL);
+            uint64_t pages = nm_segment_purge_claim(s, 0, true, NULL);
             nm_heap_segment_unlink(h, s);
             nm_arena_abandon(s);
             nm_segment_purge_finish(s, pages);
@@ -1507,9 +1506,15 @@ void nm_heap_trim(void)
  * purge may release them while the owner runs, idle or not.  The remote
  * list is counted first and taken only when it holds every block in use
  * (the owner's count is read with acquire: its last local free is on the
- * free list by then). */
-static struct nm_segment *heap_release_remote_freed(struct nm_heap *h, uint64_t now_ms)
+ * free list by then).  With `idle` (the owner is not allocating:
+ * nm_purge_owner_idle) the pages count as free since a purge delay ago, so
+ * the same pass gives them back, and a page other threads have freed only
+ * in part keeps the purge coming (*waiting): no free may wake it, the
+ * segment's remote_pending is already set. */
+static struct nm_segment *heap_release_remote_freed(struct nm_heap *h, uint64_t now_ms, bool idle,
+                                                    bool *waiting)
 {
+    uint64_t retired_ms = idle ? now_ms - nm_opt.purge_delay_ms : now_ms;
     struct nm_segment *emptied = NULL;
     for (int kind = 0; kind < 2; kind++) {
         for (struct nm_segment *s = h->segments[kind], *next; s; s = next) {
@@ -1530,12 +1535,15 @@ static struct nm_segment *heap_release_remote_freed(struct nm_heap *h, uint64_t 
                     if (!nm_page_is_block(pg, b) || !nm_block_is_free(b)) break;
                     count++;
                 }
-                if (count != used) continue;
+                if (count != used) {
+                    if (idle) *waiting = true;
+                    continue;
+                }
                 atomic_fetch_add_explicit(&nm_proc.counters.purge_collected, nm_page_collect(pg),
                                           memory_order_relaxed);
                 if (pg->used != 0) continue;   /* a double free raced in: leave it */
                 nm_queue_unlink(h, pg);
-                segment_page_release(s, pg, now_ms);
+                segment_page_release(s, pg, retired_ms);
                 if (segment_empty(s)) {
                     /* To the cache after the heap's lock is let go. */
                     nm_heap_segment_unlink(h, s);
@@ -1569,7 +1577,7 @@ static struct nm_block *heap_foreign_take_idle(struct nm_heap *h, uint64_t now_m
         /* The time since in 32 bits, as segments' retired_ms. */
         if ((touched & (1ull << c)) && !force)
             h->foreign_seen_ms[c] = (uint32_t)now_ms;
-        else if (nm_purge_due(0, (uint32_t)now_ms - h->foreign_seen_ms[c], delay_ms, force))
+        else if (nm_purge_due(0, nm_ms_since32(h->foreign_seen_ms[c], now_ms), delay_ms, force))
             idle |= 1ull << c;
         if (!(idle & (1ull << c))) *waiting = true;
     }
@@ -1623,14 +1631,15 @@ void nm_heap_purge(struct nm_heap *h, uint64_t now_ms, bool force, bool *waiting
         *waiting = true;
         return;
     }
-    /* An idle thread's heap keeps nothing free for later (arena.h:
-     * nm_purge_due). */
-    uint64_t delay = nm_purge_delay_after(atomic_load_explicit(&h->active_ms, memory_order_relaxed),
-                                          now_ms);
-    struct nm_block *foreign = heap_foreign_take_idle(h, now_ms, delay, force, waiting);
-    struct nm_segment *emptied = heap_release_remote_freed(h, now_ms);
+    /* What other threads freed for an owner that is not allocating goes
+     * back without the delay (arena.h: nm_purge_owner_idle). */
+    bool idle = nm_purge_owner_idle(atomic_load_explicit(&h->active_ms, memory_order_relaxed),
+                                    now_ms);
+    struct nm_block *foreign = heap_foreign_take_idle(
+        h, now_ms, idle ? 0 : nm_opt.purge_delay_ms, force, waiting);
+    struct nm_segment *emptied = heap_release_remote_freed(h, now_ms, idle, waiting);
     struct purge_batch b;
-    heap_purge_claim(h, now_ms, delay, force, &b, waiting);
+    heap_purge_claim(h, now_ms, force, &b, waiting);
     heap_purge_unlock(h);
     /* No system call under the lock: the cache may unmap (nm_trim). */
     for (struct nm_segment *s = emptied, *next; s; s = next) {
@@ -1659,8 +1668,7 @@ void nm_heap_purge_abandoned(struct nm_arena *a, uint64_t now_ms, bool force, bo
                                       memory_order_relaxed);
             if (pg->used == 0) segment_page_release(s, pg, now_ms);
         }
-        nm_segment_purge_finish(s, nm_segment_purge_claim(s, now_ms, nm_opt.purge_delay_ms, force,
-                                                          waiting));
+        nm_segment_purge_finish(s, nm_segment_purge_claim(s, now_ms, force, waiting));
         if (segment_empty(s)) {
             nm_arena_cache_segment(s);
             continue;

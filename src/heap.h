@@ -61,7 +61,7 @@ struct nm_heap {
     uint64_t next_maintenance_ms;              /* no purge pass before this time */
     _Atomic uint64_t active_ms;                /* the ms clock when the owner was last in its
                                                   allocation slow path (relaxed: purges read
-                                                  it, nm_purge_delay_after) */
+                                                  it, nm_purge_owner_idle) */
 
     /* Blocks of other threads' pages that this thread freed, kept for its
      * own next allocations of their class (as tcmalloc's and jemalloc's
@@ -80,7 +80,8 @@ struct nm_heap {
      * The owner pushes (free path) and pops (slow path) with plain stores
      * between foreign_busy = 1 and 0, no atomic instruction and no fence.
      * A purge takes a class's list back to its pages once the owner has
-     * not pushed onto it nor popped from it for the purge delay (bit c of
+     * not pushed onto it nor popped from it for the purge delay (from one
+     * pass to the next while the owner is not allocating: arena.h, bit c of
      * foreign_touched, foreign_seen_ms[c]), so that a thread that frees
      * and goes quiet, or stops using a class, pins no page: it sets
      * foreign_steal, makes every thread pass a barrier (nm_os_membarrier)

@@ -391,8 +391,7 @@ int nm_segment_commit_all(struct nm_segment *s)
 
 /* ---- giving back free pages ------------------------------------------------------------ */
 
-uint64_t nm_segment_purge_claim(struct nm_segment *s, uint64_t now_ms, uint64_t delay_ms,
-                                bool force, bool *waiting)
+uint64_t nm_segment_purge_claim(struct nm_segment *s, uint64_t now_ms, bool force, bool *waiting)
 {
     if ((s->reserved && !force) || s->arena->strict) return 0;
     uint64_t free_now = atomic_load_explicit(&s->free_pages, memory_order_acquire);
@@ -401,9 +400,8 @@ uint64_t nm_segment_purge_claim(struct nm_segment *s, uint64_t now_ms, uint64_t 
     uint64_t due = 0;
     for (uint64_t bits = candidates; bits; bits &= bits - 1) {
         size_t i = (size_t)__builtin_ctzll(bits);
-        /* retired_ms holds the clock's low 32 bits: the time since, in 32 bits. */
-        uint32_t waited = (uint32_t)now_ms - s->retired_ms[i];
-        if (nm_purge_due(0, waited, delay_ms, force))
+        if (nm_purge_due(0, nm_ms_since32(s->retired_ms[i], now_ms), nm_opt.purge_delay_ms,
+                         force))
             due |= 1ull << i;
         else if (waiting)
             *waiting = true;

@@ -450,13 +450,12 @@ void nm_segment_unmap_memory(void *start, size_t size, int node);
 /* ---- giving back free pages ------------------------------------------------ */
 
 /* Take the free pages of `s` that are due (nm_purge_due of their
- * retired_ms against `delay_ms`) and still committed off free_pages into
- * `purging`, and return them as a bit mask (0: none).  A reserved segment
- * (nm_reserve) gives its pages only when forced, a strict arena's never.  *waiting is set when free pages remain that are not due yet.
+ * retired_ms) and still committed off free_pages into `purging`, and return
+ * them as a bit mask (0: none).  A reserved segment (nm_reserve) gives its
+ * pages only when forced, a strict arena's never.  *waiting is set when free pages remain that are not due yet.
  * The caller must keep the segment from leaving its owner meanwhile: the
  * owner's heap lock, or holding an unowned segment.  No system call. */
-uint64_t nm_segment_purge_claim(struct nm_segment *s, uint64_t now_ms, uint64_t delay_ms,
-                                bool force, bool *waiting);
+uint64_t nm_segment_purge_claim(struct nm_segment *s, uint64_t now_ms, bool force, bool *waiting);
 /* Give back the memory of the pages claimed (one madvise per run of
  * neighbours) and return them to free_pages, decommitted.  Atomic
  * operations only: needs no lock, and the segment may meanwhile have been

@@ -32,7 +32,7 @@
  *                Deadline: 3 s after the last free, well before the
  *                delay: RSS back within the limit above what B holds.
  *                A's free pages are not in demand while A does not
- *                allocate, so they wait no delay (arena.h: nm_purge_due);
+ *                allocate, so they wait no delay (arena.h: nm_purge_owner_idle);
  *                under the delay alone, A's 64 MiB would stay beside B's
  *                for 5 s.  A purge pass that runs between two rounds
  *                finds no page of A's free yet: a later one must come.
