@@ -146,6 +146,7 @@ static void heap_reset(struct nm_heap *h, struct nm_arena *arena)
     h->user_id = 0;
     node_watch(h, arena);
     atomic_store_explicit(&h->remote_pending, 0, memory_order_relaxed);
+    atomic_store_explicit(&h->remote_unseen, 0, memory_order_relaxed);
     h->next_maintenance_ms = 0;
     atomic_store_explicit(&h->active_ms, nm_os_now_ms(), memory_order_relaxed);
     memset(h->quarantine, 0, sizeof h->quarantine);   /* given back before a reset */
@@ -923,6 +924,16 @@ void nm_heap_free_remote(struct nm_segment *s, struct nm_page *pg, struct nm_blo
         nm_block_set_next(b, head);
     } while (!atomic_compare_exchange_weak_explicit(&pg->remote, &head, b, memory_order_release,
                                                     memory_order_relaxed));
+    /* A purge gives back pages other threads emptied while their owner is
+     * not allocating, and only a purge does: wake it for the first block
+     * since it last looked at the heap, which remote_pending (set until the
+     * owner collects) no longer does.  After the push, so that a pass that
+     * clears the flag after this store finds the block; the heap struct is
+     * never freed. */
+    if (owner && !atomic_load_explicit(&owner->remote_unseen, memory_order_relaxed)) {
+        atomic_store_explicit(&owner->remote_unseen, 1, memory_order_release);
+        nm_purge_signal();
+    }
 }
 
 /* Collect remote frees on every segment that got some: full pages that now
@@ -1508,11 +1519,8 @@ void nm_heap_trim(void)
  * (the owner's count is read with acquire: its last local free is on the
  * free list by then).  With `idle` (the owner is not allocating:
  * nm_purge_owner_idle) the pages count as free since a purge delay ago, so
- * the same pass gives them back, and a page other threads have freed only
- * in part keeps the purge coming (*waiting): no free may wake it, the
- * segment's remote_pending is already set. */
-static struct nm_segment *heap_release_remote_freed(struct nm_heap *h, uint64_t now_ms, bool idle,
-                                                    bool *waiting)
+ * the same pass gives them back. */
+static struct nm_segment *heap_release_remote_freed(struct nm_heap *h, uint64_t now_ms, bool idle)
 {
     uint64_t retired_ms = idle ? now_ms - nm_opt.purge_delay_ms : now_ms;
     struct nm_segment *emptied = NULL;
@@ -1535,10 +1543,7 @@ static struct nm_segment *heap_release_remote_freed(struct nm_heap *h, uint64_t 
                     if (!nm_page_is_block(pg, b) || !nm_block_is_free(b)) break;
                     count++;
                 }
-                if (count != used) {
-                    if (idle) *waiting = true;
-                    continue;
-                }
+                if (count != used) continue;
                 atomic_fetch_add_explicit(&nm_proc.counters.purge_collected, nm_page_collect(pg),
                                           memory_order_relaxed);
                 if (pg->used != 0) continue;   /* a double free raced in: leave it */
@@ -1637,7 +1642,9 @@ void nm_heap_purge(struct nm_heap *h, uint64_t now_ms, bool force, bool *waiting
                                     now_ms);
     struct nm_block *foreign = heap_foreign_take_idle(
         h, now_ms, idle ? 0 : nm_opt.purge_delay_ms, force, waiting);
-    struct nm_segment *emptied = heap_release_remote_freed(h, now_ms, idle, waiting);
+    /* Remote frees from now on wake the purge thread again. */
+    atomic_store_explicit(&h->remote_unseen, 0, memory_order_relaxed);
+    struct nm_segment *emptied = heap_release_remote_freed(h, now_ms, idle);
     struct purge_batch b;
     heap_purge_claim(h, now_ms, force, &b, waiting);
     heap_purge_unlock(h);

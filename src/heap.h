@@ -58,6 +58,9 @@ struct nm_heap {
                                                   atomic: purges compare it) */
     uint64_t user_id;                          /* the nm_heap_new heap it serves, or 0 */
     _Atomic uint32_t remote_pending;           /* a remote free hit one of our segments */
+    _Atomic uint32_t remote_unseen;            /* ... since a purge last looked at the heap
+                                                  (the free that sets it wakes the purge
+                                                  thread: nm_heap_free_remote) */
     uint64_t next_maintenance_ms;              /* no purge pass before this time */
     _Atomic uint64_t active_ms;                /* the ms clock when the owner was last in its
                                                   allocation slow path (relaxed: purges read

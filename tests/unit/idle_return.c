@@ -36,6 +36,11 @@
  *                under the delay alone, A's 64 MiB would stay beside B's
  *                for 5 s.  A purge pass that runs between two rounds
  *                finds no page of A's free yet: a later one must come.
+ *   master_remote  the same, but B works in a heap of its own (nm_heap_new,
+ *                nm_thread_set_heap), as a worker on another node does in
+ *                its node's: every free of A's blocks goes to A's pages'
+ *                remote lists (B keeps none for itself), and nothing of
+ *                B's waits to wake the purge thread: A's frees must.
  *   thread_exit  4 threads each allocate 32 MiB of 1-32 KiB blocks, free
  *                all but their first block, and exit.  Deadline: the purge
  *                delay plus 1 s.  An exited thread's free pages go back
@@ -206,9 +211,17 @@ static void *master(void *arg)
     return NULL;
 }
 
+static bool worker_own_heap;   /* master_remote: B allocates from a heap of its own */
+
 static void *worker(void *arg)
 {
     (void)arg;
+    nm_heap_t *own_heap = NULL;
+    if (worker_own_heap) {
+        own_heap = nm_heap_new(NULL);
+        REQUIRE(own_heap != NULL, "nm_heap_new: %s", strerror(errno));
+        nm_thread_set_heap(own_heap);
+    }
     pthread_barrier_wait(&step);
     static void *own[IDLE_BLOCKS / 2];
     for (int round = 0; round < MASTER_ROUNDS; round++) {
@@ -223,10 +236,14 @@ static void *worker(void *arg)
     pthread_barrier_wait(&step);
     for (int i = 0; i < IDLE_BLOCKS / 2; i++) free(own[i]);
     for (int i = 0; i < IDLE_BLOCKS; i += MASTER_KEEPS) free(master_blocks[i]);
+    if (own_heap) {
+        nm_thread_set_heap(NULL);
+        nm_heap_destroy(own_heap);
+    }
     return NULL;
 }
 
-static void case_master_idle(void)
+static void master_case(const char *name)
 {
     pthread_barrier_init(&step, NULL, 3);
     size_t base = nm_test_rss();
@@ -241,11 +258,22 @@ static void case_master_idle(void)
     /* What may stay: B's blocks, as much as A's were, and 1/8 of A's. */
     size_t limit = base + held + held / 8;
     size_t after = rss_by(limit, start + 3000);
-    report("master_idle", base, peak, after, limit, now_ms() - start);
+    report(name, base, peak, after, limit, now_ms() - start);
     pthread_barrier_wait(&step);
     pthread_join(a, NULL);
     pthread_join(b, NULL);
     pthread_barrier_destroy(&step);
+}
+
+static void case_master_idle(void)
+{
+    master_case("master_idle");
+}
+
+static void case_master_remote(void)
+{
+    worker_own_heap = true;
+    master_case("master_remote");
 }
 
 /* ---- idle_freer -------------------------------------------------------------------- */
@@ -510,6 +538,7 @@ static const struct {
 } cases[] = {
     { "idle_owner", case_idle_owner, "300" },
     { "master_idle", case_master_idle, "5000" },
+    { "master_remote", case_master_remote, "5000" },
     { "idle_freer", case_idle_freer, "300" },
     { "idle_class", case_idle_class, "300" },
     { "thread_exit", case_thread_exit, "300" },
