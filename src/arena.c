@@ -180,9 +180,13 @@ struct nm_segment *nm_arena_take_segment(struct nm_arena *a, enum nm_segment_kin
 
 void nm_arena_cache_segment(struct nm_segment *s)
 {
+    nm_arena_cache_segment_since(s, nm_os_now_ms());
+}
+
+void nm_arena_cache_segment_since(struct nm_segment *s, uint64_t since_ms)
+{
     struct nm_arena *a = s->arena;   /* once pushed, the segment is another thread's */
     struct nm_node_state *ns = &nm_proc.nodes[a->node];
-    uint64_t now = nm_os_now_ms();
     nm_segment_set_thread(s, 0);
     atomic_store_explicit(&s->heap, NULL, memory_order_relaxed);
     atomic_fetch_sub_explicit(&ns->segments, 1, memory_order_relaxed);
@@ -203,7 +207,7 @@ void nm_arena_cache_segment(struct nm_segment *s)
         return;
     }
     nm_segment_uncommit_pages(s);
-    s->cached_ms = now;
+    s->cached_ms = since_ms;
     atomic_fetch_add_explicit(&ns->cached, NM_SEGMENT_SIZE, memory_order_relaxed);
     nm_stack_push(&a->cache, s);
     nm_purge_signal();

@@ -349,8 +349,10 @@ bool nm_arena_migrate(struct nm_arena *a, const nm_policy *p, int node, struct n
 /* A fresh segment of `kind` from arena `a`: its cache, else the OS.  All
  * pages free, no owner.  NULL + ENOMEM on failure. */
 struct nm_segment *nm_arena_take_segment(struct nm_arena *a, enum nm_segment_kind kind);
-/* An empty segment goes to its arena's cache (or back to the OS). */
+/* An empty segment goes to its arena's cache (or back to the OS), free
+ * since now; _since: since `since_ms` (nm_purge_due). */
 void nm_arena_cache_segment(struct nm_segment *s);
+void nm_arena_cache_segment_since(struct nm_segment *s, uint64_t since_ms);
 /* Give an owned segment with live blocks to its arena for adoption. */
 void nm_arena_abandon(struct nm_segment *s);
 /* Take one abandoned segment of arena `a`, or NULL. */
@@ -418,30 +420,44 @@ static inline void nm_purge_safe_point(void)
  * parked heap) stays committed while it has been free for less than the
  * purge delay, so a program that frees and allocates again takes it back
  * without page faults, and goes back to the OS once it has waited that long
- * (force: now).  `since_ms` is when it became free; a time after `now_ms`
- * (memory freed after a pass read the clock) has not waited at all.
+ * (force: now).  `since_ms` is when it became free; a time up to
+ * NM_CLOCK_AHEAD_MS after `now_ms` (memory freed after a pass read the
+ * clock) has not waited at all, and one earlier than `now_ms` by more than
+ * the clock's range (a time taken back by a delay, below) has.
  *
  * What other threads free into a thread that is not allocating waits no
- * delay: the pages they emptied (heap.c: heap_release_remote_freed) and
- * the blocks the thread kept from other threads' pages (its foreign
- * lists) go back at the next pass once it has not been in its allocation
- * slow path for nm_purge_idle_ms() (nm_purge_owner_idle): it is blocked,
- * or allocates too little to need them.  A master thread that built a
+ * delay: the pages they emptied (heap.c: heap_release_remote_freed), its
+ * segments they emptied whole (cached as due) and the blocks the thread
+ * kept from other threads' pages (its foreign lists) go back at the next
+ * passes once it has not been in its allocation slow path for
+ * nm_purge_idle_ms() (nm_purge_owner_idle): it is blocked, or allocates
+ * from blocks it has.  A master thread that built a
  * structure its workers free and replace, then waits for them, would
  * otherwise keep all of it resident for the delay beside the workers' new
  * memory (docs/design.md, "Giving memory back").  The pages a thread
  * emptied itself keep the delay: it may be between two bursts. */
+#define NM_CLOCK_AHEAD_MS 60000
 static inline bool nm_purge_due(uint64_t since_ms, uint64_t now_ms, uint64_t delay_ms, bool force)
 {
-    return force || (now_ms >= since_ms && now_ms - since_ms >= delay_ms);
+    uint64_t waited = now_ms - since_ms;
+    if (waited > UINT64_MAX - NM_CLOCK_AHEAD_MS) waited = 0;
+    return force || waited >= delay_ms;
 }
 
 /* The time since `since_ms`, a time kept in the clock's low 32 bits
- * (retired_ms, foreign_seen_ms), at `now_ms`: 0 for a time after it. */
+ * (retired_ms, foreign_seen_ms), at `now_ms`, as nm_purge_due counts it. */
 static inline uint64_t nm_ms_since32(uint32_t since_ms, uint64_t now_ms)
 {
-    int32_t waited = (int32_t)((uint32_t)now_ms - since_ms);
-    return waited < 0 ? 0 : (uint64_t)waited;
+    uint32_t waited = (uint32_t)now_ms - since_ms;
+    return waited > UINT32_MAX - NM_CLOCK_AHEAD_MS ? 0 : waited;
+}
+
+/* The time to record as when memory became free so that it is due at
+ * `now_ms` (what other threads freed into a heap that is not allocating):
+ * a delay before it, in the clock's wrapping arithmetic. */
+static inline uint64_t nm_purge_due_now(uint64_t now_ms)
+{
+    return now_ms - nm_opt.purge_delay_ms;
 }
 
 /* How long a thread stays out of its allocation slow path before it counts

@@ -922,15 +922,16 @@ void nm_heap_free_remote(struct nm_segment *s, struct nm_page *pg, struct nm_blo
             return;
         }
         nm_block_set_next(b, head);
-    } while (!atomic_compare_exchange_weak_explicit(&pg->remote, &head, b, memory_order_release,
+    } while (!atomic_compare_exchange_weak_explicit(&pg->remote, &head, b, memory_order_seq_cst,
                                                     memory_order_relaxed));
     /* A purge gives back pages other threads emptied while their owner is
      * not allocating, and only a purge does: wake it for the first block
      * since it last looked at the heap, which remote_pending (set until the
-     * owner collects) no longer does.  After the push, so that a pass that
-     * clears the flag after this store finds the block; the heap struct is
-     * never freed. */
-    if (owner && !atomic_load_explicit(&owner->remote_unseen, memory_order_relaxed)) {
+     * owner collects) no longer does.  After the push, sequentially
+     * consistent with it (on x86 the same instructions): either the pass
+     * that cleared the flag finds the block, or this load finds the flag
+     * clear.  The heap struct is never freed. */
+    if (owner && !atomic_load_explicit(&owner->remote_unseen, memory_order_seq_cst)) {
         atomic_store_explicit(&owner->remote_unseen, 1, memory_order_release);
         nm_purge_signal();
     }
@@ -1127,6 +1128,7 @@ static void heap_take_over(struct nm_heap *h)
     node_watch(h, atomic_load_explicit(&h->arena, memory_order_relaxed));
     h->next_maintenance_ms = 0;
     atomic_store_explicit(&h->active_ms, nm_os_now_ms(), memory_order_relaxed);
+    atomic_store_explicit(&h->remote_unseen, 0, memory_order_relaxed);
     heap_leave(h);
 }
 
@@ -1517,12 +1519,11 @@ void nm_heap_trim(void)
  * purge may release them while the owner runs, idle or not.  The remote
  * list is counted first and taken only when it holds every block in use
  * (the owner's count is read with acquire: its last local free is on the
- * free list by then).  With `idle` (the owner is not allocating:
- * nm_purge_owner_idle) the pages count as free since a purge delay ago, so
- * the same pass gives them back. */
-static struct nm_segment *heap_release_remote_freed(struct nm_heap *h, uint64_t now_ms, bool idle)
+ * free list by then).  The pages count as free since `retired_ms`: now,
+ * or a delay ago for an owner that is not allocating (nm_purge_due_now),
+ * so that the same pass gives them back. */
+static struct nm_segment *heap_release_remote_freed(struct nm_heap *h, uint64_t retired_ms)
 {
-    uint64_t retired_ms = idle ? now_ms - nm_opt.purge_delay_ms : now_ms;
     struct nm_segment *emptied = NULL;
     for (int kind = 0; kind < 2; kind++) {
         for (struct nm_segment *s = h->segments[kind], *next; s; s = next) {
@@ -1642,16 +1643,20 @@ void nm_heap_purge(struct nm_heap *h, uint64_t now_ms, bool force, bool *waiting
                                     now_ms);
     struct nm_block *foreign = heap_foreign_take_idle(
         h, now_ms, idle ? 0 : nm_opt.purge_delay_ms, force, waiting);
-    /* Remote frees from now on wake the purge thread again. */
+    /* Remote frees from now on wake the purge thread again: the fence
+     * orders the store before the loads of the pages' remote lists (and a
+     * free's push before its load of the flag: nm_heap_free_remote). */
     atomic_store_explicit(&h->remote_unseen, 0, memory_order_relaxed);
-    struct nm_segment *emptied = heap_release_remote_freed(h, now_ms, idle);
+    atomic_thread_fence(memory_order_seq_cst);
+    uint64_t retired_ms = idle ? nm_purge_due_now(now_ms) : now_ms;
+    struct nm_segment *emptied = heap_release_remote_freed(h, retired_ms);
     struct purge_batch b;
     heap_purge_claim(h, now_ms, force, &b, waiting);
     heap_purge_unlock(h);
     /* No system call under the lock: the cache may unmap (nm_trim). */
     for (struct nm_segment *s = emptied, *next; s; s = next) {
         next = s->stack_next;
-        nm_arena_cache_segment(s);
+        nm_arena_cache_segment_since(s, retired_ms);
     }
     purge_batch_finish(&b);
     /* Their pages may now be freed whole: the next pass releases them. */
@@ -1824,7 +1829,9 @@ void *nm_heap_alloc_class(struct nm_heap *h, unsigned cls)
     if (b) return b;
     heap_enter(h);
     uint64_t now = nm_os_now_ms();
-    atomic_store_explicit(&h->active_ms, now, memory_order_relaxed);
+    /* Stored when the coarse clock moved: remote frees read the line. */
+    if (atomic_load_explicit(&h->active_ms, memory_order_relaxed) != now)
+        atomic_store_explicit(&h->active_ms, now, memory_order_relaxed);
     if (now >= h->next_maintenance_ms) heap_maintenance(h, now);
 
     struct nm_page *pg = h->queue[cls].first;

@@ -23,12 +23,12 @@
  *                not idle (a class it stopped using pins no page).
  *   master_idle  (purge delay 5 s) a server's start: thread A (the
  *                master) allocates 64 MiB of 1 KiB blocks and waits for
- *                its worker; thread B replaces them, freeing A's blocks
- *                two at a time and allocating a 2 KiB block of its own in
- *                their place (another size class: none of A's memory
- *                serves it), all but one block in 4096 (4 MiB), which A
- *                keeps (its settings, say), in 8 rounds 250 ms apart,
- *                each over all of A's pages (as requests come), and waits.
+ *                its worker; thread B allocates as much in 2 KiB blocks
+ *                of its own (another size class: none of A's memory
+ *                serves it), then frees A's blocks, all but one in 4096
+ *                (4 MiB), which A keeps (its settings, say), in 8 rounds
+ *                250 ms apart, each over all of A's pages (as requests
+ *                come), and waits.
  *                Deadline: 3 s after the last free, well before the
  *                delay: RSS back within the limit above what B holds.
  *                A's free pages are not in demand while A does not
@@ -36,6 +36,9 @@
  *                under the delay alone, A's 64 MiB would stay beside B's
  *                for 5 s.  A purge pass that runs between two rounds
  *                finds no page of A's free yet: a later one must come.
+ *   master_empty  the same, but A keeps nothing: its segments empty whole
+ *                and go to the node's cache, from where the same pass
+ *                gives them back.
  *   master_remote  the same, but B works in a heap of its own (nm_heap_new,
  *                nm_thread_set_heap), as a worker on another node does in
  *                its node's: every free of A's blocks goes to A's pages'
@@ -200,8 +203,8 @@ static void case_idle_owner(void)
 /* ---- master_idle ------------------------------------------------------------------- */
 
 static void *master_blocks[IDLE_BLOCKS];
-#define MASTER_KEEPS 4096   /* the master keeps one block in this many */
 #define MASTER_ROUNDS 8     /* the worker's rounds of frees */
+static int master_keeps = 4096;   /* the master keeps one block in this many (0: none) */
 
 static void *master(void *arg)
 {
@@ -224,18 +227,18 @@ static void *worker(void *arg)
     }
     pthread_barrier_wait(&step);
     static void *own[IDLE_BLOCKS / 2];
+    for (int i = 0; i < IDLE_BLOCKS / 2; i++) own[i] = alloc_touched(2048);
     for (int round = 0; round < MASTER_ROUNDS; round++) {
         if (round > 0) sleep_ms(250);
         for (int i = 2 * round; i < IDLE_BLOCKS; i += 2 * MASTER_ROUNDS) {
-            if (i % MASTER_KEEPS != 0) free(master_blocks[i]);
+            if (master_keeps == 0 || i % master_keeps != 0) free(master_blocks[i]);
             free(master_blocks[i + 1]);
-            own[i / 2] = alloc_touched(2048);
         }
     }
     pthread_barrier_wait(&step);
     pthread_barrier_wait(&step);
     for (int i = 0; i < IDLE_BLOCKS / 2; i++) free(own[i]);
-    for (int i = 0; i < IDLE_BLOCKS; i += MASTER_KEEPS) free(master_blocks[i]);
+    for (int i = 0; master_keeps && i < IDLE_BLOCKS; i += master_keeps) free(master_blocks[i]);
     if (own_heap) {
         nm_thread_set_heap(NULL);
         nm_heap_destroy(own_heap);
@@ -252,7 +255,7 @@ static void master_case(const char *name)
     pthread_create(&b, NULL, worker, NULL);
     pthread_barrier_wait(&step);   /* 1: A allocated */
     size_t held = nm_test_rss() - base;
-    pthread_barrier_wait(&step);   /* 2: B replaced every block */
+    pthread_barrier_wait(&step);   /* 2: B allocated its own and freed A's */
     uint64_t start = now_ms();
     size_t peak = nm_test_rss();
     /* What may stay: B's blocks, as much as A's were, and 1/8 of A's. */
@@ -268,6 +271,12 @@ static void master_case(const char *name)
 static void case_master_idle(void)
 {
     master_case("master_idle");
+}
+
+static void case_master_empty(void)
+{
+    master_keeps = 0;
+    master_case("master_empty");
 }
 
 static void case_master_remote(void)
@@ -538,6 +547,7 @@ static const struct {
 } cases[] = {
     { "idle_owner", case_idle_owner, "300" },
     { "master_idle", case_master_idle, "5000" },
+    { "master_empty", case_master_empty, "5000" },
     { "master_remote", case_master_remote, "5000" },
     { "idle_freer", case_idle_freer, "300" },
     { "idle_class", case_idle_class, "300" },
