@@ -431,11 +431,11 @@ static inline void nm_purge_safe_point(void)
  * kept from other threads' pages (its foreign lists) go back at the next
  * passes once it has not been in its allocation slow path for
  * nm_purge_idle_ms() (nm_purge_owner_idle): it is blocked, or allocates
- * from blocks it has.  A master thread that built a
- * structure its workers free and replace, then waits for them, would
- * otherwise keep all of it resident for the delay beside the workers' new
- * memory (docs/design.md, "Giving memory back").  The pages a thread
- * emptied itself keep the delay: it may be between two bursts. */
+ * from blocks it has.  A master thread that built a structure its workers
+ * free and replace, then waits for them, would otherwise keep all of it
+ * resident for the delay beside the workers' new memory (docs/design.md,
+ * "Giving memory back").  The pages a thread emptied itself keep the
+ * delay: it may be between two bursts. */
 #define NM_CLOCK_AHEAD_MS 60000
 static inline bool nm_purge_due(uint64_t since_ms, uint64_t now_ms, uint64_t delay_ms, bool force)
 {
