@@ -487,6 +487,25 @@ static void remove_dir(void)
     rmdir(dir);
 }
 
+/* The stages after the first (profiler off), in order, each run in a
+ * process of its own at its sampling rate. */
+static void exact_then_fork(void)
+{
+    exact();
+    fork_from_signal();
+}
+
+static const struct {
+    const char *name;
+    void (*run)(void);
+    const char *sample;   /* NUMAMALLOC_PROF_SAMPLE */
+} stages[] = {
+    { "exact", exact_then_fork, "1" },
+    { "sampled", sampled, "64K" },
+    { "rare", rare, "1T" },
+};
+#define STAGE_COUNT (sizeof stages / sizeof stages[0])
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -504,42 +523,31 @@ int main(int argc, char **argv)
         char pattern[256];
         snprintf(pattern, sizeof pattern, "%s/p.%%p.%%n.heap", dir);
         setenv("NM_PROF_DIR", dir, 1);
-        setenv("NM_PROF_STAGE", "exact", 1);
+        setenv("NM_PROF_STAGE", stages[0].name, 1);
         setenv("NUMAMALLOC_PROF", "1", 1);
-        setenv("NUMAMALLOC_PROF_SAMPLE", "1", 1);
+        setenv("NUMAMALLOC_PROF_SAMPLE", stages[0].sample, 1);
         setenv("NUMAMALLOC_PROF_SIGNAL", "USR2", 1);
         setenv("NUMAMALLOC_PROF_FILE", pattern, 1);
         execv("/proc/self/exe", argv);
         REQUIRE(0, "execv /proc/self/exe");
     }
     snprintf(dir, sizeof dir, "%s", getenv("NM_PROF_DIR"));
-    if (!strcmp(stage, "exact")) {
-        exact();
-        fork_from_signal();
-        if (nm_test_done() != 0) {
+    for (size_t i = 0; i < STAGE_COUNT; i++) {
+        if (strcmp(stage, stages[i].name) != 0) continue;
+        stages[i].run();
+        int rc = nm_test_done();
+        if (rc != 0 || i + 1 == STAGE_COUNT) {
             remove_dir();
-            return 1;
+            return rc;
         }
-        setenv("NM_PROF_STAGE", "sampled", 1);
-        setenv("NUMAMALLOC_PROF_SAMPLE", "64K", 1);
+        /* The next stage in a process of its own, its rate read at start. */
+        setenv("NM_PROF_STAGE", stages[i + 1].name, 1);
+        setenv("NUMAMALLOC_PROF_SAMPLE", stages[i + 1].sample, 1);
         setenv("NUMAMALLOC_PROF_FILE", "/dev/null", 1);   /* its exit dump */
-        execv("/proc/self/exe", argv);
-        REQUIRE(0, "execv /proc/self/exe");
-    }
-    if (!strcmp(stage, "sampled")) {
-        sampled();
-        if (nm_test_done() != 0) {
-            remove_dir();
-            return 1;
-        }
-        setenv("NM_PROF_STAGE", "rare", 1);
-        setenv("NUMAMALLOC_PROF_SAMPLE", "1T", 1);
         fflush(stdout);
         execv("/proc/self/exe", argv);
         REQUIRE(0, "execv /proc/self/exe");
     }
-    rare();
-    int rc = nm_test_done();
-    remove_dir();
-    return rc;
+    REQUIRE(0, "unknown NM_PROF_STAGE %s", stage);
+    return 1;
 }
