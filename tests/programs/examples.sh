@@ -38,6 +38,27 @@ check_fail() { echo "FAIL: $*"; check_failures=$((check_failures + 1)); }
 # sed (a line of another form is then missing, and counted as such), then
 # judge the fields with awk.  Each adds to check_failures.
 
+# thread_problems FIELDS THREADS PAGES CPUMAP WHAT: the problems of the
+# per-thread lines in FIELDS ("thread cpu node", then for each array its
+# resident pages, its pages and the node they are on): THREADS lines, each
+# thread's CPU on its node by CPUMAP, every array's PAGES of PAGES pages on
+# that node.  WHAT names the arrays in the messages.
+thread_problems() {
+    echo "$1" | awk -v threads="$2" -v pages="$3" -v map="$4" -v what="$5" '
+        BEGIN { n = split(map, m, "\n"); for (i = 1; i <= n; i++) { split(m[i], f, " "); node_of[f[1]] = f[2] } }
+        NF >= 6 {
+            seen++
+            if (!($2 in node_of)) print "thread " $1 ": unknown cpu " $2
+            else if (node_of[$2] != $3) print "thread " $1 ": cpu " $2 " is on node " node_of[$2] ", not " $3
+            for (i = 4; i + 2 <= NF; i += 3)
+                if ($i != pages || $(i + 1) != pages || $(i + 2) != $3) {
+                    print "thread " $1 ": not all " pages " pages of " what " on node " $3
+                    break
+                }
+        }
+        END { if (seen != threads) print seen + 0 " well-formed " what " lines, expected " threads }'
+}
+
 # check_openmp OUT THREADS PAGES CPUMAP: THREADS thread lines, each with
 # PAGES of PAGES pages of both arrays on the thread's node, that node being
 # the one CPUMAP (lines "cpu node") gives for the thread's CPU; the sum right.
@@ -48,29 +69,12 @@ check_fail() { echo "FAIL: $*"; check_failures=$((check_failures + 1)); }
 check_openmp() {
     local out=$1 threads=$2 pages=$3 cpumap=$4 fields problems
     fields=$(sed -n 's/^thread \([0-9]*\): cpu \([0-9]*\) node \([0-9]*\): nm_malloc_onnode \([0-9]*\)\/\([0-9]*\) pages on node \([0-9]*\), malloc \([0-9]*\)\/\([0-9]*\) pages on node \([0-9]*\)$/\1 \2 \3 \4 \5 \6 \7 \8 \9/p' "$out")
-    problems=$(echo "$fields" | awk -v threads="$threads" -v pages="$pages" -v map="$cpumap" '
-        BEGIN { n = split(map, m, "\n"); for (i = 1; i <= n; i++) { split(m[i], f, " "); node_of[f[1]] = f[2] } }
-        NF == 9 {
-            seen++
-            if (!($2 in node_of)) print "thread " $1 ": unknown cpu " $2
-            else if (node_of[$2] != $3) print "thread " $1 ": cpu " $2 " is on node " node_of[$2] ", not " $3
-            if ($4 != pages || $5 != pages || $7 != pages || $8 != pages || $6 != $3 || $9 != $3)
-                print "thread " $1 ": not all " pages " pages of each array on node " $3
-        }
-        END { if (seen != threads) print seen + 0 " well-formed thread lines, expected " threads }')
+    problems=$(thread_problems "$fields" "$threads" "$pages" "$cpumap" "each array")
     grep -Eq '^sum ([0-9]+), expected \1: ok$' "$out" || problems+=" no right sum line"
     [ -z "$problems" ] || check_fail "openmp: $problems"
     openmp_nodes=$(echo "$fields" | awk 'NF == 9 { print $3 }' | sort -nu | tr '\n' ' ' | sed 's/ $//')
     fields=$(sed -n 's/^first touch: thread \([0-9]*\): cpu \([0-9]*\) node \([0-9]*\): elements [0-9]*-[0-9]*, \([0-9]*\)\/\([0-9]*\) pages of its chunk on node \([0-9]*\)$/\1 \2 \3 \4 \5 \6/p' "$out")
-    problems=$(echo "$fields" | awk -v threads="$threads" -v pages="$pages" -v map="$cpumap" '
-        BEGIN { n = split(map, m, "\n"); for (i = 1; i <= n; i++) { split(m[i], f, " "); node_of[f[1]] = f[2] } }
-        NF == 6 {
-            seen++
-            if (!($2 in node_of)) print "thread " $1 ": unknown cpu " $2
-            else if (node_of[$2] != $3) print "thread " $1 ": cpu " $2 " is on node " node_of[$2] ", not " $3
-            if ($4 != pages || $5 != pages || $6 != $3) print "thread " $1 ": not all " pages " pages of its chunk on node " $3
-        }
-        END { if (seen != threads) print seen + 0 " well-formed first-touch lines, expected " threads }')
+    problems=$(thread_problems "$fields" "$threads" "$pages" "$cpumap" "its chunk")
     [ -z "$problems" ] || check_fail "openmp first touch: $problems"
     openmp_touch_nodes=$(echo "$fields" | awk 'NF == 6 { print $6 }' | sort -nu | tr '\n' ' ' | sed 's/ $//')
 }
