@@ -232,9 +232,10 @@ static void ghost_hit(struct large_demand *d, const struct span_layout *l, uint6
 {
     for (int i = 0; i < NM_LARGE_GHOSTS; i++) {
         size_t key = atomic_load_explicit(&d->ghost_span[i], memory_order_relaxed);
+        /* Given back longer ago than the delay: it would have gone anyway. */
         if (!key || !ghost_fits(key, l) ||
-            !(now_ms - atomic_load_explicit(&d->ghost_ms[i], memory_order_relaxed) <
-              nm_opt.purge_delay_ms))
+            nm_purge_due(atomic_load_explicit(&d->ghost_ms[i], memory_order_relaxed), now_ms,
+                         nm_opt.purge_delay_ms, false))
             continue;
         if (atomic_compare_exchange_strong(&d->ghost_span[i], &key, 0)) {
             demand_add(d, l->usable, now_ms);
