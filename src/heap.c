@@ -1437,6 +1437,11 @@ static struct nm_heap *heap_move(struct nm_heap *h, int node)
  * so a move in between shows at the next allocation. */
 static struct nm_heap *heap_check_node(struct nm_heap *h)
 {
+    /* Not while this thread is inside the heap's own work (a program that
+     * intercepts madvise allocating from inside a maintenance pass): the
+     * move abandons the heap that work uses.  The next allocation moves. */
+    uint32_t depth = atomic_load_explicit(&h->lock, memory_order_relaxed);
+    if (depth != 0 && depth != NM_HEAP_PURGING) return h;
     h->node_seen = *h->node_word;
     if (nm_topo.node_count < 2 || !nm_arena_is_local(h->arena)) return h;
     int node = nm_topology_home_node();
