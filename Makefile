@@ -92,7 +92,10 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(ARCHIVE) tests/testutil.h | $(BUILD)/tes
 	$(CC) $(TEST_FLAGS) $< -o $@ $(ARCHIVE) -pthread
 
 $(BUILD)/tests/preload/%: tests/preload/%.c tests/testutil.h include/numamalloc.h | $(BUILD)/tests/preload
-	$(CC) $(TEST_FLAGS) $< -o $@ -pthread
+	$(CC) $(TEST_FLAGS) $< -o $@ -pthread $(PRELOAD_LDFLAGS)
+
+# A program that defines madvise to take the library's calls exports it.
+$(BUILD)/tests/preload/madvise_hook: PRELOAD_LDFLAGS = -rdynamic
 
 # Without a C++ compiler a C++ test is a stub that skips with the reason.
 # The stamp names whether $(CXX) was found, so the tests are rebuilt when

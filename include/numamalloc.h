@@ -151,8 +151,11 @@ int nm_thread_rebind(void);
  * purge delay: the free pages of every thread's heap (on every node, heaps
  * with a policy and nm_malloc_onnode heaps included), pages whose blocks
  * other threads freed, the heaps of exited threads, the segments they left
- * behind, and every cache.  Blocks in use stay where they are.
- * (malloc_trim() calls this.) */
+ * behind, every cache, and the inside of free blocks of 12 - 256 KiB (all
+ * their 4 KiB pages but the first) on pages that still have blocks in use:
+ * those of the heap the calling thread allocates from, and those exited
+ * threads left.  Blocks in use stay where they are.  (malloc_trim() calls
+ * this.) */
 void nm_trim(void);
 
 /* ------------------------------------------------------------------------
@@ -586,8 +589,9 @@ void nm_heap_destroy(nm_heap_t *heap);
 int nm_heap_reset(nm_heap_t *heap);
 
 /* What a heap holds now.  The counts are read without stopping the
- * heap's threads: exact when no thread uses the heap, else a snapshot
- * that may be a little off. */
+ * heap's threads: exact when no thread uses the heap and no purge is at
+ * it (one giving back the inside of free blocks counts them in use for a
+ * moment), else a snapshot that may be a little off. */
 struct nm_heap_stats {
     uint64_t mapped;        /* address space the heap holds: its 4 MiB segments
                                (small and medium blocks; kept until
@@ -810,7 +814,9 @@ int nm_region_enforcement(const nm_region *r, struct nm_enforcement *out);
 struct nm_node_stats {
     int node;                   /* kernel node id */
     uint64_t mapped;            /* bytes of address space in segments and large spans */
-    uint64_t committed;         /* bytes of that which may hold memory (not purged) */
+    uint64_t committed;         /* bytes of that which may hold memory (not purged;
+                                   counted by page: the given-back inside of
+                                   free blocks on pages in use still counts) */
     uint64_t in_use;            /* bytes in live blocks (small: by page, large: exact) */
     uint64_t segments;          /* live 4 MiB segments for small and medium blocks */
     uint64_t large_blocks;      /* live large (> 256 KiB) blocks */

@@ -1,12 +1,15 @@
 /*
  * heap.c — thread heaps: the allocation slow path, remote-free collection,
  * thread start, exit (parking) and take-over, node moves, and purging free
- * pages (the owner's own, and any heap's for the purge layer).  The lists
+ * pages and the inside of free medium blocks (the owner's own, and any
+ * heap's for the purge layer).  The lists
  * a heap keeps its pages and segments in are page_queue.c's.
  *
  * Invariants (the owner changes its heap, holding `lock`; heap.h):
  *   - page->used counts blocks not on page->free, so blocks on page->remote
- *     still count until collected; a page is free only when used == 0.
+ *     still count until collected, and so do blocks a purge took off the
+ *     list to give back their inside (block_batch); a page is free only
+ *     when used == 0.
  *   - a segment with no page in use and none being purged leaves the heap
  *     (its arena's cache).
  *   (and the queue invariants of page_queue.h)
@@ -1014,6 +1017,93 @@ static void heap_decommit_free_pages(struct nm_heap *h, uint64_t now_ms, bool fo
     } while (b.count == NM_PURGE_BATCH);
 }
 
+/* Free medium blocks whose inside goes back (page.h:
+ * nm_page_take_due_blocks), taken off their lists a batch at a time; the
+ * madvise calls come after the walks, as for pages (purge_batch).  A
+ * maintenance pass takes at most NM_BLOCK_PURGE_PASS of them, at most a
+ * few milliseconds of system calls in an allocation slow path; nm_trim
+ * and an exited thread's heap take all. */
+#define NM_BLOCK_BATCH 64
+#define NM_BLOCK_PURGE_PASS (8 * NM_BLOCK_BATCH)
+struct block_batch {
+    uint32_t count;
+    struct nm_page *page[NM_BLOCK_BATCH];
+    struct nm_block *block[NM_BLOCK_BATCH];
+};
+
+/* Take due blocks of medium segment `s`, from its page `*page` on, into
+ * `bb` until it is full: returns false then, with *page the page to go on
+ * from (it may hold more).  `due_now`: every free block is due; `trim`:
+ * reserved memory too (nm_trim gives it back, the purge never does).  Not
+ * in secure mode (its poison fills free blocks), nor in memory that is
+ * never decommitted (strict arenas). */
+static bool segment_take_due_blocks(struct nm_segment *s, size_t *page, uint64_t now_ms,
+                                    bool due_now, bool trim, bool *waiting,
+                                    struct block_batch *bb)
+{
+    if (s->kind != NM_SEGMENT_MEDIUM || nm_proc.secure || (s->reserved && !trim) ||
+        s->arena->strict)
+        return true;
+    due_now = due_now || nm_opt.purge_delay_ms == 0;
+    for (; *page < s->page_count; ++*page) {
+        struct nm_page *pg = &s->pages[*page];
+        if (pg->state == NM_PAGE_FREE || !pg->free) continue;
+        uint32_t n = nm_page_take_due_blocks(pg, now_ms, due_now, waiting, &bb->block[bb->count],
+                                             NM_BLOCK_BATCH - bb->count);
+        for (uint32_t k = 0; k < n; k++) bb->page[bb->count++] = pg;
+        if (bb->count == NM_BLOCK_BATCH) return false;
+    }
+    return true;
+}
+
+/* Give back the inside of the blocks in `bb`, then return them to their
+ * pages: by the owner's free for its own heap (a program that intercepts
+ * madvise may have allocated meanwhile, and filled a page), straight onto
+ * the list where the caller holds the pages alone and nothing ran on them. */
+static void block_batch_finish(struct block_batch *bb, bool owner)
+{
+    for (uint32_t i = 0; i < bb->count; i++)
+        nm_block_purge_inside(bb->block[i], bb->page[i]->block_size);
+    for (uint32_t i = 0; i < bb->count; i++) {
+        if (owner) nm_heap_free(nm_segment_of(bb->block[i]), bb->page[i], bb->block[i]);
+        else nm_page_put_back(bb->page[i], bb->block[i]);
+    }
+    bb->count = 0;
+}
+
+/* Whether `s` is still one of heap `h`'s medium segments. */
+static bool heap_has_segment(const struct nm_heap *h, const struct nm_segment *s)
+{
+    for (const struct nm_segment *t = h->segments[NM_SEGMENT_MEDIUM]; t; t = t->heap_next)
+        if (t == s) return true;
+    return false;
+}
+
+/* The inside of heap `h`'s free medium blocks that waited the delay (all
+ * of them if `due_now`), for its owner (`owner`) or for a purge that holds
+ * the heap of an exited thread.  Each batch goes on from the page where
+ * the last one filled up, so a block is read once a pass; if the owner's
+ * frees of a batch released that segment, from the first one again. */
+static void heap_purge_free_blocks(struct nm_heap *h, uint64_t now_ms, bool due_now, bool trim,
+                                   bool owner)
+{
+    struct block_batch bb = { .count = 0 };
+    struct nm_segment *s = h->segments[NM_SEGMENT_MEDIUM];
+    size_t page = 0;
+    for (uint32_t done = 0; s && (trim || due_now || done < NM_BLOCK_PURGE_PASS);
+         done += NM_BLOCK_BATCH) {
+        while (s && segment_take_due_blocks(s, &page, now_ms, due_now, trim, NULL, &bb)) {
+            s = s->heap_next;
+            page = 0;
+        }
+        block_batch_finish(&bb, owner);
+        if (s && !heap_has_segment(h, s)) {
+            s = h->segments[NM_SEGMENT_MEDIUM];
+            page = 0;
+        }
+    }
+}
+
 /* Segments left empty while a purge had pages of them go to the cache. */
 static void heap_free_empty_segments(struct nm_heap *h)
 {
@@ -1057,6 +1147,7 @@ static void heap_maintenance(struct nm_heap *h, uint64_t now_ms)
     heap_release_idle_pages(h);
     heap_free_empty_segments(h);
     heap_decommit_free_pages(h, now_ms, false);
+    heap_purge_free_blocks(h, now_ms, false, false, true);
     nm_arena_maybe_purge(h->arena, now_ms);
 }
 
@@ -1505,7 +1596,9 @@ static void heap_trim(struct nm_heap *h)
      * too. */
     heap_adopt_abandoned(h, (int)atomic_load_explicit(&h->arena->abandoned.count,
                                                       memory_order_relaxed));
-    heap_decommit_free_pages(h, nm_os_now_ms(), true);
+    uint64_t now = nm_os_now_ms();
+    heap_decommit_free_pages(h, now, true);
+    heap_purge_free_blocks(h, now, true, true, true);
     heap_leave(h);
 }
 
@@ -1623,7 +1716,16 @@ void nm_heap_purge(struct nm_heap *h, uint64_t now_ms, bool force, bool *waiting
             return;
         }
         if (!heap_try_claim(h)) return;   /* a new thread took it over */
-        if (atomic_load_explicit(&h->arena, memory_order_acquire)) heap_abandon(h);
+        if (atomic_load_explicit(&h->arena, memory_order_acquire)) {
+            /* Its thread freed these blocks before it exited, a delay ago.
+             * Locked: a pass that finds the heap claimed, not parked, takes
+             * the purge lock if it is free. */
+            heap_enter(h);
+            heap_release_unused(h);   /* pages emptied meanwhile go back whole */
+            heap_purge_free_blocks(h, now_ms, true, force, false);
+            heap_leave(h);
+            heap_abandon(h);
+        }
         heap_unclaim(h);
         return;
     }
@@ -1674,10 +1776,10 @@ void nm_heap_purge_abandoned(struct nm_arena *a, uint64_t now_ms, bool force, bo
     struct nm_segment *all = nm_stack_take_all(&a->abandoned);
     if (!all && atomic_load_explicit(&a->abandoned.count, memory_order_relaxed) > 0)
         *waiting = true;   /* another thread is at it */
-    struct nm_segment *keep = NULL;
     for (struct nm_segment *s = all, *next; s; s = next) {
         next = s->stack_next;
-        /* Ours alone while it is off the stack. */
+        /* Ours alone while it is off the stack; each goes back as soon as
+         * it is done, so that heaps may adopt it meanwhile. */
         for (size_t i = 0; i < s->page_count; i++) {
             struct nm_page *pg = &s->pages[i];
             if (pg->state == NM_PAGE_FREE) continue;
@@ -1686,16 +1788,13 @@ void nm_heap_purge_abandoned(struct nm_arena *a, uint64_t now_ms, bool force, bo
             if (pg->used == 0) segment_page_release(s, pg, now_ms);
         }
         nm_segment_purge_finish(s, nm_segment_purge_claim(s, now_ms, force, waiting));
-        if (segment_empty(s)) {
-            nm_arena_cache_segment(s);
-            continue;
-        }
-        s->stack_next = keep;
-        keep = s;
-    }
-    for (struct nm_segment *s = keep, *next; s; s = next) {
-        next = s->stack_next;
-        nm_stack_push(&a->abandoned, s);
+        struct block_batch bb = { .count = 0 };
+        size_t page = 0;
+        while (!segment_take_due_blocks(s, &page, now_ms, force, force, waiting, &bb))
+            block_batch_finish(&bb, false);
+        block_batch_finish(&bb, false);
+        if (segment_empty(s)) nm_arena_cache_segment(s);
+        else nm_stack_push(&a->abandoned, s);
     }
 }
 
@@ -1873,7 +1972,8 @@ void *nm_heap_alloc_class(struct nm_heap *h, unsigned cls)
     }
     pg->free = nm_block_next(b);
     __atomic_store_n(&pg->used, pg->used + 1, __ATOMIC_RELAXED);
-    nm_block_take(b);
+    if (cls >= NM_SMALL_CLASSES) nm_block_take_medium(b);
+    else nm_block_take(b);
     heap_leave(h);
     heap_safe_point(h);
     errno = saved_errno;

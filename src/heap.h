@@ -137,7 +137,9 @@ struct nm_heap {
      * (nm_heap_purge) or the statistics' count of blocks in use
      * (nm_heap_count_blocks).  The owner waits for a purge, which holds it
      * for a few list operations and never across a system call (what it
-     * gives back, it gives back after), and for the count, which reads
+     * gives back, it gives back after; a purge that holds the heap of an
+     * exited thread, which no owner waits for, gives it back holding it),
+     * and for the count, which reads
      * the `used` of every page of the heap's segments (time in proportion
      * to the heap's size, no system call); neither waits for the owner:
      * they try, and come back later.  The fast paths
@@ -300,9 +302,9 @@ int nm_heap_set_thread(struct nm_arena *a, uint64_t id);
  * one it had before (set up then); nm_heap_empty if it has none yet.  The
  * calls below that act on "the calling thread's heap" act on this one. */
 struct nm_heap *nm_heap_own(void);
-/* Run the calling thread's heap maintenance if it is due (purge free pages
- * and the node cache), the heap set's too.  For slow paths outside the
- * heap (large blocks). */
+/* Run the calling thread's heap maintenance if it is due (purge free pages,
+ * the inside of free medium blocks and the node cache), the heap set's
+ * too.  For slow paths outside the heap (large blocks). */
 void nm_heap_tick(void);
 /* Check the calling thread's node now; move its own heap if it changed (a
  * heap set stays where its policy puts it).  The node id of its own heap. */
@@ -316,9 +318,9 @@ void nm_heap_after_fork(void);
 /* Fault in the free pages of the segments heap `h` owns (nm_reserve: the
  * heap takes those pages before any reserved segment). */
 void nm_heap_populate(struct nm_heap *h);
-/* Return the calling thread's free pages and cached memory now (its own
- * heap's and the heap set's), and adopt abandoned segments whose blocks
- * were all freed. */
+/* Return the calling thread's free pages, the inside of its free medium
+ * blocks and cached memory now (its own heap's and the heap set's), and
+ * adopt abandoned segments whose blocks were all freed. */
 void nm_heap_trim(void);
 
 /* ---- purging other threads' heaps (purge.c) ----------------------------------------------- */
@@ -326,13 +328,15 @@ void nm_heap_trim(void);
 /* Give back what heap `h` (any thread's) holds free: its free pages that
  * are due, the pages other threads freed entirely while its owner was
  * away, and, for a parked heap that waited the purge delay, the whole heap
- * (abandoned: free pages decommitted, segments with blocks to its arena).
+ * (the inside of its free medium blocks given back, then abandoned: free
+ * pages decommitted, segments with blocks to its arena).
  * Force: everything free, now.  Sets *waiting when free memory remains
  * that is not due yet.  Never waits for the owner. */
 void nm_heap_purge(struct nm_heap *h, uint64_t now_ms, bool force, bool *waiting);
 /* The same for the segments abandoned to arena `a`: their remote frees are
- * collected, their empty pages released and given back when due, and
- * empty segments go to the arena's cache. */
+ * collected, their empty pages released and given back when due, the
+ * inside of their free medium blocks given back when due, and empty
+ * segments go to the arena's cache. */
 void nm_heap_purge_abandoned(struct nm_arena *a, uint64_t now_ms, bool force, bool *waiting);
 
 /* ---- blocks in use (stats.c) --------------------------------------------------------------- */
@@ -370,7 +374,8 @@ static inline void *nm_heap_pop(struct nm_heap *h, struct nm_page *pg, unsigned 
         return nm_heap_alloc_class(h, cls);
     pg->free = nm_block_next(b);
     __atomic_store_n(&pg->used, pg->used + 1, __ATOMIC_RELAXED);
-    nm_block_take(b);
+    if (cls >= NM_SMALL_CLASSES) nm_block_take_medium(b);
+    else nm_block_take(b);
     return b;
 }
 

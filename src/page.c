@@ -1,14 +1,18 @@
 /*
- * page.c — size classes, and carving and collecting the blocks of a page,
- * and the report of a free list found corrupt.  May call the segment layer
- * (for layout and the block encoding), the os layer's output helpers and
- * the options.  Only a page's owner carves and collects.
+ * page.c — size classes, carving and collecting the blocks of a page,
+ * giving back the inside of free medium blocks, and the report of a free
+ * list found corrupt.  May call the segment layer (for layout and the
+ * block encoding), the os layer's output helpers and decommit, and the
+ * options.  Only whoever owns a page's lists (its owner; a purge holding
+ * an exited thread's heap or an abandoned segment) carves, collects and
+ * takes blocks.
  */
 #include "page.h"
 
 #include <string.h>
 
 #include "options.h"
+#include "os.h"
 
 uint32_t nm_class_size[NM_CLASS_COUNT];
 
@@ -93,6 +97,9 @@ bool nm_page_extend(struct nm_page *pg, uint64_t *shuffle)
     for (uint32_t i = count; i-- > 0;) {
         struct nm_block *block = (struct nm_block *)(first + (size_t)(shuffle ? order[i] : i) * size);
         nm_block_set_next(block, next);
+        /* Memory a page of another class left resident may hold a mark at
+         * this address. */
+        if (size > NM_SMALL_MAX) *nm_block_mark(block) = 0;
         next = block;
     }
     pg->free = next;
@@ -128,6 +135,64 @@ uint32_t nm_page_collect(struct nm_page *pg)
 
 /* Added to the count of a page found corrupt: it never reaches 0. */
 #define NM_PAGE_PINNED (1u << 30)
+
+/* Where the inside of free block `b` starts (its first OS page, with the
+ * three words, stays). */
+static uintptr_t block_inside(const struct nm_block *b)
+{
+    return nm_align_up((uintptr_t)b + 3 * sizeof(uint64_t), NM_OS_PAGE);
+}
+
+uint32_t nm_page_take_due_blocks(struct nm_page *pg, uint64_t now_ms, bool due_now,
+                                 bool *waiting, struct nm_block **out, uint32_t max)
+{
+    if (pg->used >= NM_PAGE_PINNED) return 0;
+    uint32_t most = nm_page_capacity(pg), visited = 0, taken = 0;
+    struct nm_block *prev = NULL, *next;
+    for (struct nm_block *b = pg->free; b && taken < max && visited < most; b = next) {
+        visited++;
+        /* A corrupt list is the allocation path's to report: stop here. */
+        if (!nm_block_is_free(b)) break;
+        next = nm_block_next(b);
+        uint64_t key = nm_block_mark_key(b), mark = *nm_block_mark(b) ^ key;
+        if (mark != NM_MARK_PURGED) {
+            bool seen = (uint32_t)mark == NM_MARK_SEEN;
+            if (due_now || (seen && nm_purge_due(0, nm_ms_since32((uint32_t)(mark >> 32), now_ms),
+                                                 nm_opt.purge_delay_ms, false))) {
+                if (prev) nm_block_set_next(prev, next);
+                else pg->free = next;
+                out[taken++] = b;
+                continue;
+            }
+            if (!seen) *nm_block_mark(b) = key ^ ((uint64_t)(uint32_t)now_ms << 32 | NM_MARK_SEEN);
+            if (waiting) *waiting = true;
+        }
+        prev = b;
+    }
+    __atomic_store_n(&pg->used, pg->used + taken, __ATOMIC_RELAXED);
+    return taken;
+}
+
+size_t nm_block_purge_inside(struct nm_block *b, size_t size)
+{
+    /* Medium classes are multiples of 4 KiB from 12 KiB, laid out 4 KiB-
+     * aligned: every block has an inside. */
+    uintptr_t inside = block_inside(b), end = nm_align_down((uintptr_t)b + size, NM_OS_PAGE);
+    /* Marked whether the kernel did it or not (a locked range refuses):
+     * a block is advised once. */
+    *nm_block_mark(b) = nm_block_mark_key(b) ^ NM_MARK_PURGED;
+    if (end <= inside || nm_os_decommit((void *)inside, end - inside) != 0) return 0;
+    atomic_fetch_add_explicit(&nm_proc.counters.purges, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&nm_proc.counters.purged_bytes, end - inside, memory_order_relaxed);
+    return end - inside;
+}
+
+void nm_page_put_back(struct nm_page *pg, struct nm_block *b)
+{
+    nm_block_set_next(b, pg->free);
+    pg->free = b;
+    __atomic_store_n(&pg->used, pg->used - 1, __ATOMIC_RELAXED);
+}
 
 nm_cold void nm_page_corrupt(struct nm_page *pg, const struct nm_block *b, const char *list,
                              bool pin)

@@ -83,6 +83,37 @@ bool nm_page_extend(struct nm_page *pg, uint64_t *shuffle);
  * block (segment.h: nm_block) is reported and the list from it on dropped. */
 uint32_t nm_page_collect(struct nm_page *pg);
 
+/* The inside of free medium blocks (every OS page of a block but its
+ * first, which holds its list words) goes back to the OS once a purge has
+ * found the block free for the purge delay, so that a page that keeps a
+ * long-lived block keeps only that block and the first OS page of each
+ * free one resident.  In three steps, so that the madvise calls run while
+ * no list is being walked (a program that intercepts madvise may allocate
+ * from inside it):
+ *
+ * nm_page_take_due_blocks walks the free list of medium page `pg`: a block
+ * found free for the first time gets the time in its mark (segment.h), a
+ * block marked a delay ago or more (any block not purged yet if
+ * `due_now`) is unlinked into `out` (at most `max`) and counted in `used`,
+ * so the page is not released meanwhile; *waiting is set when blocks wait
+ * for their delay.  Returns how many it took.  A block handed out and
+ * freed again starts over.  The caller owns the page's free list (its
+ * owner; a purge holding the heap of an exited thread or an abandoned
+ * segment); not in secure mode (its poison fills free blocks), and not on
+ * a page pinned as corrupt.
+ *
+ * nm_block_purge_inside gives back the inside of taken block `b` of
+ * `size` bytes and marks it purged (a purged block is not taken again);
+ * returns the bytes given back.
+ *
+ * nm_page_put_back returns taken block `b` to the free list of `pg` where
+ * nothing changed the page meanwhile; the owner frees it instead
+ * (nm_heap_free), which copes with a page filled meanwhile. */
+uint32_t nm_page_take_due_blocks(struct nm_page *pg, uint64_t now_ms, bool due_now,
+                                 bool *waiting, struct nm_block **out, uint32_t max);
+size_t nm_block_purge_inside(struct nm_block *b, size_t size);
+void nm_page_put_back(struct nm_page *pg, struct nm_block *b);
+
 /* Report heap corruption found at block `b` of page `pg` (b failed
  * nm_block_is_free) in a `list` ("free", "remote-free") in one line, then
  * abort, or return with NUMAMALLOC_ON_ERROR=warn: the caller drops the

@@ -286,6 +286,43 @@ static inline void nm_block_take(struct nm_block *b)
     b->check = 0;
 }
 
+/* A free medium block (12 KiB and more, page.h) has a third word, `mark`,
+ * written only by the purge of free blocks (page.h:
+ * nm_page_take_due_blocks), keyed like the other two:
+ *
+ *   mark == key(address) ^ (t << 32 | NM_MARK_SEEN)  a purge first found the
+ *                                                    block free at ms time t
+ *                                                    (the clock's low 32 bits)
+ *   mark == key(address) ^ NM_MARK_PURGED             the block's inside (all
+ *                                                    its OS pages but the
+ *                                                    first) went back to the OS
+ *   anything else                                    not seen free yet
+ *
+ * Handing a medium block out clears the word (nm_block_take_medium), and
+ * so does carving it (nm_page_extend: a page of another class may have
+ * left a mark there), so a block used and freed again is not taken for
+ * one seen or purged before; data a program leaves there matches only by a
+ * 1 in 2^32 chance. */
+#define NM_MARK_SEEN 0x5EE4F8EEu
+#define NM_MARK_PURGED 0x9E6A1D0C00000000ull
+
+static inline uint64_t nm_block_mark_key(const struct nm_block *b)
+{
+    return ((uintptr_t)b * 0xC2B2AE3D27D4EB4Full) ^ nm_proc.check_key;
+}
+
+static inline uint64_t *nm_block_mark(struct nm_block *b)
+{
+    return (uint64_t *)(void *)b + 2;
+}
+
+/* Medium block `b`, popped from its list, is live now. */
+static inline void nm_block_take_medium(struct nm_block *b)
+{
+    b->check = 0;
+    *nm_block_mark(b) = 0;
+}
+
 /* ---- the segment map ------------------------------------------------------ */
 
 /* One byte per 4 MiB of the 47-bit address space (32 MiB of bss, of which
