@@ -445,11 +445,18 @@ static inline bool nm_purge_due(uint64_t since_ms, uint64_t now_ms, uint64_t del
 }
 
 /* The time since `since_ms`, a time kept in the clock's low 32 bits
- * (retired_ms, foreign_seen_ms), at `now_ms`, as nm_purge_due counts it. */
+ * (retired_ms, foreign_seen_ms, a free block's mark), at `now_ms`, as
+ * nm_purge_due counts it. */
 static inline uint64_t nm_ms_since32(uint32_t since_ms, uint64_t now_ms)
 {
     uint32_t waited = (uint32_t)now_ms - since_ms;
     return waited > UINT32_MAX - NM_CLOCK_AHEAD_MS ? 0 : waited;
+}
+
+/* nm_purge_due for a time kept in the clock's low 32 bits. */
+static inline bool nm_purge_due32(uint32_t since_ms, uint64_t now_ms, uint64_t delay_ms, bool force)
+{
+    return force || nm_ms_since32(since_ms, now_ms) >= delay_ms;
 }
 
 /* The time to record as when memory became free so that it is due at

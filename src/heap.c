@@ -1681,7 +1681,7 @@ static struct nm_block *heap_foreign_take_idle(struct nm_heap *h, uint64_t now_m
         /* The time since in 32 bits, as segments' retired_ms. */
         if ((touched & (1ull << c)) && !force)
             h->foreign_seen_ms[c] = (uint32_t)now_ms;
-        else if (nm_purge_due(0, nm_ms_since32(h->foreign_seen_ms[c], now_ms), delay_ms, force))
+        else if (nm_purge_due32(h->foreign_seen_ms[c], now_ms, delay_ms, force))
             idle |= 1ull << c;
         if (!(idle & (1ull << c))) *waiting = true;
     }
@@ -1972,8 +1972,7 @@ void *nm_heap_alloc_class(struct nm_heap *h, unsigned cls)
     }
     pg->free = nm_block_next(b);
     __atomic_store_n(&pg->used, pg->used + 1, __ATOMIC_RELAXED);
-    if (cls >= NM_SMALL_CLASSES) nm_block_take_medium(b);
-    else nm_block_take(b);
+    nm_block_take_class(b, cls);
     heap_leave(h);
     heap_safe_point(h);
     errno = saved_errno;

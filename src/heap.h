@@ -374,8 +374,7 @@ static inline void *nm_heap_pop(struct nm_heap *h, struct nm_page *pg, unsigned 
         return nm_heap_alloc_class(h, cls);
     pg->free = nm_block_next(b);
     __atomic_store_n(&pg->used, pg->used + 1, __ATOMIC_RELAXED);
-    if (cls >= NM_SMALL_CLASSES) nm_block_take_medium(b);
-    else nm_block_take(b);
+    nm_block_take_class(b, cls);
     return b;
 }
 

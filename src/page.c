@@ -137,10 +137,10 @@ uint32_t nm_page_collect(struct nm_page *pg)
 #define NM_PAGE_PINNED (1u << 30)
 
 /* Where the inside of free block `b` starts (its first OS page, with the
- * three words, stays). */
-static uintptr_t block_inside(const struct nm_block *b)
+ * list words and the mark, stays). */
+static uintptr_t block_inside(struct nm_block *b)
 {
-    return nm_align_up((uintptr_t)b + 3 * sizeof(uint64_t), NM_OS_PAGE);
+    return nm_align_up((uintptr_t)(nm_block_mark(b) + 1), NM_OS_PAGE);
 }
 
 uint32_t nm_page_take_due_blocks(struct nm_page *pg, uint64_t now_ms, bool due_now,
@@ -157,8 +157,8 @@ uint32_t nm_page_take_due_blocks(struct nm_page *pg, uint64_t now_ms, bool due_n
         uint64_t key = nm_block_mark_key(b), mark = *nm_block_mark(b) ^ key;
         if (mark != NM_MARK_PURGED) {
             bool seen = (uint32_t)mark == NM_MARK_SEEN;
-            if (due_now || (seen && nm_purge_due(0, nm_ms_since32((uint32_t)(mark >> 32), now_ms),
-                                                 nm_opt.purge_delay_ms, false))) {
+            if (due_now ||
+                (seen && nm_purge_due32((uint32_t)(mark >> 32), now_ms, nm_opt.purge_delay_ms, false))) {
                 if (prev) nm_block_set_next(prev, next);
                 else pg->free = next;
                 out[taken++] = b;

@@ -83,6 +83,14 @@ bool nm_page_extend(struct nm_page *pg, uint64_t *shuffle);
  * block (segment.h: nm_block) is reported and the list from it on dropped. */
 uint32_t nm_page_collect(struct nm_page *pg);
 
+/* Block `b` of class `cls`, popped from its list, is live now (a medium
+ * block's mark goes too: segment.h). */
+static inline void nm_block_take_class(struct nm_block *b, unsigned cls)
+{
+    if (cls >= NM_SMALL_CLASSES) nm_block_take_medium(b);
+    else nm_block_take(b);
+}
+
 /* The inside of free medium blocks (every OS page of a block but its
  * first, which holds its list words) goes back to the OS once a purge has
  * found the block free for the purge delay, so that a page that keeps a

@@ -400,8 +400,7 @@ uint64_t nm_segment_purge_claim(struct nm_segment *s, uint64_t now_ms, bool forc
     uint64_t due = 0;
     for (uint64_t bits = candidates; bits; bits &= bits - 1) {
         size_t i = (size_t)__builtin_ctzll(bits);
-        if (nm_purge_due(0, nm_ms_since32(s->retired_ms[i], now_ms), nm_opt.purge_delay_ms,
-                         force))
+        if (nm_purge_due32(s->retired_ms[i], now_ms, nm_opt.purge_delay_ms, force))
             due |= 1ull << i;
         else if (waiting)
             *waiting = true;

@@ -42,8 +42,12 @@ static void check_clock(uint64_t now)
     nm_opt.purge_delay_ms = delay;
     CHECK(nm_purge_due(nm_purge_due_now(now), now, delay, false),
           "now %llu: marked due now, not due", (unsigned long long)now);
-    CHECK(nm_purge_due(0, nm_ms_since32((uint32_t)nm_purge_due_now(now), now), delay, false),
+    CHECK(nm_purge_due32((uint32_t)nm_purge_due_now(now), now, delay, false),
           "now %llu: marked due now in 32 bits, not due", (unsigned long long)now);
+    CHECK(!nm_purge_due32((uint32_t)(now + 3), now, delay, false),
+          "now %llu: 32-bit time 3 ms ahead, due", (unsigned long long)now);
+    CHECK(!nm_purge_due32((uint32_t)(now - delay + 1), now, delay, false),
+          "now %llu: 32-bit time 1 ms short, due", (unsigned long long)now);
 
     /* Idle after a fiftieth of the delay: 20 ms. */
     CHECK(nm_purge_idle_ms() == 20, "idle after %llu ms", (unsigned long long)nm_purge_idle_ms());
