@@ -1,11 +1,13 @@
 /*
  * arena.c — arenas: their set-up and binding, the lock-free stacks that hold
- * their cached and abandoned segments, taking a segment (from the cache,
+ * their cached and abandoned segments, the slots that hold lists of small
+ * blocks handed between their threads, taking a segment (from the cache,
  * else mapped) and giving one back, reserving, releasing an owned arena,
  * and purging the cache by the one retention rule (arena.h).
  *
  * Nothing here takes a lock: the stacks are lock-free (a pop tries for the
- * stack's flag and never waits), and a purge that finds the cache taken by
+ * stack's flag and never waits), the slots are filled and emptied by one
+ * atomic instruction each, and a purge that finds the cache taken by
  * another purge simply comes back later.
  *
  * May call the segment, chunk, policy, os and topology layers and the
@@ -83,6 +85,86 @@ void nm_arenas_after_fork(void)
     if (nm_proc.policy_arena) nm_arena_after_fork(nm_proc.policy_arena);
     if (nm_proc.interleave_arena) nm_arena_after_fork(nm_proc.interleave_arena);
     nm_chunk_after_fork();
+}
+
+/* ---- lists of small blocks handed between threads (arena.h: nm_transfer) --------------- */
+
+static inline uint64_t transfer_pack(const struct nm_block *head, uint32_t count)
+{
+    return ((uint64_t)(uintptr_t)head >> 4) << 16 | count;
+}
+
+static inline struct nm_block *transfer_head(uint64_t packed)
+{
+    return (struct nm_block *)(uintptr_t)((packed >> 16) << 4);
+}
+
+/* Bit c of a->transfer_touched set, written only when it is not. */
+static inline void transfer_touch(struct nm_arena *a, unsigned cls)
+{
+    uint64_t bit = 1ull << cls;
+    if (!(atomic_load_explicit(&a->transfer_touched, memory_order_relaxed) & bit)) {
+        atomic_fetch_or_explicit(&a->transfer_touched, bit, memory_order_relaxed);
+        nm_purge_signal();   /* a purge gives the lists back if nobody takes them */
+    }
+}
+
+bool nm_arena_transfer_put(struct nm_arena *a, unsigned cls, struct nm_block *head,
+                           uint32_t count)
+{
+    uint64_t packed = transfer_pack(head, count);
+    if (count == 0 || count > NM_TRANSFER_MAX_BLOCKS || transfer_head(packed) != head) return false;
+    struct nm_transfer *t = &a->transfer[cls];
+    for (int i = 0; i < NM_TRANSFER_SLOTS; i++) {
+        uint64_t empty = 0;
+        if (atomic_load_explicit(&t->slot[i], memory_order_relaxed) == 0 &&
+            atomic_compare_exchange_strong_explicit(&t->slot[i], &empty, packed,
+                                                    memory_order_release, memory_order_relaxed)) {
+            transfer_touch(a, cls);
+            return true;
+        }
+    }
+    return false;
+}
+
+struct nm_block *nm_arena_transfer_take(struct nm_arena *a, unsigned cls, uint32_t *count)
+{
+    struct nm_transfer *t = &a->transfer[cls];
+    for (int i = 0; i < NM_TRANSFER_SLOTS; i++) {
+        if (atomic_load_explicit(&t->slot[i], memory_order_relaxed) == 0) continue;
+        uint64_t packed = atomic_exchange_explicit(&t->slot[i], 0, memory_order_acquire);
+        if (packed == 0) continue;   /* another thread took it first */
+        transfer_touch(a, cls);
+        *count = (uint32_t)(packed & NM_TRANSFER_MAX_BLOCKS);
+        return transfer_head(packed);
+    }
+    return NULL;
+}
+
+uint64_t nm_arena_transfer_idle(struct nm_arena *a, uint64_t now_ms, bool force, bool *waiting)
+{
+    uint64_t touched = atomic_exchange_explicit(&a->transfer_touched, 0, memory_order_relaxed);
+    uint64_t idle = 0;
+    for (unsigned c = 0; c < NM_TRANSFER_CLASSES; c++) {
+        if (!nm_arena_transfer_any(a, c)) continue;
+        /* The rule of every cache (arena.h: nm_purge_due), from the last
+         * pass that found the class touched. */
+        if ((touched & (1ull << c)) && !force)
+            atomic_store_explicit(&a->transfer_seen_ms[c], (uint32_t)now_ms, memory_order_relaxed);
+        else if (nm_purge_due32(atomic_load_explicit(&a->transfer_seen_ms[c], memory_order_relaxed),
+                                now_ms, nm_opt.purge_delay_ms, force))
+            idle |= 1ull << c;
+        if (!(idle & (1ull << c))) *waiting = true;
+    }
+    return idle;
+}
+
+void nm_arena_transfer_forget(struct nm_arena *a)
+{
+    for (unsigned c = 0; c < NM_TRANSFER_CLASSES; c++)
+        for (int i = 0; i < NM_TRANSFER_SLOTS; i++)
+            atomic_store_explicit(&a->transfer[c].slot[i], 0, memory_order_relaxed);
+    atomic_store_explicit(&a->transfer_touched, 0, memory_order_relaxed);
 }
 
 /* ---- lock-free node stacks ------------------------------------------------------- */

@@ -40,6 +40,38 @@
  * segment.h, not this file. */
 struct nm_segment;
 
+struct nm_block;
+
+/* Whole lists of free small blocks of one class, waiting in their arena
+ * for the next of its threads that needs blocks of the class: what a
+ * thread frees of other threads' pages and cannot keep (its foreign list
+ * of the class is full; heap.h: foreign) goes here as the whole list, and
+ * a thread whose page and foreign list of the class are empty takes a
+ * list whole, as tcmalloc's transfer cache hands batches between thread
+ * caches.  The blocks never travel back one by one to their owners'
+ * pages, and a thread that only frees (a consumer) feeds one that only
+ * allocates (its producer).
+ *
+ * Each slot is 0 (empty) or one list packed in a word:
+ *     slot == (head >> 4) << 16 | n      n blocks linked from head
+ * (blocks are 16-byte aligned, and an address that does not fit in 52
+ * bits is not put).  A thread fills an empty slot with a compare-and-swap
+ * and empties one with an exchange, so a list belongs to exactly one
+ * party at a time, a slot or one thread, and no lock is taken or held.
+ *   list in transfer[c]  =>  its n blocks are encoded free (segment.h),
+ *       of class c, of this arena's segments, and counted in their pages'
+ *       `used` (in use as far as their owners know), as on a foreign list;
+ *   0 < n <= NM_TRANSFER_MAX_BLOCKS.
+ * A class no thread has put a list in nor taken one from for the purge
+ * delay goes back to its pages (transfer_touched, transfer_seen_ms; a
+ * purge's, as a heap's foreign lists), and nm_trim empties them all. */
+#define NM_TRANSFER_CLASSES 56         /* == NM_SMALL_CLASSES (page.h asserts it) */
+#define NM_TRANSFER_SLOTS 8
+#define NM_TRANSFER_MAX_BLOCKS 0xffffu
+struct nm_transfer {
+    _Atomic uint64_t slot[NM_TRANSFER_SLOTS];
+} __attribute__((aligned(64)));
+
 /* A lock-free stack of segments.  Anyone pushes; a pop first wins the
  * `popping` flag with a try (never waits), so only one thread pops at a time
  * and a popped segment cannot be unmapped under another popper.  A fork or
@@ -98,6 +130,14 @@ struct nm_arena {
     /* Owned arenas: threads that have the heap set as theirs
      * (nm_thread_set_heap; heap.c). */
     _Atomic uint32_t set_threads;
+    /* Small blocks handed between the arena's threads (struct nm_transfer). */
+    struct nm_transfer transfer[NM_TRANSFER_CLASSES];
+    _Atomic uint64_t transfer_touched;  /* bit c: a list of class c put or taken since a
+                                           purge looked */
+    _Atomic uint32_t transfer_seen_ms[NM_TRANSFER_CLASSES]; /* a purge last saw class c
+                                                               touched (purges'; relaxed:
+                                                               two passes may meet; the ms
+                                                               clock's low 32 bits) */
 };
 
 struct nm_node_state {
@@ -505,6 +545,28 @@ bool nm_arena_release_for_retry(size_t size);
  * them in the arena's cache (never purged below that amount), for heaps to
  * take without page faults.  Returns 0 or -1 with errno ENOMEM. */
 int nm_arena_reserve(struct nm_arena *a, size_t bytes);
+
+/* Put the list of `count` free blocks of class `cls` from `head` in a
+ * free slot of arena `a` (struct nm_transfer); false when every slot is
+ * full (the caller keeps the list). */
+bool nm_arena_transfer_put(struct nm_arena *a, unsigned cls, struct nm_block *head,
+                           uint32_t count);
+/* Whether arena `a` holds a list of class `cls` (a peek: relaxed loads). */
+static inline bool nm_arena_transfer_any(struct nm_arena *a, unsigned cls)
+{
+    for (int i = 0; i < NM_TRANSFER_SLOTS; i++)
+        if (atomic_load_explicit(&a->transfer[cls].slot[i], memory_order_relaxed)) return true;
+    return false;
+}
+/* Take a list of class `cls` from arena `a`: its head (NULL when there is
+ * none) and, in *count, its length. */
+struct nm_block *nm_arena_transfer_take(struct nm_arena *a, unsigned cls, uint32_t *count);
+/* The classes (bit c: class c) of arena `a` whose lists have waited the
+ * purge delay untouched (force: every class with a list); sets *waiting
+ * when lists wait that are not due yet.  A purge's. */
+uint64_t nm_arena_transfer_idle(struct nm_arena *a, uint64_t now_ms, bool force, bool *waiting);
+/* Drop every list of owned arena `a`, whose memory is about to go. */
+void nm_arena_transfer_forget(struct nm_arena *a);
 
 /* Give back cached segments of arena `a` that have waited the purge delay
  * or that take its node past the cache limit (force: every cached segment,

@@ -487,6 +487,8 @@ nm_cold void nm_heap_double_free(const void *b)
 #define NM_FOREIGN_MIN 4
 #define NM_FOREIGN_MAX_SCALE 2
 static uint32_t nm_foreign_limit[NM_SMALL_CLASSES];
+_Static_assert(((NM_FOREIGN_CLASS_BYTES / 16) << NM_FOREIGN_MAX_SCALE) + 1 <= NM_TRANSFER_MAX_BLOCKS,
+               "a full foreign list and one block fit in an arena's list");
 
 static void foreign_limits_init(void)
 {
@@ -574,16 +576,26 @@ void nm_heap_free_other(struct nm_segment *s, struct nm_page *pg, struct nm_bloc
     if (s->arena == atomic_load_explicit(&h->arena, memory_order_relaxed) &&
         cls < NM_SMALL_CLASSES && foreign_enter(h)) {
         struct nm_foreign_list *f = &h->foreign[cls];
-        if (f->count >= nm_foreign_limit[cls] << f->scale) {
-            f->overflowed = true;
-            foreign_leave(h);
-            nm_heap_free_remote(s, pg, b);
-            return;
-        }
         struct nm_block *head = atomic_load_explicit(&f->head, memory_order_relaxed);
         if (nm_unlikely(head == b)) {   /* freed again after its mark was erased */
             foreign_leave(h);
             nm_heap_double_free(b);
+            return;
+        }
+        if (f->count >= nm_foreign_limit[cls] << f->scale) {
+            /* Full: the list and `b` go to the arena whole, for the next
+             * thread that runs out of the class (arena.h: nm_transfer). */
+            nm_block_set_next(b, head);
+            if (nm_arena_transfer_put(s->arena, cls, b, f->count + 1)) {
+                atomic_store_explicit(&f->head, NULL, memory_order_relaxed);
+                foreign_changed(h, cls, -(int)f->count);
+                f->count = 0;
+                foreign_leave(h);
+                return;
+            }
+            f->overflowed = true;
+            foreign_leave(h);
+            nm_heap_free_remote(s, pg, b);
             return;
         }
         nm_block_set_next(b, head);
@@ -598,13 +610,32 @@ void nm_heap_free_other(struct nm_segment *s, struct nm_page *pg, struct nm_bloc
     nm_heap_free_remote(s, pg, b);
 }
 
-/* A foreign block of class `cls` for the owner, or NULL. */
+/* The foreign list of class `cls` of `h` (its owner's, inside
+ * foreign_enter), empty, becomes a list taken from `a`, the heap's arena
+ * (arena.h: nm_transfer), if it has one. */
+static void foreign_refill(struct nm_heap *h, struct nm_arena *a, unsigned cls)
+{
+    uint32_t count;
+    struct nm_block *head = nm_arena_transfer_take(a, cls, &count);
+    if (!head) return;
+    atomic_store_explicit(&h->foreign[cls].head, head, memory_order_relaxed);
+    h->foreign[cls].count = count;
+    foreign_changed(h, cls, (int)count);
+}
+
+/* A foreign block of class `cls` for the owner, or NULL: from its own
+ * list, else from a list its arena holds for the class. */
 static struct nm_block *foreign_pop(struct nm_heap *h, unsigned cls)
 {
-    if (cls >= NM_SMALL_CLASSES ||
-        !atomic_load_explicit(&h->foreign[cls].head, memory_order_relaxed) || !foreign_enter(h))
-        return NULL;
+    if (cls >= NM_SMALL_CLASSES) return NULL;
     struct nm_foreign_list *f = &h->foreign[cls];
+    struct nm_arena *a = NULL;
+    if (!atomic_load_explicit(&f->head, memory_order_relaxed)) {
+        a = atomic_load_explicit(&h->arena, memory_order_relaxed);
+        if (!a || !nm_arena_transfer_any(a, cls)) return NULL;
+    }
+    if (!foreign_enter(h)) return NULL;
+    if (a) foreign_refill(h, a, cls);
     struct nm_block *b = atomic_load_explicit(&f->head, memory_order_relaxed);
     if (b && nm_unlikely(!nm_block_is_free(b))) {
         /* Dropped from `b` on, the blocks stay counted in their pages. */
@@ -637,6 +668,25 @@ static struct nm_block *foreign_pop(struct nm_heap *h, unsigned cls)
     return b;
 }
 
+/* The last block of the list of at most `count` free blocks from `head`,
+ * to splice it whole.  A list with a block that fails, or a longer chain
+ * (a block pushed twice links back into the list: a cycle), is reported
+ * and dropped whole (NULL): its blocks stay counted in their pages. */
+static struct nm_block *block_list_tail(struct nm_block *head, uint32_t count)
+{
+    struct nm_block *tail = NULL;
+    uint32_t n = 0;
+    for (struct nm_block *b = head; b; b = nm_block_next(b)) {
+        if (nm_unlikely(n == count || !nm_block_is_free(b))) {
+            nm_page_corrupt(nm_page_of(nm_segment_of(b), b), b, "free", false);
+            return NULL;
+        }
+        tail = b;
+        n++;
+    }
+    return tail;
+}
+
 /* Take the foreign blocks of the classes in `classes` (bit c: class c),
  * chained as one list (the lists are the caller's: the owner inside
  * foreign_enter, or a purge that won the handshake). */
@@ -648,22 +698,9 @@ static struct nm_block *foreign_take(struct nm_heap *h, uint64_t classes)
         unsigned c = (unsigned)__builtin_ctzll(classes);
         struct nm_foreign_list *f = &h->foreign[c];
         taken += f->count;
-        struct nm_block *head = atomic_load_explicit(&f->head, memory_order_relaxed), *tail = NULL;
+        struct nm_block *head = atomic_load_explicit(&f->head, memory_order_relaxed);
         atomic_store_explicit(&f->head, NULL, memory_order_relaxed);
-        /* The list is spliced whole: `count` blocks ending at NULL.  One
-         * that fails, or a longer chain (a block pushed twice links back
-         * into the list: a cycle), is dropped whole; its blocks stay
-         * counted in their pages. */
-        uint32_t n = 0;
-        for (struct nm_block *b = head; b; b = nm_block_next(b)) {
-            if (nm_unlikely(n == f->count || !nm_block_is_free(b))) {
-                nm_page_corrupt(nm_page_of(nm_segment_of(b), b), b, "free", false);
-                tail = NULL;
-                break;
-            }
-            tail = b;
-            n++;
-        }
+        struct nm_block *tail = block_list_tail(head, f->count);
         if (tail) {
             nm_block_set_next(tail, all);
             all = head;
@@ -693,6 +730,18 @@ static void foreign_release(struct nm_block *list)
             nm_heap_free(s, pg, b);
         else
             nm_heap_free_remote(s, pg, b);
+    }
+}
+
+void nm_heap_purge_transfer(struct nm_arena *a, uint64_t now_ms, bool force, bool *waiting)
+{
+    uint64_t idle = nm_arena_transfer_idle(a, now_ms, force, waiting);
+    for (; idle; idle &= idle - 1) {
+        unsigned c = (unsigned)__builtin_ctzll(idle);
+        uint32_t count;
+        struct nm_block *head;
+        while ((head = nm_arena_transfer_take(a, c, &count)) != NULL)
+            if (block_list_tail(head, count)) foreign_release(head);
     }
 }
 
@@ -1492,6 +1541,7 @@ void nm_heap_forget_arena(struct nm_arena *a)
         heap_reset(h, a);        /* its segments are about to go: forget them */
         heap_unclaim(h);
     }
+    nm_arena_transfer_forget(a);
     nm_purge_wait_passes(0);
 }
 

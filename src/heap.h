@@ -15,10 +15,13 @@
  *                      (segment.h: nm_block), has the thread's node changed?)
  *   free, same thread: push onto page->free
  *   free, other thread: onto the thread's foreign list of the block's
- *                       class (same arena; taken by its next slow path), or
- *                       an atomic push onto page->remote (heap.c collects)
+ *                       class (same arena; taken by its next slow path);
+ *                       a full list goes whole to the arena (arena.h:
+ *                       nm_transfer), for any of its threads; else an
+ *                       atomic push onto page->remote (heap.c collects)
  *
- * When a page runs dry the slow path (nm_heap_alloc_slow) collects remote
+ * When a page runs dry the slow path (nm_heap_alloc_slow) takes a foreign
+ * block (its own list, else a list from the arena), collects remote
  * frees, carves more blocks, moves to the next page, or takes a new page
  * from a segment of the heap's node; it also notices when the thread moved
  * to another node, returns long-free pages to the OS and adopts segments
@@ -74,8 +77,10 @@ struct nm_heap {
      * of the heap's own arena (same node, same policy) are kept, so
      * placement is what the owner's page would give; at most
      * nm_foreign_limit[class] << scale per small class (16 KiB of blocks,
-     * at least 4, grown while the thread takes them all; heap.c), the
-     * rest take the remote path.
+     * at least 4, grown while the thread takes them all; heap.c); a full
+     * list goes whole to the arena (arena.h: nm_transfer), and an empty
+     * one may become a list taken from there; what finds the arena's
+     * slots full takes the remote path.
      *   block b on foreign[c]  =>  b is encoded free (segment.h), b's page has
      *       class c and counts b in `used` (it is in use as far as its owner
      *       knows), b's segment's arena == this heap's arena;
@@ -333,6 +338,10 @@ void nm_heap_trim(void);
  * Force: everything free, now.  Sets *waiting when free memory remains
  * that is not due yet.  Never waits for the owner. */
 void nm_heap_purge(struct nm_heap *h, uint64_t now_ms, bool force, bool *waiting);
+/* The lists of small blocks arena `a` holds for its threads (arena.h:
+ * nm_transfer) that no thread has put nor taken for the purge delay (force:
+ * all) go back to their pages. */
+void nm_heap_purge_transfer(struct nm_arena *a, uint64_t now_ms, bool force, bool *waiting);
 /* The same for the segments abandoned to arena `a`: their remote frees are
  * collected, their empty pages released and given back when due, the
  * inside of their free medium blocks given back when due, and empty

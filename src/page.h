@@ -32,6 +32,7 @@
 
 #define NM_CLASS_COUNT NM_CLASS_SLOTS   /* 66 */
 #define NM_SMALL_CLASSES 56              /* classes 0..55 are <= 8 KiB, 56..65 medium */
+_Static_assert(NM_TRANSFER_CLASSES == NM_SMALL_CLASSES, "an arena holds lists of every small class");
 #define NM_DIRECT_MAX NM_SMALL_MAX       /* sizes served by the direct table: every small class */
 #define NM_DIRECT_SLOTS (NM_DIRECT_MAX / 16 + 1)
 #define NM_EXTEND_BYTES (4 * NM_KiB)     /* carve at most this much of new memory at a time */

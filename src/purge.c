@@ -1,8 +1,8 @@
 /*
  * purge.c — the background purge: a thread that gives back the memory that
  * has waited the purge delay (arena.h: nm_purge_due) in every heap of
- * every thread, every arena's abandoned segments and caches, and the span
- * caches, so that a process that frees memory and goes quiet returns it
+ * every thread, every arena's lists of blocks handed between threads,
+ * abandoned segments and caches, and the span caches, so that a process that frees memory and goes quiet returns it
  * without calling malloc again (a server after its load, an idle rank
  * between phases).
  *
@@ -46,12 +46,32 @@ static _Atomic bool fork_pending;
 /* Forced passes (nm_trim) in progress: other passes stand aside. */
 static _Atomic uint32_t forced_passes;
 
-/* The arenas of the process: every node's three and the process-wide ones.
- * Owned arenas (nm_heap_new) are reached through their heaps. */
+/* An arena's abandoned segments and its cache. */
 static void purge_arena(struct nm_arena *a, uint64_t now_ms, bool force, bool *waiting)
 {
     nm_heap_purge_abandoned(a, now_ms, force, waiting);
     if (nm_arena_cache_purge(a, now_ms, force)) *waiting = true;
+}
+
+/* The arenas of the process: every node's three and the process-wide ones.
+ * Owned arenas (nm_heap_new) are reached through their heaps. */
+static int process_arenas(struct nm_arena **out)
+{
+    int n = 0;
+    for (int node = 0; node < nm_topo.node_count; node++) {
+        out[n++] = nm_local_arena(node);
+        out[n++] = nm_bound_arena(node);
+        out[n++] = nm_first_touch_arena(node);
+    }
+    if (nm_proc.policy_arena) out[n++] = nm_proc.policy_arena;
+    if (nm_proc.interleave_arena) out[n++] = nm_proc.interleave_arena;
+    return n;
+}
+
+static struct nm_arena *heap_owned_arena(struct nm_heap *h)
+{
+    struct nm_arena *a = atomic_load_explicit(&h->arena, memory_order_acquire);
+    return a && a->owned && !atomic_load(&a->releasing) ? a : NULL;
 }
 
 bool nm_purge_pass(uint64_t now_ms, bool force)
@@ -62,21 +82,21 @@ bool nm_purge_pass(uint64_t now_ms, bool force)
         nm_purge_pass_end();
         return true;
     }
+    struct nm_arena *arenas[3 * NM_MAX_NODES + 2];
+    int count = process_arenas(arenas);
+    /* Blocks handed between threads go back to their pages first, where
+     * the heaps' passes below collect them. */
+    for (int i = 0; i < count; i++) nm_heap_purge_transfer(arenas[i], now_ms, force, &waiting);
     for (struct nm_heap *h = atomic_load_explicit(&nm_proc.heaps, memory_order_acquire); h;
          h = h->all_next) {
+        struct nm_arena *a = heap_owned_arena(h);
+        if (a) nm_heap_purge_transfer(a, now_ms, force, &waiting);
         nm_heap_purge(h, now_ms, force, &waiting);
-        struct nm_arena *a = atomic_load_explicit(&h->arena, memory_order_acquire);
-        if (a && a->owned && !atomic_load(&a->releasing))
-            purge_arena(a, now_ms, force, &waiting);
+        if (a) purge_arena(a, now_ms, force, &waiting);
     }
-    for (int node = 0; node < nm_topo.node_count; node++) {
-        purge_arena(nm_local_arena(node), now_ms, force, &waiting);
-        purge_arena(nm_bound_arena(node), now_ms, force, &waiting);
-        purge_arena(nm_first_touch_arena(node), now_ms, force, &waiting);
+    for (int i = 0; i < count; i++) purge_arena(arenas[i], now_ms, force, &waiting);
+    for (int node = 0; node < nm_topo.node_count; node++)
         if (nm_large_cache_purge(node, now_ms, force)) waiting = true;
-    }
-    if (nm_proc.policy_arena) purge_arena(nm_proc.policy_arena, now_ms, force, &waiting);
-    if (nm_proc.interleave_arena) purge_arena(nm_proc.interleave_arena, now_ms, force, &waiting);
     nm_purge_pass_end();
     return waiting;
 }

@@ -2,11 +2,12 @@
  * foreign mmap pointers), freeing twice (small, medium, large, huge), and
  * writing into freed blocks (a use after free that plants a pointer, one
  * that zeroes the block and frees it again, a 1-byte overflow into the
- * next block, writes into blocks on another thread's lists) is reported on
- * stderr in exactly one line naming the pointer, then the process dies by
- * SIGABRT.  With NUMAMALLOC_ON_ERROR=warn the same line is printed and the
- * program goes on with an intact heap, never handed the damaged block nor
- * an address planted in it.  Each case runs in a child (this program
+ * next block, writes into blocks on another thread's lists or on a list
+ * handed to the arena) is reported on stderr in exactly one line naming
+ * the pointer, then the process dies by SIGABRT.  With
+ * NUMAMALLOC_ON_ERROR=warn the same line is printed and the program goes
+ * on with an intact heap, never handed the damaged block nor an address
+ * planted in it.  Each case runs in a child (this program
  * re-executed with --case NAME), whose stdout carries the pointer and
  * whose stderr is checked. */
 #include <errno.h>
@@ -391,9 +392,10 @@ static void *free_then_write(void *arg)
     return NULL;
 }
 
-/* More blocks than the freeing thread keeps for itself (16 KiB of a class):
- * the last ones go to their page's remote-free list, where the damaged one
- * is found when the main thread collects them. */
+/* More blocks than the freeing thread keeps for itself (16 KiB of a class)
+ * and its arena holds for other threads (eight such lists): the last ones
+ * go to their page's remote-free list, where the damaged one is found when
+ * the main thread collects them. */
 /* `n` blocks of 64 bytes allocated here, handed to a thread running `body`. */
 static struct freer on_another_thread(void **blocks, int n, void *(*body)(void *))
 {
@@ -410,8 +412,20 @@ static struct freer on_another_thread(void **blocks, int n, void *(*body)(void *
 
 static size_t uaf_remote_list(void)
 {
-    static void *blocks[1000];
-    struct freer f = on_another_thread(blocks, 1000, free_then_write);
+    static void *blocks[4000];
+    struct freer f = on_another_thread(blocks, 4000, free_then_write);
+    announce(f.damaged);
+    never_handed_out(64, f.damaged);
+    return 64;
+}
+
+/* One block more than the freeing thread keeps for itself (16 KiB of a
+ * class): the full list and the block go to the arena, the damaged block
+ * first; the main thread takes the list when its own page runs out. */
+static size_t uaf_transfer_list(void)
+{
+    static void *blocks[16 * KiB / 64 + 1];
+    struct freer f = on_another_thread(blocks, 16 * KiB / 64 + 1, free_then_write);
     announce(f.damaged);
     never_handed_out(64, f.damaged);
     return 64;
@@ -533,6 +547,7 @@ static const struct bad_case {
     {"overflow_into_free", overflow_into_free, "malloc", CORRUPT_FREE, 0},
     {"uaf_remote_list", uaf_remote_list, "malloc", CORRUPT_REMOTE, 0},
     {"uaf_foreign_list", uaf_foreign_list, "malloc", CORRUPT_FREE, 0},
+    {"uaf_transfer_list", uaf_transfer_list, "malloc", CORRUPT_FREE, 0},
     {"overflow_live", overflow_live, "free", OVERFLOW, 1},
     {"uaf_quarantine", uaf_pointer_write, "malloc", QUARANTINE, 1},
     {"uaf_quarantine_poison", uaf_poison_write, "malloc", QUARANTINE, 1},
