@@ -127,34 +127,34 @@ bool nm_arena_transfer_put(struct nm_arena *a, unsigned cls, struct nm_block *he
     return false;
 }
 
-struct nm_block *nm_arena_transfer_take(struct nm_arena *a, unsigned cls, uint32_t *count)
+struct nm_block *nm_arena_transfer_drain(struct nm_arena *a, unsigned cls, uint32_t *count)
 {
     struct nm_transfer *t = &a->transfer[cls];
     for (int i = 0; i < NM_TRANSFER_SLOTS; i++) {
         if (atomic_load_explicit(&t->slot[i], memory_order_relaxed) == 0) continue;
         uint64_t packed = atomic_exchange_explicit(&t->slot[i], 0, memory_order_acquire);
         if (packed == 0) continue;   /* another thread took it first */
-        transfer_touch(a, cls);
         *count = (uint32_t)(packed & NM_TRANSFER_MAX_BLOCKS);
         return transfer_head(packed);
     }
     return NULL;
 }
 
-uint64_t nm_arena_transfer_idle(struct nm_arena *a, uint64_t now_ms, bool force, bool *waiting)
+struct nm_block *nm_arena_transfer_take(struct nm_arena *a, unsigned cls, uint32_t *count)
+{
+    struct nm_block *head = nm_arena_transfer_drain(a, cls, count);
+    if (head) transfer_touch(a, cls);
+    return head;
+}
+
+uint64_t nm_arena_transfer_idle(struct nm_arena *a, bool force, bool *waiting)
 {
     uint64_t touched = atomic_exchange_explicit(&a->transfer_touched, 0, memory_order_relaxed);
     uint64_t idle = 0;
     for (unsigned c = 0; c < NM_TRANSFER_CLASSES; c++) {
         if (!nm_arena_transfer_any(a, c)) continue;
-        /* The rule of every cache (arena.h: nm_purge_due), from the last
-         * pass that found the class touched. */
-        if ((touched & (1ull << c)) && !force)
-            atomic_store_explicit(&a->transfer_seen_ms[c], (uint32_t)now_ms, memory_order_relaxed);
-        else if (nm_purge_due32(atomic_load_explicit(&a->transfer_seen_ms[c], memory_order_relaxed),
-                                now_ms, nm_opt.purge_delay_ms, force))
-            idle |= 1ull << c;
-        if (!(idle & (1ull << c))) *waiting = true;
+        if (force || !(touched & (1ull << c))) idle |= 1ull << c;
+        else *waiting = true;   /* in use: the next pass looks again */
     }
     return idle;
 }

@@ -62,9 +62,14 @@ struct nm_block;
  *       of class c, of this arena's segments, and counted in their pages'
  *       `used` (in use as far as their owners know), as on a foreign list;
  *   0 < n <= NM_TRANSFER_MAX_BLOCKS.
- * A class no thread has put a list in nor taken one from for the purge
- * delay goes back to its pages (transfer_touched, transfer_seen_ms; a
- * purge's, as a heap's foreign lists), and nm_trim empties them all. */
+ * The lists of a class no thread has put a list in nor taken one from
+ * since the purge's last pass go back to their pages (transfer_touched),
+ * as an idle thread's foreign lists do: that gives no memory back by
+ * itself, it lets their pages follow their own rules (a page emptied for an
+ * owner that is not allocating goes back at once, others after the purge
+ * delay).  nm_trim empties them all, and so does the last thread set to an
+ * owned arena's heap when it leaves (heap.c: set_heap_leave; a purge
+ * reaches an owned arena only through heaps). */
 #define NM_TRANSFER_CLASSES 56         /* == NM_SMALL_CLASSES (page.h asserts it) */
 #define NM_TRANSFER_SLOTS 8
 #define NM_TRANSFER_MAX_BLOCKS 0xffffu
@@ -134,10 +139,6 @@ struct nm_arena {
     struct nm_transfer transfer[NM_TRANSFER_CLASSES];
     _Atomic uint64_t transfer_touched;  /* bit c: a list of class c put or taken since a
                                            purge looked */
-    _Atomic uint32_t transfer_seen_ms[NM_TRANSFER_CLASSES]; /* a purge last saw class c
-                                                               touched (purges'; relaxed:
-                                                               two passes may meet; the ms
-                                                               clock's low 32 bits) */
 };
 
 struct nm_node_state {
@@ -559,12 +560,14 @@ static inline bool nm_arena_transfer_any(struct nm_arena *a, unsigned cls)
     return false;
 }
 /* Take a list of class `cls` from arena `a`: its head (NULL when there is
- * none) and, in *count, its length. */
+ * none) and, in *count, its length.  _take is a thread's, for its own
+ * allocations (the class counts as touched); _drain a purge's. */
 struct nm_block *nm_arena_transfer_take(struct nm_arena *a, unsigned cls, uint32_t *count);
-/* The classes (bit c: class c) of arena `a` whose lists have waited the
- * purge delay untouched (force: every class with a list); sets *waiting
- * when lists wait that are not due yet.  A purge's. */
-uint64_t nm_arena_transfer_idle(struct nm_arena *a, uint64_t now_ms, bool force, bool *waiting);
+struct nm_block *nm_arena_transfer_drain(struct nm_arena *a, unsigned cls, uint32_t *count);
+/* The classes (bit c: class c) of arena `a` whose lists no thread has
+ * put nor taken since the last call (force: every class with a list);
+ * sets *waiting when lists stay.  A purge's. */
+uint64_t nm_arena_transfer_idle(struct nm_arena *a, bool force, bool *waiting);
 /* Drop every list of owned arena `a`, whose memory is about to go. */
 void nm_arena_transfer_forget(struct nm_arena *a);
 

@@ -487,8 +487,8 @@ nm_cold void nm_heap_double_free(const void *b)
 #define NM_FOREIGN_MIN 4
 #define NM_FOREIGN_MAX_SCALE 2
 static uint32_t nm_foreign_limit[NM_SMALL_CLASSES];
-_Static_assert(((NM_FOREIGN_CLASS_BYTES / 16) << NM_FOREIGN_MAX_SCALE) + 1 <= NM_TRANSFER_MAX_BLOCKS,
-               "a full foreign list and one block fit in an arena's list");
+_Static_assert((NM_FOREIGN_CLASS_BYTES / 16) << NM_FOREIGN_MAX_SCALE <= NM_TRANSFER_MAX_BLOCKS,
+               "a full foreign list fits in an arena's list");
 
 static void foreign_limits_init(void)
 {
@@ -583,20 +583,20 @@ void nm_heap_free_other(struct nm_segment *s, struct nm_page *pg, struct nm_bloc
             return;
         }
         if (f->count >= nm_foreign_limit[cls] << f->scale) {
-            /* Full: the list and `b` go to the arena whole, for the next
-             * thread that runs out of the class (arena.h: nm_transfer). */
-            nm_block_set_next(b, head);
-            if (nm_arena_transfer_put(s->arena, cls, b, f->count + 1)) {
-                atomic_store_explicit(&f->head, NULL, memory_order_relaxed);
-                foreign_changed(h, cls, -(int)f->count);
-                f->count = 0;
+            /* Full: the list goes to the arena whole, for the next thread
+             * that runs out of the class (arena.h: nm_transfer), and `b`
+             * starts the list anew (first on it, where a second free of it
+             * is found). */
+            if (!nm_arena_transfer_put(s->arena, cls, head, f->count)) {
+                f->overflowed = true;
                 foreign_leave(h);
+                nm_heap_free_remote(s, pg, b);
                 return;
             }
-            f->overflowed = true;
-            foreign_leave(h);
-            nm_heap_free_remote(s, pg, b);
-            return;
+            f->overflowed = false;
+            foreign_changed(h, cls, -(int)f->count);
+            f->count = 0;
+            head = NULL;
         }
         nm_block_set_next(b, head);
         atomic_store_explicit(&f->head, b, memory_order_relaxed);
@@ -733,14 +733,14 @@ static void foreign_release(struct nm_block *list)
     }
 }
 
-void nm_heap_purge_transfer(struct nm_arena *a, uint64_t now_ms, bool force, bool *waiting)
+void nm_heap_purge_transfer(struct nm_arena *a, bool force, bool *waiting)
 {
-    uint64_t idle = nm_arena_transfer_idle(a, now_ms, force, waiting);
+    uint64_t idle = nm_arena_transfer_idle(a, force, waiting);
     for (; idle; idle &= idle - 1) {
         unsigned c = (unsigned)__builtin_ctzll(idle);
         uint32_t count;
         struct nm_block *head;
-        while ((head = nm_arena_transfer_take(a, c, &count)) != NULL)
+        while ((head = nm_arena_transfer_drain(a, c, &count)) != NULL)
             if (block_list_tail(head, count)) foreign_release(head);
     }
 }
@@ -1483,7 +1483,12 @@ struct nm_heap *nm_heap_for_user(struct nm_arena *a, uint64_t id)
  * of heaps still names it. */
 static void set_heap_leave(struct nm_heap *h, struct nm_arena *a)
 {
-    atomic_fetch_sub(&a->set_threads, 1);
+    /* The last thread to leave gives back the lists its arena holds: a
+     * purge reaches an owned arena only through heaps set to it. */
+    if (atomic_fetch_sub(&a->set_threads, 1) == 1) {
+        bool waiting = false;
+        nm_heap_purge_transfer(a, true, &waiting);
+    }
     struct nm_user_slot *slot = &nm_tls_user[h->user_id % NM_USER_SLOTS];
     if (slot->heap == h && slot->id == h->user_id) {
         heap_release_held(h);

@@ -339,9 +339,9 @@ void nm_heap_trim(void);
  * that is not due yet.  Never waits for the owner. */
 void nm_heap_purge(struct nm_heap *h, uint64_t now_ms, bool force, bool *waiting);
 /* The lists of small blocks arena `a` holds for its threads (arena.h:
- * nm_transfer) that no thread has put nor taken for the purge delay (force:
- * all) go back to their pages. */
-void nm_heap_purge_transfer(struct nm_arena *a, uint64_t now_ms, bool force, bool *waiting);
+ * nm_transfer) of classes no thread has put to nor taken from since the
+ * last pass (force: all) go back to their pages. */
+void nm_heap_purge_transfer(struct nm_arena *a, bool force, bool *waiting);
 /* The same for the segments abandoned to arena `a`: their remote frees are
  * collected, their empty pages released and given back when due, the
  * inside of their free medium blocks given back when due, and empty

@@ -86,11 +86,11 @@ bool nm_purge_pass(uint64_t now_ms, bool force)
     int count = process_arenas(arenas);
     /* Blocks handed between threads go back to their pages first, where
      * the heaps' passes below collect them. */
-    for (int i = 0; i < count; i++) nm_heap_purge_transfer(arenas[i], now_ms, force, &waiting);
+    for (int i = 0; i < count; i++) nm_heap_purge_transfer(arenas[i], force, &waiting);
     for (struct nm_heap *h = atomic_load_explicit(&nm_proc.heaps, memory_order_acquire); h;
          h = h->all_next) {
         struct nm_arena *a = heap_owned_arena(h);
-        if (a) nm_heap_purge_transfer(a, now_ms, force, &waiting);
+        if (a) nm_heap_purge_transfer(a, force, &waiting);
         nm_heap_purge(h, now_ms, force, &waiting);
         if (a) purge_arena(a, now_ms, force, &waiting);
     }

@@ -379,15 +379,15 @@ static size_t overflow_into_free(void)
 }
 
 /* Blocks of the main thread freed by another thread, which then writes
- * into the last one it freed. */
-struct freer { void **blocks; int count; void *damaged; };
+ * into one it freed: the last, or the one `back` places before it. */
+struct freer { void **blocks; int count; int back; void *damaged; };
 
 static void *free_then_write(void *arg)
 {
     struct freer *f = arg;
     free(opaque(malloc(16)));   /* the thread has a heap of its own */
     for (int i = 0; i < f->count; i++) free(opaque(f->blocks[i]));
-    f->damaged = f->blocks[f->count - 1];
+    f->damaged = f->blocks[f->count - 1 - f->back];
     *(void **)opaque(f->damaged) = planted;
     return NULL;
 }
@@ -397,13 +397,13 @@ static void *free_then_write(void *arg)
  * go to their page's remote-free list, where the damaged one is found when
  * the main thread collects them. */
 /* `n` blocks of 64 bytes allocated here, handed to a thread running `body`. */
-static struct freer on_another_thread(void **blocks, int n, void *(*body)(void *))
+static struct freer on_another_thread(void **blocks, int n, int back, void *(*body)(void *))
 {
     for (int i = 0; i < n; i++) {
         blocks[i] = malloc(64);
         REQUIRE(blocks[i] != NULL, "malloc(64)");
     }
-    struct freer f = { blocks, n, NULL };
+    struct freer f = { blocks, n, back, NULL };
     pthread_t t;
     REQUIRE(pthread_create(&t, NULL, body, &f) == 0, "pthread_create");
     pthread_join(t, NULL);
@@ -413,20 +413,43 @@ static struct freer on_another_thread(void **blocks, int n, void *(*body)(void *
 static size_t uaf_remote_list(void)
 {
     static void *blocks[4000];
-    struct freer f = on_another_thread(blocks, 4000, free_then_write);
+    struct freer f = on_another_thread(blocks, 4000, 0, free_then_write);
     announce(f.damaged);
     never_handed_out(64, f.damaged);
     return 64;
 }
 
 /* One block more than the freeing thread keeps for itself (16 KiB of a
- * class): the full list and the block go to the arena, the damaged block
- * first; the main thread takes the list when its own page runs out. */
+ * class): its full list goes to the arena, and the last block starts a new
+ * one.  The damaged block is the one before it, first on the list in the
+ * arena; the main thread takes that list when its own page runs out. */
 static size_t uaf_transfer_list(void)
 {
     static void *blocks[16 * KiB / 64 + 1];
-    struct freer f = on_another_thread(blocks, 16 * KiB / 64 + 1, free_then_write);
+    struct freer f = on_another_thread(blocks, 16 * KiB / 64 + 1, 1, free_then_write);
     announce(f.damaged);
+    never_handed_out(64, f.damaged);
+    return 64;
+}
+
+/* The same thread, with one block more than it keeps: the last block,
+ * the one that sent the full list to the arena, zeroed and freed again. */
+static void *free_then_zero_refree(void *arg)
+{
+    struct freer *f = arg;
+    free(opaque(malloc(16)));   /* the thread has a heap of its own */
+    for (int i = 0; i < f->count; i++) free(opaque(f->blocks[i]));
+    f->damaged = f->blocks[f->count - 1];
+    announce(f->damaged);
+    memset(opaque(f->damaged), 0, 16);
+    free(opaque(f->damaged));
+    return NULL;
+}
+
+static size_t uaf_zero_double_free_transfer(void)
+{
+    static void *blocks[16 * KiB / 64 + 1];
+    struct freer f = on_another_thread(blocks, 16 * KiB / 64 + 1, 0, free_then_zero_refree);
     never_handed_out(64, f.damaged);
     return 64;
 }
@@ -445,7 +468,7 @@ static void *foreign_then_allocate(void *arg)
 static size_t uaf_foreign_list(void)
 {
     void *blocks[8];
-    on_another_thread(blocks, 8, foreign_then_allocate);
+    on_another_thread(blocks, 8, 0, foreign_then_allocate);
     return 64;
 }
 
@@ -548,6 +571,7 @@ static const struct bad_case {
     {"uaf_remote_list", uaf_remote_list, "malloc", CORRUPT_REMOTE, 0},
     {"uaf_foreign_list", uaf_foreign_list, "malloc", CORRUPT_FREE, 0},
     {"uaf_transfer_list", uaf_transfer_list, "malloc", CORRUPT_FREE, 0},
+    {"uaf_zero_double_free_transfer", uaf_zero_double_free_transfer, "free", DOUBLE_ERASED, 0},
     {"overflow_live", overflow_live, "free", OVERFLOW, 1},
     {"uaf_quarantine", uaf_pointer_write, "malloc", QUARANTINE, 1},
     {"uaf_quarantine_poison", uaf_poison_write, "malloc", QUARANTINE, 1},

@@ -7,22 +7,30 @@
  *             is refused (its owner keeps it); a list of no block, of more
  *             than a slot can count, or at an address a slot cannot hold is
  *             refused; one class's lists never come out of another.
- *   idle      the retention rule: a class whose lists are put or taken is
- *             not given back, and sets `waiting`; once a whole purge delay
- *             passes with no put and no take it is; forced, at once; a
- *             class with no list is never named.
+ *   idle      the rule: a class whose lists were put or taken since the
+ *             last pass is not given back, and sets `waiting`; at the first
+ *             pass that finds it untouched it is; forced, at once; a class
+ *             with no list is never named; a purge's drain is no touch.
  *   handoff   a producer (main) allocates 64-byte blocks, a consumer thread
  *             frees them all: every time its own list of the class is full
- *             (16 KiB of blocks), the list and the block being freed go to
- *             the arena, and the consumer keeps nothing of them.  A third
- *             thread, new, then gets exactly the blocks of one such list
- *             for its first allocations of 64 bytes, without a page of its
- *             own.  Finally nm_trim gives the lists still in the arena back
- *             to their pages: the arena holds none, and the producer's
- *             pages hold no block in use.
+ *             (16 KiB of blocks), the list goes to the arena and the block
+ *             being freed starts a new one, so the consumer never keeps
+ *             more than one list.  A third thread, new, then gets exactly
+ *             the blocks of one such list for its first allocations of 64
+ *             bytes, without a page of its own.  Finally nm_trim gives the
+ *             lists still in the arena back to their pages: the arena holds
+ *             none, and the producer's pages hold no block in use.  All
+ *             threads run on main's CPU, so on one node: a thread on
+ *             another node keeps nothing of main's blocks.
+ *   set_heap  the same with two threads set to a heap of their own
+ *             (nm_heap_new, nm_thread_set_heap): one allocates, the other
+ *             frees, so the lists go to the heap's arena; once both have
+ *             exited, the arena holds none (no purge reaches an arena no
+ *             thread is set to: the last to leave gives them back).
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,37 +84,38 @@ static void check_slots(void)
 
 static void check_idle(void)
 {
-    const uint64_t delay = 1000, t0 = 50000;
-    nm_opt.purge_delay_ms = delay;
     bool waiting = false;
-    CHECK(nm_arena_transfer_idle(&arena, t0, true, &waiting) == 0 && !waiting,
+    CHECK(nm_arena_transfer_idle(&arena, true, &waiting) == 0 && !waiting,
           "with no list a class was named or waited");
     REQUIRE(nm_arena_transfer_put(&arena, 7, fake_block(1), 4));
-    CHECK(nm_arena_transfer_idle(&arena, t0, false, &waiting) == 0 && waiting,
+    CHECK(nm_arena_transfer_idle(&arena, false, &waiting) == 0 && waiting,
           "a class just put was given back, or did not wait");
-    waiting = false;
-    CHECK(nm_arena_transfer_idle(&arena, t0 + delay - 1, false, &waiting) == 0 && waiting,
-          "a class untouched 1 ms short of the delay was given back");
-    /* A take and a put again: touched, so the delay starts over. */
+    /* A take and a put again between two passes: still in use. */
     uint32_t count;
     REQUIRE(nm_arena_transfer_take(&arena, 7, &count) == fake_block(1));
     REQUIRE(nm_arena_transfer_put(&arena, 7, fake_block(1), 4));
     waiting = false;
-    CHECK(nm_arena_transfer_idle(&arena, t0 + delay, false, &waiting) == 0 && waiting,
-          "a class touched within the delay was given back");
-    waiting = false;
-    CHECK(nm_arena_transfer_idle(&arena, t0 + 2 * delay - 1, false, &waiting) == 0 && waiting,
-          "given back 1 ms short of a delay after its last touch");
-    waiting = false;
-    CHECK(nm_arena_transfer_idle(&arena, t0 + 2 * delay, false, &waiting) == 1ull << 7 && !waiting,
-          "a class untouched for the delay was not given back alone");
+    CHECK(nm_arena_transfer_idle(&arena, false, &waiting) == 0 && waiting,
+          "a class touched since the last pass was given back");
     REQUIRE(nm_arena_transfer_put(&arena, 9, fake_block(2), 4));
     waiting = false;
-    CHECK(nm_arena_transfer_idle(&arena, t0 + 2 * delay, true, &waiting) == ((1ull << 7) | (1ull << 9)),
+    CHECK(nm_arena_transfer_idle(&arena, false, &waiting) == 1ull << 7 && waiting,
+          "a class untouched since the last pass was not given back alone");
+    waiting = false;
+    CHECK(nm_arena_transfer_idle(&arena, true, &waiting) == ((1ull << 7) | (1ull << 9)) && !waiting,
           "forced, not every class with a list was named");
-    while (nm_arena_transfer_take(&arena, 7, &count)) {}
-    while (nm_arena_transfer_take(&arena, 9, &count)) {}
-    printf("idle: given back a delay after the last put or take, at once when forced\n");
+    /* A purge takes lists without touching their class. */
+    while (nm_arena_transfer_drain(&arena, 7, &count)) {}
+    while (nm_arena_transfer_drain(&arena, 9, &count)) {}
+    REQUIRE(nm_arena_transfer_put(&arena, 9, fake_block(2), 4));
+    REQUIRE(nm_arena_transfer_put(&arena, 9, fake_block(3), 4));
+    (void)nm_arena_transfer_idle(&arena, false, &waiting);
+    CHECK(nm_arena_transfer_drain(&arena, 9, &count) != NULL, "a purge's drain found no list");
+    waiting = false;
+    CHECK(nm_arena_transfer_idle(&arena, false, &waiting) == 1ull << 9,
+          "a purge's drain counted as a thread's take");
+    while (nm_arena_transfer_drain(&arena, 9, &count)) {}
+    printf("idle: a class untouched since the last pass goes back, at once when forced\n");
 }
 
 /* ---- handoff ------------------------------------------------------------------------ */
@@ -160,6 +169,11 @@ static uint32_t arena_blocks(struct nm_arena *a, unsigned cls, int *lists)
 static void check_handoff(void)
 {
     const unsigned cls = nm_size_class(BLOCK);
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    int cpu = sched_getcpu();
+    CPU_SET(cpu < 0 ? 0 : cpu, &one);
+    REQUIRE(sched_setaffinity(0, sizeof one, &one) == 0, "pinning to CPU %d", cpu);
     for (int i = 0; i < HANDED; i++) {
         handed[i] = malloc(BLOCK);
         REQUIRE(handed[i] != NULL);
@@ -175,6 +189,8 @@ static void check_handoff(void)
            " %u kept on its own list\n", HANDED, lists, in_arena, consumer_kept);
     CHECK(lists >= 2 && in_arena >= 2 * (16384 / BLOCK), "the arena holds %d lists, %u blocks",
           lists, in_arena);
+    CHECK(consumer_kept <= 16384 / BLOCK, "the consumer kept %u blocks, more than one list",
+          consumer_kept);
 
     /* The list a newcomer will take: the first full slot's. */
     uint32_t count = 0;
@@ -184,8 +200,10 @@ static void check_handoff(void)
     newcomer_got = malloc(count * sizeof *newcomer_got);
     REQUIRE(list_blocks && newcomer_got);
     uint32_t n = 0;
-    for (struct nm_block *b = head; b && n <= count; b = nm_block_next(b)) list_blocks[n++] = b;
-    CHECK(n == count, "the list holds %u blocks, its slot said %u", n, count);
+    struct nm_block *b = head;
+    for (; b && n < count; b = nm_block_next(b)) list_blocks[n++] = b;
+    CHECK(n == count && b == NULL, "the list holds %s%u blocks, its slot said %u",
+          b ? "more than " : "", n, count);
     for (uint32_t i = 0; i < n; i++) {
         bool handed_out = false;
         for (int j = 0; j < HANDED && !handed_out; j++) handed_out = handed[j] == list_blocks[i];
@@ -229,11 +247,66 @@ static void check_handoff(void)
     free(newcomer_got);
 }
 
+/* ---- set_heap ------------------------------------------------------------------------ */
+
+static nm_heap_t *set_heap;
+static pthread_barrier_t set_step;
+static struct nm_arena *set_arena;
+static int set_lists;
+
+static void *set_producer(void *arg)
+{
+    (void)arg;
+    REQUIRE(nm_thread_set_heap(set_heap) == NULL, "nm_thread_set_heap");
+    for (int i = 0; i < HANDED; i++) {
+        handed[i] = malloc(BLOCK);
+        REQUIRE(handed[i] != NULL);
+    }
+    set_arena = nm_segment_of(handed[0])->arena;
+    pthread_barrier_wait(&set_step);   /* allocated */
+    pthread_barrier_wait(&set_step);   /* freed: exit */
+    return NULL;
+}
+
+static void *set_consumer(void *arg)
+{
+    (void)arg;
+    REQUIRE(nm_thread_set_heap(set_heap) == NULL, "nm_thread_set_heap");
+    void *volatile own = malloc(16);
+    free(own);
+    pthread_barrier_wait(&set_step);
+    for (int i = 0; i < HANDED; i++) free(handed[i]);
+    arena_blocks(set_arena, nm_size_class(BLOCK), &set_lists);
+    pthread_barrier_wait(&set_step);
+    return NULL;
+}
+
+static void check_set_heap(void)
+{
+    set_heap = nm_heap_new(NULL);
+    REQUIRE(set_heap != NULL, "nm_heap_new");
+    pthread_barrier_init(&set_step, NULL, 2);
+    pthread_t p, c;
+    REQUIRE(pthread_create(&p, NULL, set_producer, NULL) == 0);
+    REQUIRE(pthread_create(&c, NULL, set_consumer, NULL) == 0);
+    pthread_join(p, NULL);
+    pthread_join(c, NULL);
+    pthread_barrier_destroy(&set_step);
+    REQUIRE(set_arena && set_arena->owned, "the blocks came from an arena of no heap");
+    int lists;
+    uint32_t left = arena_blocks(set_arena, nm_size_class(BLOCK), &lists);
+    printf("set_heap: the consumer's frees left %d lists in the heap's arena; after both threads"
+           " exited, %d lists (%u blocks)\n", set_lists, lists, left);
+    CHECK(set_lists >= 2, "the consumer's frees left %d lists in the heap's arena", set_lists);
+    CHECK(lists == 0, "after its threads exited the heap's arena holds %d lists", lists);
+    nm_heap_destroy(set_heap);
+}
+
 int main(void)
 {
     check_slots();
     check_idle();
-    nm_opt.purge_delay_ms = 1000;
     check_handoff();
+    check_set_heap();
     return nm_test_done();
 }
