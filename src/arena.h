@@ -69,7 +69,9 @@ struct nm_block;
  * owner that is not allocating goes back at once, others after the purge
  * delay).  nm_trim empties them all, and so does the last thread set to an
  * owned arena's heap when it leaves (heap.c: set_heap_leave; a purge
- * reaches an owned arena only through heaps). */
+ * reaches an owned arena only through heaps; in a fork child, an owned
+ * arena that no thread was set to keeps the parent's lists until it is
+ * destroyed or reset). */
 #define NM_TRANSFER_CLASSES 56         /* == NM_SMALL_CLASSES (page.h asserts it) */
 #define NM_TRANSFER_SLOTS 8
 #define NM_TRANSFER_MAX_BLOCKS 0xffffu
@@ -139,6 +141,7 @@ struct nm_arena {
     struct nm_transfer transfer[NM_TRANSFER_CLASSES];
     _Atomic uint64_t transfer_touched;  /* bit c: a list of class c put or taken since a
                                            purge looked */
+    _Atomic uint64_t transfer_pass;     /* the purge pass that last looked (purge.c) */
 };
 
 struct nm_node_state {

@@ -1483,6 +1483,10 @@ struct nm_heap *nm_heap_for_user(struct nm_arena *a, uint64_t id)
  * of heaps still names it. */
 static void set_heap_leave(struct nm_heap *h, struct nm_arena *a)
 {
+    /* Bracketed as a purge pass: once set_threads is 0 the heap may be
+     * destroyed or reset, which waits for passes (nm_heap_forget_arena)
+     * before its memory goes. */
+    nm_purge_pass_begin();
     /* The last thread to leave gives back the lists its arena holds: a
      * purge reaches an owned arena only through heaps set to it. */
     if (atomic_fetch_sub(&a->set_threads, 1) == 1) {
@@ -1492,10 +1496,11 @@ static void set_heap_leave(struct nm_heap *h, struct nm_arena *a)
     struct nm_user_slot *slot = &nm_tls_user[h->user_id % NM_USER_SLOTS];
     if (slot->heap == h && slot->id == h->user_id) {
         heap_release_held(h);
-        return;
+    } else {
+        heap_abandon(h);
+        heap_unclaim(h);
     }
-    heap_abandon(h);
-    heap_unclaim(h);
+    nm_purge_pass_end();
 }
 
 int nm_heap_set_thread(struct nm_arena *a, uint64_t id)

@@ -1,10 +1,11 @@
 /*
  * purge.c — the background purge: a thread that gives back the memory that
  * has waited the purge delay (arena.h: nm_purge_due) in every heap of
- * every thread, every arena's lists of blocks handed between threads,
- * abandoned segments and caches, and the span caches, so that a process that frees memory and goes quiet returns it
- * without calling malloc again (a server after its load, an idle rank
- * between phases).
+ * every thread, every arena's abandoned segments and caches, and the span
+ * caches, and gives the lists of blocks arenas hold for their threads back
+ * to their pages once unused (arena.h: nm_transfer), so that a process that
+ * frees memory and goes quiet returns it without calling malloc again (a
+ * server after its load, an idle rank between phases).
  *
  * The thread starts once the program has a second thread, at a safe point
  * of an allocation path (creating a thread allocates; arena.c:
@@ -74,6 +75,17 @@ static struct nm_arena *heap_owned_arena(struct nm_heap *h)
     return a && a->owned && !atomic_load(&a->releasing) ? a : NULL;
 }
 
+/* Passes so far: an owned arena, reached through each of its heaps, gives
+ * its lists back once a pass (its touched bits are cleared by the first
+ * look; a second look in the same pass would find every class idle). */
+static _Atomic uint64_t pass_count;
+
+static void purge_transfer_once(struct nm_arena *a, uint64_t pass, bool force, bool *waiting)
+{
+    if (atomic_exchange_explicit(&a->transfer_pass, pass, memory_order_relaxed) != pass)
+        nm_heap_purge_transfer(a, force, waiting);
+}
+
 bool nm_purge_pass(uint64_t now_ms, bool force)
 {
     bool waiting = false;
@@ -84,13 +96,18 @@ bool nm_purge_pass(uint64_t now_ms, bool force)
     }
     struct nm_arena *arenas[3 * NM_MAX_NODES + 2];
     int count = process_arenas(arenas);
+    uint64_t pass = atomic_fetch_add_explicit(&pass_count, 1, memory_order_relaxed) + 1;
     /* Blocks handed between threads go back to their pages first, where
      * the heaps' passes below collect them. */
-    for (int i = 0; i < count; i++) nm_heap_purge_transfer(arenas[i], force, &waiting);
+    for (int i = 0; i < count; i++) purge_transfer_once(arenas[i], pass, force, &waiting);
     for (struct nm_heap *h = atomic_load_explicit(&nm_proc.heaps, memory_order_acquire); h;
          h = h->all_next) {
         struct nm_arena *a = heap_owned_arena(h);
-        if (a) nm_heap_purge_transfer(a, force, &waiting);
+        if (a) purge_transfer_once(a, pass, force, &waiting);
+    }
+    for (struct nm_heap *h = atomic_load_explicit(&nm_proc.heaps, memory_order_acquire); h;
+         h = h->all_next) {
+        struct nm_arena *a = heap_owned_arena(h);
         nm_heap_purge(h, now_ms, force, &waiting);
         if (a) purge_arena(a, now_ms, force, &waiting);
     }

@@ -27,6 +27,11 @@
  *             frees, so the lists go to the heap's arena; once both have
  *             exited, the arena holds none (no purge reaches an arena no
  *             thread is set to: the last to leave gives them back).
+ *   passes    (in a process of its own, without the purge thread) the same
+ *             two threads, alive: a class touched before a purge pass keeps
+ *             its lists through the pass, though the pass reaches the
+ *             arena through both threads' heaps; the next pass, with no
+ *             touch between, gives them back.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -34,10 +39,13 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "../testutil.h"
 #include "heap.h"
 #include "numamalloc.h"
+#include "purge.h"
 
 static struct nm_arena arena;   /* zeroed: the slots need nothing else */
 
@@ -254,6 +262,10 @@ static pthread_barrier_t set_step;
 static struct nm_arena *set_arena;
 static int set_lists;
 
+/* Parties at the barrier: the two threads, and main in the passes case
+ * (which looks while both are alive, between their last two steps). */
+static unsigned set_parties = 2;
+
 static void *set_producer(void *arg)
 {
     (void)arg;
@@ -264,7 +276,8 @@ static void *set_producer(void *arg)
     }
     set_arena = nm_segment_of(handed[0])->arena;
     pthread_barrier_wait(&set_step);   /* allocated */
-    pthread_barrier_wait(&set_step);   /* freed: exit */
+    pthread_barrier_wait(&set_step);   /* freed */
+    if (set_parties == 3) pthread_barrier_wait(&set_step);   /* looked at: exit */
     return NULL;
 }
 
@@ -278,17 +291,23 @@ static void *set_consumer(void *arg)
     for (int i = 0; i < HANDED; i++) free(handed[i]);
     arena_blocks(set_arena, nm_size_class(BLOCK), &set_lists);
     pthread_barrier_wait(&set_step);
+    if (set_parties == 3) pthread_barrier_wait(&set_step);
     return NULL;
+}
+
+static void set_heap_start(pthread_t *p, pthread_t *c)
+{
+    set_heap = nm_heap_new(NULL);
+    REQUIRE(set_heap != NULL, "nm_heap_new");
+    pthread_barrier_init(&set_step, NULL, set_parties);
+    REQUIRE(pthread_create(p, NULL, set_producer, NULL) == 0);
+    REQUIRE(pthread_create(c, NULL, set_consumer, NULL) == 0);
 }
 
 static void check_set_heap(void)
 {
-    set_heap = nm_heap_new(NULL);
-    REQUIRE(set_heap != NULL, "nm_heap_new");
-    pthread_barrier_init(&set_step, NULL, 2);
     pthread_t p, c;
-    REQUIRE(pthread_create(&p, NULL, set_producer, NULL) == 0);
-    REQUIRE(pthread_create(&c, NULL, set_consumer, NULL) == 0);
+    set_heap_start(&p, &c);
     pthread_join(p, NULL);
     pthread_join(c, NULL);
     pthread_barrier_destroy(&set_step);
@@ -302,11 +321,60 @@ static void check_set_heap(void)
     nm_heap_destroy(set_heap);
 }
 
-int main(void)
+static void check_passes(void)
 {
+    set_parties = 3;
+    pthread_t p, c;
+    set_heap_start(&p, &c);
+    pthread_barrier_wait(&set_step);   /* allocated */
+    pthread_barrier_wait(&set_step);   /* freed */
+    const unsigned cls = nm_size_class(BLOCK);
+    int lists, before;
+    arena_blocks(set_arena, cls, &before);
+    REQUIRE(before >= 2, "the consumer's frees left %d lists in the heap's arena", before);
+    /* A thread's take and put: the class is in use. */
+    uint32_t count;
+    struct nm_block *head = nm_arena_transfer_take(set_arena, cls, &count);
+    REQUIRE(head != NULL && nm_arena_transfer_put(set_arena, cls, head, count));
+    (void)nm_purge_pass(nm_os_now_ms(), false);
+    arena_blocks(set_arena, cls, &lists);
+    CHECK(lists == before, "a pass gave back lists of a class in use: %d of %d left", lists, before);
+    (void)nm_purge_pass(nm_os_now_ms(), false);
+    int after;
+    arena_blocks(set_arena, cls, &after);
+    CHECK(after == 0, "a pass after one with no touch left %d lists", after);
+    printf("passes: a class in use kept its %d lists through a pass, the next pass gave back %d\n",
+           lists, lists - after);
+    pthread_barrier_wait(&set_step);
+    pthread_join(p, NULL);
+    pthread_join(c, NULL);
+    pthread_barrier_destroy(&set_step);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 2 && strcmp(argv[1], "passes") == 0) {
+        check_passes();
+        return nm_test_done();
+    }
     check_slots();
     check_idle();
     check_handoff();
     check_set_heap();
+    /* Passes made here, without the purge thread (and without passes from
+     * allocation paths: their delay is a minute), decide alone. */
+    fflush(stdout);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        setenv("NUMAMALLOC_PURGE_THREAD", "0", 1);
+        setenv("NUMAMALLOC_PURGE_DELAY_MS", "60000", 1);
+        execl("/proc/self/exe", argv[0], "passes", (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the passes case failed (status %d)",
+          status);
     return nm_test_done();
 }
