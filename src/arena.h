@@ -48,9 +48,9 @@ struct nm_block;
  * of the class is full; heap.h: foreign) goes here as the whole list, and
  * a thread whose page and foreign list of the class are empty takes a
  * list whole, as tcmalloc's transfer cache hands batches between thread
- * caches.  The blocks never travel back one by one to their owners'
- * pages, and a thread that only frees (a consumer) feeds one that only
- * allocates (its producer).
+ * caches.  The blocks travel back one by one to their owners' pages only
+ * when every slot is full, and a thread that frees more than it allocates
+ * (a consumer) feeds one that allocates more than it frees (a producer).
  *
  * Each slot is 0 (empty) or one list packed in a word:
  *     slot == (head >> 4) << 16 | n      n blocks linked from head
