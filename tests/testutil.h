@@ -194,4 +194,23 @@ static inline void nm_test_glibc_run(const char *argv0, const char *marker, char
             "the run under glibc failed");
 }
 
+/* This program again, in a child with `vars` (name, value, ..., NULL) set
+ * in its environment and `mode` as its argument (options are read anew
+ * there); a check that it exited with status 0. */
+static inline void nm_test_run_self(const char *argv0, const char *mode, const char *const *vars)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        for (int i = 0; vars[i]; i += 2) setenv(vars[i], vars[i + 1], 1);
+        execl("/proc/self/exe", argv0, mode, (char *)NULL);
+        _exit(127);
+    }
+    int status;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the %s run failed: status %#x", mode,
+          status);
+}
+
 #endif

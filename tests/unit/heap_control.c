@@ -501,20 +501,10 @@ static void case_fork_set_heap(void)
  * not large blocks. */
 static void case_stats_sampled(const char *argv0)
 {
-    fflush(NULL);
-    pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        setenv("NUMAMALLOC_PROF", "1", 1);
-        setenv("NUMAMALLOC_PROF_SAMPLE", "1", 1);
-        setenv("NUMAMALLOC_PROF_FILE", "/dev/null", 1);   /* its exit profile */
-        execl("/proc/self/exe", argv0, "--prof", (char *)NULL);
-        _exit(127);
-    }
-    int status;
-    REQUIRE(waitpid(pid, &status, 0) == pid);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "stats with every block sampled: status %#x",
-          status);
+    const char *const vars[] = { "NUMAMALLOC_PROF", "1", "NUMAMALLOC_PROF_SAMPLE", "1",
+                                 "NUMAMALLOC_PROF_FILE", "/dev/null",   /* its exit profile */
+                                 NULL };
+    nm_test_run_self(argv0, "--prof", vars);
 }
 
 int main(int argc, char **argv)

@@ -609,23 +609,6 @@ static void ptr_info(void)
     nm_free(b);
 }
 
-/* This program again, in a child with `vars` (name, value, ..., NULL) set
- * in its environment and `mode` as its argument; a check that it passed. */
-static void run_self(const char *argv0, const char *mode, const char *const *vars)
-{
-    fflush(NULL);
-    pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        for (int i = 0; vars[i]; i += 2) setenv(vars[i], vars[i + 1], 1);
-        execl("/proc/self/exe", argv0, mode, (char *)NULL);
-        _exit(127);
-    }
-    int status;
-    REQUIRE(waitpid(pid, &status, 0) == pid);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the %s run failed: %#x", mode, status);
-}
-
 int main(int argc, char **argv)
 {
     node_count = nm_node_ids(node_ids, 64);
@@ -663,15 +646,15 @@ int main(int argc, char **argv)
     ptr_info();
     /* The same wrong frees under NUMAMALLOC_ON_ERROR=warn (read at start). */
     static const char *const warn[] = { "NUMAMALLOC_ON_ERROR", "warn", NULL };
-    run_self(argv[0], "--warn", warn);
+    nm_test_run_self(argv[0], "--warn", warn);
     if (mode[0] == '\0') {
         /* All of it again in secure mode; the sized frees with every block
          * sampled by the heap profiler (its exit profile thrown away). */
         static const char *const secure_vars[] = { "NUMAMALLOC_SECURE", "1", NULL };
-        run_self(argv[0], "--secure", secure_vars);
+        nm_test_run_self(argv[0], "--secure", secure_vars);
         static const char *const prof_vars[] = { "NUMAMALLOC_PROF", "1", "NUMAMALLOC_PROF_SAMPLE", "1",
                                                  "NUMAMALLOC_PROF_FILE", "/dev/null", NULL };
-        run_self(argv[0], "--prof", prof_vars);
+        nm_test_run_self(argv[0], "--prof", prof_vars);
     }
     return nm_test_done();
 }

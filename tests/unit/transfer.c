@@ -39,8 +39,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "../testutil.h"
 #include "heap.h"
@@ -363,18 +361,8 @@ int main(int argc, char **argv)
     check_set_heap();
     /* Passes made here, without the purge thread (and without passes from
      * allocation paths: their delay is a minute), decide alone. */
-    fflush(stdout);
-    pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        setenv("NUMAMALLOC_PURGE_THREAD", "0", 1);
-        setenv("NUMAMALLOC_PURGE_DELAY_MS", "60000", 1);
-        execl("/proc/self/exe", argv[0], "passes", (char *)NULL);
-        _exit(127);
-    }
-    int status = 0;
-    REQUIRE(waitpid(pid, &status, 0) == pid);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the passes case failed (status %d)",
-          status);
+    const char *const vars[] = { "NUMAMALLOC_PURGE_THREAD", "0",
+                                 "NUMAMALLOC_PURGE_DELAY_MS", "60000", NULL };
+    nm_test_run_self(argv[0], "passes", vars);
     return nm_test_done();
 }
