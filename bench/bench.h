@@ -378,14 +378,21 @@ static inline const char *bench_malloc_from(void)
     return slash ? slash + 1 : info.dli_fname;
 }
 
-/* The fields that end every RESULT line, then the newline.  The caller has
- * printed "RESULT bench=... <metrics>" before. */
-static inline void bench_result_end(int check_ok, uint64_t checksum)
+/* The fields that end every RESULT line, then the newline, with the peak
+ * RSS the workload compares (run.sh reads peak_rss_kb): the process's peak
+ * now (bench_result_end), or one it read at a fixed amount of work.  The
+ * caller has printed "RESULT bench=... <metrics>" before. */
+static inline void bench_result_end_rss(int check_ok, uint64_t checksum, long peak_rss_kb)
 {
     printf(" peak_rss_kb=%ld malloc_from=%s checksum=%016llx check=%s\n",
-           bench_peak_rss_kb(), bench_malloc_from(), (unsigned long long)checksum,
+           peak_rss_kb, bench_malloc_from(), (unsigned long long)checksum,
            check_ok ? "ok" : "fail");
     fflush(stdout);
+}
+
+static inline void bench_result_end(int check_ok, uint64_t checksum)
+{
+    bench_result_end_rss(check_ok, checksum, bench_peak_rss_kb());
 }
 
 /* ---- a per-thread counter on its own cache line -------------------------- */
