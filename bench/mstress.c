@@ -24,9 +24,9 @@
  * fixed time (set by mode=) after a warm-up.
  *
  * Peak RSS is measured at a fixed amount of work: the process's peak when
- * the lineages have made rss_rounds rounds each (T * rss_rounds in all:
- * 50 in mode=quick), the run going on past the timed interval until they
- * have.  The live set grows with the rounds made (the rings fill, and the
+ * the T lineages have made T * rss_rounds rounds in all (rss_rounds: 4, 50
+ * and 200 in mode=tiny, quick and full), the run going on past the timed
+ * interval until they have.  The live set grows with the rounds made (the rings fill, and the
  * longer the run, the bigger the largest burst met so far), and
  * allocators differ here by up to 50x in rounds per second: a peak taken
  * at the end of the interval compares a slow allocator's first rounds
@@ -38,9 +38,9 @@
  *   mops_per_s    blocks allocated (and freed) per second, all threads, in
  *                 millions
  *   peak_rss_mib  the process's peak resident memory (VmHWM) when the
- *                 lineages had made T * rss_rounds rounds (also the
- *                 peak_rss_kb of the line)
- *   rss_rounds    rounds per lineage at that point
+ *                 lineages had made T * rss_rounds rounds in all (also
+ *                 the peak_rss_kb of the line)
+ *   rss_rounds    that number of rounds divided by T
  *   end_rss_mib   the process's peak at the end of the run, for
  *                 information (it depends on the rounds made) */
 #include "bench.h"
@@ -54,7 +54,7 @@
 struct mode_params {
     double warm_s, run_s;
     int round_blocks;
-    int rss_rounds;             /* rounds per lineage at which peak RSS is read */
+    int rss_rounds;             /* peak RSS is read after T times this many rounds */
 };
 
 static const struct mode_params mode_table[] = {
@@ -209,12 +209,10 @@ int main(int argc, char **argv)
     double seconds = bench_timed_interval(counters, n, params.warm_s, params.run_s, &interval_over,
                                           &any_failure, &ops);
     /* On until the work at which peak RSS is compared is done. */
-    double waited = 0;
+    double wait_start = bench_now();
     while (atomic_load(&rss_at_target_kb) == 0 && !atomic_load(&any_failure) &&
-           waited < RSS_WAIT_MAX_S) {
+           bench_now() - wait_start < RSS_WAIT_MAX_S)
         bench_sleep(0.001);
-        waited += 0.001;
-    }
     atomic_store(&stop_flag, 1);
     int check_ok = 1;
     uint64_t checksum = 0;
@@ -238,9 +236,12 @@ int main(int argc, char **argv)
         check_ok = 0;
     }
     long rss_kb = atomic_load(&rss_at_target_kb);
-    if (rss_kb <= 0 && check_ok) {
-        fprintf(stderr, "mstress: %d lineages did not make %d rounds each in %.0f s\n", n,
-                params.rss_rounds, RSS_WAIT_MAX_S);
+    if (rss_kb < 0) {
+        fprintf(stderr, "mstress: could not read VmHWM from /proc/self/status\n");
+        check_ok = 0;
+    } else if (rss_kb == 0 && check_ok) {
+        fprintf(stderr, "mstress: %d lineages did not make %llu rounds in all in %.0f s\n", n,
+                (unsigned long long)rss_target, RSS_WAIT_MAX_S);
         check_ok = 0;
     }
     printf("RESULT bench=mstress threads=%d mops_per_s=%.3f peak_rss_mib=%.1f rss_rounds=%d"
