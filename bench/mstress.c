@@ -26,12 +26,12 @@
  * Peak RSS is measured at a fixed amount of work: the process's peak when
  * the T lineages have made T * rss_rounds rounds in all (rss_rounds: 4, 50
  * and 200 in mode=tiny, quick and full), the run going on past the timed
- * interval until they have.  The live set grows with the rounds made (the rings fill, and the
- * longer the run, the bigger the largest burst met so far), and
- * allocators differ here by up to 50x in rounds per second: a peak taken
- * at the end of the interval compares a slow allocator's first rounds
- * with a fast one's hundredth.  (glibc's peak at 1 thread: 52 MiB after
- * 50 rounds, 61 after 300, 67 after 2000.)
+ * interval until they have.  The live set grows with the rounds made (the
+ * rings fill, and the longer the run, the bigger the largest burst met so
+ * far), and allocators differ here by up to 50x in rounds per second: a
+ * peak taken at the end of the interval compares a slow allocator's first
+ * rounds with a fast one's hundredth.  (glibc's peak at 1 thread: 52 MiB
+ * after 50 rounds, 61 after 300, 67 after 2000.)
  *
  * Usage:  mstress threads=T mode=tiny|quick|full
  * Prints: RESULT bench=mstress mops_per_s=X peak_rss_mib=R ...
@@ -240,7 +240,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "mstress: could not read VmHWM from /proc/self/status\n");
         check_ok = 0;
     } else if (rss_kb == 0 && check_ok) {
-        fprintf(stderr, "mstress: %d lineages did not make %llu rounds in all in %.0f s\n", n,
+        fprintf(stderr, "mstress: %d lineages made fewer than %llu rounds in %.0f s\n", n,
                 (unsigned long long)rss_target, RSS_WAIT_MAX_S);
         check_ok = 0;
     }
