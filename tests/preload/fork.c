@@ -204,9 +204,11 @@ static void *child_thread(void *arg)
     return NULL;
 }
 
-/* What a child does after a fork from normal code. */
+/* What a child does after a fork from normal code.  Its exit status says
+ * whether its own checks passed: the count it inherited is the parent's. */
 static void child_after_fork(int round)
 {
+    nm_test_failures = 0;
     for (size_t b = 0; b < PRE_BLOCKS; b++) {
         CHECK(pre_block_ok(b, pre[b].size), "child: parent's block %zu (%zu bytes) differs", b,
               pre[b].size);
@@ -252,6 +254,7 @@ static void fork_from_threads(void)
 static volatile sig_atomic_t main_in_malloc;
 static volatile sig_atomic_t signal_forks;
 static volatile sig_atomic_t fork_failed;
+static volatile sig_atomic_t fork_errno;   /* errno of the fork that failed */
 static pid_t signal_child[SIGNAL_FORKS];
 
 static void on_alarm(int sig)
@@ -275,8 +278,12 @@ static void on_alarm(int sig)
         }
         _exit(42);
     }
-    if (pid < 0) fork_failed = 1;
-    else signal_child[signal_forks++] = pid;
+    if (pid < 0) {
+        fork_failed = 1;
+        fork_errno = errno;
+    } else {
+        signal_child[signal_forks++] = pid;
+    }
     errno = saved;
 }
 
@@ -321,7 +328,7 @@ static void fork_from_signal_handler(void)
     struct itimerval off = {{0, 0}, {0, 0}};
     setitimer(ITIMER_REAL, &off, NULL);
     signal(SIGALRM, SIG_IGN);
-    CHECK(!fork_failed, "fork in the signal handler failed");
+    CHECK(!fork_failed, "fork in the signal handler failed: %s", strerror(fork_errno));
     CHECK(signal_forks == SIGNAL_FORKS, "only %d forks from the handler in 60 s",
           (int)signal_forks);
     for (int i = 0; i < signal_forks; i++)
@@ -368,11 +375,14 @@ static void *stdio_writer(void *arg)
 
 static void child_with_stdio(int round)
 {
+    nm_test_failures = 0; /* the parent's count: this child's checks start here */
     fflush(NULL); /* the parent's streams, with whatever state fork left */
     char *buf = NULL;
     size_t len = 0;
     FILE *m = open_memstream(&buf, &len);
+    CHECK(m != NULL, "child %d: open_memstream: %s", round, strerror(errno));
     FILE *t = tmpfile();
+    CHECK(t != NULL, "child %d: tmpfile: %s", round, strerror(errno));
     if (!m || !t) _exit(1);
     for (int i = 0; i < 1000; i++) {
         fprintf(m, "child %d line %d\n", round, i);
@@ -381,6 +391,8 @@ static void child_with_stdio(int round)
     fclose(m);
     fclose(t);
     int ok = len > 10000 && strncmp(buf, "child ", 6) == 0;
+    CHECK(ok, "child %d: the memory stream holds %zu bytes, not the 1000 lines written", round,
+          len);
     free(buf);
     churn((uint64_t)round + 1000, 2000);
     _exit(ok && !nm_test_failures ? 0 : 1);

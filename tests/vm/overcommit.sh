@@ -40,7 +40,7 @@ echo "vm.overcommit_memory $(cat /proc/sys/vm/overcommit_memory), $(grep CommitL
 fail=0
 for p in '"${progs[*]}"'; do
     LD_PRELOAD='"$preload"' /$p >/tmp/out 2>&1; rc=$?
-    if [ $rc -eq 0 ]; then echo "PASS $p"; else echo "FAIL $p: exit $rc"; tail -n 15 /tmp/out; fail=1; fi
+    if [ $rc -eq 0 ]; then echo "PASS $p"; else echo "FAIL $p: exit $rc"; grep -m 5 "failed" /tmp/out; echo ...; tail -n 10 /tmp/out; fail=1; fi
 done'
 timeout_s=400
 if [ "${NM_OVERCOMMIT_GLIBC:-0}" = 1 ]; then
