@@ -382,20 +382,22 @@ static size_t overflow_into_free(void)
  * into one it freed: the last, or the one `back` places before it. */
 struct freer { void **blocks; int count; int back; void *damaged; };
 
+/* The freeing thread, with a heap of its own, frees every handed block. */
+static void free_handed(struct freer *f)
+{
+    free(opaque(malloc(16)));
+    for (int i = 0; i < f->count; i++) free(opaque(f->blocks[i]));
+}
+
 static void *free_then_write(void *arg)
 {
     struct freer *f = arg;
-    free(opaque(malloc(16)));   /* the thread has a heap of its own */
-    for (int i = 0; i < f->count; i++) free(opaque(f->blocks[i]));
+    free_handed(f);
     f->damaged = f->blocks[f->count - 1 - f->back];
     *(void **)opaque(f->damaged) = planted;
     return NULL;
 }
 
-/* More blocks than the freeing thread keeps for itself (16 KiB of a class)
- * and its arena holds for other threads (eight such lists): the last ones
- * go to their page's remote-free list, where the damaged one is found when
- * the main thread collects them. */
 /* `n` blocks of 64 bytes allocated here, handed to a thread running `body`. */
 static struct freer on_another_thread(void **blocks, int n, int back, void *(*body)(void *))
 {
@@ -410,6 +412,10 @@ static struct freer on_another_thread(void **blocks, int n, int back, void *(*bo
     return f;
 }
 
+/* More blocks than the freeing thread keeps for itself (16 KiB of a class)
+ * and its arena holds for other threads (eight such lists): the last ones
+ * go to their page's remote-free list, where the damaged one is found when
+ * the main thread collects them. */
 static size_t uaf_remote_list(void)
 {
     static void *blocks[4000];
@@ -437,8 +443,7 @@ static size_t uaf_transfer_list(void)
 static void *free_then_zero_refree(void *arg)
 {
     struct freer *f = arg;
-    free(opaque(malloc(16)));   /* the thread has a heap of its own */
-    for (int i = 0; i < f->count; i++) free(opaque(f->blocks[i]));
+    free_handed(f);
     f->damaged = f->blocks[f->count - 1];
     announce(f->damaged);
     memset(opaque(f->damaged), 0, 16);
