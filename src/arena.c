@@ -230,6 +230,7 @@ struct nm_segment *nm_arena_take_segment(struct nm_arena *a, enum nm_segment_kin
 {
     struct nm_node_state *ns = &nm_proc.nodes[a->node];
     struct nm_segment *s = nm_stack_pop(&a->cache);
+    bool fresh = !s;
     if (s) {
         atomic_fetch_sub_explicit(&ns->cached, NM_SEGMENT_SIZE, memory_order_relaxed);
     } else {
@@ -242,7 +243,7 @@ struct nm_segment *nm_arena_take_segment(struct nm_arena *a, enum nm_segment_kin
             return NULL;
         }
     }
-    if (nm_segment_format(s, a, kind) != 0) {   /* past the commit limit (os.h) */
+    if (nm_segment_format(s, a, kind, fresh) != 0) {   /* past the commit limit (os.h) */
         /* Only a segment of an arena that is not owned (an owned one keeps
          * its members mapped) can be given back here: the owned one waits
          * in the cache. */
@@ -325,8 +326,9 @@ static bool segment_is_cached(struct nm_segment *s)
 static uint64_t segment_in_use_bytes(struct nm_segment *s)
 {
     uint64_t bytes = 0;
-    for (uint32_t i = 0; i < s->page_count; i++)
-        if (s->pages[i].state != NM_PAGE_FREE) bytes += (size_t)1 << s->page_shift;
+    for (uint64_t in_use = nm_segment_pages_in_use(s); in_use; in_use &= in_use - 1)
+        if (s->pages[__builtin_ctzll(in_use)].state != NM_PAGE_FREE)
+            bytes += (size_t)1 << s->page_shift;
     return bytes;
 }
 
@@ -335,10 +337,11 @@ static uint64_t segment_in_use_bytes(struct nm_segment *s)
 static void segment_uncount(struct nm_segment *s, struct nm_node_state *ns)
 {
     atomic_fetch_sub_explicit(&ns->segments, 1, memory_order_relaxed);
-    for (uint32_t i = 0; i < s->page_count; i++)
-        if (s->pages[i].state != NM_PAGE_FREE)
-            atomic_fetch_sub_explicit(&nm_proc.class_pages[s->pages[i].size_class], 1,
-                                      memory_order_relaxed);
+    for (uint64_t in_use = nm_segment_pages_in_use(s); in_use; in_use &= in_use - 1) {
+        const struct nm_page *pg = &s->pages[__builtin_ctzll(in_use)];
+        if (pg->state != NM_PAGE_FREE)
+            atomic_fetch_sub_explicit(&nm_proc.class_pages[pg->size_class], 1, memory_order_relaxed);
+    }
     atomic_fetch_sub_explicit(&ns->in_use, segment_in_use_bytes(s), memory_order_relaxed);
 }
 
@@ -405,7 +408,7 @@ void nm_arena_empty(struct nm_arena *a)
         /* Its pages' records go: a free of one of its old blocks finds no
          * block there (an invalid pointer).  The header of the segment's
          * own kind is writable already, so this cannot fail. */
-        if (nm_segment_format(s, a, (enum nm_segment_kind)s->kind) != 0) continue;
+        if (nm_segment_format(s, a, (enum nm_segment_kind)s->kind, false) != 0) continue;
         nm_segment_uncommit_pages(s);
         s->cached_ms = now;
         atomic_fetch_add_explicit(&ns->cached, NM_SEGMENT_SIZE, memory_order_relaxed);

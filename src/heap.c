@@ -407,8 +407,8 @@ static void heap_adopt(struct nm_heap *h, struct nm_segment *s)
     atomic_store_explicit(&s->remote_pending, 0, memory_order_relaxed);
     nm_heap_segment_link(h, s, atomic_load_explicit(&s->free_pages, memory_order_relaxed) != 0);
     uint64_t now = nm_os_now_ms();
-    for (size_t i = 0; i < s->page_count; i++) {
-        struct nm_page *pg = &s->pages[i];
+    for (uint64_t in_use = nm_segment_pages_in_use(s); in_use; in_use &= in_use - 1) {
+        struct nm_page *pg = &s->pages[__builtin_ctzll(in_use)];
         if (pg->state == NM_PAGE_FREE) continue;
         heap_collect(h, pg);
         pg->next = pg->prev = NULL;
@@ -1001,8 +1001,8 @@ static void heap_collect_remote(struct nm_heap *h, bool all)
             next = s->heap_next;
             if (!all && !atomic_load_explicit(&s->remote_pending, memory_order_relaxed)) continue;
             atomic_exchange_explicit(&s->remote_pending, 0, memory_order_acquire);
-            for (size_t i = 0; i < s->page_count; i++) {
-                struct nm_page *pg = &s->pages[i];
+            for (uint64_t in_use = nm_segment_pages_in_use(s); in_use; in_use &= in_use - 1) {
+                struct nm_page *pg = &s->pages[__builtin_ctzll(in_use)];
                 if (pg->state == NM_PAGE_FREE || !nm_page_has_remote(pg)) continue;
                 heap_collect(h, pg);
                 if (pg->used == 0 && h->queue[pg->size_class].first != pg) {
@@ -1687,8 +1687,8 @@ static struct nm_segment *heap_release_remote_freed(struct nm_heap *h, uint64_t 
         for (struct nm_segment *s = h->segments[kind], *next; s; s = next) {
             next = s->heap_next;
             if (!atomic_load_explicit(&s->remote_pending, memory_order_acquire)) continue;
-            for (size_t i = 0; i < s->page_count; i++) {
-                struct nm_page *pg = &s->pages[i];
+            for (uint64_t in_use = nm_segment_pages_in_use(s); in_use; in_use &= in_use - 1) {
+                struct nm_page *pg = &s->pages[__builtin_ctzll(in_use)];
                 if (pg->state == NM_PAGE_FREE) continue;
                 if (pg->state == NM_PAGE_QUEUED && h->queue[pg->size_class].first == pg) continue;
                 struct nm_block *head = atomic_load_explicit(&pg->remote, memory_order_acquire);
@@ -1840,8 +1840,8 @@ void nm_heap_purge_abandoned(struct nm_arena *a, uint64_t now_ms, bool force, bo
         next = s->stack_next;
         /* Ours alone while it is off the stack; each goes back as soon as
          * it is done, so that heaps may adopt it meanwhile. */
-        for (size_t i = 0; i < s->page_count; i++) {
-            struct nm_page *pg = &s->pages[i];
+        for (uint64_t in_use = nm_segment_pages_in_use(s); in_use; in_use &= in_use - 1) {
+            struct nm_page *pg = &s->pages[__builtin_ctzll(in_use)];
             if (pg->state == NM_PAGE_FREE) continue;
             atomic_fetch_add_explicit(&nm_proc.counters.purge_collected, nm_page_collect(pg),
                                       memory_order_relaxed);
@@ -1863,8 +1863,8 @@ void nm_heap_purge_abandoned(struct nm_arena *a, uint64_t now_ms, bool force, bo
 static void count_segment(struct nm_segment *s, void *arg)
 {
     struct nm_block_count *out = arg;
-    for (size_t i = 0; i < s->page_count; i++) {
-        const struct nm_page *pg = &s->pages[i];
+    for (uint64_t in_use = nm_segment_pages_in_use(s); in_use; in_use &= in_use - 1) {
+        const struct nm_page *pg = &s->pages[__builtin_ctzll(in_use)];
         if (pg->state == NM_PAGE_FREE || pg->block_size == 0) continue;
         uint64_t used = __atomic_load_n(&pg->used, __ATOMIC_RELAXED);
         out->blocks[pg->size_class] += used;

@@ -309,7 +309,8 @@ static const struct { uint8_t page_shift; } kind_layout[] = {
     [NM_SEGMENT_MEDIUM] = { NM_MEDIUM_PAGE_SHIFT },
 };
 
-int nm_segment_format(struct nm_segment *s, struct nm_arena *a, enum nm_segment_kind kind)
+int nm_segment_format(struct nm_segment *s, struct nm_arena *a, enum nm_segment_kind kind,
+                      bool fresh)
 {
     uint32_t pages = (uint32_t)(NM_SEGMENT_SIZE >> kind_layout[kind].page_shift);
     bool reserved = s->reserved;   /* a reserved segment stays reserved for life */
@@ -324,7 +325,7 @@ int nm_segment_format(struct nm_segment *s, struct nm_arena *a, enum nm_segment_
     }
     struct nm_segment *member_next = s->member_next;
     struct nm_chunk *chunk = s->chunk;
-    memset(s, 0, sizeof *s + pages * sizeof(struct nm_page));
+    if (!fresh) memset(s, 0, sizeof *s + pages * sizeof(struct nm_page));
     s->reserved = reserved;
     atomic_store_explicit(&s->uncommitted, uncommitted, memory_order_relaxed);
     s->head_writable = head_writable;

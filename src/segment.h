@@ -380,16 +380,25 @@ static inline void nm_page_sync_owner(struct nm_page *pg)
     atomic_store_explicit(&pg->local_owner, owner, memory_order_relaxed);
 }
 
+/* The pages of `s` in use, one bit each (bit i: page i): neither free
+ * nor purging.  Walks over a segment's pages go through this mask, not
+ * through every descriptor: the descriptors of pages never taken are
+ * memory never touched (nm_segment_format). */
+static inline uint64_t nm_segment_pages_in_use(struct nm_segment *s)
+{
+    uint64_t all = s->page_count == 64 ? ~0ull : (1ull << s->page_count) - 1;
+    return all & ~(atomic_load_explicit(&s->free_pages, memory_order_relaxed) |
+                   atomic_load_explicit(&s->purging, memory_order_relaxed));
+}
+
 /* Segment `s` belongs to the thread named `thread` now (0: to none).  Its
  * free pages (free_pages, purging) are NM_PAGE_FREE, local_owner 0
  * already: their descriptors are left alone. */
 static inline void nm_segment_set_thread(struct nm_segment *s, uintptr_t thread)
 {
     atomic_store_explicit(&s->thread, thread, memory_order_release);
-    uint64_t all = s->page_count == 64 ? ~0ull : (1ull << s->page_count) - 1;
-    uint64_t in_use = all & ~(atomic_load_explicit(&s->free_pages, memory_order_relaxed) |
-                              atomic_load_explicit(&s->purging, memory_order_relaxed));
-    for (; in_use; in_use &= in_use - 1) nm_page_sync_owner(&s->pages[__builtin_ctzll(in_use)]);
+    for (uint64_t in_use = nm_segment_pages_in_use(s); in_use; in_use &= in_use - 1)
+        nm_page_sync_owner(&s->pages[__builtin_ctzll(in_use)]);
 }
 
 static inline uint8_t *nm_page_base(struct nm_segment *s, size_t index)
@@ -458,8 +467,13 @@ void nm_map_remove(void *start, size_t size);
 void nm_segment_init(void);
 /* Format the range at `s` (mapped for arena `a`) as an empty segment of
  * `kind`: every page free, no owner; a reserved segment stays reserved.
+ * `fresh`: the range was just mapped or carved (nm_segment_map_memory),
+ * so its header reads as zero but for what that set, and the page records
+ * are left to be written as pages are taken: a program that uses a few
+ * pages of a segment has one page of its header resident, not three.
  * 0, or -1 (ENOMEM) when its header cannot be committed (os.h). */
-int nm_segment_format(struct nm_segment *s, struct nm_arena *a, enum nm_segment_kind kind);
+int nm_segment_format(struct nm_segment *s, struct nm_arena *a, enum nm_segment_kind kind,
+                      bool fresh);
 /* Map `size` bytes aligned to `align` for arena `a`, bound as the arena
  * says, with MADV_NOHUGEPAGE, and sets the header's `chunk`.  Carved from
  * one of the arena's chunks (chunk.h) when it is at most 256 MiB, aligned

@@ -180,15 +180,16 @@ static bool sys_path(struct nm_path *p, const char *root, const char *dir, int i
     return !p->too_long;
 }
 
-/* Read a sysfs file into buf (cap bytes, NUL-terminated).  A file that
- * fills the buffer is FILE_CUT: what was read may end anywhere. */
+/* Read a sysfs file into buf (cap bytes, NUL-terminated; nothing without a
+ * buffer: FILE_MISSING).  A file that fills the buffer is FILE_CUT: what was
+ * read may end anywhere. */
 enum file_state { FILE_MISSING, FILE_CUT, FILE_OK };
 
 static enum file_state read_sys(char *buf, size_t cap, const char *root, const char *dir, int id,
                                 const char *leaf)
 {
     struct nm_path p;
-    if (!sys_path(&p, root, dir, id, leaf)) return FILE_MISSING;
+    if (!buf || !sys_path(&p, root, dir, id, leaf)) return FILE_MISSING;
     ssize_t n = nm_os_read_file(p.text, buf, cap);
     if (n < 0) return FILE_MISSING;
     return (size_t)n + 1 < cap ? FILE_OK : FILE_CUT;
@@ -405,7 +406,8 @@ static bool read_mems_allowed(char *buf, const char *root, uint64_t *ids)
     }
     /* The Mems_allowed lines come after a few hundred bytes; a status text
      * cut by the buffer may still hold them. */
-    return !p.too_long && nm_os_read_file(p.text, buf, READ_CAP) >= 0 && status_mems_allowed(buf, ids);
+    return buf && !p.too_long && nm_os_read_file(p.text, buf, READ_CAP) >= 0 &&
+           status_mems_allowed(buf, ids);
 }
 
 /* mem_allowed, home and mems_limited of a loaded topology. */
@@ -433,11 +435,17 @@ static void load_allowed(struct nm_topology *t, char *buf, const char *root)
 
 void nm_topology_load(struct nm_topology *t, const char *sysfs_root)
 {
-    char buf[READ_CAP];
+    /* The files are read into a mapping of their own, given back at the
+     * end: on the stack, a buffer this size left the pages below it (where
+     * the reads' own frames ran) resident in the main thread's stack for
+     * the life of the process.  Without one nothing can be read, and the
+     * topology is the fallback. */
+    char *buf = nm_os_reserve(READ_CAP, NM_OS_PAGE, false);
     const char *root = sysfs_root ? sysfs_root : "/sys";
     int saved_errno = errno;
-    if (!load_nodes(t, buf, root)) load_fallback(t, buf, root);
+    if (!buf || !load_nodes(t, buf, root)) load_fallback(t, buf, root);
     load_allowed(t, buf, root);
+    if (buf) nm_os_release(buf, READ_CAP);
     errno = saved_errno;
 }
 
