@@ -29,7 +29,7 @@ VERSION   = 0.1.0
 SOVERSION = 0
 WARN      = -Wall -Wextra -Werror
 LIB_FLAGS = -std=gnu11 $(WARN) $(CFLAGS) -fPIC -fvisibility=hidden -ftls-model=initial-exec \
-            -fno-semantic-interposition -fno-plt -Iinclude -Isrc -pthread
+            -fno-semantic-interposition -fno-plt -ffunction-sections -Iinclude -Isrc -pthread
 TEST_FLAGS = -std=gnu11 $(WARN) $(CFLAGS) -Iinclude -Isrc -pthread
 
 # Layers, bottom to top (see docs/design.md).  override.c alone defines the
@@ -62,7 +62,7 @@ PRELOAD_BIN = $(PRELOAD_SRC:tests/preload/%.c=$(BUILD)/tests/preload/%) \
 TSAN_BIN    = $(TSAN_SRC:tests/tsan/%.c=$(BUILD)/tests/tsan/%)
 SCRIPT_TESTS = $(wildcard tests/programs/*.sh) bench/selftest.sh $(filter-out tests/vm/vm.sh,$(wildcard tests/vm/*.sh))
 
-.PHONY: all lib tool tests fortran check check-tsan fuzz fuzz-targets bench bench-deps deps install uninstall clean
+.PHONY: all lib tool tests fortran check check-tsan fuzz fuzz-targets bench bench-deps hot-layout deps install uninstall clean
 all: lib tool tests fortran
 lib: $(SO) $(ARCHIVE)
 tool: $(TOOL)
@@ -73,9 +73,12 @@ $(BUILD)/obj/%.o: src/%.c $(LIB_HDR) | $(BUILD)/obj
 
 # -static-libgcc -u _Unwind_Backtrace: the heap profiler's unwinder
 # (libgcc's, referenced weakly by prof.c) is linked in, so the library
-# needs nothing at run time beyond libc.
-$(SO): $(LIB_OBJ)
+# needs nothing at run time beyond libc.  src/hot.ld: the functions
+# programs run come first, together, so a program maps little of the code
+# (docs/design.md, "Code layout"; make hot-layout writes the list).
+$(SO): $(LIB_OBJ) src/hot.ld
 	$(CC) -shared -Wl,-soname,libnumamalloc.so.$(SOVERSION) -Wl,-z,now -Wl,--no-undefined \
+	    -Wl,-T,src/hot.ld \
 	    -static-libgcc -Wl,-u,_Unwind_Backtrace -o $@ $(LIB_OBJ) -pthread
 	ln -sf libnumamalloc.so $(BUILD)/libnumamalloc.so.$(SOVERSION)
 
@@ -224,6 +227,10 @@ fuzz: fuzz-targets
 
 bench: lib
 	@bench/run.sh
+
+hot-layout: lib tests
+	bench/run.sh --build
+	bench/hot-layout.sh $(BUILD)
 
 deps:
 	tests/deps.sh
