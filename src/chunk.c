@@ -10,6 +10,7 @@
 #include "chunk.h"
 
 #include <errno.h>
+#include <string.h>
 
 /* Descriptors for this many chunks at once (of 64 MiB to 1 GiB each: at
  * least 1 TiB of address space).  64 bytes each, 1 MiB of bss of which only
@@ -225,7 +226,12 @@ void *nm_chunk_carve(struct nm_chunk_list *list, size_t count, int bind_mode,
 void nm_chunk_return(struct nm_chunk *c, void *start, size_t count)
 {
     size_t first = ((uintptr_t)start - chunk_base(c)) >> NM_UNIT_SHIFT;
-    nm_os_decommit(start, count << NM_UNIT_SHIFT);
+    /* A locked range (mlockall) refuses: its pages stay, cleared, so that
+     * free units read as zero all the same (a fresh segment's header is
+     * not cleared again, a span's block counts as zeroed).  Not under
+     * strict accounting, where parts of the run may be reserved only. */
+    if (nm_os_decommit(start, count << NM_UNIT_SHIFT) != 0 && !nm_os_strict_commit())
+        memset(start, 0, count << NM_UNIT_SHIFT);
     bits_set(c, first, count);
     chunk_retire(c);
 }

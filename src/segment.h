@@ -381,9 +381,9 @@ static inline void nm_page_sync_owner(struct nm_page *pg)
 }
 
 /* The pages of `s` in use, one bit each (bit i: page i): neither free
- * nor purging.  Walks over a segment's pages go through this mask, not
- * through every descriptor: the descriptors of pages never taken are
- * memory never touched (nm_segment_format). */
+ * nor purging.  The heap's walks over a segment's pages go through this
+ * mask, not through every descriptor: in a fresh segment the descriptors
+ * of pages never taken are memory never touched (nm_segment_format). */
 static inline uint64_t nm_segment_pages_in_use(struct nm_segment *s)
 {
     uint64_t all = s->page_count == 64 ? ~0ull : (1ull << s->page_count) - 1;
@@ -469,8 +469,9 @@ void nm_segment_init(void);
  * `kind`: every page free, no owner; a reserved segment stays reserved.
  * `fresh`: the range was just mapped or carved (nm_segment_map_memory),
  * so its header reads as zero but for what that set, and the page records
- * are left to be written as pages are taken: a program that uses a few
- * pages of a segment has one page of its header resident, not three.
+ * are left to be written as pages are taken: a thread that uses a few
+ * pages of a small segment has two pages of its header resident (the
+ * second of the three only holds the records of pages 28 - 59), not three.
  * 0, or -1 (ENOMEM) when its header cannot be committed (os.h). */
 int nm_segment_format(struct nm_segment *s, struct nm_arena *a, enum nm_segment_kind kind,
                       bool fresh);

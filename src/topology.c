@@ -440,9 +440,9 @@ void nm_topology_load(struct nm_topology *t, const char *sysfs_root)
      * the reads' own frames ran) resident in the main thread's stack for
      * the life of the process.  Without one nothing can be read, and the
      * topology is the fallback. */
+    int saved_errno = errno;
     char *buf = nm_os_reserve(READ_CAP, NM_OS_PAGE, false);
     const char *root = sysfs_root ? sysfs_root : "/sys";
-    int saved_errno = errno;
     if (!buf || !load_nodes(t, buf, root)) load_fallback(t, buf, root);
     load_allowed(t, buf, root);
     if (buf) nm_os_release(buf, READ_CAP);
