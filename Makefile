@@ -229,7 +229,7 @@ bench: lib
 	@bench/run.sh
 
 hot-layout: lib tests
-	bench/run.sh --build
+	BENCH_BUILD=$(abspath $(BUILD))/bench bench/run.sh --build
 	bench/hot-layout.sh $(BUILD)
 
 deps:

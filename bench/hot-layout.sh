@@ -17,10 +17,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
-lib=$build/libnumamalloc.so
 out=src/hot.ld
-command -v valgrind >/dev/null || { echo "hot-layout: valgrind is not installed" >&2; exit 1; }
-[ -f "$lib" ] && [ -d "$build/bench" ] || { echo "hot-layout: build $lib and the benchmark programs first" >&2; exit 1; }
+for tool in valgrind callgrind_annotate python3; do
+    command -v $tool >/dev/null || { echo "hot-layout: $tool is not installed" >&2; exit 1; }
+done
+[ -f "$build/libnumamalloc.so" ] && [ -d "$build/bench" ] ||
+    { echo "hot-layout: build $build/libnumamalloc.so and $build/bench first" >&2; exit 1; }
+lib=$(realpath "$build/libnumamalloc.so")
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -54,14 +57,18 @@ for r in "${runs[@]}"; do
     n=$((n + 1))
     read -r -a argv <<< "$r"
     valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$work/run$n.%p" \
-        env LD_PRELOAD="$PWD/$lib" "${argv[@]}" >/dev/null 2>&1 || echo "hot-layout: run failed: $r" >&2
+        env LD_PRELOAD="$lib" "${argv[@]}" >/dev/null 2>&1 ||
+        { echo "hot-layout: run failed, $out left as it was: $r" >&2; exit 1; }
 done
 
 # Function names that ran, one line per run that ran them.
 for f in "$work"/run*; do
-    callgrind_annotate --threshold=100 --inclusive=no "$f" 2>/dev/null |
-        sed -nE "s|.*:([^ :]+) \[[^]]*libnumamalloc\.so\].*|\1|p" | sed "s/'[0-9]*$//" | sort -u
+    callgrind_annotate --threshold=100 --inclusive=no "$f" > "$f.txt" 2>/dev/null ||
+        { echo "hot-layout: cannot read $f, $out left as it was" >&2; exit 1; }
+    sed -nE "s|.*:([^ :]+) \[[^]]*libnumamalloc\.so\].*|\1|p" "$f.txt" | sed "s/'[0-9]*$//" | sort -u
 done | sort | uniq -c > "$work/ran"
+grep -qw malloc "$work/ran" ||
+    { echo "hot-layout: the runs did not run the library's malloc, $out left as it was" >&2; exit 1; }
 
 # Symbols by address (aliases share one), the exported entry points of
 # override.o, and the function sections the objects have.
@@ -70,7 +77,7 @@ nm --defined-only -g "$build/obj/override.o" | awk '$2 == "T" {print $3}' > "$wo
 for o in "$build"/obj/*.o; do readelf -SW "$o"; done |
     sed -nE 's/.* (\.text\.[^ ]+) +PROGBITS.*/\1/p' | sort -u > "$work/sections"
 
-python3 - "$work" > "$out.tmp" <<'EOF'
+python3 - "$work" > "$work/hot.ld" <<'EOF'
 import sys, collections
 work = sys.argv[1]
 names_at = collections.defaultdict(set); addr_of = {}
@@ -105,5 +112,5 @@ for s in order:
 print("    *crtbeginS.o(.text)\n    *libc_nonshared.a:*(.text .text.*)\n    *libgcc.a:*(.text .text.*)")
 print("  }\n}\nINSERT BEFORE .text;")
 EOF
-mv "$out.tmp" "$out"
+mv "$work/hot.ld" "$out"
 echo "hot-layout: $(grep -c '^    \*(\.text\.' "$out") function sections in $out"
