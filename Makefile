@@ -24,6 +24,7 @@ MANDIR   ?= $(PREFIX)/share/man
 BUILD    ?= build
 CFLAGS   ?= -O2 -g
 CXXFLAGS ?= -O2 -g
+OBJCOPY  ?= objcopy
 
 VERSION   = 0.1.0
 SOVERSION = 0
@@ -68,17 +69,23 @@ lib: $(SO) $(ARCHIVE)
 tool: $(TOOL)
 tests: $(UNIT_BIN) $(PRELOAD_BIN)
 
-$(BUILD)/obj/%.o: src/%.c $(LIB_HDR) | $(BUILD)/obj
+# Code layout (docs/design.md): each function has a section of its own
+# (-ffunction-sections), and those of the functions programs run, listed
+# in src/hot.list (make hot-layout writes it), are renamed
+# .text.sorted.NNNNN, which the link places first in .text, in that order.
+HOT_ARGS = $(BUILD)/obj/hot.args
+$(HOT_ARGS): src/hot.list | $(BUILD)/obj
+	awk '!/^#/ && NF { printf "--rename-section %s=.text.sorted.%05d\n", $$1, ++n }' $< > $@
+
+$(BUILD)/obj/%.o: src/%.c $(LIB_HDR) $(HOT_ARGS) | $(BUILD)/obj
 	$(CC) $(LIB_FLAGS) -c $< -o $@
+	$(OBJCOPY) @$(HOT_ARGS) $@
 
 # -static-libgcc -u _Unwind_Backtrace: the heap profiler's unwinder
 # (libgcc's, referenced weakly by prof.c) is linked in, so the library
-# needs nothing at run time beyond libc.  src/hot.ld: the functions
-# programs run come first, together, so a program maps little of the code
-# (docs/design.md, "Code layout"; make hot-layout writes the list).
-$(SO): $(LIB_OBJ) src/hot.ld
+# needs nothing at run time beyond libc.
+$(SO): $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,libnumamalloc.so.$(SOVERSION) -Wl,-z,now -Wl,--no-undefined \
-	    -Wl,-T,src/hot.ld \
 	    -static-libgcc -Wl,-u,_Unwind_Backtrace -o $@ $(LIB_OBJ) -pthread
 	ln -sf libnumamalloc.so $(BUILD)/libnumamalloc.so.$(SOVERSION)
 

@@ -1,10 +1,10 @@
 #!/bin/bash
-# bench/hot-layout.sh: write src/hot.ld, the list of the library's functions
-# that a program runs, which the link places first (docs/design.md, "Code
-# layout").
+# bench/hot-layout.sh: write src/hot.list, the list of the library's
+# functions that a program runs, which the build places first in its code
+# (docs/design.md, "Code layout").
 #
-# Runs the benchmark programs (tiny mode, 1 and 2 threads), a fork, and a
-# Python and a C++ program under valgrind's callgrind with the library
+# Runs the benchmark programs (tiny mode, 1 and 2 threads), a C++ program
+# and a Python program that forks under valgrind's callgrind with the library
 # preloaded, and keeps every function of the library that ran in one of
 # them (aliases included: malloc's code is malloc_entry's section), ordered
 # by how many of the runs ran it, then by name.  Every libc and C++ entry
@@ -17,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
-out=src/hot.ld
+out=src/hot.list
 for tool in valgrind callgrind_annotate python3; do
     command -v $tool >/dev/null || { echo "hot-layout: $tool is not installed" >&2; exit 1; }
 done
@@ -45,12 +45,18 @@ for t in 1 2; do
            "$build/bench/alloc_test threads=$t mode=tiny")
 done
 runs+=("$build/bench/large mode=tiny" "$build/bench/rss mode=tiny")
-[ -x "$build/tests/preload/fork" ] && runs+=("$build/tests/preload/fork")
 [ -x "$build/tests/preload/cxx_threads" ] && runs+=("$build/tests/preload/cxx_threads")
-if command -v python3 >/dev/null; then
-    echo 'import json; print(len(json.dumps([{"k": i, "v": str(i)} for i in range(100000)])))' > "$work/p.py"
-    runs+=("python3 $work/p.py")
-fi
+# Python, with a fork (the library's fork handlers run in both processes).
+cat > "$work/p.py" <<'EOF'
+import json, os
+text = json.dumps([{"k": i, "v": str(i)} for i in range(100000)])
+pid = os.fork()
+if pid == 0:
+    os._exit(0 if len(json.loads(text)) == 100000 else 1)
+_, status = os.waitpid(pid, 0)
+raise SystemExit(0 if status == 0 else 1)
+EOF
+runs+=("python3 $work/p.py")
 
 n=0
 for r in "${runs[@]}"; do
@@ -76,8 +82,10 @@ nm "$lib" | awk '$2 ~ /^[tTiW]$/ {print $1, $3}' > "$work/symbols"
 nm --defined-only -g "$build/obj/override.o" | awk '$2 == "T" {print $3}' > "$work/entries"
 for o in "$build"/obj/*.o; do readelf -SW "$o"; done |
     sed -nE 's/.* (\.text\.[^ ]+) +PROGBITS.*/\1/p' | sort -u > "$work/sections"
+# The build renamed the sections of the last list: their names.
+cp "$build/obj/hot.args" "$work/renamed" 2>/dev/null || : > "$work/renamed"
 
-python3 - "$work" > "$work/hot.ld" <<'EOF'
+python3 - "$work" > "$work/hot.list" <<'EOF'
 import sys, collections
 work = sys.argv[1]
 names_at = collections.defaultdict(set); addr_of = {}
@@ -85,6 +93,10 @@ for line in open(f"{work}/symbols"):
     addr, name = line.split()
     names_at[addr].add(name); addr_of[name] = addr
 sections = set(l.strip() for l in open(f"{work}/sections"))
+for line in open(f"{work}/renamed"):       # --rename-section NAME=.text.sorted.N
+    name, _, renamed = line.split()[-1].partition("=")
+    if renamed in sections:
+        sections.add(name)
 count = {}
 for line in open(f"{work}/ran"):
     c, name = line.split()
@@ -97,20 +109,18 @@ for name in sorted(count, key=lambda n: (-count[n], n)):
         s = ".text." + alias
         if s in sections and s not in order:
             order.append(s)
-print("/* src/hot.ld: written by bench/hot-layout.sh; do not edit by hand.")
-print(" *")
-print(" * The library's functions that programs run, placed first in its code")
-print(" * (docs/design.md, \"Code layout\"): together they lie in at most two")
-print(" * of the 64 KiB windows the kernel maps a file's pages by, which is what")
-print(" * a program maps of the code.  Then the code of crtbeginS (run at load),")
-print(" * libc_nonshared (pthread_atfork) and libgcc (__popcountdi2).")
-print(" * Everything else follows in .text. */")
-print("SECTIONS\n{\n  .text.hot :\n  {")
-print("    *(.text.startup .text.startup.*)")
+print("# src/hot.list: written by bench/hot-layout.sh (make hot-layout); do not")
+print("# edit by hand.")
+print("#")
+print("# The sections of the library's functions that programs run, most often")
+print("# run first: the build renames them .text.sorted.NNNNN, which the link")
+print("# places first in .text, in this order, so that together they lie in at")
+print("# most two of the 64 KiB windows the kernel maps a file's code by")
+print("# (docs/design.md, \"Code layout\").  nm_hot_code_end marks where they end.")
 for s in order:
-    print(f"    *({s})")
-print("    *crtbeginS.o(.text)\n    *libc_nonshared.a:*(.text .text.*)\n    *libgcc.a:*(.text .text.*)")
-print("  }\n}\nINSERT BEFORE .text;")
+    if s != ".text.nm_hot_code_end":
+        print(s)
+print(".text.nm_hot_code_end")
 EOF
-mv "$work/hot.ld" "$out"
-echo "hot-layout: $(grep -c '^    \*(\.text\.' "$out") function sections in $out"
+mv "$work/hot.list" "$out"
+echo "hot-layout: $(grep -c '^\.text\.' "$out") function sections in $out"

@@ -93,7 +93,7 @@ static bool enough_free(struct nm_chunk *c, size_t count)
     uint64_t words[NM_CHUNK_WORDS];
     bits_load(c, words);
     size_t have = 0;
-    for (size_t w = 0; w < NM_CHUNK_WORDS; w++) have += (size_t)__builtin_popcountll(words[w]);
+    for (size_t w = 0; w < NM_CHUNK_WORDS; w++) have += nm_popcount64(words[w]);
     return have >= count;
 }
 

@@ -35,6 +35,18 @@
 #define nm_export
 #endif
 
+/* Set bits of `x`.  Plain arithmetic, not __builtin_popcountll: without
+ * -mpopcnt that is a call to libgcc's __popcountdi2, whose code the link
+ * puts after the library's own, away from the functions programs run
+ * (docs/design.md, "Code layout"). */
+static inline unsigned nm_popcount64(uint64_t x)
+{
+    x -= (x >> 1) & 0x5555555555555555ull;
+    x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+    return (unsigned)((x * 0x0101010101010101ull) >> 56);
+}
+
 /* Built with ThreadSanitizer (gcc defines the first, clang has the second):
  * it does not see what membarrier orders, so code that relies on it takes
  * a lock there instead. */

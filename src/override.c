@@ -653,10 +653,25 @@ static void print_configuration(void)
     nm_line_write(&l, 2);
 }
 
+/* pthread_atfork is a stub of libc_nonshared.a linked into the library,
+ * which calls glibc's __register_atfork with the library's handle: called
+ * here directly where glibc has it, so that the stub's code (placed after
+ * the library's own) is not run (docs/design.md, "Code layout"). */
+extern int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void),
+                             void *dso_handle) __attribute__((weak));
+extern void *__dso_handle __attribute__((weak, visibility("hidden")));
+
+/* Where the functions programs run end: placed last among them
+ * (src/hot.list), for tests/preload/code_footprint. */
+__attribute__((used, noinline)) void nm_hot_code_end(void) { __asm__ volatile(""); }
+
 __attribute__((constructor)) static void numamalloc_start(void)
 {
     nm_heap_init();
-    (void)pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
+    if (__register_atfork && &__dso_handle)
+        (void)__register_atfork(before_fork, after_fork_in_parent, after_fork_in_child, __dso_handle);
+    else
+        (void)pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
     nm_purge_init();
     nm_prof_init();
     if (nm_opt.stats_at_exit || nm_opt.stats_interval_ms) keep_stderr_for_stats();

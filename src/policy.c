@@ -148,7 +148,7 @@ nm_export int nm_nodeset_has(const nm_nodeset *set, int node)
 nm_export int nm_nodeset_count(const nm_nodeset *set)
 {
     int count = 0;
-    for (int i = 0; i < NM_NODESET_WORDS; i++) count += __builtin_popcountll(set->bits[i]);
+    for (int i = 0; i < NM_NODESET_WORDS; i++) count += (int)nm_popcount64(set->bits[i]);
     return count;
 }
 

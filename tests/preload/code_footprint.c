@@ -3,21 +3,22 @@
  *
  * The kernel maps a file's pages around a faulting one (fault-around: up to
  * 64 KiB, the aligned window holding the fault), so a program maps every
- * window of the code that holds a function it runs.  The link places the
- * functions programs run (src/hot.ld) together, first, in the section
- * .text.hot: 56 KiB, so they lie in at most two windows however the
- * library is placed.  Scattered through the code (the link without
- * src/hot.ld), the same run maps all three windows of its 140 KiB.
+ * window of the code that holds a function it runs.  The build places the
+ * functions programs run (src/hot.list) together, first in .text: 59 KiB
+ * up to nm_hot_code_end, so they lie in at most two windows however the
+ * library is placed.  Scattered through the code (built without the
+ * list), the same run maps all three windows of its 140 KiB.
  *
  * The program: small, medium and large blocks, calloc, realloc, aligned
  * allocations, a thread that allocates and exits, blocks freed by another
  * thread.  Then every window of the library's code holding a page the
  * process has mapped (/proc/self/pagemap's present bit) must meet the
- * range from .init to the end of .text.hot (read from the library's
- * section headers): a window outside it holds a function the program ran
- * that src/hot.ld does not list.  The layout is made for the default
- * configuration: under strict overcommit accounting (vm.overcommit_memory
- * 2) the allocator runs code of its own, and the test skips. */
+ * range from .init to nm_hot_code_end (read from the library's section
+ * headers and symbol table): a window outside it holds a function the
+ * program ran that src/hot.list does not list.  The layout is made for
+ * the default configuration: under strict overcommit accounting
+ * (vm.overcommit_memory 2) the allocator runs code of its own, and the
+ * test skips. */
 #define _GNU_SOURCE
 #include "../testutil.h"
 
@@ -75,9 +76,10 @@ static void allocate(void)
     free(z);
 }
 
-/* The address range [*lo, *hi) from section .init to the end of section
- * .text.hot of the library file `path`, relative to its load address;
- * false when it has no .text.hot. */
+/* The address range [*lo, *hi) from section .init to nm_hot_code_end
+ * (the end of the functions src/hot.list places first) in the library
+ * file `path`, relative to its load address; false when its symbol table
+ * has no nm_hot_code_end. */
 static bool hot_range(const char *path, uintptr_t *lo, uintptr_t *hi)
 {
     int fd = open(path, O_RDONLY);
@@ -93,16 +95,32 @@ static bool hot_range(const char *path, uintptr_t *lo, uintptr_t *hi)
     ssize_t got = pread(fd, names, sizeof names - 1, (off_t)sh[eh.e_shstrndx].sh_offset);
     REQUIRE(got > 0, "%s: section names", path);
     names[got] = 0;
-    close(fd);
-    bool have_init = false, have_hot = false;
+    bool have_init = false, have_end = false;
     for (int i = 0; i < eh.e_shnum; i++) {
-        if (sh[i].sh_name >= (size_t)got) continue;
-        const char *name = names + sh[i].sh_name;
-        if (strcmp(name, ".init") == 0) { *lo = sh[i].sh_addr; have_init = true; }
-        if (strcmp(name, ".text.hot") == 0) { *hi = sh[i].sh_addr + sh[i].sh_size; have_hot = true; }
+        if (sh[i].sh_name < (size_t)got && strcmp(names + sh[i].sh_name, ".init") == 0) {
+            *lo = sh[i].sh_addr;
+            have_init = true;
+        }
+        if (sh[i].sh_type != SHT_SYMTAB || sh[i].sh_link >= eh.e_shnum) continue;
+        static Elf64_Sym syms[16384];
+        static char strings[1 << 17];
+        size_t count = sh[i].sh_size / sizeof(Elf64_Sym);
+        const Elf64_Shdr *str = &sh[sh[i].sh_link];
+        if (count > 16384 || str->sh_size >= sizeof strings) continue;
+        REQUIRE(pread(fd, syms, sh[i].sh_size, (off_t)sh[i].sh_offset) == (ssize_t)sh[i].sh_size &&
+                pread(fd, strings, str->sh_size, (off_t)str->sh_offset) == (ssize_t)str->sh_size,
+                "%s: symbol table", path);
+        strings[str->sh_size] = 0;
+        for (size_t k = 0; k < count; k++)
+            if (syms[k].st_name < str->sh_size &&
+                strcmp(strings + syms[k].st_name, "nm_hot_code_end") == 0) {
+                *hi = syms[k].st_value + syms[k].st_size;
+                have_end = true;
+            }
     }
+    close(fd);
     REQUIRE(have_init, "%s: no .init section", path);
-    return have_hot;
+    return have_end;
 }
 
 int main(void)
@@ -123,7 +141,8 @@ int main(void)
     REQUIRE(realpath(info.dli_fname, library), "realpath(%s)", info.dli_fname);
     uintptr_t lo = 0, hi = 0;
     bool have_hot = hot_range(library, &lo, &hi);
-    CHECK(have_hot, "%s has no section .text.hot (linked without src/hot.ld?)", library);
+    CHECK(have_hot, "%s has no symbol nm_hot_code_end (stripped, or built without src/hot.list?)",
+          library);
     uintptr_t base = (uintptr_t)info.dli_fbase;
     lo += base;
     hi += base;
@@ -152,9 +171,9 @@ int main(void)
             windows++;
             last_window = window;
             CHECK(!have_hot || (window < hi && window + WINDOW > lo),
-                  "the window at offset %#lx of the library's code is mapped, away from .text.hot "
-                  "(%#lx - %#lx): a function the program ran is missing from src/hot.ld "
-                  "(make hot-layout)", (unsigned long)(window - base), (unsigned long)(lo - base),
+                  "the window at offset %#lx of the library's code is mapped, away from the "
+                  "functions placed first (%#lx - %#lx): a function the program ran is missing "
+                  "from src/hot.list (make hot-layout)", (unsigned long)(window - base), (unsigned long)(lo - base),
                   (unsigned long)(hi - base));
         }
     }
