@@ -45,7 +45,9 @@ for t in 1 2; do
            "$build/bench/alloc_test threads=$t mode=tiny")
 done
 runs+=("$build/bench/large mode=tiny" "$build/bench/rss mode=tiny")
-[ -x "$build/tests/preload/cxx_threads" ] && runs+=("$build/tests/preload/cxx_threads")
+# (Without a C++ compiler the C++ test is a script that skips.)
+cxx=$build/tests/preload/cxx_threads
+[ -x "$cxx" ] && [ "$(head -c 4 "$cxx" | tail -c 3)" = ELF ] && runs+=("$cxx")
 # Python, with a fork (the library's fork handlers run in both processes).
 cat > "$work/p.py" <<'EOF'
 import json, os

@@ -13,9 +13,10 @@
  * allocations, a thread that allocates and exits, blocks freed by another
  * thread.  Then every window of the library's code holding a page the
  * process has mapped (/proc/self/pagemap's present bit) must meet the
- * range from .init to nm_hot_code_end (read from the library's section
- * headers and symbol table): a window outside it holds a function the
- * program ran that src/hot.list does not list.  The layout is made for
+ * range from .init to nm_hot_code_end and the start-up code the link puts
+ * right after it (read from the library's section headers and symbol
+ * table; a stripped library skips): a window outside it holds a function
+ * the program ran that src/hot.list does not list.  The layout is made for
  * the default configuration: under strict overcommit accounting
  * (vm.overcommit_memory 2) the allocator runs code of its own, and the
  * test skips. */
@@ -77,10 +78,15 @@ static void allocate(void)
 }
 
 /* The address range [*lo, *hi) from section .init to nm_hot_code_end
- * (the end of the functions src/hot.list places first) in the library
- * file `path`, relative to its load address; false when its symbol table
- * has no nm_hot_code_end. */
-static bool hot_range(const char *path, uintptr_t *lo, uintptr_t *hi)
+ * (the end of the functions src/hot.list places first), or to the end of
+ * crtbeginS's start-up code the link puts right after them, in the
+ * library file `path`, relative to its load address.  1 when found, 0
+ * when the symbol table has no nm_hot_code_end, -1 when the file has no
+ * symbol table (stripped). */
+static const char *const range_ends[] = { "nm_hot_code_end", "frame_dummy", "register_tm_clones",
+                                          "deregister_tm_clones", "__do_global_dtors_aux" };
+
+static int hot_range(const char *path, uintptr_t *lo, uintptr_t *hi)
 {
     int fd = open(path, O_RDONLY);
     REQUIRE(fd >= 0, "open %s", path);
@@ -95,32 +101,38 @@ static bool hot_range(const char *path, uintptr_t *lo, uintptr_t *hi)
     ssize_t got = pread(fd, names, sizeof names - 1, (off_t)sh[eh.e_shstrndx].sh_offset);
     REQUIRE(got > 0, "%s: section names", path);
     names[got] = 0;
-    bool have_init = false, have_end = false;
+    bool have_init = false, have_end = false, have_symtab = false;
     for (int i = 0; i < eh.e_shnum; i++) {
         if (sh[i].sh_name < (size_t)got && strcmp(names + sh[i].sh_name, ".init") == 0) {
             *lo = sh[i].sh_addr;
             have_init = true;
         }
         if (sh[i].sh_type != SHT_SYMTAB || sh[i].sh_link >= eh.e_shnum) continue;
+        have_symtab = true;
         static Elf64_Sym syms[16384];
         static char strings[1 << 17];
         size_t count = sh[i].sh_size / sizeof(Elf64_Sym);
         const Elf64_Shdr *str = &sh[sh[i].sh_link];
-        if (count > 16384 || str->sh_size >= sizeof strings) continue;
+        REQUIRE(sh[i].sh_size <= sizeof syms && str->sh_size < sizeof strings,
+                "%s: a symbol table of %lu bytes and names of %lu", path,
+                (unsigned long)sh[i].sh_size, (unsigned long)str->sh_size);
         REQUIRE(pread(fd, syms, sh[i].sh_size, (off_t)sh[i].sh_offset) == (ssize_t)sh[i].sh_size &&
                 pread(fd, strings, str->sh_size, (off_t)str->sh_offset) == (ssize_t)str->sh_size,
                 "%s: symbol table", path);
         strings[str->sh_size] = 0;
-        for (size_t k = 0; k < count; k++)
-            if (syms[k].st_name < str->sh_size &&
-                strcmp(strings + syms[k].st_name, "nm_hot_code_end") == 0) {
-                *hi = syms[k].st_value + syms[k].st_size;
-                have_end = true;
+        for (size_t k = 0; k < count; k++) {
+            if (syms[k].st_name >= str->sh_size) continue;
+            for (size_t e = 0; e < sizeof range_ends / sizeof range_ends[0]; e++) {
+                if (strcmp(strings + syms[k].st_name, range_ends[e]) != 0) continue;
+                uintptr_t end = syms[k].st_value + syms[k].st_size;
+                if (end > *hi) *hi = end;
+                have_end |= e == 0;
             }
+        }
     }
     close(fd);
     REQUIRE(have_init, "%s: no .init section", path);
-    return have_end;
+    return !have_symtab ? -1 : have_end ? 1 : 0;
 }
 
 int main(void)
@@ -140,9 +152,13 @@ int main(void)
     char library[PATH_MAX];   /* as /proc/self/maps names it */
     REQUIRE(realpath(info.dli_fname, library), "realpath(%s)", info.dli_fname);
     uintptr_t lo = 0, hi = 0;
-    bool have_hot = hot_range(library, &lo, &hi);
-    CHECK(have_hot, "%s has no symbol nm_hot_code_end (stripped, or built without src/hot.list?)",
-          library);
+    int found = hot_range(library, &lo, &hi);
+    if (found < 0) {
+        printf("%s is stripped: no symbol says where its hot code ends\n", library);
+        return 77;
+    }
+    bool have_hot = found > 0;
+    CHECK(have_hot, "%s has no symbol nm_hot_code_end (built without src/hot.list?)", library);
     uintptr_t base = (uintptr_t)info.dli_fbase;
     lo += base;
     hi += base;
