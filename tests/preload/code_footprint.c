@@ -45,9 +45,11 @@ static void *allocate_and_exit(void *arg)
     (void)arg;
     for (int i = 0; i < BLOCKS; i++) {
         blocks[i] = malloc((size_t)(16 + (i * 37) % 3000));
+        REQUIRE(blocks[i], "malloc");
         memset(blocks[i], 1, 16);
     }
     void *big = malloc(1 << 20);
+    REQUIRE(big, "malloc(1 MiB)");
     memset(big, 2, 4096);
     free(big);
     return NULL;
@@ -60,8 +62,14 @@ static void allocate(void)
     REQUIRE(pthread_join(t, NULL) == 0, "pthread_join");
     for (int i = 0; i < BLOCKS; i++) free(blocks[i]);   /* the exited thread's blocks */
     for (int round = 0; round < 4; round++) {
-        for (int i = 0; i < BLOCKS; i++) blocks[i] = malloc((size_t)(8 + (i * 131) % 20000));
-        for (int i = 0; i < BLOCKS; i += 2) blocks[i] = realloc(blocks[i], (size_t)(i % 500) + 1);
+        for (int i = 0; i < BLOCKS; i++) {
+            blocks[i] = malloc((size_t)(8 + (i * 131) % 20000));
+            REQUIRE(blocks[i], "malloc");
+        }
+        for (int i = 0; i < BLOCKS; i += 2) {
+            blocks[i] = realloc(blocks[i], (size_t)(i % 500) + 1);
+            REQUIRE(blocks[i], "realloc");
+        }
         for (int i = 0; i < BLOCKS; i++) free(blocks[i]);
     }
     void *z = calloc(1000, 48);
@@ -69,8 +77,10 @@ static void allocate(void)
     CHECK(posix_memalign(&a, 256, 1000) == 0 && a, "posix_memalign");
     void *b = aligned_alloc(4096, 8192);
     void *l = malloc(8 << 20);
+    REQUIRE(z && b && l, "calloc, aligned_alloc, malloc(8 MiB)");
     memset(l, 3, 8 << 20);
     l = realloc(l, 16 << 20);
+    REQUIRE(l, "realloc to 16 MiB");
     free(l);
     free(b);
     free(a);
