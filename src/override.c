@@ -663,7 +663,7 @@ extern void *__dso_handle __attribute__((weak, visibility("hidden")));
 
 /* Where the functions programs run end: placed last among them
  * (src/hot.list), for tests/preload/code_footprint. */
-__attribute__((used, noinline)) void nm_hot_code_end(void) { __asm__ volatile(""); }
+__attribute__((used, noinline)) static void nm_hot_code_end(void) { __asm__ volatile(""); }
 
 __attribute__((constructor)) static void numamalloc_start(void)
 {

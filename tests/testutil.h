@@ -7,6 +7,7 @@
 #define NM_TESTUTIL_H
 
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <sys/resource.h>
@@ -151,6 +152,19 @@ static inline long nm_test_minor_faults(void)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return ru.ru_minflt;
+}
+
+/* Whether the page holding `p` is mapped in this process (the present bit
+ * of /proc/self/pagemap, which any process may read for itself); -1 when
+ * the file cannot be read. */
+static inline int nm_test_page_present(const void *p)
+{
+    int fd = open("/proc/self/pagemap", O_RDONLY);
+    if (fd < 0) return -1;
+    uint64_t entry = 0;
+    ssize_t got = pread(fd, &entry, sizeof entry, (off_t)((uintptr_t)p / 4096 * sizeof entry));
+    close(fd);
+    return got == (ssize_t)sizeof entry ? (int)(entry >> 63) : -1;
 }
 
 /* Resident set size in bytes, from /proc/self/statm. */
